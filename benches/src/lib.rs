@@ -1,0 +1,1 @@
+//! Criterion benchmarks for modular live in `benches/benches/`.

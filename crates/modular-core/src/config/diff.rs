@@ -1,0 +1,764 @@
+//! Typed configuration diffs: [`DynamicConfig`], [`ConfigChange`] and [`ConfigDiff`].
+//!
+//! `#[derive(DynamicConfig)]` generates a field-by-field comparison: an unchanged field costs
+//! one `PartialEq`, and only a changed field allocates a [`ConfigChange`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use super::secret::{REDACTED, fingerprint_json, redacted_with_fingerprint};
+
+/// Static description of one field, as the derive records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldInfo {
+    /// The serde name (after `rename` / `rename_all`): the key a user writes in YAML.
+    pub name: &'static str,
+    /// Reloadable at runtime.
+    pub dynamic: bool,
+    /// Redacted in every diff, event, log and HTTP answer.
+    pub sensitive: bool,
+    /// A `Secret<T>` field: its changes carry fingerprints only.
+    pub secret: bool,
+    /// The field's type also derives `DynamicConfig`.
+    pub nested: bool,
+}
+
+/// One validation failure inside a section, with its path relative to the section.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Dotted path relative to the section, in serde names (`pool.max_connections`).
+    pub path: String,
+    /// Lowercase message that names the value (`must be > 0, got 0`).
+    pub message: String,
+}
+
+impl FieldError {
+    /// A failure at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A configuration type that knows how to diff and validate itself field by field.
+///
+/// Derive it with `#[derive(DynamicConfig)]`; implement it by hand only for unusual types.
+pub trait DynamicConfig {
+    /// Every field of this struct, in declaration order.
+    const FIELDS: &'static [FieldInfo];
+
+    /// Appends the changes from `self` (running) to `new` (candidate) to `out`.
+    fn diff_into(&self, new: &Self, ctx: DiffContext<'_>, out: &mut Vec<ConfigChange>);
+
+    /// Appends validation failures to `out`, with paths under `ctx.prefix`.
+    ///
+    /// The derive calls the function named by `#[config(validate = "path")]`, then validates
+    /// nested fields.
+    fn validate_into(&self, _prefix: Option<&str>, _out: &mut Vec<FieldError>) {}
+
+    /// The changes from `self` (running) to `new` (candidate).
+    fn diff(&self, new: &Self) -> Vec<ConfigChange> {
+        let mut out = Vec::new();
+        self.diff_into(new, DiffContext::ROOT, &mut out);
+        out
+    }
+
+    /// Every validation failure of this value.
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut out = Vec::new();
+        self.validate_into(None, &mut out);
+        if out.is_empty() { Ok(()) } else { Err(out) }
+    }
+}
+
+/// Where a diff is taking place: the path prefix and flags inherited from enclosing fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiffContext<'a> {
+    /// Dotted path of the enclosing field, `None` at the root of a section.
+    pub prefix: Option<&'a str>,
+    /// An enclosing field is dynamic, so every field below is.
+    pub dynamic: bool,
+    /// An enclosing field is sensitive, so every field below is.
+    pub sensitive: bool,
+}
+
+impl DiffContext<'_> {
+    /// The root of a section.
+    pub const ROOT: DiffContext<'static> = DiffContext {
+        prefix: None,
+        dynamic: false,
+        sensitive: false,
+    };
+
+    /// The full path of a field named `name` here.
+    pub fn path(&self, name: &'static str) -> Cow<'static, str> {
+        match self.prefix {
+            None => Cow::Borrowed(name),
+            Some(prefix) => Cow::Owned(join(prefix, name)),
+        }
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    let mut path = String::with_capacity(prefix.len() + 1 + name.len());
+    path.push_str(prefix);
+    path.push('.');
+    path.push_str(name);
+    path
+}
+
+/// Added, modified or removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeType {
+    /// The value did not exist and now does (a map entry, an `Option` that became `Some`).
+    Added,
+    /// The value changed.
+    Modified,
+    /// The value existed and now does not.
+    Removed,
+}
+
+impl ChangeType {
+    /// The change that undoes this one.
+    pub fn inverse(self) -> Self {
+        match self {
+            Self::Added => Self::Removed,
+            Self::Modified => Self::Modified,
+            Self::Removed => Self::Added,
+        }
+    }
+
+    /// `added`, `modified` or `removed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Modified => "modified",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+/// One changed field.
+///
+/// A `sensitive` change keeps its values for the module ([`ConfigChange::new_as`]) but shows
+/// `[REDACTED] (fp:…)` in `Debug`, `Display` and `Serialize`. A `Secret<T>` field's change
+/// carries only fingerprints: read the new secret from the typed section.
+#[derive(Clone, PartialEq)]
+pub struct ConfigChange {
+    /// The config section (the module name); empty until the reload pipeline sets it.
+    pub section: Cow<'static, str>,
+    /// Dotted path relative to the section, in serde names.
+    pub field_path: Cow<'static, str>,
+    /// Added, modified or removed.
+    pub change_type: ChangeType,
+    /// The running value (`null` when added).
+    pub old_value: Value,
+    /// The candidate value (`null` when removed).
+    pub new_value: Value,
+    /// Reloadable without a restart.
+    pub dynamic: bool,
+    /// Redacted when shown.
+    pub sensitive: bool,
+    /// The values are fingerprints of a `Secret<T>`, never the secret.
+    pub secret: bool,
+}
+
+impl ConfigChange {
+    /// The new value as `T` (`None` when removed or of another shape).
+    pub fn new_as<T: DeserializeOwned>(&self) -> Option<T> {
+        if self.secret || (self.new_value.is_null() && self.change_type == ChangeType::Removed) {
+            return None;
+        }
+        serde_json::from_value(self.new_value.clone()).ok()
+    }
+
+    /// The old value as `T` (`None` when added or of another shape).
+    pub fn old_as<T: DeserializeOwned>(&self) -> Option<T> {
+        if self.secret || (self.old_value.is_null() && self.change_type == ChangeType::Added) {
+            return None;
+        }
+        serde_json::from_value(self.old_value.clone()).ok()
+    }
+
+    /// `section.field_path`, or the field path alone when the section is unset.
+    pub fn full_path(&self) -> String {
+        if self.section.is_empty() {
+            self.field_path.to_string()
+        } else {
+            join(&self.section, &self.field_path)
+        }
+    }
+
+    /// The change that undoes this one.
+    pub fn inverse(&self) -> Self {
+        Self {
+            section: self.section.clone(),
+            field_path: self.field_path.clone(),
+            change_type: self.change_type.inverse(),
+            old_value: self.new_value.clone(),
+            new_value: self.old_value.clone(),
+            dynamic: self.dynamic,
+            sensitive: self.sensitive,
+            secret: self.secret,
+        }
+    }
+
+    /// Whether `field_path` is `prefix` or lies below it.
+    pub fn is_under(&self, prefix: &str) -> bool {
+        let path: &str = &self.field_path;
+        prefix.is_empty()
+            || path == prefix
+            || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'.'))
+    }
+
+    /// The old value as it may be shown (redacted when sensitive).
+    pub fn display_old(&self) -> Value {
+        self.shown(&self.old_value)
+    }
+
+    /// The new value as it may be shown (redacted when sensitive).
+    pub fn display_new(&self) -> Value {
+        self.shown(&self.new_value)
+    }
+
+    fn shown(&self, value: &Value) -> Value {
+        if value.is_null() {
+            return Value::Null;
+        }
+        if self.secret {
+            // Already a fingerprint.
+            let fp = value.as_str().unwrap_or_default();
+            return Value::String(redacted_with_fingerprint(fp));
+        }
+        if self.sensitive {
+            return Value::String(redacted_with_fingerprint(&fingerprint_json(value)));
+        }
+        value.clone()
+    }
+}
+
+impl fmt::Debug for ConfigChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigChange")
+            .field("section", &self.section)
+            .field("field_path", &self.field_path)
+            .field("change_type", &self.change_type)
+            .field("old_value", &self.display_old())
+            .field("new_value", &self.display_new())
+            .field("dynamic", &self.dynamic)
+            .field("sensitive", &self.sensitive)
+            .finish()
+    }
+}
+
+impl fmt::Display for ConfigChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.full_path();
+        match self.change_type {
+            ChangeType::Added => write!(f, "{path} added: {}", self.display_new()),
+            ChangeType::Removed => write!(f, "{path} removed (was {})", self.display_old()),
+            ChangeType::Modified => {
+                write!(f, "{path}: {} -> {}", self.display_old(), self.display_new())
+            }
+        }
+    }
+}
+
+impl Serialize for ConfigChange {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("ConfigChange", 7)?;
+        s.serialize_field("section", &self.section)?;
+        s.serialize_field("field_path", &self.field_path)?;
+        s.serialize_field("change_type", &self.change_type)?;
+        s.serialize_field("old_value", &self.display_old())?;
+        s.serialize_field("new_value", &self.display_new())?;
+        s.serialize_field("dynamic", &self.dynamic)?;
+        s.serialize_field("sensitive", &(self.sensitive || self.secret))?;
+        s.end()
+    }
+}
+
+/// A set of changes with an id, as one reload sees them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConfigDiff {
+    /// UUIDv7 of this diff; reload events carry it.
+    pub diff_id: uuid::Uuid,
+    /// The changes, section by section in the order they were diffed.
+    pub changes: Vec<ConfigChange>,
+}
+
+impl Default for ConfigDiff {
+    fn default() -> Self {
+        Self::new(Vec::new())
+    }
+}
+
+impl ConfigDiff {
+    /// A diff with a fresh id.
+    pub fn new(changes: Vec<ConfigChange>) -> Self {
+        Self {
+            diff_id: uuid::Uuid::now_v7(),
+            changes,
+        }
+    }
+
+    /// Whether anything changed.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Whether the diff is empty.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// `"1 added, 2 modified"`; `"no changes"` when empty.
+    pub fn summary(&self) -> String {
+        let mut counts = [0usize; 3];
+        for change in &self.changes {
+            counts[match change.change_type {
+                ChangeType::Added => 0,
+                ChangeType::Modified => 1,
+                ChangeType::Removed => 2,
+            }] += 1;
+        }
+        let parts: Vec<String> = [("added", counts[0]), ("modified", counts[1]), ("removed", counts[2])]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(word, n)| format!("{n} {word}"))
+            .collect();
+        if parts.is_empty() {
+            "no changes".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Changes to fields that are not dynamic (a restart is needed to apply them).
+    pub fn static_changes(&self) -> Vec<&ConfigChange> {
+        self.changes.iter().filter(|c| !c.dynamic).collect()
+    }
+
+    /// Changes to dynamic fields.
+    pub fn dynamic_changes(&self) -> Vec<&ConfigChange> {
+        self.changes.iter().filter(|c| c.dynamic).collect()
+    }
+
+    /// Changes whose `section.field_path` is `prefix` or lies below it
+    /// (`filter_prefix("database.pool")`, `filter_prefix("cache")`).
+    pub fn filter_prefix(&self, prefix: &str) -> ConfigDiff {
+        ConfigDiff {
+            diff_id: self.diff_id,
+            changes: self
+                .changes
+                .iter()
+                .filter(|c| {
+                    let full = c.full_path();
+                    prefix.is_empty()
+                        || full == prefix
+                        || (full.starts_with(prefix) && full.as_bytes().get(prefix.len()) == Some(&b'.'))
+                })
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Changes of one section.
+    pub fn section(&self, section: &str) -> Vec<&ConfigChange> {
+        self.changes.iter().filter(|c| c.section == section).collect()
+    }
+
+    /// The diff that undoes this one (same id, changes inverted in reverse order).
+    pub fn inverse(&self) -> ConfigDiff {
+        ConfigDiff {
+            diff_id: self.diff_id,
+            changes: self.changes.iter().rev().map(ConfigChange::inverse).collect(),
+        }
+    }
+}
+
+/// Applies changes to a JSON tree (the serde form of a section): sets modified and added
+/// values, removes removed ones. Secret changes cannot be applied (they carry fingerprints)
+/// and are skipped. Keys that contain `.` are not addressable this way.
+pub fn apply_changes(target: &mut Value, changes: &[ConfigChange]) {
+    for change in changes.iter().filter(|c| !c.secret) {
+        let mut segments: Vec<&str> = change.field_path.split('.').collect();
+        let Some(last) = segments.pop() else { continue };
+        let mut node = &mut *target;
+        for segment in segments {
+            if !node.is_object() {
+                *node = Value::Object(serde_json::Map::new());
+            }
+            let Value::Object(map) = node else { unreachable!("made an object above") };
+            node = map.entry(segment.to_owned()).or_insert(Value::Null);
+        }
+        if !node.is_object() {
+            *node = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(map) = node else { unreachable!("made an object above") };
+        match change.change_type {
+            ChangeType::Removed => {
+                // A removed map entry disappears; a removed `Option` disappears too, which
+                // serde reads back as `None`.
+                map.remove(last);
+            }
+            ChangeType::Added | ChangeType::Modified => {
+                map.insert(last.to_owned(), change.new_value.clone());
+            }
+        }
+    }
+}
+
+/// Helpers the derive calls. Not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    use std::borrow::Borrow;
+    use std::collections::{BTreeMap, HashMap};
+    use std::hash::{BuildHasher, Hash};
+
+    use super::*;
+    use crate::config::secret::Secret;
+
+    /// Flags of one field as written on it (the context adds inherited ones).
+    #[derive(Clone, Copy, Debug)]
+    pub struct Flags {
+        pub dynamic: bool,
+        pub sensitive: bool,
+    }
+
+    #[inline]
+    fn change(
+        path: Cow<'static, str>,
+        change_type: ChangeType,
+        old_value: Value,
+        new_value: Value,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        secret: bool,
+    ) -> ConfigChange {
+        ConfigChange {
+            section: Cow::Borrowed(""),
+            field_path: path,
+            change_type,
+            old_value,
+            new_value,
+            dynamic: flags.dynamic || ctx.dynamic,
+            sensitive: flags.sensitive || ctx.sensitive || secret,
+            secret,
+        }
+    }
+
+    #[inline]
+    fn to_value<T: Serialize + ?Sized>(value: &T) -> Value {
+        // Serializing plain config data into a `Value` fails only for maps with non-string
+        // keys; such a field is reported as null rather than aborting the diff.
+        serde_json::to_value(value).unwrap_or(Value::Null)
+    }
+
+    /// A plain field: compared with `PartialEq`, values serialized only when changed.
+    #[inline]
+    pub fn leaf<T: PartialEq + Serialize>(
+        old: &T,
+        new: &T,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        if old != new {
+            out.push(change(
+                ctx.path(name),
+                ChangeType::Modified,
+                to_value(old),
+                to_value(new),
+                flags,
+                ctx,
+                false,
+            ));
+        }
+    }
+
+    /// A `Secret<T>` field: only fingerprints are recorded.
+    #[inline]
+    pub fn secret<T: PartialEq + Hash>(
+        old: &Secret<T>,
+        new: &Secret<T>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        if old != new {
+            out.push(change(
+                ctx.path(name),
+                ChangeType::Modified,
+                Value::String(old.fingerprint()),
+                Value::String(new.fingerprint()),
+                flags,
+                ctx,
+                true,
+            ));
+        }
+    }
+
+    /// An `Option<Secret<T>>` field.
+    pub fn option_secret<T: PartialEq + Hash>(
+        old: &Option<Secret<T>>,
+        new: &Option<Secret<T>>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        let (change_type, o, n) = match (old, new) {
+            (None, None) => return,
+            (Some(a), Some(b)) if a == b => return,
+            (None, Some(b)) => (ChangeType::Added, Value::Null, Value::String(b.fingerprint())),
+            (Some(a), None) => (ChangeType::Removed, Value::String(a.fingerprint()), Value::Null),
+            (Some(a), Some(b)) => (
+                ChangeType::Modified,
+                Value::String(a.fingerprint()),
+                Value::String(b.fingerprint()),
+            ),
+        };
+        out.push(change(ctx.path(name), change_type, o, n, flags, ctx, true));
+    }
+
+    /// An `Option<T>` field: `None` to `Some` is added, `Some` to `None` removed.
+    #[inline]
+    pub fn option<T: PartialEq + Serialize>(
+        old: &Option<T>,
+        new: &Option<T>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        let change_type = match (old, new) {
+            (None, None) => return,
+            (Some(a), Some(b)) if a == b => return,
+            (None, Some(_)) => ChangeType::Added,
+            (Some(_), None) => ChangeType::Removed,
+            (Some(_), Some(_)) => ChangeType::Modified,
+        };
+        out.push(change(ctx.path(name), change_type, to_value(old), to_value(new), flags, ctx, false));
+    }
+
+    /// A `#[config(nested)]` field: diffed field by field under `name.`.
+    #[inline]
+    pub fn nested<T: DynamicConfig>(
+        old: &T,
+        new: &T,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        let path = ctx.path(name);
+        old.diff_into(
+            new,
+            DiffContext {
+                prefix: Some(&path),
+                dynamic: ctx.dynamic || flags.dynamic,
+                sensitive: ctx.sensitive || flags.sensitive,
+            },
+            out,
+        );
+    }
+
+    /// A `#[config(nested)]` `Option<T>`: added/removed as a whole, diffed inside when both set.
+    pub fn option_nested<T: DynamicConfig + PartialEq + Serialize>(
+        old: &Option<T>,
+        new: &Option<T>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) {
+        match (old, new) {
+            (Some(a), Some(b)) => nested(a, b, name, flags, ctx, out),
+            _ => option(old, new, name, flags, ctx, out),
+        }
+    }
+
+    /// A map keyed by strings, read in sorted key order so diffs are deterministic.
+    pub trait StringKeyedMap {
+        /// The value type.
+        type Value;
+        /// Keys in ascending order.
+        fn sorted_keys(&self) -> Vec<&str>;
+        /// The value under a key.
+        fn get_str(&self, key: &str) -> Option<&Self::Value>;
+    }
+
+    impl<K: Borrow<str> + Hash + Eq, V, S: BuildHasher> StringKeyedMap for HashMap<K, V, S> {
+        type Value = V;
+        fn sorted_keys(&self) -> Vec<&str> {
+            let mut keys: Vec<&str> = self.keys().map(Borrow::borrow).collect();
+            keys.sort_unstable();
+            keys
+        }
+        fn get_str(&self, key: &str) -> Option<&V> {
+            self.get(key)
+        }
+    }
+
+    impl<K: Borrow<str> + Ord, V> StringKeyedMap for BTreeMap<K, V> {
+        type Value = V;
+        fn sorted_keys(&self) -> Vec<&str> {
+            self.keys().map(Borrow::borrow).collect()
+        }
+        fn get_str(&self, key: &str) -> Option<&V> {
+            self.get(key)
+        }
+    }
+
+    fn union_keys<'a, M: StringKeyedMap>(old: &'a M, new: &'a M) -> Vec<&'a str> {
+        let mut keys = old.sorted_keys();
+        keys.extend(new.sorted_keys());
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    fn entry_path(ctx: DiffContext<'_>, name: &'static str, key: &str) -> String {
+        join(&ctx.path(name), key)
+    }
+
+    /// A map of plain values: one change per added, removed or modified entry.
+    pub fn map<M>(old: &M, new: &M, name: &'static str, flags: Flags, ctx: DiffContext<'_>, out: &mut Vec<ConfigChange>)
+    where
+        M: StringKeyedMap + PartialEq,
+        M::Value: PartialEq + Serialize,
+    {
+        if old == new {
+            return;
+        }
+        for key in union_keys(old, new) {
+            let (change_type, o, n) = match (old.get_str(key), new.get_str(key)) {
+                (Some(a), Some(b)) if a == b => continue,
+                (Some(a), Some(b)) => (ChangeType::Modified, to_value(a), to_value(b)),
+                (None, Some(b)) => (ChangeType::Added, Value::Null, to_value(b)),
+                (Some(a), None) => (ChangeType::Removed, to_value(a), Value::Null),
+                (None, None) => continue,
+            };
+            out.push(change(Cow::Owned(entry_path(ctx, name, key)), change_type, o, n, flags, ctx, false));
+        }
+    }
+
+    /// A `#[config(nested)]` map: entries added/removed whole, modified entries diffed inside
+    /// (`connections.replica.max_conns`).
+    pub fn map_nested<M>(
+        old: &M,
+        new: &M,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) where
+        M: StringKeyedMap + PartialEq,
+        M::Value: DynamicConfig + PartialEq + Serialize,
+    {
+        if old == new {
+            return;
+        }
+        for key in union_keys(old, new) {
+            let path = entry_path(ctx, name, key);
+            match (old.get_str(key), new.get_str(key)) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(a), Some(b)) => a.diff_into(
+                    b,
+                    DiffContext {
+                        prefix: Some(&path),
+                        dynamic: ctx.dynamic || flags.dynamic,
+                        sensitive: ctx.sensitive || flags.sensitive,
+                    },
+                    out,
+                ),
+                (None, Some(b)) => {
+                    out.push(change(Cow::Owned(path), ChangeType::Added, Value::Null, to_value(b), flags, ctx, false))
+                }
+                (Some(a), None) => {
+                    out.push(change(Cow::Owned(path), ChangeType::Removed, to_value(a), Value::Null, flags, ctx, false))
+                }
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// Validates a nested field under `prefix.name`.
+    pub fn validate_nested<T: DynamicConfig>(value: &T, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>) {
+        let path = match prefix {
+            None => name.to_owned(),
+            Some(p) => join(p, name),
+        };
+        value.validate_into(Some(&path), out);
+    }
+
+    /// Validates an optional nested field.
+    pub fn validate_option_nested<T: DynamicConfig>(
+        value: &Option<T>,
+        name: &'static str,
+        prefix: Option<&str>,
+        out: &mut Vec<FieldError>,
+    ) {
+        if let Some(value) = value {
+            validate_nested(value, name, prefix, out);
+        }
+    }
+
+    /// Validates every entry of a nested map under `prefix.name.key`.
+    pub fn validate_map_nested<M>(value: &M, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>)
+    where
+        M: StringKeyedMap,
+        M::Value: DynamicConfig,
+    {
+        let base = match prefix {
+            None => name.to_owned(),
+            Some(p) => join(p, name),
+        };
+        for key in value.sorted_keys() {
+            if let Some(entry) = value.get_str(key) {
+                entry.validate_into(Some(&join(&base, key)), out);
+            }
+        }
+    }
+
+    /// Runs a user validation hook and prefixes its paths.
+    pub fn validate_hook(result: Result<(), Vec<FieldError>>, prefix: Option<&str>, out: &mut Vec<FieldError>) {
+        if let Err(errors) = result {
+            out.extend(errors.into_iter().map(|mut e| {
+                if let Some(p) = prefix {
+                    e.path = if e.path.is_empty() { p.to_owned() } else { join(p, &e.path) };
+                }
+                e
+            }));
+        }
+    }
+
+    /// What `REDACTED` is, for generated code.
+    pub const REDACTED_TEXT: &str = REDACTED;
+}

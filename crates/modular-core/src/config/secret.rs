@@ -1,0 +1,105 @@
+//! [`Secret<T>`]: a value that never prints, logs or serializes itself.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What every redacted value shows instead of itself.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// A configuration value that must never be shown: `Debug`, `Display` and `Serialize` all
+/// produce `[REDACTED]`, and a diff of a secret carries only fingerprints.
+///
+/// Read the value with [`Secret::expose`]; the name makes every read easy to find in review.
+///
+/// ```
+/// use modular_core::Secret;
+/// let url: Secret<String> = Secret::new("postgres://app:hunter2@db/app".to_owned());
+/// assert_eq!(format!("{url:?}"), "[REDACTED]");
+/// assert_eq!(serde_json::to_string(&url).unwrap(), "\"[REDACTED]\"");
+/// assert!(url.expose().contains("hunter2"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub const fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret value itself.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    /// Unwraps the secret value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: Hash> Secret<T> {
+    /// A short keyed fingerprint: equal values give equal fingerprints within this process,
+    /// so "changed" is visible, while the key is random per process so fingerprints cannot be
+    /// looked up in a precomputed table.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_hash(&self.0)
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl<T> Serialize for Secret<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Secret)
+    }
+}
+
+fn fingerprint_key() -> &'static std::collections::hash_map::RandomState {
+    static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
+    KEY.get_or_init(std::collections::hash_map::RandomState::new)
+}
+
+/// Keyed fingerprint of a hashable value, 8 hex digits.
+pub fn fingerprint_hash<T: Hash + ?Sized>(value: &T) -> String {
+    let mut hasher = fingerprint_key().build_hasher();
+    value.hash(&mut hasher);
+    format!("{:08x}", hasher.finish() as u32)
+}
+
+/// Keyed fingerprint of a JSON value (used for `sensitive` fields, whose types need not be
+/// `Hash`), 8 hex digits.
+pub fn fingerprint_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    fingerprint_hash(text.as_str())
+}
+
+/// `[REDACTED] (fp:abcd1234)`: how a sensitive value is shown.
+pub fn redacted_with_fingerprint(fingerprint: &str) -> String {
+    format!("{REDACTED} (fp:{fingerprint})")
+}
