@@ -1,7 +1,20 @@
 //! Layered configuration: sources, typed sections, snapshots, diffs and secrets.
+//!
+//! Sources are layered with figment: struct defaults < files (YAML, TOML, JSON by extension)
+//! < environment (`MODULAR_` prefix, `__` between levels) < runtime overrides. Each module's
+//! section deserializes into its own typed config, read through a lock-free
+//! [`ConfigHandle`].
 
 pub mod diff;
+mod errors;
+mod handle;
 pub mod secret;
+mod source;
+mod store;
 
 pub use diff::{ChangeType, ConfigChange, ConfigDiff, DiffContext, DynamicConfig, FieldError, FieldInfo, apply_changes};
+pub use errors::{ValidationError, ValidationErrors};
+pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};
+pub use source::{ConfigSources, DEFAULT_ENV_PREFIX, TextFormat, nest};
+pub use store::{AnySection, Candidate, ConfigStore, SectionBinding, SectionConfig};

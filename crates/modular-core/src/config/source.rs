@@ -1,0 +1,244 @@
+//! Configuration sources, layered with figment: defaults < files < environment < overrides.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Json, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde_json::Value;
+use serde_saphyr::figment::Yaml;
+
+use super::errors::{ValidationError, from_figment};
+
+/// The default environment prefix.
+pub const DEFAULT_ENV_PREFIX: &str = "MODULAR_";
+
+/// The ordered list of configuration sources of an application.
+#[derive(Clone, Debug)]
+pub struct ConfigSources {
+    layers: Vec<Layer>,
+    env_prefix: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Layer {
+    Defaults { name: String, value: Value },
+    Text { name: String, format: TextFormat, text: String },
+    File { path: PathBuf, required: bool },
+}
+
+/// The format of configuration text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextFormat {
+    /// YAML (read with serde-saphyr).
+    Yaml,
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+impl TextFormat {
+    /// The format a file's extension names (`.yaml`/`.yml`, `.toml`, `.json`).
+    pub fn from_path(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Some(Self::Yaml),
+            "toml" => Some(Self::Toml),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+impl Default for ConfigSources {
+    fn default() -> Self {
+        Self {
+            layers: Vec::new(),
+            env_prefix: Some(DEFAULT_ENV_PREFIX.to_owned()),
+        }
+    }
+}
+
+impl ConfigSources {
+    /// Defaults only, with the `MODULAR_` environment layer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a layer of serializable defaults (lowest precedence among what has been added).
+    pub fn defaults(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.layers.push(Layer::Defaults {
+            name: name.into(),
+            value,
+        });
+        self
+    }
+
+    /// Adds configuration text, such as embedded defaults (`include_str!("defaults.yaml")`).
+    pub fn text(mut self, name: impl Into<String>, format: TextFormat, text: impl Into<String>) -> Self {
+        self.layers.push(Layer::Text {
+            name: name.into(),
+            format,
+            text: text.into(),
+        });
+        self
+    }
+
+    /// Adds a file that must exist; its format comes from its extension.
+    pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.layers.push(Layer::File {
+            path: path.into(),
+            required: true,
+        });
+        self
+    }
+
+    /// Adds a file that is read when present.
+    pub fn optional_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.layers.push(Layer::File {
+            path: path.into(),
+            required: false,
+        });
+        self
+    }
+
+    /// Sets the environment prefix (`None` turns the environment layer off).
+    pub fn env_prefix(mut self, prefix: Option<String>) -> Self {
+        self.env_prefix = prefix;
+        self
+    }
+
+    /// The files whose changes should trigger a reload.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                Layer::File { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Builds the layered figment. `overrides` (dotted path to value) win over everything;
+    /// `extra` is layered above the files and below the environment (a dry-run candidate).
+    pub fn figment(
+        &self,
+        overrides: &BTreeMap<String, Value>,
+        extra: Option<(TextFormat, &str)>,
+    ) -> Result<Figment, Vec<ValidationError>> {
+        let mut figment = Figment::new();
+        let mut errors = Vec::new();
+        for layer in &self.layers {
+            figment = match layer {
+                Layer::Defaults { name, value } => figment.merge(Named::new(name, value.clone())),
+                Layer::Text { name, format, text } => merge_text(figment, *format, text, Some(name)),
+                Layer::File { path, required } => {
+                    if !path.exists() {
+                        if *required {
+                            errors.push(ValidationError {
+                                path: String::new(),
+                                source: path.display().to_string(),
+                                message: "config file not found".to_owned(),
+                            });
+                        }
+                        continue;
+                    }
+                    match TextFormat::from_path(path) {
+                        Some(TextFormat::Yaml) => figment.merge(Yaml::file_exact(path)),
+                        Some(TextFormat::Toml) => figment.merge(Toml::file_exact(path)),
+                        Some(TextFormat::Json) => figment.merge(Json::file_exact(path)),
+                        None => {
+                            errors.push(ValidationError {
+                                path: String::new(),
+                                source: path.display().to_string(),
+                                message: "unknown config file extension, expected .yaml, .yml, .toml or .json"
+                                    .to_owned(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+        }
+        if let Some((format, text)) = extra {
+            figment = merge_text(figment, format, text, None);
+        }
+        if let Some(prefix) = &self.env_prefix {
+            // `MODULAR_TEST_*` variables configure the test suite, not the application.
+            figment = figment.merge(
+                Env::prefixed(prefix)
+                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
+                    .split("__"),
+            );
+        }
+        if !overrides.is_empty() {
+            figment = figment.merge(Named::new("override", nest(overrides)));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // Parse every layer now so syntax errors are reported once, with their file.
+        if let Err(e) = figment.extract::<Value>() {
+            return Err(from_figment(e, None));
+        }
+        Ok(figment)
+    }
+}
+
+fn merge_text(figment: Figment, format: TextFormat, text: &str, name: Option<&str>) -> Figment {
+    let figment = match format {
+        TextFormat::Yaml => figment.merge(Yaml::string(text)),
+        TextFormat::Toml => figment.merge(Toml::string(text)),
+        TextFormat::Json => figment.merge(Json::string(text)),
+    };
+    let _ = name;
+    figment
+}
+
+/// Turns `{"cache.default_ttl": "5s"}` into `{"cache": {"default_ttl": "5s"}}`.
+pub fn nest(flat: &BTreeMap<String, Value>) -> Value {
+    let mut root = Value::Object(serde_json::Map::new());
+    for (path, value) in flat {
+        let mut node = &mut root;
+        let mut segments = path.split('.').peekable();
+        while let Some(segment) = segments.next() {
+            if !node.is_object() {
+                *node = Value::Object(serde_json::Map::new());
+            }
+            let Value::Object(map) = node else { unreachable!("made an object above") };
+            if segments.peek().is_none() {
+                map.insert(segment.to_owned(), value.clone());
+                break;
+            }
+            node = map.entry(segment.to_owned()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+        }
+    }
+    root
+}
+
+/// A serialized layer whose errors name it (`override`, `defaults`).
+struct Named {
+    name: String,
+    value: Value,
+}
+
+impl Named {
+    fn new(name: &str, value: Value) -> Self {
+        Self {
+            name: name.to_owned(),
+            value,
+        }
+    }
+}
+
+impl Provider for Named {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(self.name.clone(), figment::Source::Custom(self.name.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(&self.value).data()
+    }
+}

@@ -1,0 +1,363 @@
+//! The application's configuration: its sources, runtime overrides, typed sections and version.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use figment::Figment;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::errors::{ValidationError, ValidationErrors, from_figment};
+use super::handle::ConfigHandle;
+use super::source::{ConfigSources, TextFormat};
+use super::{ConfigChange, DynamicConfig, FieldInfo, REDACTED};
+
+/// A type-erased section value.
+pub type AnySection = Arc<dyn Any + Send + Sync>;
+
+/// What a configuration section type needs: typed diff and validation, serde both ways.
+pub trait SectionConfig: DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static {}
+impl<T: DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static> SectionConfig for T {}
+
+/// One registered section, type-erased so the reload pipeline can drive every section alike.
+pub trait SectionBinding: Send + Sync {
+    /// The section key (a module's name).
+    fn name(&self) -> &str;
+    /// The module that owns the section, if any.
+    fn owner(&self) -> Option<&str>;
+    /// The section type's field table.
+    fn fields(&self) -> &'static [FieldInfo];
+    /// Deserializes and validates the section from a candidate figment.
+    fn load(&self, figment: &Figment) -> Result<AnySection, Vec<ValidationError>>;
+    /// The running value.
+    fn current(&self) -> AnySection;
+    /// Typed diff from `old` to `new`, with `section` set on every change.
+    fn diff(&self, old: &AnySection, new: &AnySection) -> Vec<ConfigChange>;
+    /// Makes `value` the running value.
+    fn store(&self, value: AnySection);
+    /// The serde form of a value with secrets and sensitive fields redacted.
+    fn redacted_json(&self, value: &AnySection) -> Value;
+    /// A clone of the typed `ConfigHandle<T>`, boxed.
+    fn handle_any(&self) -> Box<dyn Any + Send>;
+}
+
+struct TypedSection<T> {
+    name: String,
+    owner: Option<String>,
+    handle: ConfigHandle<T>,
+}
+
+impl<T: SectionConfig> TypedSection<T> {
+    fn extract(&self, figment: &Figment) -> Result<T, Vec<ValidationError>> {
+        extract_section(&self.name, figment)
+    }
+}
+
+/// Deserializes and validates section `name` of a figment.
+pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -> Result<T, Vec<ValidationError>> {
+    {
+        let value: T = if figment.contains(name) {
+            figment
+                .extract_inner::<T>(name)
+                .map_err(|e| from_figment(e, Some(name)))?
+        } else {
+            serde_json::from_value(Value::Object(serde_json::Map::new())).map_err(|e| {
+                vec![ValidationError {
+                    path: name.to_owned(),
+                    source: "defaults".to_owned(),
+                    message: format!("section missing and has no defaults: {e}"),
+                }]
+            })?
+        };
+        let mut errors = Vec::new();
+        value.validate_into(None, &mut errors);
+        if errors.is_empty() {
+            return Ok(value);
+        }
+        Err(errors
+            .into_iter()
+            .map(|e| {
+                let path = if e.path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name}.{}", e.path)
+                };
+                let source = source_of(figment, &path);
+                ValidationError {
+                    path,
+                    source,
+                    message: e.message,
+                }
+            })
+            .collect())
+    }
+}
+
+/// Which source set the value at `path` (the nearest enclosing key that has metadata).
+pub(crate) fn source_of(figment: &Figment, path: &str) -> String {
+    let mut key = path;
+    loop {
+        if let Some(md) = figment.find_metadata(key) {
+            return match &md.source {
+                Some(figment::Source::File(file)) => file.display().to_string(),
+                Some(figment::Source::Custom(name)) => name.clone(),
+                _ => {
+                    if md.name.contains("environment") {
+                        let parts: Vec<&str> = path.split('.').collect();
+                        format!("env {}", md.interpolate(&figment::Profile::Default, &parts))
+                    } else {
+                        md.name.to_string()
+                    }
+                }
+            };
+        }
+        match key.rfind('.') {
+            Some(i) => key = &key[..i],
+            None => return "defaults".to_owned(),
+        }
+    }
+}
+
+fn downcast<T: 'static>(value: &AnySection) -> &T {
+    match value.downcast_ref::<T>() {
+        Some(v) => v,
+        // Sections are only ever stored by their own binding, so the type always matches.
+        None => unreachable!("config section holds a value of another type"),
+    }
+}
+
+impl<T: SectionConfig> SectionBinding for TypedSection<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    fn fields(&self) -> &'static [FieldInfo] {
+        T::FIELDS
+    }
+
+    fn load(&self, figment: &Figment) -> Result<AnySection, Vec<ValidationError>> {
+        self.extract(figment).map(|v| Arc::new(v) as AnySection)
+    }
+
+    fn current(&self) -> AnySection {
+        self.handle.get() as AnySection
+    }
+
+    fn diff(&self, old: &AnySection, new: &AnySection) -> Vec<ConfigChange> {
+        let mut changes = downcast::<T>(old).diff(downcast::<T>(new));
+        for change in &mut changes {
+            change.section = std::borrow::Cow::Owned(self.name.clone());
+        }
+        changes
+    }
+
+    fn store(&self, value: AnySection) {
+        if let Ok(typed) = value.downcast::<T>() {
+            self.handle.store(typed);
+        }
+    }
+
+    fn handle_any(&self) -> Box<dyn Any + Send> {
+        Box::new(self.handle.clone())
+    }
+
+    fn redacted_json(&self, value: &AnySection) -> Value {
+        let mut json = serde_json::to_value(downcast::<T>(value)).unwrap_or(Value::Null);
+        redact_sensitive(&mut json, T::FIELDS);
+        json
+    }
+}
+
+fn redact_sensitive(json: &mut Value, fields: &[FieldInfo]) {
+    let Value::Object(map) = json else { return };
+    for field in fields.iter().filter(|f| f.sensitive || f.secret) {
+        if let Some(slot) = map.get_mut(field.name)
+            && !slot.is_null()
+        {
+            *slot = Value::String(REDACTED.to_owned());
+        }
+    }
+}
+
+/// A fully loaded and validated candidate configuration.
+pub struct Candidate {
+    /// The figment it was read from (for provenance).
+    pub figment: Figment,
+    /// Every registered section's candidate value, in registration order.
+    pub sections: Vec<(Arc<dyn SectionBinding>, AnySection)>,
+}
+
+impl fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Candidate")
+            .field("sections", &self.sections.iter().map(|(b, _)| b.name()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The configuration of one application.
+pub struct ConfigStore {
+    sources: ConfigSources,
+    overrides: Mutex<BTreeMap<String, Value>>,
+    sections: RwLock<Vec<Arc<dyn SectionBinding>>>,
+    initial: RwLock<Option<Figment>>,
+    version: AtomicU64,
+}
+
+impl fmt::Debug for ConfigStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigStore")
+            .field("sources", &self.sources)
+            .field("sections", &self.section_names())
+            .field("version", &self.version())
+            .finish()
+    }
+}
+
+impl ConfigStore {
+    /// A store over these sources, at version 1 once loaded.
+    pub fn new(sources: ConfigSources) -> Self {
+        Self {
+            sources,
+            overrides: Mutex::new(BTreeMap::new()),
+            sections: RwLock::new(Vec::new()),
+            initial: RwLock::new(None),
+            version: AtomicU64::new(1),
+        }
+    }
+
+    /// The sources.
+    pub fn sources(&self) -> &ConfigSources {
+        &self.sources
+    }
+
+    /// Loads the sources for start-up; sections registered afterwards read from this load.
+    pub fn load_initial(&self) -> Result<(), ValidationErrors> {
+        let figment = self.figment(None).map_err(ValidationErrors)?;
+        *write(&self.initial) = Some(figment);
+        Ok(())
+    }
+
+    /// Registers a typed section and returns its handle, read from the initial load.
+    pub fn register<T: SectionConfig>(&self, name: &str, owner: Option<&str>) -> Result<ConfigHandle<T>, ValidationErrors> {
+        if let Some(existing) = read(&self.sections).iter().find(|s| s.name() == name) {
+            // A second reader of the same section shares the snapshot.
+            if let Ok(handle) = existing.handle_any().downcast::<ConfigHandle<T>>() {
+                return Ok(*handle);
+            }
+            return Err(ValidationErrors(vec![ValidationError {
+                path: name.to_owned(),
+                source: String::new(),
+                message: format!(
+                    "section is already registered with another type than {}",
+                    std::any::type_name::<T>()
+                ),
+            }]));
+        }
+        let figment = match read(&self.initial).clone() {
+            Some(f) => f,
+            None => self.figment(None).map_err(ValidationErrors)?,
+        };
+        let value = extract_section::<T>(name, &figment).map_err(ValidationErrors)?;
+        let handle = ConfigHandle::new(value);
+        let binding = TypedSection {
+            name: name.to_owned(),
+            owner: owner.map(str::to_owned),
+            handle: handle.clone(),
+        };
+        write(&self.sections).push(Arc::new(binding));
+        Ok(handle)
+    }
+
+    /// Registered section names, in registration order.
+    pub fn section_names(&self) -> Vec<String> {
+        read(&self.sections).iter().map(|s| s.name().to_owned()).collect()
+    }
+
+    /// Registered sections.
+    pub fn sections(&self) -> Vec<Arc<dyn SectionBinding>> {
+        read(&self.sections).clone()
+    }
+
+    /// The figment of the current sources and overrides (plus an optional candidate text).
+    pub fn figment(&self, extra: Option<(TextFormat, &str)>) -> Result<Figment, Vec<ValidationError>> {
+        let overrides = lock(&self.overrides).clone();
+        self.sources.figment(&overrides, extra)
+    }
+
+    /// Loads and validates every registered section from the sources as they are now.
+    /// Every error of every section is returned, with its path and source.
+    pub fn load_candidate(&self, extra: Option<(TextFormat, &str)>) -> Result<Candidate, ValidationErrors> {
+        self.load_candidate_with(&lock(&self.overrides).clone(), extra)
+    }
+
+    /// Like [`ConfigStore::load_candidate`] with a given set of overrides.
+    pub fn load_candidate_with(
+        &self,
+        overrides: &BTreeMap<String, Value>,
+        extra: Option<(TextFormat, &str)>,
+    ) -> Result<Candidate, ValidationErrors> {
+        let figment = self.sources.figment(overrides, extra).map_err(ValidationErrors)?;
+        let mut errors = Vec::new();
+        let mut sections = Vec::new();
+        for binding in self.sections() {
+            match binding.load(&figment) {
+                Ok(value) => sections.push((binding, value)),
+                Err(e) => errors.extend(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Candidate { figment, sections })
+        } else {
+            Err(ValidationErrors(errors))
+        }
+    }
+
+    /// The runtime overrides (dotted path to value).
+    pub fn overrides(&self) -> BTreeMap<String, Value> {
+        lock(&self.overrides).clone()
+    }
+
+    /// Replaces the runtime overrides.
+    pub fn set_overrides(&self, overrides: BTreeMap<String, Value>) {
+        *lock(&self.overrides) = overrides;
+    }
+
+    /// The config version (1 at start, +1 per committed reload).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_version(&self) -> u64 {
+        self.version.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// The running configuration as JSON, section by section, with secrets redacted.
+    pub fn redacted_json(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        for section in self.sections() {
+            map.insert(section.name().to_owned(), section.redacted_json(&section.current()));
+        }
+        Value::Object(map)
+    }
+}
+
+// A poisoned lock only means another thread panicked while holding it; the data (plain maps
+// and lists, replaced whole) is still consistent, so keep going.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
