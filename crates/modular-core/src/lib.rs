@@ -1,12 +1,22 @@
 //! modular core.
 
+pub mod app;
 pub mod config;
+mod crypto;
 mod error;
 pub mod events;
 pub mod health;
+mod module;
 pub mod registry;
+pub mod reload;
+mod util;
 
+pub use app::{Application, ApplicationBuilder};
+pub use async_trait::async_trait;
 pub use config::{ChangeType, ConfigChange, ConfigDiff, ConfigHandle, DynamicConfig, FieldError, Secret};
+pub use crypto::install_default_crypto_provider;
 pub use error::{BoxError, Error, Phase};
 pub use modular_macros::DynamicConfig;
+pub use module::{InitContext, Module, ModuleContext};
 pub use registry::ServiceRegistry;
+pub use reload::{ReloadContext, ReloadOutcome, ReloadStatus, ReloadTrigger, Reloadable};

@@ -114,6 +114,9 @@ impl HealthAggregator {
     pub fn set_started(&self, started: bool) {}
     pub fn set_shutting_down(&self, shutting_down: bool) {}
     pub fn set_config_version(&self, version: u64) {}
+    /// A synthetic component (no provider), e.g. `reload`/`circuit_breaker` while the breaker is open.
+    pub fn set_component(&self, module: &str, component: &str, status: HealthStatus, message: String, optional: bool) {}
+    pub fn clear_component(&self, module: &str, component: &str) {}
     pub async fn check(&self) -> Arc<AggregatedHealth> {
         self.force_refresh().await
     }

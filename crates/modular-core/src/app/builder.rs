@@ -1,0 +1,151 @@
+//! [`ApplicationBuilder`]: collects modules, config sources and options.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ConfigSources, TextFormat};
+use crate::events::EventBus;
+use crate::health::HealthOptions;
+use crate::module::Module;
+use crate::registry::ServiceRegistry;
+use crate::reload::ReloadOptions;
+
+use super::Application;
+use crate::error::Error;
+
+/// Builds an [`Application`]. Methods take `self` and return `Self`, so a whole application
+/// reads as one chain.
+pub struct ApplicationBuilder {
+    pub(crate) modules: Vec<Box<dyn Module>>,
+    pub(crate) sources: ConfigSources,
+    pub(crate) reload: Option<ReloadOptions>,
+    pub(crate) health: Option<HealthOptions>,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) events: EventBus,
+    pub(crate) services: Arc<ServiceRegistry>,
+    pub(crate) handle_signals: bool,
+}
+
+impl std::fmt::Debug for ApplicationBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplicationBuilder")
+            .field("modules", &self.modules.iter().map(|m| m.name().to_owned()).collect::<Vec<_>>())
+            .field("sources", &self.sources)
+            .field("reload", &self.reload.is_some())
+            .field("health", &self.health.is_some())
+            .finish()
+    }
+}
+
+impl Default for ApplicationBuilder {
+    fn default() -> Self {
+        Self {
+            modules: Vec::new(),
+            sources: ConfigSources::new(),
+            reload: None,
+            health: None,
+            shutdown_timeout: Duration::from_secs(30),
+            events: EventBus::new(),
+            services: Arc::new(ServiceRegistry::new()),
+            handle_signals: true,
+        }
+    }
+}
+
+impl ApplicationBuilder {
+    /// Adds a module.
+    pub fn module(mut self, module: impl Module) -> Self {
+        self.modules.push(Box::new(module));
+        self
+    }
+
+    /// Adds a boxed module.
+    pub fn boxed_module(mut self, module: Box<dyn Module>) -> Self {
+        self.modules.push(module);
+        self
+    }
+
+    /// Adds a config file that must exist (YAML, TOML or JSON by extension). It is watched
+    /// when dynamic reload is on.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources = self.sources.file(path);
+        self
+    }
+
+    /// Adds a config file that is read when present.
+    pub fn optional_config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources = self.sources.optional_file(path);
+        self
+    }
+
+    /// Adds configuration text (embedded defaults, for example).
+    pub fn config_text(mut self, name: &str, format: TextFormat, text: impl Into<String>) -> Self {
+        self.sources = self.sources.text(name, format, text);
+        self
+    }
+
+    /// Adds a layer of defaults from a JSON value.
+    pub fn config_defaults(mut self, value: serde_json::Value) -> Self {
+        self.sources = self.sources.defaults("defaults", value);
+        self
+    }
+
+    /// Sets the environment prefix (default `MODULAR_`); `None` ignores the environment.
+    pub fn env_prefix(mut self, prefix: Option<&str>) -> Self {
+        self.sources = self.sources.env_prefix(prefix.map(str::to_owned));
+        self
+    }
+
+    /// Replaces every config source.
+    pub fn config_sources(mut self, sources: ConfigSources) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// Turns on dynamic configuration reload with default options.
+    pub fn with_dynamic_reload(self) -> Self {
+        self.with_reload_options(ReloadOptions::default())
+    }
+
+    /// Turns on dynamic configuration reload.
+    pub fn with_reload_options(mut self, options: ReloadOptions) -> Self {
+        self.reload = Some(options);
+        self
+    }
+
+    /// Turns on health aggregation with default options.
+    pub fn with_health_aggregator(self) -> Self {
+        self.with_health_options(HealthOptions::default())
+    }
+
+    /// Turns on health aggregation.
+    pub fn with_health_options(mut self, options: HealthOptions) -> Self {
+        self.health = Some(options);
+        self
+    }
+
+    /// How long `stop` may take in all (default 30 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Uses this event bus (to subscribe before `build`, so init events are seen).
+    pub fn event_bus(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Whether `start` listens for SIGHUP (reload) — default on. Tests that run several
+    /// applications in one process may turn it off.
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
+    }
+
+    /// Loads configuration and initialises every module in dependency order.
+    pub async fn build(self) -> Result<Application, Error> {
+        Application::from_builder(self).await
+    }
+}

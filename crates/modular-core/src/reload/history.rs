@@ -1,0 +1,70 @@
+//! The bounded history of committed configuration versions.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use crate::config::{AnySection, ConfigChange};
+
+use super::ReloadTrigger;
+
+/// One committed version.
+#[derive(Clone, Serialize)]
+pub struct HistoryEntry {
+    /// The version number.
+    pub version: u64,
+    /// What produced it.
+    pub trigger: Option<ReloadTrigger>,
+    /// When it was committed.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The diff id of the reload that produced it.
+    pub diff_id: Option<uuid::Uuid>,
+    /// The changes from the version before (redacted when serialized).
+    pub changes: Vec<ConfigChange>,
+    /// `initial`, `applied`, `reverted`, …
+    pub outcome: String,
+    /// The typed sections of this version (kept for rollback, never serialized).
+    #[serde(skip)]
+    pub(crate) sections: Vec<(String, AnySection)>,
+}
+
+impl std::fmt::Debug for HistoryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryEntry")
+            .field("version", &self.version)
+            .field("trigger", &self.trigger)
+            .field("outcome", &self.outcome)
+            .field("changes", &self.changes)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct History {
+    entries: VecDeque<HistoryEntry>,
+    capacity: usize,
+}
+
+impl History {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub(crate) fn push(&mut self, entry: HistoryEntry) {
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    pub(crate) fn get(&self, version: u64) -> Option<&HistoryEntry> {
+        self.entries.iter().find(|e| e.version == version)
+    }
+
+    pub(crate) fn entries(&self) -> Vec<HistoryEntry> {
+        self.entries.iter().cloned().collect()
+    }
+}

@@ -1,0 +1,116 @@
+//! [`ReloadOutcome`]: what one reload did (also the JSON body of `POST /admin/reload`).
+
+use serde::Serialize;
+
+use crate::config::{ConfigChange, ValidationError};
+
+use super::ReloadTrigger;
+
+/// How a reload ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadStatus {
+    /// Changes were applied and committed as a new version.
+    Applied,
+    /// Nothing changed; no module was called.
+    Noop,
+    /// The candidate was invalid or needed a restart; nothing was applied.
+    Rejected,
+    /// A module failed; modules applied before it were rolled back.
+    Failed,
+    /// The circuit breaker is open; nothing was tried.
+    CircuitOpen,
+}
+
+impl ReloadStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Noop => "noop",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// A module that failed to apply or to roll back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ModuleFailure {
+    /// The module.
+    pub module: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The result of one reload (or of a dry run).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReloadOutcome {
+    /// How it ended.
+    pub status: ReloadStatus,
+    /// The config version after it (the running version when nothing was committed).
+    pub version: u64,
+    /// What started it.
+    pub trigger: ReloadTrigger,
+    /// The id of its diff.
+    pub diff_id: Option<uuid::Uuid>,
+    /// Every change seen (redacted when serialized).
+    pub changes: Vec<ConfigChange>,
+    /// Modules whose reload hook ran and succeeded, in order.
+    pub reloaded: Vec<String>,
+    /// Modules skipped because `can_reload()` was false.
+    pub skipped: Vec<String>,
+    /// The module that failed, if any.
+    pub failed_module: Option<String>,
+    /// The error, if any.
+    pub error: Option<String>,
+    /// Validation errors, each with `path`, `source` and `message`.
+    pub errors: Vec<ValidationError>,
+    /// Full paths of changes to non-dynamic fields.
+    pub static_changes: Vec<String>,
+    /// Modules rolled back after a failure, in rollback order.
+    pub rolled_back: Vec<String>,
+    /// Rollbacks that failed in turn.
+    pub rollback_errors: Vec<ModuleFailure>,
+    /// Full paths waiting for a restart (policy `apply_dynamic`).
+    pub pending_restart: Vec<String>,
+    /// With `circuit_open`: when to try again.
+    pub retry_after_ms: Option<u64>,
+    /// The modules the plan would call, in order (filled by dry runs and reloads alike).
+    pub plan: Vec<String>,
+    /// Whether this was a dry run.
+    pub dry_run: bool,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
+impl ReloadOutcome {
+    pub(crate) fn new(status: ReloadStatus, trigger: ReloadTrigger, version: u64) -> Self {
+        Self {
+            status,
+            version,
+            trigger,
+            diff_id: None,
+            changes: Vec::new(),
+            reloaded: Vec::new(),
+            skipped: Vec::new(),
+            failed_module: None,
+            error: None,
+            errors: Vec::new(),
+            static_changes: Vec::new(),
+            rolled_back: Vec::new(),
+            rollback_errors: Vec::new(),
+            pending_restart: Vec::new(),
+            retry_after_ms: None,
+            plan: Vec::new(),
+            dry_run: false,
+            duration_ms: 0.0,
+        }
+    }
+
+    /// Whether changes were applied.
+    pub fn is_applied(&self) -> bool {
+        self.status == ReloadStatus::Applied
+    }
+}
