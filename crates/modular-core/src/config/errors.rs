@@ -79,6 +79,14 @@ pub(crate) fn from_figment(error: figment::Error, section: Option<&str>) -> Vec<
             {
                 path.remove(0);
             }
+            // figment's `extract_inner` appends the section to the error path instead of
+            // prepending it (`label.cache` for `cache.label`); move it back to the front.
+            if let Some(section) = section {
+                let tail: Vec<&str> = section.split('.').collect();
+                if path.len() > tail.len() && path.ends_with(&tail) {
+                    path.truncate(path.len() - tail.len());
+                }
+            }
             let mut full = path.join(".");
             if let Some(section) = section
                 && !(full == section || full.starts_with(&format!("{section}.")))

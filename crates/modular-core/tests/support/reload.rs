@@ -1,0 +1,249 @@
+//! A small reload fixture: recording modules over a `ConfigStore` driven by runtime overrides.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use modular_core::config::{ConfigSources, ConfigStore};
+use modular_core::events::EventBus;
+use modular_core::reload::{ReloadOptions, ReloadOrchestrator, ReloadTarget};
+use modular_core::{BoxError, ConfigChange, DynamicConfig, FieldError, ReloadContext, Reloadable, Secret};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A module section: `level` and `label` are dynamic, `port` is static, `token` sensitive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(default, deny_unknown_fields)]
+#[config(validate = "ModuleConfig::check")]
+pub struct ModuleConfig {
+    #[config(dynamic)]
+    pub level: u32,
+    #[config(dynamic)]
+    pub label: String,
+    pub port: u16,
+    #[config(dynamic, sensitive)]
+    pub token: String,
+    #[config(dynamic)]
+    pub password: Secret<String>,
+}
+
+impl Default for ModuleConfig {
+    fn default() -> Self {
+        Self {
+            level: 1,
+            label: "initial".to_owned(),
+            port: 8080,
+            token: "token-0".to_owned(),
+            password: Secret::new("hunter2".to_owned()),
+        }
+    }
+}
+
+impl ModuleConfig {
+    fn check(&self) -> Result<(), Vec<FieldError>> {
+        if self.level > 100 {
+            return Err(vec![FieldError::new("level", format!("must be <= 100, got {}", self.level))]);
+        }
+        Ok(())
+    }
+}
+
+/// How a recording module behaves on reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    Succeed,
+    Fail,
+    Panic,
+    /// Never finishes and ignores cancellation.
+    Hang,
+    /// `can_reload()` is false.
+    Busy,
+}
+
+/// One call to a reload hook.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub module: String,
+    pub rollback: bool,
+    pub changes: Vec<ConfigChange>,
+    pub level: Option<u32>,
+}
+
+/// Shared record of every hook call, plus an overlap detector.
+#[derive(Clone, Debug, Default)]
+pub struct Journal {
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    pub running: Arc<AtomicUsize>,
+    pub max_running: Arc<AtomicUsize>,
+}
+
+impl Journal {
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub fn modules(&self) -> Vec<(String, bool)> {
+        self.calls().into_iter().map(|c| (c.module, c.rollback)).collect()
+    }
+
+    pub fn clear(&self) {
+        self.calls.lock().unwrap().clear();
+    }
+}
+
+pub struct Recorder {
+    pub name: String,
+    pub behaviour: Mutex<Behaviour>,
+    pub journal: Journal,
+    pub delay: Duration,
+    pub timeout: Duration,
+}
+
+impl Recorder {
+    pub fn new(name: &str, behaviour: Behaviour, journal: &Journal) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            behaviour: Mutex::new(behaviour),
+            journal: journal.clone(),
+            delay: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    pub fn with_delay(name: &str, journal: &Journal, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            behaviour: Mutex::new(Behaviour::Succeed),
+            journal: journal.clone(),
+            delay,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+}
+
+#[modular_core::async_trait]
+impl Reloadable for Recorder {
+    fn can_reload(&self) -> bool {
+        *self.behaviour.lock().unwrap() != Behaviour::Busy
+    }
+
+    fn reload_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+        let now = self.journal.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.journal.max_running.fetch_max(now, Ordering::SeqCst);
+        self.journal.calls.lock().unwrap().push(Call {
+            module: self.name.clone(),
+            rollback: ctx.is_rollback(),
+            changes: changes.to_vec(),
+            level: ctx.new_config::<ModuleConfig>().map(|c| c.level),
+        });
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let behaviour = *self.behaviour.lock().unwrap();
+        let result = match (behaviour, ctx.is_rollback()) {
+            (_, true) | (Behaviour::Succeed | Behaviour::Busy, false) => Ok(()),
+            (Behaviour::Fail, false) => Err(format!("{} refused the change", self.name).into()),
+            (Behaviour::Panic, false) => {
+                self.journal.running.fetch_sub(1, Ordering::SeqCst);
+                panic!("{} exploded", self.name)
+            }
+            (Behaviour::Hang, false) => {
+                self.journal.running.fetch_sub(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+                Ok(())
+            }
+        };
+        self.journal.running.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+/// A store with one section per module and no sources but defaults and overrides.
+pub fn store_with(modules: &[&str]) -> Arc<ConfigStore> {
+    let store = Arc::new(ConfigStore::new(ConfigSources::new().env_prefix(None)));
+    store.load_initial().unwrap();
+    for m in modules {
+        store.register::<ModuleConfig>(m, Some(m)).unwrap();
+    }
+    store
+}
+
+/// Options without file watching or health gate.
+pub fn quiet_options() -> ReloadOptions {
+    ReloadOptions {
+        watch_files: false,
+        health_gate: false,
+        ..ReloadOptions::default()
+    }
+}
+
+pub struct Fixture {
+    pub store: Arc<ConfigStore>,
+    pub journal: Journal,
+    pub recorders: Vec<Arc<Recorder>>,
+    pub orchestrator: ReloadOrchestrator,
+    pub events: EventBus,
+}
+
+/// Modules named by `specs`, in dependency order, with their behaviours.
+pub fn fixture(specs: &[(&str, Behaviour)]) -> Fixture {
+    fixture_with(specs, quiet_options())
+}
+
+pub fn fixture_with(specs: &[(&str, Behaviour)], options: ReloadOptions) -> Fixture {
+    let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
+    let store = store_with(&names);
+    let journal = Journal::default();
+    let recorders: Vec<Arc<Recorder>> = specs.iter().map(|(n, b)| Recorder::new(n, *b, &journal)).collect();
+    let events = EventBus::new();
+    let targets = recorders
+        .iter()
+        .map(|r| ReloadTarget {
+            module: r.name.clone(),
+            reloadable: Some(r.clone() as Arc<dyn Reloadable>),
+        })
+        .collect();
+    let orchestrator = ReloadOrchestrator::new(store.clone(), targets, events.clone(), None, options);
+    Fixture {
+        store,
+        journal,
+        recorders,
+        orchestrator,
+        events,
+    }
+}
+
+impl Fixture {
+    /// Sets the running sources' overrides (as if a file changed), without reloading.
+    pub fn set_source(&self, values: &[(&str, Value)]) {
+        let mut overrides = self.store.overrides();
+        for (k, v) in values {
+            overrides.insert((*k).to_owned(), v.clone());
+        }
+        self.store.set_overrides(overrides);
+    }
+
+    pub fn clear_sources(&self) {
+        self.store.set_overrides(BTreeMap::new());
+    }
+
+    pub fn level(&self, module: &str) -> u32 {
+        let section = self
+            .store
+            .sections()
+            .into_iter()
+            .find(|s| s.name() == module)
+            .expect("section registered");
+        section.current().downcast::<ModuleConfig>().expect("typed").level
+    }
+}
