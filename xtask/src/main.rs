@@ -1,1 +1,93 @@
-fn main() {}
+//! Automation for the modular workspace, run as `cargo xtask <command>`.
+//!
+//! - `cargo xtask services`: start the backing services that are installed but stopped, print a
+//!   status table (stderr) and the `MODULAR_TEST_*` URLs as `export` lines (stdout), so
+//!   `eval "$(cargo xtask services)"` prepares a shell for service-backed tests.
+//! - `cargo xtask test`: ensure the services, then run every test and doc test with the
+//!   `MODULAR_TEST_*` variables set.
+//! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, then
+//!   `test`; each step's name and time are printed.
+//! - `cargo xtask bench [ARGS]...`: run the criterion benchmarks, passing ARGS to `cargo bench`.
+//!
+//! Child cargo commands use `CARGO_TARGET_DIR` when it is set, else `$HOME/.cache/modular-target`,
+//! so runs from different clones share one build cache outside the work tree.
+
+// Tests may unwrap: a panic there is the test failing. Non-test builds still deny it.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod ci;
+mod duplicates;
+mod services;
+mod test_suite;
+mod workspace;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Automation for the modular workspace"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start installed-but-stopped services, print their status and the MODULAR_TEST_* exports.
+    Services,
+    /// Ensure services, then run all tests and doc tests with the MODULAR_TEST_* variables set.
+    Test,
+    /// fmt check, clippy -D warnings, duplicate-major check, then the tests.
+    Ci,
+    /// Run the criterion benchmarks of modular-benches.
+    Bench {
+        /// Passed to `cargo bench -p modular-benches` as they are
+        /// (e.g. `cargo xtask bench -- --bench diff -- --quick`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let sh = workspace::shell()?;
+    match cli.command {
+        Command::Services => services::command(),
+        Command::Test => test_suite::run(&sh),
+        Command::Ci => ci::run(&sh),
+        Command::Bench { args } => workspace::cargo(&sh)
+            .args(["bench", "--package", "modular-benches"])
+            .args(args)
+            .run()
+            .map_err(Into::into),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench_args(argv: &[&str]) -> Vec<String> {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Bench { args } => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_passes_its_arguments_through() {
+        assert_eq!(
+            bench_args(&["xtask", "bench", "--bench", "diff", "--", "--quick"]),
+            ["--bench", "diff", "--", "--quick"]
+        );
+        assert_eq!(
+            bench_args(&["xtask", "bench", "--", "--bench", "diff"]),
+            ["--bench", "diff"]
+        );
+        assert!(bench_args(&["xtask", "bench"]).is_empty());
+    }
+}
