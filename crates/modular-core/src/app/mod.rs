@@ -77,6 +77,23 @@ where
 {
     match AssertUnwindSafe(hook).catch_unwind().await {
         Ok(Ok(())) => Ok(()),
+        // A config error raised through `ctx.config()?` is reported as itself: its paths and
+        // sources are the message, and callers match on `Error::Config`.
+        Ok(Err(source)) if source.is::<Error>() => match source.downcast::<Error>() {
+            Ok(error) => match *error {
+                Error::Config(errors) => Err(Error::Config(errors)),
+                other => Err(Error::Module {
+                    module: module.to_owned(),
+                    phase,
+                    source: Box::new(other),
+                }),
+            },
+            Err(source) => Err(Error::Module {
+                module: module.to_owned(),
+                phase,
+                source,
+            }),
+        },
         Ok(Err(source)) => Err(Error::Module {
             module: module.to_owned(),
             phase,
@@ -351,16 +368,20 @@ impl Application {
         self.watcher = None;
         let mut first_error: Option<Error> = None;
         let mut pending: Vec<String> = Vec::new();
+        let deadline_text = crate::util::format_duration(self.shutdown_timeout);
         for i in (0..self.started).rev() {
             let name = self.modules[i].name().to_owned();
             let remaining = deadline.saturating_duration_since(Instant::now());
+            let source = types::module_source(&name);
             if remaining.is_zero() {
+                let error = format!("not stopped: the shutdown deadline of {deadline_text} had passed");
+                self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error }));
+                tracing::error!(module = %name, "module not stopped: the shutdown deadline had passed");
                 pending.push(name);
                 continue;
             }
             let span = tracing::info_span!("module", module = %name, phase = "stop");
             let hook = guarded(&name, Phase::Stop, self.modules[i].stop(&self.contexts[i])).instrument(span);
-            let source = types::module_source(&name);
             match tokio::time::timeout(remaining, hook).await {
                 Ok(Ok(())) => {
                     self.events.emit(types::MODULE_STOPPED, &source, json!({ "module": name, "error": null }));
@@ -372,6 +393,8 @@ impl Application {
                     first_error.get_or_insert(error);
                 }
                 Err(_) => {
+                    let error = format!("did not stop before the shutdown deadline of {deadline_text}");
+                    self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error }));
                     tracing::error!(module = %name, "module did not stop before the shutdown deadline");
                     pending.push(name);
                 }

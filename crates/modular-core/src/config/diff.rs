@@ -391,11 +391,15 @@ impl ConfigDiff {
         self.changes.iter().filter(|c| c.section == section).collect()
     }
 
-    /// The diff that undoes this one (same id, changes inverted in reverse order).
+    /// The diff that undoes this one: same id, each change inverted, in the same order.
+    ///
+    /// The changes of one derived diff touch disjoint paths, so their order does not matter
+    /// when applying them; keeping it makes `diff(a, b).inverse()` list exactly the changes of
+    /// `diff(b, a)`.
     pub fn inverse(&self) -> ConfigDiff {
         ConfigDiff {
             diff_id: self.diff_id,
-            changes: self.changes.iter().rev().map(ConfigChange::inverse).collect(),
+            changes: self.changes.iter().map(ConfigChange::inverse).collect(),
         }
     }
 }
@@ -686,23 +690,25 @@ pub mod __private {
             return;
         }
         for key in union_keys(old, new) {
-            let path = entry_path(ctx, name, key);
+            // The entry path is built only for entries that changed.
             match (old.get_str(key), new.get_str(key)) {
                 (Some(a), Some(b)) if a == b => {}
                 (Some(a), Some(b)) => a.diff_into(
                     b,
                     DiffContext {
-                        prefix: Some(&path),
+                        prefix: Some(&entry_path(ctx, name, key)),
                         dynamic: ctx.dynamic || flags.dynamic,
                         sensitive: ctx.sensitive || flags.sensitive,
                     },
                     out,
                 ),
                 (None, Some(b)) => {
-                    out.push(change(Cow::Owned(path), ChangeType::Added, Value::Null, to_value(b), flags, ctx, false))
+                    let path = Cow::Owned(entry_path(ctx, name, key));
+                    out.push(change(path, ChangeType::Added, Value::Null, to_value(b), flags, ctx, false))
                 }
                 (Some(a), None) => {
-                    out.push(change(Cow::Owned(path), ChangeType::Removed, to_value(a), Value::Null, flags, ctx, false))
+                    let path = Cow::Owned(entry_path(ctx, name, key));
+                    out.push(change(path, ChangeType::Removed, to_value(a), Value::Null, flags, ctx, false))
                 }
                 (None, None) => {}
             }

@@ -94,7 +94,7 @@ pub(crate) fn from_figment(error: figment::Error, section: Option<&str>) -> Vec<
                 full = if full.is_empty() { section.to_owned() } else { format!("{section}.{full}") };
             }
             let source = match &e.metadata {
-                Some(md) => describe_source(md, &e.path),
+                Some(md) => describe_source(md, &full),
                 None => String::new(),
             };
             ValidationError {
@@ -106,21 +106,16 @@ pub(crate) fn from_figment(error: figment::Error, section: Option<&str>) -> Vec<
         .collect()
 }
 
-fn describe_source(md: &figment::Metadata, path: &[String]) -> String {
+fn describe_source(md: &figment::Metadata, path: &str) -> String {
     match &md.source {
         Some(figment::Source::File(file)) => file.display().to_string(),
         Some(figment::Source::Custom(custom)) => custom.clone(),
         _ => {
-            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-            let profile = figment::Profile::Default;
             if md.name.contains("environment") {
-                // Env's interpolator turns the key path back into the variable's name.
-                let key_path: Vec<&str> = keys
-                    .iter()
-                    .copied()
-                    .skip_while(|k| *k == profile.as_str().as_str() || *k == "default")
-                    .collect();
-                format!("env {}", md.interpolate(&profile, &key_path))
+                // The environment layer's interpolator turns the full key path back into the
+                // variable's name (`MODULAR_DATABASE__POOL__SIZE`).
+                let keys: Vec<&str> = path.split('.').collect();
+                format!("env {}", md.interpolate(&figment::Profile::Default, &keys))
             } else {
                 md.name.to_string()
             }

@@ -1,7 +1,7 @@
 //! [`Secret<T>`]: a value that never prints, logs or serializes itself.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -87,9 +87,7 @@ fn fingerprint_key() -> &'static std::collections::hash_map::RandomState {
 
 /// Keyed fingerprint of a hashable value, 8 hex digits.
 pub fn fingerprint_hash<T: Hash + ?Sized>(value: &T) -> String {
-    let mut hasher = fingerprint_key().build_hasher();
-    value.hash(&mut hasher);
-    format!("{:08x}", hasher.finish() as u32)
+    format!("{:08x}", fingerprint_key().hash_one(value) as u32)
 }
 
 /// Keyed fingerprint of a JSON value (used for `sensitive` fields, whose types need not be

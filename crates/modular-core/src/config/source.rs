@@ -21,11 +21,32 @@ pub struct ConfigSources {
     env_prefix: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Layer {
     Defaults { name: String, value: Value },
     Text { name: String, format: TextFormat, text: String },
     File { path: PathBuf, required: bool },
+}
+
+// Configuration text and default values may hold secrets (a password in embedded YAML), so
+// `Debug` names each layer without its content.
+impl std::fmt::Debug for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Defaults { name, .. } => f.debug_struct("Defaults").field("name", name).finish_non_exhaustive(),
+            Self::Text { name, format, text } => f
+                .debug_struct("Text")
+                .field("name", name)
+                .field("format", format)
+                .field("bytes", &text.len())
+                .finish(),
+            Self::File { path, required } => f
+                .debug_struct("File")
+                .field("path", path)
+                .field("required", required)
+                .finish(),
+        }
+    }
 }
 
 /// The format of configuration text.
@@ -167,11 +188,12 @@ impl ConfigSources {
         }
         if let Some(prefix) = &self.env_prefix {
             // `MODULAR_TEST_*` variables configure the test suite, not the application.
-            figment = figment.merge(
-                Env::prefixed(prefix)
+            figment = figment.merge(EnvLayer {
+                env: Env::prefixed(prefix)
                     .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
                     .split("__"),
-            );
+                prefix: prefix.clone(),
+            });
         }
         if !overrides.is_empty() {
             figment = figment.merge(Named::new("override", nest(overrides)));
@@ -179,8 +201,9 @@ impl ConfigSources {
         if !errors.is_empty() {
             return Err(errors);
         }
-        // Parse every layer now so syntax errors are reported once, with their file.
-        if let Err(e) = figment.extract::<Value>() {
+        // Every layer was parsed by `merge`; surface a syntax error now, once, with its file.
+        // (`data` clones the merged map; extracting into a `Value` would also walk it.)
+        if let Err(e) = Provider::data(&figment) {
             return Err(from_figment(e, None));
         }
         Ok(figment)
@@ -188,13 +211,35 @@ impl ConfigSources {
 }
 
 fn merge_text(figment: Figment, format: TextFormat, text: &str, name: Option<&str>) -> Figment {
-    let figment = match format {
-        TextFormat::Yaml => figment.merge(Yaml::string(text)),
-        TextFormat::Toml => figment.merge(Toml::string(text)),
-        TextFormat::Json => figment.merge(Json::string(text)),
-    };
-    let _ = name;
-    figment
+    let name = name.unwrap_or("candidate").to_owned();
+    match format {
+        TextFormat::Yaml => figment.merge(Renamed::new(Yaml::string(text), name)),
+        TextFormat::Toml => figment.merge(Renamed::new(Toml::string(text), name)),
+        TextFormat::Json => figment.merge(Renamed::new(Json::string(text), name)),
+    }
+}
+
+/// A provider shown under a name of ours in errors (`embedded defaults`, `candidate`) instead
+/// of figment's `YAML source string`.
+struct Renamed<P> {
+    inner: P,
+    name: String,
+}
+
+impl<P> Renamed<P> {
+    fn new(inner: P, name: String) -> Self {
+        Self { inner, name }
+    }
+}
+
+impl<P: Provider> Provider for Renamed<P> {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(self.name.clone(), figment::Source::Custom(self.name.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.inner.data()
+    }
 }
 
 /// Turns `{"cache.default_ttl": "5s"}` into `{"cache": {"default_ttl": "5s"}}`.
@@ -216,6 +261,28 @@ pub fn nest(flat: &BTreeMap<String, Value>) -> Value {
         }
     }
     root
+}
+
+/// The environment layer. figment's own `Env` metadata turns a key path back into
+/// `DATABASE.POOL`, without the prefix or the `__` separator, so errors would name a variable
+/// that does not exist; this names the real one (`MODULAR_DATABASE__POOL`).
+struct EnvLayer {
+    env: Env,
+    prefix: String,
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        let prefix = self.prefix.to_ascii_uppercase();
+        Metadata::named(format!("`{prefix}` environment variable(s)")).interpolater(move |_: &Profile, keys: &[&str]| {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+            format!("{prefix}{}", keys.join("__"))
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        self.env.data()
+    }
 }
 
 /// A serialized layer whose errors name it (`override`, `defaults`).

@@ -60,11 +60,11 @@ impl<T: SectionConfig> TypedSection<T> {
 /// Deserializes and validates section `name` of a figment.
 pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -> Result<T, Vec<ValidationError>> {
     {
-        let value: T = if figment.contains(name) {
-            figment
-                .extract_inner::<T>(name)
-                .map_err(|e| from_figment(e, Some(name)))?
-        } else {
+        // One lookup: figment clones its whole merged map on every `contains`/`find`.
+        let value: T = match figment.extract_inner::<T>(name) {
+            Ok(value) => value,
+            Err(e) if !is_missing_section(&e, name) => return Err(from_figment(e, Some(name))),
+            Err(_) => {
             serde_json::from_value(Value::Object(serde_json::Map::new())).map_err(|e| {
                 vec![ValidationError {
                     path: name.to_owned(),
@@ -72,6 +72,7 @@ pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -
                     message: format!("section missing and has no defaults: {e}"),
                 }]
             })?
+            }
         };
         let mut errors = Vec::new();
         value.validate_into(None, &mut errors);
@@ -95,6 +96,11 @@ pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -
             })
             .collect())
     }
+}
+
+/// Whether figment reports the section itself as absent (not a field inside it).
+fn is_missing_section(error: &figment::Error, name: &str) -> bool {
+    matches!(&error.kind, figment::error::Kind::MissingField(field) if field == name) && error.metadata.is_none()
 }
 
 /// Which source set the value at `path` (the nearest enclosing key that has metadata).

@@ -8,7 +8,7 @@ mod bus;
 pub mod types;
 
 pub use bus::{DEFAULT_OBSERVER_CAPACITY, EventBus, EventFilter, EventStream, build_event};
-pub use cloudevents::Event;
+pub use cloudevents::{AttributesReader, Event};
 
 /// Reads an event's JSON data, if it carries any.
 pub fn event_data(event: &Event) -> Option<&serde_json::Value> {

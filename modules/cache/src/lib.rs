@@ -1,0 +1,130 @@
+//! The cache module of modular: an in-process cache ([moka], TinyLFU eviction) or a Redis
+//! cache, behind one [`Cache`] service that reloads without a restart and reports its health.
+//!
+//! # A guided tour
+//!
+//! Add [`CacheModule`] to an application; other modules find the cache in the service
+//! registry as `Arc<dyn Cache>` (or as the concrete [`CacheService`]), and [`CacheExt`] adds
+//! typed JSON helpers to it:
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use modular_cache::{Cache, CacheExt as _, CacheModule};
+//! use modular_core::Application;
+//!
+//! let mut app = Application::builder()
+//!     .config_defaults(serde_json::json!({ "cache": { "max_items": 1000, "default_ttl": "1m" } }))
+//!     .env_prefix(None)
+//!     .module(CacheModule::new())
+//!     .handle_signals(false)
+//!     .build()
+//!     .await?;
+//! app.start().await?;
+//!
+//! let cache: Arc<dyn Cache> = app.services().require::<dyn Cache>()?;
+//! cache.set("greeting", b"hello", None).await?; // expires after default_ttl
+//! cache.set_json("user:1", &serde_json::json!({ "name": "ada" }), Some(Duration::from_secs(5))).await?;
+//! assert_eq!(cache.get("greeting").await?.as_deref(), Some(&b"hello"[..]));
+//! let user: Option<serde_json::Value> = cache.get_json("user:1").await?;
+//! assert_eq!(user.unwrap()["name"], "ada");
+//!
+//! app.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Configuration
+//!
+//! The `cache` section ([`CacheConfig`]):
+//!
+//! ```yaml
+//! cache:
+//!   engine: redis              # memory (default) | redis; static
+//!   default_ttl: 5m            # dynamic; 0s = never expire
+//!   max_items: 10000           # dynamic; memory engine bound
+//!   redis:
+//!     url: redis://127.0.0.1:6379   # dynamic; a secret (may hold a password)
+//!     key_prefix: "myapp:cache:"    # static; every key lives under it
+//!     connect_timeout: 2s           # dynamic
+//!     command_timeout: 500ms        # dynamic
+//!   health:
+//!     latency_threshold: 50ms  # dynamic
+//!     timeout: 150ms           # static
+//!     optional: false          # static
+//! ```
+//!
+//! Rejected at load and at reload, with the key path: `max_items: 0`, an unknown `engine`, a
+//! malformed `redis.url` (when `engine` is `redis`), an empty `redis.key_prefix` (it scopes
+//! `clear`), zero timeouts, and unknown keys.
+//!
+//! # Dynamic fields
+//!
+//! Every reload builds the next engine aside and swaps it in (an `ArcSwap`); operations
+//! already running finish on the engine they started with, and a failure leaves the running
+//! engine untouched.
+//!
+//! - `default_ttl`: applies to entries written after the reload; existing entries keep the
+//!   expiry they were written with.
+//! - `max_items` (memory): a new moka cache with the new bound is built and the hottest live
+//!   entries, up to the new bound, are copied over with their remaining TTL. moka keeps its
+//!   TinyLFU frequency sketch private, so "hottest" is approximated by the number of reads each
+//!   entry served since it was last written. Writers wait while the copy runs (readers do not),
+//!   so no write is lost or left stale.
+//! - `redis.url`, `redis.connect_timeout`, `redis.command_timeout`: a new `ConnectionManager`
+//!   is opened and checked with `PING` within the (new) `connect_timeout`, then swapped in;
+//!   when that fails the reload fails, is rolled back, and the old connection keeps serving.
+//! - `health.latency_threshold`: read by the next check.
+//!
+//! `engine`, `redis.key_prefix`, `health.timeout` and `health.optional` are static: changing
+//! them needs a restart (see [`CacheConfig`] for why).
+//!
+//! # Health
+//!
+//! One report, module `cache`, component `memory` or `redis`:
+//!
+//! - memory: `healthy`, with `entries` against `max_items`, `hits`, `misses` and `hit_ratio`.
+//! - redis: a `PING` under its own deadline `health.timeout` (150 ms): `healthy` within
+//!   `health.latency_threshold` (50 ms), `degraded` above it, `unhealthy` when it fails or times
+//!   out; details carry `latency_ms`, `hits`, `misses`, `hit_ratio`. The redis crate's
+//!   `ConnectionManager` reconnects by itself (back-off 100 ms doubling to 1 s), so a Redis
+//!   that comes back turns the check healthy again without a restart.
+//!
+//! # Events
+//!
+//! From `/modular/modules/cache`:
+//!
+//! | type | when | data |
+//! |---|---|---|
+//! | `com.modular.cache.connected` | a Redis connection opened at start-up or by a reload, or the server is reachable again after a failure | `engine`, `address`, `reason` (`start`, `reload`, `recovered`) |
+//! | `com.modular.cache.disconnected` | an operation or health check could not reach Redis after the last one could | `engine`, `address`, `error` |
+//! | `com.modular.cache.reloaded` | a reload (or its rollback) was applied | `engine`, `fields`, `version`, `rollback`, `rebuilt`, `carried_over`, `dropped`, `reconnected` |
+//!
+//! Reachability is observed by operations and health checks, not by a background poller: with
+//! the health aggregator refreshing in the background, that is at least once per refresh.
+//!
+//! # Feature flags
+//!
+//! - `redis` (off by default): the `redis` engine, through the redis crate's
+//!   `ConnectionManager`. Without it, `engine: redis` is rejected at load with the reason.
+//!
+//! [moka]: https://docs.rs/moka
+
+mod config;
+mod error;
+mod health;
+mod memory;
+mod module;
+#[cfg(feature = "redis")]
+mod redis;
+mod reload;
+mod service;
+
+pub use crate::config::{
+    CacheConfig, CacheEngine, CacheHealthConfig, DEFAULT_KEY_PREFIX, RedisConfig,
+};
+pub use crate::error::CacheError;
+pub use crate::module::CacheModule;
+pub use crate::service::{Cache, CacheExt, CacheService, CacheStats};

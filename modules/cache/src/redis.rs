@@ -1,0 +1,307 @@
+//! The `redis` engine: an auto-reconnecting `ConnectionManager`, every key under a prefix, every
+//! command under a deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use modular_core::Secret;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{IntoConnectionInfo as _, RedisResult};
+
+use crate::config::RedisConfig;
+use crate::error::CacheError;
+
+/// Reconnect back-off of the `ConnectionManager`: attempts start 100 ms apart and double up to
+/// 1 s, so a Redis that comes back is used again within about a second.
+const RECONNECT_MIN_DELAY: Duration = Duration::from_millis(100);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Attempts per reconnect round; a failed round is followed by a new one on the next command.
+const RECONNECT_RETRIES: usize = 6;
+/// Keys asked for per `SCAN` step of `clear`.
+const SCAN_COUNT: usize = 1000;
+
+/// One Redis connection with its namespace and deadlines. Cheap to clone: clones share the
+/// connection.
+#[derive(Clone)]
+pub(crate) struct RedisStore {
+    conn: ConnectionManager,
+    url: Secret<String>,
+    address: String,
+    key_prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+impl RedisStore {
+    /// Opens a connection for `config` with keys under `key_prefix`, and checks it with `PING`,
+    /// all within `config.connect_timeout`.
+    pub(crate) async fn connect(
+        config: &RedisConfig,
+        key_prefix: &str,
+    ) -> Result<Self, CacheError> {
+        let connect_timeout = config.connect_timeout;
+        let info = config
+            .url
+            .expose()
+            .as_str()
+            .into_connection_info()
+            .map_err(|error| CacheError::Connect {
+                address: "(unparsable url)".to_owned(),
+                timeout: connect_timeout,
+                reason: crate::config::url_error_description(&error),
+            })?;
+        let address = info.addr().to_string();
+        let connect_error = |reason: String| CacheError::Connect {
+            address: address.clone(),
+            timeout: connect_timeout,
+            reason,
+        };
+        let client = redis::Client::open(info).map_err(|e| connect_error(e.to_string()))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(RECONNECT_MIN_DELAY)
+            .set_max_delay(RECONNECT_MAX_DELAY);
+        let conn = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|e| connect_error(e.to_string()))?;
+        let store = Self {
+            conn,
+            url: config.url.clone(),
+            address: address.clone(),
+            key_prefix: key_prefix.to_owned(),
+            connect_timeout,
+            command_timeout: config.command_timeout,
+        };
+        match store.ping(connect_timeout).await {
+            Ok(_) => Ok(store),
+            Err(CacheError::Timeout { .. }) => {
+                Err(connect_error("no answer to PING in time".to_owned()))
+            }
+            Err(error) => Err(connect_error(error.to_string())),
+        }
+    }
+
+    /// `host:port` or the socket path.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
+
+    pub(crate) fn key_prefix(&self) -> &str {
+        &self.key_prefix
+    }
+
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Whether `config` needs another connection than this one (URL or timeouts changed).
+    pub(crate) fn differs_from(&self, config: &RedisConfig) -> bool {
+        self.url != config.url
+            || self.connect_timeout != config.connect_timeout
+            || self.command_timeout != config.command_timeout
+    }
+
+    fn key(&self, key: &str) -> String {
+        let mut full = String::with_capacity(self.key_prefix.len() + key.len());
+        full.push_str(&self.key_prefix);
+        full.push_str(key);
+        full
+    }
+
+    /// Runs one command future under `timeout`.
+    async fn run<T>(
+        &self,
+        operation: &'static str,
+        timeout: Duration,
+        command: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        match tokio::time::timeout(timeout, command).await {
+            Ok(Ok(value)) => Ok(value),
+            // The connection's own response timeout (the command timeout) reads the same.
+            Ok(Err(source)) if source.is_timeout() => Err(CacheError::Timeout {
+                operation,
+                timeout: timeout.min(self.command_timeout),
+            }),
+            Ok(Err(source)) => Err(CacheError::Redis { operation, source }),
+            Err(_) => Err(CacheError::Timeout { operation, timeout }),
+        }
+    }
+
+    /// Sends `PING`; `Ok` carries nothing but proves a round trip.
+    pub(crate) async fn ping(&self, timeout: Duration) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let _: String = self
+            .run("ping", timeout, async move {
+                redis::cmd("PING").query_async(&mut conn).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.key(key));
+        self.run("get", self.command_timeout, async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// Stores `value`; `ttl` `None` never expires.
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let cmd = set_command(self.key(key), value, ttl);
+        self.run("set", self.command_timeout, async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("UNLINK");
+        cmd.arg(self.key(key));
+        let removed: u64 = self
+            .run("delete", self.command_timeout, async move {
+                cmd.query_async(&mut conn).await
+            })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut cmd = redis::cmd("MGET");
+        for key in keys {
+            cmd.arg(self.key(key));
+        }
+        self.run("get_many", self.command_timeout, async move {
+            cmd.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// Stores every entry in one pipelined round trip.
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for (key, value) in entries {
+            pipe.add_command(set_command(self.key(key), value, ttl))
+                .ignore();
+        }
+        self.run("set_many", self.command_timeout, async move {
+            pipe.query_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// Removes every key under the prefix with `SCAN` + `UNLINK` (never `FLUSHDB`), returning
+    /// how many were removed. Each step has its own deadline.
+    pub(crate) async fn clear(&self) -> Result<u64, CacheError> {
+        let pattern = format!("{}*", escape_glob(&self.key_prefix));
+        let mut cursor: u64 = 0;
+        let mut removed: u64 = 0;
+        loop {
+            let mut conn = self.conn.clone();
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(SCAN_COUNT);
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run("clear", self.command_timeout, async move {
+                    scan.query_async(&mut conn).await
+                })
+                .await?;
+            if !keys.is_empty() {
+                let mut conn = self.conn.clone();
+                let mut unlink = redis::cmd("UNLINK");
+                unlink.arg(keys);
+                let count: u64 = self
+                    .run("clear", self.command_timeout, async move {
+                        unlink.query_async(&mut conn).await
+                    })
+                    .await?;
+                removed += count;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+fn set_command(key: String, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value);
+    if let Some(ttl) = ttl {
+        // Redis rejects `PX 0`; anything below a millisecond rounds up to one.
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        cmd.arg("PX").arg(millis);
+    }
+    cmd
+}
+
+/// Escapes the glob characters of `SCAN MATCH`, so a prefix such as `app[1]:` matches itself.
+fn escape_glob(prefix: &str) -> String {
+    let mut escaped = String::with_capacity(prefix.len() + 4);
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_in_the_prefix_are_escaped() {
+        assert_eq!(escape_glob("app:cache:"), "app:cache:");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[test]
+    fn a_sub_millisecond_ttl_rounds_up_to_one_millisecond() {
+        let cmd = set_command("k".to_owned(), b"v", Some(Duration::from_micros(10)));
+        let args: Vec<Vec<u8>> = cmd
+            .args_iter()
+            .filter_map(|a| match a {
+                redis::Arg::Simple(bytes) => Some(bytes.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            args,
+            [
+                b"SET".to_vec(),
+                b"k".to_vec(),
+                b"v".to_vec(),
+                b"PX".to_vec(),
+                b"1".to_vec()
+            ]
+        );
+    }
+}

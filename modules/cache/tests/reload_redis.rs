@@ -1,0 +1,228 @@
+//! Reloading the Redis engine against the real server: `default_ttl`, the URL and the
+//! timeouts change live behaviour; an unreachable URL fails and leaves the old connection
+//! serving; a failure elsewhere reconnects the cache to its previous URL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use modular_cache::CacheError;
+use modular_core::ReloadStatus;
+use modular_core::health::HealthStatus;
+use modular_testkit::Service;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_default_ttl_reload_applies_to_entries_written_after_it() -> anyhow::Result<()> {
+    let Some(h) = support::redis("default_ttl_reload", json!({ "default_ttl": "1h" })).await?
+    else {
+        return Ok(());
+    };
+    let url = modular_testkit::service_url(Service::Redis).unwrap();
+    let mut raw = support::raw_redis(&url).await?;
+    h.cache.set("before", b"1", None).await?;
+    let outcome = h
+        .app
+        .set_override("cache.default_ttl", json!("20s"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    h.cache.set("after", b"2", None).await?;
+    let before: i64 = redis::cmd("PTTL")
+        .arg(format!("{}before", h.prefix))
+        .query_async(&mut raw)
+        .await?;
+    let after: i64 = redis::cmd("PTTL")
+        .arg(format!("{}after", h.prefix))
+        .query_async(&mut raw)
+        .await?;
+    assert!(
+        before > 3_500_000,
+        "the earlier entry keeps its 1h, pttl {before}"
+    );
+    assert!(
+        (15_000..=20_000).contains(&after),
+        "the later entry has the new 20s, pttl {after}"
+    );
+    h.finish().await
+}
+
+#[tokio::test]
+async fn a_url_reload_moves_traffic_to_the_new_connection() -> anyhow::Result<()> {
+    let Some(mut h) = support::redis("url_reload", json!({})).await? else {
+        return Ok(());
+    };
+    let url = modular_testkit::service_url(Service::Redis).unwrap();
+    let (proxy, proxied) = support::redis_proxy(&url).await?;
+    h.cache.set("k", b"v", None).await?;
+
+    let outcome = h
+        .app
+        .set_override("cache.redis.url", json!(proxied))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let address = proxy.addr().to_string();
+    h.wait_for_event("connected", Duration::from_secs(1), |d| {
+        d["reason"] == "reload" && d["address"] == address.as_str()
+    })
+    .await;
+    let reloaded = h
+        .wait_for_event("reloaded", Duration::from_secs(1), |_| true)
+        .await;
+    assert_eq!(reloaded["fields"], json!(["redis.url"]));
+    assert_eq!(reloaded["reconnected"], json!(true));
+    assert_eq!(
+        h.cache.get("k").await?.as_deref(),
+        Some(&b"v"[..]),
+        "same server, same data"
+    );
+    assert_eq!(
+        h.cache_report().await.details.get("address"),
+        Some(&json!(address))
+    );
+
+    // The traffic really goes through the new URL: cutting the proxy cuts the cache.
+    proxy.cut();
+    let error = h.cache.get("k").await.expect_err("the proxy is cut");
+    assert!(error.is_connection_error(), "{error:?}");
+    proxy.restore();
+    h.wait_for_health(HealthStatus::Healthy, Duration::from_secs(15))
+        .await;
+    h.finish().await
+}
+
+#[tokio::test]
+async fn a_reload_to_an_unreachable_url_fails_and_the_old_connection_keeps_serving()
+-> anyhow::Result<()> {
+    let Some(mut h) = support::redis(
+        "unreachable_reload",
+        json!({ "redis": { "connect_timeout": "500ms" } }),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let before = h.cache_report().await.details.get("address").cloned();
+    let version = h.app.config().version();
+    let port = modular_testkit::free_port();
+    let outcome = h
+        .app
+        .set_override(
+            "cache.redis.url",
+            json!(format!("redis://127.0.0.1:{port}")),
+        )
+        .await?;
+
+    assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
+    assert_eq!(outcome.failed_module.as_deref(), Some("cache"));
+    let error = outcome.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "cannot connect to redis at 127.0.0.1:{port} within 500ms"
+        )),
+        "{error}"
+    );
+    assert_eq!(
+        h.app.config().version(),
+        version,
+        "a failed reload commits nothing"
+    );
+
+    h.cache.set("still", b"works", None).await?;
+    assert_eq!(h.cache.get("still").await?.as_deref(), Some(&b"works"[..]));
+    let report = h.cache_report().await;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert_eq!(
+        report.details.get("address").cloned(),
+        before,
+        "still on the old server"
+    );
+    assert!(h.events_of("reloaded").is_empty(), "nothing was reloaded");
+    assert!(
+        h.events_of("disconnected").is_empty(),
+        "the running connection never dropped"
+    );
+    h.finish().await
+}
+
+#[tokio::test]
+async fn a_reload_that_fails_in_a_later_module_reconnects_the_cache_to_its_previous_url()
+-> anyhow::Result<()> {
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return Ok(());
+    };
+    let (proxy, proxied) = support::redis_proxy(&url).await?;
+    let (section, prefix) = support::redis_section("rollback_url", &url, json!({}));
+    let mut h = support::start_with(json!({ "cache": section }), None, true).await?;
+    h.prefix = prefix;
+    let original = h.cache_report().await.details.get("address").cloned();
+
+    let store = h.app.config();
+    let mut overrides = store.overrides();
+    overrides.insert("cache.redis.url".to_owned(), json!(proxied));
+    overrides.insert("tripwire.level".to_owned(), json!(1));
+    store.set_overrides(overrides);
+    let outcome = h.app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
+    assert_eq!(outcome.failed_module.as_deref(), Some("tripwire"));
+    assert_eq!(outcome.rolled_back, vec!["cache".to_owned()]);
+
+    assert_eq!(
+        h.cache_report().await.details.get("address").cloned(),
+        original
+    );
+    // Back on the direct URL: the proxy no longer matters.
+    proxy.cut();
+    h.cache.set("direct", b"1", None).await?;
+    assert_eq!(h.cache.get("direct").await?.as_deref(), Some(&b"1"[..]));
+    let reasons: Vec<_> = h
+        .events_of("connected")
+        .iter()
+        .map(|d| d["reason"].clone())
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![json!("start"), json!("reload"), json!("reload")],
+        "start, apply, rollback"
+    );
+    h.finish().await
+}
+
+#[tokio::test]
+async fn a_command_timeout_reload_applies_to_the_next_commands() -> anyhow::Result<()> {
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return Ok(());
+    };
+    let (proxy, proxied) = support::redis_proxy(&url).await?;
+    let (section, prefix) = support::redis_section(
+        "command_timeout_reload",
+        &proxied,
+        json!({ "redis": { "command_timeout": "5s" } }),
+    );
+    let mut h = support::start(section).await?;
+    h.prefix = prefix;
+    h.cache.set("k", b"v", None).await?;
+
+    // 150 ms each way: a round trip takes at least 300 ms, well within 5 s.
+    proxy.set_latency(Duration::from_millis(150));
+    assert_eq!(h.cache.get("k").await?.as_deref(), Some(&b"v"[..]));
+
+    proxy.set_latency(Duration::ZERO);
+    let outcome = h
+        .app
+        .set_override("cache.redis.command_timeout", json!("100ms"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    proxy.set_latency(Duration::from_millis(150));
+    let error = h
+        .cache
+        .get("k")
+        .await
+        .expect_err("300 ms round trip under a 100 ms timeout");
+    assert!(
+        matches!(error, CacheError::Timeout { operation: "get", timeout } if timeout == Duration::from_millis(100)),
+        "{error:?}"
+    );
+    proxy.set_latency(Duration::ZERO);
+    h.finish().await
+}

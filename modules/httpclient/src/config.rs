@@ -1,0 +1,534 @@
+//! [`HttpClientConfig`]: the `httpclient` section, its defaults and its validation.
+//!
+//! Every field is dynamic: a reload builds a new `reqwest::Client` from the new section and swaps
+//! it in, so nothing here needs a restart.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use modular_core::FieldError;
+use modular_core::config::REDACTED;
+use reqwest::Method;
+use reqwest::header::{HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+
+/// The most retries one request may make (`retry.max_retries`).
+///
+/// Beyond this a client hammers an upstream that is already failing; a higher value in the
+/// config is a mistake, so it is rejected rather than clamped.
+pub const MAX_RETRIES_CAP: u32 = 10;
+
+/// The longest timeout a health probe may have (`health_probe[].timeout`).
+///
+/// The health provider is registered with this bound plus a margin, so every probe finishes (or
+/// times out on its own terms) before the aggregator gives up on the provider.
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest body prefix verbose logging may print (`verbose.max_body_bytes`).
+pub const MAX_LOGGED_BODY_BYTES: usize = 1024 * 1024;
+
+/// The `httpclient` configuration section.
+///
+/// Every field is dynamic (the whole struct is marked `#[config(dynamic)]`): a change builds a
+/// new client aside and swaps it in; requests already running finish on the client, timeouts
+/// and retry policy they started with.
+///
+/// `default_headers` is sensitive (it often carries API keys), so its values are redacted in
+/// diffs, reload events, `GET /admin/config` and this type's `Debug`.
+#[derive(Clone, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(dynamic, validate = "Self::validate_config")]
+pub struct HttpClientConfig {
+    /// Total time one attempt may take, from sending the request to the end of the response
+    /// body. A request overriding it with `RequestBuilder::timeout` keeps its own value.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Time to establish a TCP (and TLS) connection.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// How long an idle pooled connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per host (0 turns pooling off).
+    pub pool_max_idle_per_host: usize,
+    /// The `User-Agent` header of every request.
+    pub user_agent: String,
+    /// Headers added to every request that does not set them itself.
+    #[config(sensitive)]
+    pub default_headers: BTreeMap<String, String>,
+    /// Retry policy for idempotent requests.
+    #[config(nested)]
+    pub retry: RetryConfig,
+    /// Request and response logging.
+    #[config(nested)]
+    pub verbose: VerboseConfig,
+    /// Upstream URLs the health check requests.
+    pub health_probe: Vec<HealthProbeConfig>,
+}
+
+impl fmt::Debug for HttpClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&str, &str> = self
+            .default_headers
+            .keys()
+            .map(|name| (name.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("HttpClientConfig")
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("user_agent", &self.user_agent)
+            .field("default_headers", &headers)
+            .field("retry", &self.retry)
+            .field("verbose", &self.verbose)
+            .field("health_probe", &self.health_probe)
+            .finish()
+    }
+}
+
+impl Default for HttpClientConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 32,
+            user_agent: concat!("modular-httpclient/", env!("CARGO_PKG_VERSION")).to_owned(),
+            default_headers: BTreeMap::new(),
+            retry: RetryConfig::default(),
+            verbose: VerboseConfig::default(),
+            health_probe: Vec::new(),
+        }
+    }
+}
+
+/// `httpclient.retry`: which requests are retried and how long to wait between attempts.
+///
+/// Only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) are retried, and only after a
+/// connect error or a 429, 502, 503 or 504 answer. Attempt `n` (from 0) waits
+/// `min(max_delay, base_delay * 2^n)`, minus up to `jitter` of it at random; a `Retry-After`
+/// header (seconds or an HTTP date) replaces the computed delay, still capped by `max_delay`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retries after the first attempt (0 turns retries off), at most [`MAX_RETRIES_CAP`].
+    pub max_retries: u32,
+    /// The delay before the first retry.
+    #[serde(with = "humantime_serde")]
+    pub base_delay: Duration,
+    /// The longest delay between two attempts, `Retry-After` included.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// The fraction of each computed delay that is randomised, from 0 (none) to 1: the delay is
+    /// drawn from `[delay * (1 - jitter), delay]`, so clients that failed together spread out.
+    pub jitter: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// `httpclient.verbose`: log every request and response.
+///
+/// Events are emitted at `INFO` with target `modular_httpclient::verbose`. Header values of
+/// `authorization`, `proxy-authorization`, `cookie`, `set-cookie` and every name in
+/// `redact_headers` are replaced by `[REDACTED]`; bodies are cut after `max_body_bytes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerboseConfig {
+    /// Turns logging on.
+    pub enabled: bool,
+    /// More header names whose values are never logged (case-insensitive).
+    pub redact_headers: Vec<String>,
+    /// The longest body prefix printed (0 prints no body), at most [`MAX_LOGGED_BODY_BYTES`].
+    pub max_body_bytes: usize,
+}
+
+impl Default for VerboseConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            redact_headers: Vec::new(),
+            max_body_bytes: 1024,
+        }
+    }
+}
+
+/// One upstream the health check requests (`httpclient.health_probe[]`).
+///
+/// Healthy when the answer's status is expected; unhealthy when the upstream cannot be reached,
+/// does not answer within `timeout`, or answers another status. An `optional` probe reports
+/// degraded instead of unhealthy, so it never fails readiness.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthProbeConfig {
+    /// The component name in health reports (`probe.<name>`); unique among probes.
+    pub name: String,
+    /// An absolute `http` or `https` URL.
+    pub url: String,
+    /// `GET` (default) or `HEAD`.
+    #[serde(default = "default_probe_method")]
+    pub method: String,
+    /// Statuses that count as healthy; empty (the default) means any 2xx.
+    #[serde(default)]
+    pub expected_status: Vec<u16>,
+    /// How long the probe may take (default 1 s), at most [`MAX_PROBE_TIMEOUT`].
+    #[serde(default = "default_probe_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A failing optional probe reports degraded, not unhealthy.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+fn default_probe_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(1)
+}
+
+impl HealthProbeConfig {
+    /// A required `GET` probe of `url` that expects any 2xx within one second.
+    pub fn new(name: impl Into<String>, url: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            url: url.into(),
+            method: default_probe_method(),
+            expected_status: Vec::new(),
+            timeout: default_probe_timeout(),
+            optional: false,
+        }
+    }
+
+    /// Whether `status` counts as healthy.
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.expected_status.is_empty() {
+            (200..300).contains(&status)
+        } else {
+            self.expected_status.contains(&status)
+        }
+    }
+}
+
+impl HttpClientConfig {
+    /// Every problem of this section, each with its path relative to the section.
+    pub fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        positive(&mut errors, "request_timeout", self.request_timeout);
+        positive(&mut errors, "connect_timeout", self.connect_timeout);
+        positive(&mut errors, "pool_idle_timeout", self.pool_idle_timeout);
+        if let Err(error) = HeaderValue::from_str(&self.user_agent) {
+            errors.push(FieldError::new(
+                "user_agent",
+                format!("is not a valid header value: {error}"),
+            ));
+        }
+        for (name, value) in &self.default_headers {
+            let path = format!("default_headers.{name}");
+            if let Err(error) = HeaderName::from_bytes(name.as_bytes()) {
+                errors.push(FieldError::new(
+                    path.clone(),
+                    format!("`{name}` is not a valid header name: {error}"),
+                ));
+            }
+            // The value is not echoed: default headers often carry credentials.
+            if HeaderValue::from_str(value).is_err() {
+                errors.push(FieldError::new(path, "is not a valid header value"));
+            }
+        }
+        self.retry.check(&mut errors);
+        self.verbose.check(&mut errors);
+        check_probes(&self.health_probe, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+impl RetryConfig {
+    fn check(&self, errors: &mut Vec<FieldError>) {
+        if self.max_retries > MAX_RETRIES_CAP {
+            errors.push(FieldError::new(
+                "retry.max_retries",
+                format!(
+                    "must be at most {MAX_RETRIES_CAP}, got {}",
+                    self.max_retries
+                ),
+            ));
+        }
+        positive(errors, "retry.base_delay", self.base_delay);
+        positive(errors, "retry.max_delay", self.max_delay);
+        if self.max_delay < self.base_delay {
+            errors.push(FieldError::new(
+                "retry.max_delay",
+                format!(
+                    "must be at least retry.base_delay ({}), got {}",
+                    show(self.base_delay),
+                    show(self.max_delay)
+                ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            errors.push(FieldError::new(
+                "retry.jitter",
+                format!("must be between 0 and 1, got {}", self.jitter),
+            ));
+        }
+    }
+}
+
+impl VerboseConfig {
+    fn check(&self, errors: &mut Vec<FieldError>) {
+        for (i, name) in self.redact_headers.iter().enumerate() {
+            if HeaderName::from_bytes(name.as_bytes()).is_err() {
+                errors.push(FieldError::new(
+                    format!("verbose.redact_headers.{i}"),
+                    format!("`{name}` is not a valid header name"),
+                ));
+            }
+        }
+        if self.max_body_bytes > MAX_LOGGED_BODY_BYTES {
+            errors.push(FieldError::new(
+                "verbose.max_body_bytes",
+                format!(
+                    "must be at most {MAX_LOGGED_BODY_BYTES}, got {}",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+    }
+}
+
+fn check_probes(probes: &[HealthProbeConfig], errors: &mut Vec<FieldError>) {
+    for (i, probe) in probes.iter().enumerate() {
+        let at = |field: &str| format!("health_probe.{i}.{field}");
+        if probe.name.trim().is_empty() {
+            errors.push(FieldError::new(at("name"), "must not be empty"));
+        } else if probes[..i].iter().any(|p| p.name == probe.name) {
+            errors.push(FieldError::new(
+                at("name"),
+                format!("`{}` is used by an earlier probe", probe.name),
+            ));
+        }
+        if let Err(message) = probe_url(&probe.url) {
+            errors.push(FieldError::new(at("url"), message));
+        }
+        match probe_method(&probe.method) {
+            Some(_) => {}
+            None => errors.push(FieldError::new(
+                at("method"),
+                format!("must be GET or HEAD, got `{}`", probe.method),
+            )),
+        }
+        for status in &probe.expected_status {
+            if !(100..=599).contains(status) {
+                errors.push(FieldError::new(
+                    at("expected_status"),
+                    format!("must hold HTTP statuses between 100 and 599, got {status}"),
+                ));
+            }
+        }
+        positive(errors, &at("timeout"), probe.timeout);
+        if probe.timeout > MAX_PROBE_TIMEOUT {
+            errors.push(FieldError::new(
+                at("timeout"),
+                format!(
+                    "must be at most {}, got {}",
+                    show(MAX_PROBE_TIMEOUT),
+                    show(probe.timeout)
+                ),
+            ));
+        }
+    }
+}
+
+/// Parses a probe URL: absolute, `http` or `https`, with a host.
+pub(crate) fn probe_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|error| format!("`{url}` is not a valid url: {error}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{url}` must use http or https, not `{}`",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(parsed)
+}
+
+/// The method of a probe: `GET` or `HEAD`, case-insensitive.
+pub(crate) fn probe_method(method: &str) -> Option<Method> {
+    if method.eq_ignore_ascii_case("GET") {
+        Some(Method::GET)
+    } else if method.eq_ignore_ascii_case("HEAD") {
+        Some(Method::HEAD)
+    } else {
+        None
+    }
+}
+
+fn positive(errors: &mut Vec<FieldError>, path: &str, value: Duration) {
+    if value.is_zero() {
+        errors.push(FieldError::new(
+            path,
+            format!("must be > 0, got {}", show(value)),
+        ));
+    }
+}
+
+/// A duration as a user writes it (`1s 500ms`).
+pub(crate) fn show(value: Duration) -> String {
+    humantime_serde::re::humantime::format_duration(value).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(config: &HttpClientConfig) -> Vec<String> {
+        match config.validate_config() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.into_iter().map(|e| e.path).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(paths(&HttpClientConfig::default()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected_with_their_paths() {
+        let config = HttpClientConfig {
+            request_timeout: Duration::ZERO,
+            connect_timeout: Duration::ZERO,
+            pool_idle_timeout: Duration::ZERO,
+            ..HttpClientConfig::default()
+        };
+        let errors = config.validate_config().err().unwrap_or_default();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "request_timeout: must be > 0, got 0s",
+                "connect_timeout: must be > 0, got 0s",
+                "pool_idle_timeout: must be > 0, got 0s",
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_limits_are_enforced() {
+        let mut config = HttpClientConfig::default();
+        config.retry.max_retries = MAX_RETRIES_CAP + 1;
+        config.retry.base_delay = Duration::from_secs(5);
+        config.retry.max_delay = Duration::from_secs(1);
+        config.retry.jitter = 1.5;
+        assert_eq!(
+            paths(&config),
+            ["retry.max_retries", "retry.max_delay", "retry.jitter"]
+        );
+        config.retry = RetryConfig {
+            max_retries: MAX_RETRIES_CAP,
+            ..RetryConfig::default()
+        };
+        assert_eq!(paths(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn probes_are_checked_one_by_one() {
+        let mut bad = HealthProbeConfig::new("api", "ftp://example.com/");
+        bad.method = "POST".to_owned();
+        bad.expected_status = vec![200, 700];
+        bad.timeout = Duration::from_secs(60);
+        let config = HttpClientConfig {
+            health_probe: vec![
+                HealthProbeConfig::new("ok", "http://127.0.0.1:8080/healthz"),
+                bad,
+                HealthProbeConfig::new("ok", "not a url"),
+            ],
+            ..HttpClientConfig::default()
+        };
+        assert_eq!(
+            paths(&config),
+            [
+                "health_probe.1.url",
+                "health_probe.1.method",
+                "health_probe.1.expected_status",
+                "health_probe.1.timeout",
+                "health_probe.2.name",
+                "health_probe.2.url",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_header_names_and_values_are_rejected() {
+        let mut config = HttpClientConfig::default();
+        config
+            .default_headers
+            .insert("bad header".to_owned(), "x".to_owned());
+        config
+            .default_headers
+            .insert("x-token".to_owned(), "line\nbreak".to_owned());
+        config.verbose.redact_headers = vec!["x-ok".to_owned(), "no good".to_owned()];
+        config.user_agent = "agent\u{7f}".to_owned();
+        let errors = config.validate_config().err().unwrap_or_default();
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 4, "{shown:?}");
+        assert!(
+            shown[0].starts_with("user_agent: is not a valid header value"),
+            "{shown:?}"
+        );
+        assert!(
+            shown[1]
+                .starts_with("default_headers.bad header: `bad header` is not a valid header name")
+        );
+        assert_eq!(
+            shown[2],
+            "default_headers.x-token: is not a valid header value"
+        );
+        assert_eq!(
+            shown[3],
+            "verbose.redact_headers.1: `no good` is not a valid header name"
+        );
+    }
+
+    #[test]
+    fn debug_output_names_default_headers_but_never_shows_their_values() {
+        let mut config = HttpClientConfig::default();
+        config
+            .default_headers
+            .insert("x-api-key".to_owned(), "k-secret".to_owned());
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains(r#"default_headers: {"x-api-key": "[REDACTED]"}"#),
+            "{shown}"
+        );
+        assert!(!shown.contains("k-secret"), "{shown}");
+    }
+
+    #[test]
+    fn an_empty_expected_status_list_accepts_any_2xx() {
+        let mut probe = HealthProbeConfig::new("api", "http://127.0.0.1/");
+        assert!(probe.accepts(204));
+        assert!(!probe.accepts(301));
+        probe.expected_status = vec![401];
+        assert!(probe.accepts(401));
+        assert!(!probe.accepts(200));
+    }
+}

@@ -1,0 +1,158 @@
+//! The httpclient module of modular: one shared, reloadable, health-checked HTTP client.
+//!
+//! [`HttpClientModule`] reads the `httpclient` configuration section and registers an
+//! `Arc<`[`HttpClient`]`>` in the service registry. Everything sent through it gets:
+//!
+//! - **retries** with exponential backoff and jitter, for idempotent methods only (GET, HEAD,
+//!   OPTIONS, PUT, DELETE, TRACE), after connect errors and 429 / 502 / 503 / 504 answers,
+//!   honouring `Retry-After` (seconds or an HTTP date) up to `retry.max_delay`;
+//! - **request modifiers**: named hooks ([`RequestModifier`], or any
+//!   `Fn(&mut reqwest::Request)`) added and removed at runtime, that add headers or rewrite
+//!   requests;
+//! - **verbose logging** through `tracing`, with sensitive headers redacted and bodies cut;
+//! - **live reconfiguration**: a reload builds a new `reqwest::Client` aside and swaps it in;
+//!   requests already running finish on the client, timeouts and retry policy they started with.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use modular_core::Application;
+//! use modular_core::config::TextFormat;
+//! use modular_httpclient::{HttpClient, HttpClientModule};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let yaml = "httpclient:\n  request_timeout: 5s\n  retry:\n    max_retries: 3\n";
+//! let mut app = Application::builder()
+//!     .config_text("app.yaml", TextFormat::Yaml, yaml)
+//!     .module(HttpClientModule::new())
+//!     .handle_signals(false)
+//!     .build()
+//!     .await?;
+//! app.start().await?;
+//!
+//! let http = app.services().require::<HttpClient>()?;
+//! http.add_modifier("tenant", |request: &mut reqwest::Request| {
+//!     request.headers_mut().insert("x-tenant", reqwest::header::HeaderValue::from_static("acme"));
+//! });
+//! assert_eq!(http.settings().request_timeout, Duration::from_secs(5));
+//! // let orders = http.get("https://orders.internal/v1/orders").send().await?.json::<Orders>().await?;
+//!
+//! app.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Configuration
+//!
+//! Every key is optional; the values shown are the defaults, except for the example probe.
+//!
+//! ```yaml
+//! httpclient:
+//!   request_timeout: 30s        # one attempt, from sending to the end of the body; > 0
+//!   connect_timeout: 10s        # > 0
+//!   pool_idle_timeout: 90s      # > 0
+//!   pool_max_idle_per_host: 32  # 0 turns pooling off
+//!   user_agent: modular-httpclient/0.1.0
+//!   default_headers: {}         # name: value, added unless a request sets it (sensitive)
+//!   retry:
+//!     max_retries: 2            # at most 10; 0 turns retries off
+//!     base_delay: 100ms         # the first retry's delay, doubling per retry
+//!     max_delay: 10s            # caps every delay, Retry-After included
+//!     jitter: 0.2               # 0..=1: each delay is drawn from [d * (1 - jitter), d]
+//!   verbose:
+//!     enabled: false
+//!     redact_headers: []        # besides authorization, proxy-authorization, cookie, set-cookie
+//!     max_body_bytes: 1024      # at most 1 MiB; 0 logs body sizes only
+//!   health_probe:
+//!     - name: billing           # component `probe.billing`; unique
+//!       url: https://billing.internal/healthz
+//!       method: GET             # or HEAD
+//!       expected_status: [200]  # empty (the default): any 2xx
+//!       timeout: 1s             # > 0, at most 10s
+//!       optional: false         # true: a failure reports degraded, never failing readiness
+//! ```
+//!
+//! Validation rejects zero (and, at parse time, negative) durations, `max_retries` above
+//! [`MAX_RETRIES_CAP`], `max_delay` below `base_delay`, a `jitter` outside 0..=1, invalid
+//! header names or values, and probes with a malformed or non-http(s) URL, a duplicate name, a
+//! method other than GET/HEAD, a status outside 100..=599 or a timeout above
+//! [`MAX_PROBE_TIMEOUT`]. Each error carries its path (`httpclient.retry.max_retries`,
+//! `httpclient.health_probe.1.url`) and the source that set it.
+//!
+//! # Dynamic fields
+//!
+//! **Every field is dynamic.** A reload with changes in this section builds a new
+//! `reqwest::Client` from the whole new section (a new connection pool included) and swaps it
+//! in atomically. A request takes its snapshot of client and settings when it is sent and keeps
+//! it through all its retries, so in-flight requests finish on the old client with their old
+//! timeouts, and the old pool is dropped once the last of them is done. A failure to build
+//! changes nothing, and on rollback the previous section is rebuilt the same way. Request
+//! modifiers are not configuration: they are added and removed in code, and survive reloads.
+//!
+//! `default_headers` is marked sensitive: its values show as `[REDACTED]` in diffs, reload
+//! outcomes and events, and only header names appear in health details.
+//!
+//! # Health
+//!
+//! [`HttpClientHealth`] is registered under the module's name, counting for readiness, with a
+//! provider timeout of [`MAX_PROBE_TIMEOUT`] + 500 ms. It reports:
+//!
+//! - `httpclient:client`: always healthy; its details are the running settings (generation,
+//!   timeouts, pool, user agent, header names, retry policy, verbose, probe and modifier counts,
+//!   requests and retries so far). With no probes configured this is the whole answer.
+//! - `httpclient:probe.<name>`, one per probe, all checked in parallel on the current client
+//!   (modifiers applied, no retries) with the probe's own timeout (cut to the aggregator's
+//!   remaining time): **healthy** when the status is expected (any 2xx by default);
+//!   **unhealthy** when it is another status, the upstream does not answer within the timeout,
+//!   or cannot be reached (connection refused or reset, DNS or TLS failure). An `optional` probe
+//!   reports **degraded** instead of unhealthy and is marked optional, so it never fails
+//!   readiness. Details: url, method, expected statuses, timeout, elapsed time and status.
+//!
+//! # Events
+//!
+//! From source `/modular/modules/httpclient`:
+//!
+//! | type | when | data |
+//! |---|---|---|
+//! | `com.modular.httpclient.client.rebuilt` | a reload (or its rollback) swapped in a new client | `generation`, `previous_generation`, `trigger`, `rollback`, `changes` (field paths) |
+//! | `com.modular.httpclient.request.retried` | a request is about to be retried | `method`, `url` (no password), `attempt` (the one that failed, from 1), `next_attempt`, `max_retries`, `delay_ms`, `reason`, `status` (or null after a connect error) |
+//!
+//! A client built by hand with [`HttpClient::new`] has no event bus and emits nothing.
+//!
+//! # Verbose logging
+//!
+//! With `verbose.enabled`, each attempt logs at `INFO`, target [`VERBOSE_TARGET`]:
+//! `http request` (method, URL, attempt, headers including the client's defaults, body
+//! prefix), `http response` (status, version, elapsed time, headers) and, once the body has
+//! been read or dropped, `http response body` (byte count, whether it was read to the end, its
+//! prefix), or `http request failed` with the error. Response bodies are never buffered: the
+//! prefix is collected as the body streams through. Header values of `authorization`,
+//! `proxy-authorization`, `cookie`, `set-cookie` and every `redact_headers` name are logged as
+//! [`REDACTED`]; URL passwords are dropped. Body text is not masked: use the logmasker module
+//! for secrets inside bodies.
+//!
+//! # Feature flags
+//!
+//! This crate has none. TLS is rustls with the aws-lc-rs provider, installed on first use
+//! through `modular_core::install_default_crypto_provider`.
+
+mod client;
+mod config;
+mod error;
+mod health;
+mod modifier;
+mod module;
+mod retry;
+mod verbose;
+
+pub use client::{HttpClient, RequestBuilder};
+pub use config::{
+    HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES, MAX_PROBE_TIMEOUT, MAX_RETRIES_CAP,
+    RetryConfig, VerboseConfig,
+};
+pub use error::HttpClientError;
+pub use health::HttpClientHealth;
+pub use modifier::RequestModifier;
+pub use module::{HttpClientModule, MODULE_NAME};
+pub use verbose::{REDACTED, VERBOSE_TARGET};

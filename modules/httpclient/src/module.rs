@@ -1,0 +1,91 @@
+//! [`HttpClientModule`]: wires the client into an application (service, reload, health).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use modular_core::health::ProviderOptions;
+use modular_core::{BoxError, ConfigChange, InitContext, Module, ReloadContext, Reloadable};
+
+use crate::client::{HttpClient, Rebuild};
+use crate::config::{HttpClientConfig, MAX_PROBE_TIMEOUT};
+use crate::error::HttpClientError;
+use crate::health::HttpClientHealth;
+
+/// The module's name and the key of its configuration section.
+pub const MODULE_NAME: &str = "httpclient";
+
+/// The httpclient module: reads the `httpclient` section, registers an `Arc<HttpClient>` in
+/// the service registry, rebuilds the client on reload, and reports health.
+#[derive(Debug, Default)]
+pub struct HttpClientModule {
+    client: Option<HttpClient>,
+}
+
+impl HttpClientModule {
+    /// The module, not yet initialised.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The client, once the module is initialised.
+    pub fn client(&self) -> Option<&HttpClient> {
+        self.client.as_ref()
+    }
+}
+
+#[modular_core::async_trait]
+impl Module for HttpClientModule {
+    fn name(&self) -> &str {
+        MODULE_NAME
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        let config = ctx.config::<HttpClientConfig>()?.get();
+        let client = HttpClient::build(config, Some(ctx.context()))?;
+        ctx.services().register(Arc::new(client.clone()));
+        ctx.register_reloadable(Arc::new(HttpClientReloader {
+            client: client.clone(),
+        }));
+        let options = ProviderOptions {
+            // Probes run in parallel, each bounded by its own timeout (at most
+            // MAX_PROBE_TIMEOUT), so the provider as a whole finishes within that plus a margin.
+            timeout: MAX_PROBE_TIMEOUT + Duration::from_millis(500),
+            ..ProviderOptions::default()
+        };
+        ctx.register_health_provider(Arc::new(HttpClientHealth::new(client.clone())), options);
+        let settings = client.settings();
+        tracing::info!(
+            module = MODULE_NAME,
+            request_timeout = ?settings.request_timeout,
+            max_retries = settings.retry.max_retries,
+            probes = settings.health_probe.len(),
+            "http client ready"
+        );
+        self.client = Some(client);
+        Ok(())
+    }
+}
+
+/// The reload hook: builds a client from the new section and swaps it in.
+#[derive(Debug)]
+struct HttpClientReloader {
+    client: HttpClient,
+}
+
+#[modular_core::async_trait]
+impl Reloadable for HttpClientReloader {
+    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+        let config = ctx.new_config::<HttpClientConfig>().ok_or_else(|| {
+            HttpClientError::MissingSection {
+                module: ctx.module().to_owned(),
+            }
+        })?;
+        let cause = Rebuild {
+            trigger: ctx.trigger().as_str(),
+            rollback: ctx.is_rollback(),
+            changes: changes.iter().map(|c| c.field_path.to_string()).collect(),
+        };
+        self.client.swap_in(config, cause)?;
+        Ok(())
+    }
+}
