@@ -1,0 +1,384 @@
+//! Bringing the running pools in line with a configuration: at start, on every reload (and
+//! rollback), and at shutdown.
+//!
+//! Every change follows one rule: build aside, then swap. New pools are opened (and migrated)
+//! while the old ones keep serving; only when every new pool is ready is the whole set
+//! swapped in, in one atomic store. Everything that can fail or wait happens before that
+//! store, so a failure, or the orchestrator dropping the hook at its deadline, leaves the
+//! running pools untouched. Replaced and removed pools are closed afterwards in owned tasks:
+//! `Pool::close` stops new acquires at once and completes when the queries in flight have
+//! returned their connections.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::join_all;
+use modular_core::{DynamicConfig, ModuleContext};
+use serde_json::json;
+
+use crate::config::{ConnectionConfig, DatabaseConfig};
+use crate::error::DatabaseError;
+use crate::events;
+use crate::migrate;
+use crate::pool::{self, DbPool};
+use crate::service::{Connection, DatabaseService, State};
+
+/// The running pools of one application, and the context to emit events and own tasks.
+#[derive(Clone, Debug)]
+pub(crate) struct Pools {
+    pub(crate) ctx: ModuleContext,
+    pub(crate) service: Arc<DatabaseService>,
+}
+
+/// Why a pool is being built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reason {
+    Start,
+    Added,
+    Replaced,
+}
+
+impl Reason {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Added => "added",
+            Self::Replaced => "replaced",
+        }
+    }
+}
+
+/// A pool built aside, not yet serving.
+struct Built {
+    name: String,
+    config: ConnectionConfig,
+    pool: DbPool,
+    reason: Reason,
+}
+
+impl Pools {
+    pub(crate) fn new(ctx: ModuleContext, service: Arc<DatabaseService>) -> Self {
+        Self { ctx, service }
+    }
+
+    fn emit(&self, ty: &'static str, data: serde_json::Value) {
+        self.ctx.emit(events::noun_verb(ty), data);
+    }
+
+    /// Opens every configured connection and runs its migrations; on any failure closes what
+    /// was opened and returns every error.
+    pub(crate) async fn start(&self, config: &DatabaseConfig) -> Result<(), DatabaseError> {
+        let wanted: Vec<(String, ConnectionConfig, Reason)> = config
+            .connections
+            .iter()
+            .map(|(name, c)| (name.clone(), c.clone(), Reason::Start))
+            .collect();
+        let built = self.build(wanted).await?;
+        let mut failures = Vec::new();
+        for b in &built {
+            if let Some(dir) = &b.config.migrations
+                && let Err(error) = self.migrate(&b.name, &b.pool, dir).await
+            {
+                failures.push(error);
+            }
+        }
+        if let Some(error) = DatabaseError::combine(failures) {
+            self.discard(built);
+            return Err(error);
+        }
+        let connections = built
+            .into_iter()
+            .map(|b| {
+                self.opened(&b, 1);
+                let connection = Connection {
+                    name: b.name.clone(),
+                    pool: b.pool,
+                    config: b.config,
+                    generation: 1,
+                };
+                (b.name, Arc::new(connection))
+            })
+            .collect();
+        self.service.install(State {
+            default: config.default.clone(),
+            connections,
+        });
+        Ok(())
+    }
+
+    /// Makes the running pools match `config`: opens added connections, rebuilds changed ones,
+    /// swaps everything in at once and closes what was replaced or removed. On failure nothing
+    /// running has changed.
+    pub(crate) async fn apply(
+        &self,
+        config: &DatabaseConfig,
+        rollback: bool,
+    ) -> Result<(), DatabaseError> {
+        let current = self.service.snapshot();
+
+        // Plan: which connections need a new pool.
+        let mut wanted = Vec::new();
+        let mut refused = Vec::new();
+        for (name, new) in &config.connections {
+            match current.connections.get(name) {
+                None => wanted.push((name.clone(), new.clone(), Reason::Added)),
+                Some(old) if old.config.pool_differs(new) => match new.driver() {
+                    Ok(driver) if driver != old.pool.driver() => {
+                        refused.push(DatabaseError::DriverChanged {
+                            connection: name.clone(),
+                            from: old.pool.driver(),
+                            to: driver,
+                        })
+                    }
+                    _ => wanted.push((name.clone(), new.clone(), Reason::Replaced)),
+                },
+                Some(_) => {}
+            }
+        }
+        if let Some(error) = DatabaseError::combine(refused) {
+            return Err(error);
+        }
+
+        // Build aside.
+        let built = self.build(wanted).await?;
+
+        // Migrations: for added connections, and where the migrations path changed.
+        let mut failures = Vec::new();
+        for (name, new) in &config.connections {
+            let Some(dir) = &new.migrations else { continue };
+            let old = current.connections.get(name);
+            if old.is_some_and(|o| o.config.migrations.as_ref() == Some(dir)) {
+                continue;
+            }
+            let pool = match built.iter().find(|b| &b.name == name) {
+                Some(b) => &b.pool,
+                None => match old {
+                    Some(o) => &o.pool,
+                    None => continue,
+                },
+            };
+            if let Err(error) = self.migrate(name, pool, dir).await {
+                failures.push(error);
+            }
+        }
+        if let Some(error) = DatabaseError::combine(failures) {
+            self.discard(built);
+            return Err(error);
+        }
+
+        // Swap: one atomic store of the whole new set. Nothing below awaits.
+        let mut built: BTreeMap<String, Built> =
+            built.into_iter().map(|b| (b.name.clone(), b)).collect();
+        let mut next = BTreeMap::new();
+        let mut swapped = Vec::new();
+        for (name, new) in &config.connections {
+            let old = current.connections.get(name);
+            let connection = match (built.remove(name), old) {
+                (Some(b), old) => {
+                    let generation = old.map_or(1, |o| o.generation + 1);
+                    self.opened(&b, generation);
+                    if let Some(old) = old {
+                        swapped.push((Arc::clone(old), generation));
+                    }
+                    Arc::new(Connection {
+                        name: name.clone(),
+                        pool: b.pool,
+                        config: b.config,
+                        generation,
+                    })
+                }
+                (None, Some(old)) if old.config == *new => Arc::clone(old),
+                // Only health or migration settings changed: same pool, new settings.
+                (None, Some(old)) => Arc::new(Connection {
+                    name: name.clone(),
+                    pool: old.pool.clone(),
+                    config: new.clone(),
+                    generation: old.generation,
+                }),
+                // Every added connection was built above.
+                (None, None) => continue,
+            };
+            next.insert(name.clone(), connection);
+        }
+        self.service.install(State {
+            default: config.default.clone(),
+            connections: next,
+        });
+
+        // Announce, then close the old pools once their in-flight queries finish.
+        for (old, generation) in swapped {
+            let new = config.connections.get(&old.name);
+            let changed: Vec<String> = new
+                .map(|new| {
+                    old.config
+                        .diff(new)
+                        .into_iter()
+                        .map(|c| c.field_path.into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                module = "database",
+                connection = %old.name,
+                generation,
+                changed = %changed.join(", "),
+                "pool swapped"
+            );
+            self.emit(
+                events::POOL_SWAPPED,
+                json!({
+                    "connection": old.name,
+                    "driver": old.pool.driver(),
+                    "generation": generation,
+                    "changed": changed,
+                    "max_connections": new.map(|n| n.max_connections),
+                    "min_connections": new.map(|n| n.min_connections),
+                    "rollback": rollback,
+                }),
+            );
+            self.close_later(old, "replaced");
+        }
+        for (name, old) in &current.connections {
+            if !config.connections.contains_key(name) {
+                tracing::info!(module = "database", connection = %name, "connection removed");
+                self.close_later(Arc::clone(old), "removed");
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every running pool, waiting for in-flight queries (the caller bounds the wait).
+    pub(crate) async fn close_all(&self) {
+        let state = self.service.snapshot();
+        join_all(state.connections.values().map(|c| async move {
+            c.pool.close().await;
+            self.closed(c, "shutdown");
+        }))
+        .await;
+    }
+
+    /// Opens every wanted pool concurrently. All or nothing: if any fails, the others are
+    /// closed and every failure is returned.
+    async fn build(
+        &self,
+        wanted: Vec<(String, ConnectionConfig, Reason)>,
+    ) -> Result<Vec<Built>, DatabaseError> {
+        let results = join_all(wanted.into_iter().map(|(name, config, reason)| async move {
+            let result = pool::connect(&name, &config).await;
+            (name, config, reason, result)
+        }))
+        .await;
+        let mut built = Vec::new();
+        let mut failures = Vec::new();
+        for (name, config, reason, result) in results {
+            match result {
+                Ok(pool) => built.push(Built {
+                    name,
+                    config,
+                    pool,
+                    reason,
+                }),
+                Err(error) => {
+                    tracing::warn!(module = "database", connection = %name, %error, "connection failed");
+                    self.emit(
+                        events::CONNECTION_FAILED,
+                        json!({
+                            "connection": name,
+                            "driver": config.driver().ok(),
+                            "error": error.to_string(),
+                            "reason": reason.as_str(),
+                        }),
+                    );
+                    failures.push(error);
+                }
+            }
+        }
+        match DatabaseError::combine(failures) {
+            None => Ok(built),
+            Some(error) => {
+                self.discard(built);
+                Err(error)
+            }
+        }
+    }
+
+    async fn migrate(
+        &self,
+        name: &str,
+        pool: &DbPool,
+        dir: &std::path::Path,
+    ) -> Result<(), DatabaseError> {
+        let applied = migrate::run(name, pool, dir).await?;
+        for m in &applied {
+            tracing::info!(module = "database", connection = %name, version = m.version, description = %m.description, "migration applied");
+            self.emit(
+                events::MIGRATION_APPLIED,
+                json!({
+                    "connection": name,
+                    "version": m.version,
+                    "description": m.description,
+                    "duration_ms": m.duration.as_secs_f64() * 1000.0,
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    fn opened(&self, built: &Built, generation: u64) {
+        tracing::info!(
+            module = "database",
+            connection = %built.name,
+            driver = %built.pool.driver(),
+            generation,
+            max_connections = built.config.max_connections,
+            "connection opened"
+        );
+        self.emit(
+            events::CONNECTION_OPENED,
+            json!({
+                "connection": built.name,
+                "driver": built.pool.driver(),
+                "generation": generation,
+                "max_connections": built.config.max_connections,
+                "min_connections": built.config.min_connections,
+                "reason": built.reason.as_str(),
+            }),
+        );
+    }
+
+    fn closed(&self, connection: &Connection, reason: &str) {
+        tracing::debug!(module = "database", connection = %connection.name, reason, "pool closed");
+        self.emit(
+            events::CONNECTION_CLOSED,
+            json!({
+                "connection": connection.name,
+                "driver": connection.pool.driver(),
+                "generation": connection.generation,
+                "reason": reason,
+            }),
+        );
+    }
+
+    /// Closes pools that never served (a failed start or reload) in the background.
+    fn discard(&self, built: Vec<Built>) {
+        for b in built {
+            self.ctx.spawn(async move { b.pool.close().await });
+        }
+    }
+
+    /// Closes a pool that was serving, in an owned task: new acquires fail at once, queries in
+    /// flight finish on their connections, and the task ends when the last one is returned
+    /// (or when the application shuts down, which closes the rest itself).
+    fn close_later(&self, connection: Arc<Connection>, reason: &'static str) {
+        // Refuse new acquires now; the task only waits for the connections still in use.
+        drop(connection.pool.close());
+        let this = self.clone();
+        let cancel = self.ctx.cancellation().clone();
+        self.ctx.spawn(async move {
+            tokio::select! {
+                () = connection.pool.close() => this.closed(&connection, reason),
+                () = cancel.cancelled() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! Health through an outage: connected through the testkit's fault-injecting proxy to the real
+//! PostgreSQL and MariaDB, a connection turns unhealthy when the link is cut and healthy again
+//! when it is restored, and its pool serves again without a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use modular_core::health::HealthStatus;
+use modular_testkit::FaultProxy;
+use serde_json::json;
+use support::{Backend, Fixture};
+
+/// A bound on each wait; the checks themselves answer within `ping_timeout` (1 s).
+const WITHIN: Duration = Duration::from_secs(20);
+
+async fn health_follows_the_server_through_an_outage(backend: Backend) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&url, json!({ "min_connections": 1, "ping_timeout": "1s" })) },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+
+    proxy.cut();
+    let (went_down, last) =
+        support::wait_for_status(&app, "primary", HealthStatus::Unhealthy, WITHIN).await;
+    assert!(went_down, "still not unhealthy with the link cut: {last:?}");
+    let report = last.expect("a report");
+    assert!(report.message.starts_with("ping"), "{report:?}");
+    let answer = app.health().expect("health").force_refresh().await;
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy);
+
+    proxy.restore();
+    let (came_back, last) =
+        support::wait_for_status(&app, "primary", HealthStatus::Healthy, WITHIN).await;
+    assert!(
+        came_back,
+        "not healthy again after the link was restored: {last:?}"
+    );
+
+    // The same pool recovered by itself: no reload, no restart.
+    assert_eq!(db.generation("primary"), Some(1));
+    let pool = db.default_pool().expect("pool");
+    assert!(pool.ping().await.is_ok());
+    let table = support::unique_table("outage");
+    let rows = support::round_trip(&pool, &table).await;
+    support::drop_table(&pool, &table).await;
+    assert_eq!(rows?, 2);
+
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_health_follows_the_server_through_an_outage() -> anyhow::Result<()> {
+    health_follows_the_server_through_an_outage(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_health_follows_the_server_through_an_outage() -> anyhow::Result<()> {
+    health_follows_the_server_through_an_outage(Backend::MariaDb).await
+}
+
+#[test]
+fn urls_are_pointed_at_the_proxy() {
+    let addr: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    assert_eq!(
+        support::with_addr("postgres://postgres@127.0.0.1:5432/test", addr).unwrap(),
+        "postgres://postgres@127.0.0.1:4000/test"
+    );
+    assert_eq!(
+        support::with_addr("mysql://root:pw@localhost/test?ssl-mode=disabled", addr).unwrap(),
+        "mysql://root:pw@127.0.0.1:4000/test?ssl-mode=disabled"
+    );
+    assert_eq!(
+        support::server_addr("postgres://postgres@127.0.0.1:5432/test").unwrap(),
+        "127.0.0.1:5432".parse::<SocketAddr>().unwrap()
+    );
+}

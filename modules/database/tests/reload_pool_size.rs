@@ -1,0 +1,142 @@
+//! A reload that changes `max_connections` builds a new pool aside and swaps it in: with 5 a
+//! third concurrent acquire succeeds, after the reload to 2 it waits until the pool's
+//! `acquire_timeout` and fails, and queries in flight on the old pool during the swap finish.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use cloudevents::AttributesReader as _;
+use modular_core::ReloadStatus;
+use modular_database::events::{CONNECTION_CLOSED, POOL_SWAPPED};
+use modular_database::sqlx;
+use serde_json::json;
+use support::{Backend, Fixture};
+
+/// Far above the pools' 1 s `acquire_timeout`: only a hung acquire hits it.
+const BOUND: Duration = Duration::from_secs(15);
+
+async fn shrinking_max_connections_makes_a_third_acquire_wait(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    f.write_config(f.single(json!({ "max_connections": 5, "acquire_timeout": "1s" })));
+    let mut events = f.subscribe();
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let old = db.default_pool().expect("pool");
+    assert_eq!(old.stats().max, 5);
+
+    // With 5: two held, a third acquire completes.
+    let mut in_flight = support::acquire_within(&old, BOUND).await??;
+    let second = support::acquire_within(&old, BOUND).await??;
+    let third = support::acquire_within(&old, BOUND).await?;
+    assert!(
+        third.is_ok(),
+        "a third acquire with max_connections 5 failed"
+    );
+    drop((second, third));
+
+    // A slow query in flight on the old pool while the reload swaps it out.
+    let sleeper = f.sleep_sql(1).map(|sql| {
+        let old = old.clone();
+        tokio::spawn(async move { old.execute(sqlx::AssertSqlSafe(sql)).await })
+    });
+
+    f.write_config(f.single(json!({ "max_connections": 2, "acquire_timeout": "1s" })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.reloaded, ["database"]);
+
+    let swapped = support::expect_event(&mut events, POOL_SWAPPED, |_| true).await?;
+    assert_eq!(swapped["connection"], "primary");
+    assert_eq!(swapped["generation"], 2);
+    assert_eq!(swapped["max_connections"], 2);
+    assert_eq!(swapped["changed"], json!(["max_connections"]));
+    assert_eq!(db.generation("primary"), Some(2));
+
+    // The old pool takes no new work, but the query in flight on it finishes.
+    assert!(old.is_closed());
+    assert!(matches!(
+        support::acquire_within(&old, BOUND).await?,
+        Err(sqlx::Error::PoolClosed)
+    ));
+    in_flight.select_one().await?;
+    if let Some(sleeper) = sleeper {
+        sleeper.await??;
+    }
+    // It is closed for good only once the connection in flight is returned.
+    let early: Vec<_> = events
+        .drain()
+        .into_iter()
+        .filter(|e| e.ty() == CONNECTION_CLOSED)
+        .collect();
+    assert!(
+        early.is_empty(),
+        "old pool closed while a connection was still in use: {early:?}"
+    );
+    drop(in_flight);
+    let closed = support::expect_event(&mut events, CONNECTION_CLOSED, |d| {
+        d["reason"] == "replaced"
+    })
+    .await?;
+    assert_eq!(closed["generation"], 1);
+
+    // With 2: two held, a third acquire waits the whole acquire_timeout and fails.
+    let new = db.default_pool().expect("pool");
+    assert_eq!(new.stats().max, 2);
+    let first = support::acquire_within(&new, BOUND).await??;
+    let second = support::acquire_within(&new, BOUND).await??;
+    let third = support::acquire_within(&new, BOUND).await?;
+    assert!(
+        matches!(third, Err(sqlx::Error::PoolTimedOut)),
+        "a third acquire with max_connections 2 did not wait for a connection"
+    );
+    // Once one is returned, the next acquire gets it.
+    drop(first);
+    let mut again = support::acquire_within(&new, BOUND).await??;
+    again.select_one().await?;
+    drop((again, second));
+
+    app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_shrinking_max_connections_makes_a_third_acquire_wait() -> anyhow::Result<()> {
+    shrinking_max_connections_makes_a_third_acquire_wait(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_shrinking_max_connections_makes_a_third_acquire_wait() -> anyhow::Result<()> {
+    shrinking_max_connections_makes_a_third_acquire_wait(Backend::MariaDb).await
+}
+
+#[tokio::test]
+async fn sqlite_shrinking_max_connections_makes_a_third_acquire_wait() -> anyhow::Result<()> {
+    shrinking_max_connections_makes_a_third_acquire_wait(Backend::Sqlite).await
+}
+
+#[tokio::test]
+async fn a_change_to_ping_timeout_alone_keeps_the_pool() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Sqlite) else {
+        return Ok(());
+    };
+    f.write_config(f.single(json!({ "ping_timeout": "1s" })));
+    let mut events = f.subscribe();
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let before = db.default_pool().expect("pool");
+
+    f.write_config(f.single(json!({ "ping_timeout": "2s" })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(db.generation("primary"), Some(1));
+    assert!(!before.is_closed());
+    assert!(support::drain_of_type(&mut events, POOL_SWAPPED).is_empty());
+    app.stop().await?;
+    Ok(())
+}
