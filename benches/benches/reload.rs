@@ -13,7 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use modular_core::config::{ConfigSources, ConfigStore};
 use modular_core::events::EventBus;
 use modular_core::reload::{ConfigWatcher, ReloadOptions, ReloadOrchestrator, ReloadTarget};
-use modular_core::{BoxError, ConfigChange, DynamicConfig, ReloadContext, ReloadStatus, ReloadTrigger, Reloadable};
+use modular_core::{
+    BoxError, ConfigChange, DynamicConfig, ReloadContext, ReloadStatus, ReloadTrigger, Reloadable,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -46,7 +48,11 @@ struct Noop(Arc<Notify>);
 
 #[async_trait::async_trait]
 impl Reloadable for Noop {
-    async fn reload(&self, _ctx: &ReloadContext, _changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn reload(
+        &self,
+        _ctx: &ReloadContext,
+        _changes: &[ConfigChange],
+    ) -> Result<(), BoxError> {
         self.0.notify_one();
         Ok(())
     }
@@ -61,7 +67,11 @@ fn options() -> ReloadOptions {
     }
 }
 
-fn setup(sources: ConfigSources, modules: usize, notify: Arc<Notify>) -> (Arc<ConfigStore>, ReloadOrchestrator) {
+fn setup(
+    sources: ConfigSources,
+    modules: usize,
+    notify: Arc<Notify>,
+) -> (Arc<ConfigStore>, ReloadOrchestrator) {
     let store = Arc::new(ConfigStore::new(sources));
     store.load_initial().unwrap();
     let mut targets = Vec::new();
@@ -73,20 +83,33 @@ fn setup(sources: ConfigSources, modules: usize, notify: Arc<Notify>) -> (Arc<Co
             reloadable: Some(Arc::new(Noop(notify.clone())) as Arc<dyn Reloadable>),
         });
     }
-    let orchestrator = ReloadOrchestrator::new(store.clone(), targets, EventBus::new(), None, options());
+    let orchestrator =
+        ReloadOrchestrator::new(store.clone(), targets, EventBus::new(), None, options());
     (store, orchestrator)
 }
 
 fn reload_five_modules(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (store, orchestrator) =
-        runtime.block_on(async { setup(ConfigSources::new().env_prefix(None), 5, Arc::new(Notify::new())) });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (store, orchestrator) = runtime.block_on(async {
+        setup(
+            ConfigSources::new().env_prefix(None),
+            5,
+            Arc::new(Notify::new()),
+        )
+    });
     let _ = Section::FIELDS;
     let mut level = 1u32;
     c.bench_function("reload/5_modules_one_change", |b| {
         b.to_async(&runtime).iter(|| {
             level = if level == 1 { 2 } else { 1 };
-            store.set_overrides(BTreeMap::from([("m2.level".to_owned(), serde_json::json!(level))]));
+            store.set_overrides(BTreeMap::from([(
+                "m2.level".to_owned(),
+                serde_json::json!(level),
+            )]));
             let orchestrator = orchestrator.clone();
             async move {
                 let outcome = orchestrator.reload(ReloadTrigger::Programmatic).await;
@@ -97,15 +120,24 @@ fn reload_five_modules(c: &mut Criterion) {
 }
 
 fn file_change_to_applied(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, "m0:\n  level: 1\n").unwrap();
     let notify = Arc::new(Notify::new());
     let debounce = ReloadOptions::default().debounce;
     let (_store, orchestrator, _watcher) = runtime.block_on(async {
-        let (store, orchestrator) = setup(ConfigSources::new().env_prefix(None).file(&file), 1, notify.clone());
-        let watcher = ConfigWatcher::start(vec![file.clone()], debounce, orchestrator.clone()).unwrap();
+        let (store, orchestrator) = setup(
+            ConfigSources::new().env_prefix(None).file(&file),
+            1,
+            notify.clone(),
+        );
+        let watcher =
+            ConfigWatcher::start(vec![file.clone()], debounce, orchestrator.clone()).unwrap();
         (store, orchestrator, watcher)
     });
     let mut group = c.benchmark_group("reload");
@@ -121,7 +153,9 @@ fn file_change_to_applied(c: &mut Criterion) {
                 let started = Instant::now();
                 std::fs::write(&file, text).unwrap();
                 runtime.block_on(async {
-                    tokio::time::timeout(Duration::from_secs(10), notify.notified()).await.expect("reloaded")
+                    tokio::time::timeout(Duration::from_secs(10), notify.notified())
+                        .await
+                        .expect("reloaded")
                 });
                 total += started.elapsed();
             }

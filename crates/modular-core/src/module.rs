@@ -112,7 +112,8 @@ impl ModuleContext {
     /// Emits a module event `com.modular.<module>.<noun>.<verb>` from `/modular/modules/<module>`.
     pub fn emit(&self, noun_verb: &str, data: serde_json::Value) {
         let ty = format!("com.modular.{}.{noun_verb}", self.name);
-        self.events.emit(&ty, &crate::events::types::module_source(&self.name), data);
+        self.events
+            .emit(&ty, &crate::events::types::module_source(&self.name), data);
     }
 }
 
@@ -132,7 +133,9 @@ pub struct InitContext<'a> {
 
 impl std::fmt::Debug for InitContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitContext").field("module", &self.base.name).finish()
+        f.debug_struct("InitContext")
+            .field("module", &self.base.name)
+            .finish()
     }
 }
 
@@ -157,9 +160,15 @@ impl InitContext<'_> {
     }
 
     /// Reads another section as `T` (for example a shared `tls` section).
-    pub fn config_section<T: SectionConfig>(&mut self, section: &str) -> Result<ConfigHandle<T>, Error> {
+    pub fn config_section<T: SectionConfig>(
+        &mut self,
+        section: &str,
+    ) -> Result<ConfigHandle<T>, Error> {
         let owner = (section == &*self.base.name).then_some(&*self.base.name);
-        self.base.config.register::<T>(section, owner).map_err(Error::Config)
+        self.base
+            .config
+            .register::<T>(section, owner)
+            .map_err(Error::Config)
     }
 
     /// Registers the module's reload hook (one per module; a second call replaces the first).
@@ -168,7 +177,11 @@ impl InitContext<'_> {
     }
 
     /// Registers a health provider under the module's name.
-    pub fn register_health_provider(&mut self, provider: Arc<dyn HealthProvider>, options: ProviderOptions) {
+    pub fn register_health_provider(
+        &mut self,
+        provider: Arc<dyn HealthProvider>,
+        options: ProviderOptions,
+    ) {
         let name = self.base.name.to_string();
         self.register_named_health_provider(name, provider, options);
     }

@@ -29,12 +29,17 @@ struct ReloadWorld {
 
 impl std::fmt::Debug for ReloadWorld {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReloadWorld").field("outcome", &self.outcome).finish()
+        f.debug_struct("ReloadWorld")
+            .field("outcome", &self.outcome)
+            .finish()
     }
 }
 
 fn names(list: &str) -> Vec<String> {
-    list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+    list.split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl ReloadWorld {
@@ -56,13 +61,22 @@ impl ReloadWorld {
                 reloadable: Some(r.clone() as Arc<dyn Reloadable>),
             })
             .collect();
-        self.orchestrator = Some(ReloadOrchestrator::new(store.clone(), targets, bus, None, quiet_options()));
+        self.orchestrator = Some(ReloadOrchestrator::new(
+            store.clone(),
+            targets,
+            bus,
+            None,
+            quiet_options(),
+        ));
         self.store = Some(store);
         self.next_level = 10;
     }
 
     fn recorder(&self, name: &str) -> &Arc<Recorder> {
-        self.recorders.iter().find(|r| r.name == name).expect("module exists")
+        self.recorders
+            .iter()
+            .find(|r| r.name == name)
+            .expect("module exists")
     }
 
     fn set_levels(&mut self, modules: &[String], level: u32) {
@@ -122,7 +136,12 @@ fn level_changes(w: &mut ReloadWorld, modules: String, level: u32) {
 
 #[when("a reload is requested")]
 async fn reload_requested(w: &mut ReloadWorld) {
-    let outcome = w.orchestrator.as_ref().expect("orchestrator").reload(ReloadTrigger::Programmatic).await;
+    let outcome = w
+        .orchestrator
+        .as_ref()
+        .expect("orchestrator")
+        .reload(ReloadTrigger::Programmatic)
+        .await;
     w.outcome = Some(outcome);
 }
 
@@ -133,14 +152,23 @@ async fn failing_reloads(w: &mut ReloadWorld, count: usize) {
         w.next_level += 1;
         let level = w.next_level;
         w.set_levels(&modules, level);
-        let outcome = w.orchestrator.as_ref().expect("orchestrator").reload(ReloadTrigger::Programmatic).await;
+        let outcome = w
+            .orchestrator
+            .as_ref()
+            .expect("orchestrator")
+            .reload(ReloadTrigger::Programmatic)
+            .await;
         assert_eq!(outcome.status.as_str(), "failed", "{outcome:?}");
     }
 }
 
 #[when("the backoff has passed")]
 async fn backoff_passes(w: &mut ReloadWorld) {
-    let retry = w.outcome.as_ref().and_then(|o| o.retry_after_ms).expect("retry_after");
+    let retry = w
+        .outcome
+        .as_ref()
+        .and_then(|o| o.retry_after_ms)
+        .expect("retry_after");
     tokio::time::sleep(Duration::from_millis(retry)).await;
 }
 
@@ -151,7 +179,9 @@ async fn concurrent(w: &mut ReloadWorld, count: u32) {
     for i in 0..count {
         w.set_levels(&modules, 20 + i);
         let o = w.orchestrator.clone().expect("orchestrator");
-        handles.push(tokio::spawn(async move { o.reload(ReloadTrigger::Programmatic).await }));
+        handles.push(tokio::spawn(async move {
+            o.reload(ReloadTrigger::Programmatic).await
+        }));
     }
     for h in handles {
         w.outcomes.push(h.await.expect("reload task"));
@@ -170,24 +200,38 @@ fn status_with_retry(w: &mut ReloadWorld, status: String) {
     assert_eq!(outcome.status.as_str(), status, "{outcome:?}");
     let retry = outcome.retry_after_ms.expect("retry_after_ms");
     assert!(retry > 0 && retry <= 2_000, "{retry}");
-    assert!(w.journal.calls().iter().all(|c| c.level != Some(50)), "no module was called");
+    assert!(
+        w.journal.calls().iter().all(|c| c.level != Some(50)),
+        "no module was called"
+    );
 }
 
 #[then(expr = "modules {string} each received {int} change to {string}")]
 fn each_received(w: &mut ReloadWorld, modules: String, count: usize, field: String) {
     let calls = w.journal.calls();
     for m in names(&modules) {
-        let mine: Vec<_> = calls.iter().filter(|c| c.module == m && !c.rollback).collect();
+        let mine: Vec<_> = calls
+            .iter()
+            .filter(|c| c.module == m && !c.rollback)
+            .collect();
         assert_eq!(mine.len(), 1, "{m}: {calls:?}");
         assert_eq!(mine[0].changes.len(), count, "{m}");
         assert_eq!(mine[0].changes[0].field_path, field.as_str());
-        assert_eq!(mine[0].changes[0].section, m.as_str(), "only its own section");
+        assert_eq!(
+            mine[0].changes[0].section,
+            m.as_str(),
+            "only its own section"
+        );
     }
 }
 
 #[then(expr = "module {string} received no call")]
 fn no_call(w: &mut ReloadWorld, module: String) {
-    assert!(w.journal.calls().iter().all(|c| c.module != module), "{:?}", w.journal.modules());
+    assert!(
+        w.journal.calls().iter().all(|c| c.module != module),
+        "{:?}",
+        w.journal.modules()
+    );
 }
 
 #[then(expr = "the outcome skipped {string}")]
@@ -198,11 +242,20 @@ fn skipped(w: &mut ReloadWorld, module: String) {
 #[then(expr = "module {string} was rolled back with exactly the inverse changes")]
 fn rolled_back(w: &mut ReloadWorld, module: String) {
     let calls = w.journal.calls();
-    let applied = calls.iter().find(|c| c.module == module && !c.rollback).expect("applied");
-    let undone = calls.iter().find(|c| c.module == module && c.rollback).expect("rolled back");
+    let applied = calls
+        .iter()
+        .find(|c| c.module == module && !c.rollback)
+        .expect("applied");
+    let undone = calls
+        .iter()
+        .find(|c| c.module == module && c.rollback)
+        .expect("rolled back");
     let inverse: Vec<_> = applied.changes.iter().rev().map(|c| c.inverse()).collect();
     assert_eq!(undone.changes, inverse);
-    assert_eq!(w.outcome.as_ref().expect("outcome").rolled_back, vec![module]);
+    assert_eq!(
+        w.outcome.as_ref().expect("outcome").rolled_back,
+        vec![module]
+    );
 }
 
 #[then(expr = "a {string} event names modules {string}")]
@@ -215,18 +268,34 @@ fn event_names_modules(w: &mut ReloadWorld, ty: String, modules: String) {
 #[then(expr = "a {string} event names failed module {string}")]
 fn event_names_failed(w: &mut ReloadWorld, ty: String, module: String) {
     let event = w.event(&ty).unwrap_or_else(|| panic!("no {ty} event"));
-    assert_eq!(event_data(&event).expect("data")["failed_module"], json!(module));
+    assert_eq!(
+        event_data(&event).expect("data")["failed_module"],
+        json!(module)
+    );
 }
 
 #[then(expr = "a {string} event was emitted")]
 fn event_emitted(w: &mut ReloadWorld, ty: String) {
-    assert!(w.event(&ty).is_some(), "no {ty} event in {:?}", w.seen.iter().map(|e| cloudevents::AttributesReader::ty(e).to_owned()).collect::<Vec<_>>());
+    assert!(
+        w.event(&ty).is_some(),
+        "no {ty} event in {:?}",
+        w.seen
+            .iter()
+            .map(|e| cloudevents::AttributesReader::ty(e).to_owned())
+            .collect::<Vec<_>>()
+    );
 }
 
 #[then(expr = "all {int} requests received an outcome")]
 fn all_outcomes(w: &mut ReloadWorld, count: usize) {
     assert_eq!(w.outcomes.len(), count);
-    assert!(w.outcomes.iter().all(|o| matches!(o.status.as_str(), "applied" | "noop")), "{:?}", w.outcomes);
+    assert!(
+        w.outcomes
+            .iter()
+            .all(|o| matches!(o.status.as_str(), "applied" | "noop")),
+        "{:?}",
+        w.outcomes
+    );
 }
 
 #[then("reload calls never overlapped")]
@@ -251,6 +320,9 @@ fn main() {
         ReloadWorld::cucumber()
             .max_concurrent_scenarios(1)
             .fail_on_skipped()
-            .run_and_exit(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/features/reload_contract.feature")),
+            .run_and_exit(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/features/reload_contract.feature"
+            )),
     );
 }

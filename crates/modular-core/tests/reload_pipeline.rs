@@ -41,7 +41,11 @@ async fn modules_reload_in_dependency_order_and_roll_back_in_reverse() {
         ("middle", Behaviour::Succeed),
         ("top", Behaviour::Fail),
     ]);
-    f.set_source(&[("base.level", json!(2)), ("middle.level", json!(3)), ("top.level", json!(4))]);
+    f.set_source(&[
+        ("base.level", json!(2)),
+        ("middle.level", json!(3)),
+        ("top.level", json!(4)),
+    ]);
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Failed);
     assert_eq!(outcome.failed_module.as_deref(), Some("top"));
@@ -60,7 +64,15 @@ async fn modules_reload_in_dependency_order_and_roll_back_in_reverse() {
     let calls = f.journal.calls();
     let applied = &calls[0];
     let undone = &calls[4];
-    assert_eq!(undone.changes, applied.changes.iter().rev().map(|c| c.inverse()).collect::<Vec<_>>());
+    assert_eq!(
+        undone.changes,
+        applied
+            .changes
+            .iter()
+            .rev()
+            .map(|c| c.inverse())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(undone.level, Some(1));
     assert_eq!(f.level("base"), 1, "nothing was committed");
     assert_eq!(f.orchestrator.version(), 1);
@@ -74,10 +86,20 @@ async fn a_module_that_ignores_cancellation_is_cut_off_at_its_timeout() {
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Failed);
     assert_eq!(outcome.failed_module.as_deref(), Some("stuck"));
-    assert!(outcome.error.as_deref().unwrap_or_default().contains("timed out after 5s"), "{outcome:?}");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out after 5s"),
+        "{outcome:?}"
+    );
     assert_eq!(outcome.rolled_back, vec!["first"]);
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_secs(5) && waited < Duration::from_secs(6), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -86,7 +108,14 @@ async fn a_panicking_module_fails_the_reload_and_the_orchestrator_keeps_serving(
     f.set_source(&[("ok.level", json!(2)), ("boom.level", json!(2))]);
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Failed);
-    assert!(outcome.error.as_deref().unwrap_or_default().contains("panicked: boom exploded"), "{outcome:?}");
+    assert!(
+        outcome
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("panicked: boom exploded"),
+        "{outcome:?}"
+    );
     assert_eq!(outcome.rolled_back, vec!["ok"]);
 
     f.recorders[1].set(Behaviour::Succeed);
@@ -98,12 +127,19 @@ async fn a_panicking_module_fails_the_reload_and_the_orchestrator_keeps_serving(
 #[tokio::test]
 async fn an_invalid_value_is_rejected_with_path_and_source_and_nothing_changes() {
     let f = fixture(&[("a", Behaviour::Succeed)]);
-    f.set_source(&[("a.level", json!(500)), ("a.label", json!(["not", "a", "string"]))]);
+    f.set_source(&[
+        ("a.level", json!(500)),
+        ("a.label", json!(["not", "a", "string"])),
+    ]);
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Rejected);
     assert!(f.journal.calls().is_empty());
     assert_eq!(f.level("a"), 1);
-    let label = outcome.errors.iter().find(|e| e.path == "a.label").unwrap_or_else(|| panic!("{:?}", outcome.errors));
+    let label = outcome
+        .errors
+        .iter()
+        .find(|e| e.path == "a.label")
+        .unwrap_or_else(|| panic!("{:?}", outcome.errors));
     assert!(label.message.contains("invalid type"), "{label:?}");
     assert_eq!(label.source, "override");
     assert!(f.orchestrator.last_rejected().is_some());
@@ -145,7 +181,11 @@ async fn apply_dynamic_policy_applies_dynamic_changes_and_keeps_static_ones_pend
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert_eq!(outcome.pending_restart, vec!["a.port"]);
     let calls = f.journal.calls();
-    assert_eq!(calls[0].changes.len(), 1, "the module sees only dynamic changes");
+    assert_eq!(
+        calls[0].changes.len(),
+        1,
+        "the module sees only dynamic changes"
+    );
     assert_eq!(calls[0].changes[0].field_path, "level");
     assert_eq!(f.orchestrator.pending_restart(), vec!["a.port"]);
 
@@ -169,7 +209,12 @@ async fn a_module_that_cannot_reload_is_skipped_and_retried_next_time() {
     f.set_source(&[("free.level", json!(6))]);
     let retry = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(retry.reloaded, vec!["busy", "free"], "{retry:?}");
-    let busy_call = f.journal.calls().into_iter().find(|c| c.module == "busy").expect("busy reloaded");
+    let busy_call = f
+        .journal
+        .calls()
+        .into_iter()
+        .find(|c| c.module == "busy")
+        .expect("busy reloaded");
     assert_eq!(busy_call.changes.len(), 1);
     assert_eq!(busy_call.changes[0].new_as::<u32>(), Some(5));
     assert_eq!(busy_call.changes[0].old_as::<u32>(), Some(1));
@@ -178,12 +223,17 @@ async fn a_module_that_cannot_reload_is_skipped_and_retried_next_time() {
 #[tokio::test]
 async fn no_change_is_a_noop_that_calls_no_module() {
     let f = fixture(&[("a", Behaviour::Succeed)]);
-    let mut events = f.events.subscribe(EventFilter::prefix("com.modular.config.reload."));
+    let mut events = f
+        .events
+        .subscribe(EventFilter::prefix("com.modular.config.reload."));
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Noop);
     assert!(f.journal.calls().is_empty());
     let event = events.recv().await.expect("event");
-    assert_eq!(cloudevents::AttributesReader::ty(&event), "com.modular.config.reload.noop");
+    assert_eq!(
+        cloudevents::AttributesReader::ty(&event),
+        "com.modular.config.reload.noop"
+    );
     assert_eq!(event_data(&event).expect("data")["version"], json!(1));
 }
 
@@ -199,7 +249,13 @@ async fn a_dry_run_reports_the_plan_and_applies_nothing() {
     assert_eq!(f.orchestrator.version(), 1);
     assert_eq!(f.level("a"), 1);
 
-    let candidate = f.orchestrator.plan(Some((modular_core::config::TextFormat::Yaml, "a:\n  port: 1\n".to_owned()))).await;
+    let candidate = f
+        .orchestrator
+        .plan(Some((
+            modular_core::config::TextFormat::Yaml,
+            "a:\n  port: 1\n".to_owned(),
+        )))
+        .await;
     assert_eq!(candidate.status, ReloadStatus::Rejected);
     assert_eq!(candidate.static_changes, vec!["a.port"]);
 }
@@ -207,13 +263,32 @@ async fn a_dry_run_reports_the_plan_and_applies_nothing() {
 #[tokio::test]
 async fn history_records_versions_and_redacted_diffs_and_rollback_returns_to_a_version() {
     let f = fixture(&[("a", Behaviour::Succeed)]);
-    f.set_source(&[("a.level", json!(2)), ("a.token", json!("s3cr3t-token")), ("a.password", json!("pw-2"))]);
-    assert_eq!(f.orchestrator.reload(ReloadTrigger::Programmatic).await.status, ReloadStatus::Applied);
+    f.set_source(&[
+        ("a.level", json!(2)),
+        ("a.token", json!("s3cr3t-token")),
+        ("a.password", json!("pw-2")),
+    ]);
+    assert_eq!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .status,
+        ReloadStatus::Applied
+    );
     f.set_source(&[("a.level", json!(3))]);
-    assert_eq!(f.orchestrator.reload(ReloadTrigger::Programmatic).await.status, ReloadStatus::Applied);
+    assert_eq!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .status,
+        ReloadStatus::Applied
+    );
 
     let history = f.orchestrator.history();
-    assert_eq!(history.iter().map(|h| h.version).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        history.iter().map(|h| h.version).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     let text = serde_json::to_string(&history).unwrap();
     assert!(!text.contains("s3cr3t-token"), "{text}");
     assert!(!text.contains("pw-2"), "{text}");
@@ -258,27 +333,45 @@ async fn concurrent_requests_are_coalesced_and_reloads_never_overlap() {
     );
     let mut handles = Vec::new();
     for i in 0..10u32 {
-        store.set_overrides(std::collections::BTreeMap::from([("slow.level".to_owned(), json!(i + 2))]));
+        store.set_overrides(std::collections::BTreeMap::from([(
+            "slow.level".to_owned(),
+            json!(i + 2),
+        )]));
         let o = orchestrator.clone();
-        handles.push(tokio::spawn(async move { o.reload(ReloadTrigger::Programmatic).await }));
+        handles.push(tokio::spawn(async move {
+            o.reload(ReloadTrigger::Programmatic).await
+        }));
     }
     let mut outcomes = Vec::new();
     for h in handles {
         outcomes.push(h.await.unwrap());
     }
     assert_eq!(outcomes.len(), 10);
-    assert!(outcomes.iter().all(|o| o.status == ReloadStatus::Applied || o.status == ReloadStatus::Noop));
-    assert_eq!(journal.max_running.load(Ordering::SeqCst), 1, "reloads overlapped");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.status == ReloadStatus::Applied || o.status == ReloadStatus::Noop)
+    );
+    assert_eq!(
+        journal.max_running.load(Ordering::SeqCst),
+        1,
+        "reloads overlapped"
+    );
     let reloads = journal.calls().len();
     assert!((1..=2).contains(&reloads), "{reloads} reloads ran");
-    let last = store.sections()[0].current().downcast::<support::reload::ModuleConfig>().unwrap();
+    let last = store.sections()[0]
+        .current()
+        .downcast::<support::reload::ModuleConfig>()
+        .unwrap();
     assert_eq!(last.level, 11, "the newest source state won");
 }
 
 #[tokio::test]
 async fn events_follow_the_pipeline() {
     let f = fixture(&[("a", Behaviour::Succeed), ("b", Behaviour::Fail)]);
-    let mut events = f.events.subscribe(EventFilter::prefix("com.modular.config.reload."));
+    let mut events = f
+        .events
+        .subscribe(EventFilter::prefix("com.modular.config.reload."));
     f.set_source(&[("a.level", json!(2))]);
     f.orchestrator.reload(ReloadTrigger::Admin).await;
     f.set_source(&[("a.level", json!(3)), ("b.level", json!(2))]);
@@ -286,7 +379,12 @@ async fn events_follow_the_pipeline() {
     let got: Vec<(String, serde_json::Value)> = events
         .drain()
         .iter()
-        .map(|e| (cloudevents::AttributesReader::ty(e).to_owned(), event_data(e).cloned().unwrap_or_default()))
+        .map(|e| {
+            (
+                cloudevents::AttributesReader::ty(e).to_owned(),
+                event_data(e).cloned().unwrap_or_default(),
+            )
+        })
         .collect();
     let types: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
@@ -308,19 +406,40 @@ async fn events_follow_the_pipeline() {
 #[tokio::test]
 async fn sensitive_values_are_redacted_in_outcomes_but_readable_by_modules() {
     let f = fixture(&[("a", Behaviour::Succeed)]);
-    f.set_source(&[("a.token", json!("tok-new-1234")), ("a.password", json!("pw-new"))]);
+    f.set_source(&[
+        ("a.token", json!("tok-new-1234")),
+        ("a.password", json!("pw-new")),
+    ]);
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Applied);
     let json = serde_json::to_string(&outcome).unwrap();
-    assert!(!json.contains("tok-new-1234") && !json.contains("pw-new"), "{json}");
+    assert!(
+        !json.contains("tok-new-1234") && !json.contains("pw-new"),
+        "{json}"
+    );
     assert!(!format!("{outcome:?}").contains("tok-new-1234"));
     let calls = f.journal.calls();
-    let token = calls[0].changes.iter().find(|c| c.field_path == "token").unwrap();
+    let token = calls[0]
+        .changes
+        .iter()
+        .find(|c| c.field_path == "token")
+        .unwrap();
     assert_eq!(token.new_as::<String>().as_deref(), Some("tok-new-1234"));
     assert_eq!(token.change_type, ChangeType::Modified);
-    let password = calls[0].changes.iter().find(|c| c.field_path == "password").unwrap();
-    assert_eq!(password.new_as::<String>(), None, "secrets carry fingerprints only");
-    let typed = f.store.sections()[0].current().downcast::<support::reload::ModuleConfig>().unwrap();
+    let password = calls[0]
+        .changes
+        .iter()
+        .find(|c| c.field_path == "password")
+        .unwrap();
+    assert_eq!(
+        password.new_as::<String>(),
+        None,
+        "secrets carry fingerprints only"
+    );
+    let typed = f.store.sections()[0]
+        .current()
+        .downcast::<support::reload::ModuleConfig>()
+        .unwrap();
     assert_eq!(typed.password.expose(), "pw-new");
     let _ = Arc::strong_count(&typed);
 }

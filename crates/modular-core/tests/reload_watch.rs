@@ -23,7 +23,9 @@ struct Watched {
 }
 
 fn watch(file: &Path) -> Watched {
-    let store = Arc::new(ConfigStore::new(ConfigSources::new().env_prefix(None).file(file)));
+    let store = Arc::new(ConfigStore::new(
+        ConfigSources::new().env_prefix(None).file(file),
+    ));
     store.load_initial().unwrap();
     store.register::<ModuleConfig>("app", Some("app")).unwrap();
     let journal = Journal::default();
@@ -45,7 +47,12 @@ fn watch(file: &Path) -> Watched {
         None,
         options.clone(),
     );
-    let watcher = ConfigWatcher::start(vec![file.to_path_buf()], options.debounce, orchestrator.clone()).unwrap();
+    let watcher = ConfigWatcher::start(
+        vec![file.to_path_buf()],
+        options.debounce,
+        orchestrator.clone(),
+    )
+    .unwrap();
     Watched {
         orchestrator,
         _watcher: watcher,
@@ -65,7 +72,9 @@ async fn next_reload(events: &mut EventStream) -> (String, serde_json::Value) {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("a reload within 20 s")
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("a reload within 20 s")
 }
 
 fn yaml(level: u32) -> String {
@@ -76,7 +85,11 @@ fn assert_level_reached(w: &Watched, level: u32) {
     let calls = w.journal.calls();
     let last = calls.last().expect("module called");
     assert_eq!(last.level, Some(level));
-    let change = last.changes.iter().find(|c| c.field_path == "level").expect("level change");
+    let change = last
+        .changes
+        .iter()
+        .find(|c| c.field_path == "level")
+        .expect("level change");
     assert_eq!(change.new_as::<u32>(), Some(level));
 }
 
@@ -156,7 +169,10 @@ async fn a_broken_file_is_rejected_and_the_running_config_stays() {
     assert_eq!(ty, "com.modular.config.reload.rejected");
     let error = &data["errors"][0];
     assert_eq!(error["path"], json!("app.level"));
-    assert!(error["source"].as_str().unwrap().ends_with("config.yaml"), "{error}");
+    assert!(
+        error["source"].as_str().unwrap().ends_with("config.yaml"),
+        "{error}"
+    );
     assert!(w.journal.calls().is_empty());
     assert_eq!(w.orchestrator.version(), 1);
     let rejected = w.orchestrator.last_rejected().expect("recorded");

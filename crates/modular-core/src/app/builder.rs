@@ -30,7 +30,14 @@ pub struct ApplicationBuilder {
 impl std::fmt::Debug for ApplicationBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApplicationBuilder")
-            .field("modules", &self.modules.iter().map(|m| m.name().to_owned()).collect::<Vec<_>>())
+            .field(
+                "modules",
+                &self
+                    .modules
+                    .iter()
+                    .map(|m| m.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .field("sources", &self.sources)
             .field("reload", &self.reload.is_some())
             .field("health", &self.health.is_some())

@@ -45,7 +45,8 @@ pub(crate) fn topological_order(nodes: &[(String, Vec<String>)]) -> Result<Vec<u
             Mark::Done => return Ok(()),
             Mark::Visiting => {
                 let start = stack.iter().position(|&s| s == i).unwrap_or(0);
-                let mut cycle: Vec<String> = stack[start..].iter().map(|&s| nodes[s].0.clone()).collect();
+                let mut cycle: Vec<String> =
+                    stack[start..].iter().map(|&s| nodes[s].0.clone()).collect();
                 cycle.push(nodes[i].0.clone());
                 return Err(Error::DependencyCycle { cycle });
             }
@@ -75,12 +76,19 @@ mod tests {
     use super::*;
 
     fn node(name: &str, deps: &[&str]) -> (String, Vec<String>) {
-        (name.to_owned(), deps.iter().map(|d| (*d).to_owned()).collect())
+        (
+            name.to_owned(),
+            deps.iter().map(|d| (*d).to_owned()).collect(),
+        )
     }
 
     #[test]
     fn dependencies_come_first_and_registration_order_is_kept_otherwise() {
-        let nodes = [node("router", &["server"]), node("cache", &[]), node("server", &["cache"])];
+        let nodes = [
+            node("router", &["server"]),
+            node("cache", &[]),
+            node("server", &["cache"]),
+        ];
         let order: Vec<&str> = topological_order(&nodes)
             .unwrap_or_default()
             .into_iter()
@@ -92,15 +100,25 @@ mod tests {
     #[test]
     fn a_cycle_names_every_module_on_it() {
         let nodes = [node("a", &["b"]), node("b", &["c"]), node("c", &["a"])];
-        let error = topological_order(&nodes).err().map(|e| e.to_string()).unwrap_or_default();
+        let error = topological_order(&nodes)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert_eq!(error, "dependency cycle: a -> b -> c -> a");
     }
 
     #[test]
     fn a_missing_dependency_and_a_duplicate_are_named() {
-        let missing = topological_order(&[node("a", &["ghost"])]).err().map(|e| e.to_string());
-        assert_eq!(missing.as_deref(), Some("module `a` depends on `ghost`, which is not registered"));
-        let dup = topological_order(&[node("a", &[]), node("a", &[])]).err().map(|e| e.to_string());
+        let missing = topological_order(&[node("a", &["ghost"])])
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            missing.as_deref(),
+            Some("module `a` depends on `ghost`, which is not registered")
+        );
+        let dup = topological_order(&[node("a", &[]), node("a", &[])])
+            .err()
+            .map(|e| e.to_string());
         assert_eq!(dup.as_deref(), Some("duplicate module name `a`"));
     }
 }

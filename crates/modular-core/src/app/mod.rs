@@ -22,7 +22,9 @@ use crate::events::{EventBus, types};
 use crate::health::HealthAggregator;
 use crate::module::{HealthRegistration, InitContext, Module, ModuleContext};
 use crate::registry::ServiceRegistry;
-use crate::reload::{ConfigWatcher, ReloadOptions, ReloadOrchestrator, ReloadOutcome, ReloadTarget, ReloadTrigger};
+use crate::reload::{
+    ConfigWatcher, ReloadOptions, ReloadOrchestrator, ReloadOutcome, ReloadTarget, ReloadTrigger,
+};
 use crate::util::panic_message;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,11 +128,14 @@ impl Application {
             handle_signals,
         } = builder;
 
-        let nodes: Vec<(String, Vec<String>)> =
-            modules.iter().map(|m| (m.name().to_owned(), m.dependencies())).collect();
+        let nodes: Vec<(String, Vec<String>)> = modules
+            .iter()
+            .map(|m| (m.name().to_owned(), m.dependencies()))
+            .collect();
         let order = graph::topological_order(&nodes)?;
         let mut slots: Vec<Option<Box<dyn Module>>> = modules.into_iter().map(Some).collect();
-        let mut modules: Vec<Box<dyn Module>> = order.iter().filter_map(|&i| slots[i].take()).collect();
+        let mut modules: Vec<Box<dyn Module>> =
+            order.iter().filter_map(|&i| slots[i].take()).collect();
 
         let store = Arc::new(ConfigStore::new(sources));
         store.load_initial()?;
@@ -165,16 +170,26 @@ impl Application {
                     reloadable: &mut reloadable,
                     health: &mut registrations,
                 };
-                guarded(&name, Phase::Init, module.init(&mut ctx)).instrument(span).await
+                guarded(&name, Phase::Init, module.init(&mut ctx))
+                    .instrument(span)
+                    .await
             };
             let source = types::module_source(&name);
             if let Err(error) = result {
-                events.emit(types::MODULE_FAILED, &source, json!({ "module": &*name, "error": error.to_string() }));
+                events.emit(
+                    types::MODULE_FAILED,
+                    &source,
+                    json!({ "module": &*name, "error": error.to_string() }),
+                );
                 tracing::error!(module = %name, %error, "module failed to initialise");
                 cancel.cancel();
                 return Err(error);
             }
-            events.emit(types::MODULE_INITIALIZED, &source, json!({ "module": &*name, "error": null }));
+            events.emit(
+                types::MODULE_INITIALIZED,
+                &source,
+                json!({ "module": &*name, "error": null }),
+            );
             tracing::debug!(module = %name, "module initialised");
             if let Some(health) = &health {
                 for r in registrations {
@@ -266,7 +281,10 @@ impl Application {
 
     /// Reloads configuration from the sources now.
     pub async fn reload(&self) -> Result<ReloadOutcome, Error> {
-        Ok(self.orchestrator("reload")?.reload(ReloadTrigger::Programmatic).await)
+        Ok(self
+            .orchestrator("reload")?
+            .reload(ReloadTrigger::Programmatic)
+            .await)
     }
 
     /// The outcome a reload would have now, applying nothing.
@@ -275,8 +293,15 @@ impl Application {
     }
 
     /// Sets a runtime override (highest precedence) and reloads.
-    pub async fn set_override(&self, path: &str, value: serde_json::Value) -> Result<ReloadOutcome, Error> {
-        Ok(self.orchestrator("set an override")?.set_override(path, value).await)
+    pub async fn set_override(
+        &self,
+        path: &str,
+        value: serde_json::Value,
+    ) -> Result<ReloadOutcome, Error> {
+        Ok(self
+            .orchestrator("set an override")?
+            .set_override(path, value)
+            .await)
     }
 
     /// Starts every module in dependency order, then the file watcher, SIGHUP listener and
@@ -292,18 +317,30 @@ impl Application {
         for i in 0..self.modules.len() {
             let name = self.modules[i].name().to_owned();
             let span = tracing::info_span!("module", module = %name, phase = "start");
-            let result = guarded(&name, Phase::Start, self.modules[i].start(&self.contexts[i]))
-                .instrument(span)
-                .await;
+            let result = guarded(
+                &name,
+                Phase::Start,
+                self.modules[i].start(&self.contexts[i]),
+            )
+            .instrument(span)
+            .await;
             let source = types::module_source(&name);
             match result {
                 Ok(()) => {
                     self.started = i + 1;
-                    self.events.emit(types::MODULE_STARTED, &source, json!({ "module": name, "error": null }));
+                    self.events.emit(
+                        types::MODULE_STARTED,
+                        &source,
+                        json!({ "module": name, "error": null }),
+                    );
                     tracing::info!(module = %name, "module started");
                 }
                 Err(error) => {
-                    self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error.to_string() }));
+                    self.events.emit(
+                        types::MODULE_FAILED,
+                        &source,
+                        json!({ "module": name, "error": error.to_string() }),
+                    );
                     tracing::error!(module = %name, %error, "module failed to start; stopping the others");
                     self.state = State::Started;
                     let _ = self.stop().await;
@@ -315,7 +352,11 @@ impl Application {
         if let (Some(reload), Some(options)) = (&self.reload, &self.reload_options) {
             let files = self.store.sources().files();
             if options.watch_files && !files.is_empty() {
-                self.watcher = Some(ConfigWatcher::start(files, options.debounce, reload.clone())?);
+                self.watcher = Some(ConfigWatcher::start(
+                    files,
+                    options.debounce,
+                    reload.clone(),
+                )?);
             }
             if self.handle_signals {
                 self.listen_for_sighup(reload.clone())?;
@@ -374,27 +415,46 @@ impl Application {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let source = types::module_source(&name);
             if remaining.is_zero() {
-                let error = format!("not stopped: the shutdown deadline of {deadline_text} had passed");
-                self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error }));
+                let error =
+                    format!("not stopped: the shutdown deadline of {deadline_text} had passed");
+                self.events.emit(
+                    types::MODULE_FAILED,
+                    &source,
+                    json!({ "module": name, "error": error }),
+                );
                 tracing::error!(module = %name, "module not stopped: the shutdown deadline had passed");
                 pending.push(name);
                 continue;
             }
             let span = tracing::info_span!("module", module = %name, phase = "stop");
-            let hook = guarded(&name, Phase::Stop, self.modules[i].stop(&self.contexts[i])).instrument(span);
+            let hook = guarded(&name, Phase::Stop, self.modules[i].stop(&self.contexts[i]))
+                .instrument(span);
             match tokio::time::timeout(remaining, hook).await {
                 Ok(Ok(())) => {
-                    self.events.emit(types::MODULE_STOPPED, &source, json!({ "module": name, "error": null }));
+                    self.events.emit(
+                        types::MODULE_STOPPED,
+                        &source,
+                        json!({ "module": name, "error": null }),
+                    );
                     tracing::info!(module = %name, "module stopped");
                 }
                 Ok(Err(error)) => {
-                    self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error.to_string() }));
+                    self.events.emit(
+                        types::MODULE_FAILED,
+                        &source,
+                        json!({ "module": name, "error": error.to_string() }),
+                    );
                     tracing::error!(module = %name, %error, "module failed to stop");
                     first_error.get_or_insert(error);
                 }
                 Err(_) => {
-                    let error = format!("did not stop before the shutdown deadline of {deadline_text}");
-                    self.events.emit(types::MODULE_FAILED, &source, json!({ "module": name, "error": error }));
+                    let error =
+                        format!("did not stop before the shutdown deadline of {deadline_text}");
+                    self.events.emit(
+                        types::MODULE_FAILED,
+                        &source,
+                        json!({ "module": name, "error": error }),
+                    );
                     tracing::error!(module = %name, "module did not stop before the shutdown deadline");
                     pending.push(name);
                 }
@@ -405,7 +465,10 @@ impl Application {
         self.cancel.cancel();
         self.tasks.close();
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(remaining, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(remaining, self.tasks.wait())
+            .await
+            .is_err()
+        {
             pending.push("background tasks".to_owned());
         }
         if !pending.is_empty() {

@@ -275,7 +275,12 @@ impl fmt::Display for ConfigChange {
             ChangeType::Added => write!(f, "{path} added: {}", self.display_new()),
             ChangeType::Removed => write!(f, "{path} removed (was {})", self.display_old()),
             ChangeType::Modified => {
-                write!(f, "{path}: {} -> {}", self.display_old(), self.display_new())
+                write!(
+                    f,
+                    "{path}: {} -> {}",
+                    self.display_old(),
+                    self.display_new()
+                )
             }
         }
     }
@@ -345,11 +350,15 @@ impl ConfigDiff {
                 ChangeType::Removed => 2,
             }] += 1;
         }
-        let parts: Vec<String> = [("added", counts[0]), ("modified", counts[1]), ("removed", counts[2])]
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(word, n)| format!("{n} {word}"))
-            .collect();
+        let parts: Vec<String> = [
+            ("added", counts[0]),
+            ("modified", counts[1]),
+            ("removed", counts[2]),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(word, n)| format!("{n} {word}"))
+        .collect();
         if parts.is_empty() {
             "no changes".to_owned()
         } else {
@@ -379,7 +388,8 @@ impl ConfigDiff {
                     let full = c.full_path();
                     prefix.is_empty()
                         || full == prefix
-                        || (full.starts_with(prefix) && full.as_bytes().get(prefix.len()) == Some(&b'.'))
+                        || (full.starts_with(prefix)
+                            && full.as_bytes().get(prefix.len()) == Some(&b'.'))
                 })
                 .cloned()
                 .collect(),
@@ -388,7 +398,10 @@ impl ConfigDiff {
 
     /// Changes of one section.
     pub fn section(&self, section: &str) -> Vec<&ConfigChange> {
-        self.changes.iter().filter(|c| c.section == section).collect()
+        self.changes
+            .iter()
+            .filter(|c| c.section == section)
+            .collect()
     }
 
     /// The diff that undoes this one: same id, each change inverted, in the same order.
@@ -416,13 +429,17 @@ pub fn apply_changes(target: &mut Value, changes: &[ConfigChange]) {
             if !node.is_object() {
                 *node = Value::Object(serde_json::Map::new());
             }
-            let Value::Object(map) = node else { unreachable!("made an object above") };
+            let Value::Object(map) = node else {
+                unreachable!("made an object above")
+            };
             node = map.entry(segment.to_owned()).or_insert(Value::Null);
         }
         if !node.is_object() {
             *node = Value::Object(serde_json::Map::new());
         }
-        let Value::Object(map) = node else { unreachable!("made an object above") };
+        let Value::Object(map) = node else {
+            unreachable!("made an object above")
+        };
         match change.change_type {
             ChangeType::Removed => {
                 // A removed map entry disappears; a removed `Option` disappears too, which
@@ -540,8 +557,16 @@ pub mod __private {
         let (change_type, o, n) = match (old, new) {
             (None, None) => return,
             (Some(a), Some(b)) if a == b => return,
-            (None, Some(b)) => (ChangeType::Added, Value::Null, Value::String(b.fingerprint())),
-            (Some(a), None) => (ChangeType::Removed, Value::String(a.fingerprint()), Value::Null),
+            (None, Some(b)) => (
+                ChangeType::Added,
+                Value::Null,
+                Value::String(b.fingerprint()),
+            ),
+            (Some(a), None) => (
+                ChangeType::Removed,
+                Value::String(a.fingerprint()),
+                Value::Null,
+            ),
             (Some(a), Some(b)) => (
                 ChangeType::Modified,
                 Value::String(a.fingerprint()),
@@ -568,7 +593,15 @@ pub mod __private {
             (Some(_), None) => ChangeType::Removed,
             (Some(_), Some(_)) => ChangeType::Modified,
         };
-        out.push(change(ctx.path(name), change_type, to_value(old), to_value(new), flags, ctx, false));
+        out.push(change(
+            ctx.path(name),
+            change_type,
+            to_value(old),
+            to_value(new),
+            flags,
+            ctx,
+            false,
+        ));
     }
 
     /// A `#[config(nested)]` field: diffed field by field under `name.`.
@@ -653,8 +686,14 @@ pub mod __private {
     }
 
     /// A map of plain values: one change per added, removed or modified entry.
-    pub fn map<M>(old: &M, new: &M, name: &'static str, flags: Flags, ctx: DiffContext<'_>, out: &mut Vec<ConfigChange>)
-    where
+    pub fn map<M>(
+        old: &M,
+        new: &M,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+    ) where
         M: StringKeyedMap + PartialEq,
         M::Value: PartialEq + Serialize,
     {
@@ -669,7 +708,15 @@ pub mod __private {
                 (Some(a), None) => (ChangeType::Removed, to_value(a), Value::Null),
                 (None, None) => continue,
             };
-            out.push(change(Cow::Owned(entry_path(ctx, name, key)), change_type, o, n, flags, ctx, false));
+            out.push(change(
+                Cow::Owned(entry_path(ctx, name, key)),
+                change_type,
+                o,
+                n,
+                flags,
+                ctx,
+                false,
+            ));
         }
     }
 
@@ -704,11 +751,27 @@ pub mod __private {
                 ),
                 (None, Some(b)) => {
                     let path = Cow::Owned(entry_path(ctx, name, key));
-                    out.push(change(path, ChangeType::Added, Value::Null, to_value(b), flags, ctx, false))
+                    out.push(change(
+                        path,
+                        ChangeType::Added,
+                        Value::Null,
+                        to_value(b),
+                        flags,
+                        ctx,
+                        false,
+                    ))
                 }
                 (Some(a), None) => {
                     let path = Cow::Owned(entry_path(ctx, name, key));
-                    out.push(change(path, ChangeType::Removed, to_value(a), Value::Null, flags, ctx, false))
+                    out.push(change(
+                        path,
+                        ChangeType::Removed,
+                        to_value(a),
+                        Value::Null,
+                        flags,
+                        ctx,
+                        false,
+                    ))
                 }
                 (None, None) => {}
             }
@@ -716,7 +779,12 @@ pub mod __private {
     }
 
     /// Validates a nested field under `prefix.name`.
-    pub fn validate_nested<T: DynamicConfig>(value: &T, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>) {
+    pub fn validate_nested<T: DynamicConfig>(
+        value: &T,
+        name: &'static str,
+        prefix: Option<&str>,
+        out: &mut Vec<FieldError>,
+    ) {
         let path = match prefix {
             None => name.to_owned(),
             Some(p) => join(p, name),
@@ -737,8 +805,12 @@ pub mod __private {
     }
 
     /// Validates every entry of a nested map under `prefix.name.key`.
-    pub fn validate_map_nested<M>(value: &M, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>)
-    where
+    pub fn validate_map_nested<M>(
+        value: &M,
+        name: &'static str,
+        prefix: Option<&str>,
+        out: &mut Vec<FieldError>,
+    ) where
         M: StringKeyedMap,
         M::Value: DynamicConfig,
     {
@@ -754,11 +826,19 @@ pub mod __private {
     }
 
     /// Runs a user validation hook and prefixes its paths.
-    pub fn validate_hook(result: Result<(), Vec<FieldError>>, prefix: Option<&str>, out: &mut Vec<FieldError>) {
+    pub fn validate_hook(
+        result: Result<(), Vec<FieldError>>,
+        prefix: Option<&str>,
+        out: &mut Vec<FieldError>,
+    ) {
         if let Err(errors) = result {
             out.extend(errors.into_iter().map(|mut e| {
                 if let Some(p) = prefix {
-                    e.path = if e.path.is_empty() { p.to_owned() } else { join(p, &e.path) };
+                    e.path = if e.path.is_empty() {
+                        p.to_owned()
+                    } else {
+                        join(p, &e.path)
+                    };
                 }
                 e
             }));

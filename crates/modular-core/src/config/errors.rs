@@ -91,7 +91,11 @@ pub(crate) fn from_figment(error: figment::Error, section: Option<&str>) -> Vec<
             if let Some(section) = section
                 && !(full == section || full.starts_with(&format!("{section}.")))
             {
-                full = if full.is_empty() { section.to_owned() } else { format!("{section}.{full}") };
+                full = if full.is_empty() {
+                    section.to_owned()
+                } else {
+                    format!("{section}.{full}")
+                };
             }
             let source = match &e.metadata {
                 Some(md) => describe_source(md, &full),

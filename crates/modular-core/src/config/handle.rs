@@ -49,6 +49,8 @@ impl<T> ConfigHandle<T> {
 
 impl<T: fmt::Debug> fmt::Debug for ConfigHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConfigHandle").field(&**self.cell.load()).finish()
+        f.debug_tuple("ConfigHandle")
+            .field(&**self.cell.load())
+            .finish()
     }
 }

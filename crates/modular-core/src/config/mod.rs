@@ -12,7 +12,10 @@ pub mod secret;
 mod source;
 mod store;
 
-pub use diff::{ChangeType, ConfigChange, ConfigDiff, DiffContext, DynamicConfig, FieldError, FieldInfo, apply_changes};
+pub use diff::{
+    ChangeType, ConfigChange, ConfigDiff, DiffContext, DynamicConfig, FieldError, FieldInfo,
+    apply_changes,
+};
 pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};

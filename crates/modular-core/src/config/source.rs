@@ -23,9 +23,19 @@ pub struct ConfigSources {
 
 #[derive(Clone)]
 enum Layer {
-    Defaults { name: String, value: Value },
-    Text { name: String, format: TextFormat, text: String },
-    File { path: PathBuf, required: bool },
+    Defaults {
+        name: String,
+        value: Value,
+    },
+    Text {
+        name: String,
+        format: TextFormat,
+        text: String,
+    },
+    File {
+        path: PathBuf,
+        required: bool,
+    },
 }
 
 // Configuration text and default values may hold secrets (a password in embedded YAML), so
@@ -33,7 +43,10 @@ enum Layer {
 impl std::fmt::Debug for Layer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Defaults { name, .. } => f.debug_struct("Defaults").field("name", name).finish_non_exhaustive(),
+            Self::Defaults { name, .. } => f
+                .debug_struct("Defaults")
+                .field("name", name)
+                .finish_non_exhaustive(),
             Self::Text { name, format, text } => f
                 .debug_struct("Text")
                 .field("name", name)
@@ -98,7 +111,12 @@ impl ConfigSources {
     }
 
     /// Adds configuration text, such as embedded defaults (`include_str!("defaults.yaml")`).
-    pub fn text(mut self, name: impl Into<String>, format: TextFormat, text: impl Into<String>) -> Self {
+    pub fn text(
+        mut self,
+        name: impl Into<String>,
+        format: TextFormat,
+        text: impl Into<String>,
+    ) -> Self {
         self.layers.push(Layer::Text {
             name: name.into(),
             format,
@@ -154,7 +172,9 @@ impl ConfigSources {
         for layer in &self.layers {
             figment = match layer {
                 Layer::Defaults { name, value } => figment.merge(Named::new(name, value.clone())),
-                Layer::Text { name, format, text } => merge_text(figment, *format, text, Some(name)),
+                Layer::Text { name, format, text } => {
+                    merge_text(figment, *format, text, Some(name))
+                }
                 Layer::File { path, required } => {
                     if !path.exists() {
                         if *required {
@@ -234,7 +254,10 @@ impl<P> Renamed<P> {
 
 impl<P: Provider> Provider for Renamed<P> {
     fn metadata(&self) -> Metadata {
-        Metadata::from(self.name.clone(), figment::Source::Custom(self.name.clone()))
+        Metadata::from(
+            self.name.clone(),
+            figment::Source::Custom(self.name.clone()),
+        )
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
@@ -252,12 +275,16 @@ pub fn nest(flat: &BTreeMap<String, Value>) -> Value {
             if !node.is_object() {
                 *node = Value::Object(serde_json::Map::new());
             }
-            let Value::Object(map) = node else { unreachable!("made an object above") };
+            let Value::Object(map) = node else {
+                unreachable!("made an object above")
+            };
             if segments.peek().is_none() {
                 map.insert(segment.to_owned(), value.clone());
                 break;
             }
-            node = map.entry(segment.to_owned()).or_insert_with(|| Value::Object(serde_json::Map::new()));
+            node = map
+                .entry(segment.to_owned())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
         }
     }
     root
@@ -274,10 +301,12 @@ struct EnvLayer {
 impl Provider for EnvLayer {
     fn metadata(&self) -> Metadata {
         let prefix = self.prefix.to_ascii_uppercase();
-        Metadata::named(format!("`{prefix}` environment variable(s)")).interpolater(move |_: &Profile, keys: &[&str]| {
-            let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
-            format!("{prefix}{}", keys.join("__"))
-        })
+        Metadata::named(format!("`{prefix}` environment variable(s)")).interpolater(
+            move |_: &Profile, keys: &[&str]| {
+                let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+                format!("{prefix}{}", keys.join("__"))
+            },
+        )
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
@@ -302,7 +331,10 @@ impl Named {
 
 impl Provider for Named {
     fn metadata(&self) -> Metadata {
-        Metadata::from(self.name.clone(), figment::Source::Custom(self.name.clone()))
+        Metadata::from(
+            self.name.clone(),
+            figment::Source::Custom(self.name.clone()),
+        )
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {

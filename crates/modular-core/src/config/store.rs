@@ -20,8 +20,14 @@ use super::{ConfigChange, DynamicConfig, FieldInfo, REDACTED};
 pub type AnySection = Arc<dyn Any + Send + Sync>;
 
 /// What a configuration section type needs: typed diff and validation, serde both ways.
-pub trait SectionConfig: DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static {}
-impl<T: DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static> SectionConfig for T {}
+pub trait SectionConfig:
+    DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static
+{
+}
+impl<T: DynamicConfig + DeserializeOwned + Serialize + Clone + Send + Sync + 'static> SectionConfig
+    for T
+{
+}
 
 /// One registered section, type-erased so the reload pipeline can drive every section alike.
 pub trait SectionBinding: Send + Sync {
@@ -58,20 +64,23 @@ impl<T: SectionConfig> TypedSection<T> {
 }
 
 /// Deserializes and validates section `name` of a figment.
-pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -> Result<T, Vec<ValidationError>> {
+pub(crate) fn extract_section<T: SectionConfig>(
+    name: &str,
+    figment: &Figment,
+) -> Result<T, Vec<ValidationError>> {
     {
         // One lookup: figment clones its whole merged map on every `contains`/`find`.
         let value: T = match figment.extract_inner::<T>(name) {
             Ok(value) => value,
             Err(e) if !is_missing_section(&e, name) => return Err(from_figment(e, Some(name))),
             Err(_) => {
-            serde_json::from_value(Value::Object(serde_json::Map::new())).map_err(|e| {
-                vec![ValidationError {
-                    path: name.to_owned(),
-                    source: "defaults".to_owned(),
-                    message: format!("section missing and has no defaults: {e}"),
-                }]
-            })?
+                serde_json::from_value(Value::Object(serde_json::Map::new())).map_err(|e| {
+                    vec![ValidationError {
+                        path: name.to_owned(),
+                        source: "defaults".to_owned(),
+                        message: format!("section missing and has no defaults: {e}"),
+                    }]
+                })?
             }
         };
         let mut errors = Vec::new();
@@ -100,7 +109,8 @@ pub(crate) fn extract_section<T: SectionConfig>(name: &str, figment: &Figment) -
 
 /// Whether figment reports the section itself as absent (not a field inside it).
 fn is_missing_section(error: &figment::Error, name: &str) -> bool {
-    matches!(&error.kind, figment::error::Kind::MissingField(field) if field == name) && error.metadata.is_none()
+    matches!(&error.kind, figment::error::Kind::MissingField(field) if field == name)
+        && error.metadata.is_none()
 }
 
 /// Which source set the value at `path` (the nearest enclosing key that has metadata).
@@ -204,7 +214,14 @@ pub struct Candidate {
 impl fmt::Debug for Candidate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Candidate")
-            .field("sections", &self.sections.iter().map(|(b, _)| b.name()).collect::<Vec<_>>())
+            .field(
+                "sections",
+                &self
+                    .sections
+                    .iter()
+                    .map(|(b, _)| b.name())
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -253,7 +270,11 @@ impl ConfigStore {
     }
 
     /// Registers a typed section and returns its handle, read from the initial load.
-    pub fn register<T: SectionConfig>(&self, name: &str, owner: Option<&str>) -> Result<ConfigHandle<T>, ValidationErrors> {
+    pub fn register<T: SectionConfig>(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<ConfigHandle<T>, ValidationErrors> {
         if let Some(existing) = read(&self.sections).iter().find(|s| s.name() == name) {
             // A second reader of the same section shares the snapshot.
             if let Ok(handle) = existing.handle_any().downcast::<ConfigHandle<T>>() {
@@ -285,7 +306,10 @@ impl ConfigStore {
 
     /// Registered section names, in registration order.
     pub fn section_names(&self) -> Vec<String> {
-        read(&self.sections).iter().map(|s| s.name().to_owned()).collect()
+        read(&self.sections)
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect()
     }
 
     /// Registered sections.
@@ -294,14 +318,20 @@ impl ConfigStore {
     }
 
     /// The figment of the current sources and overrides (plus an optional candidate text).
-    pub fn figment(&self, extra: Option<(TextFormat, &str)>) -> Result<Figment, Vec<ValidationError>> {
+    pub fn figment(
+        &self,
+        extra: Option<(TextFormat, &str)>,
+    ) -> Result<Figment, Vec<ValidationError>> {
         let overrides = lock(&self.overrides).clone();
         self.sources.figment(&overrides, extra)
     }
 
     /// Loads and validates every registered section from the sources as they are now.
     /// Every error of every section is returned, with its path and source.
-    pub fn load_candidate(&self, extra: Option<(TextFormat, &str)>) -> Result<Candidate, ValidationErrors> {
+    pub fn load_candidate(
+        &self,
+        extra: Option<(TextFormat, &str)>,
+    ) -> Result<Candidate, ValidationErrors> {
         self.load_candidate_with(&lock(&self.overrides).clone(), extra)
     }
 
@@ -311,7 +341,10 @@ impl ConfigStore {
         overrides: &BTreeMap<String, Value>,
         extra: Option<(TextFormat, &str)>,
     ) -> Result<Candidate, ValidationErrors> {
-        let figment = self.sources.figment(overrides, extra).map_err(ValidationErrors)?;
+        let figment = self
+            .sources
+            .figment(overrides, extra)
+            .map_err(ValidationErrors)?;
         let mut errors = Vec::new();
         let mut sections = Vec::new();
         for binding in self.sections() {
@@ -350,7 +383,10 @@ impl ConfigStore {
     pub fn redacted_json(&self) -> Value {
         let mut map = serde_json::Map::new();
         for section in self.sections() {
-            map.insert(section.name().to_owned(), section.redacted_json(&section.current()));
+            map.insert(
+                section.name().to_owned(),
+                section.redacted_json(&section.current()),
+            );
         }
         Value::Object(map)
     }

@@ -101,7 +101,9 @@ impl CircuitBreaker {
             return None;
         }
         let backoff = self.backoff();
-        self.state = BreakerState::Open { until: now + backoff };
+        self.state = BreakerState::Open {
+            until: now + backoff,
+        };
         Some(backoff)
     }
 
@@ -123,8 +125,14 @@ mod tests {
         assert_eq!(breaker.record_failure(now), None);
         assert_eq!(breaker.record_failure(now), None);
         assert_eq!(breaker.record_failure(now), Some(Duration::from_secs(2)));
-        assert_eq!(breaker.admit(now), Admission::Refused(Duration::from_secs(2)));
-        assert_eq!(breaker.admit(now + Duration::from_secs(2)), Admission::Trial);
+        assert_eq!(
+            breaker.admit(now),
+            Admission::Refused(Duration::from_secs(2))
+        );
+        assert_eq!(
+            breaker.admit(now + Duration::from_secs(2)),
+            Admission::Trial
+        );
         assert_eq!(breaker.record_failure(now), Some(Duration::from_secs(4)));
         for _ in 0..10 {
             breaker.record_failure(now);

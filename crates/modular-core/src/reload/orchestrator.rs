@@ -16,7 +16,9 @@ use super::breaker::{Admission, BreakerState, CircuitBreaker};
 use super::history::{History, HistoryEntry};
 use super::outcome::{ModuleFailure, ReloadOutcome, ReloadStatus};
 use super::{ReloadContext, ReloadTrigger, Reloadable};
-use crate::config::{AnySection, ConfigChange, ConfigDiff, ConfigStore, SectionBinding, TextFormat, ValidationErrors};
+use crate::config::{
+    AnySection, ConfigChange, ConfigDiff, ConfigStore, SectionBinding, TextFormat, ValidationErrors,
+};
 use crate::events::{EventBus, types};
 use crate::health::{HealthAggregator, HealthStatus};
 use crate::util::{format_duration, millis_f64, panic_message};
@@ -160,7 +162,15 @@ impl ReloadOrchestrator {
         health: Option<Arc<HealthAggregator>>,
         options: ReloadOptions,
     ) -> Self {
-        Self::with_tasks(store, targets, events, health, options, CancellationToken::new(), TaskTracker::new())
+        Self::with_tasks(
+            store,
+            targets,
+            events,
+            health,
+            options,
+            CancellationToken::new(),
+            TaskTracker::new(),
+        )
     }
 
     /// Like [`ReloadOrchestrator::new`], with the worker owned by `tasks` and stopped by `cancel`.
@@ -209,14 +219,19 @@ impl ReloadOrchestrator {
         Self { tx, shared }
     }
 
-    async fn ask(&self, make: impl FnOnce(oneshot::Sender<ReloadOutcome>) -> Request, trigger: ReloadTrigger) -> ReloadOutcome {
+    async fn ask(
+        &self,
+        make: impl FnOnce(oneshot::Sender<ReloadOutcome>) -> Request,
+        trigger: ReloadTrigger,
+    ) -> ReloadOutcome {
         let (reply, rx) = oneshot::channel();
         if self.tx.send(make(reply)).is_ok()
             && let Ok(outcome) = rx.await
         {
             return outcome;
         }
-        let mut outcome = ReloadOutcome::new(ReloadStatus::Failed, trigger, self.shared.store.version());
+        let mut outcome =
+            ReloadOutcome::new(ReloadStatus::Failed, trigger, self.shared.store.version());
         outcome.error = Some("reload orchestrator is stopped".to_owned());
         outcome
     }
@@ -224,36 +239,49 @@ impl ReloadOrchestrator {
     /// Runs a reload (or joins the one about to run) and returns the outcome that covered it.
     pub async fn reload(&self, trigger: ReloadTrigger) -> ReloadOutcome {
         let t = trigger.clone();
-        self.ask(|reply| Request::Reload { trigger, reply }, t).await
+        self.ask(|reply| Request::Reload { trigger, reply }, t)
+            .await
     }
 
     /// A dry run: the outcome a reload would have now, with its plan; applies nothing.
     /// `candidate` is configuration text layered over the files (as `POST /admin/reload/plan`
     /// sends it).
     pub async fn plan(&self, candidate: Option<(TextFormat, String)>) -> ReloadOutcome {
-        self.ask(|reply| Request::Plan { candidate, reply }, ReloadTrigger::Programmatic)
-            .await
+        self.ask(
+            |reply| Request::Plan { candidate, reply },
+            ReloadTrigger::Programmatic,
+        )
+        .await
     }
 
     /// Returns to the configuration of an earlier version through the pipeline.
     pub async fn rollback(&self, version: u64) -> ReloadOutcome {
-        self.ask(|reply| Request::Rollback { version, reply }, ReloadTrigger::Rollback)
-            .await
+        self.ask(
+            |reply| Request::Rollback { version, reply },
+            ReloadTrigger::Rollback,
+        )
+        .await
     }
 
     /// Sets a runtime override (`cache.default_ttl` = `"5s"`) and reloads; if the reload is
     /// not applied the override is withdrawn.
     pub async fn set_override(&self, path: &str, value: Value) -> ReloadOutcome {
         let set = BTreeMap::from([(path.to_owned(), Some(value))]);
-        self.ask(|reply| Request::Override { set, reply }, ReloadTrigger::Override)
-            .await
+        self.ask(
+            |reply| Request::Override { set, reply },
+            ReloadTrigger::Override,
+        )
+        .await
     }
 
     /// Removes a runtime override and reloads.
     pub async fn clear_override(&self, path: &str) -> ReloadOutcome {
         let set = BTreeMap::from([(path.to_owned(), None)]);
-        self.ask(|reply| Request::Override { set, reply }, ReloadTrigger::Override)
-            .await
+        self.ask(
+            |reply| Request::Override { set, reply },
+            ReloadTrigger::Override,
+        )
+        .await
     }
 
     /// Committed versions, oldest first.
@@ -344,7 +372,9 @@ impl Worker {
                                 replies.push(reply);
                             }
                         }
-                        let (outcome, gate) = self.pipeline(trigger, CandidateSource::Sources(None), false).await;
+                        let (outcome, gate) = self
+                            .pipeline(trigger, CandidateSource::Sources(None), false)
+                            .await;
                         for reply in replies {
                             let _ = reply.send(outcome.clone());
                         }
@@ -354,16 +384,26 @@ impl Worker {
                     }
                     Request::Plan { candidate, reply } => {
                         let (outcome, _) = self
-                            .pipeline(ReloadTrigger::Programmatic, CandidateSource::Sources(candidate), true)
+                            .pipeline(
+                                ReloadTrigger::Programmatic,
+                                CandidateSource::Sources(candidate),
+                                true,
+                            )
                             .await;
                         let _ = reply.send(outcome);
                     }
                     Request::Rollback { version, reply } => {
-                        let entry = lock(&self.shared.history).get(version).map(|e| e.sections.clone());
+                        let entry = lock(&self.shared.history)
+                            .get(version)
+                            .map(|e| e.sections.clone());
                         let (outcome, gate) = match entry {
                             Some(sections) => {
-                                self.pipeline(ReloadTrigger::Rollback, CandidateSource::Sections(sections), false)
-                                    .await
+                                self.pipeline(
+                                    ReloadTrigger::Rollback,
+                                    CandidateSource::Sections(sections),
+                                    false,
+                                )
+                                .await
                             }
                             None => {
                                 let mut o = ReloadOutcome::new(
@@ -391,7 +431,11 @@ impl Worker {
                         }
                         self.shared.store.set_overrides(next);
                         let (outcome, gate) = self
-                            .pipeline(ReloadTrigger::Override, CandidateSource::Sources(None), false)
+                            .pipeline(
+                                ReloadTrigger::Override,
+                                CandidateSource::Sources(None),
+                                false,
+                            )
                             .await;
                         if !matches!(outcome.status, ReloadStatus::Applied | ReloadStatus::Noop) {
                             // The running config stays as it was, and so do the overrides.
@@ -447,7 +491,8 @@ impl Worker {
         let started = Instant::now();
         let store = Arc::clone(&self.shared.store);
         let running_version = store.version();
-        let mut outcome = ReloadOutcome::new(ReloadStatus::Applied, trigger.clone(), running_version);
+        let mut outcome =
+            ReloadOutcome::new(ReloadStatus::Applied, trigger.clone(), running_version);
         outcome.dry_run = dry_run;
 
         // Circuit breaker (dry runs are never refused).
@@ -459,7 +504,10 @@ impl Worker {
                 Admission::Trial => {
                     trial = true;
                     let failures = lock(&self.shared.breaker).failures();
-                    self.emit(types::CIRCUIT_HALF_OPENED, json!({ "failures": failures, "retry_after_ms": 0 }));
+                    self.emit(
+                        types::CIRCUIT_HALF_OPENED,
+                        json!({ "failures": failures, "retry_after_ms": 0 }),
+                    );
                 }
                 Admission::Refused(retry_after) => {
                     outcome.status = ReloadStatus::CircuitOpen;
@@ -483,7 +531,8 @@ impl Worker {
                     Ok(c) => c.sections,
                     Err(ValidationErrors(errors)) => {
                         outcome.status = ReloadStatus::Rejected;
-                        outcome.error = Some(format!("invalid configuration ({} errors)", errors.len()));
+                        outcome.error =
+                            Some(format!("invalid configuration ({} errors)", errors.len()));
                         outcome.errors = errors;
                         return (self.reject(outcome, started, dry_run), None);
                     }
@@ -495,7 +544,10 @@ impl Worker {
                     .sections()
                     .into_iter()
                     .map(|binding| {
-                        let value = by_name.get(binding.name()).cloned().unwrap_or_else(|| binding.current());
+                        let value = by_name
+                            .get(binding.name())
+                            .cloned()
+                            .unwrap_or_else(|| binding.current());
                         (binding, value)
                     })
                     .collect()
@@ -521,13 +573,20 @@ impl Worker {
             outcome.duration_ms = millis_f64(started.elapsed());
             if !dry_run {
                 tracing::debug!(version = running_version, "config reload: no changes");
-                self.emit(types::RELOAD_NOOP, json!({ "trigger": trigger.as_str(), "version": running_version }));
+                self.emit(
+                    types::RELOAD_NOOP,
+                    json!({ "trigger": trigger.as_str(), "version": running_version }),
+                );
             }
             return (outcome, None);
         }
 
         // 4. Classify.
-        let static_paths: Vec<String> = diff.static_changes().iter().map(|c| c.full_path()).collect();
+        let static_paths: Vec<String> = diff
+            .static_changes()
+            .iter()
+            .map(|c| c.full_path())
+            .collect();
         outcome.static_changes = static_paths.clone();
         if !static_paths.is_empty() && self.options.static_policy == StaticPolicy::Reject {
             outcome.status = ReloadStatus::Rejected;
@@ -547,10 +606,16 @@ impl Worker {
             if module_changes.is_empty() {
                 continue;
             }
-            let Some((binding, new)) = candidate.iter().find(|(b, _)| b.name() == target.module) else {
+            let Some((binding, new)) = candidate.iter().find(|(b, _)| b.name() == target.module)
+            else {
                 continue;
             };
-            plan.push((target.clone(), module_changes, binding.current(), Arc::clone(new)));
+            plan.push((
+                target.clone(),
+                module_changes,
+                binding.current(),
+                Arc::clone(new),
+            ));
         }
         outcome.plan = plan
             .iter()
@@ -579,7 +644,10 @@ impl Worker {
                 "version": next_version,
             }),
         );
-        let before = match (&self.shared.health, self.options.health_gate && trigger != ReloadTrigger::HealthGate) {
+        let before = match (
+            &self.shared.health,
+            self.options.health_gate && trigger != ReloadTrigger::HealthGate,
+        ) {
             (Some(health), true) => Some(health.check().await.readiness),
             _ => None,
         };
@@ -588,7 +656,9 @@ impl Worker {
         let mut applied: Vec<(ReloadTarget, Vec<ConfigChange>, AnySection)> = Vec::new();
         let mut skipped_now: HashMap<String, Vec<ConfigChange>> = HashMap::new();
         for (target, module_changes, old, new) in plan {
-            let Some(reloadable) = target.reloadable.clone() else { continue };
+            let Some(reloadable) = target.reloadable.clone() else {
+                continue;
+            };
             if !reloadable.can_reload() {
                 tracing::info!(module = %target.module, "module cannot reload now; changes stay pending");
                 outcome.skipped.push(target.module.clone());
@@ -605,9 +675,21 @@ impl Worker {
                     // 7. Roll back what was applied, in reverse order.
                     tracing::error!(module = %target.module, %error, "module reload failed; rolling back");
                     for (done, done_changes, old_section) in applied.iter().rev() {
-                        let inverse: Vec<ConfigChange> = done_changes.iter().rev().map(ConfigChange::inverse).collect();
-                        let ctx = self.context(&done.module, &trigger, Some(Arc::clone(old_section)), running_version, true);
-                        let Some(hook) = &done.reloadable else { continue };
+                        let inverse: Vec<ConfigChange> = done_changes
+                            .iter()
+                            .rev()
+                            .map(ConfigChange::inverse)
+                            .collect();
+                        let ctx = self.context(
+                            &done.module,
+                            &trigger,
+                            Some(Arc::clone(old_section)),
+                            running_version,
+                            true,
+                        );
+                        let Some(hook) = &done.reloadable else {
+                            continue;
+                        };
                         match run_hook(hook, &ctx, &inverse).await {
                             Ok(()) => outcome.rolled_back.push(done.module.clone()),
                             Err(e) => {
@@ -621,7 +703,10 @@ impl Worker {
                     }
                     outcome.status = ReloadStatus::Failed;
                     outcome.failed_module = Some(target.module.clone());
-                    outcome.error = Some(format!("module `{}` failed to reload: {error}", target.module));
+                    outcome.error = Some(format!(
+                        "module `{}` failed to reload: {error}",
+                        target.module
+                    ));
                     outcome.reloaded.clear();
                     outcome.duration_ms = millis_f64(started.elapsed());
                     self.emit(
@@ -700,7 +785,10 @@ impl Worker {
             }
         }
         if was_open {
-            self.emit(types::CIRCUIT_CLOSED, json!({ "failures": 0, "retry_after_ms": 0 }));
+            self.emit(
+                types::CIRCUIT_CLOSED,
+                json!({ "failures": 0, "retry_after_ms": 0 }),
+            );
         }
         outcome.duration_ms = millis_f64(started.elapsed());
         let paths: Vec<String> = diff.changes.iter().map(ConfigChange::full_path).collect();
@@ -756,13 +844,19 @@ impl Worker {
         if let Some(backoff) = opened {
             let retry_after_ms = backoff.as_millis() as u64;
             tracing::warn!(failures, retry_after_ms, "reload circuit breaker opened");
-            self.emit(types::CIRCUIT_OPENED, json!({ "failures": failures, "retry_after_ms": retry_after_ms }));
+            self.emit(
+                types::CIRCUIT_OPENED,
+                json!({ "failures": failures, "retry_after_ms": retry_after_ms }),
+            );
             if let Some(health) = &self.shared.health {
                 health.set_component(
                     "reload",
                     "circuit_breaker",
                     HealthStatus::Degraded,
-                    format!("{failures} consecutive reload failures; retry after {}", format_duration(backoff)),
+                    format!(
+                        "{failures} consecutive reload failures; retry after {}",
+                        format_duration(backoff)
+                    ),
                     true,
                 );
             }
@@ -771,7 +865,9 @@ impl Worker {
 
     /// 9. Watches readiness for the gate window; reverts the reload if it got worse.
     async fn health_gate(&mut self, gate: Gate) {
-        let Some(health) = self.shared.health.clone() else { return };
+        let Some(health) = self.shared.health.clone() else {
+            return;
+        };
         let deadline = Instant::now() + self.options.health_gate_window;
         loop {
             let now_health = health.force_refresh().await;
@@ -817,7 +913,11 @@ impl Worker {
 }
 
 /// Runs one hook under its timeout with panics caught.
-async fn run_hook(reloadable: &Arc<dyn Reloadable>, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), String> {
+async fn run_hook(
+    reloadable: &Arc<dyn Reloadable>,
+    ctx: &ReloadContext,
+    changes: &[ConfigChange],
+) -> Result<(), String> {
     let timeout = reloadable.reload_timeout();
     let hook = AssertUnwindSafe(reloadable.reload(ctx, changes)).catch_unwind();
     let result = tokio::time::timeout(timeout, hook).await;

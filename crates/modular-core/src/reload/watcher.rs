@@ -25,7 +25,9 @@ pub struct ConfigWatcher {
 
 impl std::fmt::Debug for ConfigWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfigWatcher").field("directories", &self.directories).finish()
+        f.debug_struct("ConfigWatcher")
+            .field("directories", &self.directories)
+            .finish()
     }
 }
 
@@ -49,7 +51,9 @@ fn directory_of(file: &Path) -> PathBuf {
     let absolute = if file.is_absolute() {
         file.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(file)).unwrap_or_else(|_| file.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(file))
+            .unwrap_or_else(|_| file.to_path_buf())
     };
     absolute
         .parent()
@@ -60,24 +64,34 @@ fn directory_of(file: &Path) -> PathBuf {
 impl ConfigWatcher {
     /// Starts watching `files` and asking `orchestrator` for a reload after each change
     /// (trailing `debounce`). The debounce task is owned by the orchestrator's tracker.
-    pub fn start(files: Vec<PathBuf>, debounce: Duration, orchestrator: ReloadOrchestrator) -> Result<Self, Error> {
+    pub fn start(
+        files: Vec<PathBuf>,
+        debounce: Duration,
+        orchestrator: ReloadOrchestrator,
+    ) -> Result<Self, Error> {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Every event counts: never filter by the config file's name (see module docs).
-            if event.is_ok() {
-                let _ = tx.send(());
-            }
-        })
-        .map_err(|e| Error::Watch {
-            path: files.first().map(|f| f.display().to_string()).unwrap_or_default(),
-            message: e.to_string(),
-        })?;
-        let directories: BTreeSet<PathBuf> = files.iter().map(|f| directory_of(f)).collect();
-        for dir in &directories {
-            watcher.watch(dir, RecursiveMode::NonRecursive).map_err(|e| Error::Watch {
-                path: dir.display().to_string(),
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Every event counts: never filter by the config file's name (see module docs).
+                if event.is_ok() {
+                    let _ = tx.send(());
+                }
+            })
+            .map_err(|e| Error::Watch {
+                path: files
+                    .first()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
                 message: e.to_string(),
             })?;
+        let directories: BTreeSet<PathBuf> = files.iter().map(|f| directory_of(f)).collect();
+        for dir in &directories {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|e| Error::Watch {
+                    path: dir.display().to_string(),
+                    message: e.to_string(),
+                })?;
         }
         let cancel = orchestrator.cancellation().clone();
         let tasks = orchestrator.tasks().clone();
@@ -103,7 +117,11 @@ impl ConfigWatcher {
                 last = now;
                 tracing::info!("config file changed; reloading");
                 let outcome = orchestrator.reload(ReloadTrigger::File).await;
-                tracing::debug!(status = outcome.status.as_str(), version = outcome.version, "file reload finished");
+                tracing::debug!(
+                    status = outcome.status.as_str(),
+                    version = outcome.version,
+                    "file reload finished"
+                );
             }
         });
         Ok(Self {

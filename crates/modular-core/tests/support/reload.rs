@@ -9,7 +9,9 @@ use std::time::Duration;
 use modular_core::config::{ConfigSources, ConfigStore};
 use modular_core::events::EventBus;
 use modular_core::reload::{ReloadOptions, ReloadOrchestrator, ReloadTarget};
-use modular_core::{BoxError, ConfigChange, DynamicConfig, FieldError, ReloadContext, Reloadable, Secret};
+use modular_core::{
+    BoxError, ConfigChange, DynamicConfig, FieldError, ReloadContext, Reloadable, Secret,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -44,7 +46,10 @@ impl Default for ModuleConfig {
 impl ModuleConfig {
     fn check(&self) -> Result<(), Vec<FieldError>> {
         if self.level > 100 {
-            return Err(vec![FieldError::new("level", format!("must be <= 100, got {}", self.level))]);
+            return Err(vec![FieldError::new(
+                "level",
+                format!("must be <= 100, got {}", self.level),
+            )]);
         }
         Ok(())
     }
@@ -85,7 +90,10 @@ impl Journal {
     }
 
     pub fn modules(&self) -> Vec<(String, bool)> {
-        self.calls().into_iter().map(|c| (c.module, c.rollback)).collect()
+        self.calls()
+            .into_iter()
+            .map(|c| (c.module, c.rollback))
+            .collect()
     }
 
     pub fn clear(&self) {
@@ -204,7 +212,10 @@ pub fn fixture_with(specs: &[(&str, Behaviour)], options: ReloadOptions) -> Fixt
     let names: Vec<&str> = specs.iter().map(|(n, _)| *n).collect();
     let store = store_with(&names);
     let journal = Journal::default();
-    let recorders: Vec<Arc<Recorder>> = specs.iter().map(|(n, b)| Recorder::new(n, *b, &journal)).collect();
+    let recorders: Vec<Arc<Recorder>> = specs
+        .iter()
+        .map(|(n, b)| Recorder::new(n, *b, &journal))
+        .collect();
     let events = EventBus::new();
     let targets = recorders
         .iter()
@@ -213,7 +224,8 @@ pub fn fixture_with(specs: &[(&str, Behaviour)], options: ReloadOptions) -> Fixt
             reloadable: Some(r.clone() as Arc<dyn Reloadable>),
         })
         .collect();
-    let orchestrator = ReloadOrchestrator::new(store.clone(), targets, events.clone(), None, options);
+    let orchestrator =
+        ReloadOrchestrator::new(store.clone(), targets, events.clone(), None, options);
     Fixture {
         store,
         journal,
@@ -244,6 +256,10 @@ impl Fixture {
             .into_iter()
             .find(|s| s.name() == module)
             .expect("section registered");
-        section.current().downcast::<ModuleConfig>().expect("typed").level
+        section
+            .current()
+            .downcast::<ModuleConfig>()
+            .expect("typed")
+            .level
     }
 }

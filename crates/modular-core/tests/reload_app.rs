@@ -1,0 +1,254 @@
+//! Reload through an `Application`: dependency order, the health gate, programmatic triggers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use modular_core::events::{EventFilter, event_data};
+use modular_core::health::{
+    HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus, ProviderOptions,
+};
+use modular_core::reload::ReloadOptions;
+use modular_core::{Application, BoxError, ConfigHandle, InitContext, Module, ReloadStatus};
+use serde_json::json;
+use support::reload::{Behaviour, Journal, ModuleConfig, Recorder};
+
+struct Tracked {
+    name: String,
+    deps: Vec<String>,
+    journal: Journal,
+    gate_level: Option<u32>,
+}
+
+struct LevelHealth {
+    config: ConfigHandle<ModuleConfig>,
+    limit: u32,
+}
+
+#[modular_core::async_trait]
+impl HealthProvider for LevelHealth {
+    async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
+        let level = self.config.load().level;
+        if level > self.limit {
+            return Err(HealthError::Failed(format!(
+                "level {level} is above {}",
+                self.limit
+            )));
+        }
+        Ok(vec![])
+    }
+}
+
+#[modular_core::async_trait]
+impl Module for Tracked {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dependencies(&self) -> Vec<String> {
+        self.deps.clone()
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        let config = ctx.config::<ModuleConfig>()?;
+        ctx.register_reloadable(Recorder::new(&self.name, Behaviour::Succeed, &self.journal));
+        if let Some(limit) = self.gate_level {
+            ctx.register_health_provider(
+                Arc::new(LevelHealth { config, limit }),
+                ProviderOptions::default(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn tracked(name: &str, deps: &[&str], journal: &Journal) -> Tracked {
+    Tracked {
+        name: name.to_owned(),
+        deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+        journal: journal.clone(),
+        gate_level: None,
+    }
+}
+
+fn quiet() -> ReloadOptions {
+    ReloadOptions {
+        watch_files: false,
+        health_gate: false,
+        ..ReloadOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_module_reloads_after_the_module_it_depends_on() {
+    let journal = Journal::default();
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(tracked("api", &["store"], &journal))
+        .module(tracked("store", &[], &journal))
+        .with_reload_options(quiet())
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    app.config().set_overrides(
+        [
+            ("api.level".to_owned(), json!(3)),
+            ("store.level".to_owned(), json!(3)),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied);
+    assert_eq!(outcome.reloaded, vec!["store", "api"]);
+    assert_eq!(
+        journal.modules(),
+        vec![("store".to_owned(), false), ("api".to_owned(), false)]
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn set_override_reloads_and_a_bad_override_changes_nothing() {
+    let journal = Journal::default();
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(tracked("svc", &[], &journal))
+        .with_reload_options(quiet())
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    let good = app.set_override("svc.level", json!(9)).await.unwrap();
+    assert_eq!(good.status, ReloadStatus::Applied);
+    assert_eq!(app.config().version(), 2);
+    let bad = app.set_override("svc.level", json!("nine")).await.unwrap();
+    assert_eq!(bad.status, ReloadStatus::Rejected);
+    assert_eq!(bad.errors[0].path, "svc.level");
+    assert_eq!(app.config().version(), 2);
+    assert_eq!(app.config().redacted_json()["svc"]["level"], json!(9));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_health_gate_reverts_a_reload_after_which_readiness_got_worse() {
+    let journal = Journal::default();
+    let mut module = tracked("gated", &[], &journal);
+    module.gate_level = Some(50);
+    let options = ReloadOptions {
+        watch_files: false,
+        health_gate: true,
+        ..ReloadOptions::default()
+    };
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(module)
+        .with_reload_options(options)
+        .with_health_aggregator()
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    let mut events = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.config.reload.reverted"));
+    app.start().await.unwrap();
+    let before = app.health().unwrap().force_refresh().await;
+    assert_eq!(before.readiness, HealthStatus::Healthy);
+
+    let outcome = app.set_override("gated.level", json!(80)).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.version, 2);
+
+    let reverted = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("reverted")
+        .unwrap();
+    let data = event_data(&reverted).unwrap();
+    assert_eq!(data["from_version"], json!(2));
+    assert_eq!(data["to_version"], json!(3));
+    let level = app.config().redacted_json()["gated"]["level"].clone();
+    assert_eq!(level, json!(1), "the previous config is running again");
+    let after = app.health().unwrap().force_refresh().await;
+    assert_eq!(after.readiness, HealthStatus::Healthy);
+    let calls = journal.calls();
+    assert_eq!(
+        calls.last().unwrap().level,
+        Some(1),
+        "the module was given the previous section"
+    );
+    app.stop().await.unwrap();
+}
+
+struct Refusing;
+
+#[modular_core::async_trait]
+impl modular_core::Reloadable for Refusing {
+    async fn reload(
+        &self,
+        ctx: &modular_core::ReloadContext,
+        _: &[modular_core::ConfigChange],
+    ) -> Result<(), BoxError> {
+        if ctx.is_rollback() {
+            Ok(())
+        } else {
+            Err("refused".into())
+        }
+    }
+}
+
+struct RefusingModule;
+
+#[modular_core::async_trait]
+impl Module for RefusingModule {
+    fn name(&self) -> &str {
+        "refuser"
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        ctx.config::<ModuleConfig>()?;
+        ctx.register_reloadable(Arc::new(Refusing));
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_degrades_the_optional_reload_component_without_failing_readiness() {
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(RefusingModule)
+        .with_reload_options(quiet())
+        .with_health_aggregator()
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    for level in 2..5 {
+        let outcome = app
+            .set_override("refuser.level", json!(level))
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, ReloadStatus::Failed);
+    }
+    let refused = app.set_override("refuser.level", json!(9)).await.unwrap();
+    assert_eq!(refused.status, ReloadStatus::CircuitOpen);
+    assert_eq!(refused.retry_after_ms, Some(2000));
+
+    let health = app.health().unwrap().force_refresh().await;
+    let breaker = health
+        .reports
+        .iter()
+        .find(|r| r.module == "reload" && r.component == "circuit_breaker")
+        .expect("reload component while open");
+    assert_eq!(breaker.status, HealthStatus::Degraded);
+    assert!(breaker.optional);
+    assert_eq!(health.readiness, HealthStatus::Healthy);
+    assert_eq!(health.health, HealthStatus::Degraded);
+    app.stop().await.unwrap();
+}
