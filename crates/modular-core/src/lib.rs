@@ -6,6 +6,8 @@ mod crypto;
 mod error;
 pub mod events;
 pub mod health;
+#[cfg(feature = "http")]
+pub mod http;
 mod module;
 pub mod registry;
 pub mod reload;
@@ -20,3 +22,9 @@ pub use modular_macros::DynamicConfig;
 pub use module::{InitContext, Module, ModuleContext};
 pub use registry::ServiceRegistry;
 pub use reload::{ReloadContext, ReloadOutcome, ReloadStatus, ReloadTrigger, Reloadable};
+
+/// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.
+pub mod guide {
+    #[doc = include_str!("../../../docs/writing-a-module.md")]
+    pub mod writing_a_module {}
+}

@@ -1,0 +1,322 @@
+//! One connection: its request service, its activity, and the watchdog that closes it when
+//! it sits idle or a client is too slow to send headers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::header::{CONNECTION, CONTENT_TYPE};
+use http::{HeaderValue, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use modular_core::http::ServedRouter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+use tower_http::limit::RequestBodyLimit;
+
+use crate::server::Stats;
+
+/// The per-connection limits, fixed when the connection is accepted.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) body: usize,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// What the watchdog needs to know about a connection. Times are milliseconds since the
+/// server's epoch (tokio time, so paused-time tests drive it).
+#[derive(Debug)]
+pub(crate) struct Activity {
+    epoch: Instant,
+    in_flight: AtomicUsize,
+    /// When the last request finished (or the connection opened).
+    last_done: AtomicU64,
+    /// When bytes of a new request head started arriving, plus one; 0 when none.
+    head_started: AtomicU64,
+    changed: Notify,
+}
+
+impl Activity {
+    pub(crate) fn new(epoch: Instant) -> Self {
+        let activity = Self {
+            epoch,
+            in_flight: AtomicUsize::new(0),
+            last_done: AtomicU64::new(0),
+            head_started: AtomicU64::new(0),
+            changed: Notify::new(),
+        };
+        activity.last_done.store(activity.now(), Ordering::Release);
+        activity
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.epoch + Duration::from_millis(millis)
+    }
+
+    fn on_bytes(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started.load(Ordering::Acquire) == 0
+        {
+            self.head_started.store(self.now() + 1, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(0, Ordering::Release);
+    }
+
+    fn request_finished(&self) {
+        self.last_done.store(self.now(), Ordering::Release);
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.changed.notify_one();
+        }
+    }
+
+    /// What the watchdog should do next.
+    pub(crate) fn next(&self, limits: &Limits) -> Watch {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Watch::WaitForChange;
+        }
+        let head = self.head_started.load(Ordering::Acquire);
+        if head != 0 {
+            let deadline = self.at(head - 1) + limits.header_read_timeout;
+            return if Instant::now() >= deadline {
+                Watch::HeadersTooSlow
+            } else {
+                Watch::Until(deadline)
+            };
+        }
+        match limits.idle_timeout {
+            None => Watch::WaitForChange,
+            Some(idle) => {
+                let deadline = self.at(self.last_done.load(Ordering::Acquire)) + idle;
+                if Instant::now() >= deadline {
+                    Watch::Idle
+                } else {
+                    Watch::Until(deadline)
+                }
+            }
+        }
+    }
+
+    /// Resolves when a request finishes or a new head starts arriving.
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// The watchdog's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Watch {
+    /// Nothing to time now; wake on the next change.
+    WaitForChange,
+    /// Check again at this instant (or on a change).
+    Until(Instant),
+    /// Idle past `idle_timeout`: close gracefully.
+    Idle,
+    /// A request head took longer than `header_read_timeout`: close.
+    HeadersTooSlow,
+}
+
+/// The stream of a connection, noting when request bytes arrive.
+pub(crate) struct Watched<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S> Watched<S> {
+    pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
+        Self { inner, activity }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.on_bytes();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// Serves each request with the router current when it arrives, under the connection's body
+/// limit and request timeout.
+#[derive(Clone)]
+pub(crate) struct RequestService {
+    pub(crate) router: Arc<ServedRouter>,
+    pub(crate) limits: Limits,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) stats: Arc<Stats>,
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight {
+    activity: Arc<Activity>,
+    stats: Arc<Stats>,
+}
+
+impl InFlight {
+    fn enter(activity: &Arc<Activity>, stats: &Arc<Stats>) -> Self {
+        activity.request_started();
+        stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        Self {
+            activity: Arc::clone(activity),
+            stats: Arc::clone(stats),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.activity.request_finished();
+    }
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for RequestService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::enter(&self.activity, &self.stats);
+        // The router of this moment: a reload that swaps it later does not touch this request.
+        let router = self.router.load();
+        let limits = self.limits;
+        let stats = Arc::clone(&self.stats);
+        let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
+        Box::pin(async move {
+            let _guard = guard;
+            let service = RequestBodyLimit::new((*router).clone(), limits.body);
+            let answer = service.oneshot(request);
+            let response = match limits.request_timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, answer).await {
+                    Ok(Ok(response)) => response.map(Body::new),
+                    Err(_elapsed) => timed_out(timeout),
+                },
+                None => match answer.await {
+                    Ok(response) => response.map(Body::new),
+                },
+            };
+            let mut response = response;
+            if http1 && stats.draining.load(Ordering::Acquire) {
+                // Draining: make keep-alive clients reconnect, so they reach an instance that
+                // stays.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+fn timed_out(timeout: Duration) -> Response<Body> {
+    let body = format!(
+        "{{\"error\":\"request timed out after {}\"}}",
+        humantime_serde::re::humantime::format_duration(timeout)
+    );
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            body: 1024,
+            request_timeout: None,
+            header_read_timeout: Duration::from_secs(2),
+            idle_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+        let activity = Activity::new(Instant::now());
+        assert!(matches!(activity.next(&limits()), Watch::Until(_)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(activity.next(&limits()), Watch::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_in_flight_is_never_idle() {
+        let activity = Activity::new(Instant::now());
+        activity.request_started();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(activity.next(&limits()), Watch::WaitForChange);
+        activity.request_finished();
+        assert!(matches!(activity.next(&limits()), Watch::Until(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_request_head_is_cut_off_after_the_header_read_timeout() {
+        let activity = Activity::new(Instant::now());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.on_bytes();
+        tokio::time::advance(Duration::from_millis(1999)).await;
+        assert!(matches!(activity.next(&limits()), Watch::Until(_)));
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(activity.next(&limits()), Watch::HeadersTooSlow);
+    }
+}

@@ -1,0 +1,482 @@
+//! [`HttpServerModule`]: lifecycle, reload, certificate rotation and health.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::Utc;
+use modular_core::config::{ConfigChange, ConfigHandle};
+use modular_core::health::{
+    HealthAggregator, HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus,
+    ProviderOptions,
+};
+use modular_core::http::ServedRouter;
+use modular_core::{BoxError, InitContext, Module, ModuleContext, ReloadContext, Reloadable};
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::config::HttpServerConfig;
+use crate::error::HttpServerError;
+use crate::server::{Phase, Server};
+use crate::tls::{self, CertResolver, CertificateInfo, LoadedCertificate};
+
+/// The module's name, and the key of its configuration section.
+pub const MODULE_NAME: &str = "httpserver";
+
+/// The module the server depends on for its router.
+const ROUTER_MODULE: &str = "router";
+
+/// The HTTP server module. See the [crate docs](crate).
+#[derive(Default)]
+pub struct HttpServerModule {
+    shared: Option<Arc<Shared>>,
+}
+
+impl std::fmt::Debug for HttpServerModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServerModule")
+            .field("server", &self.shared.as_ref().map(|s| &s.server))
+            .finish()
+    }
+}
+
+impl HttpServerModule {
+    /// A server module; everything is read from configuration at `init`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What the server module shares with its reload hook, health check and handle.
+struct Shared {
+    server: Arc<Server>,
+    tls: Option<Arc<Tls>>,
+}
+
+/// The served certificate and the state of its rotation.
+struct Tls {
+    resolver: Arc<CertResolver>,
+    /// The file content that last failed to load and why (not retried until it changes).
+    failed: Mutex<Option<(Option<u64>, String)>>,
+    /// One certificate swap at a time (reload and file watcher).
+    swap: Mutex<()>,
+}
+
+impl Tls {
+    /// Loads the certificate `config` names and swaps it in; on error nothing changes.
+    fn rotate(
+        &self,
+        server: &Server,
+        config: &HttpServerConfig,
+        source: &'static str,
+    ) -> Result<CertificateInfo, HttpServerError> {
+        let _one_at_a_time = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
+        let loaded = tls::load(&config.tls)?;
+        let info = loaded.info.clone();
+        let previous = self.resolver.replace(loaded);
+        *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        tracing::info!(
+            module = MODULE_NAME,
+            serial = %info.serial,
+            previous_serial = %previous.info.serial,
+            not_after = %info.not_after,
+            trigger = source,
+            "tls certificate rotated"
+        );
+        server.emit(
+            "tls.reloaded",
+            json!({
+                "trigger": source,
+                "serial": info.serial,
+                "previous_serial": previous.info.serial,
+                "subject": info.subject,
+                "not_after": info.not_after,
+                "source": info.source,
+            }),
+        );
+        Ok(info)
+    }
+
+    /// Checks the certificate files and rotates when their content changed.
+    fn poll_files(&self, server: &Server) {
+        let config = server.config.load_full();
+        let Some(now) = tls::fingerprint(&config.tls) else {
+            return;
+        };
+        if self.resolver.current().fingerprint == Some(now) {
+            return;
+        }
+        if self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|(fingerprint, _)| *fingerprint == Some(now))
+        {
+            return;
+        }
+        if let Err(error) = self.rotate(server, &config, "file") {
+            tracing::error!(module = MODULE_NAME, %error, "certificate files changed but cannot be loaded; serving the previous certificate");
+            *self.failed.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some((Some(now), error.to_string()));
+        }
+    }
+}
+
+/// A view of the running server, registered in the service registry as
+/// `Arc<HttpServerHandle>`.
+#[derive(Clone)]
+pub struct HttpServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for HttpServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServerHandle")
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServerHandle {
+    /// The bound address, once started.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared.server.local_addr.get().copied()
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        self.shared.server.scheme()
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> usize {
+        self.shared.server.stats.connections.load(Ordering::Acquire)
+    }
+
+    /// Requests whose response headers are not out yet.
+    pub fn in_flight(&self) -> usize {
+        self.shared.server.stats.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The served certificate, with TLS.
+    pub fn certificate(&self) -> Option<CertificateInfo> {
+        self.shared
+            .tls
+            .as_ref()
+            .map(|t| t.resolver.current().info.clone())
+    }
+}
+
+#[modular_core::async_trait]
+impl Module for HttpServerModule {
+    fn name(&self) -> &str {
+        MODULE_NAME
+    }
+
+    fn dependencies(&self) -> Vec<String> {
+        vec![ROUTER_MODULE.to_owned()]
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        let handle: ConfigHandle<HttpServerConfig> = ctx.config()?;
+        let config = handle.get();
+        let tls = if config.tls.enabled {
+            // A certificate that cannot be loaded fails the build, not the first handshake.
+            let loaded: LoadedCertificate = tls::load(&config.tls)?;
+            Some(Arc::new(Tls {
+                resolver: Arc::new(CertResolver::new(loaded)),
+                failed: Mutex::new(None),
+                swap: Mutex::new(()),
+            }))
+        } else {
+            None
+        };
+        let server = Arc::new(Server::new(
+            ctx.context(),
+            config,
+            tls.as_ref().map(|t| Arc::clone(&t.resolver)),
+        )?);
+        let shared = Arc::new(Shared { server, tls });
+        ctx.services().register(Arc::new(HttpServerHandle {
+            shared: Arc::clone(&shared),
+        }));
+        ctx.register_reloadable(Arc::new(ServerReload(Arc::clone(&shared))));
+        ctx.register_health_provider(
+            Arc::new(ServerHealth(Arc::clone(&shared))),
+            ProviderOptions::default().with_timeout(Duration::from_millis(500)),
+        );
+        self.shared = Some(shared);
+        Ok(())
+    }
+
+    async fn start(&self, ctx: &ModuleContext) -> Result<(), BoxError> {
+        let shared = self
+            .shared
+            .as_ref()
+            .ok_or("httpserver module started before init")?;
+        let router = ctx
+            .services()
+            .get::<ServedRouter>()
+            .ok_or(HttpServerError::NoRouter)?;
+        let local = shared.server.start(router).await?;
+        tracing::info!(module = MODULE_NAME, address = %local, scheme = shared.server.scheme(), "listening");
+        shared.server.started_event(local);
+        if let Some(tls) = &shared.tls {
+            watch_certificate_files(Arc::clone(&shared.server), Arc::clone(tls));
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, ctx: &ModuleContext) -> Result<(), BoxError> {
+        let Some(shared) = self.shared.as_ref() else {
+            return Ok(());
+        };
+        // Readiness first, so load balancers stop sending before the listener closes.
+        if let Some(health) = ctx.services().get::<HealthAggregator>() {
+            health.set_shutting_down(true);
+        }
+        let address = shared.server.local_addr.get().map(ToString::to_string);
+        let served = shared.server.stats.requests.load(Ordering::Acquire);
+        let forced = shared.server.shutdown().await;
+        shared.server.emit(
+            "server.stopped",
+            json!({
+                "address": address,
+                "requests_served": served,
+                "forced_connections": forced,
+            }),
+        );
+        tracing::info!(module = MODULE_NAME, forced_connections = forced, "stopped");
+        Ok(())
+    }
+}
+
+/// Re-reads the certificate files every `tls.watch_interval` and rotates on new content.
+fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
+    let cancel = server.ctx.cancellation().clone();
+    let task_server = Arc::clone(&server);
+    server.ctx.spawn(async move {
+        loop {
+            let interval = task_server.config.load().tls.watch_interval;
+            // Off (`0s`): look at the setting again in a second, since a reload may turn it on.
+            let wait = if interval.is_zero() {
+                Duration::from_secs(1)
+            } else {
+                interval
+            };
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if !interval.is_zero() {
+                tls.poll_files(&task_server);
+            }
+        }
+    });
+}
+
+/// The reload hook: swaps the limits in force (new connections pick them up) and rotates the
+/// certificate when its files or names changed.
+struct ServerReload(Arc<Shared>);
+
+const CERTIFICATE_FIELDS: [&str; 3] = ["tls.cert_file", "tls.key_file", "tls.domains"];
+
+#[modular_core::async_trait]
+impl Reloadable for ServerReload {
+    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+        let config = ctx
+            .new_config::<HttpServerConfig>()
+            .ok_or(HttpServerError::MissingSection)?;
+        let certificate_changed = changes.iter().any(|change| {
+            CERTIFICATE_FIELDS
+                .iter()
+                .any(|field| change.is_under(field))
+        });
+        if let Some(tls) = &self.0.tls
+            && certificate_changed
+        {
+            let trigger = if ctx.is_rollback() {
+                "rollback"
+            } else {
+                "config"
+            };
+            // Loaded aside: on error the current certificate and limits stay as they were.
+            tls.rotate(&self.0.server, &config, trigger)?;
+        }
+        self.0.server.config.store(config);
+        Ok(())
+    }
+}
+
+/// The server's health.
+///
+/// - `httpserver:listener`: `unhealthy` before start and once the listener is closed;
+///   otherwise a real TCP connection to the server's own address must be accepted within the
+///   check's deadline (`unhealthy` if refused or not accepted). `degraded` while draining and
+///   while at `max_connections` (new clients wait in the backlog). Details: address, scheme,
+///   phase, connections, max_connections, in_flight, accepted_total, requests_total.
+/// - `httpserver:certificate` (with TLS): `unhealthy` when expired or not yet valid,
+///   `degraded` within `tls.expiry_warning` (14 days) of expiry or when changed certificate
+///   files could not be loaded (the previous certificate keeps serving), else `healthy`.
+///   Details: serial, subject, not_before, not_after, expires_in_seconds, source, path.
+struct ServerHealth(Arc<Shared>);
+
+#[modular_core::async_trait]
+impl HealthProvider for ServerHealth {
+    async fn health_check(&self, ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
+        let mut reports = vec![self.listener(ctx).await];
+        if let Some(tls) = &self.0.tls {
+            reports.push(certificate_report(&self.0.server, tls));
+        }
+        Ok(reports)
+    }
+}
+
+impl ServerHealth {
+    async fn listener(&self, ctx: &HealthContext) -> HealthReport {
+        let server = &self.0.server;
+        let stats = &server.stats;
+        let config = server.config.load();
+        let phase = server.phase();
+        let connections = stats.connections.load(Ordering::Acquire);
+        let report = |status: HealthStatus, message: String| {
+            HealthReport::new(MODULE_NAME, "listener", status)
+                .with_message(message)
+                .with_detail("address", server.local_addr.get().map(ToString::to_string))
+                .with_detail("scheme", server.scheme())
+                .with_detail("phase", format!("{phase:?}").to_lowercase())
+                .with_detail("connections", connections)
+                .with_detail("max_connections", config.max_connections)
+                .with_detail("in_flight", stats.in_flight.load(Ordering::Acquire))
+                .with_detail("accepted_total", stats.accepted.load(Ordering::Acquire))
+                .with_detail("requests_total", stats.requests.load(Ordering::Acquire))
+        };
+        match phase {
+            Phase::Idle => {
+                return report(
+                    HealthStatus::Unhealthy,
+                    "not listening: the module has not started".to_owned(),
+                );
+            }
+            Phase::Closing | Phase::Stopped => {
+                return report(
+                    HealthStatus::Unhealthy,
+                    "not accepting: the server is shutting down".to_owned(),
+                );
+            }
+            Phase::Serving | Phase::Draining => {}
+        }
+        if connections >= config.max_connections {
+            return report(
+                HealthStatus::Degraded,
+                format!("at the connection limit ({connections}); new clients wait in the backlog"),
+            );
+        }
+        let Some(target) = server.self_address() else {
+            return report(HealthStatus::Unhealthy, "not listening".to_owned());
+        };
+        // Leave a little of the deadline for the aggregator to collect the answer.
+        let budget = ctx
+            .remaining()
+            .saturating_sub(Duration::from_millis(10))
+            .max(Duration::from_millis(1));
+        match accepted_within(server, target, budget).await {
+            Err(message) => report(HealthStatus::Unhealthy, message),
+            Ok(()) if phase == Phase::Draining => report(
+                HealthStatus::Degraded,
+                format!("draining: still accepting on {target} while readiness fails"),
+            ),
+            Ok(()) => report(HealthStatus::Healthy, format!("accepting on {target}")),
+        }
+    }
+}
+
+/// Connects to the server's own address and waits until its accept loop has taken the
+/// connection: a listener that is bound but no longer accepting fails this.
+async fn accepted_within(
+    server: &Server,
+    target: SocketAddr,
+    budget: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let before = server.stats.accepted.load(Ordering::Acquire);
+    let accepted = server.accepted.notified();
+    tokio::pin!(accepted);
+    accepted.as_mut().enable();
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(target)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return Err(format!("self-connection to {target} failed: {error}")),
+        Err(_) => {
+            return Err(format!(
+                "self-connection to {target} timed out after {budget:?}"
+            ));
+        }
+    };
+    loop {
+        if server.stats.accepted.load(Ordering::Acquire) > before {
+            drop(stream);
+            return Ok(());
+        }
+        tokio::select! {
+            () = accepted.as_mut() => {
+                accepted.set(server.accepted.notified());
+                accepted.as_mut().enable();
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                return Err(format!("connection to {target} was not accepted within {budget:?}"));
+            }
+        }
+    }
+}
+
+fn certificate_report(server: &Server, tls: &Tls) -> HealthReport {
+    let current = tls.resolver.current();
+    let info = &current.info;
+    let warning = server.config.load().tls.expiry_warning;
+    let now = Utc::now();
+    let left = info.not_after - now;
+    let (mut status, mut message) = if now < info.not_before {
+        (
+            HealthStatus::Unhealthy,
+            format!("not valid before {}", info.not_before),
+        )
+    } else if left <= chrono::TimeDelta::zero() {
+        (
+            HealthStatus::Unhealthy,
+            format!("expired at {}", info.not_after),
+        )
+    } else if left.to_std().is_ok_and(|left| left <= warning) {
+        (
+            HealthStatus::Degraded,
+            format!("expires in {} days, at {}", left.num_days(), info.not_after),
+        )
+    } else {
+        (
+            HealthStatus::Healthy,
+            format!("valid until {}", info.not_after),
+        )
+    };
+    if let Some((_, error)) = tls
+        .failed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        && status == HealthStatus::Healthy
+    {
+        status = HealthStatus::Degraded;
+        message = format!(
+            "certificate files changed but cannot be loaded ({error}); serving the previous certificate"
+        );
+    }
+    HealthReport::new(MODULE_NAME, "certificate", status)
+        .with_message(message)
+        .with_detail("serial", info.serial.clone())
+        .with_detail("subject", info.subject.clone())
+        .with_detail("not_before", info.not_before.to_rfc3339())
+        .with_detail("not_after", info.not_after.to_rfc3339())
+        .with_detail("expires_in_seconds", left.num_seconds())
+        .with_detail("source", info.source)
+        .with_detail("path", info.path.as_ref().map(|p| p.display().to_string()))
+}

@@ -1,0 +1,430 @@
+//! The listener: accepting under the connection limit, serving each connection (TLS when
+//! configured), and the drain-then-stop sequence.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use modular_core::ModuleContext;
+use modular_core::http::ServedRouter;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HttpServerConfig;
+use crate::connection::{Activity, Limits, RequestService, Watch, Watched};
+use crate::error::HttpServerError;
+use crate::tls::CertResolver;
+
+/// Counters shared by every connection.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Open connections.
+    pub(crate) connections: AtomicUsize,
+    /// Requests whose response headers are not out yet.
+    pub(crate) in_flight: AtomicUsize,
+    /// Connections accepted since start.
+    pub(crate) accepted: AtomicU64,
+    /// Requests received since start.
+    pub(crate) requests: AtomicU64,
+    /// Set when the server starts draining: HTTP/1 answers then carry `Connection: close`.
+    pub(crate) draining: AtomicBool,
+}
+
+/// Where the server is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Initialised, not listening.
+    Idle,
+    /// Accepting and serving.
+    Serving,
+    /// Still accepting and serving, readiness failing, for the drain delay.
+    Draining,
+    /// Not accepting; finishing in-flight requests.
+    Closing,
+    /// Stopped.
+    Stopped,
+}
+
+/// The server: configuration in force, TLS, counters and the tasks it owns.
+pub(crate) struct Server {
+    pub(crate) ctx: ModuleContext,
+    /// The section in force (swapped by reload).
+    pub(crate) config: ArcSwap<HttpServerConfig>,
+    pub(crate) tls: Option<Arc<CertResolver>>,
+    acceptor: Option<TlsAcceptor>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) local_addr: OnceLock<SocketAddr>,
+    phase: Mutex<Phase>,
+    epoch: Instant,
+    /// Wakes the accept loop when a connection closes (the connection limit has room).
+    capacity: Notify,
+    /// Wakes the self-connection health check when a connection is accepted.
+    pub(crate) accepted: Notify,
+    stop_accepting: CancellationToken,
+    graceful: CancellationToken,
+    force_close: CancellationToken,
+    connections: TaskTracker,
+    accept_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr.get())
+            .field("phase", &self.phase())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    pub(crate) fn new(
+        ctx: ModuleContext,
+        config: Arc<HttpServerConfig>,
+        tls: Option<Arc<CertResolver>>,
+    ) -> Result<Self, HttpServerError> {
+        let acceptor = match &tls {
+            Some(resolver) => Some(TlsAcceptor::from(crate::tls::server_config(Arc::clone(
+                resolver,
+            ))?)),
+            None => None,
+        };
+        let cancel = ctx.cancellation().clone();
+        Ok(Self {
+            ctx,
+            config: ArcSwap::new(config),
+            tls,
+            acceptor,
+            stats: Arc::new(Stats::default()),
+            local_addr: OnceLock::new(),
+            phase: Mutex::new(Phase::Idle),
+            epoch: Instant::now(),
+            capacity: Notify::new(),
+            accepted: Notify::new(),
+            // The application's cancellation closes everything, as a last resort.
+            stop_accepting: cancel.child_token(),
+            graceful: cancel.child_token(),
+            force_close: cancel.child_token(),
+            connections: TaskTracker::new(),
+            accept_task: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+
+    /// `http` or `https`.
+    pub(crate) fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Binds the listener and starts accepting.
+    pub(crate) async fn start(
+        self: &Arc<Self>,
+        router: Arc<ServedRouter>,
+    ) -> Result<SocketAddr, HttpServerError> {
+        let config = self.config.load_full();
+        let address = format!("{}:{}", config.host, config.port);
+        let bound = match config.host.parse::<IpAddr>() {
+            Ok(ip) => TcpListener::bind(SocketAddr::new(ip, config.port)).await,
+            Err(_) => TcpListener::bind(address.as_str()).await,
+        };
+        let listener = bound.map_err(|source| HttpServerError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| HttpServerError::Bind { address, source })?;
+        let _ = self.local_addr.set(local);
+        self.set_phase(Phase::Serving);
+        let server = Arc::clone(self);
+        let handle = self
+            .ctx
+            .spawn(async move { server.accept_loop(listener, router).await });
+        *self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(handle);
+        Ok(local)
+    }
+
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, router: Arc<ServedRouter>) {
+        loop {
+            // Wait for room under the connection limit (read now: it is dynamic).
+            loop {
+                let room = self.capacity.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                let limit = self.config.load().max_connections;
+                if self.stats.connections.load(Ordering::Acquire) < limit {
+                    break;
+                }
+                tokio::select! {
+                    () = self.stop_accepting.cancelled() => return,
+                    () = room => {}
+                }
+            }
+            let accepted = tokio::select! {
+                () = self.stop_accepting.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(module = "httpserver", %error, "accept failed");
+                    tokio::select! {
+                        () = self.stop_accepting.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                    }
+                }
+            };
+            self.stats.connections.fetch_add(1, Ordering::AcqRel);
+            self.stats.accepted.fetch_add(1, Ordering::AcqRel);
+            self.accepted.notify_waiters();
+            let limits = limits(&self.config.load());
+            let server = Arc::clone(&self);
+            let router = Arc::clone(&router);
+            let connection = self.connections.track_future(async move {
+                let _open = OpenConnection(Arc::clone(&server));
+                server.serve(stream, peer, router, limits).await;
+            });
+            self.ctx.spawn(connection);
+        }
+        // Returning drops the listener: new connections are refused from here on.
+    }
+
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        router: Arc<ServedRouter>,
+        limits: Limits,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new(self.epoch));
+        let service = RequestService {
+            router,
+            limits,
+            activity: Arc::clone(&activity),
+            stats: Arc::clone(&self.stats),
+        };
+        match &self.acceptor {
+            None => {
+                self.drive(
+                    Watched::new(stream, Arc::clone(&activity)),
+                    service,
+                    &activity,
+                    &limits,
+                )
+                .await
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                let stream = tokio::select! {
+                    () = self.force_close.cancelled() => return,
+                    done = handshake => match done {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(module = "httpserver", %peer, %error, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(module = "httpserver", %peer, "tls handshake timed out");
+                            return;
+                        }
+                    },
+                };
+                self.drive(
+                    Watched::new(stream, Arc::clone(&activity)),
+                    service,
+                    &activity,
+                    &limits,
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn drive<S>(
+        &self,
+        stream: Watched<S>,
+        service: RequestService,
+        activity: &Activity,
+        limits: &Limits,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The watchdog below times header reads itself (hyper's timer would also cut idle
+        // keep-alive connections at the header timeout).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
+        builder.http2().timer(TokioTimer::new());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let mut closing = false;
+        loop {
+            let watch = if closing {
+                Watch::WaitForChange
+            } else {
+                activity.next(limits)
+            };
+            match watch {
+                Watch::HeadersTooSlow => {
+                    tracing::debug!(
+                        module = "httpserver",
+                        "request headers not received in time; closing"
+                    );
+                    return;
+                }
+                Watch::Idle => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                    continue;
+                }
+                Watch::WaitForChange | Watch::Until(_) => {}
+            }
+            let timer = async {
+                match watch {
+                    Watch::Until(deadline) => tokio::time::sleep_until(deadline).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                served = connection.as_mut() => {
+                    if let Err(error) = served {
+                        tracing::debug!(module = "httpserver", %error, "connection ended with an error");
+                    }
+                    return;
+                }
+                () = self.graceful.cancelled(), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = self.force_close.cancelled() => return,
+                () = activity.changed(), if !closing => {}
+                () = timer => {}
+            }
+        }
+    }
+
+    /// Drains, stops accepting, and waits for in-flight requests up to the deadline.
+    /// Returns how many connections had to be closed forcibly.
+    pub(crate) async fn shutdown(&self) -> usize {
+        if matches!(self.phase(), Phase::Idle | Phase::Stopped) {
+            self.set_phase(Phase::Stopped);
+            return 0;
+        }
+        let config = self.config.load_full();
+        self.set_phase(Phase::Draining);
+        self.stats.draining.store(true, Ordering::Release);
+        tracing::info!(
+            module = "httpserver",
+            drain_delay = ?config.drain_delay,
+            in_flight = self.stats.in_flight.load(Ordering::Acquire),
+            "draining: readiness is failing, still serving"
+        );
+        tokio::time::sleep(config.drain_delay).await;
+
+        self.set_phase(Phase::Closing);
+        self.stop_accepting.cancel();
+        let accept_task = self
+            .accept_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = accept_task {
+            let _ = task.await;
+        }
+        self.graceful.cancel();
+        self.connections.close();
+        let open = self.stats.connections.load(Ordering::Acquire);
+        tracing::info!(
+            module = "httpserver",
+            connections = open,
+            shutdown_timeout = ?config.shutdown_timeout,
+            "listener closed; finishing in-flight requests"
+        );
+        let mut forced = 0;
+        if tokio::time::timeout(config.shutdown_timeout, self.connections.wait())
+            .await
+            .is_err()
+        {
+            forced = self.stats.connections.load(Ordering::Acquire);
+            tracing::warn!(
+                module = "httpserver",
+                connections = forced,
+                "shutdown deadline passed; closing connections"
+            );
+            self.force_close.cancel();
+            self.connections.wait().await;
+        }
+        self.set_phase(Phase::Stopped);
+        forced
+    }
+
+    /// The address a client on this host reaches the listener at.
+    pub(crate) fn self_address(&self) -> Option<SocketAddr> {
+        let local = *self.local_addr.get()?;
+        let ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Some(SocketAddr::new(ip, local.port()))
+    }
+
+    /// Emits `com.modular.httpserver.<noun_verb>`.
+    pub(crate) fn emit(&self, noun_verb: &str, data: serde_json::Value) {
+        self.ctx.emit(noun_verb, data);
+    }
+
+    pub(crate) fn started_event(&self, local: SocketAddr) {
+        self.emit(
+            "server.started",
+            json!({ "address": local.to_string(), "scheme": self.scheme() }),
+        );
+    }
+}
+
+/// The limits a newly accepted connection runs with.
+pub(crate) fn limits(config: &HttpServerConfig) -> Limits {
+    let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+    Limits {
+        body: usize::try_from(config.max_body_size).unwrap_or(usize::MAX),
+        request_timeout: nonzero(config.request_timeout),
+        header_read_timeout: config.header_read_timeout,
+        idle_timeout: nonzero(config.idle_timeout),
+    }
+}
+
+/// Counts an open connection and makes room under the limit when dropped.
+struct OpenConnection(Arc<Server>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.stats.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.capacity.notify_one();
+    }
+}

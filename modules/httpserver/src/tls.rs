@@ -1,0 +1,252 @@
+//! TLS: loading a certificate (PEM files or self-signed), inspecting it, and a rustls
+//! certificate resolver whose certificate can be replaced while the server runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Serialize;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::crypto::CryptoProvider;
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::sign::CertifiedKey;
+
+use crate::config::{CertificateSource, TlsConfig};
+use crate::error::HttpServerError;
+
+/// What the served leaf certificate says about itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    /// The serial number, lowercase hex without separators.
+    pub serial: String,
+    /// The subject distinguished name.
+    pub subject: String,
+    /// Start of validity.
+    pub not_before: DateTime<Utc>,
+    /// End of validity.
+    pub not_after: DateTime<Utc>,
+    /// `files` or `self_signed`.
+    pub source: &'static str,
+    /// The certificate file, for `files`.
+    pub path: Option<PathBuf>,
+}
+
+/// A loaded certificate with its key, ready for rustls.
+#[derive(Debug)]
+pub(crate) struct LoadedCertificate {
+    pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) info: CertificateInfo,
+    /// Content fingerprint of the files it came from (`None` when self-signed).
+    pub(crate) fingerprint: Option<u64>,
+}
+
+/// Loads the certificate `tls` names: its files, or a new self-signed one.
+pub(crate) fn load(tls: &TlsConfig) -> Result<LoadedCertificate, HttpServerError> {
+    match tls.source() {
+        CertificateSource::Files { cert, key } => load_files(cert, key),
+        CertificateSource::SelfSigned { domains } => self_signed(domains),
+    }
+}
+
+/// The fingerprint of the certificate files' current content (`None` when self-signed).
+pub(crate) fn fingerprint(tls: &TlsConfig) -> Option<u64> {
+    match tls.source() {
+        CertificateSource::Files { cert, key } => {
+            Some(modular_core::reload::content_fingerprint(&[
+                cert.clone(),
+                key.clone(),
+            ]))
+        }
+        CertificateSource::SelfSigned { .. } => None,
+    }
+}
+
+fn provider() -> Result<Arc<CryptoProvider>, HttpServerError> {
+    modular_core::install_default_crypto_provider();
+    CryptoProvider::get_default()
+        .cloned()
+        .ok_or(HttpServerError::NoCryptoProvider)
+}
+
+fn load_files(cert_path: &Path, key_path: &Path) -> Result<LoadedCertificate, HttpServerError> {
+    // Fingerprint first: if the files change while we read them, the watcher sees a
+    // difference next round and loads again.
+    let fingerprint =
+        modular_core::reload::content_fingerprint(&[cert_path.to_owned(), key_path.to_owned()]);
+    let file_error =
+        |what: &'static str, path: &Path, message: String| HttpServerError::CertificateFile {
+            what,
+            path: path.to_owned(),
+            message,
+        };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| file_error("certificate", cert_path, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error("certificate", cert_path, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(file_error(
+            "certificate",
+            cert_path,
+            "no CERTIFICATE block in the file".to_owned(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .map_err(|e| file_error("private key", key_path, e.to_string()))?;
+    certified(
+        chain,
+        key,
+        "files",
+        Some(cert_path.to_owned()),
+        Some(fingerprint),
+    )
+}
+
+fn self_signed(domains: &[String]) -> Result<LoadedCertificate, HttpServerError> {
+    let generated = rcgen::generate_simple_self_signed(domains.to_vec()).map_err(|e| {
+        HttpServerError::SelfSigned {
+            domains: domains.to_vec(),
+            message: e.to_string(),
+        }
+    })?;
+    let chain = vec![generated.cert.der().clone()];
+    let key = PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    certified(chain, key, "self_signed", None, None)
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    source: &'static str,
+    path: Option<PathBuf>,
+    fingerprint: Option<u64>,
+) -> Result<LoadedCertificate, HttpServerError> {
+    let shown = path.clone().unwrap_or_else(|| PathBuf::from("self-signed"));
+    let invalid = |message: String| HttpServerError::InvalidCertificate {
+        path: shown.clone(),
+        message,
+    };
+    let info = inspect(&chain[0], source, path.clone()).map_err(invalid)?;
+    let provider = provider()?;
+    let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| invalid(e.to_string()))?;
+    Ok(LoadedCertificate {
+        key: Arc::new(key),
+        info,
+        fingerprint,
+    })
+}
+
+/// Reads serial, subject and validity of a DER certificate.
+pub(crate) fn inspect(
+    der: &CertificateDer<'_>,
+    source: &'static str,
+    path: Option<PathBuf>,
+) -> Result<CertificateInfo, String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref())
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let validity = cert.validity();
+    let time = |ts: i64| DateTime::<Utc>::from_timestamp(ts, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    Ok(CertificateInfo {
+        serial: hex(cert.raw_serial()),
+        subject: cert.subject().to_string(),
+        not_before: time(validity.not_before.timestamp()),
+        not_after: time(validity.not_after.timestamp()),
+        source,
+        path,
+    })
+}
+
+/// Lowercase hex of a serial number's bytes, leading zero bytes dropped (DER pads positive
+/// serials whose first bit is set).
+pub fn hex(bytes: &[u8]) -> String {
+    let start = bytes
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(bytes.len().saturating_sub(1));
+    bytes[start..].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hands rustls whatever certificate is current; replacing it affects new handshakes only.
+#[derive(Debug)]
+pub(crate) struct CertResolver {
+    current: ArcSwap<LoadedCertificate>,
+}
+
+impl CertResolver {
+    pub(crate) fn new(certificate: LoadedCertificate) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(certificate),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Arc<LoadedCertificate> {
+        self.current.load_full()
+    }
+
+    /// Swaps the certificate in; returns the previous one.
+    pub(crate) fn replace(&self, certificate: LoadedCertificate) -> Arc<LoadedCertificate> {
+        self.current.swap(Arc::new(certificate))
+    }
+}
+
+impl ResolvesServerCert for CertResolver {
+    fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.current.load().key))
+    }
+}
+
+/// A rustls server configuration that asks `resolver` for every handshake, offering HTTP/2
+/// and HTTP/1.1 by ALPN.
+pub(crate) fn server_config(
+    resolver: Arc<CertResolver>,
+) -> Result<Arc<ServerConfig>, HttpServerError> {
+    let mut config = ServerConfig::builder_with_provider(provider()?)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| HttpServerError::InvalidCertificate {
+            path: PathBuf::from("rustls"),
+            message: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_certificates_name_their_domains_and_are_valid_now() {
+        let tls = TlsConfig {
+            enabled: true,
+            domains: vec!["localhost".to_owned()],
+            ..TlsConfig::default()
+        };
+        let loaded = load(&tls).unwrap();
+        assert_eq!(loaded.info.source, "self_signed");
+        assert!(loaded.info.not_before <= Utc::now());
+        assert!(loaded.info.not_after > Utc::now());
+        assert!(!loaded.info.serial.is_empty());
+    }
+
+    #[test]
+    fn a_missing_certificate_file_is_an_error_naming_it() {
+        let tls = TlsConfig {
+            enabled: true,
+            cert_file: Some(PathBuf::from("/nonexistent/tls.crt")),
+            key_file: Some(PathBuf::from("/nonexistent/tls.key")),
+            ..TlsConfig::default()
+        };
+        let error = load(&tls).unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/tls.crt"), "{error}");
+    }
+
+    #[test]
+    fn serials_print_as_plain_hex() {
+        assert_eq!(hex(&[0x00, 0x8f, 0x01]), "8f01");
+        assert_eq!(hex(&[0x00]), "00");
+    }
+}

@@ -1,0 +1,103 @@
+//! The listener's health: a real self-connection while serving, the connection limit, and
+//! the stopped server.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use modular_core::health::HealthStatus;
+use support::{build, server_yaml};
+
+#[tokio::test]
+async fn a_serving_listener_is_healthy_and_its_self_connection_is_accepted() -> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let test = build(&server_yaml(port)).await?.start().await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let first = aggregator.force_refresh().await;
+    let report = first
+        .report("httpserver", "listener")
+        .expect("listener report");
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert_eq!(report.message, format!("accepting on 127.0.0.1:{port}"));
+    let accepted = report.details["accepted_total"].as_u64().unwrap_or(0);
+    // Each check makes a real connection the accept loop must take.
+    let second = aggregator.force_refresh().await;
+    let report = second
+        .report("httpserver", "listener")
+        .expect("listener report");
+    assert!(
+        report.details["accepted_total"].as_u64().unwrap_or(0) > accepted,
+        "{report:?}"
+    );
+    assert_eq!(report.details["phase"], "serving");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_listener_degrades_at_the_connection_limit_and_recovers_when_a_client_leaves()
+-> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let test = build(&format!("{}  max_connections: 1\n", server_yaml(port)))
+        .await?
+        .start()
+        .await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let status = || async {
+        let health = aggregator.force_refresh().await;
+        health
+            .report("httpserver", "listener")
+            .cloned()
+            .expect("listener report")
+    };
+
+    let client = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report = loop {
+        let report = status().await;
+        if report.status != HealthStatus::Healthy || tokio::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert!(
+        report.message.contains("at the connection limit (1)"),
+        "{report:?}"
+    );
+    assert!(
+        !aggregator.force_refresh().await.readiness.is_failing(),
+        "degraded must not fail readiness"
+    );
+
+    drop(client);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let report = status().await;
+        if report.status == HealthStatus::Healthy {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recovered: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stopped_server_is_unhealthy() -> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let mut test = build(&server_yaml(port)).await?.start().await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    test.app.stop().await?;
+    let health = aggregator.force_refresh().await;
+    let report = health
+        .report("httpserver", "listener")
+        .expect("listener report");
+    assert_eq!(report.status, HealthStatus::Unhealthy);
+    assert_eq!(report.message, "not accepting: the server is shutting down");
+    assert!(health.readiness.is_failing());
+    Ok(())
+}

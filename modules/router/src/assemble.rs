@@ -1,0 +1,291 @@
+//! Building the application's router: contributions plus the built-in endpoints, route
+//! toggles, and the tower-http middleware stack. A build is a pure function of its inputs, so
+//! a reload builds aside and the caller swaps the result in (or keeps the old one on error).
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+use modular_core::http::RouteContribution;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
+use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::{CorsConfig, RouterConfig};
+use crate::endpoints::{self, Endpoints};
+use crate::error::RouterError;
+
+/// What one build produced, besides the router: what the health check reports.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BuildSummary {
+    /// Known route paths (recorded contributions and built-in endpoints), sorted.
+    pub(crate) paths: Vec<String>,
+    /// Disabled paths and the status they answer.
+    pub(crate) disabled: Vec<(String, u16)>,
+    /// Owners of contributions whose paths are unknown.
+    pub(crate) opaque_owners: Vec<String>,
+    /// Every contributing module, sorted and deduplicated.
+    pub(crate) owners: Vec<String>,
+    /// Whether `/health*` and the probes are mounted.
+    pub(crate) health_endpoints: bool,
+}
+
+/// Builds the whole router for `config`.
+pub(crate) fn build(
+    config: &RouterConfig,
+    contributions: &[RouteContribution],
+    endpoints: &Arc<Endpoints>,
+) -> Result<(Router, BuildSummary), RouterError> {
+    let mut summary = BuildSummary::default();
+    for contribution in contributions {
+        summary.owners.push(contribution.owner().to_owned());
+        if contribution.paths().is_empty() {
+            summary.opaque_owners.push(contribution.owner().to_owned());
+        }
+        summary.paths.extend(contribution.paths().iter().cloned());
+    }
+    summary
+        .paths
+        .extend(endpoints.paths().into_iter().map(str::to_owned));
+    summary.paths.sort();
+    summary.paths.dedup();
+    summary.owners.sort();
+    summary.owners.dedup();
+    summary.opaque_owners.sort();
+    summary.opaque_owners.dedup();
+
+    for (path, toggle) in &config.routes {
+        if summary.paths.binary_search(path).is_err() {
+            return Err(RouterError::UnknownRoute {
+                path: path.clone(),
+                known: summary.paths.join(", "),
+            });
+        }
+        if !toggle.enabled {
+            summary
+                .disabled
+                .push((path.clone(), toggle.disabled_status));
+        }
+    }
+
+    let health = endpoints::health::routes(endpoints);
+    summary.health_endpoints = health.is_some();
+    let admin = endpoints::admin::routes(endpoints);
+    let owners = summary.owners.join(", ");
+    // axum panics on overlapping routes or two fallbacks; a conflict must fail this build
+    // (and leave the running router alone), not the process.
+    let merged = catch(&owners, || {
+        let mut router = Router::new();
+        for contribution in contributions {
+            router = router.merge(contribution.router().clone());
+        }
+        if let Some(health) = health {
+            router = router.merge(health);
+        }
+        router.merge(admin)
+    })?;
+
+    let merged = if summary.disabled.is_empty() || !merged.has_routes() {
+        merged
+    } else {
+        let toggles: Arc<HashMap<String, StatusCode>> = Arc::new(
+            summary
+                .disabled
+                .iter()
+                .map(|(path, code)| {
+                    (
+                        path.clone(),
+                        StatusCode::from_u16(*code).unwrap_or(StatusCode::NOT_FOUND),
+                    )
+                })
+                .collect(),
+        );
+        merged.route_layer(middleware::from_fn_with_state(toggles, toggle))
+    };
+    Ok((with_stack(merged, config)?, summary))
+}
+
+fn catch(owners: &str, f: impl FnOnce() -> Router) -> Result<Router, RouterError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).map_err(|panic| RouterError::RouteConflict {
+        owners: if owners.is_empty() {
+            "the built-in endpoints".to_owned()
+        } else {
+            owners.to_owned()
+        },
+        message: panic_text(&*panic),
+    })
+}
+
+fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Answers a disabled route with its configured status (the route's handler never runs).
+async fn toggle(
+    State(disabled): State<Arc<HashMap<String, StatusCode>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let status = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|matched| disabled.get(matched.as_str()));
+    match status {
+        Some(&StatusCode::NOT_FOUND) => StatusCode::NOT_FOUND.into_response(),
+        Some(&status) => (status, "route disabled").into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Wraps `router` in the middleware stack, outermost first: request id, trace, request id
+/// propagation, CORS, compression, timeout, body limit, catch-panic.
+fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterError> {
+    let request_id = HeaderName::from_bytes(config.request_id_header.as_bytes()).map_err(|e| {
+        RouterError::InvalidValue {
+            path: "request_id_header".to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    let cors = cors_layer(&config.cors)?;
+    let compress = config.compression;
+    // A predicate rather than an optional layer keeps one response type either way.
+    let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+        move |_: StatusCode, _: http::Version, _: &http::HeaderMap, _: &http::Extensions| compress,
+    ));
+    let timeout = (!config.request_timeout.is_zero()).then(|| {
+        TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout)
+    });
+    let body_limit = config
+        .body_limit
+        .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    let span_header = request_id.clone();
+    let trace = TraceLayer::new_for_http().make_span_with(move |request: &Request| {
+        let id = request
+            .headers()
+            .get(&span_header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info_span!(
+            "http",
+            method = %request.method(),
+            uri = %request.uri(),
+            request_id = id,
+        )
+    });
+
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(trace)
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .option_layer(cors)
+        .layer(compression)
+        .option_layer(timeout)
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response));
+    let limit = match config.body_limit {
+        // Extractors (`Json`, `Bytes`) read up to the same limit.
+        Some(_) => DefaultBodyLimit::max(body_limit),
+        // The HTTP server's `max_body_size` is the only limit.
+        None => DefaultBodyLimit::disable(),
+    };
+    Ok(router.layer(limit).layer(stack))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    tracing::error!(panic = %panic_text(&*panic), "request handler panicked; answered 500");
+    let mut response = Response::new(Body::from(r#"{"error":"internal server error"}"#));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn cors_layer(cors: &CorsConfig) -> Result<Option<CorsLayer>, RouterError> {
+    if cors.allowed_origins.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |path: &str, message: String| RouterError::InvalidValue {
+        path: format!("cors.{path}"),
+        message,
+    };
+    let origin = if cors.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let origins = cors
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                HeaderValue::from_str(o)
+                    .map_err(|e| invalid("allowed_origins", format!("{o:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(origins)
+    };
+    let methods = if cors.allowed_methods.iter().any(|m| m == "*") {
+        AllowMethods::any()
+    } else {
+        let methods = cors
+            .allowed_methods
+            .iter()
+            .map(|m| {
+                Method::from_bytes(m.as_bytes())
+                    .map_err(|e| invalid("allowed_methods", format!("{m:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowMethods::list(methods)
+    };
+    let headers = if cors.allowed_headers.iter().any(|h| h == "*") {
+        AllowHeaders::any()
+    } else {
+        AllowHeaders::list(
+            header_names(&cors.allowed_headers).map_err(|m| invalid("allowed_headers", m))?,
+        )
+    };
+    let exposed = if cors.exposed_headers.iter().any(|h| h == "*") {
+        ExposeHeaders::any()
+    } else {
+        ExposeHeaders::list(
+            header_names(&cors.exposed_headers).map_err(|m| invalid("exposed_headers", m))?,
+        )
+    };
+    let mut layer = CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .expose_headers(exposed)
+        .allow_credentials(cors.allow_credentials);
+    if let Some(max_age) = cors.max_age {
+        layer = layer.max_age(max_age.min(Duration::from_secs(u32::MAX.into())));
+    }
+    Ok(Some(layer))
+}
+
+fn header_names(names: &[String]) -> Result<Vec<HeaderName>, String> {
+    names
+        .iter()
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("{n:?}: {e}")))
+        .collect()
+}

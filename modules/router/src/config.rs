@@ -1,0 +1,353 @@
+//! The sections the router reads: `router` (its own), `admin` and `health`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use modular_core::health::DetailsPolicy;
+use modular_core::{DynamicConfig, FieldError, Secret};
+use serde::{Deserialize, Serialize};
+
+/// The `router` configuration section.
+///
+/// Every field is dynamic: a reload builds a whole new router (routes, toggles and middleware)
+/// aside and swaps it in at once, so nothing the router owns needs a restart. Requests already
+/// running finish on the router they started on.
+///
+/// | field | what it does |
+/// |---|---|
+/// | `request_timeout` | a request that has not answered by then gets `503 Service Unavailable`; `0s` turns the timeout off |
+/// | `body_limit` | the largest request body in bytes (`413 Payload Too Large` beyond it); unset leaves only the HTTP server's `max_body_size` |
+/// | `compression` | gzip responses for clients that accept it |
+/// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
+/// | `cors` | allowed origins, methods and headers; no origins means no CORS headers at all |
+/// | `routes` | toggles by route path as registered (`/orders/{id}`): a disabled route answers `disabled_status` |
+///
+/// ```yaml
+/// router:
+///   request_timeout: 30s
+///   body_limit: 1048576
+///   compression: true
+///   request_id_header: x-request-id
+///   cors:
+///     allowed_origins: ["https://app.example.com"]
+///     allowed_methods: [GET, POST]
+///     allowed_headers: [content-type, authorization]
+///     allow_credentials: false
+///     max_age: 10m
+///   routes:
+///     /orders/{id}:
+///       enabled: false
+///       disabled_status: 503
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct RouterConfig {
+    /// How long a request may take before it is answered `503`; `0s` means no limit.
+    #[config(dynamic)]
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// The largest request body in bytes; unset leaves the HTTP server's limit alone.
+    #[config(dynamic)]
+    pub body_limit: Option<u64>,
+    /// Whether responses are gzip-compressed for clients that accept it.
+    #[config(dynamic)]
+    pub compression: bool,
+    /// The request id header.
+    #[config(dynamic)]
+    pub request_id_header: String,
+    /// Cross-origin resource sharing.
+    #[config(nested)]
+    pub cors: CorsConfig,
+    /// Route toggles, keyed by route path as registered.
+    #[config(nested, dynamic)]
+    pub routes: BTreeMap<String, RouteToggle>,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(30),
+            body_limit: None,
+            compression: true,
+            request_id_header: "x-request-id".to_owned(),
+            cors: CorsConfig::default(),
+            routes: BTreeMap::new(),
+        }
+    }
+}
+
+impl RouterConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if HeaderName::from_bytes(self.request_id_header.as_bytes()).is_err() {
+            errors.push(FieldError::new(
+                "request_id_header",
+                format!(
+                    "must be a valid header name, got {:?}",
+                    self.request_id_header
+                ),
+            ));
+        }
+        if self.body_limit == Some(0) {
+            errors.push(FieldError::new("body_limit", "must be > 0, got 0"));
+        }
+        for path in self.routes.keys() {
+            if !path.starts_with('/') {
+                errors.push(FieldError::new(
+                    format!("routes.{path}"),
+                    format!("must be a route path starting with '/', got {path:?}"),
+                ));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Whether `path` is disabled, and the status it then answers.
+    pub fn disabled_status(&self, path: &str) -> Option<u16> {
+        self.routes
+            .get(path)
+            .filter(|toggle| !toggle.enabled)
+            .map(|toggle| toggle.disabled_status)
+    }
+}
+
+/// `router.cors`: which cross-origin requests browsers may make. All fields dynamic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct CorsConfig {
+    /// Exact origins (`https://app.example.com`), or `["*"]` for any. Empty turns CORS off.
+    #[config(dynamic)]
+    pub allowed_origins: Vec<String>,
+    /// Methods allowed in cross-origin requests (`["*"]` for any).
+    #[config(dynamic)]
+    pub allowed_methods: Vec<String>,
+    /// Request headers allowed in cross-origin requests (`["*"]` for any).
+    #[config(dynamic)]
+    pub allowed_headers: Vec<String>,
+    /// Response headers scripts may read.
+    #[config(dynamic)]
+    pub exposed_headers: Vec<String>,
+    /// Whether cookies and credentials may be sent (not with a `*` origin).
+    #[config(dynamic)]
+    pub allow_credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    #[config(dynamic)]
+    #[serde(with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: vec!["GET".to_owned(), "HEAD".to_owned(), "POST".to_owned()],
+            allowed_headers: Vec::new(),
+            exposed_headers: Vec::new(),
+            allow_credentials: false,
+            max_age: None,
+        }
+    }
+}
+
+impl CorsConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let any_origin = self.allowed_origins.iter().any(|o| o == "*");
+        for (i, origin) in self.allowed_origins.iter().enumerate() {
+            let valid = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && HeaderValue::from_str(origin).is_ok());
+            if !valid {
+                errors.push(FieldError::new(
+                    format!("allowed_origins.{i}"),
+                    format!("must be \"*\" or scheme://host[:port] without a trailing slash, got {origin:?}"),
+                ));
+            }
+        }
+        if any_origin && self.allowed_origins.len() > 1 {
+            errors.push(FieldError::new(
+                "allowed_origins",
+                "\"*\" must be the only origin when present",
+            ));
+        }
+        if any_origin && self.allow_credentials {
+            errors.push(FieldError::new(
+                "allow_credentials",
+                "must be false when allowed_origins is \"*\" (browsers refuse credentials for any origin)",
+            ));
+        }
+        for (i, method) in self.allowed_methods.iter().enumerate() {
+            if method != "*" && Method::from_bytes(method.as_bytes()).is_err() {
+                errors.push(FieldError::new(
+                    format!("allowed_methods.{i}"),
+                    format!("must be an HTTP method, got {method:?}"),
+                ));
+            }
+        }
+        for (field, list) in [
+            ("allowed_headers", &self.allowed_headers),
+            ("exposed_headers", &self.exposed_headers),
+        ] {
+            for (i, name) in list.iter().enumerate() {
+                if name != "*" && HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    errors.push(FieldError::new(
+                        format!("{field}.{i}"),
+                        format!("must be a header name, got {name:?}"),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// `router.routes.<path>`: one route's toggle. All fields dynamic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct RouteToggle {
+    /// Whether the route answers normally.
+    #[config(dynamic)]
+    pub enabled: bool,
+    /// What a disabled route answers: `404` (as if absent) or `503` (temporarily off).
+    #[config(dynamic)]
+    pub disabled_status: u16,
+}
+
+impl Default for RouteToggle {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disabled_status: 404,
+        }
+    }
+}
+
+impl RouteToggle {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        if matches!(self.disabled_status, 404 | 503) {
+            Ok(())
+        } else {
+            Err(vec![FieldError::new(
+                "disabled_status",
+                format!("must be 404 or 503, got {}", self.disabled_status),
+            )])
+        }
+    }
+}
+
+/// The shortest admin token accepted: 16 bytes keeps a guessed token out of reach.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// The top-level `admin` section: the bearer token of `/admin/*`.
+///
+/// `token` is dynamic and read per request, so a rotated token takes effect with the next
+/// request, and setting or clearing it mounts or unmounts `/admin` without a restart.
+///
+/// ```yaml
+/// admin:
+///   token: ${ADMIN_TOKEN}   # at least 16 bytes; or MODULAR_ADMIN__TOKEN in the environment
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct AdminConfig {
+    /// The bearer token; empty means `/admin` is not mounted.
+    #[config(dynamic)]
+    pub token: Secret<String>,
+}
+
+impl AdminConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let len = self.token.expose().len();
+        if len != 0 && len < MIN_ADMIN_TOKEN_LEN {
+            return Err(vec![FieldError::new(
+                "token",
+                format!("must be at least {MIN_ADMIN_TOKEN_LEN} bytes, got {len}"),
+            )]);
+        }
+        Ok(())
+    }
+
+    /// Whether a token is configured.
+    pub fn is_enabled(&self) -> bool {
+        !self.token.expose().is_empty()
+    }
+}
+
+/// The top-level `health` section as the HTTP endpoints read it.
+///
+/// `show_details` is dynamic and read per request. Unset, the health aggregator's own option
+/// applies (`when_authorized` unless the application was built otherwise).
+///
+/// ```yaml
+/// health:
+///   show_details: when_authorized   # never | when_authorized | always
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthEndpointsConfig {
+    /// Who sees check messages and details.
+    #[config(dynamic)]
+    pub show_details: Option<DetailsPolicy>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(RouterConfig::default().validate().is_ok());
+        assert!(AdminConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn cors_rejects_trailing_slashes_and_credentials_with_any_origin() {
+        let cors = CorsConfig {
+            allowed_origins: vec!["*".to_owned()],
+            allow_credentials: true,
+            ..CorsConfig::default()
+        };
+        let errors = cors.validate().unwrap_err();
+        assert_eq!(errors[0].path, "allow_credentials");
+        let cors = CorsConfig {
+            allowed_origins: vec!["https://a.example/".to_owned()],
+            ..CorsConfig::default()
+        };
+        assert_eq!(cors.validate().unwrap_err()[0].path, "allowed_origins.0");
+    }
+
+    #[test]
+    fn toggles_answer_only_404_or_503() {
+        let toggle = RouteToggle {
+            enabled: false,
+            disabled_status: 500,
+        };
+        let errors = toggle.validate().unwrap_err();
+        assert_eq!(errors[0].message, "must be 404 or 503, got 500");
+    }
+
+    #[test]
+    fn short_admin_tokens_are_rejected() {
+        let admin = AdminConfig {
+            token: Secret::new("short".to_owned()),
+        };
+        assert_eq!(
+            admin.validate().unwrap_err()[0].message,
+            "must be at least 16 bytes, got 5"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! `/admin/*`: reload, dry run, the running configuration, its history and rollback, behind
+//! `Authorization: Bearer <admin.token>`.
+//!
+//! | answer | when |
+//! |---|---|
+//! | `404`, empty, like any unknown path | no `admin.token` is configured (the endpoints are not mounted) |
+//! | `401` with `WWW-Authenticate: Bearer` | no bearer token in the request |
+//! | `403` | a bearer token that is not `admin.token` |
+//!
+//! A reload (or rollback) answers its `ReloadOutcome` as JSON with a status code from its
+//! `status`: `applied` and `noop` 200, `rejected` 422, `failed` 500, `circuit_open` 503 with
+//! `Retry-After`. A dry run answers the same way (never `circuit_open`).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use modular_core::config::TextFormat;
+use modular_core::reload::ReloadOrchestrator;
+use modular_core::{ReloadOutcome, ReloadStatus, ReloadTrigger};
+use serde_json::json;
+
+use super::{Endpoints, json};
+use crate::auth::{self, Access};
+
+/// The admin paths.
+pub(crate) const PATHS: &[&str] = &[
+    "/admin/reload",
+    "/admin/reload/plan",
+    "/admin/config",
+    "/admin/config/history",
+    "/admin/config/rollback/{version}",
+];
+
+/// The admin routes, each behind the token check.
+pub(crate) fn routes(endpoints: &Arc<Endpoints>) -> Router {
+    Router::new()
+        .route("/admin/reload", post(reload))
+        .route("/admin/reload/plan", post(plan))
+        .route("/admin/config", get(config))
+        .route("/admin/config/history", get(history))
+        .route("/admin/config/rollback/{version}", post(rollback))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(endpoints),
+            require_token,
+        ))
+        .with_state(Arc::clone(endpoints))
+}
+
+async fn require_token(State(ep): State<Arc<Endpoints>>, request: Request, next: Next) -> Response {
+    let access = auth::check(request.headers(), &ep.admin.load().token);
+    match access {
+        // Exactly what an unknown path answers, so the endpoints' existence does not show.
+        Access::Disabled => StatusCode::NOT_FOUND.into_response(),
+        Access::Missing => {
+            let mut response = json(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "error": "missing bearer token: send Authorization: Bearer <admin.token>" }),
+            );
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"modular-admin\""),
+            );
+            response
+        }
+        Access::Denied => {
+            Rejection::new(StatusCode::FORBIDDEN, "invalid bearer token").into_response()
+        }
+        Access::Granted => next.run(request).await,
+    }
+}
+
+/// A request the admin API cannot serve: a status and a lowercase message, answered as
+/// `{"error": message}`.
+#[derive(Debug)]
+struct Rejection {
+    status: StatusCode,
+    message: String,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        json(self.status, &json!({ "error": self.message }))
+    }
+}
+
+fn orchestrator(ep: &Endpoints) -> Result<Arc<ReloadOrchestrator>, Rejection> {
+    ep.services.get::<ReloadOrchestrator>().ok_or_else(|| {
+        Rejection::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "dynamic reload is not enabled in this application",
+        )
+    })
+}
+
+async fn reload(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    Ok(outcome_response(
+        &orchestrator.reload(ReloadTrigger::Admin).await,
+    ))
+}
+
+async fn plan(
+    State(ep): State<Arc<Endpoints>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    let candidate = candidate(&headers, &body)?;
+    Ok(outcome_response(&orchestrator.plan(candidate).await))
+}
+
+/// The optional candidate configuration of a dry run, by content type (YAML when unstated).
+fn candidate(headers: &HeaderMap, body: &Bytes) -> Result<Option<(TextFormat, String)>, Rejection> {
+    if body.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let format = match content_type.as_deref() {
+        None | Some("application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml") => {
+            TextFormat::Yaml
+        }
+        Some("application/json") => TextFormat::Json,
+        Some("application/toml" | "text/toml") => TextFormat::Toml,
+        Some(other) => {
+            return Err(Rejection::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported content type {other:?}: send application/yaml, application/json or application/toml"
+                ),
+            ));
+        }
+    };
+    match String::from_utf8(body.to_vec()) {
+        Ok(text) => Ok(Some((format, text))),
+        Err(_) => Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "the candidate configuration is not utf-8",
+        )),
+    }
+}
+
+async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
+    let orchestrator = ep.services.get::<ReloadOrchestrator>();
+    let pending_restart = orchestrator
+        .as_ref()
+        .map(|o| o.pending_restart())
+        .unwrap_or_default();
+    let last_rejected = orchestrator.as_ref().and_then(|o| o.last_rejected());
+    json(
+        StatusCode::OK,
+        &json!({
+            "version": ep.store.version(),
+            "config": ep.store.redacted_json(),
+            "pending_restart": pending_restart,
+            "last_rejected": last_rejected,
+        }),
+    )
+}
+
+async fn history(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "version": orchestrator.version(), "history": orchestrator.history() }),
+    ))
+}
+
+async fn rollback(
+    State(ep): State<Arc<Endpoints>>,
+    Path(version): Path<u64>,
+) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    let known: Vec<u64> = orchestrator.history().iter().map(|e| e.version).collect();
+    if !known.contains(&version) {
+        return Err(Rejection::new(
+            StatusCode::NOT_FOUND,
+            format!("version {version} is not in the history (kept: {known:?})"),
+        ));
+    }
+    Ok(outcome_response(&orchestrator.rollback(version).await))
+}
+
+/// The outcome as JSON, with the status code of its `status`.
+fn outcome_response(outcome: &ReloadOutcome) -> Response {
+    let status = match outcome.status {
+        ReloadStatus::Applied | ReloadStatus::Noop => StatusCode::OK,
+        ReloadStatus::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadStatus::Failed => StatusCode::INTERNAL_SERVER_ERROR,
+        ReloadStatus::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let body = serde_json::to_value(outcome).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    let mut response = json(status, &body);
+    if let Some(ms) = outcome.retry_after_ms {
+        let seconds = ms.div_ceil(1000).max(1);
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, value);
+        }
+    }
+    response
+}

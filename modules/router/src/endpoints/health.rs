@@ -1,0 +1,139 @@
+//! `/health`, `/health/ready`, `/health/live`, `/health/checks/{module}`, `/readyz`, `/livez`,
+//! `/startupz`: the health aggregator's answer, rendered by core's renderers.
+//!
+//! Every endpoint reads the aggregator's cached answer (`check()`), so probes never run the
+//! providers more often than the cache TTL allows. `Accept: application/health+json` switches
+//! any of them to the IETF format; check messages and details follow the details policy.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::Response;
+use axum::routing::get;
+use http::header::ACCEPT;
+use http::{HeaderMap, StatusCode};
+use modular_core::health::render::{self, KubeQuery, RenderedHealth};
+use modular_core::health::{HealthAggregator, Probe};
+
+use super::{Endpoints, no_store};
+
+/// The health paths.
+pub(crate) const PATHS: &[&str] = &[
+    "/health",
+    "/health/ready",
+    "/health/live",
+    "/health/checks/{module}",
+    "/readyz",
+    "/livez",
+    "/startupz",
+];
+
+/// The health routes; `None` without a health aggregator.
+pub(crate) fn routes(endpoints: &Arc<Endpoints>) -> Option<Router> {
+    let state = Arc::new(HealthState {
+        aggregator: Arc::clone(endpoints.health.as_ref()?),
+        endpoints: Arc::clone(endpoints),
+    });
+    Some(
+        Router::new()
+            .route("/health", get(health))
+            .route("/health/ready", get(ready))
+            .route("/health/live", get(live))
+            .route("/health/checks/{module}", get(module_checks))
+            .route("/readyz", get(readyz))
+            .route("/livez", get(livez))
+            .route("/startupz", get(startupz))
+            .with_state(state),
+    )
+}
+
+struct HealthState {
+    aggregator: Arc<HealthAggregator>,
+    endpoints: Arc<Endpoints>,
+}
+
+type St = State<Arc<HealthState>>;
+
+async fn health(State(st): St, headers: HeaderMap) -> Response {
+    json_probe(&st, &headers, Probe::Health).await
+}
+
+async fn ready(State(st): St, headers: HeaderMap) -> Response {
+    json_probe(&st, &headers, Probe::Readiness).await
+}
+
+async fn live(State(st): St, headers: HeaderMap) -> Response {
+    json_probe(&st, &headers, Probe::Liveness).await
+}
+
+async fn readyz(State(st): St, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    kube_probe(&st, query.as_deref(), &headers, Probe::Readiness).await
+}
+
+async fn livez(State(st): St, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    kube_probe(&st, query.as_deref(), &headers, Probe::Liveness).await
+}
+
+async fn startupz(State(st): St, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    kube_probe(&st, query.as_deref(), &headers, Probe::Startup).await
+}
+
+async fn module_checks(State(st): St, Path(module): Path<String>, headers: HeaderMap) -> Response {
+    let answer = st.aggregator.check().await;
+    let details = st.endpoints.shows_details(&headers);
+    match render::render_module(&answer, &module, details) {
+        Some(rendered) => respond(rendered),
+        None => super::json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({ "error": format!("no health reports for module {module:?}") }),
+        ),
+    }
+}
+
+async fn json_probe(st: &HealthState, headers: &HeaderMap, probe: Probe) -> Response {
+    let answer = st.aggregator.check().await;
+    let details = st.endpoints.shows_details(headers);
+    if wants_ietf(headers) {
+        respond(render::render_ietf(&answer, probe, details))
+    } else {
+        respond(render::render_native(&answer, probe, details))
+    }
+}
+
+async fn kube_probe(
+    st: &HealthState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    probe: Probe,
+) -> Response {
+    let answer = st.aggregator.check().await;
+    if wants_ietf(headers) {
+        return respond(render::render_ietf(
+            &answer,
+            probe,
+            st.endpoints.shows_details(headers),
+        ));
+    }
+    let query = query.map(KubeQuery::parse).unwrap_or_default();
+    // A passing, non-verbose probe answers a bare `ok` that shows nothing: skip the token check.
+    let details = if !answer.status(probe).is_failing() && !query.verbose {
+        false
+    } else {
+        st.endpoints.shows_details(headers)
+    };
+    respond(render::render_kube(&answer, probe, &query, details))
+}
+
+fn wants_ietf(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(render::accepts_health_json)
+}
+
+fn respond(rendered: RenderedHealth) -> Response {
+    let status =
+        StatusCode::from_u16(rendered.status_code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    no_store(status, rendered.content_type, rendered.body)
+}

@@ -1,0 +1,138 @@
+//! The router module of modular: it owns the application's [`axum::Router`], built from the
+//! routes other modules contribute, wrapped in a reloadable tower-http middleware stack, and it
+//! mounts the health and admin endpoints.
+//!
+//! # A guided tour
+//!
+//! **Contributing routes.** A module never depends on this crate: it asks the service registry
+//! for core's [`RouteRegistry`](modular_core::http::RouteRegistry) (feature `http` of
+//! `modular-core`) and adds routes, in `init` or later:
+//!
+//! ```
+//! use axum::routing::get;
+//! use modular_core::http::RouteRegistry;
+//! use modular_core::{BoxError, InitContext, Module};
+//!
+//! struct Orders;
+//!
+//! #[modular_core::async_trait]
+//! impl Module for Orders {
+//!     fn name(&self) -> &str { "orders" }
+//!     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+//!         let routes = RouteRegistry::shared(ctx.services());
+//!         routes.route("orders", "/orders", get(|| async { "[]" }));
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! **Building and serving.** At `start` the router merges every contribution with the built-in
+//! endpoints, applies route toggles, wraps the result in the middleware stack and publishes it
+//! as core's [`ServedRouter`](modular_core::http::ServedRouter), which the `httpserver` module
+//! serves. When the configuration changes, or a module contributes routes after start, a whole
+//! new router is built aside and swapped in atomically: requests in flight finish on the router
+//! they started on, the next request sees the new one. A build that fails (an unknown toggle,
+//! two modules claiming one path) changes nothing.
+//!
+//! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
+//! in the response), trace (a `tracing` span per request with method, URI and request id), CORS,
+//! gzip compression, request timeout (`503`), body limit (`413`), catch-panic (a panicking
+//! handler answers `500 {"error":"internal server error"}` and the server keeps serving).
+//!
+//! # Endpoints (DESIGN.md §3.7)
+//!
+//! | path | answer |
+//! |---|---|
+//! | `GET /health` | native JSON (`status`, `readiness`, `liveness`, `startup`, `config_version`, `generated_at`, `checks`); 503 when `status` is unhealthy |
+//! | `GET /health/ready`, `/health/live` | the same JSON; status code from readiness / liveness |
+//! | `GET /health/checks/{module}` | one module's checks; 404 when it has none |
+//! | `GET /readyz`, `/livez`, `/startupz` | `ok` or 503; `?verbose`, `?exclude=module[:component]` |
+//! | any of them with `Accept: application/health+json` | the IETF format (`pass`/`warn`/`fail`, checks keyed `module:component`) |
+//! | `POST /admin/reload` | runs a reload, answers the `ReloadOutcome` |
+//! | `POST /admin/reload/plan` | dry run; optional body is a candidate config (`Content-Type` YAML, JSON or TOML; YAML when absent) |
+//! | `GET /admin/config` | `{"version", "config", "pending_restart", "last_rejected"}`, secrets redacted |
+//! | `GET /admin/config/history` | `{"version", "history": [...]}` |
+//! | `POST /admin/config/rollback/{version}` | returns to that version through the reload pipeline; 404 when not in the history |
+//!
+//! Health endpoints are mounted when the application has a health aggregator. They read its
+//! cached answer, so probes never run checks more often than the cache TTL. Unauthorized
+//! callers see each check's `module`, `component` and `status` only; messages and details
+//! follow `health.show_details` (`never`, `when_authorized` — the default — or `always`),
+//! where a caller is authorized by `Authorization: Bearer <admin.token>`.
+//!
+//! Admin endpoints require `Authorization: Bearer <admin.token>`, compared in constant time.
+//! Without a configured token they do not exist: `/admin/*` answers `404` like any unknown
+//! path. No bearer token: `401` with `WWW-Authenticate: Bearer`. A wrong token: `403`.
+//! Reload answers map the outcome's status: `applied`/`noop` 200, `rejected` 422, `failed` 500,
+//! `circuit_open` 503 with `Retry-After`. Health and admin answers carry
+//! `Cache-Control: no-store`.
+//!
+//! # Configuration
+//!
+//! ```yaml
+//! router:
+//!   request_timeout: 30s        # 0s: no timeout
+//!   body_limit: 1048576         # bytes; unset: only httpserver.max_body_size applies
+//!   compression: true
+//!   request_id_header: x-request-id
+//!   cors:
+//!     allowed_origins: ["https://app.example.com"]   # empty: no CORS headers; ["*"]: any
+//!     allowed_methods: [GET, POST]
+//!     allowed_headers: [content-type]
+//!     exposed_headers: []
+//!     allow_credentials: false
+//!     max_age: 10m
+//!   routes:                     # toggles, by route path as registered
+//!     /orders/{id}:
+//!       enabled: false
+//!       disabled_status: 503    # 404 (as if absent, the default) or 503
+//! admin:
+//!   token: "a-long-random-admin-token"   # >= 16 bytes; unset: /admin is not mounted
+//! health:
+//!   show_details: when_authorized        # never | when_authorized | always
+//! ```
+//!
+//! # Dynamic fields
+//!
+//! Every `router` field is dynamic: a reload rebuilds the router and its middleware aside and
+//! swaps it in, so nothing needs a restart. A toggle that names a path no module registered
+//! fails the reload (and rolls back the modules applied before it). `admin.token` and
+//! `health.show_details` are read per request, so they apply to the next request — adding a
+//! token mounts `/admin`, removing it unmounts it.
+//!
+//! # Health
+//!
+//! One component, `router:routes` (readiness):
+//! - `unhealthy` until the router has been built (the module has not started);
+//! - `degraded` when routes contributed after start could not be merged (two modules claim one
+//!   path); the previous router keeps serving;
+//! - `healthy` otherwise. Details: `route_count` (known paths, built-in endpoints included;
+//!   the admin endpoints only while a token is set), `disabled` (path and status), `owners`,
+//!   `opaque_owners` (contributions added as whole routers, whose paths cannot be counted or
+//!   toggled), `health_endpoints`, `admin_endpoints`, `generation`.
+//!
+//! # Events
+//!
+//! | type | when | data |
+//! |---|---|---|
+//! | `com.modular.router.routes.rebuilt` | a new router was swapped in | `trigger` (`start`, `reload`, `rollback`, `contribution`), `route_count`, `disabled`, `generation` |
+//! | `com.modular.router.routes.rebuild_failed` | a build failed; the previous router keeps serving | `trigger`, `error` |
+//!
+//! The reloads it takes part in are announced by core (`com.modular.config.reload.*`).
+//!
+//! # Feature flags
+//!
+//! None.
+
+mod assemble;
+mod auth;
+mod config;
+mod endpoints;
+mod error;
+mod module;
+
+pub use config::{
+    AdminConfig, CorsConfig, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN, RouteToggle, RouterConfig,
+};
+pub use error::RouterError;
+pub use module::{MODULE_NAME, RouterModule};

@@ -1,0 +1,273 @@
+//! The health endpoints over a real socket: status codes, JSON fields, formats, and details
+//! policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use modular_core::health::HealthStatus;
+use support::{TOKEN, admin_yaml, json, start, text};
+
+#[tokio::test]
+async fn health_json_carries_every_field_and_takes_its_status_code_from_its_probe()
+-> anyhow::Result<()> {
+    let test = start("").await?;
+    let response = test.get("/health").send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: serde_json::Value = response.json().await?;
+    for field in [
+        "status",
+        "readiness",
+        "liveness",
+        "startup",
+        "config_version",
+        "generated_at",
+        "checks",
+    ] {
+        assert!(body.get(field).is_some(), "{field} missing from {body}");
+    }
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["config_version"], 1);
+    let checks = body["checks"].as_array().expect("checks");
+    let components: Vec<String> = checks
+        .iter()
+        .map(|c| {
+            format!(
+                "{}:{}",
+                c["module"].as_str().unwrap_or(""),
+                c["component"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for expected in ["checker:db", "httpserver:listener", "router:routes"] {
+        assert!(
+            components.contains(&expected.to_owned()),
+            "{expected} missing from {components:?}"
+        );
+    }
+
+    test.set_health(HealthStatus::Unhealthy);
+    let (status, body) = json(test.get("/health")).await?;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unhealthy")));
+    assert_eq!(json(test.get("/health/ready")).await?.0, 503);
+    // The checker counts for readiness only: liveness still passes.
+    let (status, body) = json(test.get("/health/live")).await?;
+    assert_eq!((status, body["liveness"].as_str()), (200, Some("healthy")));
+
+    test.set_health(HealthStatus::Degraded);
+    assert_eq!(json(test.get("/health/ready")).await?.0, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn kube_probes_answer_ok_list_checks_when_verbose_and_honour_exclude() -> anyhow::Result<()> {
+    let test = start("").await?;
+    for path in ["/readyz", "/livez", "/startupz"] {
+        let response = test.get(path).send().await?;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert_eq!(response.text().await?, "ok");
+    }
+    let (status, body) = text(test.get("/readyz?verbose")).await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("[+]router:routes ok"), "{body}");
+    assert!(body.ends_with("readyz check passed\n"), "{body}");
+
+    test.set_health(HealthStatus::Unhealthy);
+    let (status, body) = text(test.get("/readyz")).await?;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("[-]checker:db failed: reason withheld"),
+        "{body}"
+    );
+    let (status, body) = text(test.get("/readyz?exclude=checker:db")).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(text(test.get("/livez")).await?.0, 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn details_are_shown_only_to_callers_with_the_admin_token() -> anyhow::Result<()> {
+    let test = start(&admin_yaml()).await?;
+    test.set_health(HealthStatus::Unhealthy);
+    let checker = |body: &serde_json::Value| {
+        body["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["module"] == "checker").cloned())
+            .expect("checker check")
+    };
+
+    let (_, anonymous) = json(test.get("/health")).await?;
+    let check = checker(&anonymous);
+    assert_eq!(check["status"], "unhealthy");
+    assert!(
+        check.get("message").is_none() && check.get("details").is_none(),
+        "{check}"
+    );
+    let (_, wrong) = json(test.get("/health").bearer_auth("not-the-token-at-all")).await?;
+    assert!(checker(&wrong).get("message").is_none());
+
+    let (_, authorized) = json(test.get("/health").bearer_auth(TOKEN)).await?;
+    let check = checker(&authorized);
+    assert_eq!(check["message"], "db down: connection refused");
+    assert_eq!(check["details"]["host"], "db.internal");
+
+    let (_, body) = text(test.get("/readyz?verbose")).await?;
+    assert!(
+        body.contains("reason withheld") && !body.contains("connection refused"),
+        "{body}"
+    );
+    let (_, body) = text(test.get("/readyz?verbose").bearer_auth(TOKEN)).await?;
+    assert!(
+        body.contains("[-]checker:db failed: db down: connection refused"),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_details_policy_changes_without_a_restart() -> anyhow::Result<()> {
+    let test = start(&admin_yaml()).await?;
+    test.set_health(HealthStatus::Unhealthy);
+    let message_of = |body: serde_json::Value| {
+        body["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["module"] == "checker").cloned())
+            .map(|c| c.get("message").cloned())
+    };
+
+    test.write_config(&format!(
+        "{}health:\n  show_details: always\n",
+        admin_yaml()
+    ))?;
+    assert!(test.app.reload().await?.is_applied());
+    let (_, body) = json(test.get("/health")).await?;
+    assert_eq!(
+        message_of(body),
+        Some(Some("db down: connection refused".into()))
+    );
+
+    test.write_config(&format!("{}health:\n  show_details: never\n", admin_yaml()))?;
+    assert!(test.app.reload().await?.is_applied());
+    let (_, body) = json(test.get("/health").bearer_auth(TOKEN)).await?;
+    assert_eq!(message_of(body), Some(None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_ietf_format_is_served_on_request() -> anyhow::Result<()> {
+    let test = start("").await?;
+    test.set_health(HealthStatus::Degraded);
+    let response = test
+        .get("/health")
+        .header("accept", "application/health+json")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/health+json"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["status"], "warn");
+    assert_eq!(body["checks"]["checker:db"][0]["status"], "warn");
+    assert_eq!(body["checks"]["router:routes"][0]["status"], "pass");
+
+    test.set_health(HealthStatus::Unhealthy);
+    let response = test
+        .get("/readyz")
+        .header("accept", "application/health+json")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["status"], "fail");
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_module_s_checks_are_served_and_unknown_modules_are_not_found() -> anyhow::Result<()> {
+    let test = start("").await?;
+    let (status, body) = json(test.get("/health/checks/checker")).await?;
+    assert_eq!(status, 200);
+    assert_eq!(body["module"], "checker");
+    assert_eq!(body["checks"][0]["component"], "db");
+
+    test.set_health(HealthStatus::Unhealthy);
+    let (status, body) = json(test.get("/health/checks/checker")).await?;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unhealthy")));
+
+    let response = test.get("/health/checks/nothing").send().await?;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_router_reports_its_routes() -> anyhow::Result<()> {
+    let test = start(&format!(
+        "{}router:\n  routes:\n    /slow:\n      enabled: false\n",
+        support::admin_yaml()
+    ))
+    .await?;
+    let health = test.app.health().expect("aggregator").force_refresh().await;
+    let report = health.report("router", "routes").expect("router report");
+    assert_eq!(report.status, HealthStatus::Healthy);
+    // 7 greeter routes, 7 health endpoints, 5 admin endpoints.
+    assert_eq!(report.details["route_count"], 19, "{report:?}");
+    assert_eq!(report.details["disabled"][0]["path"], "/slow");
+    assert_eq!(report.details["owners"], serde_json::json!(["greeter"]));
+    assert_eq!(report.message, "19 routes, 1 disabled");
+    assert_eq!(report.details["admin_endpoints"], true);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn readiness_answers_503_while_the_server_drains_and_the_server_stops_after_the_delay()
+-> anyhow::Result<()> {
+    let test = support::start_with("", |b| {
+        b.shutdown_timeout(std::time::Duration::from_secs(300))
+    })
+    .await?;
+    let outcome = test
+        .app
+        .set_override("httpserver.drain_delay", serde_json::json!("60s"))
+        .await?;
+    assert!(outcome.is_applied(), "{outcome:?}");
+    assert_eq!(text(test.get("/readyz")).await?, (200, "ok".to_owned()));
+
+    let (http, readyz, ready) = (
+        test.http.clone(),
+        test.url("/readyz"),
+        test.url("/health/ready"),
+    );
+    let mut app = test.app;
+    let stopping = tokio::spawn(async move { app.stop().await });
+    let (status, body) = loop {
+        let answer = text(http.get(&readyz)).await?;
+        if answer.0 != 200 {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(status, 503);
+    assert!(body.contains("[-]shutdown failed"), "{body}");
+    let (status, body) = json(http.get(&ready)).await?;
+    assert_eq!(
+        (status, body["readiness"].as_str()),
+        (503, Some("unhealthy"))
+    );
+    assert!(
+        !stopping.is_finished(),
+        "the server must keep serving through the drain delay"
+    );
+
+    stopping.await??;
+    assert!(
+        http.get(&readyz).send().await.is_err(),
+        "connections must be refused once stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The middleware stack and route contributions over a real socket: request ids, caught
+//! panics, compression, body limits, routes added after start, and conflicting routes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::routing::get;
+use modular_core::events::{EventFilter, event_data};
+use modular_core::health::HealthStatus;
+use modular_core::http::RouteRegistry;
+use support::{start, text};
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_generated_or_echoed() -> anyhow::Result<()> {
+    let test = start("").await?;
+    let generated = test.get("/greet").send().await?;
+    let id = generated.headers()["x-request-id"].to_str()?.to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    let unknown = test.get("/not-a-route").send().await?;
+    assert_eq!(unknown.status(), 404);
+    assert!(unknown.headers().contains_key("x-request-id"));
+    let echoed = test
+        .get("/greet")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await?;
+    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+
+    test.write_config("router:\n  request_id_header: x-correlation-id\n")?;
+    assert!(test.app.reload().await?.is_applied());
+    let renamed = test
+        .get("/greet")
+        .header("x-correlation-id", "c-1")
+        .send()
+        .await?;
+    assert_eq!(renamed.headers()["x-correlation-id"], "c-1");
+    assert!(renamed.headers().get("x-request-id").is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() -> anyhow::Result<()> {
+    let test = start("").await?;
+    let (status, body) = text(test.get("/panic")).await?;
+    assert_eq!(status, 500);
+    assert_eq!(body, r#"{"error":"internal server error"}"#);
+    assert_eq!(text(test.get("/greet")).await?, (200, "hello".to_owned()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn responses_are_gzipped_for_clients_that_ask_unless_compression_is_off() -> anyhow::Result<()>
+{
+    let test = start("").await?;
+    let compressed = test
+        .get("/big")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    assert!(compressed.bytes().await?.len() < 16_000);
+    let plain = test.get("/big").send().await?;
+    assert!(plain.headers().get("content-encoding").is_none());
+
+    test.write_config("router:\n  compression: false\n")?;
+    assert!(test.app.reload().await?.is_applied());
+    let off = test
+        .get("/big")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await?;
+    assert!(off.headers().get("content-encoding").is_none());
+    assert_eq!(off.bytes().await?.len(), 16_000);
+    Ok(())
+}
+
+#[tokio::test]
+async fn bodies_over_the_router_limit_are_refused_with_413() -> anyhow::Result<()> {
+    let test = start("router:\n  body_limit: 100\n").await?;
+    assert_eq!(
+        text(test.post("/echo").body(vec![b'x'; 100])).await?,
+        (200, "100".to_owned())
+    );
+    assert_eq!(
+        test.post("/echo")
+            .body(vec![b'x'; 101])
+            .send()
+            .await?
+            .status(),
+        413
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn routes_contributed_after_start_are_served_after_a_rebuild() -> anyhow::Result<()> {
+    let test = start("").await?;
+    assert_eq!(test.get("/late").send().await?.status(), 404);
+    let mut rebuilt = test
+        .app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.router.routes.rebuilt"));
+    let routes = RouteRegistry::shared(test.app.services());
+    routes.route("latecomer", "/late", get(|| async { "late" }));
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while test.get("/late").send().await?.status() != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new route was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let health = test.app.health().expect("aggregator").force_refresh().await;
+    let report = health.report("router", "routes").expect("router report");
+    assert_eq!(
+        report.details["owners"],
+        serde_json::json!(["greeter", "latecomer"])
+    );
+    let event = rebuilt.try_recv().expect("routes.rebuilt event");
+    assert_eq!(
+        event_data(&event).map(|d| d["trigger"].clone()),
+        Some("contribution".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_conflicting_contribution_keeps_the_old_routes_and_degrades_health() -> anyhow::Result<()>
+{
+    let test = start("").await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    RouteRegistry::shared(test.app.services()).route(
+        "copycat",
+        "/greet",
+        get(|| async { "impostor" }),
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report = loop {
+        let health = aggregator.force_refresh().await;
+        let report = health
+            .report("router", "routes")
+            .cloned()
+            .expect("router report");
+        if report.status != HealthStatus::Healthy || tokio::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert!(report.message.contains("route conflict"), "{report:?}");
+    assert_eq!(text(test.get("/greet")).await?, (200, "hello".to_owned()));
+
+    // Taking the conflict away rebuilds and recovers.
+    RouteRegistry::shared(test.app.services()).remove("copycat");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let health = aggregator.force_refresh().await;
+        if health
+            .report("router", "routes")
+            .is_some_and(|r| r.status == HealthStatus::Healthy)
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never recovered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
