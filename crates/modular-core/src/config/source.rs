@@ -223,8 +223,12 @@ impl ConfigSources {
         }
         // Every layer was parsed by `merge`; surface a syntax error now, once, with its file.
         // (`data` clones the merged map; extracting into a `Value` would also walk it.)
-        if let Err(e) = Provider::data(&figment) {
-            return Err(from_figment(e, None));
+        if Provider::data(&figment).is_err() {
+            // `data` returns the error without its source; `extract` resolves it to the layer
+            // that failed, so the message names the file. Only this failure path pays for it.
+            if let Err(e) = figment.extract::<serde::de::IgnoredAny>() {
+                return Err(from_figment(e, None));
+            }
         }
         Ok(figment)
     }

@@ -55,14 +55,16 @@ struct Inner {
 struct Observer {
     filter: EventFilter,
     tx: mpsc::Sender<Event>,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 /// The receiving end of a subscription. Dropping it unsubscribes.
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Event>,
-    observer: Arc<Observer>,
+    // Only the counter is shared: holding the observer (and so its sender) here would keep
+    // the channel open after the bus is gone, and `recv` would never return `None`.
+    dropped: Arc<AtomicU64>,
 }
 
 impl EventStream {
@@ -87,7 +89,7 @@ impl EventStream {
 
     /// How many events this observer lost because its queue was full.
     pub fn dropped(&self) -> u64 {
-        self.observer.dropped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -108,10 +110,11 @@ impl EventBus {
     /// Subscribes with a bounded queue of `capacity` events (at least 1).
     pub fn subscribe_with_capacity(&self, filter: EventFilter, capacity: usize) -> EventStream {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let dropped = Arc::new(AtomicU64::new(0));
         let observer = Arc::new(Observer {
             filter,
             tx,
-            dropped: AtomicU64::new(0),
+            dropped: Arc::clone(&dropped),
         });
         self.inner.observers.rcu(|current| {
             let mut next = Vec::with_capacity(current.len() + 1);
@@ -119,7 +122,7 @@ impl EventBus {
             next.push(Arc::clone(&observer));
             next
         });
-        EventStream { rx, observer }
+        EventStream { rx, dropped }
     }
 
     /// Publishes an event to every matching observer without waiting.
@@ -139,7 +142,11 @@ impl EventBus {
                     // Log the first drop and then every 1000th, so a stuck observer cannot
                     // flood the log.
                     if lost == 1 || lost % 1000 == 0 {
-                        tracing::warn!(event_type = event.ty(), dropped = lost, "slow event observer: event dropped");
+                        tracing::warn!(
+                            event_type = event.ty(),
+                            dropped = lost,
+                            "slow event observer: event dropped"
+                        );
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => saw_closed = true,
@@ -177,7 +184,11 @@ impl EventBus {
 
     /// Whether anyone listens for this type (lets emitters skip building costly data).
     pub fn has_observer_for(&self, ty: &str) -> bool {
-        self.inner.observers.load().iter().any(|o| o.filter.matches(ty))
+        self.inner
+            .observers
+            .load()
+            .iter()
+            .any(|o| o.filter.matches(ty) && !o.tx.is_closed())
     }
 }
 
