@@ -7,7 +7,8 @@
 //!   `MODULAR_TEST_*` variables set.
 //! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, then
 //!   `test`; each step's name and time are printed.
-//! - `cargo xtask bench [ARGS]...`: run the criterion benchmarks, passing ARGS to `cargo bench`.
+//! - `cargo xtask bench [--table] [ARGS]...`: run the criterion benchmarks (ARGS go to
+//!   `cargo bench`), then print the `docs/PERFORMANCE.md` table; `--table` only prints it.
 //!
 //! Child cargo commands use `CARGO_TARGET_DIR` when it is set, else `$HOME/.cache/modular-target`,
 //! so runs from different clones share one build cache outside the work tree.
@@ -15,6 +16,7 @@
 // Tests may unwrap: a panic there is the test failing. Non-test builds still deny it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod bench;
 mod ci;
 mod duplicates;
 mod services;
@@ -42,8 +44,11 @@ enum Command {
     Test,
     /// fmt check, clippy -D warnings, duplicate-major check, then the tests.
     Ci,
-    /// Run the criterion benchmarks of modular-benches.
+    /// Run the criterion benchmarks of modular-benches, then print the PERFORMANCE.md table.
     Bench {
+        /// Only print the table from the last results; run nothing.
+        #[arg(long)]
+        table: bool,
         /// Passed to `cargo bench -p modular-benches` as they are
         /// (e.g. `cargo xtask bench -- --bench diff -- --quick`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -58,11 +63,7 @@ fn main() -> anyhow::Result<()> {
         Command::Services => services::command(),
         Command::Test => test_suite::run(&sh),
         Command::Ci => ci::run(&sh),
-        Command::Bench { args } => workspace::cargo(&sh)
-            .args(["bench", "--package", "modular-benches"])
-            .args(args)
-            .run()
-            .map_err(Into::into),
+        Command::Bench { table, args } => bench::run(&sh, args, table),
     }
 }
 
@@ -73,7 +74,7 @@ mod tests {
     fn bench_args(argv: &[&str]) -> Vec<String> {
         let cli = Cli::try_parse_from(argv).unwrap();
         match cli.command {
-            Command::Bench { args } => args,
+            Command::Bench { args, .. } => args,
             other => panic!("parsed as {other:?}"),
         }
     }

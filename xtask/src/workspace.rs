@@ -24,7 +24,7 @@ pub fn cargo(sh: &Shell) -> Cmd<'_> {
 
 /// The workspace root: the parent of xtask's manifest directory. Cargo sets `CARGO_MANIFEST_DIR`
 /// for `cargo run`; the compile-time value covers running the binary directly.
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
@@ -36,7 +36,7 @@ fn root() -> PathBuf {
 
 /// `CARGO_TARGET_DIR` if set, else `$HOME/.cache/modular-target` (kept outside the clone so runs
 /// reuse builds), else `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub fn target_dir(root: &Path) -> PathBuf {
     if let Some(dir) = env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
         return PathBuf::from(dir);
     }

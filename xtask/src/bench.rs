@@ -1,0 +1,259 @@
+//! `cargo xtask bench`: run the criterion benchmarks, then print the table that
+//! `docs/PERFORMANCE.md` holds (reference, target, our median) from criterion's results.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::workspace;
+
+/// How a row's measurement is judged against its target.
+enum Target {
+    /// The median must be at most this many nanoseconds.
+    AtMostNs(f64),
+    /// A ratio (computed from two medians) must be at least this.
+    AtLeastRatio(f64),
+    /// Recorded, no target.
+    None,
+}
+
+enum Measure {
+    /// One benchmark's median.
+    Median(&'static str),
+    /// `numerator median / denominator median` (e.g. Value diff time / derived diff time).
+    Ratio(&'static str, &'static str),
+}
+
+struct Row {
+    name: &'static str,
+    reference: &'static str,
+    measure: Measure,
+    target: Target,
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        name: "diff, simple config (5 fields), one change",
+        reference: "seed: ~1.5 µs",
+        measure: Measure::Median("diff/simple_one_change"),
+        target: Target::AtMostNs(40.0),
+    },
+    Row {
+        name: "diff, simple config, no change",
+        reference: "-",
+        measure: Measure::Median("diff/simple_no_change"),
+        target: Target::AtMostNs(15.0),
+    },
+    Row {
+        name: "diff, nested config (3 levels, 20 fields), three changes",
+        reference: "seed: ~6.5 µs",
+        measure: Measure::Median("diff/nested_three_changes"),
+        target: Target::AtMostNs(150.0),
+    },
+    Row {
+        name: "derived diff vs serde_json::Value diff, simple, one change",
+        reference: "-",
+        measure: Measure::Ratio("diff/simple_value_one_change", "diff/simple_one_change"),
+        target: Target::AtLeastRatio(20.0),
+    },
+    Row {
+        name: "derived diff vs serde_json::Value diff, nested, three changes",
+        reference: "-",
+        measure: Measure::Ratio(
+            "diff/nested_value_three_changes",
+            "diff/nested_three_changes",
+        ),
+        target: Target::AtLeastRatio(20.0),
+    },
+    Row {
+        name: "health check, 10 providers, forced",
+        reference: "Go plan: < 5 ms",
+        measure: Measure::Median("health_forced_10_providers"),
+        target: Target::AtMostNs(10_000.0),
+    },
+    Row {
+        name: "health check, cached read",
+        reference: "-",
+        measure: Measure::Median("health_cached_read"),
+        target: Target::AtMostNs(60.0),
+    },
+    Row {
+        name: "health check, 1000 providers, forced",
+        reference: "-",
+        measure: Measure::Median("health_forced_1000_providers"),
+        target: Target::AtMostNs(1_000_000.0),
+    },
+    Row {
+        name: "health check, 100 providers each sleeping 20 ms",
+        reference: "sequential: 2 s",
+        measure: Measure::Median("health/forced_100_providers_sleeping_20ms"),
+        target: Target::AtMostNs(22_000_000.0),
+    },
+    Row {
+        name: "reload, 5 modules, one change (no file I/O, no health gate)",
+        reference: "Go plan: < 80 ms",
+        measure: Measure::Median("reload_5_modules_one_change"),
+        target: Target::AtMostNs(25_000.0),
+    },
+    Row {
+        name: "file change to all modules reloaded (debounce 250 ms)",
+        reference: "Go: never reaches modules",
+        measure: Measure::Median("reload/file_change_to_applied"),
+        target: Target::AtMostNs(260_000_000.0),
+    },
+    Row {
+        name: "bootstrap 10 trivial modules (build + start + stop)",
+        reference: "Go plan: < 150 ms",
+        measure: Measure::Median("bootstrap/build_start_stop_10_modules"),
+        target: Target::AtMostNs(200_000.0),
+    },
+    Row {
+        name: "service lookup (by type)",
+        reference: "Go plan: < 2 µs",
+        measure: Measure::Median("registry/get_trait_object"),
+        target: Target::AtMostNs(30.0),
+    },
+    Row {
+        name: "service lookup (by type and name)",
+        reference: "Go plan: < 2 µs",
+        measure: Measure::Median("registry/get_named"),
+        target: Target::AtMostNs(30.0),
+    },
+    Row {
+        name: "`GET /readyz` throughput vs a static axum route, same server",
+        reference: "-",
+        measure: Measure::Ratio("http/static", "http/readyz"),
+        target: Target::AtLeastRatio(0.9),
+    },
+    Row {
+        name: "cache, memory get (hit)",
+        reference: "-",
+        measure: Measure::Median("cache/memory_get_hit"),
+        target: Target::None,
+    },
+    Row {
+        name: "cache, memory set",
+        reference: "-",
+        measure: Measure::Median("cache/memory_set"),
+        target: Target::None,
+    },
+    Row {
+        name: "cache, Redis get (loopback round trip)",
+        reference: "-",
+        measure: Measure::Median("cache/redis_get"),
+        target: Target::None,
+    },
+    Row {
+        name: "cache, Redis set (loopback round trip)",
+        reference: "-",
+        measure: Measure::Median("cache/redis_set"),
+        target: Target::None,
+    },
+];
+
+/// Runs the benchmarks (unless `table_only`), then prints the table.
+pub fn run(sh: &Shell, args: Vec<String>, table_only: bool) -> Result<()> {
+    if !table_only {
+        workspace::cargo(sh)
+            .args(["bench", "--package", "modular-benches"])
+            .args(args)
+            .run()?;
+    }
+    let root = workspace::root();
+    let criterion = workspace::target_dir(&root).join("criterion");
+    println!("{}", table(&criterion));
+    Ok(())
+}
+
+fn median_ns(criterion: &Path, id: &str) -> Option<f64> {
+    let path: PathBuf = criterion.join(id).join("new").join("estimates.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+fn format_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+/// The markdown table of every row, with "not measured" where criterion has no result yet.
+pub fn table(criterion: &Path) -> String {
+    let mut out = String::from(
+        "| benchmark | reference | target | our median | verdict |\n|---|---|---|---|---|\n",
+    );
+    for row in ROWS {
+        let (value, measured) = match row.measure {
+            Measure::Median(id) => match median_ns(criterion, id) {
+                Some(ns) => (format_ns(ns), Some(ns)),
+                None => ("not measured".to_owned(), None),
+            },
+            Measure::Ratio(a, b) => match (median_ns(criterion, a), median_ns(criterion, b)) {
+                (Some(a), Some(b)) if b > 0.0 => (format!("{:.2}x", a / b), Some(a / b)),
+                _ => ("not measured".to_owned(), None),
+            },
+        };
+        let (target, verdict) = match (&row.target, measured) {
+            (Target::AtMostNs(t), Some(m)) => (
+                format!("≤ {}", format_ns(*t)),
+                if m <= *t { "met" } else { "MISSED" },
+            ),
+            (Target::AtLeastRatio(t), Some(m)) => {
+                (format!("≥ {t}x"), if m >= *t { "met" } else { "MISSED" })
+            }
+            (Target::AtMostNs(t), None) => (format!("≤ {}", format_ns(*t)), "-"),
+            (Target::AtLeastRatio(t), None) => (format!("≥ {t}x"), "-"),
+            (Target::None, _) => ("-".to_owned(), "recorded"),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.name, row.reference, target, value, verdict
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_reads_criterion_medians_and_judges_targets() {
+        let dir = tempfile_dir();
+        let write = |id: &str, ns: f64| {
+            let path = dir.join(id).join("new");
+            std::fs::create_dir_all(&path).unwrap();
+            std::fs::write(
+                path.join("estimates.json"),
+                format!("{{\"median\":{{\"point_estimate\":{ns}}}}}"),
+            )
+            .unwrap();
+        };
+        write("diff/simple_one_change", 18.0);
+        write("diff/simple_value_one_change", 540.0);
+        write("registry/get_named", 45.0);
+        let table = table(&dir);
+        assert!(table.contains("| diff, simple config (5 fields), one change | seed: ~1.5 µs | ≤ 40.0 ns | 18.0 ns | met |"), "{table}");
+        assert!(table.contains("| 30.00x | met |"), "{table}");
+        assert!(table.contains("45.0 ns | MISSED |"), "{table}");
+        assert!(
+            table.contains("| diff, simple config, no change | - | ≤ 15.0 ns | not measured | - |"),
+            "{table}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
