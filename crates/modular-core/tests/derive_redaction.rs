@@ -1,0 +1,169 @@
+//! A `#[config(sensitive)]` field or a `Secret<T>` never shows its value in a derived diff:
+//! not in `Debug`, `Display` or JSON. Sensitive values stay readable through the typed
+//! accessors; secrets carry fingerprints only.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use modular_core::config::{DynamicConfig, REDACTED};
+use modular_core::{ConfigChange, ConfigDiff, Secret};
+use serde::{Deserialize, Serialize};
+
+const OLD_PASSWORD: &str = "hunter2-old";
+const NEW_PASSWORD: &str = "correct-horse-new";
+const OLD_URL: &str = "postgres://app:s3cr3t-old@db/app";
+const NEW_URL: &str = "postgres://app:s3cr3t-new@db/app";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+struct Credentials {
+    user: String,
+    token: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+struct DatabaseConfig {
+    #[config(dynamic, sensitive)]
+    password: String,
+    url: Secret<String>,
+    replica_url: Option<Secret<String>>,
+    #[config(sensitive)]
+    headers: HashMap<String, String>,
+    #[config(nested, sensitive)]
+    credentials: Credentials,
+    #[config(dynamic)]
+    max_conns: u32,
+}
+
+fn config(password: &str, url: &str) -> DatabaseConfig {
+    DatabaseConfig {
+        password: password.to_owned(),
+        url: Secret::new(url.to_owned()),
+        replica_url: None,
+        headers: HashMap::new(),
+        credentials: Credentials {
+            user: "app".to_owned(),
+            token: "tok-old-123".to_owned(),
+        },
+        max_conns: 10,
+    }
+}
+
+/// Every way a change can be shown: its Debug, its Display, its JSON, and the same for a diff.
+fn renderings(changes: &[ConfigChange]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for change in changes {
+        out.push(("debug".to_owned(), format!("{change:?}")));
+        out.push(("pretty debug".to_owned(), format!("{change:#?}")));
+        out.push(("display".to_owned(), change.to_string()));
+        out.push(("json".to_owned(), serde_json::to_string(change).unwrap()));
+    }
+    let diff = ConfigDiff::new(changes.to_vec());
+    out.push(("diff debug".to_owned(), format!("{diff:?}")));
+    out.push((
+        "diff json".to_owned(),
+        serde_json::to_string(&diff).unwrap(),
+    ));
+    out
+}
+
+fn assert_hidden(changes: &[ConfigChange], secrets: &[&str]) {
+    for (how, text) in renderings(changes) {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{how} shows {secret:?}: {text}");
+        }
+        assert!(
+            text.contains(REDACTED),
+            "{how} does not say {REDACTED}: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_sensitive_field_is_redacted_in_debug_display_and_json() {
+    let changes = config(OLD_PASSWORD, OLD_URL).diff(&config(NEW_PASSWORD, OLD_URL));
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].sensitive && !changes[0].secret);
+    assert_hidden(&changes, &[OLD_PASSWORD, NEW_PASSWORD]);
+    // "changed" stays visible: old and new are shown with different fingerprints.
+    assert_ne!(changes[0].display_old(), changes[0].display_new());
+}
+
+#[test]
+fn a_sensitive_value_stays_readable_through_the_typed_accessors() {
+    let changes = config(OLD_PASSWORD, OLD_URL).diff(&config(NEW_PASSWORD, OLD_URL));
+    assert_eq!(changes[0].new_as::<String>().as_deref(), Some(NEW_PASSWORD));
+    assert_eq!(changes[0].old_as::<String>().as_deref(), Some(OLD_PASSWORD));
+}
+
+#[test]
+fn a_secret_change_carries_fingerprints_only() {
+    let changes = config(OLD_PASSWORD, OLD_URL).diff(&config(OLD_PASSWORD, NEW_URL));
+    assert_eq!(changes.len(), 1);
+    let change = &changes[0];
+    assert_eq!(change.field_path, "url");
+    assert!(change.secret && change.sensitive);
+    assert_eq!(change.new_as::<String>(), None);
+    assert_eq!(change.old_as::<String>(), None);
+    for value in [&change.old_value, &change.new_value] {
+        let fingerprint = value.as_str().unwrap();
+        assert_eq!(fingerprint.len(), 8, "{fingerprint}");
+        assert!(
+            fingerprint.chars().all(|c| c.is_ascii_hexdigit()),
+            "{fingerprint}"
+        );
+    }
+    assert_ne!(change.old_value, change.new_value);
+    assert_hidden(&changes, &[OLD_URL, NEW_URL, "s3cr3t"]);
+}
+
+#[test]
+fn an_unchanged_secret_reports_nothing() {
+    assert!(
+        config(OLD_PASSWORD, OLD_URL)
+            .diff(&config(OLD_PASSWORD, OLD_URL))
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_optional_secret_that_appears_carries_a_fingerprint_only() {
+    let old = config(OLD_PASSWORD, OLD_URL);
+    let mut new = old.clone();
+    new.replica_url = Some(Secret::new(NEW_URL.to_owned()));
+    let changes = old.diff(&new);
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].secret);
+    assert_eq!(changes[0].new_as::<String>(), None);
+    assert_hidden(&changes, &[NEW_URL, "s3cr3t"]);
+}
+
+#[test]
+fn sensitive_map_entries_and_nested_fields_are_redacted() {
+    let old = config(OLD_PASSWORD, OLD_URL);
+    let mut new = old.clone();
+    new.headers
+        .insert("authorization".to_owned(), "Bearer abc.def.ghi".to_owned());
+    new.credentials.token = "tok-new-456".to_owned();
+    let changes = old.diff(&new);
+    let paths: Vec<&str> = changes.iter().map(|c| &*c.field_path).collect();
+    assert_eq!(paths, ["headers.authorization", "credentials.token"]);
+    assert!(changes.iter().all(|c| c.sensitive));
+    assert_hidden(
+        &changes,
+        &["Bearer abc.def.ghi", "tok-old-123", "tok-new-456"],
+    );
+    assert_eq!(
+        changes[1].new_as::<String>().as_deref(),
+        Some("tok-new-456")
+    );
+}
+
+#[test]
+fn a_plain_field_next_to_sensitive_ones_is_shown() {
+    let old = config(OLD_PASSWORD, OLD_URL);
+    let mut new = old.clone();
+    new.max_conns = 20;
+    let changes = old.diff(&new);
+    assert_eq!(changes[0].to_string(), "max_conns: 10 -> 20");
+    assert!(!format!("{:?}", changes[0]).contains(REDACTED));
+}

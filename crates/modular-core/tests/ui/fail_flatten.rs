@@ -1,0 +1,16 @@
+use modular_core::DynamicConfig;
+use serde::Serialize;
+
+#[derive(PartialEq, Serialize, DynamicConfig)]
+struct Common {
+    timeout_ms: u64,
+}
+
+#[derive(PartialEq, Serialize, DynamicConfig)]
+struct PoolConfig {
+    max_conns: u32,
+    #[serde(flatten)]
+    common: Common,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use modular_core::DynamicConfig;
+use serde::Serialize;
+
+#[derive(PartialEq, Serialize, DynamicConfig)]
+struct PoolConfig {
+    #[config(dynamc)]
+    max_conns: u32,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use modular_core::DynamicConfig;
+
+#[derive(DynamicConfig)]
+struct Port(u16);
+
+fn main() {}

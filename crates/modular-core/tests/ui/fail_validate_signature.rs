@@ -1,0 +1,14 @@
+use modular_core::DynamicConfig;
+use serde::Serialize;
+
+#[derive(PartialEq, Serialize, DynamicConfig)]
+#[config(validate = "check")]
+struct PoolConfig {
+    max_conns: u32,
+}
+
+fn check(config: &PoolConfig) -> bool {
+    config.max_conns > 0
+}
+
+fn main() {}
