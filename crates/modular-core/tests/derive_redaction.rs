@@ -167,3 +167,64 @@ fn a_plain_field_next_to_sensitive_ones_is_shown() {
     assert_eq!(changes[0].to_string(), "max_conns: 10 -> 20");
     assert!(!format!("{:?}", changes[0]).contains(REDACTED));
 }
+
+mod nested_redaction {
+    use std::collections::BTreeMap;
+
+    use modular_core::config::{ConfigSources, ConfigStore, TextFormat};
+    use modular_core::{DynamicConfig, Secret};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Credentials {
+        user: String,
+        #[config(sensitive)]
+        token: String,
+        password: Secret<String>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        #[config(nested)]
+        credentials: Credentials,
+        #[config(nested)]
+        replicas: BTreeMap<String, Credentials>,
+        #[config(nested)]
+        fallback: Option<Credentials>,
+    }
+
+    #[test]
+    fn sensitive_fields_inside_nested_structs_maps_and_options_are_redacted_in_the_running_config()
+    {
+        let creds =
+            |n: u32| format!("{{user: u{n}, token: tok-secret-{n}, password: pw-secret-{n}}}");
+        let text = format!(
+            "outer:\n  credentials: {}\n  replicas:\n    east: {}\n  fallback: {}\n",
+            creds(1),
+            creds(2),
+            creds(3)
+        );
+        let store = ConfigStore::new(ConfigSources::new().env_prefix(None).text(
+            "embedded",
+            TextFormat::Yaml,
+            text,
+        ));
+        store.load_initial().unwrap();
+        store.register::<Outer>("outer", Some("outer")).unwrap();
+        let json = store.redacted_json();
+        let text = json.to_string();
+        assert!(
+            !text.contains("tok-secret") && !text.contains("pw-secret"),
+            "{text}"
+        );
+        assert_eq!(
+            json["outer"]["credentials"]["user"], "u1",
+            "non-sensitive values stay visible"
+        );
+        assert_eq!(json["outer"]["replicas"]["east"]["token"], "[REDACTED]");
+        assert_eq!(json["outer"]["fallback"]["password"], "[REDACTED]");
+        let _ = <Outer as DynamicConfig>::FIELDS;
+    }
+}

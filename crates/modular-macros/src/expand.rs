@@ -243,6 +243,7 @@ fn generate(
     };
 
     let validate = validate_fn(container, specs, &core);
+    let redact = redact_fn(specs, &core);
     let assert_fns = assert_fns(specs, &core);
 
     quote! {
@@ -264,8 +265,37 @@ fn generate(
                 }
 
                 #validate
+
+                #redact
             }
         };
+    }
+}
+
+/// `redact_json`, generated only when a nested field needs recursing into (the trait's default
+/// handles this struct's own fields).
+fn redact_fn(specs: &[FieldSpec<'_>], core: &TokenStream) -> TokenStream {
+    let nested: Vec<TokenStream> = specs
+        .iter()
+        .filter(|spec| spec.nested)
+        .filter_map(|spec| {
+            let ty = spec.nested_type()?;
+            let name = &spec.name;
+            let helper = match spec.shape {
+                Shape::Map => quote!(redact_map_nested),
+                _ => quote!(redact_nested),
+            };
+            Some(quote! { #core::diff::__private::#helper::<#ty>(json, #name); })
+        })
+        .collect();
+    if nested.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        fn redact_json(json: &mut #core::diff::__private::JsonValue) {
+            #core::diff::__private::redact_fields(json, <Self as #core::DynamicConfig>::FIELDS);
+            #(#nested)*
+        }
     }
 }
 
@@ -426,7 +456,7 @@ mod tests {
         });
         let diff_helpers: Vec<String> = helpers(tokens)
             .into_iter()
-            .filter(|h| !h.starts_with("validate"))
+            .filter(|h| !h.starts_with("validate") && !h.starts_with("redact"))
             .collect();
         assert_eq!(
             diff_helpers,

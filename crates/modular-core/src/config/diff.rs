@@ -72,6 +72,12 @@ pub trait DynamicConfig {
     /// nested fields.
     fn validate_into(&self, _prefix: Option<&str>, _out: &mut Vec<FieldError>) {}
 
+    /// Redacts the sensitive and `Secret` fields of this type's serde form in place (what
+    /// `GET /admin/config` shows). The derive also recurses into `nested` fields.
+    fn redact_json(json: &mut Value) {
+        __private::redact_fields(json, Self::FIELDS);
+    }
+
     /// The changes from `self` (running) to `new` (candidate).
     fn diff(&self, new: &Self) -> Vec<ConfigChange> {
         let mut out = Vec::new();
@@ -844,6 +850,41 @@ pub mod __private {
             }));
         }
     }
+
+    /// Replaces every sensitive or secret field of `json` (an object) with `[REDACTED]`.
+    pub fn redact_fields(json: &mut Value, fields: &[FieldInfo]) {
+        let Value::Object(map) = json else { return };
+        for field in fields.iter().filter(|f| f.sensitive || f.secret) {
+            if let Some(slot) = map.get_mut(field.name)
+                && !slot.is_null()
+            {
+                *slot = Value::String(REDACTED.to_owned());
+            }
+        }
+    }
+
+    /// Redacts inside a nested (or optional nested) field.
+    pub fn redact_nested<T: DynamicConfig>(json: &mut Value, name: &str) {
+        if let Some(inner) = json.get_mut(name)
+            && inner.is_object()
+        {
+            T::redact_json(inner);
+        }
+    }
+
+    /// Redacts inside every entry of a nested map field.
+    pub fn redact_map_nested<T: DynamicConfig>(json: &mut Value, name: &str) {
+        if let Some(Value::Object(entries)) = json.get_mut(name) {
+            for entry in entries.values_mut() {
+                if entry.is_object() {
+                    T::redact_json(entry);
+                }
+            }
+        }
+    }
+
+    /// The JSON value type, for generated code (users need not depend on serde_json).
+    pub type JsonValue = Value;
 
     /// What `REDACTED` is, for generated code.
     pub const REDACTED_TEXT: &str = REDACTED;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::errors::{ValidationError, ValidationErrors, from_figment};
 use super::handle::ConfigHandle;
 use super::source::{ConfigSources, TextFormat};
-use super::{ConfigChange, DynamicConfig, FieldInfo, REDACTED};
+use super::{ConfigChange, DynamicConfig, FieldInfo};
 
 /// A type-erased section value.
 pub type AnySection = Arc<dyn Any + Send + Sync>;
@@ -187,19 +187,8 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
 
     fn redacted_json(&self, value: &AnySection) -> Value {
         let mut json = serde_json::to_value(downcast::<T>(value)).unwrap_or(Value::Null);
-        redact_sensitive(&mut json, T::FIELDS);
+        T::redact_json(&mut json);
         json
-    }
-}
-
-fn redact_sensitive(json: &mut Value, fields: &[FieldInfo]) {
-    let Value::Object(map) = json else { return };
-    for field in fields.iter().filter(|f| f.sensitive || f.secret) {
-        if let Some(slot) = map.get_mut(field.name)
-            && !slot.is_null()
-        {
-            *slot = Value::String(REDACTED.to_owned());
-        }
     }
 }
 
