@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn contributions_are_kept_by_owner_and_bump_the_generation() {
         let routes = RouteRegistry::new();
-        let mut changes = routes.subscribe();
+        let changes = routes.subscribe();
         routes.route("orders", "/orders", get(|| async { "" }));
         routes.add("legacy", Router::new().route("/old", get(|| async { "" })));
         assert_eq!(routes.generation(), 2);

@@ -15,7 +15,9 @@ mod util;
 
 pub use app::{Application, ApplicationBuilder};
 pub use async_trait::async_trait;
-pub use config::{ChangeType, ConfigChange, ConfigDiff, ConfigHandle, DynamicConfig, FieldError, Secret};
+pub use config::{
+    ChangeType, ConfigChange, ConfigDiff, ConfigHandle, DynamicConfig, FieldError, Secret,
+};
 pub use crypto::install_default_crypto_provider;
 pub use error::{BoxError, Error, Phase};
 pub use modular_macros::DynamicConfig;
