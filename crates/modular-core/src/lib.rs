@@ -1,4 +1,68 @@
-//! modular core.
+//! The core of **modular**: applications built from plug-in modules, with layered
+//! configuration, dynamic reload and health aggregation.
+//!
+//! # A guided tour
+//!
+//! - [`Application`] collects [`Module`]s and config sources with a builder, initialises the
+//!   modules in dependency order ([`Application::builder`] … `build().await`), starts them,
+//!   waits for SIGINT/SIGTERM and stops them in reverse within a shutdown deadline
+//!   ([`Application::run`]).
+//! - A [`Module`] has one required method, `name`; `init` receives an [`InitContext`] to read its
+//!   typed config section ([`InitContext::config`] returns a lock-free [`ConfigHandle`]),
+//!   register services in the typed [`ServiceRegistry`], and register its [`Reloadable`] and
+//!   [`health::HealthProvider`]s.
+//! - [`config`]: sources layered with figment (defaults < YAML/TOML/JSON files < `MODULAR_`
+//!   environment < runtime overrides); errors name the key path and the source;
+//!   [`Secret`] never prints itself; `#[derive(DynamicConfig)]` gives each config type a
+//!   field-by-field diff ([`ConfigChange`], [`ConfigDiff`]) and a validation hook.
+//! - [`reload`]: the [`reload::ReloadOrchestrator`] runs every trigger (file watcher, SIGHUP,
+//!   admin API, [`Application::reload`], [`Application::set_override`]) through one pipeline:
+//!   load, validate, diff, classify static changes, plan in dependency order, apply with
+//!   timeouts and caught panics, roll back on failure, commit a new version, and revert when the
+//!   health gate sees readiness get worse. A circuit breaker stops reload storms.
+//! - [`health`]: the [`health::HealthAggregator`] polls every provider concurrently with
+//!   per-provider timeouts, isolates panics, caches answers with single-flight refresh, and folds
+//!   readiness, liveness and startup; [`health::render`] produces the HTTP answers.
+//! - [`events`]: CloudEvents 1.0 on an in-process bus where slow observers never block
+//!   publishers.
+//!
+//! ```
+//! use modular_core::{Application, BoxError, InitContext, Module};
+//!
+//! struct Hello;
+//!
+//! #[modular_core::async_trait]
+//! impl Module for Hello {
+//!     fn name(&self) -> &str { "hello" }
+//!     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+//!         ctx.services().register(std::sync::Arc::new(String::from("hi")));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), modular_core::Error> {
+//! let mut app = Application::builder()
+//!     .module(Hello)
+//!     .with_dynamic_reload()
+//!     .with_health_aggregator()
+//!     .handle_signals(false)
+//!     .build()
+//!     .await?;
+//! app.start().await?;
+//! assert_eq!(app.services().get::<String>().as_deref().map(String::as_str), Some("hi"));
+//! app.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The guides in `docs/` explain the design: `architecture.md`, `reload.md`, `health.md`, and
+//! [`guide::writing_a_module`], which is compiled as a doc test.
+//!
+//! # Feature flags
+//!
+//! - `http` (off by default): `http::RouteRegistry` and `http::ServedRouter`, the seam
+//!   through which modules contribute axum routes to the router module without depending on it.
 
 pub mod app;
 pub mod config;
