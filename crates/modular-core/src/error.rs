@@ -54,7 +54,7 @@ pub enum Error {
         cycle: Vec<String>,
     },
     /// The configuration is invalid (every error, with its path and source).
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ValidationErrors),
     /// A module hook failed.
     #[error("module `{module}` failed to {phase}: {source}")]

@@ -20,6 +20,7 @@ struct Tracked {
     deps: Vec<String>,
     journal: Journal,
     gate_level: Option<u32>,
+    stop_delay: Duration,
 }
 
 struct LevelHealth {
@@ -62,6 +63,12 @@ impl Module for Tracked {
         }
         Ok(())
     }
+
+    async fn stop(&self, _ctx: &modular_core::ModuleContext) -> Result<(), BoxError> {
+        // Like a server draining: readiness is already unhealthy while this runs.
+        tokio::time::sleep(self.stop_delay).await;
+        Ok(())
+    }
 }
 
 fn tracked(name: &str, deps: &[&str], journal: &Journal) -> Tracked {
@@ -70,6 +77,7 @@ fn tracked(name: &str, deps: &[&str], journal: &Journal) -> Tracked {
         deps: deps.iter().map(|d| (*d).to_owned()).collect(),
         journal: journal.clone(),
         gate_level: None,
+        stop_delay: Duration::ZERO,
     }
 }
 
@@ -251,4 +259,46 @@ async fn an_open_breaker_degrades_the_optional_reload_component_without_failing_
     assert_eq!(health.readiness, HealthStatus::Healthy);
     assert_eq!(health.health, HealthStatus::Degraded);
     app.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_inside_the_health_gate_window_reverts_nothing() {
+    let journal = Journal::default();
+    let mut module = tracked("gated", &[], &journal);
+    module.gate_level = Some(50);
+    module.stop_delay = Duration::from_secs(2);
+    let options = ReloadOptions {
+        watch_files: false,
+        health_gate: true,
+        ..ReloadOptions::default()
+    };
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(module)
+        .with_reload_options(options)
+        .with_health_aggregator()
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    let mut events = app
+        .events()
+        .subscribe(EventFilter::prefix("com.modular.config.reload."));
+    app.start().await.unwrap();
+    let outcome = app.set_override("gated.level", json!(10)).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied);
+    // Stopping turns readiness unhealthy while the gate is still watching.
+    app.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let types: Vec<String> = events
+        .drain()
+        .iter()
+        .map(|e| modular_core::events::AttributesReader::ty(e).to_owned())
+        .collect();
+    assert!(!types.iter().any(|t| t.ends_with(".reverted")), "{types:?}");
+    assert_eq!(
+        journal.calls().len(),
+        1,
+        "no revert reached the stopped module"
+    );
 }

@@ -403,6 +403,11 @@ impl Application {
             return Ok(());
         }
         let deadline = Instant::now() + self.shutdown_timeout;
+        // Stop reloading first: no reload (or health-gate revert) may run against modules that
+        // are stopping.
+        if let Some(reload) = &self.reload {
+            reload.cancellation().cancel();
+        }
         if let Some(health) = &self.health {
             health.set_shutting_down(true);
         }

@@ -531,8 +531,10 @@ impl Worker {
                     Ok(c) => c.sections,
                     Err(ValidationErrors(errors)) => {
                         outcome.status = ReloadStatus::Rejected;
-                        outcome.error =
-                            Some(format!("invalid configuration ({} errors)", errors.len()));
+                        outcome.error = Some(match errors.len() {
+                            1 => "invalid configuration (1 error)".to_owned(),
+                            n => format!("invalid configuration ({n} errors)"),
+                        });
                         outcome.errors = errors;
                         return (self.reject(outcome, started, dry_run), None);
                     }
@@ -572,7 +574,11 @@ impl Worker {
             outcome.status = ReloadStatus::Noop;
             outcome.duration_ms = millis_f64(started.elapsed());
             if !dry_run {
-                tracing::debug!(version = running_version, "config reload: no changes");
+                tracing::info!(
+                    version = running_version,
+                    trigger = trigger.as_str(),
+                    "config reload: no changes"
+                );
                 self.emit(
                     types::RELOAD_NOOP,
                     json!({ "trigger": trigger.as_str(), "version": running_version }),
@@ -871,6 +877,10 @@ impl Worker {
         let deadline = Instant::now() + self.options.health_gate_window;
         loop {
             let now_health = health.force_refresh().await;
+            // Shutting down turns readiness unhealthy on purpose; that is no regression.
+            if self.shared.cancel.is_cancelled() || now_health.shutting_down {
+                return;
+            }
             if now_health.readiness > gate.before {
                 let reason = format!(
                     "readiness went from {:?} to {:?} after version {}",
