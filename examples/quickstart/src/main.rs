@@ -1,96 +1,219 @@
-//! The quickstart: a small modular service on embedded defaults.
+//! The quickstart: a real modular service on embedded defaults, with no server to install.
 //!
-//! `cargo run -p quickstart` starts it with `examples/quickstart/config.yaml`; edit the file
-//! while it runs and watch the reload line.
+//! `cargo run -p quickstart` starts the httpserver, router, database (SQLite), cache (memory)
+//! and httpclient modules plus this example's own `notes` module ([`notes`]), configured by
+//! `examples/quickstart/config.yaml`. Edit that file while the service runs: dynamic fields
+//! reload live, a bad value is rejected with its key path, and a static field is refused with
+//! "restart required". The README walks through it with curl.
+//!
+//! ```text
+//! quickstart [--config PATH]
+//! ```
+//!
+//! - `--config PATH` (default: `config.yaml` next to this package's `Cargo.toml`). Relative
+//!   paths inside it (`notes.data_dir`) are relative to the file's directory.
+//! - Every key can be overridden with a `MODULAR_` environment variable, `__` between levels:
+//!   `MODULAR_HTTPSERVER__PORT=9090`, `MODULAR_ADMIN__TOKEN=...`, `MODULAR_CACHE__DEFAULT_TTL=1m`.
+//! - The SQLite file is `<notes.data_dir>/notes.db`; the directory is created when missing.
+//!   Setting `database.connections.primary.url` yourself replaces it (the notes module needs
+//!   the default connection to be SQLite).
+//! - `RUST_LOG` sets the log filter (default `info`).
+//!
+//! SIGTERM or Ctrl-C stops the modules in reverse order within the application's shutdown
+//! deadline (30 s): the server first (`httpserver.drain_delay`, then up to
+//! `httpserver.shutdown_timeout` for requests in flight), the database last.
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod notes;
 
-use modular_core::{Application, BoxError, ConfigHandle, DynamicConfig, InitContext, Module, ModuleContext};
-use serde::{Deserialize, Serialize};
+use std::io::IsTerminal as _;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-/// The greeter's section.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
-#[serde(default, deny_unknown_fields)]
-struct GreeterConfig {
-    /// What to log; dynamic.
-    #[config(dynamic)]
-    greeting: String,
-    /// How often; dynamic.
-    #[config(dynamic)]
-    #[serde(with = "humantime_serde")]
-    interval: Duration,
-}
+use anyhow::Context as _;
+use modular_cache::CacheModule;
+use modular_core::Application;
+use modular_core::config::{ConfigSources, ConfigStore};
+use modular_database::DatabaseModule;
+use modular_httpclient::HttpClientModule;
+use modular_httpserver::{HttpServerHandle, HttpServerModule};
+use modular_router::{AdminConfig, RouterModule};
+use serde_json::json;
 
-impl Default for GreeterConfig {
-    fn default() -> Self {
-        Self {
-            greeting: "hello".to_owned(),
-            interval: Duration::from_secs(10),
-        }
-    }
-}
+use crate::notes::{NotesConfig, NotesModule};
 
-#[derive(Default)]
-struct Greeter {
-    config: Option<ConfigHandle<GreeterConfig>>,
-}
+const USAGE: &str = "usage: quickstart [--config PATH]
 
-#[modular_core::async_trait]
-impl Module for Greeter {
-    fn name(&self) -> &str {
-        "greeter"
-    }
+  --config PATH   the config file (default: examples/quickstart/config.yaml)
 
-    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
-        self.config = Some(ctx.config::<GreeterConfig>()?);
-        Ok(())
-    }
+Every key can be overridden with MODULAR_<SECTION>__<KEY> environment variables,
+for example MODULAR_HTTPSERVER__PORT=9090 or MODULAR_ADMIN__TOKEN=...";
 
-    async fn start(&self, ctx: &ModuleContext) -> Result<(), BoxError> {
-        let Some(config) = self.config.clone() else { return Ok(()) };
-        let cancel = ctx.cancellation().clone();
-        ctx.spawn(async move {
-            loop {
-                // One snapshot per tick: greeting and interval always come from one version.
-                let snapshot = config.get();
-                tracing::info!(greeting = %snapshot.greeting, "greeter");
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(snapshot.interval) => {}
-                }
-            }
-        });
-        Ok(())
-    }
-}
-
-fn config_path() -> PathBuf {
+/// The config file: `--config PATH` (or `--config=PATH`), else the package's `config.yaml`.
+fn config_path() -> anyhow::Result<PathBuf> {
+    let mut path = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--config"
-            && let Some(path) = args.next()
-        {
-            return PathBuf::from(path);
+        match arg.as_str() {
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--config" => {
+                path = Some(PathBuf::from(args.next().context("--config needs a path")?));
+            }
+            other => match other.strip_prefix("--config=") {
+                Some(value) => path = Some(PathBuf::from(value)),
+                None => anyhow::bail!("unknown argument {other:?}\n\n{USAGE}"),
+            },
         }
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config.yaml")
+    let path = path.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("config.yaml"));
+    // Absolute, so the data directory can be resolved against the file's directory.
+    std::path::absolute(&path).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Reads `notes.data_dir` from the same sources the application will read (the file and the
+/// environment), resolves it against the config file's directory, and creates it.
+///
+/// This runs before the application is built because the database module opens its SQLite
+/// file in its `init`: the URL must be known by then.
+fn prepare_data_dir(config_path: &Path) -> anyhow::Result<PathBuf> {
+    let store = ConfigStore::new(ConfigSources::new().file(config_path));
+    store.load_initial()?;
+    let notes = store
+        .register::<NotesConfig>(notes::MODULE_NAME, None)?
+        .get();
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = base.join(&notes.data_dir);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    Ok(dir)
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("quickstart: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes on one line, each cause once: some errors already include
+/// their source in their own message.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let app = Application::builder()
-        .config_file(config_path())
-        .module(Greeter::default())
+
+    let config_path = config_path()?;
+    let data_dir = prepare_data_dir(&config_path)?;
+    let database_url = format!("sqlite://{}", data_dir.join("notes.db").display());
+    tracing::info!(config = %config_path.display(), data_dir = %data_dir.display(), "quickstart starting");
+
+    let mut app = Application::builder()
+        // The lowest layer, so the config file and the environment can still replace it.
+        .config_defaults(json!({
+            "database": { "connections": { "primary": { "url": database_url } } }
+        }))
+        .config_file(&config_path)
+        // Modules start in this order (after their dependencies) and stop in reverse: the
+        // server comes last so that it stops first, draining requests while the database
+        // and cache they use are still there.
+        .module(DatabaseModule::new())
+        .module(CacheModule::new())
+        .module(HttpClientModule::new())
+        .module(NotesModule::new())
+        .module(RouterModule::new())
+        .module(HttpServerModule::new())
         .with_dynamic_reload()
         .with_health_aggregator()
         .build()
         .await?;
-    app.run().await?;
+
+    // Listening before `start`, so a SIGTERM that arrives while modules start still ends in
+    // an orderly stop.
+    let shutdown = shutdown_signal()?;
+    // Each module logs one `module started` line; each reload logs `config reloaded` with its
+    // version and changed paths (never values), or `config reload rejected` with every
+    // error's path and source.
+    app.start().await?;
+    announce(&app);
+    shutdown.await;
+    tracing::info!("shutdown signal received; stopping");
+    // Stops the modules in reverse order within the application's shutdown deadline (30 s).
+    app.stop().await?;
+    tracing::info!("quickstart stopped");
     Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
+/// Logs the URLs to try, with the address the server really bound.
+fn announce(app: &Application) {
+    let Some(server) = app.services().get::<HttpServerHandle>() else {
+        return;
+    };
+    let Some(addr) = server.local_addr() else {
+        return;
+    };
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    let base = format!("{}://{host}:{}", server.scheme(), addr.port());
+    tracing::info!("notes:        {base}/notes");
+    tracing::info!("health:       {base}/health");
+    tracing::info!("readiness:    {base}/readyz?verbose");
+    // The router registered the `admin` section; asking again shares its live handle.
+    let admin = app
+        .config()
+        .register::<AdminConfig>("admin", None)
+        .map(|handle| !handle.get().token.expose().is_empty())
+        .unwrap_or(false);
+    if admin {
+        tracing::info!("admin config: {base}/admin/config (Authorization: Bearer <admin.token>)");
+    } else {
+        tracing::info!("admin config: not mounted (set admin.token or MODULAR_ADMIN__TOKEN)");
+    }
 }
