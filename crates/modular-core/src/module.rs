@@ -129,6 +129,7 @@ pub struct InitContext<'a> {
     pub(crate) base: &'a ModuleContext,
     pub(crate) reloadable: &'a mut Option<Arc<dyn Reloadable>>,
     pub(crate) health: &'a mut Vec<HealthRegistration>,
+    pub(crate) start_last: &'a mut bool,
 }
 
 impl std::fmt::Debug for InitContext<'_> {
@@ -169,6 +170,14 @@ impl InitContext<'_> {
             .config
             .register::<T>(section, owner)
             .map_err(Error::Config)
+    }
+
+    /// Starts this module after every other module and stops it before them, as a server
+    /// that takes traffic needs: it must not accept requests before the modules that answer
+    /// them have started, and must drain before they stop. Ignored (with a warning) when
+    /// another module depends on this one, since dependencies always come first.
+    pub fn start_after_others(&mut self) {
+        *self.start_last = true;
     }
 
     /// Registers the module's reload hook (one per module; a second call replaces the first).

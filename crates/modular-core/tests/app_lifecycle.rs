@@ -53,6 +53,7 @@ struct Recorder {
     dependencies: Vec<String>,
     journal: Journal,
     fault: Fault,
+    last: bool,
 }
 
 impl Recorder {
@@ -62,7 +63,14 @@ impl Recorder {
             dependencies: dependencies.iter().map(|d| (*d).to_owned()).collect(),
             journal: journal.clone(),
             fault: Fault::None,
+            last: false,
         }
+    }
+
+    /// Asks to start after every other module (as a server does).
+    fn serving(mut self) -> Self {
+        self.last = true;
+        self
     }
 
     fn with_fault(mut self, fault: Fault) -> Self {
@@ -81,8 +89,11 @@ impl Module for Recorder {
         self.dependencies.clone()
     }
 
-    async fn init(&mut self, _ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         self.journal.record("init", &self.name);
+        if self.last {
+            ctx.start_after_others();
+        }
         if self.fault == Fault::InitPanics {
             panic!("init of {} exploded", self.name);
         }
@@ -155,6 +166,40 @@ async fn init_and_start_follow_dependency_order_and_stop_runs_in_reverse() {
             "stop:cache",
         ]
     );
+}
+
+#[tokio::test]
+async fn a_server_starts_after_every_other_module_and_stops_before_them() {
+    let journal = Journal::default();
+    // The server is registered first and depends only on the router, yet the modules that
+    // answer its requests (db, notes) must be up before it serves and still up while it drains.
+    let mut app = builder()
+        .module(Recorder::new("server", &["router"], &journal).serving())
+        .module(Recorder::new("router", &[], &journal))
+        .module(Recorder::new("db", &[], &journal))
+        .module(Recorder::new("notes", &["db"], &journal))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(journal.of("init"), ["router", "server", "db", "notes"]);
+    app.start().await.unwrap();
+    assert_eq!(journal.of("start"), ["router", "db", "notes", "server"]);
+    app.stop().await.unwrap();
+    assert_eq!(journal.of("stop"), ["server", "notes", "db", "router"]);
+}
+
+#[tokio::test]
+async fn start_after_others_is_ignored_for_a_module_others_depend_on() {
+    let journal = Journal::default();
+    let mut app = builder()
+        .module(Recorder::new("base", &[], &journal).serving())
+        .module(Recorder::new("user", &["base"], &journal))
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    assert_eq!(journal.of("start"), ["base", "user"]);
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -135,9 +135,9 @@ async fn run() -> anyhow::Result<()> {
             "database": { "connections": { "primary": { "url": database_url } } }
         }))
         .config_file(&config_path)
-        // Modules start in this order (after their dependencies) and stop in reverse: the
-        // server comes last so that it stops first, draining requests while the database
-        // and cache they use are still there.
+        // Modules start after their dependencies and stop in reverse. The server asks to start
+        // after every other module (`InitContext::start_after_others`), so it stops first and
+        // drains requests while the database and cache they use are still there.
         .module(DatabaseModule::new())
         .module(CacheModule::new())
         .module(HttpClientModule::new())

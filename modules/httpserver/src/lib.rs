@@ -55,6 +55,11 @@
 //! handshake, take longer) and `idle_timeout` (a keep-alive connection with no request for
 //! this long is closed gracefully).
 //!
+//! **Start and stop order**: the module calls `InitContext::start_after_others`, so it starts
+//! after every other module (it never serves a request before the modules that answer it are
+//! up) and stops before them (it drains while they are still there), wherever it is
+//! registered.
+//!
 //! **Shutdown**, in order, so load balancers drain the instance before it goes away:
 //! 1. readiness turns unhealthy (`HealthAggregator::set_shutting_down`), so `/readyz` answers
 //!    503;

@@ -181,6 +181,8 @@ impl Module for HttpServerModule {
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         let handle: ConfigHandle<HttpServerConfig> = ctx.config()?;
+        // Take traffic only once every module that answers it has started; drain before they stop.
+        ctx.start_after_others();
         let config = handle.get();
         let tls = if config.tls.enabled {
             // A certificate that cannot be loaded fails the build, not the first handshake.

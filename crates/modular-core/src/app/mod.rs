@@ -150,6 +150,7 @@ impl Application {
         }
 
         let mut contexts = Vec::with_capacity(modules.len());
+        let mut last: Vec<bool> = Vec::with_capacity(modules.len());
         let mut targets = Vec::with_capacity(modules.len());
         for module in &mut modules {
             let name: Arc<str> = Arc::from(module.name());
@@ -163,12 +164,14 @@ impl Application {
             };
             let mut reloadable = None;
             let mut registrations: Vec<HealthRegistration> = Vec::new();
+            let mut start_last = false;
             let span = tracing::info_span!("module", module = %name, phase = "init");
             let result = {
                 let mut ctx = InitContext {
                     base: &base,
                     reloadable: &mut reloadable,
                     health: &mut registrations,
+                    start_last: &mut start_last,
                 };
                 guarded(&name, Phase::Init, module.init(&mut ctx))
                     .instrument(span)
@@ -201,7 +204,11 @@ impl Application {
                 reloadable,
             });
             contexts.push(base);
+            last.push(start_last);
         }
+        // Modules that asked to start after the others (servers) move to the end of the start
+        // order, so they also stop first; reload keeps the dependency order (`targets`).
+        let (modules, contexts) = start_order(modules, contexts, &last);
 
         let reload_options = reload.clone();
         let reload = reload.map(|options| {
@@ -495,6 +502,34 @@ impl Application {
         tracing::info!("shutdown signal received; stopping");
         self.stop().await
     }
+}
+
+/// Moves the modules flagged `start_after_others` to the end, keeping the relative order within
+/// both groups. A flagged module that another module depends on stays where it is.
+fn start_order(
+    modules: Vec<Box<dyn Module>>,
+    contexts: Vec<ModuleContext>,
+    last: &[bool],
+) -> (Vec<Box<dyn Module>>, Vec<ModuleContext>) {
+    let depended_on: std::collections::HashSet<String> =
+        modules.iter().flat_map(|m| m.dependencies()).collect();
+    let mut first = Vec::with_capacity(modules.len());
+    let mut tail = Vec::new();
+    for ((module, context), &flagged) in modules.into_iter().zip(contexts).zip(last) {
+        if flagged && depended_on.contains(module.name()) {
+            tracing::warn!(
+                module = module.name(),
+                "start_after_others ignored: another module depends on this one"
+            );
+            first.push((module, context));
+        } else if flagged {
+            tail.push((module, context));
+        } else {
+            first.push((module, context));
+        }
+    }
+    first.extend(tail);
+    first.into_iter().unzip()
 }
 
 async fn wait_for_shutdown_signal() -> Result<(), Error> {
