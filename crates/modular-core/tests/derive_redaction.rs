@@ -228,3 +228,68 @@ mod nested_redaction {
         let _ = <Outer as DynamicConfig>::FIELDS;
     }
 }
+
+mod error_redaction {
+    use modular_core::config::{ConfigSources, ConfigStore, TextFormat};
+    use modular_core::{DynamicConfig, Secret};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        #[config(sensitive)]
+        api_key: u64,
+        port: u16,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Section {
+        password: Secret<u32>,
+        #[config(nested)]
+        inner: Inner,
+        #[config(nested)]
+        replicas: BTreeMap<String, Inner>,
+    }
+
+    fn errors_for(yaml: &str) -> String {
+        let store = ConfigStore::new(ConfigSources::new().env_prefix(None).text(
+            "embedded",
+            TextFormat::Yaml,
+            yaml.to_owned(),
+        ));
+        store.load_initial().unwrap();
+        let error = store.register::<Section>("svc", Some("svc")).unwrap_err();
+        let _ = <Section as DynamicConfig>::FIELDS;
+        error.to_string()
+    }
+
+    #[test]
+    fn a_rejected_secret_or_sensitive_value_is_not_quoted_in_the_error() {
+        let text = errors_for(
+            "svc:\n  password: hunter-two-secret\n  inner: {api_key: 1, port: 1}\n  replicas: {}\n",
+        );
+        assert!(text.contains("svc.password"), "{text}");
+        assert!(!text.contains("hunter-two-secret"), "{text}");
+        assert!(text.contains("[REDACTED]"), "{text}");
+
+        let nested = errors_for(
+            "svc:\n  password: 1\n  inner: {api_key: nested-key-value, port: 1}\n  replicas: {east: {api_key: map-key-value, port: 1}}\n",
+        );
+        assert!(!nested.contains("nested-key-value"), "{nested}");
+        let map = errors_for(
+            "svc:\n  password: 1\n  inner: {api_key: 1, port: 1}\n  replicas: {east: {api_key: map-key-value, port: 1}}\n",
+        );
+        assert!(map.contains("svc.replicas.east.api_key"), "{map}");
+        assert!(!map.contains("map-key-value"), "{map}");
+    }
+
+    #[test]
+    fn a_rejected_plain_value_is_still_quoted_to_help_the_user() {
+        let text =
+            errors_for("svc:\n  password: 1\n  inner: {api_key: 1, port: many}\n  replicas: {}\n");
+        assert!(text.contains("svc.inner.port"), "{text}");
+        assert!(text.contains("many"), "{text}");
+    }
+}

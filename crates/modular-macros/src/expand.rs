@@ -291,10 +291,28 @@ fn redact_fn(specs: &[FieldSpec<'_>], core: &TokenStream) -> TokenStream {
     if nested.is_empty() {
         return TokenStream::new();
     }
+    let sensitive: Vec<TokenStream> = specs
+        .iter()
+        .filter(|spec| spec.nested)
+        .filter_map(|spec| {
+            let ty = spec.nested_type()?;
+            let name = &spec.name;
+            let helper = match spec.shape {
+                Shape::Map => quote!(sensitive_map_nested),
+                _ => quote!(sensitive_nested),
+            };
+            Some(quote! { || #core::diff::__private::#helper::<#ty>(path, #name) })
+        })
+        .collect();
     quote! {
         fn redact_json(json: &mut #core::diff::__private::JsonValue) {
             #core::diff::__private::redact_fields(json, <Self as #core::DynamicConfig>::FIELDS);
             #(#nested)*
+        }
+
+        fn is_sensitive_path(path: &[&str]) -> bool {
+            #core::diff::__private::sensitive_field(path, <Self as #core::DynamicConfig>::FIELDS)
+                #(#sensitive)*
         }
     }
 }

@@ -16,7 +16,9 @@
 //!   `MODULAR_HTTPSERVER__PORT=9090`, `MODULAR_ADMIN__TOKEN=...`, `MODULAR_CACHE__DEFAULT_TTL=1m`.
 //! - The SQLite file is `<notes.data_dir>/notes.db`; the directory is created when missing.
 //!   Setting `database.connections.primary.url` yourself replaces it (the notes module needs
-//!   the default connection to be SQLite).
+//!   the default connection to be SQLite), also while the service runs: the new file gets the
+//!   notes table from `examples/quickstart/migrations` (`database.connections.primary.migrations`,
+//!   set by default to that directory's absolute path).
 //! - `RUST_LOG` sets the log filter (default `info`).
 //!
 //! SIGTERM or Ctrl-C stops the modules in reverse order within the application's shutdown
@@ -130,9 +132,14 @@ async fn run() -> anyhow::Result<()> {
     tracing::info!(config = %config_path.display(), data_dir = %data_dir.display(), "quickstart starting");
 
     let mut app = Application::builder()
-        // The lowest layer, so the config file and the environment can still replace it.
+        // The lowest layer, so the config file and the environment can still replace it. The
+        // notes' schema is the `primary` connection's migrations, by absolute path (a relative
+        // one would depend on the working directory).
         .config_defaults(json!({
-            "database": { "connections": { "primary": { "url": database_url } } }
+            "database": { "connections": { "primary": {
+                "url": database_url,
+                "migrations": notes::MIGRATIONS_DIR,
+            } } }
         }))
         .config_file(&config_path)
         // Modules start after their dependencies and stop in reverse. The server asks to start

@@ -8,9 +8,13 @@
 //!
 //! The module finds everything it uses in the service registry — the database module's
 //! [`DatabaseService`], the cache module's `Arc<dyn Cache>` and core's [`RouteRegistry`] — so it
-//! depends on no other module's internals, only on their published services. Its table is
-//! created in `init` (the database module opens its pools in its own `init`, which runs first
-//! because `notes` depends on `database`).
+//! depends on no other module's internals, only on their published services. Its schema is a
+//! sqlx migrations directory, [`MIGRATIONS_DIR`] (`examples/quickstart/migrations`), which
+//! `main` configures as the `primary` connection's `migrations`: the database module runs it
+//! when it opens the pool at start. A reload that changes the connection's `url` (another
+//! SQLite file) builds a new pool, and the database module migrates a pool again only when the
+//! `migrations` path itself changes; so the handlers also run the same migrations, once, on
+//! each pool generation they have not seen yet (a no-op where the database module already did).
 //!
 //! Each note stored emits `com.modular.notes.note.created` (`id`, `bytes`) on the event bus.
 //!
@@ -32,9 +36,11 @@ use modular_core::{
     BoxError, ConfigHandle, DynamicConfig, FieldError, InitContext, Module, ModuleContext,
 };
 use modular_database::DatabaseService;
+use modular_database::sqlx::migrate::Migrator;
 use modular_database::sqlx::{self, SqlitePool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio::sync::Mutex;
 
 /// The module's name, and its configuration section.
 pub const MODULE_NAME: &str = "notes";
@@ -128,11 +134,9 @@ struct NewNote {
     text: String,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS notes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    text TEXT NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
-)";
+/// The notes' schema as sqlx migrations; `main` configures it as the `primary` connection's
+/// `migrations`. Absolute, so it does not depend on the working directory.
+pub const MIGRATIONS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
 
 /// The notes module. Depends on `database` and `cache`.
 #[derive(Debug, Default)]
@@ -155,19 +159,24 @@ impl Module for NotesModule {
         vec!["database".to_owned(), "cache".to_owned()]
     }
 
-    /// Creates the table and contributes the routes.
+    /// Loads the migrations, checks the default connection's schema and contributes the
+    /// routes.
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         let config = ctx.config::<NotesConfig>()?;
         let db = ctx.services().require::<DatabaseService>()?;
         let cache = ctx.services().require::<dyn Cache>()?;
+        let migrator = Migrator::new(std::path::Path::new(MIGRATIONS_DIR)).await?;
         let state = Arc::new(Notes {
             db,
             cache,
             config,
             ctx: ctx.context(),
+            migrator,
+            migrated: Mutex::new(None),
         });
-        let pool = state.pool()?;
-        sqlx::query(SCHEMA).execute(&pool).await?;
+        // Fails the start early when the default connection is not SQLite; the database
+        // module has already migrated the pool, so this records its generation.
+        state.pool().await?;
 
         let routes = RouteRegistry::shared(ctx.services());
         routes.route(
@@ -193,17 +202,35 @@ struct Notes {
     cache: Arc<dyn Cache>,
     config: ConfigHandle<NotesConfig>,
     ctx: ModuleContext,
+    /// The migrations in [`MIGRATIONS_DIR`].
+    migrator: Migrator,
+    /// The connection and pool generation last known to be migrated. Held across a migration
+    /// run, so concurrent requests on a new pool wait for one run instead of racing.
+    migrated: Mutex<Option<(String, u64)>>,
 }
 
 impl Notes {
-    /// The default connection's pool, fetched per unit of work: a reload may replace it.
-    fn pool(&self) -> Result<SqlitePool, ApiError> {
+    /// The default connection's pool, fetched per unit of work: a reload may replace it. A
+    /// pool generation not seen yet is migrated first (idempotent: sqlx skips what is applied).
+    async fn pool(&self) -> Result<SqlitePool, ApiError> {
         let name = self.db.default_name();
-        self.db.sqlite(&name).ok_or_else(|| {
+        // Read before the pool: a swap in between only means one more (no-op) migration run.
+        let generation = self.db.generation(&name).unwrap_or(0);
+        let pool = self.db.sqlite(&name).ok_or_else(|| {
             ApiError::Unavailable(format!(
                 "the notes need the default database connection `{name}` to be SQLite"
             ))
-        })
+        })?;
+        let mut migrated = self.migrated.lock().await;
+        let current = (name, generation);
+        if migrated.as_ref() != Some(&current) {
+            self.migrator.run(&pool).await.map_err(|error| {
+                tracing::error!(%error, connection = %current.0, "notes: migrations failed");
+                ApiError::Internal
+            })?;
+            *migrated = Some(current);
+        }
+        Ok(pool)
     }
 }
 
@@ -230,7 +257,7 @@ fn parse_new_note(body: &[u8], max_bytes: usize) -> Result<String, ApiError> {
 
 async fn create_note(State(notes): State<Arc<Notes>>, body: Bytes) -> Result<Response, ApiError> {
     let text = parse_new_note(&body, notes.config.get().max_text_bytes)?;
-    let pool = notes.pool()?;
+    let pool = notes.pool().await?;
     let (id,): (i64,) = sqlx::query_as("INSERT INTO notes (text) VALUES (?) RETURNING id")
         .bind(&text)
         .fetch_one(&pool)
@@ -256,7 +283,7 @@ async fn read_note(
         Ok(None) => {}
         Err(error) => tracing::warn!(%error, key, "cache read failed; reading the database"),
     }
-    let pool = notes.pool()?;
+    let pool = notes.pool().await?;
     let row: Option<NoteRow> =
         sqlx::query_as("SELECT id, text, created_at FROM notes WHERE id = ?")
             .bind(id)
@@ -273,7 +300,7 @@ async fn read_note(
 
 async fn list_notes(State(notes): State<Arc<Notes>>) -> Result<Response, ApiError> {
     let limit = notes.config.get().list_limit;
-    let pool = notes.pool()?;
+    let pool = notes.pool().await?;
     let rows: Vec<NoteRow> =
         sqlx::query_as("SELECT id, text, created_at FROM notes ORDER BY id DESC LIMIT ?")
             .bind(i64::from(limit))

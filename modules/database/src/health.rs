@@ -33,12 +33,14 @@ impl DatabaseService {
     /// `<connection name>` of module `database`:
     ///
     /// - **unhealthy** when `SELECT 1` fails or does not answer within `ping_timeout`;
-    /// - **degraded** when more than 90% of `max_connections` are in use (at 100% the ping is
-    ///   skipped: it would only queue behind the application's own work);
+    /// - **degraded** when more than 90% of `max_connections` are in use. At 100% a pooled
+    ///   ping would only queue behind the application's own work, so the server is checked
+    ///   instead on one fresh connection opened outside the pool (connect and `SELECT 1`
+    ///   within `ping_timeout`, then closed): unhealthy if that fails, degraded if it answers;
     /// - **healthy** otherwise.
     ///
     /// Details: `driver`, `size`, `idle`, `in_use`, `max`, `generation`, and `latency_ms` of
-    /// the ping when it ran. The aggregator calls this through the registered provider; it is
+    /// the pooled ping when it ran, or `probe_latency_ms` of the separate connection's check. The aggregator calls this through the registered provider; it is
     /// public so applications and tests can run the same check directly.
     pub async fn health_reports(&self) -> Vec<HealthReport> {
         let state = self.snapshot();
@@ -72,16 +74,34 @@ async fn check(connection: &Connection) -> HealthReport {
         .with_detail("in_use", stats.in_use)
         .with_detail("max", stats.max)
         .with_detail("generation", connection.generation);
-    if stats.in_use >= stats.max {
-        return base
-            .with_status(HealthStatus::Degraded)
-            .with_message(format!(
-                "pool saturated: {} of {} connections in use (ping skipped)",
-                stats.in_use, stats.max
-            ))
-            .with_duration(started.elapsed());
-    }
     let timeout = connection.config.ping_timeout;
+    // A closed pool falls through to the pooled ping, which reports it.
+    if stats.in_use >= stats.max && !connection.pool.is_closed() {
+        let report = match tokio::time::timeout(timeout, connection.pool.probe()).await {
+            Ok(Ok(latency)) => base
+                .with_detail("probe_latency_ms", millis(latency))
+                .with_status(HealthStatus::Degraded)
+                .with_message(format!(
+                    "pool saturated: {} of {} connections in use (server answered on a separate connection)",
+                    stats.in_use, stats.max
+                )),
+            Ok(Err(error)) => base
+                .with_status(HealthStatus::Unhealthy)
+                .with_message(format!(
+                    "ping failed on a separate connection (pool saturated: {} of {} in use): {error}",
+                    stats.in_use, stats.max
+                )),
+            Err(_) => base
+                .with_status(HealthStatus::Unhealthy)
+                .with_message(format!(
+                    "ping timed out after {} on a separate connection (pool saturated: {} of {} in use)",
+                    humantime_serde::re::humantime::format_duration(timeout),
+                    stats.in_use,
+                    stats.max
+                )),
+        };
+        return report.with_duration(started.elapsed());
+    }
     let report = match tokio::time::timeout(timeout, connection.pool.ping()).await {
         Ok(Ok(latency)) => {
             let base = base.with_detail("latency_ms", millis(latency));

@@ -142,12 +142,15 @@ impl Pools {
         // Build aside.
         let built = self.build(wanted).await?;
 
-        // Migrations: for added connections, and where the migrations path changed.
+        // Migrations: for every pool built by this reload (an added connection, or a replaced
+        // one whose `url` may point at another database), and where the migrations path
+        // changed. Applied migrations are recorded, so an up-to-date database is a no-op.
         let mut failures = Vec::new();
         for (name, new) in &config.connections {
             let Some(dir) = &new.migrations else { continue };
             let old = current.connections.get(name);
-            if old.is_some_and(|o| o.config.migrations.as_ref() == Some(dir)) {
+            let rebuilt = built.iter().any(|b| &b.name == name);
+            if !rebuilt && old.is_some_and(|o| o.config.migrations.as_ref() == Some(dir)) {
                 continue;
             }
             let pool = match built.iter().find(|b| &b.name == name) {

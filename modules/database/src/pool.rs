@@ -147,6 +147,33 @@ impl DbPool {
         Ok(started.elapsed())
     }
 
+    /// Opens one fresh connection outside the pool, with the pool's own connect options, runs
+    /// `SELECT 1` on it and closes it; returns how long the connect and query took.
+    ///
+    /// Unlike [`ping`](Self::ping) it never waits for a pooled connection, so it answers even
+    /// when the application holds every one. The caller bounds it with a timeout.
+    pub(crate) async fn probe(&self) -> Result<Duration, sqlx::Error> {
+        use sqlx::{ConnectOptions, Connection};
+
+        let started = Instant::now();
+        on_pool!(self, p => {
+            let mut conn = p.connect_options().connect().await?;
+            let answered = sqlx::query("SELECT 1").execute(&mut conn).await.map(|_| ());
+            let elapsed = started.elapsed();
+            match answered {
+                // The server answered: a failure to say goodbye does not change that.
+                Ok(()) => {
+                    let _ = conn.close().await;
+                    Ok(elapsed)
+                }
+                Err(error) => {
+                    let _ = conn.close_hard().await;
+                    Err(error)
+                }
+            }
+        })
+    }
+
     /// Runs one statement without bind parameters (any driver) and returns the rows affected.
     /// For anything more, use the typed pool.
     pub async fn execute(&self, sql: impl sqlx::SqlSafeStr) -> Result<u64, sqlx::Error> {

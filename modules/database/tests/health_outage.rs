@@ -62,6 +62,77 @@ async fn health_follows_the_server_through_an_outage(backend: Backend) -> anyhow
     Ok(())
 }
 
+/// The application holds every connection (as queries stuck on a cut socket would), so a
+/// pooled ping could only queue behind them: health must still see the server go away.
+async fn a_saturated_pool_turns_unhealthy_in_an_outage(backend: Backend) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&url, json!({ "max_connections": 2, "ping_timeout": "1s" })) },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let pool = db.default_pool().expect("pool");
+
+    let first = support::acquire_within(&pool, WITHIN).await??;
+    let second = support::acquire_within(&pool, WITHIN).await??;
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert!(
+        report.message.contains("2 of 2 connections in use"),
+        "{report:?}"
+    );
+
+    proxy.cut();
+    let (went_down, last) =
+        support::wait_for_status(&app, "primary", HealthStatus::Unhealthy, WITHIN).await;
+    assert!(
+        went_down,
+        "still not unhealthy with the link cut and the pool saturated: {last:?}"
+    );
+    let report = last.expect("a report");
+    assert!(report.message.starts_with("ping"), "{report:?}");
+    assert_eq!(report.details["in_use"], 2, "{report:?}");
+    let answer = app.health().expect("health").force_refresh().await;
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy);
+
+    // The server is back while the application still holds both (now dead) connections:
+    // saturated, but reachable.
+    proxy.restore();
+    let (reachable, last) =
+        support::wait_for_status(&app, "primary", HealthStatus::Degraded, WITHIN).await;
+    assert!(
+        reachable,
+        "not degraded again after the link was restored: {last:?}"
+    );
+
+    drop((first, second));
+    let (came_back, last) =
+        support::wait_for_status(&app, "primary", HealthStatus::Healthy, WITHIN).await;
+    assert!(
+        came_back,
+        "not healthy again with every connection returned: {last:?}"
+    );
+    assert!(db.default_pool().expect("pool").ping().await.is_ok());
+
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_a_saturated_pool_turns_unhealthy_in_an_outage() -> anyhow::Result<()> {
+    a_saturated_pool_turns_unhealthy_in_an_outage(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_a_saturated_pool_turns_unhealthy_in_an_outage() -> anyhow::Result<()> {
+    a_saturated_pool_turns_unhealthy_in_an_outage(Backend::MariaDb).await
+}
+
 #[tokio::test]
 async fn postgres_health_follows_the_server_through_an_outage() -> anyhow::Result<()> {
     health_follows_the_server_through_an_outage(Backend::Postgres).await

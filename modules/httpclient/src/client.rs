@@ -17,7 +17,7 @@ use crate::config::HttpClientConfig;
 use crate::error::{HttpClientError, chain};
 use crate::modifier::{Modifiers, RequestModifier};
 use crate::retry;
-use crate::verbose::{VERBOSE_TARGET, Verbose, display_url};
+use crate::verbose::{VERBOSE_TARGET, Verbose, display_url, event_url};
 
 /// The shared HTTP client: a `reqwest::Client` and its settings, with retries, request
 /// modifiers and verbose logging on every request sent through it.
@@ -374,7 +374,8 @@ impl HttpClient {
         max_retries: u32,
     ) {
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        let url = display_url(url);
+        // The event carries the path only: queries often hold tokens.
+        let url = event_url(url);
         let delay_ms = delay.as_millis() as u64;
         tracing::info!(
             module = "httpclient",

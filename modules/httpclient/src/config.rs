@@ -35,7 +35,10 @@ pub const MAX_LOGGED_BODY_BYTES: usize = 1024 * 1024;
 /// and retry policy they started with.
 ///
 /// `default_headers` is sensitive (it often carries API keys), so its values are redacted in
-/// diffs, reload events, `GET /admin/config` and this type's `Debug`.
+/// diffs, reload events, `GET /admin/config` and this type's `Debug`. So is `health_probe`:
+/// probe URLs may carry credentials (`https://user:pw@host/health?token=..`), and the derive
+/// compares a list as a whole, so the whole list is redacted there (its `Debug` hides only the
+/// URLs).
 #[derive(Clone, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
 #[config(dynamic, validate = "Self::validate_config")]
@@ -63,7 +66,8 @@ pub struct HttpClientConfig {
     /// Request and response logging.
     #[config(nested)]
     pub verbose: VerboseConfig,
-    /// Upstream URLs the health check requests.
+    /// Upstream URLs the health check requests (sensitive: URLs may carry credentials).
+    #[config(sensitive)]
     pub health_probe: Vec<HealthProbeConfig>,
 }
 
@@ -168,12 +172,17 @@ impl Default for VerboseConfig {
 /// Healthy when the answer's status is expected; unhealthy when the upstream cannot be reached,
 /// does not answer within `timeout`, or answers another status. An `optional` probe reports
 /// degraded instead of unhealthy, so it never fails readiness.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// `url` is sensitive (it may carry a password or a token in its query): it is redacted in this
+/// type's `Debug` and `redact_json`, and validation messages never repeat it.
+#[derive(Clone, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
 #[serde(deny_unknown_fields)]
+#[config(dynamic)]
 pub struct HealthProbeConfig {
     /// The component name in health reports (`probe.<name>`); unique among probes.
     pub name: String,
     /// An absolute `http` or `https` URL.
+    #[config(sensitive)]
     pub url: String,
     /// `GET` (default) or `HEAD`.
     #[serde(default = "default_probe_method")]
@@ -187,6 +196,19 @@ pub struct HealthProbeConfig {
     /// A failing optional probe reports degraded, not unhealthy.
     #[serde(default)]
     pub optional: bool,
+}
+
+impl fmt::Debug for HealthProbeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthProbeConfig")
+            .field("name", &self.name)
+            .field("url", &REDACTED)
+            .field("method", &self.method)
+            .field("expected_status", &self.expected_status)
+            .field("timeout", &self.timeout)
+            .field("optional", &self.optional)
+            .finish()
+    }
 }
 
 fn default_probe_method() -> String {
@@ -355,17 +377,19 @@ fn check_probes(probes: &[HealthProbeConfig], errors: &mut Vec<FieldError>) {
 }
 
 /// Parses a probe URL: absolute, `http` or `https`, with a host.
+///
+/// The messages describe the problem only: the URL may carry credentials, and these messages
+/// reach reload outcomes, events and logs.
 pub(crate) fn probe_url(url: &str) -> Result<reqwest::Url, String> {
-    let parsed =
-        reqwest::Url::parse(url).map_err(|error| format!("`{url}` is not a valid url: {error}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|error| {
+        // `url::ParseError` names the problem, never the input.
+        format!("must be an absolute http or https url ({error})")
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "`{url}` must use http or https, not `{}`",
-            parsed.scheme()
-        ));
+        return Err("must be an absolute http or https url (unsupported scheme)".to_owned());
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`{url}` has no host"));
+        return Err("must be an absolute http or https url with a host".to_owned());
     }
     Ok(parsed)
 }

@@ -47,7 +47,7 @@ pub enum HttpClientError {
     Request {
         /// The request method.
         method: Method,
-        /// The request URL, without its password.
+        /// The request URL, without its userinfo (user name and password).
         url: String,
         /// Attempts made (1 when the request was not retried).
         attempts: u32,

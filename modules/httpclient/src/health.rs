@@ -13,7 +13,7 @@ use crate::client::{ClientState, HttpClient};
 use crate::config::{HealthProbeConfig, probe_method, probe_url, show};
 use crate::error::chain;
 use crate::module::MODULE_NAME;
-use crate::verbose::display_url;
+use crate::verbose::event_url;
 
 /// The module's health provider.
 ///
@@ -129,7 +129,7 @@ async fn check(
             );
         }
     };
-    details["url"] = json!(display_url(&url));
+    details["url"] = json!(event_url(&url));
     let mut request = Request::new(probe_method(&probe.method).unwrap_or(Method::GET), url);
     *request.timeout_mut() = Some(timeout);
     client.apply_modifiers(&mut request);

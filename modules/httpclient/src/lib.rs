@@ -91,7 +91,10 @@
 //! modifiers are not configuration: they are added and removed in code, and survive reloads.
 //!
 //! `default_headers` is marked sensitive: its values show as `[REDACTED]` in diffs, reload
-//! outcomes and events, and only header names appear in health details.
+//! outcomes and events, and only header names appear in health details. `health_probe` is
+//! sensitive too, as probe URLs may carry credentials or tokens: the list shows as
+//! `[REDACTED]` in `GET /admin/config`, diffs, reload outcomes and events, validation messages
+//! never repeat a URL, and health details show a probe URL without userinfo or query.
 //!
 //! # Health
 //!
@@ -107,7 +110,8 @@
 //!   **unhealthy** when it is another status, the upstream does not answer within the timeout,
 //!   or cannot be reached (connection refused or reset, DNS or TLS failure). An `optional` probe
 //!   reports **degraded** instead of unhealthy and is marked optional, so it never fails
-//!   readiness. Details: url, method, expected statuses, timeout, elapsed time and status.
+//!   readiness. Details: url (scheme, host and path only), method, expected statuses, timeout,
+//!   elapsed time and status.
 //!
 //! # Events
 //!
@@ -116,7 +120,7 @@
 //! | type | when | data |
 //! |---|---|---|
 //! | `com.modular.httpclient.client.rebuilt` | a reload (or its rollback) swapped in a new client | `generation`, `previous_generation`, `trigger`, `rollback`, `changes` (field paths) |
-//! | `com.modular.httpclient.request.retried` | a request is about to be retried | `method`, `url` (no password), `attempt` (the one that failed, from 1), `next_attempt`, `max_retries`, `delay_ms`, `reason`, `status` (or null after a connect error) |
+//! | `com.modular.httpclient.request.retried` | a request is about to be retried | `method`, `url` (no userinfo, no query: scheme, host and path), `attempt` (the one that failed, from 1), `next_attempt`, `max_retries`, `delay_ms`, `reason`, `status` (or null after a connect error) |
 //!
 //! A client built by hand with [`HttpClient::new`] has no event bus and emits nothing.
 //!
@@ -129,7 +133,7 @@
 //! prefix), or `http request failed` with the error. Response bodies are never buffered: the
 //! prefix is collected as the body streams through. Header values of `authorization`,
 //! `proxy-authorization`, `cookie`, `set-cookie` and every `redact_headers` name are logged as
-//! [`REDACTED`]; URL passwords are dropped. Body text is not masked: use the logmasker module
+//! [`REDACTED`]; URL userinfo (user name and password) is dropped. Body text is not masked: use the logmasker module
 //! for secrets inside bodies.
 //!
 //! # Feature flags

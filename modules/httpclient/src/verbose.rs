@@ -140,14 +140,26 @@ impl Verbose {
     }
 }
 
-/// A URL as it may be logged: without its password.
+/// A URL as it may be logged: without its userinfo (user name and password).
 pub fn display_url(url: &Url) -> String {
-    if url.password().is_none() {
+    if url.username().is_empty() && url.password().is_none() {
         return url.to_string();
     }
     let mut shown = url.clone();
-    // Only URLs that cannot have a password refuse this, and this one has one.
+    // Only URLs that cannot have userinfo refuse these, and this one has some.
     let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.to_string()
+}
+
+/// A URL as it may appear in an event or a health report: scheme, host, port and path only,
+/// without userinfo, query (which often carries tokens) or fragment.
+pub fn event_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_password(None);
+    let _ = shown.set_username("");
+    shown.set_query(None);
+    shown.set_fragment(None);
     shown.to_string()
 }
 
@@ -353,8 +365,19 @@ mod tests {
     #[test]
     fn passwords_never_reach_the_log() {
         let url = Url::parse("http://user:hunter2@example.com/path?q=1").unwrap();
-        assert_eq!(display_url(&url), "http://user@example.com/path?q=1");
+        assert_eq!(display_url(&url), "http://example.com/path?q=1");
+        let user_only = Url::parse("http://token-as-user@example.com/").unwrap();
+        assert_eq!(display_url(&user_only), "http://example.com/");
         let plain = Url::parse("http://example.com/").unwrap();
         assert_eq!(display_url(&plain), "http://example.com/");
+    }
+
+    #[test]
+    fn event_urls_keep_the_path_only() {
+        let url =
+            Url::parse("https://user:hunter2@example.com:8443/health?token=t0k#frag").unwrap();
+        assert_eq!(event_url(&url), "https://example.com:8443/health");
+        let plain = Url::parse("http://example.com/a/b").unwrap();
+        assert_eq!(event_url(&plain), "http://example.com/a/b");
     }
 }

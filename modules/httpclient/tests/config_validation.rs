@@ -92,14 +92,93 @@ async fn malformed_probe_urls_are_rejected_with_the_probe_index() {
     assert!(
         errors[0]
             .message
-            .starts_with("`not a url` is not a valid url"),
+            .starts_with("must be an absolute http or https url"),
         "{}",
         errors[0]
     );
+    assert!(!errors[0].message.contains("not a url"), "{}", errors[0]);
     assert_eq!(
         errors[1].message,
-        "`ftp://example.com/` must use http or https, not `ftp`"
+        "must be an absolute http or https url (unsupported scheme)"
     );
+}
+
+/// A probe URL with a password and a token in its query.
+const SECRET_PROBE_URL: &str =
+    "https://probe-user:pw-hunter2@billing.internal/health?token=tok-s3cr3t";
+
+/// Parts of [`SECRET_PROBE_URL`] that must never be shown.
+const PROBE_SECRETS: [&str; 3] = ["pw-hunter2", "tok-s3cr3t", "probe-user"];
+
+fn assert_no_probe_secret(text: &str) {
+    for secret in PROBE_SECRETS {
+        assert!(!text.contains(secret), "{secret:?} leaked into:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_probe_url_is_never_repeated_in_its_error() {
+    // Both an invalid scheme and an unparsable URL, each carrying credentials.
+    let yaml = "httpclient:\n  health_probe:\n    - name: ftp\n      url: \"ftp://probe-user:pw-hunter2@host/x?token=tok-s3cr3t\"\n    - name: broken\n      url: \"https://probe-user:pw-hunter2@bad host/?token=tok-s3cr3t\"\n";
+    let errors = rejected(yaml).await;
+
+    assert_eq!(
+        paths(&errors),
+        [
+            "httpclient.health_probe.0.url",
+            "httpclient.health_probe.1.url"
+        ]
+    );
+    for error in &errors {
+        assert!(
+            error
+                .message
+                .starts_with("must be an absolute http or https url"),
+            "{error}"
+        );
+        assert_no_probe_secret(&error.to_string());
+    }
+}
+
+#[tokio::test]
+async fn probe_urls_are_redacted_in_the_running_config_and_in_reload_outcomes() {
+    let yaml = format!(
+        "httpclient:\n  health_probe:\n    - name: billing\n      url: \"{SECRET_PROBE_URL}\"\n"
+    );
+    let mut app = support::app_with(&yaml).await.unwrap();
+    app.start().await.unwrap();
+    let client = app.services().get::<HttpClient>().unwrap();
+    // The module still has the real URL...
+    assert_eq!(client.settings().health_probe[0].url, SECRET_PROBE_URL);
+    // ...but `GET /admin/config` (the store's redacted JSON) and `Debug` do not show it.
+    let running = app.config().redacted_json();
+    assert_eq!(running["httpclient"]["health_probe"], json!("[REDACTED]"));
+    assert_no_probe_secret(&running.to_string());
+    assert_no_probe_secret(&format!("{:?}", client.settings()));
+
+    // A rejected candidate: neither its errors nor its outcome repeat the URL.
+    let bad =
+        json!([{ "name": "billing", "url": "ftp://probe-user:pw-hunter2@host/?token=tok-s3cr3t" }]);
+    let outcome = app
+        .set_override("httpclient.health_probe", bad)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert_eq!(paths(&outcome.errors), ["httpclient.health_probe.0.url"]);
+    assert_no_probe_secret(&serde_json::to_string(&outcome).unwrap());
+    assert_no_probe_secret(&format!("{outcome:?}"));
+
+    // An applied change: the diff shows fingerprints, never the URLs.
+    let good = json!([{ "name": "billing", "url": SECRET_PROBE_URL.replace("tok-s3cr3t", "tok-s3cr3t-2") }]);
+    let outcome = app
+        .set_override("httpclient.health_probe", good)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_no_probe_secret(&serde_json::to_string(&outcome).unwrap());
+    assert_no_probe_secret(&format!("{outcome:?}"));
+    assert_no_probe_secret(&app.config().redacted_json().to_string());
+    app.stop().await.unwrap();
 }
 
 #[tokio::test]

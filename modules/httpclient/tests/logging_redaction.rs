@@ -4,6 +4,7 @@
 mod support;
 
 use modular_core::ReloadStatus;
+use modular_core::events::{EventFilter, event_data};
 use modular_httpclient::{HttpClient, HttpClientConfig, VerboseConfig};
 use serde_json::json;
 use support::{TestServer, capture_logs};
@@ -166,4 +167,46 @@ async fn verbose_logging_can_be_turned_on_by_a_reload() {
     assert!(text.contains("x-session: [REDACTED]"), "{text}");
     assert!(!text.contains("s-secret"), "{text}");
     app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn url_credentials_stay_out_of_logs_and_retry_events_keep_the_path_only() {
+    let server = TestServer::start().await;
+    server.fail_next("creds", 1);
+    let app = support::app_with(
+        "httpclient:\n  retry:\n    max_retries: 2\n    base_delay: 1ms\n    jitter: 0\n  verbose:\n    enabled: true\n",
+    )
+    .await
+    .unwrap();
+    let mut events = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.httpclient.request.retried"));
+    let client = app.services().get::<HttpClient>().unwrap();
+    let url = format!(
+        "http://url-user:pw-hunter2@{}/flaky/creds?token=tok-s3cr3t",
+        server.addr
+    );
+    let (logs, guard) = capture_logs();
+
+    let response = client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+    drop(guard);
+
+    let seen = events.drain();
+    assert_eq!(seen.len(), 1);
+    let data = event_data(&seen[0]).unwrap();
+    // The event has scheme, host and path only: no userinfo, no query.
+    assert_eq!(data["url"], server.url("/flaky/creds"));
+    let event = data.to_string();
+    for secret in ["url-user", "pw-hunter2", "tok-s3cr3t"] {
+        assert!(!event.contains(secret), "{secret:?} leaked into {event}");
+    }
+    // Logs (verbose and the retry line) never show the userinfo.
+    let text = logs.text();
+    assert!(text.contains("http request"), "{text}");
+    assert!(text.contains("retrying http request"), "{text}");
+    for secret in ["url-user", "pw-hunter2"] {
+        assert!(!text.contains(secret), "{secret:?} leaked into:\n{text}");
+    }
 }

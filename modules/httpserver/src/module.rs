@@ -279,8 +279,9 @@ fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
     });
 }
 
-/// The reload hook: swaps the limits in force (new connections pick them up) and rotates the
-/// certificate when its files or names changed.
+/// The reload hook: swaps the limits in force (new connections pick them up, and an accept
+/// loop waiting at the old connection limit re-checks it) and rotates the certificate when its
+/// files or names changed.
 struct ServerReload(Arc<Shared>);
 
 const CERTIFICATE_FIELDS: [&str; 3] = ["tls.cert_file", "tls.key_file", "tls.domains"];
@@ -308,6 +309,8 @@ impl Reloadable for ServerReload {
             tls.rotate(&self.0.server, &config, trigger)?;
         }
         self.0.server.config.store(config);
+        // A raised `max_connections` must reach an accept loop waiting at the old limit.
+        self.0.server.limits_changed();
         Ok(())
     }
 }

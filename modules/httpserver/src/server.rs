@@ -67,7 +67,8 @@ pub(crate) struct Server {
     pub(crate) local_addr: OnceLock<SocketAddr>,
     phase: Mutex<Phase>,
     epoch: Instant,
-    /// Wakes the accept loop when a connection closes (the connection limit has room).
+    /// Wakes the accept loop when the connection limit may have room: a connection closed or
+    /// `max_connections` was reloaded.
     capacity: Notify,
     /// Wakes the self-connection health check when a connection is accepted.
     pub(crate) accepted: Notify,
@@ -127,6 +128,15 @@ impl Server {
 
     fn set_phase(&self, phase: Phase) {
         *self.phase.lock().unwrap_or_else(PoisonError::into_inner) = phase;
+    }
+
+    /// Tells the accept loop the limits in force changed, so a loop waiting at the old
+    /// `max_connections` looks at the new one (a raised limit takes effect at once, not when a
+    /// connection next closes). Call after storing the new config.
+    pub(crate) fn limits_changed(&self) {
+        // The loop registers (enables) its wake-up before reading the limit, so a store that
+        // lands after that read is always followed by this wake-up.
+        self.capacity.notify_waiters();
     }
 
     /// `http` or `https`.

@@ -1,13 +1,14 @@
-//! The listener's health: a real self-connection while serving, the connection limit, and
-//! the stopped server.
+//! The listener's health: a real self-connection while serving, the connection limit (and
+//! raising it at runtime), and the stopped server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::Duration;
 
+use modular_core::ReloadStatus;
 use modular_core::health::HealthStatus;
-use support::{build, server_yaml};
+use support::{build, client, server_yaml};
 
 #[tokio::test]
 async fn a_serving_listener_is_healthy_and_its_self_connection_is_accepted() -> anyhow::Result<()> {
@@ -83,6 +84,74 @@ async fn the_listener_degrades_at_the_connection_limit_and_recovers_when_a_clien
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn raising_the_connection_limit_takes_effect_while_the_accept_loop_waits_at_the_old_one()
+-> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let test = build(&format!("{}  max_connections: 1\n", server_yaml(port)))
+        .await?
+        .start()
+        .await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let status = || async {
+        let health = aggregator.force_refresh().await;
+        health
+            .report("httpserver", "listener")
+            .cloned()
+            .expect("listener report")
+    };
+
+    // One keep-alive connection takes the only slot; the accept loop now waits for room.
+    let held = client();
+    assert_eq!(held.get(test.url("/hello")).send().await?.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report = loop {
+        let report = status().await;
+        if report.status != HealthStatus::Healthy || tokio::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+
+    // Raised at runtime, with the held connection still open.
+    test.write_config(&format!("{}  max_connections: 2\n", server_yaml(port)))?;
+    let outcome = test.app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+
+    // A second client is served at once, not left in the backlog until the first one leaves.
+    let second = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        second.get(test.url("/hello")).send(),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("the second client was not served after raising the limit"))??;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await?, "hello");
+
+    // The listener is healthy (its self-connection is accepted) once the second client's
+    // connection is gone; degraded in between is fine, unhealthy is not.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report = loop {
+        let report = status().await;
+        if report.status != HealthStatus::Degraded || tokio::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert_eq!(report.details["max_connections"], 2);
+    assert_eq!(report.details["connections"], 1, "{report:?}");
+
+    // The held connection was never closed and still serves.
+    assert_eq!(held.get(test.url("/hello")).send().await?.status(), 200);
     Ok(())
 }
 

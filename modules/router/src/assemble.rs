@@ -86,12 +86,21 @@ pub(crate) fn build(
     summary.health_endpoints = health.is_some();
     let admin = endpoints::admin::routes(endpoints);
     let owners = summary.owners.join(", ");
+    let timeout = (!config.request_timeout.is_zero()).then(|| {
+        TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout)
+    });
     // axum panics on overlapping routes or two fallbacks; a conflict must fail this build
     // (and leave the running router alone), not the process.
     let merged = catch(&owners, || {
         let mut router = Router::new();
         for contribution in contributions {
             router = router.merge(contribution.router().clone());
+        }
+        // The request timeout bounds the contributed (application) routes only: a cache-miss
+        // probe may wait for the providers' own timeouts and an admin reload may rebuild pools,
+        // and neither may be cut into a bare 503.
+        if let Some(timeout) = timeout {
+            router = router.layer(timeout);
         }
         if let Some(health) = health {
             router = router.merge(health);
@@ -158,7 +167,8 @@ async fn toggle(
 }
 
 /// Wraps `router` in the middleware stack, outermost first: request id, trace, request id
-/// propagation, CORS, compression, timeout, body limit, catch-panic.
+/// propagation, CORS, compression, body limit, catch-panic. (The request timeout is not part of
+/// it: [`build`] puts it on the contributed routes only.)
 fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterError> {
     let request_id = HeaderName::from_bytes(config.request_id_header.as_bytes()).map_err(|e| {
         RouterError::InvalidValue {
@@ -172,9 +182,6 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
     let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(
         move |_: StatusCode, _: http::Version, _: &http::HeaderMap, _: &http::Extensions| compress,
     ));
-    let timeout = (!config.request_timeout.is_zero()).then(|| {
-        TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout)
-    });
     let body_limit = config
         .body_limit
         .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
@@ -200,7 +207,6 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         .layer(PropagateRequestIdLayer::new(request_id))
         .option_layer(cors)
         .layer(compression)
-        .option_layer(timeout)
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(CatchPanicLayer::custom(panic_response));
     let limit = match config.body_limit {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// | field | what it does |
 /// |---|---|
-/// | `request_timeout` | a request that has not answered by then gets `503 Service Unavailable`; `0s` turns the timeout off |
+/// | `request_timeout` | a request to a contributed route that has not answered by then gets `503 Service Unavailable` (the built-in health and admin endpoints are exempt); `0s` turns the timeout off |
 /// | `body_limit` | the largest request body in bytes (`413 Payload Too Large` beyond it); unset leaves only the HTTP server's `max_body_size` |
 /// | `compression` | gzip responses for clients that accept it |
 /// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
@@ -44,7 +44,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 #[config(validate = "Self::validate_config")]
 pub struct RouterConfig {
-    /// How long a request may take before it is answered `503`; `0s` means no limit.
+    /// How long a request to a contributed route may take before it is answered `503` (health
+    /// and admin endpoints are exempt); `0s` means no limit.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,

@@ -36,8 +36,12 @@
 //!
 //! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
 //! in the response), trace (a `tracing` span per request with method, URI and request id), CORS,
-//! gzip compression, request timeout (`503`), body limit (`413`), catch-panic (a panicking
-//! handler answers `500 {"error":"internal server error"}` and the server keeps serving).
+//! gzip compression, body limit (`413`), catch-panic (a panicking handler answers
+//! `500 {"error":"internal server error"}` and the server keeps serving), then the request
+//! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes
+//! only, never the built-in health and admin endpoints: a probe that waits for its providers'
+//! own timeouts still answers its normal body with `Cache-Control: no-store`, and an admin
+//! reload that takes longer than the timeout still answers its `ReloadOutcome`.
 //!
 //! # Endpoints (DESIGN.md §3.7)
 //!
@@ -71,7 +75,7 @@
 //!
 //! ```yaml
 //! router:
-//!   request_timeout: 30s        # 0s: no timeout
+//!   request_timeout: 30s        # contributed routes only (not health/admin); 0s: no timeout
 //!   body_limit: 1048576         # bytes; unset: only httpserver.max_body_size applies
 //!   compression: true
 //!   request_id_header: x-request-id

@@ -271,3 +271,92 @@ async fn readiness_answers_503_while_the_server_drains_and_the_server_stops_afte
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn one_module_s_checks_are_served_in_the_ietf_format_on_request() -> anyhow::Result<()> {
+    let test = start(&admin_yaml()).await?;
+    test.set_health(HealthStatus::Unhealthy);
+    let response = test
+        .get("/health/checks/checker")
+        .header("accept", "application/health+json")
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/health+json"
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["status"], "fail", "{body}");
+    let checks = body["checks"].as_object().expect("checks");
+    // That module's reports only.
+    assert_eq!(checks.keys().collect::<Vec<_>>(), ["checker:db"], "{body}");
+    let check = &checks["checker:db"][0];
+    assert_eq!(check["componentId"], "db");
+    assert_eq!(check["status"], "fail");
+    assert_eq!(check["output"], "db down: connection refused");
+    assert_eq!(check["details"]["host"], "db.internal");
+
+    // Without the token: statuses only.
+    let (status, body) = json(
+        test.get("/health/checks/checker")
+            .header("accept", "application/health+json"),
+    )
+    .await?;
+    assert_eq!(status, 503);
+    let check = &body["checks"]["checker:db"][0];
+    assert_eq!(check["status"], "fail");
+    assert!(
+        check.get("output").is_none() && check.get("details").is_none(),
+        "{check}"
+    );
+
+    test.set_health(HealthStatus::Degraded);
+    let (status, body) = json(
+        test.get("/health/checks/checker")
+            .header("accept", "application/health+json"),
+    )
+    .await?;
+    assert_eq!((status, body["status"].as_str()), (200, Some("warn")));
+    // Still a plain 404 for a module without reports.
+    let response = test
+        .get("/health/checks/nothing")
+        .header("accept", "application/health+json")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unauthorized_ietf_answer_carries_no_output_or_details() -> anyhow::Result<()> {
+    let test = start(&admin_yaml()).await?;
+    test.set_health(HealthStatus::Unhealthy);
+    let ietf = |request: reqwest::RequestBuilder| {
+        json(request.header("accept", "application/health+json"))
+    };
+
+    for request in [
+        test.get("/health"),
+        test.get("/health").bearer_auth("not-the-token-at-all"),
+    ] {
+        let (status, body) = ietf(request).await?;
+        assert_eq!(status, 503);
+        assert_eq!(body["status"], "fail");
+        let check = &body["checks"]["checker:db"][0];
+        assert_eq!(check["status"], "fail", "{body}");
+        for field in ["output", "details", "time", "observedValue"] {
+            assert!(check.get(field).is_none(), "{field} in {check}");
+        }
+        assert!(!body.to_string().contains("connection refused"), "{body}");
+    }
+
+    let (_, body) = ietf(test.get("/health").bearer_auth(TOKEN)).await?;
+    let check = &body["checks"]["checker:db"][0];
+    assert_eq!(check["output"], "db down: connection refused");
+    assert_eq!(check["details"]["host"], "db.internal");
+    Ok(())
+}

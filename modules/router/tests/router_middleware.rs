@@ -4,13 +4,17 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
 use modular_core::events::{EventFilter, event_data};
-use modular_core::health::HealthStatus;
+use modular_core::health::{
+    HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus, ProviderOptions,
+};
 use modular_core::http::RouteRegistry;
-use support::{start, text};
+use modular_core::{BoxError, InitContext, Module};
+use support::{json, start, start_with, text};
 
 #[tokio::test]
 async fn every_response_carries_a_request_id_generated_or_echoed() -> anyhow::Result<()> {
@@ -168,5 +172,65 @@ async fn a_conflicting_contribution_keeps_the_old_routes_and_degrades_health() -
         assert!(tokio::time::Instant::now() < deadline, "never recovered");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
+}
+
+/// A module whose one health check takes 150 ms: longer than the 50 ms request timeout of
+/// the test below, shorter than its own 2 s provider timeout.
+struct SlowChecker;
+
+struct SlowHealth;
+
+#[modular_core::async_trait]
+impl HealthProvider for SlowHealth {
+    async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Ok(vec![HealthReport::healthy("slowpoke", "check")])
+    }
+}
+
+#[modular_core::async_trait]
+impl Module for SlowChecker {
+    fn name(&self) -> &str {
+        "slowpoke"
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        ctx.register_health_provider(
+            Arc::new(SlowHealth),
+            ProviderOptions::default().with_timeout(Duration::from_secs(2)),
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_request_timeout_cuts_contributed_routes_but_not_the_health_endpoints()
+-> anyhow::Result<()> {
+    let test = start_with("router:\n  request_timeout: 50ms\n", |b| {
+        b.module(SlowChecker)
+    })
+    .await?;
+    // The health cache TTL is zero: every probe waits 150 ms for the slow provider.
+    for path in ["/readyz", "/livez"] {
+        let response = test.get(path).send().await?;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        assert_eq!(response.text().await?, "ok", "{path}");
+    }
+    let response = test.get("/health/ready").send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = response.json().await?;
+    assert_eq!(body["readiness"], "healthy", "{body}");
+    let (status, body) = json(test.get("/health/checks/slowpoke")).await?;
+    assert_eq!((status, body["status"].as_str()), (200, Some("healthy")));
+
+    // A contributed route that outlives the timeout still gets the timeout's 503, and the other
+    // middleware still wraps it.
+    let slow = test.get("/slow").send().await?;
+    assert_eq!(slow.status(), 503);
+    assert!(slow.headers().contains_key("x-request-id"));
+    assert_eq!(text(test.get("/greet")).await?, (200, "hello".to_owned()));
     Ok(())
 }

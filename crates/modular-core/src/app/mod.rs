@@ -356,6 +356,21 @@ impl Application {
             }
         }
         self.state = State::Started;
+        if let Err(error) = self.start_triggers() {
+            // The modules are running: stop them rather than leave them behind.
+            tracing::error!(%error, "could not start the reload triggers; stopping");
+            let _ = self.stop().await;
+            return Err(error);
+        }
+        if let Some(health) = &self.health {
+            health.set_started(true);
+            health.set_config_version(self.store.version());
+            health.start_background(self.cancel.child_token(), &self.tasks);
+        }
+        Ok(())
+    }
+
+    fn start_triggers(&mut self) -> Result<(), Error> {
         if let (Some(reload), Some(options)) = (&self.reload, &self.reload_options) {
             let files = self.store.sources().files();
             if options.watch_files && !files.is_empty() {
@@ -368,11 +383,6 @@ impl Application {
             if self.handle_signals {
                 self.listen_for_sighup(reload.clone())?;
             }
-        }
-        if let Some(health) = &self.health {
-            health.set_started(true);
-            health.set_config_version(self.store.version());
-            health.start_background(self.cancel.child_token(), &self.tasks);
         }
         Ok(())
     }
@@ -413,7 +423,10 @@ impl Application {
         // Stop reloading first: no reload (or health-gate revert) may run against modules that
         // are stopping.
         if let Some(reload) = &self.reload {
-            reload.cancellation().cancel();
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if !reload.shutdown_within(remaining).await {
+                tracing::error!("a reload was still running at the shutdown deadline");
+            }
         }
         if let Some(health) = &self.health {
             health.set_shutting_down(true);

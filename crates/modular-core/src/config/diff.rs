@@ -78,6 +78,12 @@ pub trait DynamicConfig {
         __private::redact_fields(json, Self::FIELDS);
     }
 
+    /// Whether the field at `path` (segments relative to this type, map keys included) is
+    /// sensitive or secret, or lies inside one. Used to keep values out of error messages.
+    fn is_sensitive_path(path: &[&str]) -> bool {
+        __private::sensitive_field(path, Self::FIELDS)
+    }
+
     /// The changes from `self` (running) to `new` (candidate).
     fn diff(&self, new: &Self) -> Vec<ConfigChange> {
         let mut out = Vec::new();
@@ -861,6 +867,25 @@ pub mod __private {
                 *slot = Value::String(REDACTED.to_owned());
             }
         }
+    }
+
+    /// Whether the first segment of `path` names a sensitive or secret field.
+    pub fn sensitive_field(path: &[&str], fields: &[FieldInfo]) -> bool {
+        path.first().is_some_and(|first| {
+            fields
+                .iter()
+                .any(|f| f.name == *first && (f.sensitive || f.secret))
+        })
+    }
+
+    /// Whether `path` lies in a sensitive part of nested field `name` of type `T`.
+    pub fn sensitive_nested<T: DynamicConfig>(path: &[&str], name: &str) -> bool {
+        path.first() == Some(&name) && T::is_sensitive_path(&path[1..])
+    }
+
+    /// Whether `path` lies in a sensitive part of an entry of nested map field `name`.
+    pub fn sensitive_map_nested<T: DynamicConfig>(path: &[&str], name: &str) -> bool {
+        path.first() == Some(&name) && path.len() > 2 && T::is_sensitive_path(&path[2..])
     }
 
     /// Redacts inside a nested (or optional nested) field.

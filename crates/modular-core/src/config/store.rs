@@ -72,7 +72,12 @@ pub(crate) fn extract_section<T: SectionConfig>(
         // One lookup: figment clones its whole merged map on every `contains`/`find`.
         let value: T = match figment.extract_inner::<T>(name) {
             Ok(value) => value,
-            Err(e) if !is_missing_section(&e, name) => return Err(from_figment(e, Some(name))),
+            Err(e) if !is_missing_section(&e, name) => {
+                return Err(redact_sensitive_errors::<T>(
+                    name,
+                    from_figment(e, Some(name)),
+                ));
+            }
             Err(_) => {
                 serde_json::from_value(Value::Object(serde_json::Map::new())).map_err(|e| {
                     vec![ValidationError {
@@ -105,6 +110,36 @@ pub(crate) fn extract_section<T: SectionConfig>(
             })
             .collect())
     }
+}
+
+/// Deserialization messages quote the offending value (`found string "hunter2"`); for a
+/// sensitive or secret field keep only what was expected.
+fn redact_sensitive_errors<T: SectionConfig>(
+    name: &str,
+    errors: Vec<ValidationError>,
+) -> Vec<ValidationError> {
+    errors
+        .into_iter()
+        .map(|mut e| {
+            let relative = e
+                .path
+                .strip_prefix(name)
+                .map(|rest| rest.trim_start_matches('.'))
+                .unwrap_or(&e.path);
+            let segments: Vec<&str> = relative.split('.').filter(|s| !s.is_empty()).collect();
+            if T::is_sensitive_path(&segments) {
+                e.message = match e.message.find(", expected ") {
+                    Some(i) => format!(
+                        "invalid value {} (sensitive){}",
+                        super::REDACTED,
+                        &e.message[i..]
+                    ),
+                    None => format!("invalid value {} (sensitive)", super::REDACTED),
+                };
+            }
+            e
+        })
+        .collect()
 }
 
 /// Whether figment reports the section itself as absent (not a field inside it).
@@ -222,6 +257,7 @@ pub struct ConfigStore {
     sections: RwLock<Vec<Arc<dyn SectionBinding>>>,
     initial: RwLock<Option<Figment>>,
     version: AtomicU64,
+    loaded_fingerprint: Mutex<Option<u64>>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -243,6 +279,7 @@ impl ConfigStore {
             sections: RwLock::new(Vec::new()),
             initial: RwLock::new(None),
             version: AtomicU64::new(1),
+            loaded_fingerprint: Mutex::new(None),
         }
     }
 
@@ -253,7 +290,9 @@ impl ConfigStore {
 
     /// Loads the sources for start-up; sections registered afterwards read from this load.
     pub fn load_initial(&self) -> Result<(), ValidationErrors> {
+        let fingerprint = crate::reload::content_fingerprint(&self.sources.files());
         let figment = self.figment(None).map_err(ValidationErrors)?;
+        *lock(&self.loaded_fingerprint) = Some(fingerprint);
         *write(&self.initial) = Some(figment);
         Ok(())
     }
@@ -347,6 +386,12 @@ impl ConfigStore {
         } else {
             Err(ValidationErrors(errors))
         }
+    }
+
+    /// The content fingerprint of the config files when they were loaded at start-up
+    /// (what the file watcher compares against).
+    pub fn loaded_fingerprint(&self) -> Option<u64> {
+        *lock(&self.loaded_fingerprint)
     }
 
     /// The runtime overrides (dotted path to value).

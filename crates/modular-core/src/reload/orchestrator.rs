@@ -123,6 +123,7 @@ struct Shared {
     breaker: Mutex<CircuitBreaker>,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Runs reloads one at a time. Cheap to clone; clones talk to the same worker.
@@ -207,6 +208,7 @@ impl ReloadOrchestrator {
             pending_restart: Mutex::new(BTreeMap::new()),
             cancel,
             tasks,
+            worker: Mutex::new(None),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let worker = Worker {
@@ -215,7 +217,8 @@ impl ReloadOrchestrator {
             options,
             pending_skipped: HashMap::new(),
         };
-        shared.tasks.spawn(worker.run(rx));
+        let handle = shared.tasks.spawn(worker.run(rx));
+        *lock(&shared.worker) = Some(handle);
         Self { tx, shared }
     }
 
@@ -314,11 +317,25 @@ impl ReloadOrchestrator {
         &self.shared.store
     }
 
-    /// Stops the worker and waits for it.
+    /// Stops the worker and waits for it (a reload in flight stops before its next module
+    /// hook, rolling back what it applied).
     pub async fn shutdown(&self) {
         self.shared.cancel.cancel();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
+        let handle = lock(&self.shared.worker).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    /// Like [`ReloadOrchestrator::shutdown`], giving up after `timeout`. Returns whether the
+    /// worker stopped in time.
+    pub async fn shutdown_within(&self, timeout: std::time::Duration) -> bool {
+        self.shared.cancel.cancel();
+        let handle = lock(&self.shared.worker).take();
+        match handle {
+            Some(handle) => tokio::time::timeout(timeout, handle).await.is_ok(),
+            None => true,
+        }
     }
 
     pub(crate) fn cancellation(&self) -> &CancellationToken {
@@ -481,8 +498,34 @@ impl Worker {
         outcome
     }
 
-    #[tracing::instrument(name = "reload", skip_all, fields(trigger = trigger.as_str(), dry_run))]
+    /// Runs the pipeline with panics caught: a panic anywhere in it (a validation hook, a
+    /// derived diff, a module's `can_reload`) fails this reload, never the worker.
     async fn pipeline(
+        &mut self,
+        trigger: ReloadTrigger,
+        source: CandidateSource,
+        dry_run: bool,
+    ) -> (ReloadOutcome, Option<Gate>) {
+        let shown = trigger.clone();
+        let version = self.shared.store.version();
+        match AssertUnwindSafe(self.pipeline_inner(trigger, source, dry_run))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(panic) => {
+                let message = panic_message(&*panic);
+                tracing::error!(%message, "reload pipeline panicked; running config unchanged");
+                let mut outcome = ReloadOutcome::new(ReloadStatus::Failed, shown, version);
+                outcome.error = Some(format!("reload pipeline panicked: {message}"));
+                outcome.dry_run = dry_run;
+                (outcome, None)
+            }
+        }
+    }
+
+    #[tracing::instrument(name = "reload", skip_all, fields(trigger = trigger.as_str(), dry_run))]
+    async fn pipeline_inner(
         &mut self,
         trigger: ReloadTrigger,
         source: CandidateSource,
@@ -498,16 +541,23 @@ impl Worker {
         // Circuit breaker (dry runs are never refused).
         let mut trial = false;
         if !dry_run {
-            let admission = lock(&self.shared.breaker).admit(started);
+            let (was_open, admission, failures) = {
+                let mut breaker = lock(&self.shared.breaker);
+                let was_open = matches!(breaker.state(), BreakerState::Open { .. });
+                let admission = breaker.admit(started);
+                (was_open, admission, breaker.failures())
+            };
             match admission {
                 Admission::Closed => {}
                 Admission::Trial => {
                     trial = true;
-                    let failures = lock(&self.shared.breaker).failures();
-                    self.emit(
-                        types::CIRCUIT_HALF_OPENED,
-                        json!({ "failures": failures, "retry_after_ms": 0 }),
-                    );
+                    // Announced once, on the open -> half-open transition.
+                    if was_open {
+                        self.emit(
+                            types::CIRCUIT_HALF_OPENED,
+                            json!({ "failures": failures, "retry_after_ms": 0 }),
+                        );
+                    }
                 }
                 Admission::Refused(retry_after) => {
                     outcome.status = ReloadStatus::CircuitOpen;
@@ -521,7 +571,6 @@ impl Worker {
                 }
             }
         }
-        let _ = trial;
 
         // 1-2. Load and validate.
         let candidate: Vec<(Arc<dyn SectionBinding>, AnySection)> = match source {
@@ -558,8 +607,10 @@ impl Worker {
 
         // 3. Diff, section by section, plus changes still pending from skipped modules.
         let mut changes: Vec<ConfigChange> = Vec::new();
+        let mut fresh_changes = false;
         for (binding, new) in &candidate {
             let mut section_changes = binding.diff(&binding.current(), new);
+            fresh_changes |= !section_changes.is_empty();
             if let Some(owner) = binding.owner()
                 && let Some(pending) = self.pending_skipped.get(owner)
             {
@@ -567,11 +618,26 @@ impl Worker {
             }
             changes.extend(section_changes);
         }
+        // Changes pending only for modules that still cannot reload are no reason to commit a
+        // new version; they wait for the next reload.
+        let only_still_skipped = !fresh_changes
+            && self.targets.iter().all(|t| {
+                !self.pending_skipped.contains_key(&t.module)
+                    || t.reloadable
+                        .as_ref()
+                        .is_some_and(|r| !guarded_can_reload(r))
+            });
         let diff = ConfigDiff::new(changes);
         outcome.diff_id = Some(diff.diff_id);
         outcome.changes = diff.changes.clone();
-        if !diff.has_changes() {
+        if !diff.has_changes() || only_still_skipped {
             outcome.status = ReloadStatus::Noop;
+            outcome.changes.clear();
+            if trial {
+                // The trial found nothing to apply (the bad change was reverted at the source):
+                // nothing is failing any more.
+                self.close_breaker();
+            }
             outcome.duration_ms = millis_f64(started.elapsed());
             if !dry_run {
                 tracing::info!(
@@ -631,7 +697,11 @@ impl Worker {
         if dry_run {
             outcome.skipped = plan
                 .iter()
-                .filter(|(t, ..)| t.reloadable.as_ref().is_some_and(|r| !r.can_reload()))
+                .filter(|(t, ..)| {
+                    t.reloadable
+                        .as_ref()
+                        .is_some_and(|r| !guarded_can_reload(r))
+                })
                 .map(|(t, ..)| t.module.clone())
                 .collect();
             outcome.pending_restart = static_paths;
@@ -654,7 +724,7 @@ impl Worker {
             &self.shared.health,
             self.options.health_gate && trigger != ReloadTrigger::HealthGate,
         ) {
-            (Some(health), true) => Some(health.check().await.readiness),
+            (Some(health), true) => Some(health.force_refresh().await.readiness),
             _ => None,
         };
 
@@ -665,14 +735,19 @@ impl Worker {
             let Some(reloadable) = target.reloadable.clone() else {
                 continue;
             };
-            if !reloadable.can_reload() {
+            if !guarded_can_reload(&reloadable) {
                 tracing::info!(module = %target.module, "module cannot reload now; changes stay pending");
                 outcome.skipped.push(target.module.clone());
                 skipped_now.insert(target.module.clone(), module_changes);
                 continue;
             }
             let ctx = self.context(&target.module, &trigger, Some(new), next_version, false);
-            match run_hook(&reloadable, &ctx, &module_changes).await {
+            let result = if self.shared.cancel.is_cancelled() {
+                Err("the application is stopping".to_owned())
+            } else {
+                run_hook(&reloadable, &ctx, &module_changes).await
+            };
+            match result {
                 Ok(()) => {
                     outcome.reloaded.push(target.module.clone());
                     applied.push((target, module_changes, old));
@@ -769,7 +844,11 @@ impl Worker {
             time: chrono::Utc::now(),
             diff_id: Some(diff.diff_id),
             changes: diff.changes.clone(),
-            outcome: "applied".to_owned(),
+            outcome: if trigger == ReloadTrigger::HealthGate {
+                "reverted".to_owned()
+            } else {
+                "applied".to_owned()
+            },
             sections: current_sections(&store),
         });
         let was_open = lock(&self.shared.breaker).record_success();
@@ -839,6 +918,19 @@ impl Worker {
             version,
             rollback,
             cancel: self.shared.cancel.child_token(),
+        }
+    }
+
+    /// Closes an open or half-open breaker (a trial found nothing failing).
+    fn close_breaker(&self) {
+        if lock(&self.shared.breaker).record_success() {
+            if let Some(health) = &self.shared.health {
+                health.clear_component("reload", "circuit_breaker");
+            }
+            self.emit(
+                types::CIRCUIT_CLOSED,
+                json!({ "failures": 0, "retry_after_ms": 0 }),
+            );
         }
     }
 
@@ -928,8 +1020,12 @@ async fn run_hook(
     ctx: &ReloadContext,
     changes: &[ConfigChange],
 ) -> Result<(), String> {
-    let timeout = reloadable.reload_timeout();
-    let hook = AssertUnwindSafe(reloadable.reload(ctx, changes)).catch_unwind();
+    let timeout = std::panic::catch_unwind(AssertUnwindSafe(|| reloadable.reload_timeout()))
+        .map_err(|panic| format!("panicked: {}", panic_message(&*panic)))?;
+    // The call itself is inside the guarded future: a hook that panics before returning its
+    // future is caught too.
+    let hook =
+        AssertUnwindSafe(async move { reloadable.reload(ctx, changes).await }).catch_unwind();
     let result = tokio::time::timeout(timeout, hook).await;
     match result {
         Err(_) => {
@@ -940,6 +1036,11 @@ async fn run_hook(
         Ok(Ok(Err(error))) => Err(error.to_string()),
         Ok(Ok(Ok(()))) => Ok(()),
     }
+}
+
+/// `can_reload()` with a panic counted as "cannot reload now".
+fn guarded_can_reload(reloadable: &Arc<dyn Reloadable>) -> bool {
+    std::panic::catch_unwind(AssertUnwindSafe(|| reloadable.can_reload())).unwrap_or(false)
 }
 
 /// Combines changes still pending for a skipped module with the new diff of its section:

@@ -85,6 +85,18 @@ impl ConfigWatcher {
                 message: e.to_string(),
             })?;
         let directories: BTreeSet<PathBuf> = files.iter().map(|f| directory_of(f)).collect();
+        // An optional file in a directory that does not exist (yet) is not watched; the other
+        // files still are.
+        let directories: BTreeSet<PathBuf> = directories
+            .into_iter()
+            .filter(|dir| {
+                let exists = dir.is_dir();
+                if !exists {
+                    tracing::warn!(directory = %dir.display(), "config directory does not exist; not watched");
+                }
+                exists
+            })
+            .collect();
         for dir in &directories {
             watcher
                 .watch(dir, RecursiveMode::NonRecursive)
@@ -95,18 +107,29 @@ impl ConfigWatcher {
         }
         let cancel = orchestrator.cancellation().clone();
         let tasks = orchestrator.tasks().clone();
-        let mut last = content_fingerprint(&files);
+        // The content the running config was loaded from, so an edit made while the modules
+        // were starting is not mistaken for the baseline.
+        let mut last = orchestrator
+            .store()
+            .loaded_fingerprint()
+            .unwrap_or_else(|| content_fingerprint(&files));
         tasks.spawn(async move {
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     event = rx.recv() => if event.is_none() { return },
                 }
-                // Trailing debounce: wait until the directory has been quiet for `debounce`.
+                // Trailing debounce: wait until the directory has been quiet for `debounce`, but
+                // no longer than `max_wait` in all, so a file written continuously next to the
+                // config (a log, a database) cannot postpone the reload forever.
+                let max_wait =
+                    tokio::time::sleep(debounce.saturating_mul(4).max(Duration::from_secs(1)));
+                tokio::pin!(max_wait);
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
                         _ = tokio::time::sleep(debounce) => break,
+                        _ = &mut max_wait => break,
                         event = rx.recv() => if event.is_none() { return },
                     }
                 }

@@ -14,7 +14,7 @@ use axum::routing::get;
 use http::header::ACCEPT;
 use http::{HeaderMap, StatusCode};
 use modular_core::health::render::{self, KubeQuery, RenderedHealth};
-use modular_core::health::{HealthAggregator, Probe};
+use modular_core::health::{AggregatedHealth, HealthAggregator, Probe};
 
 use super::{Endpoints, no_store};
 
@@ -82,7 +82,21 @@ async fn startupz(State(st): St, RawQuery(query): RawQuery, headers: HeaderMap) 
 async fn module_checks(State(st): St, Path(module): Path<String>, headers: HeaderMap) -> Response {
     let answer = st.aggregator.check().await;
     let details = st.endpoints.shows_details(&headers);
-    match render::render_module(&answer, &module, details) {
+    let rendered = if wants_ietf(&headers) {
+        // The IETF format of this module's reports only: an answer folded from them alone,
+        // whose overall status is the worst of its reports, like the native answer's.
+        let reports: Vec<_> = answer.module_reports(&module).cloned().collect();
+        (!reports.is_empty()).then(|| {
+            render::render_ietf(
+                &AggregatedHealth::from_reports(reports),
+                Probe::Health,
+                details,
+            )
+        })
+    } else {
+        render::render_module(&answer, &module, details)
+    };
+    match rendered {
         Some(rendered) => respond(rendered),
         None => super::json(
             StatusCode::NOT_FOUND,
