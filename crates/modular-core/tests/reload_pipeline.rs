@@ -443,3 +443,114 @@ async fn sensitive_values_are_redacted_in_outcomes_but_readable_by_modules() {
     assert_eq!(typed.password.expose(), "pw-new");
     let _ = Arc::strong_count(&typed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_half_open_trial_that_finds_nothing_to_apply_closes_the_breaker() {
+    let f = fixture(&[("a", Behaviour::Fail)]);
+    let mut events = f
+        .events
+        .subscribe(EventFilter::prefix("com.modular.config.reload.circuit."));
+    for level in 2..5 {
+        f.set_source(&[("a.level", json!(level))]);
+        assert_eq!(
+            f.orchestrator
+                .reload(ReloadTrigger::Programmatic)
+                .await
+                .status,
+            ReloadStatus::Failed
+        );
+    }
+    // The operator reverts the bad change at its source, then waits out the backoff.
+    f.clear_sources();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let trial = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(trial.status, ReloadStatus::Noop);
+    assert_eq!(
+        f.orchestrator.breaker_state(),
+        modular_core::reload::BreakerState::Closed
+    );
+    let again = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(again.status, ReloadStatus::Noop);
+    let types: Vec<String> = events
+        .drain()
+        .iter()
+        .map(|e| cloudevents::AttributesReader::ty(e).to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "com.modular.config.reload.circuit.opened",
+            "com.modular.config.reload.circuit.half_opened",
+            "com.modular.config.reload.circuit.closed",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn changes_pending_for_a_module_that_still_cannot_reload_commit_nothing() {
+    let f = fixture(&[("busy", Behaviour::Busy)]);
+    f.set_source(&[("busy.level", json!(5))]);
+    let first = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(first.status, ReloadStatus::Applied);
+    assert_eq!(first.skipped, vec!["busy"]);
+    let version = f.orchestrator.version();
+    let again = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
+    assert_eq!(f.orchestrator.version(), version);
+    // Once it can, the pending change reaches it.
+    f.recorders[0].set(Behaviour::Succeed);
+    let applied = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(applied.reloaded, vec!["busy"], "{applied:?}");
+}
+
+struct PanicsOnCanReload;
+
+#[modular_core::async_trait]
+impl modular_core::Reloadable for PanicsOnCanReload {
+    fn can_reload(&self) -> bool {
+        panic!("can_reload exploded")
+    }
+
+    async fn reload(
+        &self,
+        _ctx: &modular_core::ReloadContext,
+        _changes: &[modular_core::ConfigChange],
+    ) -> Result<(), modular_core::BoxError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_panic_outside_the_reload_hook_does_not_stop_the_orchestrator() {
+    let store = support::reload::store_with(&["odd"]);
+    let orchestrator = modular_core::reload::ReloadOrchestrator::new(
+        store.clone(),
+        vec![modular_core::reload::ReloadTarget {
+            module: "odd".to_owned(),
+            reloadable: Some(Arc::new(PanicsOnCanReload)),
+        }],
+        modular_core::events::EventBus::new(),
+        None,
+        quiet_options(),
+    );
+    store.set_overrides(std::collections::BTreeMap::from([(
+        "odd.level".to_owned(),
+        json!(3),
+    )]));
+    let outcome = orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(
+        outcome.skipped,
+        vec!["odd"],
+        "a panicking can_reload counts as cannot reload"
+    );
+    store.set_overrides(std::collections::BTreeMap::from([(
+        "odd.level".to_owned(),
+        json!(4),
+    )]));
+    let next = orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_ne!(
+        next.error.as_deref(),
+        Some("reload orchestrator is stopped"),
+        "{next:?}"
+    );
+}
