@@ -88,6 +88,7 @@ pub use modular_macros::DynamicConfig;
 pub use module::{InitContext, Module, ModuleContext};
 pub use registry::ServiceRegistry;
 pub use reload::{ReloadContext, ReloadOutcome, ReloadStatus, ReloadTrigger, Reloadable};
+pub use util::panic_message;
 
 /// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.
 pub mod guide {

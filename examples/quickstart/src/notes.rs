@@ -11,10 +11,8 @@
 //! depends on no other module's internals, only on their published services. Its schema is a
 //! sqlx migrations directory, [`MIGRATIONS_DIR`] (`examples/quickstart/migrations`), which
 //! `main` configures as the `primary` connection's `migrations`: the database module runs it
-//! when it opens the pool at start. A reload that changes the connection's `url` (another
-//! SQLite file) builds a new pool, and the database module migrates a pool again only when the
-//! `migrations` path itself changes; so the handlers also run the same migrations, once, on
-//! each pool generation they have not seen yet (a no-op where the database module already did).
+//! when it opens the pool at start, and again on every pool a reload builds (a changed `url`
+//! pointing at another SQLite file gets the schema before it serves).
 //!
 //! Each note stored emits `com.modular.notes.note.created` (`id`, `bytes`) on the event bus.
 //!
@@ -36,11 +34,9 @@ use modular_core::{
     BoxError, ConfigHandle, DynamicConfig, FieldError, InitContext, Module, ModuleContext,
 };
 use modular_database::DatabaseService;
-use modular_database::sqlx::migrate::Migrator;
 use modular_database::sqlx::{self, SqlitePool};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::Mutex;
 
 /// The module's name, and its configuration section.
 pub const MODULE_NAME: &str = "notes";
@@ -159,24 +155,19 @@ impl Module for NotesModule {
         vec!["database".to_owned(), "cache".to_owned()]
     }
 
-    /// Loads the migrations, checks the default connection's schema and contributes the
-    /// routes.
+    /// Checks the default connection is SQLite and contributes the routes.
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         let config = ctx.config::<NotesConfig>()?;
         let db = ctx.services().require::<DatabaseService>()?;
         let cache = ctx.services().require::<dyn Cache>()?;
-        let migrator = Migrator::new(std::path::Path::new(MIGRATIONS_DIR)).await?;
         let state = Arc::new(Notes {
             db,
             cache,
             config,
             ctx: ctx.context(),
-            migrator,
-            migrated: Mutex::new(None),
         });
-        // Fails the start early when the default connection is not SQLite; the database
-        // module has already migrated the pool, so this records its generation.
-        state.pool().await?;
+        // Fails the start early when the default connection is not SQLite.
+        state.pool()?;
 
         let routes = RouteRegistry::shared(ctx.services());
         routes.route(
@@ -202,35 +193,17 @@ struct Notes {
     cache: Arc<dyn Cache>,
     config: ConfigHandle<NotesConfig>,
     ctx: ModuleContext,
-    /// The migrations in [`MIGRATIONS_DIR`].
-    migrator: Migrator,
-    /// The connection and pool generation last known to be migrated. Held across a migration
-    /// run, so concurrent requests on a new pool wait for one run instead of racing.
-    migrated: Mutex<Option<(String, u64)>>,
 }
 
 impl Notes {
-    /// The default connection's pool, fetched per unit of work: a reload may replace it. A
-    /// pool generation not seen yet is migrated first (idempotent: sqlx skips what is applied).
-    async fn pool(&self) -> Result<SqlitePool, ApiError> {
+    /// The default connection's pool, fetched per unit of work: a reload may replace it.
+    fn pool(&self) -> Result<SqlitePool, ApiError> {
         let name = self.db.default_name();
-        // Read before the pool: a swap in between only means one more (no-op) migration run.
-        let generation = self.db.generation(&name).unwrap_or(0);
-        let pool = self.db.sqlite(&name).ok_or_else(|| {
+        self.db.sqlite(&name).ok_or_else(|| {
             ApiError::Unavailable(format!(
                 "the notes need the default database connection `{name}` to be SQLite"
             ))
-        })?;
-        let mut migrated = self.migrated.lock().await;
-        let current = (name, generation);
-        if migrated.as_ref() != Some(&current) {
-            self.migrator.run(&pool).await.map_err(|error| {
-                tracing::error!(%error, connection = %current.0, "notes: migrations failed");
-                ApiError::Internal
-            })?;
-            *migrated = Some(current);
-        }
-        Ok(pool)
+        })
     }
 }
 
@@ -257,7 +230,7 @@ fn parse_new_note(body: &[u8], max_bytes: usize) -> Result<String, ApiError> {
 
 async fn create_note(State(notes): State<Arc<Notes>>, body: Bytes) -> Result<Response, ApiError> {
     let text = parse_new_note(&body, notes.config.get().max_text_bytes)?;
-    let pool = notes.pool().await?;
+    let pool = notes.pool()?;
     let (id,): (i64,) = sqlx::query_as("INSERT INTO notes (text) VALUES (?) RETURNING id")
         .bind(&text)
         .fetch_one(&pool)
@@ -283,7 +256,7 @@ async fn read_note(
         Ok(None) => {}
         Err(error) => tracing::warn!(%error, key, "cache read failed; reading the database"),
     }
-    let pool = notes.pool().await?;
+    let pool = notes.pool()?;
     let row: Option<NoteRow> =
         sqlx::query_as("SELECT id, text, created_at FROM notes WHERE id = ?")
             .bind(id)
@@ -300,7 +273,7 @@ async fn read_note(
 
 async fn list_notes(State(notes): State<Arc<Notes>>) -> Result<Response, ApiError> {
     let limit = notes.config.get().list_limit;
-    let pool = notes.pool().await?;
+    let pool = notes.pool()?;
     let rows: Vec<NoteRow> =
         sqlx::query_as("SELECT id, text, created_at FROM notes ORDER BY id DESC LIMIT ?")
             .bind(i64::from(limit))

@@ -135,18 +135,8 @@ fn catch(owners: &str, f: impl FnOnce() -> Router) -> Result<Router, RouterError
         } else {
             owners.to_owned()
         },
-        message: panic_text(&*panic),
+        message: modular_core::panic_message(&*panic),
     })
-}
-
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_owned()
-    }
 }
 
 /// Answers a disabled route with its configured status (the route's handler never runs).
@@ -219,7 +209,7 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
-    tracing::error!(panic = %panic_text(&*panic), "request handler panicked; answered 500");
+    tracing::error!(panic = %modular_core::panic_message(&*panic), "request handler panicked; answered 500");
     let mut response = Response::new(Body::from(r#"{"error":"internal server error"}"#));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     response.headers_mut().insert(

@@ -2,6 +2,8 @@
 //! capture, the cached snapshot with single-flight refresh, synthetic components, and events.
 
 use std::any::Any;
+
+use crate::util::panic_message;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -796,15 +798,4 @@ fn panicked(registration: &Registration, payload: &(dyn Any + Send)) -> Outcome 
     let message = panic_message(payload);
     tracing::warn!(provider = &*registration.name, panic = %message, "health check panicked");
     failure(HealthStatus::Unhealthy, format!("panicked: {message}"))
-}
-
-/// The message of a panic payload (`panic!("...")` carries a `&str` or a `String`).
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
 }

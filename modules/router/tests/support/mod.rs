@@ -228,9 +228,17 @@ pub async fn start_with(
     yaml: &str,
     customize: impl FnOnce(ApplicationBuilder) -> ApplicationBuilder,
 ) -> anyhow::Result<TestApp> {
-    let port = modular_testkit::free_port();
-    let (app, dir, config, health, gate) = build(port, yaml, customize).await?;
-    let mut test = TestApp {
+    // Port 0: the server binds a free port itself, so parallel tests never race for one.
+    let (mut app, dir, config, health, gate) = build(0, yaml, customize).await?;
+    app.start().await?;
+    let port = app
+        .services()
+        .require::<modular_httpserver::HttpServerHandle>()?
+        .local_addr()
+        .context("the server is listening")?
+        .port();
+    modular_testkit::wait_for_tcp(("127.0.0.1", port), Duration::from_secs(5)).await?;
+    Ok(TestApp {
         app,
         dir,
         config,
@@ -238,10 +246,7 @@ pub async fn start_with(
         health,
         gate,
         http: reqwest::Client::builder().no_proxy().build()?,
-    };
-    test.app.start().await?;
-    modular_testkit::wait_for_tcp(("127.0.0.1", port), Duration::from_secs(5)).await?;
-    Ok(test)
+    })
 }
 
 /// Builds (without starting) an application for `yaml` on `port`.
@@ -291,8 +296,7 @@ impl TestApp {
 
     /// Rewrites the config file (the server section is added).
     pub fn write_config(&self, yaml: &str) -> anyhow::Result<()> {
-        std::fs::write(&self.config, format!("{}{yaml}", server_yaml(self.port)))
-            .context("write config")
+        std::fs::write(&self.config, format!("{}{yaml}", server_yaml(0))).context("write config")
     }
 
     pub fn set_health(&self, status: HealthStatus) {
