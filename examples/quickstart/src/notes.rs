@@ -91,11 +91,7 @@ impl NotesConfig {
         if self.list_limit == 0 {
             errors.push(FieldError::new("list_limit", "must be > 0, got 0"));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 

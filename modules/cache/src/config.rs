@@ -182,11 +182,7 @@ impl CacheConfig {
         {
             errors.push(FieldError::new("redis.url", message));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 

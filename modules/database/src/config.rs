@@ -88,11 +88,7 @@ impl DatabaseConfig {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 
@@ -266,11 +262,7 @@ impl ConnectionConfig {
                 format!("is not a directory: `{}`", path.display()),
             ));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 

@@ -271,11 +271,7 @@ impl HttpClientConfig {
         self.retry.check(&mut errors);
         self.verbose.check(&mut errors);
         check_probes(&self.health_probe, &mut errors);
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 

@@ -121,11 +121,7 @@ impl HttpServerConfig {
                 "must be > 0s, got 0s",
             ));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 
@@ -188,11 +184,7 @@ impl TlsConfig {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 
     /// Where the certificate comes from.

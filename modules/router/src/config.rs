@@ -102,11 +102,7 @@ impl RouterConfig {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 
     /// Whether `path` is disabled, and the status it then answers.
@@ -206,11 +202,7 @@ impl CorsConfig {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        FieldError::collect(errors)
     }
 }
 

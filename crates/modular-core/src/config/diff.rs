@@ -46,6 +46,17 @@ impl FieldError {
     }
 }
 
+impl FieldError {
+    /// `Ok(())` when no error was found, else every error: the usual end of a `validate` hook.
+    pub fn collect(errors: Vec<FieldError>) -> Result<(), Vec<FieldError>> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
