@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::errors::{ValidationError, ValidationErrors, from_figment};
 use super::handle::ConfigHandle;
 use super::source::{ConfigSources, TextFormat};
-use super::{ConfigChange, DynamicConfig, FieldInfo};
+use super::{ConfigChange, DynamicConfig};
 
 /// A type-erased section value.
 pub type AnySection = Arc<dyn Any + Send + Sync>;
@@ -35,8 +35,6 @@ pub trait SectionBinding: Send + Sync {
     fn name(&self) -> &str;
     /// The module that owns the section, if any.
     fn owner(&self) -> Option<&str>;
-    /// The section type's field table.
-    fn fields(&self) -> &'static [FieldInfo];
     /// Deserializes and validates the section from a candidate figment.
     fn load(&self, figment: &Figment) -> Result<AnySection, Vec<ValidationError>>;
     /// The running value.
@@ -188,10 +186,6 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
 
     fn owner(&self) -> Option<&str> {
         self.owner.as_deref()
-    }
-
-    fn fields(&self) -> &'static [FieldInfo] {
-        T::FIELDS
     }
 
     fn load(&self, figment: &Figment) -> Result<AnySection, Vec<ValidationError>> {

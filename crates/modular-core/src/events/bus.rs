@@ -166,6 +166,12 @@ impl EventBus {
     /// Builds and publishes an event with JSON data. A build failure (which only an invalid
     /// source could cause) is logged, not raised: events never break the operation they report.
     pub fn emit(&self, ty: &str, source: &str, data: serde_json::Value) {
+        // Nobody listens: skip the id, the clock and the event itself (reloads and health
+        // evaluations emit on every run).
+        if !self.has_observer_for(ty) {
+            self.inner.published.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match build_event(ty, source, data) {
             Ok(event) => self.publish(event),
             Err(error) => tracing::error!(event_type = ty, %error, "could not build event"),
