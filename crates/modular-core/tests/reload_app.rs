@@ -143,25 +143,30 @@ async fn set_override_reloads_and_a_bad_override_changes_nothing() {
     app.stop().await.unwrap();
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_health_gate_reverts_a_reload_after_which_readiness_got_worse() {
-    let journal = Journal::default();
-    let mut module = tracked("gated", &[], &journal);
+/// One module `gated` whose readiness fails above level 50, with the health gate on.
+async fn gated_app(journal: &Journal, stop_delay: Duration) -> Application {
+    let mut module = tracked("gated", &[], journal);
     module.gate_level = Some(50);
-    let options = ReloadOptions {
-        watch_files: false,
-        health_gate: true,
-        ..ReloadOptions::default()
-    };
-    let mut app = Application::builder()
+    module.stop_delay = stop_delay;
+    Application::builder()
         .env_prefix(None)
         .module(module)
-        .with_reload_options(options)
+        .with_reload_options(ReloadOptions {
+            watch_files: false,
+            health_gate: true,
+            ..ReloadOptions::default()
+        })
         .with_health_aggregator()
         .handle_signals(false)
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_health_gate_reverts_a_reload_after_which_readiness_got_worse() {
+    let journal = Journal::default();
+    let mut app = gated_app(&journal, Duration::ZERO).await;
     let mut events = app
         .events()
         .subscribe(EventFilter::exact("com.modular.config.reload.reverted"));
@@ -264,23 +269,7 @@ async fn an_open_breaker_degrades_the_optional_reload_component_without_failing_
 #[tokio::test(start_paused = true)]
 async fn stopping_inside_the_health_gate_window_reverts_nothing() {
     let journal = Journal::default();
-    let mut module = tracked("gated", &[], &journal);
-    module.gate_level = Some(50);
-    module.stop_delay = Duration::from_secs(2);
-    let options = ReloadOptions {
-        watch_files: false,
-        health_gate: true,
-        ..ReloadOptions::default()
-    };
-    let mut app = Application::builder()
-        .env_prefix(None)
-        .module(module)
-        .with_reload_options(options)
-        .with_health_aggregator()
-        .handle_signals(false)
-        .build()
-        .await
-        .unwrap();
+    let mut app = gated_app(&journal, Duration::from_secs(2)).await;
     let mut events = app
         .events()
         .subscribe(EventFilter::prefix("com.modular.config.reload."));
