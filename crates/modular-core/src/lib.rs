@@ -80,14 +80,17 @@ mod util;
 pub use app::{Application, ApplicationBuilder};
 pub use async_trait::async_trait;
 pub use config::{
-    ChangeType, ConfigChange, ConfigDiff, ConfigHandle, DynamicConfig, FieldError, Secret,
+    ChangeType, ConfigChange, ConfigDiff, ConfigHandle, ConfigSnapshot, DynamicConfig, FieldError,
+    Secret,
 };
 pub use crypto::install_default_crypto_provider;
 pub use error::{BoxError, Error, Phase};
 pub use modular_macros::DynamicConfig;
 pub use module::{InitContext, Module, ModuleContext};
 pub use registry::ServiceRegistry;
-pub use reload::{ReloadContext, ReloadOutcome, ReloadStatus, ReloadTrigger, Reloadable};
+pub use reload::{
+    PreparedReload, ReloadContext, ReloadOutcome, ReloadStatus, ReloadTrigger, Reloadable,
+};
 pub use util::panic_message;
 
 /// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.

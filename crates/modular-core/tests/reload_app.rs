@@ -202,16 +202,12 @@ struct Refusing;
 
 #[modular_core::async_trait]
 impl modular_core::Reloadable for Refusing {
-    async fn reload(
+    async fn prepare(
         &self,
-        ctx: &modular_core::ReloadContext,
+        _ctx: &modular_core::ReloadContext,
         _: &[modular_core::ConfigChange],
-    ) -> Result<(), BoxError> {
-        if ctx.is_rollback() {
-            Ok(())
-        } else {
-            Err("refused".into())
-        }
+    ) -> Result<modular_core::PreparedReload, BoxError> {
+        Err("refused".into())
     }
 }
 

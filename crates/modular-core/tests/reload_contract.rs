@@ -123,6 +123,11 @@ fn fails(w: &mut ReloadWorld, module: String) {
     w.recorder(&module).set(Behaviour::Fail);
 }
 
+#[given(expr = "module {string} applies in place")]
+fn in_place(w: &mut ReloadWorld, module: String) {
+    w.recorder(&module).set(Behaviour::InPlace);
+}
+
 #[given(expr = "module {string} reloads successfully again")]
 fn succeeds_again(w: &mut ReloadWorld, module: String) {
     w.recorder(&module).set(Behaviour::Succeed);
@@ -256,6 +261,27 @@ fn rolled_back(w: &mut ReloadWorld, module: String) {
         w.outcome.as_ref().expect("outcome").rolled_back,
         vec![module]
     );
+}
+
+#[then(expr = "module {string} was aborted and never committed")]
+fn aborted(w: &mut ReloadWorld, module: String) {
+    let outcome = w.outcome.as_ref().expect("outcome");
+    assert_eq!(outcome.aborted, vec![module.clone()], "{outcome:?}");
+    assert_eq!(w.journal.phases(), vec![(module.clone(), "abort")]);
+    assert_eq!(w.recorder(&module).live(), (1, 1), "the live resource is untouched");
+}
+
+#[then("no module was rolled back")]
+fn none_rolled_back(w: &mut ReloadWorld) {
+    let outcome = w.outcome.as_ref().expect("outcome");
+    assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
+    assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");
+    assert!(!w.journal.any_undo(), "{:?}", w.journal.modules());
+}
+
+#[then("the running config version is unchanged")]
+fn version_unchanged(w: &mut ReloadWorld) {
+    assert_eq!(w.store.as_ref().expect("store").version(), 1);
 }
 
 #[then(expr = "a {string} event names modules {string}")]

@@ -35,7 +35,7 @@ async fn a_dynamic_change_reaches_only_its_module_with_typed_values() {
 }
 
 #[tokio::test]
-async fn modules_reload_in_dependency_order_and_roll_back_in_reverse() {
+async fn modules_prepare_in_dependency_order_and_a_failure_drops_every_prepared_state() {
     let f = fixture(&[
         ("base", Behaviour::Succeed),
         ("middle", Behaviour::Succeed),
@@ -49,21 +49,54 @@ async fn modules_reload_in_dependency_order_and_roll_back_in_reverse() {
     let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
     assert_eq!(outcome.status, ReloadStatus::Failed);
     assert_eq!(outcome.failed_module.as_deref(), Some("top"));
-    assert_eq!(outcome.rolled_back, vec!["middle", "base"]);
+    // Prepared in dependency order, aborted in reverse; nothing was committed, so nothing is
+    // rolled back and no undo hook ran.
     assert_eq!(
         f.journal.modules(),
         vec![
             ("base".to_owned(), false),
             ("middle".to_owned(), false),
             ("top".to_owned(), false),
-            ("middle".to_owned(), true),
-            ("base".to_owned(), true),
         ]
     );
-    // The rollback carries exactly the inverse changes and the previous section.
+    assert_eq!(outcome.aborted, vec!["middle", "base"]);
+    assert_eq!(
+        f.journal.phases(),
+        vec![("middle".to_owned(), "abort"), ("base".to_owned(), "abort")]
+    );
+    assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
+    assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");
+    assert_eq!(f.recorders[0].live(), (1, 1), "base's live resource is the same generation");
+    assert_eq!(f.recorders[1].live(), (1, 1));
+    assert_eq!(f.level("base"), 1, "nothing was committed");
+    assert_eq!(f.orchestrator.version(), 1);
+}
+
+#[tokio::test]
+async fn every_module_commits_only_after_all_have_prepared() {
+    let f = fixture(&[("base", Behaviour::Succeed), ("top", Behaviour::Succeed)]);
+    f.set_source(&[("base.level", json!(2)), ("top.level", json!(3))]);
+    let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        f.journal.phases(),
+        vec![("base".to_owned(), "commit"), ("top".to_owned(), "commit")]
+    );
+    assert_eq!(f.recorders[0].live(), (2, 2));
+    assert_eq!(f.recorders[1].live(), (3, 2));
+    assert!(outcome.aborted.is_empty());
+}
+
+#[tokio::test]
+async fn an_in_place_module_is_undone_with_the_inverse_changes_and_the_previous_section() {
+    let f = fixture(&[("base", Behaviour::InPlace), ("top", Behaviour::Fail)]);
+    f.set_source(&[("base.level", json!(2)), ("top.level", json!(4))]);
+    let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(outcome.status, ReloadStatus::Failed);
+    assert_eq!(outcome.rolled_back, vec!["base"]);
     let calls = f.journal.calls();
     let applied = &calls[0];
-    let undone = &calls[4];
+    let undone = calls.iter().find(|c| c.rollback).expect("undo");
     assert_eq!(
         undone.changes,
         applied
@@ -74,7 +107,7 @@ async fn modules_reload_in_dependency_order_and_roll_back_in_reverse() {
             .collect::<Vec<_>>()
     );
     assert_eq!(undone.level, Some(1));
-    assert_eq!(f.level("base"), 1, "nothing was committed");
+    assert_eq!(f.recorders[0].live().0, 1, "undone to the previous level");
     assert_eq!(f.orchestrator.version(), 1);
 }
 
@@ -94,7 +127,8 @@ async fn a_module_that_ignores_cancellation_is_cut_off_at_its_timeout() {
             .contains("timed out after 5s"),
         "{outcome:?}"
     );
-    assert_eq!(outcome.rolled_back, vec!["first"]);
+    assert_eq!(outcome.aborted, vec!["first"]);
+    assert!(outcome.rolled_back.is_empty());
     let waited = started.elapsed();
     assert!(
         waited >= Duration::from_secs(5) && waited < Duration::from_secs(6),
@@ -116,7 +150,8 @@ async fn a_panicking_module_fails_the_reload_and_the_orchestrator_keeps_serving(
             .contains("panicked: boom exploded"),
         "{outcome:?}"
     );
-    assert_eq!(outcome.rolled_back, vec!["ok"]);
+    assert_eq!(outcome.aborted, vec!["ok"]);
+    assert_eq!(f.recorders[0].live(), (1, 1), "ok's prepared state never went live");
 
     f.recorders[1].set(Behaviour::Succeed);
     let next = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
@@ -400,7 +435,9 @@ async fn events_follow_the_pipeline() {
     assert_eq!(got[1].1["reloaded"], json!(["a"]));
     assert_eq!(got[1].1["trigger"], json!("admin"));
     assert_eq!(got[3].1["failed_module"], json!("b"));
-    assert_eq!(got[3].1["rolled_back"], json!(["a"]));
+    assert_eq!(got[3].1["aborted"], json!(["a"]));
+    assert_eq!(got[3].1["rolled_back"], json!([]));
+    assert_eq!(got[3].1["rollback_errors"], json!([]));
 }
 
 #[tokio::test]
@@ -511,12 +548,12 @@ impl modular_core::Reloadable for PanicsOnCanReload {
         panic!("can_reload exploded")
     }
 
-    async fn reload(
+    async fn prepare(
         &self,
         _ctx: &modular_core::ReloadContext,
         _changes: &[modular_core::ConfigChange],
-    ) -> Result<(), modular_core::BoxError> {
-        Ok(())
+    ) -> Result<modular_core::PreparedReload, modular_core::BoxError> {
+        Ok(modular_core::PreparedReload::nothing())
     }
 }
 

@@ -264,6 +264,20 @@ impl Application {
         &self.store
     }
 
+    /// The whole running configuration at one version (one config epoch): every section
+    /// read from it comes from the same version, even while a reload commits.
+    ///
+    /// ```
+    /// # async fn demo(app: &modular_core::Application, a: modular_core::ConfigHandle<u32>, b: modular_core::ConfigHandle<String>) {
+    /// let snapshot = app.config_snapshot();
+    /// let (first, second) = (snapshot.get(&a), snapshot.get(&b)); // both old or both new
+    /// # let _ = (first, second);
+    /// # }
+    /// ```
+    pub fn config_snapshot(&self) -> Arc<crate::config::ConfigSnapshot> {
+        self.store.snapshot()
+    }
+
     /// The health aggregator, when turned on.
     pub fn health(&self) -> Option<&Arc<HealthAggregator>> {
         self.health.as_ref()

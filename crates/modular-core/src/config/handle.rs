@@ -1,56 +1,112 @@
 //! [`ConfigHandle`]: a lock-free, always-consistent view of one config section.
 
+use std::any::Any;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use super::epoch::{AnySection, Epoch};
 
 /// The running value of one configuration section.
 ///
-/// Reads never block and never see half an update: a reload replaces the whole snapshot at
-/// once. Hold the `Arc` returned by [`ConfigHandle::get`] for the duration of one operation
-/// so the operation sees one version throughout.
+/// Reads never block and never see half an update: every section of a version is published in
+/// one atomic swap of the application's config epoch, which this handle reads through. Hold
+/// the `Arc` returned by [`ConfigHandle::get`] for the duration of one operation so the
+/// operation sees one version throughout. To read two sections from the same version, take a
+/// [`ConfigSnapshot`](super::ConfigSnapshot) and read both from it.
+///
+/// A background task follows reloads with [`ConfigHandle::changed`]:
+///
+/// ```
+/// # async fn demo(handle: modular_core::ConfigHandle<u32>) {
+/// loop {
+///     let value = handle.changed().await;
+///     println!("now {value}");
+/// #   break;
+/// }
+/// # }
+/// ```
 pub struct ConfigHandle<T> {
-    cell: Arc<ArcSwap<T>>,
+    pub(crate) epoch: Arc<Epoch>,
+    pub(crate) index: usize,
+    _type: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for ConfigHandle<T> {
     fn clone(&self) -> Self {
         Self {
-            cell: Arc::clone(&self.cell),
+            epoch: Arc::clone(&self.epoch),
+            index: self.index,
+            _type: PhantomData,
         }
     }
 }
 
-impl<T> ConfigHandle<T> {
-    /// A handle holding `value`.
+impl<T: Any + Send + Sync> ConfigHandle<T> {
+    /// A standalone handle holding `value` (tests, code outside an application).
     pub fn new(value: T) -> Self {
+        let epoch = Epoch::new(1, vec![Arc::new(value) as AnySection]);
+        Self::bind(epoch, 0)
+    }
+
+    pub(crate) fn bind(epoch: Arc<Epoch>, index: usize) -> Self {
         Self {
-            cell: Arc::new(ArcSwap::from_pointee(value)),
+            epoch,
+            index,
+            _type: PhantomData,
         }
     }
 
-    /// A cheap, short-lived snapshot (do not hold it across `.await`).
+    /// An owned snapshot of the section (do not hold it longer than one operation needs).
     #[inline]
-    pub fn load(&self) -> arc_swap::Guard<Arc<T>> {
-        self.cell.load()
+    pub fn load(&self) -> Arc<T> {
+        self.get()
     }
 
-    /// An owned snapshot.
+    /// An owned snapshot of the section.
     #[inline]
     pub fn get(&self) -> Arc<T> {
-        self.cell.load_full()
+        let snapshot = self.epoch.load();
+        match snapshot
+            .section(self.index)
+            .cloned()
+            .map(|section| section.downcast::<T>())
+        {
+            Some(Ok(value)) => value,
+            // A handle is only ever bound to its own section's index and type.
+            _ => unreachable!("config handle bound to a section of another type"),
+        }
     }
 
-    pub(crate) fn store(&self, value: Arc<T>) {
-        self.cell.store(value);
+    /// The config version the section was last read at.
+    pub fn version(&self) -> u64 {
+        self.epoch.load().version()
+    }
+
+    /// Waits until a reload commits a new value of this section, and returns it.
+    ///
+    /// Versions that leave this section as it was (another module's change, or a section
+    /// held back because its module could not reload) do not wake the caller. Cancel-safe:
+    /// dropping the future loses nothing, since the next call compares against the value
+    /// current when it starts.
+    pub async fn changed(&self) -> Arc<T> {
+        let mut rx = self.epoch.subscribe();
+        let seen = self.get();
+        loop {
+            if rx.changed().await.is_err() {
+                // The store is gone: nothing will change any more.
+                std::future::pending::<()>().await;
+            }
+            let now = self.get();
+            if !Arc::ptr_eq(&now, &seen) {
+                return now;
+            }
+        }
     }
 }
 
-impl<T: fmt::Debug> fmt::Debug for ConfigHandle<T> {
+impl<T: fmt::Debug + Any + Send + Sync> fmt::Debug for ConfigHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConfigHandle")
-            .field(&**self.cell.load())
-            .finish()
+        f.debug_tuple("ConfigHandle").field(&*self.get()).finish()
     }
 }

@@ -6,6 +6,7 @@
 //! [`ConfigHandle`].
 
 pub mod diff;
+mod epoch;
 mod errors;
 mod handle;
 pub mod secret;
@@ -16,6 +17,7 @@ pub use diff::{
     ChangeType, ConfigChange, ConfigDiff, DiffContext, DynamicConfig, FieldError, FieldInfo,
     apply_changes,
 };
+pub use epoch::ConfigSnapshot;
 pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};

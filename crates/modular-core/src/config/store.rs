@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use figment::Figment;
@@ -11,13 +10,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::epoch::{ConfigSnapshot, Epoch};
 use super::errors::{ValidationError, ValidationErrors, from_figment};
 use super::handle::ConfigHandle;
 use super::source::{ConfigSources, TextFormat};
 use super::{ConfigChange, DynamicConfig};
 
-/// A type-erased section value.
-pub type AnySection = Arc<dyn Any + Send + Sync>;
+pub use super::epoch::AnySection;
 
 /// What a configuration section type needs: typed diff and validation, serde both ways.
 pub trait SectionConfig:
@@ -39,10 +38,10 @@ pub trait SectionBinding: Send + Sync {
     fn load(&self, figment: &Figment) -> Result<AnySection, Vec<ValidationError>>;
     /// The running value.
     fn current(&self) -> AnySection;
+    /// The section's place in the config epoch.
+    fn index(&self) -> usize;
     /// Typed diff from `old` to `new`, with `section` set on every change.
     fn diff(&self, old: &AnySection, new: &AnySection) -> Vec<ConfigChange>;
-    /// Makes `value` the running value.
-    fn store(&self, value: AnySection);
     /// The serde form of a value with secrets and sensitive fields redacted.
     fn redacted_json(&self, value: &AnySection) -> Value;
     /// A clone of the typed `ConfigHandle<T>`, boxed.
@@ -54,6 +53,7 @@ struct TypedSection<T> {
     owner: Option<String>,
     handle: ConfigHandle<T>,
 }
+
 
 impl<T: SectionConfig> TypedSection<T> {
     fn extract(&self, figment: &Figment) -> Result<T, Vec<ValidationError>> {
@@ -196,18 +196,16 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
         self.handle.get() as AnySection
     }
 
+    fn index(&self) -> usize {
+        self.handle.index
+    }
+
     fn diff(&self, old: &AnySection, new: &AnySection) -> Vec<ConfigChange> {
         let mut changes = downcast::<T>(old).diff(downcast::<T>(new));
         for change in &mut changes {
             change.section = std::borrow::Cow::Owned(self.name.clone());
         }
         changes
-    }
-
-    fn store(&self, value: AnySection) {
-        if let Ok(typed) = value.downcast::<T>() {
-            self.handle.store(typed);
-        }
     }
 
     fn handle_any(&self) -> Box<dyn Any + Send> {
@@ -250,7 +248,7 @@ pub struct ConfigStore {
     overrides: Mutex<BTreeMap<String, Value>>,
     sections: RwLock<Vec<Arc<dyn SectionBinding>>>,
     initial: RwLock<Option<Figment>>,
-    version: AtomicU64,
+    epoch: Arc<Epoch>,
     loaded_fingerprint: Mutex<Option<u64>>,
 }
 
@@ -272,7 +270,7 @@ impl ConfigStore {
             overrides: Mutex::new(BTreeMap::new()),
             sections: RwLock::new(Vec::new()),
             initial: RwLock::new(None),
-            version: AtomicU64::new(1),
+            epoch: Epoch::new(1, Vec::new()),
             loaded_fingerprint: Mutex::new(None),
         }
     }
@@ -316,13 +314,15 @@ impl ConfigStore {
             None => self.figment(None).map_err(ValidationErrors)?,
         };
         let value = extract_section::<T>(name, &figment).map_err(ValidationErrors)?;
-        let handle = ConfigHandle::new(value);
+        let mut sections = write(&self.sections);
+        let index = self.epoch.append(Arc::new(value) as AnySection);
+        let handle = ConfigHandle::bind(Arc::clone(&self.epoch), index);
         let binding = TypedSection {
             name: name.to_owned(),
             owner: owner.map(str::to_owned),
             handle: handle.clone(),
         };
-        write(&self.sections).push(Arc::new(binding));
+        sections.push(Arc::new(binding));
         Ok(handle)
     }
 
@@ -400,11 +400,29 @@ impl ConfigStore {
 
     /// The config version (1 at start, +1 per committed reload).
     pub fn version(&self) -> u64 {
-        self.version.load(Ordering::Acquire)
+        self.epoch.load().version()
     }
 
-    pub(crate) fn bump_version(&self) -> u64 {
-        self.version.fetch_add(1, Ordering::AcqRel) + 1
+    /// The whole running configuration at one version: read several sections from it and
+    /// they are all from that version (see [`ConfigSnapshot`]).
+    #[inline]
+    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+        self.epoch.load_full()
+    }
+
+    /// Publishes a new version: every section in `updates` takes its new value, every other
+    /// section keeps its own, all in one atomic swap (one epoch). Returns the new version.
+    pub(crate) fn publish(&self, updates: Vec<(usize, AnySection)>) -> u64 {
+        let current = self.epoch.load_full();
+        let mut sections = current.sections.clone();
+        for (index, value) in updates {
+            if let Some(slot) = sections.get_mut(index) {
+                *slot = value;
+            }
+        }
+        let version = current.version() + 1;
+        self.epoch.publish(version, sections);
+        version
     }
 
     /// The running configuration as JSON, section by section, with secrets redacted.

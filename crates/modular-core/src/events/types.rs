@@ -11,6 +11,8 @@ pub const RELOAD_NOOP: &str = "com.modular.config.reload.noop";
 pub const RELOAD_REJECTED: &str = "com.modular.config.reload.rejected";
 pub const RELOAD_FAILED: &str = "com.modular.config.reload.failed";
 pub const RELOAD_REVERTED: &str = "com.modular.config.reload.reverted";
+/// The health gate's window closed with readiness no worse than before the reload.
+pub const RELOAD_GATE_PASSED: &str = "com.modular.config.reload.gate.passed";
 pub const CIRCUIT_OPENED: &str = "com.modular.config.reload.circuit.opened";
 pub const CIRCUIT_HALF_OPENED: &str = "com.modular.config.reload.circuit.half_opened";
 pub const CIRCUIT_CLOSED: &str = "com.modular.config.reload.circuit.closed";

@@ -23,6 +23,12 @@ pub struct HistoryEntry {
     pub changes: Vec<ConfigChange>,
     /// `initial`, `applied`, `reverted`, …
     pub outcome: String,
+    /// The health gate's verdict on this version, once it has one: `passed`, `reverted`
+    /// (with the reason), `superseded` (a later reload came within the window), or
+    /// `revert_failed`. `None` when no gate watched it or its window is still open.
+    pub health_gate: Option<String>,
+    /// Why the gate reverted it.
+    pub health_gate_reason: Option<String>,
     /// The typed sections of this version (kept for rollback, never serialized).
     #[serde(skip)]
     pub(crate) sections: Vec<(String, AnySection)>,
@@ -34,6 +40,7 @@ impl std::fmt::Debug for HistoryEntry {
             .field("version", &self.version)
             .field("trigger", &self.trigger)
             .field("outcome", &self.outcome)
+            .field("health_gate", &self.health_gate)
             .field("changes", &self.changes)
             .finish()
     }
@@ -62,6 +69,13 @@ impl History {
 
     pub(crate) fn get(&self, version: u64) -> Option<&HistoryEntry> {
         self.entries.iter().find(|e| e.version == version)
+    }
+
+    pub(crate) fn set_gate(&mut self, version: u64, verdict: &str, reason: Option<&str>) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.version == version) {
+            entry.health_gate = Some(verdict.to_owned());
+            entry.health_gate_reason = reason.map(str::to_owned);
+        }
     }
 
     pub(crate) fn entries(&self) -> Vec<HistoryEntry> {

@@ -16,7 +16,7 @@ pub enum ReloadStatus {
     Noop,
     /// The candidate was invalid or needed a restart; nothing was applied.
     Rejected,
-    /// A module failed; modules applied before it were rolled back.
+    /// A module failed to prepare; every prepared state was dropped and nothing was committed.
     Failed,
     /// The circuit breaker is open; nothing was tried.
     CircuitOpen,
@@ -57,7 +57,7 @@ pub struct ReloadOutcome {
     pub diff_id: Option<uuid::Uuid>,
     /// Every change seen (redacted when serialized).
     pub changes: Vec<ConfigChange>,
-    /// Modules whose reload hook ran and succeeded, in order.
+    /// Modules that prepared and committed, in order.
     pub reloaded: Vec<String>,
     /// Modules skipped because `can_reload()` was false.
     pub skipped: Vec<String>,
@@ -69,9 +69,12 @@ pub struct ReloadOutcome {
     pub errors: Vec<ValidationError>,
     /// Full paths of changes to non-dynamic fields.
     pub static_changes: Vec<String>,
-    /// Modules rolled back after a failure, in rollback order.
+    /// Modules whose prepared state was dropped after a failure, in abort order (nothing of
+    /// theirs was ever published).
+    pub aborted: Vec<String>,
+    /// Modules that had applied in place and were undone after a failure, in undo order.
     pub rolled_back: Vec<String>,
-    /// Rollbacks that failed in turn.
+    /// Undos that failed in turn (only modules that apply in place can have one).
     pub rollback_errors: Vec<ModuleFailure>,
     /// Full paths waiting for a restart (policy `apply_dynamic`).
     pub pending_restart: Vec<String>,
@@ -79,6 +82,9 @@ pub struct ReloadOutcome {
     pub retry_after_ms: Option<u64>,
     /// The modules the plan would call, in order (filled by dry runs and reloads alike).
     pub plan: Vec<String>,
+    /// `watching` when the health gate watches this version: its verdict follows as an
+    /// event and in the history entry.
+    pub health_gate: Option<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
     /// How long it took.
@@ -99,11 +105,13 @@ impl ReloadOutcome {
             error: None,
             errors: Vec::new(),
             static_changes: Vec::new(),
+            aborted: Vec::new(),
             rolled_back: Vec::new(),
             rollback_errors: Vec::new(),
             pending_restart: Vec::new(),
             retry_after_ms: None,
             plan: Vec::new(),
+            health_gate: None,
             dry_run: false,
             duration_ms: 0.0,
         }

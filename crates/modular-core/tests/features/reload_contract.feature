@@ -1,7 +1,8 @@
 Feature: Reload contract
-  Every reload trigger runs one pipeline: modules receive only their own changes, failures
-  roll back what was applied, repeated failures open a circuit breaker, and concurrent
-  requests are coalesced without overlapping.
+  Every reload trigger runs one pipeline: modules receive only their own changes and prepare
+  their new state aside; only when every module has prepared are they all committed; a failure
+  drops every prepared state, so nothing needs rolling back; repeated failures open a circuit
+  breaker, and concurrent requests are coalesced without overlapping.
 
   Scenario: Three modules all receive their changes
     Given modules "alpha, beta, gamma" that reload successfully
@@ -21,15 +22,26 @@ Feature: Reload contract
     And modules "alpha, gamma" each received 1 change to "level"
     And module "beta" received no call
 
-  Scenario: When the second of three modules fails, the first is rolled back
+  Scenario: When the second of three modules fails to prepare, the first's prepared state is dropped
     Given modules "alpha, beta, gamma" that reload successfully
     And module "beta" fails to reload
     When the level of "alpha, beta, gamma" changes to 5
     And a reload is requested
     Then the reload status is "failed"
-    And module "alpha" was rolled back with exactly the inverse changes
+    And module "alpha" was aborted and never committed
+    And no module was rolled back
     And module "gamma" received no call
+    And the running config version is unchanged
     And a "com.modular.config.reload.failed" event names failed module "beta"
+
+  Scenario: A module that applies in place is undone with exactly the inverse changes
+    Given modules "alpha, beta" that reload successfully
+    And module "alpha" applies in place
+    And module "beta" fails to reload
+    When the level of "alpha, beta" changes to 5
+    And a reload is requested
+    Then the reload status is "failed"
+    And module "alpha" was rolled back with exactly the inverse changes
 
   Scenario: Three consecutive failures open the circuit breaker until a trial succeeds
     Given modules "alpha" that reload successfully

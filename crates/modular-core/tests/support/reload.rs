@@ -10,7 +10,8 @@ use modular_core::config::{ConfigSources, ConfigStore};
 use modular_core::events::EventBus;
 use modular_core::reload::{ReloadOptions, ReloadOrchestrator, ReloadTarget};
 use modular_core::{
-    BoxError, ConfigChange, DynamicConfig, FieldError, ReloadContext, Reloadable, Secret,
+    BoxError, ConfigChange, DynamicConfig, FieldError, PreparedReload, ReloadContext, Reloadable,
+    Secret,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,6 +66,8 @@ pub enum Behaviour {
     Hang,
     /// `can_reload()` is false.
     Busy,
+    /// Applies in place while preparing (the exception to two-phase), undone on abort.
+    InPlace,
 }
 
 /// One call to a reload hook.
@@ -80,6 +83,8 @@ pub struct Call {
 #[derive(Clone, Debug, Default)]
 pub struct Journal {
     pub calls: Arc<Mutex<Vec<Call>>>,
+    /// `(module, "commit" | "abort")`, in order.
+    pub phases: Arc<Mutex<Vec<(String, &'static str)>>>,
     pub running: Arc<AtomicUsize>,
     pub max_running: Arc<AtomicUsize>,
 }
@@ -98,11 +103,24 @@ impl Journal {
 
     pub fn clear(&self) {
         self.calls.lock().unwrap().clear();
+        self.phases.lock().unwrap().clear();
+    }
+
+    /// Every commit and abort, in order.
+    pub fn phases(&self) -> Vec<(String, &'static str)> {
+        self.phases.lock().unwrap().clone()
+    }
+
+    /// Whether any undo (a rollback call) ran.
+    pub fn any_undo(&self) -> bool {
+        self.calls().iter().any(|c| c.rollback)
     }
 }
 
 pub struct Recorder {
     pub name: String,
+    /// The live resource: the level last committed, and how many commits made it.
+    pub live: Arc<Mutex<(u32, u64)>>,
     pub behaviour: Mutex<Behaviour>,
     pub journal: Journal,
     pub delay: Duration,
@@ -113,6 +131,7 @@ impl Recorder {
     pub fn new(name: &str, behaviour: Behaviour, journal: &Journal) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
+            live: Arc::new(Mutex::new((1, 1))),
             behaviour: Mutex::new(behaviour),
             journal: journal.clone(),
             delay: Duration::ZERO,
@@ -123,6 +142,7 @@ impl Recorder {
     pub fn with_delay(name: &str, journal: &Journal, delay: Duration) -> Arc<Self> {
         Arc::new(Self {
             name: name.to_owned(),
+            live: Arc::new(Mutex::new((1, 1))),
             behaviour: Mutex::new(Behaviour::Succeed),
             journal: journal.clone(),
             delay,
@@ -132,6 +152,11 @@ impl Recorder {
 
     pub fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// The live `(level, generation)`.
+    pub fn live(&self) -> (u32, u64) {
+        *self.live.lock().unwrap()
     }
 }
 
@@ -145,34 +170,68 @@ impl Reloadable for Recorder {
         self.timeout
     }
 
-    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let now = self.journal.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.journal.max_running.fetch_max(now, Ordering::SeqCst);
+        let level = ctx.new_config::<ModuleConfig>().map(|c| c.level);
         self.journal.calls.lock().unwrap().push(Call {
             module: self.name.clone(),
             rollback: ctx.is_rollback(),
             changes: changes.to_vec(),
-            level: ctx.new_config::<ModuleConfig>().map(|c| c.level),
+            level,
         });
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
         let behaviour = *self.behaviour.lock().unwrap();
-        let result = match (behaviour, ctx.is_rollback()) {
-            (_, true) | (Behaviour::Succeed | Behaviour::Busy, false) => Ok(()),
-            (Behaviour::Fail, false) => Err(format!("{} refused the change", self.name).into()),
-            (Behaviour::Panic, false) => {
+        let result = match behaviour {
+            Behaviour::Succeed | Behaviour::Busy => {
+                let live = Arc::clone(&self.live);
+                let (commits, aborts) = (self.journal.phases.clone(), self.journal.phases.clone());
+                let (name, name2) = (self.name.clone(), self.name.clone());
+                let level = level.unwrap_or_default();
+                Ok(PreparedReload::new(move || {
+                    let mut live = live.lock().unwrap();
+                    *live = (level, live.1 + 1);
+                    commits.lock().unwrap().push((name, "commit"));
+                })
+                .on_abort(move || aborts.lock().unwrap().push((name2, "abort"))))
+            }
+            Behaviour::InPlace => {
+                let mut live = self.live.lock().unwrap();
+                *live = (level.unwrap_or_default(), live.1 + 1);
+                Ok(PreparedReload::applied_in_place())
+            }
+            Behaviour::Fail => Err(format!("{} refused the change", self.name).into()),
+            Behaviour::Panic => {
                 self.journal.running.fetch_sub(1, Ordering::SeqCst);
                 panic!("{} exploded", self.name)
             }
-            (Behaviour::Hang, false) => {
+            Behaviour::Hang => {
                 self.journal.running.fetch_sub(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
-                Ok(())
+                Err("unreachable".into())
             }
         };
         self.journal.running.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+
+    async fn undo(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+        let level = ctx.new_config::<ModuleConfig>().map(|c| c.level);
+        self.journal.calls.lock().unwrap().push(Call {
+            module: self.name.clone(),
+            rollback: true,
+            changes: changes.to_vec(),
+            level,
+        });
+        let mut live = self.live.lock().unwrap();
+        *live = (level.unwrap_or_default(), live.1 + 1);
+        Ok(())
     }
 }
 

@@ -1,0 +1,46 @@
+//! Step 2, validate: every registered section deserialized from the candidate and run through
+//! its `validate()` hook. Any error of any section rejects the whole candidate, with every
+//! error's path and source; the running config is untouched.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::load::Loaded;
+use crate::config::{AnySection, ConfigStore, SectionBinding, ValidationError};
+
+/// Every registered section with its candidate value, in registration order.
+pub(crate) type Candidate = Vec<(Arc<dyn SectionBinding>, AnySection)>;
+
+pub(crate) fn validate(
+    store: &Arc<ConfigStore>,
+    loaded: Loaded,
+) -> Result<Candidate, Vec<ValidationError>> {
+    match loaded {
+        Loaded::Figment(figment) => {
+            let mut errors = Vec::new();
+            let mut sections = Vec::new();
+            for binding in store.sections() {
+                match binding.load(&figment) {
+                    Ok(value) => sections.push((binding, value)),
+                    Err(e) => errors.extend(e),
+                }
+            }
+            if errors.is_empty() { Ok(sections) } else { Err(errors) }
+        }
+        // An earlier version was valid when it was committed.
+        Loaded::Sections(sections) => {
+            let by_name: HashMap<String, AnySection> = sections.into_iter().collect();
+            Ok(store
+                .sections()
+                .into_iter()
+                .map(|binding| {
+                    let value = by_name
+                        .get(binding.name())
+                        .cloned()
+                        .unwrap_or_else(|| binding.current());
+                    (binding, value)
+                })
+                .collect())
+        }
+    }
+}
