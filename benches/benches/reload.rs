@@ -1,6 +1,9 @@
 //! Reload benchmarks (DESIGN.md §6):
 //! - `reload/5_modules_one_change`: the whole pipeline (load sources, validate, diff, plan,
 //!   apply to 5 modules, commit) with one changed field, no file I/O, health gate off.
+//! - `config/snapshot_two_sections`: one consistent read of two sections from one config
+//!   epoch (`ConfigStore::snapshot` then `ConfigSnapshot::get` twice); `config/handle_get`
+//!   is one section through its own handle, for comparison.
 //! - `reload/file_change_to_applied`: wall time from writing the config file to the module's
 //!   reload hook having run, with the default 250 ms debounce.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -14,7 +17,8 @@ use modular_core::config::{ConfigSources, ConfigStore};
 use modular_core::events::EventBus;
 use modular_core::reload::{ConfigWatcher, ReloadOptions, ReloadOrchestrator, ReloadTarget};
 use modular_core::{
-    BoxError, ConfigChange, DynamicConfig, ReloadContext, ReloadStatus, ReloadTrigger, Reloadable,
+    BoxError, ConfigChange, ConfigHandle, DynamicConfig, PreparedReload, ReloadContext,
+    ReloadStatus, ReloadTrigger, Reloadable,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
@@ -48,13 +52,13 @@ struct Noop(Arc<Notify>);
 
 #[async_trait::async_trait]
 impl Reloadable for Noop {
-    async fn reload(
+    async fn prepare(
         &self,
         _ctx: &ReloadContext,
         _changes: &[ConfigChange],
-    ) -> Result<(), BoxError> {
-        self.0.notify_one();
-        Ok(())
+    ) -> Result<PreparedReload, BoxError> {
+        let notify = Arc::clone(&self.0);
+        Ok(PreparedReload::new(move || notify.notify_one()))
     }
 }
 
@@ -182,8 +186,28 @@ fn file_change_to_applied(c: &mut Criterion) {
     drop(orchestrator);
 }
 
+/// A consistent read of two sections: one epoch load, two typed lookups.
+fn snapshot_reads(c: &mut Criterion) {
+    let store = Arc::new(ConfigStore::new(ConfigSources::new().env_prefix(None)));
+    store.load_initial().unwrap();
+    let a: ConfigHandle<Section> = store.register("a", Some("a")).unwrap();
+    let b: ConfigHandle<Section> = store.register("b", Some("b")).unwrap();
+    c.bench_function("config/snapshot_two_sections", |bench| {
+        bench.iter(|| {
+            let snapshot = store.snapshot();
+            let first = snapshot.get(std::hint::black_box(&a)).map(|s| s.level);
+            let second = snapshot.get(std::hint::black_box(&b)).map(|s| s.level);
+            std::hint::black_box((first, second))
+        })
+    });
+    c.bench_function("config/handle_get", |bench| {
+        bench.iter(|| std::hint::black_box(std::hint::black_box(&a).get().level))
+    });
+}
+
 criterion_group!(
     benches,
+    snapshot_reads,
     reload_five_modules,
     reload_five_modules_cross_thread,
     file_change_to_applied

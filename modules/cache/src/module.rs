@@ -49,7 +49,9 @@ impl Module for CacheModule {
         ctx.services()
             .register::<dyn Cache>(Arc::clone(&service) as Arc<dyn Cache>);
         ctx.services().register(Arc::clone(&service));
-        ctx.register_reloadable(Arc::clone(&service) as Arc<dyn modular_core::Reloadable>);
+        ctx.register_reloadable(Arc::new(crate::reload::CacheReloader {
+            service: Arc::clone(&service),
+        }));
         ctx.register_health_provider(
             Arc::clone(&service) as Arc<dyn modular_core::health::HealthProvider>,
             ProviderOptions::new()

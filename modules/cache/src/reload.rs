@@ -1,8 +1,9 @@
-//! The cache's reload hook.
+//! The cache's reload hook: two-phase.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use modular_core::{BoxError, ConfigChange, ReloadContext, Reloadable};
+use modular_core::{BoxError, ConfigChange, PreparedReload, ReloadContext, Reloadable};
 use serde_json::json;
 
 use crate::config::CacheConfig;
@@ -13,18 +14,21 @@ use crate::service::{CacheService, Store};
 /// plus a second of margin when that is longer.
 const MIN_RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Applies dynamic changes all or nothing (see [`CacheService`]): `default_ttl` and
-/// `health.latency_threshold` swap in at once; `max_items` rebuilds the memory cache aside and
-/// carries the hottest entries over; `redis.url` and the Redis timeouts open a new connection,
-/// check it with `PING`, and swap it in, leaving the old one serving when that fails.
-///
-/// A rollback is the same operation towards the previous section: it reconnects to the
-/// previous Redis URL, or rebuilds the memory cache at the previous bound (the entries a
-/// shrink dropped are not restored).
+/// Prepares dynamic changes aside and commits them by one swap (see
+/// [`CacheService::prepare_engine`]): `default_ttl` and `health.latency_threshold` take effect
+/// with the new engine; `max_items` rebuilds the memory cache aside and carries the hottest
+/// entries over; `redis.url` and the Redis timeouts open a new connection and check it with
+/// `PING`. When any module of the reload fails to prepare, the prepared engine is dropped and
+/// the running one never stopped serving.
+#[derive(Debug)]
+pub(crate) struct CacheReloader {
+    pub(crate) service: Arc<CacheService>,
+}
+
 #[async_trait::async_trait]
-impl Reloadable for CacheService {
+impl Reloadable for CacheReloader {
     fn reload_timeout(&self) -> Duration {
-        match &self.engine.load().store {
+        match &self.service.engine.load().store {
             #[cfg(feature = "redis")]
             Store::Redis(redis) => {
                 MIN_RELOAD_TIMEOUT.max(redis.connect_timeout() + Duration::from_secs(1))
@@ -33,45 +37,56 @@ impl Reloadable for CacheService {
         }
     }
 
-    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let config = ctx
             .new_config::<CacheConfig>()
             .ok_or_else(|| CacheError::MissingSection {
                 module: ctx.module().to_owned(),
             })?;
-        let fields: Vec<&str> = changes.iter().map(|c| c.field_path.as_ref()).collect();
-        let applied = match self.apply(&config).await {
-            Ok(applied) => applied,
+        let fields: Vec<String> = changes.iter().map(|c| c.field_path.to_string()).collect();
+        let prepared = match self.service.prepare_engine(&config).await {
+            Ok(prepared) => prepared,
             Err(error) => {
-                tracing::warn!(module = "cache", version = ctx.version(), rollback = ctx.is_rollback(), %error, "cache reload failed; the running engine keeps serving");
+                tracing::warn!(module = "cache", version = ctx.version(), %error, "cache reload failed to prepare; the running engine keeps serving");
                 return Err(error.into());
             }
         };
-        let (kept, dropped) = applied
-            .rebuilt
-            .map_or((None, None), |c| (Some(c.kept), Some(c.dropped)));
-        tracing::info!(
-            module = "cache",
-            version = ctx.version(),
-            rollback = ctx.is_rollback(),
-            fields = ?fields,
-            rebuilt = applied.rebuilt.is_some(),
-            reconnected = applied.reconnected,
-            "cache reloaded"
-        );
-        self.emit(
-            "reloaded",
-            json!({
-                "engine": self.engine().as_str(),
-                "fields": fields,
-                "version": ctx.version(),
-                "rollback": ctx.is_rollback(),
-                "rebuilt": applied.rebuilt.is_some(),
-                "carried_over": kept,
-                "dropped": dropped,
-                "reconnected": applied.reconnected,
-            }),
-        );
-        Ok(())
+        let service = Arc::clone(&self.service);
+        let aborted = Arc::clone(&self.service);
+        let version = ctx.version();
+        Ok(PreparedReload::new(move || {
+            let applied = service.commit_engine(prepared);
+            let (kept, dropped) = applied
+                .rebuilt
+                .map_or((None, None), |c| (Some(c.kept), Some(c.dropped)));
+            tracing::info!(
+                module = "cache",
+                version,
+                fields = ?fields,
+                rebuilt = applied.rebuilt.is_some(),
+                reconnected = applied.reconnected,
+                "cache reloaded"
+            );
+            service.emit(
+                "reloaded",
+                json!({
+                    "engine": service.engine().as_str(),
+                    "fields": fields,
+                    "version": version,
+                    "rebuilt": applied.rebuilt.is_some(),
+                    "carried_over": kept,
+                    "dropped": dropped,
+                    "reconnected": applied.reconnected,
+                }),
+            );
+        })
+        .on_abort(move || {
+            tracing::debug!(module = "cache", version, "prepared cache engine dropped");
+            aborted.emit("reload.aborted", json!({ "version": version }));
+        }))
     }
 }

@@ -132,7 +132,7 @@ pub struct CacheService {
     /// Memory engine only: writers share it, a `max_items` rebuild takes it alone, so no write
     /// can land in the old cache after its key was copied (it would be lost, or leave a stale
     /// value in the new cache).
-    pub(crate) write_gate: tokio::sync::RwLock<()>,
+    pub(crate) write_gate: Arc<tokio::sync::RwLock<()>>,
     hits: AtomicU64,
     misses: AtomicU64,
     /// Redis engine: whether the last operation reached the server.
@@ -217,7 +217,7 @@ impl CacheService {
         Ok(Self {
             engine: ArcSwap::from_pointee(Engine::new(store, config)),
             kind: config.engine,
-            write_gate: tokio::sync::RwLock::new(()),
+            write_gate: Arc::new(tokio::sync::RwLock::new(())),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             connected: AtomicBool::new(true),
@@ -320,13 +320,22 @@ impl CacheService {
         );
     }
 
-    /// Makes `config`'s dynamic fields the running ones, all or nothing: a new engine is built
-    /// aside and swapped in; when building fails the running engine is untouched.
+    /// Builds the engine `config`'s dynamic fields ask for, aside: nothing serves from it
+    /// until [`PreparedEngine::commit`]; dropping it instead leaves the running engine as it
+    /// was (a new Redis connection is closed, a rebuilt memory cache freed).
+    ///
+    /// A `max_items` rebuild copies the hottest entries into the new memory cache while
+    /// holding the write gate alone, and keeps holding it until commit or abort, so no write
+    /// can land in the old cache after its key was copied. Reads go on meanwhile; writes wait
+    /// at most until the other modules of the reload have prepared.
     ///
     /// Static fields (`engine`, `redis.key_prefix`, `health.timeout`) are taken from the
     /// running engine, so a candidate applied under the `apply_dynamic` policy cannot change
     /// them before a restart.
-    pub(crate) async fn apply(&self, config: &CacheConfig) -> Result<Applied, CacheError> {
+    pub(crate) async fn prepare_engine(
+        &self,
+        config: &CacheConfig,
+    ) -> Result<PreparedEngine, CacheError> {
         let current = self.engine.load_full();
         let next = |store: Store| Engine {
             store,
@@ -336,35 +345,79 @@ impl CacheService {
         };
         match &current.store {
             Store::Memory(memory) if memory.max_items() != config.max_items => {
-                let _exclusive = self.write_gate.write().await;
+                let exclusive = Arc::clone(&self.write_gate).write_owned().await;
                 // Reloads are serialised, so the engine is still `current`; reading it again
                 // under the gate keeps that true even for a direct caller.
                 let running = self.engine.load_full();
                 let Some(memory) = running.store.as_memory() else {
-                    return Ok(Applied::default());
+                    return Ok(PreparedEngine::same(next(running.store.clone())));
                 };
                 let (rebuilt, carried) = memory.rebuild(config.max_items).await;
-                self.engine.store(Arc::new(next(Store::Memory(rebuilt))));
-                Ok(Applied {
-                    rebuilt: Some(carried),
-                    reconnected: false,
+                Ok(PreparedEngine {
+                    engine: Arc::new(next(Store::Memory(rebuilt))),
+                    exclusive: Some(exclusive),
+                    applied: Applied {
+                        rebuilt: Some(carried),
+                        reconnected: false,
+                    },
                 })
             }
             #[cfg(feature = "redis")]
             Store::Redis(redis) if redis.differs_from(&config.redis) => {
                 let connected = RedisStore::connect(&config.redis, redis.key_prefix()).await?;
-                self.engine
-                    .store(Arc::new(next(Store::Redis(connected.clone()))));
-                self.announce_connected(&connected, "reload");
-                Ok(Applied {
-                    rebuilt: None,
-                    reconnected: true,
+                Ok(PreparedEngine {
+                    engine: Arc::new(next(Store::Redis(connected))),
+                    exclusive: None,
+                    applied: Applied {
+                        rebuilt: None,
+                        reconnected: true,
+                    },
                 })
             }
-            store => {
-                self.engine.store(Arc::new(next(store.clone())));
-                Ok(Applied::default())
-            }
+            store => Ok(PreparedEngine::same(next(store.clone()))),
+        }
+    }
+
+    /// Publishes a prepared engine: one swap, then the write gate opens again.
+    pub(crate) fn commit_engine(&self, prepared: PreparedEngine) -> Applied {
+        let PreparedEngine {
+            engine,
+            exclusive,
+            applied,
+        } = prepared;
+        #[cfg(feature = "redis")]
+        let reconnected = match (&engine.store, applied.reconnected) {
+            (Store::Redis(redis), true) => Some(redis.clone()),
+            _ => None,
+        };
+        self.engine.store(engine);
+        drop(exclusive);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = reconnected {
+            self.announce_connected(&redis, "reload");
+        }
+        applied
+    }
+
+    /// The generation of the running engine: a new `Arc` after every committed reload.
+    pub fn engine_generation(&self) -> usize {
+        Arc::as_ptr(&self.engine.load_full()) as usize
+    }
+}
+
+/// An engine built aside by a reload, not yet serving.
+pub(crate) struct PreparedEngine {
+    engine: Arc<Engine>,
+    exclusive: Option<tokio::sync::OwnedRwLockWriteGuard<()>>,
+    pub(crate) applied: Applied,
+}
+
+impl PreparedEngine {
+    fn same(engine: Engine) -> Self {
+        Self {
+            engine: Arc::new(engine),
+            exclusive: None,
+            applied: Applied::default(),
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Bringing the running pools in line with a configuration: at start, on every reload (and
-//! rollback), and at shutdown.
+//! Bringing the running pools in line with a configuration: at start, on every reload, and at
+//! shutdown.
 //!
-//! Every change follows one rule: build aside, then swap. New pools are opened (and migrated)
-//! while the old ones keep serving; only when every new pool is ready is the whole set
-//! swapped in, in one atomic store. Everything that can fail or wait happens before that
-//! store, so a failure, or the orchestrator dropping the hook at its deadline, leaves the
-//! running pools untouched. Replaced and removed pools are closed afterwards in owned tasks:
+//! Every change follows the two-phase contract: [`Pools::prepare`] opens (and migrates) new
+//! pools aside while the old ones keep serving, and returns them as [`PreparedPools`];
+//! nothing is published. [`PreparedPools::commit`] swaps the whole new set in with one atomic
+//! store and closes what it replaced; dropping the prepared set instead (another module failed,
+//! or the orchestrator dropped the hook at its deadline) closes the pools it opened, and the
+//! running pools never changed. Replaced and removed pools are closed in owned tasks:
 //! `Pool::close` stops new acquires at once and completes when the queries in flight have
 //! returned their connections.
 
@@ -106,14 +107,13 @@ impl Pools {
         Ok(())
     }
 
-    /// Makes the running pools match `config`: opens added connections, rebuilds changed ones,
-    /// swaps everything in at once and closes what was replaced or removed. On failure nothing
-    /// running has changed.
-    pub(crate) async fn apply(
+    /// Prepares the pools `config` asks for: opens added connections and rebuilds changed
+    /// ones aside, and runs migrations on them. Publishes nothing; on failure closes what it
+    /// opened, and nothing running has changed.
+    pub(crate) async fn prepare(
         &self,
         config: &DatabaseConfig,
-        rollback: bool,
-    ) -> Result<(), DatabaseError> {
+    ) -> Result<PreparedPools, DatabaseError> {
         let current = self.service.snapshot();
 
         // Plan: which connections need a new pool.
@@ -169,85 +169,12 @@ impl Pools {
             return Err(error);
         }
 
-        // Swap: one atomic store of the whole new set. Nothing below awaits.
-        let mut built: BTreeMap<String, Built> =
-            built.into_iter().map(|b| (b.name.clone(), b)).collect();
-        let mut next = BTreeMap::new();
-        let mut swapped = Vec::new();
-        for (name, new) in &config.connections {
-            let old = current.connections.get(name);
-            let connection = match (built.remove(name), old) {
-                (Some(b), old) => {
-                    let generation = old.map_or(1, |o| o.generation + 1);
-                    self.opened(&b, generation);
-                    if let Some(old) = old {
-                        swapped.push((Arc::clone(old), generation));
-                    }
-                    Arc::new(Connection {
-                        name: name.clone(),
-                        pool: b.pool,
-                        config: b.config,
-                        generation,
-                    })
-                }
-                (None, Some(old)) if old.config == *new => Arc::clone(old),
-                // Only health or migration settings changed: same pool, new settings.
-                (None, Some(old)) => Arc::new(Connection {
-                    name: name.clone(),
-                    pool: old.pool.clone(),
-                    config: new.clone(),
-                    generation: old.generation,
-                }),
-                // Every added connection was built above.
-                (None, None) => continue,
-            };
-            next.insert(name.clone(), connection);
-        }
-        self.service.install(State {
-            default: config.default.clone(),
-            connections: next,
-        });
-
-        // Announce, then close the old pools once their in-flight queries finish.
-        for (old, generation) in swapped {
-            let new = config.connections.get(&old.name);
-            let changed: Vec<String> = new
-                .map(|new| {
-                    old.config
-                        .diff(new)
-                        .into_iter()
-                        .map(|c| c.field_path.into_owned())
-                        .collect()
-                })
-                .unwrap_or_default();
-            tracing::info!(
-                module = "database",
-                connection = %old.name,
-                generation,
-                changed = %changed.join(", "),
-                "pool swapped"
-            );
-            self.emit(
-                events::POOL_SWAPPED,
-                json!({
-                    "connection": old.name,
-                    "driver": old.pool.driver(),
-                    "generation": generation,
-                    "changed": changed,
-                    "max_connections": new.map(|n| n.max_connections),
-                    "min_connections": new.map(|n| n.min_connections),
-                    "rollback": rollback,
-                }),
-            );
-            self.close_later(old, "replaced");
-        }
-        for (name, old) in &current.connections {
-            if !config.connections.contains_key(name) {
-                tracing::info!(module = "database", connection = %name, "connection removed");
-                self.close_later(Arc::clone(old), "removed");
-            }
-        }
-        Ok(())
+        Ok(PreparedPools {
+            pools: self.clone(),
+            config: config.clone(),
+            current,
+            built,
+        })
     }
 
     /// Closes every running pool, waiting for in-flight queries (the caller bounds the wait).
@@ -385,3 +312,130 @@ impl Pools {
         });
     }
 }
+
+/// Pools built aside by [`Pools::prepare`], not yet serving. [`PreparedPools::commit`]
+/// publishes them; dropping the value closes them.
+pub(crate) struct PreparedPools {
+    pools: Pools,
+    config: DatabaseConfig,
+    current: Arc<State>,
+    built: Vec<Built>,
+}
+
+impl std::fmt::Debug for PreparedPools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedPools")
+            .field("built", &self.built.iter().map(|b| &b.name).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl PreparedPools {
+    /// Swaps the whole new set in with one store, announces it, and closes what was replaced
+    /// or removed once the queries in flight on it finish. Cannot fail; does not await.
+    pub(crate) fn commit(mut self) {
+        let current = Arc::clone(&self.current);
+        let config = &self.config;
+        let pools = &self.pools;
+        let built = std::mem::take(&mut self.built);
+        // Swap: one atomic store of the whole new set. Nothing below awaits.
+        let mut built: BTreeMap<String, Built> =
+            built.into_iter().map(|b| (b.name.clone(), b)).collect();
+        let mut next = BTreeMap::new();
+        let mut swapped = Vec::new();
+        for (name, new) in &config.connections {
+            let old = current.connections.get(name);
+            let connection = match (built.remove(name), old) {
+                (Some(b), old) => {
+                    let generation = old.map_or(1, |o| o.generation + 1);
+                    pools.opened(&b, generation);
+                    if let Some(old) = old {
+                        swapped.push((Arc::clone(old), generation));
+                    }
+                    Arc::new(Connection {
+                        name: name.clone(),
+                        pool: b.pool,
+                        config: b.config,
+                        generation,
+                    })
+                }
+                (None, Some(old)) if old.config == *new => Arc::clone(old),
+                // Only health or migration settings changed: same pool, new settings.
+                (None, Some(old)) => Arc::new(Connection {
+                    name: name.clone(),
+                    pool: old.pool.clone(),
+                    config: new.clone(),
+                    generation: old.generation,
+                }),
+                // Every added connection was built above.
+                (None, None) => continue,
+            };
+            next.insert(name.clone(), connection);
+        }
+        pools.service.install(State {
+            default: config.default.clone(),
+            connections: next,
+        });
+
+        // Announce, then close the old pools once their in-flight queries finish.
+        for (old, generation) in swapped {
+            let new = config.connections.get(&old.name);
+            let changed: Vec<String> = new
+                .map(|new| {
+                    old.config
+                        .diff(new)
+                        .into_iter()
+                        .map(|c| c.field_path.into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                module = "database",
+                connection = %old.name,
+                generation,
+                changed = %changed.join(", "),
+                "pool swapped"
+            );
+            pools.emit(
+                events::POOL_SWAPPED,
+                json!({
+                    "connection": old.name,
+                    "driver": old.pool.driver(),
+                    "generation": generation,
+                    "changed": changed,
+                    "max_connections": new.map(|n| n.max_connections),
+                    "min_connections": new.map(|n| n.min_connections),
+                }),
+            );
+            pools.close_later(old, "replaced");
+        }
+        for (name, old) in &current.connections {
+            if !config.connections.contains_key(name) {
+                tracing::info!(module = "database", connection = %name, "connection removed");
+                pools.close_later(Arc::clone(old), "removed");
+            }
+        }
+        }
+}
+
+impl Drop for PreparedPools {
+    /// An abort: every pool this reload opened is closed (new acquires fail at once); nothing
+    /// it opened ever served.
+    fn drop(&mut self) {
+        for b in std::mem::take(&mut self.built) {
+            tracing::info!(module = "database", connection = %b.name, "prepared pool dropped: the reload was aborted");
+            drop(b.pool.close());
+            self.pools.emit(
+                events::CONNECTION_CLOSED,
+                json!({
+                    "connection": b.name,
+                    "driver": b.pool.driver(),
+                    "generation": serde_json::Value::Null,
+                    "reason": "aborted",
+                }),
+            );
+            self.pools.ctx.spawn(async move { b.pool.close().await });
+        }
+    }
+}
+

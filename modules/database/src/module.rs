@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use modular_core::health::ProviderOptions;
 use modular_core::{
-    BoxError, ConfigChange, InitContext, Module, ModuleContext, ReloadContext, Reloadable,
+    BoxError, ConfigChange, InitContext, Module, ModuleContext, PreparedReload, ReloadContext,
+    Reloadable,
 };
 
 use crate::MODULE_NAME;
@@ -93,7 +94,7 @@ impl Module for DatabaseModule {
     }
 }
 
-/// Applies a new `database` section by building pools aside and swapping them in.
+/// Prepares a new `database` section by building pools aside; commits by swapping them in.
 #[derive(Debug)]
 struct DatabaseReloader {
     pools: Pools,
@@ -105,18 +106,22 @@ impl Reloadable for DatabaseReloader {
         RELOAD_TIMEOUT
     }
 
-    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let config = ctx
             .new_config::<DatabaseConfig>()
             .ok_or(DatabaseError::MissingSection)?;
         tracing::debug!(
             module = MODULE_NAME,
             version = ctx.version(),
-            rollback = ctx.is_rollback(),
             changes = changes.len(),
-            "applying database configuration"
+            "preparing database configuration"
         );
-        self.pools.apply(&config, ctx.is_rollback()).await?;
-        Ok(())
+        let prepared = self.pools.prepare(&config).await?;
+        // Dropping `prepared` (an abort) closes the pools it opened.
+        Ok(PreparedReload::new(move || prepared.commit()))
     }
 }

@@ -12,7 +12,9 @@ use modular_core::{
     BoxError, ConfigChange, DynamicConfig, InitContext, Module, ReloadContext, ReloadStatus,
     Reloadable,
 };
-use modular_database::events::{CONNECTION_FAILED, POOL_SWAPPED};
+use modular_database::events::{
+    CONNECTION_CLOSED, CONNECTION_FAILED, CONNECTION_OPENED, POOL_SWAPPED,
+};
 use modular_database::sqlx::{self, AssertSqlSafe};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -96,11 +98,11 @@ struct RefuseEveryReload;
 
 #[modular_core::async_trait]
 impl Reloadable for RefuseEveryReload {
-    async fn reload(
+    async fn prepare(
         &self,
         _ctx: &ReloadContext,
         _changes: &[ConfigChange],
-    ) -> Result<(), BoxError> {
+    ) -> Result<modular_core::PreparedReload, BoxError> {
         Err("refuser refuses every reload".into())
     }
 }
@@ -120,7 +122,7 @@ impl Module for Refuser {
     }
 }
 
-async fn a_later_module_failing_rolls_the_pool_back(backend: Backend) -> anyhow::Result<()> {
+async fn a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(backend: Backend) -> anyhow::Result<()> {
     let Some(f) = Fixture::new(backend) else {
         return Ok(());
     };
@@ -154,16 +156,23 @@ async fn a_later_module_failing_rolls_the_pool_back(backend: Backend) -> anyhow:
     let outcome = app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
     assert_eq!(outcome.failed_module.as_deref(), Some("refuser"));
-    assert_eq!(outcome.rolled_back, ["database"]);
-
-    // Applied (generation 2, max 2), then rolled back to a fresh pool with max 5.
-    let applied =
-        support::expect_event(&mut events, POOL_SWAPPED, |d| d["rollback"] == false).await?;
-    assert_eq!(applied["max_connections"], 2);
-    let undone =
-        support::expect_event(&mut events, POOL_SWAPPED, |d| d["rollback"] == true).await?;
-    assert_eq!(undone["max_connections"], 5);
-    assert_eq!(db.generation("primary"), Some(3));
+    // Two-phase: the pool prepared with max 2 was closed unused; nothing was rolled back.
+    assert_eq!(outcome.aborted, ["database"]);
+    assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
+    assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");
+    let opened = support::expect_event(&mut events, CONNECTION_OPENED, |d| {
+        d["reason"] == "replaced"
+    })
+    .await?;
+    assert_eq!(opened["max_connections"], 2);
+    let closed =
+        support::expect_event(&mut events, CONNECTION_CLOSED, |d| d["reason"] == "aborted").await?;
+    assert_eq!(closed["connection"], "primary");
+    assert!(
+        support::drain_of_type(&mut events, POOL_SWAPPED).is_empty(),
+        "the prepared pool was never swapped in"
+    );
+    assert_eq!(db.generation("primary"), Some(1), "the live pool is the same generation");
     let pool = db.default_pool().expect("pool");
     assert_eq!(pool.stats().max, 5);
     assert!(pool.ping().await.is_ok());
@@ -172,13 +181,13 @@ async fn a_later_module_failing_rolls_the_pool_back(backend: Backend) -> anyhow:
 }
 
 #[tokio::test]
-async fn postgres_a_later_module_failing_rolls_the_pool_back() -> anyhow::Result<()> {
-    a_later_module_failing_rolls_the_pool_back(Backend::Postgres).await
+async fn postgres_a_later_module_failing_keeps_the_live_pool() -> anyhow::Result<()> {
+    a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(Backend::Postgres).await
 }
 
 #[tokio::test]
-async fn sqlite_a_later_module_failing_rolls_the_pool_back() -> anyhow::Result<()> {
-    a_later_module_failing_rolls_the_pool_back(Backend::Sqlite).await
+async fn sqlite_a_later_module_failing_keeps_the_live_pool() -> anyhow::Result<()> {
+    a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(Backend::Sqlite).await
 }
 
 #[tokio::test]

@@ -62,6 +62,17 @@ struct Shared {
     retries: AtomicU64,
 }
 
+/// A client generation built aside by a reload, not yet sending.
+pub(crate) struct PreparedClient(ClientState);
+
+impl std::fmt::Debug for PreparedClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedClient")
+            .field("generation", &self.0.generation)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One generation of the client: what a request runs on from start to finish.
 pub(crate) struct ClientState {
     pub(crate) client: reqwest::Client,
@@ -74,9 +85,8 @@ pub(crate) struct ClientState {
 }
 
 /// Why a client was rebuilt, for the `client.rebuilt` event.
-pub(crate) struct Rebuild<'a> {
-    pub(crate) trigger: &'a str,
-    pub(crate) rollback: bool,
+pub(crate) struct Rebuild {
+    pub(crate) trigger: &'static str,
     pub(crate) changes: Vec<String>,
 }
 
@@ -301,32 +311,39 @@ impl HttpClient {
             .collect();
         let cause = Rebuild {
             trigger: "api",
-            rollback: false,
             changes,
         };
-        self.swap_in(Arc::new(config), cause)
+        let next = self.prepare(Arc::new(config))?;
+        Ok(self.commit(next, cause))
     }
 
-    /// Builds a client from `settings` (already validated) and makes it current.
-    pub(crate) fn swap_in(
+    /// Builds a client from `settings` (already validated) aside: nothing sends on it until
+    /// [`HttpClient::commit`]. Dropping it instead leaves the running client as it was.
+    pub(crate) fn prepare(
         &self,
         settings: Arc<HttpClientConfig>,
-        cause: Rebuild<'_>,
-    ) -> Result<u64, HttpClientError> {
+    ) -> Result<PreparedClient, HttpClientError> {
+        let previous = self.shared.state.load().generation;
+        ClientState::build(settings, previous + 1).map(PreparedClient)
+    }
+
+    /// Makes a prepared client current (one swap; requests already running finish on the old
+    /// one) and announces it. Returns the new generation. Cannot fail.
+    pub(crate) fn commit(&self, next: PreparedClient, cause: Rebuild) -> u64 {
         let _serial = self
             .shared
             .rebuild
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut next = next.0;
         let previous = self.shared.state.load().generation;
-        let next = ClientState::build(settings, previous + 1)?;
+        next.generation = previous + 1;
         let generation = next.generation;
         self.shared.state.store(Arc::new(next));
         tracing::info!(
             module = "httpclient",
             generation,
             trigger = cause.trigger,
-            rollback = cause.rollback,
             changes = ?cause.changes,
             "http client rebuilt"
         );
@@ -336,11 +353,10 @@ impl HttpClient {
                 "generation": generation,
                 "previous_generation": previous,
                 "trigger": cause.trigger,
-                "rollback": cause.rollback,
                 "changes": cause.changes,
             }),
         );
-        Ok(generation)
+        generation
     }
 
     /// The current generation, whole.

@@ -82,12 +82,13 @@
 //!
 //! # Dynamic fields
 //!
-//! **Every field is dynamic.** A reload with changes in this section builds a new
-//! `reqwest::Client` from the whole new section (a new connection pool included) and swaps it
-//! in atomically. A request takes its snapshot of client and settings when it is sent and keeps
+//! **Every field is dynamic.** A reload with changes in this section prepares a new
+//! `reqwest::Client` from the whole new section (a new connection pool included) aside, and
+//! the commit swaps it in atomically once every module of the reload has prepared. A request takes its snapshot of client and settings when it is sent and keeps
 //! it through all its retries, so in-flight requests finish on the old client with their old
 //! timeouts, and the old pool is dropped once the last of them is done. A failure to build
-//! changes nothing, and on rollback the previous section is rebuilt the same way. Request
+//! changes nothing, and when another module fails to prepare the new client is dropped
+//! unused: the running one never changed. Request
 //! modifiers are not configuration: they are added and removed in code, and survive reloads.
 //!
 //! `default_headers` is marked sensitive: its values show as `[REDACTED]` in diffs, reload
@@ -119,7 +120,7 @@
 //!
 //! | type | when | data |
 //! |---|---|---|
-//! | `com.modular.httpclient.client.rebuilt` | a reload (or its rollback) swapped in a new client | `generation`, `previous_generation`, `trigger`, `rollback`, `changes` (field paths) |
+//! | `com.modular.httpclient.client.rebuilt` | a reload committed a new client | `generation`, `previous_generation`, `trigger`, `changes` (field paths) |
 //! | `com.modular.httpclient.request.retried` | a request is about to be retried | `method`, `url` (no userinfo, no query: scheme, host and path), `attempt` (the one that failed, from 1), `next_attempt`, `max_retries`, `delay_ms`, `reason`, `status` (or null after a connect error) |
 //!
 //! A client built by hand with [`HttpClient::new`] has no event bus and emits nothing.

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modular_core::health::ProviderOptions;
-use modular_core::{BoxError, ConfigChange, InitContext, Module, ReloadContext, Reloadable};
+use modular_core::{
+    BoxError, ConfigChange, InitContext, Module, PreparedReload, ReloadContext, Reloadable,
+};
 
 use crate::client::{HttpClient, Rebuild};
 use crate::config::{HttpClientConfig, MAX_PROBE_TIMEOUT};
@@ -66,7 +68,7 @@ impl Module for HttpClientModule {
     }
 }
 
-/// The reload hook: builds a client from the new section and swaps it in.
+/// The reload hook: builds a client from the new section aside; the commit swaps it in.
 #[derive(Debug)]
 struct HttpClientReloader {
     client: HttpClient,
@@ -74,7 +76,11 @@ struct HttpClientReloader {
 
 #[modular_core::async_trait]
 impl Reloadable for HttpClientReloader {
-    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let config = ctx.new_config::<HttpClientConfig>().ok_or_else(|| {
             HttpClientError::MissingSection {
                 module: ctx.module().to_owned(),
@@ -82,10 +88,12 @@ impl Reloadable for HttpClientReloader {
         })?;
         let cause = Rebuild {
             trigger: ctx.trigger().as_str(),
-            rollback: ctx.is_rollback(),
             changes: changes.iter().map(|c| c.field_path.to_string()).collect(),
         };
-        self.client.swap_in(config, cause)?;
-        Ok(())
+        let next = self.client.prepare(config)?;
+        let client = self.client.clone();
+        Ok(PreparedReload::new(move || {
+            client.commit(next, cause);
+        }))
     }
 }

@@ -79,7 +79,6 @@ async fn a_request_timeout_reload_applies_to_the_next_request_while_a_running_on
     assert_eq!(data["generation"], 2);
     assert_eq!(data["previous_generation"], 1);
     assert_eq!(data["trigger"], "override");
-    assert_eq!(data["rollback"], false);
     assert_eq!(data["changes"], json!(["request_timeout"]));
 
     app.stop().await.unwrap();

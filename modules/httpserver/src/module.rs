@@ -12,7 +12,9 @@ use modular_core::health::{
     ProviderOptions,
 };
 use modular_core::http::ServedRouter;
-use modular_core::{BoxError, InitContext, Module, ModuleContext, ReloadContext, Reloadable};
+use modular_core::{
+    BoxError, InitContext, Module, ModuleContext, PreparedReload, ReloadContext, Reloadable,
+};
 use serde_json::json;
 use tokio::net::TcpStream;
 
@@ -71,8 +73,18 @@ impl Tls {
         config: &HttpServerConfig,
         source: &'static str,
     ) -> Result<CertificateInfo, HttpServerError> {
-        let _one_at_a_time = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
         let loaded = tls::load(&config.tls)?;
+        Ok(self.install(server, loaded, source))
+    }
+
+    /// Swaps a loaded certificate in (one store) and announces it. Cannot fail.
+    fn install(
+        &self,
+        server: &Server,
+        loaded: tls::LoadedCertificate,
+        source: &'static str,
+    ) -> CertificateInfo {
+        let _one_at_a_time = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
         let info = loaded.info.clone();
         let previous = self.resolver.replace(loaded);
         *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -95,7 +107,7 @@ impl Tls {
                 "source": info.source,
             }),
         );
-        Ok(info)
+        info
     }
 
     /// Checks the certificate files and rotates when their content changed.
@@ -279,16 +291,20 @@ fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
     });
 }
 
-/// The reload hook: swaps the limits in force (new connections pick them up, and an accept
-/// loop waiting at the old connection limit re-checks it) and rotates the certificate when its
-/// files or names changed.
+/// The reload hook: prepares the certificate aside when its files or names changed (loaded and
+/// checked, not served); the commit swaps the limits in force (new connections pick them up,
+/// and an accept loop waiting at the old connection limit re-checks it) and the certificate.
 struct ServerReload(Arc<Shared>);
 
 const CERTIFICATE_FIELDS: [&str; 3] = ["tls.cert_file", "tls.key_file", "tls.domains"];
 
 #[modular_core::async_trait]
 impl Reloadable for ServerReload {
-    async fn reload(&self, ctx: &ReloadContext, changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let config = ctx
             .new_config::<HttpServerConfig>()
             .ok_or(HttpServerError::MissingSection)?;
@@ -297,21 +313,21 @@ impl Reloadable for ServerReload {
                 .iter()
                 .any(|field| change.is_under(field))
         });
-        if let Some(tls) = &self.0.tls
-            && certificate_changed
-        {
-            let trigger = if ctx.is_rollback() {
-                "rollback"
-            } else {
-                "config"
-            };
-            // Loaded aside: on error the current certificate and limits stay as they were.
-            tls.rotate(&self.0.server, &config, trigger)?;
-        }
-        self.0.server.config.store(config);
-        // A raised `max_connections` must reach an accept loop waiting at the old limit.
-        self.0.server.limits_changed();
-        Ok(())
+        // Loaded and checked aside: on error the current certificate and limits stay as they
+        // were, and so they do when another module fails to prepare.
+        let certificate = match &self.0.tls {
+            Some(_) if certificate_changed => Some(tls::load(&config.tls)?),
+            _ => None,
+        };
+        let shared = Arc::clone(&self.0);
+        Ok(PreparedReload::new(move || {
+            if let (Some(tls), Some(loaded)) = (&shared.tls, certificate) {
+                tls.install(&shared.server, loaded, "config");
+            }
+            shared.server.config.store(config);
+            // A raised `max_connections` must reach an accept loop waiting at the old limit.
+            shared.server.limits_changed();
+        }))
     }
 }
 

@@ -11,7 +11,9 @@ use modular_core::health::{
     HealthAggregator, HealthContext, HealthError, HealthProvider, HealthReport, ProviderOptions,
 };
 use modular_core::http::{RouteRegistry, ServedRouter};
-use modular_core::{BoxError, InitContext, Module, ModuleContext, ReloadContext, Reloadable};
+use modular_core::{
+    BoxError, InitContext, Module, ModuleContext, PreparedReload, ReloadContext, Reloadable,
+};
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -73,24 +75,77 @@ impl Shared {
         config: Option<Arc<RouterConfig>>,
         trigger: &'static str,
     ) -> Result<(), RouterError> {
-        let started = self.build.lock().unwrap_or_else(PoisonError::into_inner);
         let config = config.unwrap_or_else(|| self.active.load_full());
-        if !*started {
-            // Not started yet: remember the section; `start` builds with it.
-            self.active.store(config);
-            return Ok(());
+        let prepared = self.prepare(config, trigger)?;
+        self.commit(prepared);
+        Ok(())
+    }
+
+    /// Builds a whole router from `config` and the current contributions, aside: nothing
+    /// serves from it until [`Shared::commit`]. On error nothing changes.
+    fn prepare(
+        &self,
+        config: Arc<RouterConfig>,
+        trigger: &'static str,
+    ) -> Result<PreparedRouter, RouterError> {
+        let started = *self.build.lock().unwrap_or_else(PoisonError::into_inner);
+        if !started {
+            // Not started yet: the commit only remembers the section; `start` builds with it.
+            return Ok(PreparedRouter {
+                config,
+                trigger,
+                built: None,
+                contributions: self.routes.generation(),
+            });
         }
+        let contributions = self.routes.generation();
+        let built = self.assemble(&config, trigger)?;
+        Ok(PreparedRouter {
+            config,
+            trigger,
+            built: Some(built),
+            contributions,
+        })
+    }
+
+    fn assemble(
+        &self,
+        config: &RouterConfig,
+        trigger: &'static str,
+    ) -> Result<(Router, BuildSummary), RouterError> {
         let contributions = self.routes.contributions();
-        let (router, summary) = match assemble::build(&config, &contributions, &self.endpoints) {
-            Ok(built) => built,
-            Err(error) => {
-                self.ctx.emit(
-                    "routes.rebuild_failed",
-                    json!({ "trigger": trigger, "error": error.to_string() }),
-                );
-                return Err(error);
-            }
+        assemble::build(config, &contributions, &self.endpoints).inspect_err(|error| {
+            self.ctx.emit(
+                "routes.rebuild_failed",
+                json!({ "trigger": trigger, "error": error.to_string() }),
+            );
+        })
+    }
+
+    /// Swaps a prepared router in (one store), records and announces it. When route
+    /// contributions changed since it was prepared, the router is assembled again from the new
+    /// section and the current contributions (synchronous, no I/O), so no contribution is lost;
+    /// should that fail, the prepared router serves and health reports the contribution error.
+    fn commit(&self, prepared: PreparedRouter) {
+        let PreparedRouter {
+            config,
+            trigger,
+            built,
+            contributions,
+        } = prepared;
+        let _serial = self.build.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(mut built) = built else {
+            self.active.store(config);
+            return;
         };
+        let mut contribution_error = None;
+        if self.routes.generation() != contributions {
+            match self.assemble(&config, "contribution") {
+                Ok(again) => built = again,
+                Err(error) => contribution_error = Some(error.to_string()),
+            }
+        }
+        let (router, summary) = built;
         self.served.replace(router);
         self.active.store(config);
         tracing::info!(
@@ -112,9 +167,8 @@ impl Shared {
         );
         self.status.store(Arc::new(Status {
             built: Some(summary),
-            contribution_error: None,
+            contribution_error,
         }));
-        Ok(())
     }
 
     /// The first build. Returns a receiver of contribution changes taken before building, so
@@ -156,6 +210,16 @@ impl Shared {
             }
         });
     }
+}
+
+/// A router assembled aside by a reload, not yet serving.
+struct PreparedRouter {
+    config: Arc<RouterConfig>,
+    trigger: &'static str,
+    /// `None` before the first build (the module has not started).
+    built: Option<(Router, BuildSummary)>,
+    /// The contributions generation it was assembled from.
+    contributions: u64,
 }
 
 /// Answers every request while the router has not been built yet.
@@ -213,22 +277,22 @@ impl Module for RouterModule {
     }
 }
 
-/// The router's reload hook: builds a whole new router aside and swaps it in.
+/// The router's reload hook: assembles a whole new router aside; the commit swaps it in.
 struct RouterReload(Arc<Shared>);
 
 #[modular_core::async_trait]
 impl Reloadable for RouterReload {
-    async fn reload(&self, ctx: &ReloadContext, _changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        _changes: &[ConfigChange],
+    ) -> Result<PreparedReload, BoxError> {
         let config = ctx
             .new_config::<RouterConfig>()
             .ok_or(RouterError::MissingSection)?;
-        let trigger = if ctx.is_rollback() {
-            "rollback"
-        } else {
-            "reload"
-        };
-        self.0.rebuild(Some(config), trigger)?;
-        Ok(())
+        let prepared = self.0.prepare(config, "reload")?;
+        let shared = Arc::clone(&self.0);
+        Ok(PreparedReload::new(move || shared.commit(prepared)))
     }
 }
 

@@ -283,10 +283,11 @@ struct FailingReload;
 
 #[async_trait::async_trait]
 impl Reloadable for FailingReload {
-    async fn reload(&self, ctx: &ReloadContext, _changes: &[ConfigChange]) -> Result<(), BoxError> {
-        if ctx.is_rollback() {
-            return Ok(());
-        }
+    async fn prepare(
+        &self,
+        _ctx: &ReloadContext,
+        _changes: &[ConfigChange],
+    ) -> Result<modular_core::PreparedReload, BoxError> {
         Err("tripwire refuses every reload".into())
     }
 }

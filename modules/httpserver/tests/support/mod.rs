@@ -113,13 +113,17 @@ struct FakeReload {
 
 #[modular_core::async_trait]
 impl Reloadable for FakeReload {
-    async fn reload(&self, ctx: &ReloadContext, _changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        _changes: &[ConfigChange],
+    ) -> Result<modular_core::PreparedReload, BoxError> {
         let config = ctx
             .new_config::<FakeRouterConfig>()
             .ok_or("no router section")?;
-        self.served
-            .replace(routes(&config.greeting, Arc::clone(&self.gate)));
-        Ok(())
+        let router = routes(&config.greeting, Arc::clone(&self.gate));
+        let served = Arc::clone(&self.served);
+        Ok(modular_core::PreparedReload::new(move || served.replace(router)))
     }
 }
 

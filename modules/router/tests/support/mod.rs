@@ -81,12 +81,17 @@ struct GreeterReload(Arc<ArcSwap<String>>);
 
 #[modular_core::async_trait]
 impl Reloadable for GreeterReload {
-    async fn reload(&self, ctx: &ReloadContext, _changes: &[ConfigChange]) -> Result<(), BoxError> {
+    async fn prepare(
+        &self,
+        ctx: &ReloadContext,
+        _changes: &[ConfigChange],
+    ) -> Result<modular_core::PreparedReload, BoxError> {
         let config = ctx
             .new_config::<GreeterConfig>()
             .ok_or("no greeter section")?;
-        self.0.store(Arc::new(config.greeting.clone()));
-        Ok(())
+        let live = Arc::clone(&self.0);
+        let greeting = Arc::new(config.greeting.clone());
+        Ok(modular_core::PreparedReload::new(move || live.store(greeting)))
     }
 }
 
