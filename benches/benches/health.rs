@@ -59,7 +59,7 @@ fn with_ready(count: usize) -> Arc<HealthAggregator> {
     let aggregator = HealthAggregator::new(HealthOptions::default(), EventBus::new());
     for i in 0..count {
         let name = format!("module{i:04}");
-        aggregator.register(
+        aggregator.register_health_provider(
             &name,
             Arc::new(Ready {
                 module: name.clone(),
@@ -89,7 +89,7 @@ fn cached_read(c: &mut Criterion) {
     let aggregator = HealthAggregator::new(options, EventBus::new());
     for i in 0..10 {
         let name = format!("module{i}");
-        aggregator.register(
+        aggregator.register_health_provider(
             &name,
             Arc::new(Ready {
                 module: name.clone(),
@@ -128,7 +128,7 @@ fn forced_100_sleeping(c: &mut Criterion) {
             module: name.clone(),
             delay: Duration::from_millis(20),
         };
-        aggregator.register(&name, Arc::new(provider), ProviderOptions::default());
+        aggregator.register_health_provider(&name, Arc::new(provider), ProviderOptions::default());
     }
     let health = rt.block_on(aggregator.force_refresh());
     assert_eq!(

@@ -64,6 +64,9 @@
 //! - `http` (off by default): `http::RouteRegistry` and `http::ServedRouter`, the seam
 //!   through which modules contribute axum routes to the router module without depending on it.
 
+// The derive names `::modular_core`; this lets core derive it for its own config sections.
+extern crate self as modular_core;
+
 pub mod app;
 pub mod config;
 mod crypto;
@@ -79,6 +82,9 @@ mod util;
 
 pub use app::{Application, ApplicationBuilder};
 pub use async_trait::async_trait;
+/// Serde helpers for human-readable durations (`250ms`, `2m`): `#[serde(with =
+/// "modular_core::humantime_serde")]`, so a module needs no dependency of its own for them.
+pub use humantime_serde;
 pub use config::{
     ChangeType, ConfigChange, ConfigDiff, ConfigHandle, ConfigSnapshot, DynamicConfig, FieldError,
     Secret,

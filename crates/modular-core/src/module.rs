@@ -185,25 +185,18 @@ impl InitContext<'_> {
         *self.reloadable = Some(reloadable);
     }
 
-    /// Registers a health provider under the module's name.
+    /// Registers a health provider under `name` (usually the module's own name,
+    /// [`ModuleContext::module_name`]; a module with several backends may register several).
+    /// The same name and signature as
+    /// [`HealthAggregator::register_health_provider`](crate::health::HealthAggregator::register_health_provider).
     pub fn register_health_provider(
         &mut self,
-        provider: Arc<dyn HealthProvider>,
-        options: ProviderOptions,
-    ) {
-        let name = self.base.name.to_string();
-        self.register_named_health_provider(name, provider, options);
-    }
-
-    /// Registers a health provider under its own name (a module with several backends).
-    pub fn register_named_health_provider(
-        &mut self,
-        name: impl Into<String>,
+        name: impl AsRef<str>,
         provider: Arc<dyn HealthProvider>,
         options: ProviderOptions,
     ) {
         self.health.push(HealthRegistration {
-            name: name.into(),
+            name: name.as_ref().to_owned(),
             provider,
             options,
         });

@@ -93,7 +93,7 @@ fn add(
     provider: &Arc<Scripted>,
     options: ProviderOptions,
 ) {
-    aggregator.register(
+    aggregator.register_health_provider(
         name,
         Arc::clone(provider) as Arc<dyn HealthProvider>,
         options,
@@ -155,21 +155,6 @@ async fn each_provider_has_its_own_timeout() {
         HealthStatus::Healthy
     );
     assert_eq!(health.duration, Duration::from_millis(300));
-}
-
-#[tokio::test(start_paused = true)]
-async fn register_health_provider_uses_the_default_timeout() {
-    let (aggregator, _) = aggregator(quiet().with_default_timeout(Duration::from_millis(50)));
-    let slow = Scripted::sleeping(Duration::from_millis(100));
-    aggregator.register_health_provider("slow", Arc::clone(&slow) as Arc<dyn HealthProvider>, true);
-    let options = aggregator.provider_options("slow").unwrap();
-    assert_eq!(options.timeout, Duration::from_millis(50));
-    assert!(options.optional);
-    let health = aggregator.check().await;
-    assert_eq!(
-        health.report("slow", "slow").unwrap().message,
-        "timed out after 50ms"
-    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -90,7 +90,7 @@ impl HealthWorld {
             calls: AtomicUsize::new(0),
             behaviour: Mutex::new(behaviour),
         });
-        self.aggregator.register(
+        self.aggregator.register_health_provider(
             name,
             Arc::clone(&provider) as Arc<dyn HealthProvider>,
             options,

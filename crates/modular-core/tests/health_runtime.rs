@@ -151,7 +151,7 @@ async fn an_inline_provider_that_blocks_its_thread_delays_the_whole_check() {
         HealthOptions::default().with_runtime_check(false),
         EventBus::new(),
     );
-    aggregator.register(
+    aggregator.register_health_provider(
         "blocker",
         Arc::new(ThreadBlocker {
             block: Duration::from_millis(300),
@@ -174,7 +174,7 @@ async fn a_blocking_isolated_provider_cannot_delay_the_others() {
         HealthOptions::default().with_runtime_check(false),
         EventBus::new(),
     );
-    aggregator.register(
+    aggregator.register_health_provider(
         "blocker",
         Arc::new(ThreadBlocker {
             block: Duration::from_millis(1_200),
@@ -186,7 +186,7 @@ async fn a_blocking_isolated_provider_cannot_delay_the_others() {
     aggregator.register_health_provider(
         "fast",
         Arc::new(modular_core::health::static_provider(HealthStatus::Healthy)),
-        false,
+        ProviderOptions::default(),
     );
 
     let started = Instant::now();

@@ -57,6 +57,7 @@ impl Module for Tracked {
         ctx.register_reloadable(Recorder::new(&self.name, Behaviour::Succeed, &self.journal));
         if let Some(limit) = self.gate_level {
             ctx.register_health_provider(
+                &self.name,
                 Arc::new(LevelHealth { config, limit }),
                 ProviderOptions::default(),
             );

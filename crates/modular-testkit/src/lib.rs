@@ -72,6 +72,11 @@
 //! # }
 //! ```
 //!
+//! **Conformance.** [`conformance::Conformance`] runs the module contract checks every module
+//! runs the same way: invalid config rejected with its path, each dynamic change observed live
+//! after commit and untouched after an abort, health failing under a fault and recovering, and
+//! no secret in anything the run observes.
+//!
 //! # Feature flags
 //!
 //! This crate has none.
@@ -79,6 +84,7 @@
 // Tests may unwrap: a panic there is the test failing. Non-test builds still deny it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod conformance;
 mod crypto;
 mod fault_proxy;
 mod logging;

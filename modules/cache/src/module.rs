@@ -53,6 +53,7 @@ impl Module for CacheModule {
             service: Arc::clone(&service),
         }));
         ctx.register_health_provider(
+            "cache",
             Arc::clone(&service) as Arc<dyn modular_core::health::HealthProvider>,
             ProviderOptions::new()
                 .with_timeout(config.health.timeout + HEALTH_MARGIN)

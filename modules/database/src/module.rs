@@ -76,6 +76,7 @@ impl Module for DatabaseModule {
         // Each ping bounds itself by its connection's `ping_timeout` (at most
         // MAX_PING_TIMEOUT), so this deadline is only a backstop.
         ctx.register_health_provider(
+            MODULE_NAME,
             Arc::new(DatabaseHealth {
                 service: Arc::clone(&service),
             }),

@@ -218,6 +218,7 @@ impl Module for HttpServerModule {
         }));
         ctx.register_reloadable(Arc::new(ServerReload(Arc::clone(&shared))));
         ctx.register_health_provider(
+            MODULE_NAME,
             Arc::new(ServerHealth(Arc::clone(&shared))),
             ProviderOptions::default().with_timeout(Duration::from_millis(500)),
         );

@@ -259,6 +259,7 @@ impl Module for RouterModule {
         });
         ctx.register_reloadable(Arc::new(RouterReload(Arc::clone(&shared))));
         ctx.register_health_provider(
+            MODULE_NAME,
             Arc::new(RouterHealth(Arc::clone(&shared))),
             ProviderOptions::default(),
         );

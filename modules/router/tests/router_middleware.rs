@@ -197,6 +197,7 @@ impl Module for SlowChecker {
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         ctx.register_health_provider(
+            "slowpoke",
             Arc::new(SlowHealth),
             ProviderOptions::default().with_timeout(Duration::from_secs(2)),
         );

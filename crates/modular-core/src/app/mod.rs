@@ -139,6 +139,16 @@ impl Application {
 
         let store = Arc::new(ConfigStore::new(sources));
         store.load_initial()?;
+        // The `reload:` section tunes the machinery; keys it sets win over the code's options.
+        let reload = match reload {
+            Some(options) => {
+                let section = store
+                    .register::<crate::reload::ReloadSection>("reload", None)
+                    .map_err(Error::Config)?;
+                Some(section.get().apply_to(options))
+            }
+            None => None,
+        };
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
 
@@ -196,7 +206,7 @@ impl Application {
             tracing::debug!(module = %name, "module initialised");
             if let Some(health) = &health {
                 for r in registrations {
-                    health.register(&r.name, r.provider, r.options);
+                    health.register_health_provider(&r.name, r.provider, r.options);
                 }
             }
             targets.push(ReloadTarget {

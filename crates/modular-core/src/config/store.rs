@@ -427,14 +427,20 @@ impl ConfigStore {
 
     /// The running configuration as JSON, section by section, with secrets redacted.
     pub fn redacted_json(&self) -> Value {
+        self.redacted_versioned().1
+    }
+
+    /// The running version and its configuration as JSON, secrets redacted, both from one
+    /// config epoch (never a version number beside another version's values).
+    pub fn redacted_versioned(&self) -> (u64, Value) {
+        let snapshot = self.snapshot();
         let mut map = serde_json::Map::new();
         for section in self.sections() {
-            map.insert(
-                section.name().to_owned(),
-                section.redacted_json(&section.current()),
-            );
+            if let Some(value) = snapshot.section(section.index()) {
+                map.insert(section.name().to_owned(), section.redacted_json(value));
+            }
         }
-        Value::Object(map)
+        (snapshot.version(), Value::Object(map))
     }
 }
 

@@ -153,13 +153,16 @@ impl HealthAggregator {
         &self.inner.options
     }
 
-    /// Registers (or replaces) the provider called `name`. The next check runs it.
-    pub fn register(
+    /// Registers (or replaces) the provider called `name` with its options (timeout,
+    /// optionality, probes, tags, isolation). The next check runs it. The same name and
+    /// signature as [`InitContext::register_health_provider`](crate::InitContext::register_health_provider).
+    pub fn register_health_provider(
         &self,
-        name: &str,
+        name: impl AsRef<str>,
         provider: Arc<dyn HealthProvider>,
         options: ProviderOptions,
     ) {
+        let name = name.as_ref();
         let registration = Arc::new(Registration {
             name: Arc::from(name),
             provider,
@@ -178,20 +181,6 @@ impl HealthAggregator {
         });
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         tracing::debug!(provider = name, "health provider registered");
-    }
-
-    /// Registers a provider with the default options, the aggregator's default timeout and
-    /// the given optionality.
-    pub fn register_health_provider(
-        &self,
-        name: &str,
-        provider: Arc<dyn HealthProvider>,
-        optional: bool,
-    ) {
-        let options = ProviderOptions::default()
-            .with_timeout(self.inner.options.default_timeout)
-            .with_optional(optional);
-        self.register(name, provider, options);
     }
 
     /// Removes the provider called `name` and its reports from the current answer.

@@ -22,8 +22,12 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! let aggregator = HealthAggregator::new(HealthOptions::default(), EventBus::new());
-//! aggregator.register_health_provider("db", Arc::new(health::static_provider(HealthStatus::Healthy)), false);
-//! aggregator.register(
+//! aggregator.register_health_provider(
+//!     "db",
+//!     Arc::new(health::static_provider(HealthStatus::Healthy)),
+//!     ProviderOptions::default(),
+//! );
+//! aggregator.register_health_provider(
 //!     "cache",
 //!     Arc::new(health::from_fn(|| async { Err::<(), _>(HealthError::failed("connection refused")) })),
 //!     ProviderOptions::default().with_optional(true),

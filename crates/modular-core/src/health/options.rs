@@ -199,9 +199,6 @@ pub struct HealthOptions {
     /// How long an answer is served from the cache (default 250 ms).
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
-    /// Timeout of providers registered with `register_health_provider` (default 200 ms).
-    #[serde(with = "humantime_serde")]
-    pub default_timeout: Duration,
     /// When set, `start_background` refreshes every interval and probes only read the snapshot.
     #[serde(with = "humantime_serde")]
     pub background_refresh: Option<Duration>,
@@ -219,7 +216,6 @@ impl Default for HealthOptions {
     fn default() -> Self {
         Self {
             cache_ttl: Duration::from_millis(250),
-            default_timeout: DEFAULT_PROVIDER_TIMEOUT,
             background_refresh: None,
             runtime_stall_threshold: Duration::from_secs(1),
             runtime_check: true,
@@ -238,13 +234,6 @@ impl HealthOptions {
     #[must_use]
     pub fn with_cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
-        self
-    }
-
-    /// Sets the timeout used by `register_health_provider`.
-    #[must_use]
-    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
-        self.default_timeout = timeout;
         self
     }
 
@@ -299,7 +288,6 @@ mod tests {
         assert_eq!(options.cache_ttl, Duration::from_millis(100));
         assert_eq!(options.background_refresh, Some(Duration::from_secs(5)));
         assert_eq!(options.show_details, DetailsPolicy::Always);
-        assert_eq!(options.default_timeout, Duration::from_millis(200));
         assert!(serde_json::from_str::<HealthOptions>(r#"{"cache_tl":"1s"}"#).is_err());
     }
 }

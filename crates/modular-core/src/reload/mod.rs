@@ -26,7 +26,9 @@ use crate::error::BoxError;
 
 pub use breaker::{BreakerState, CircuitBreaker};
 pub use history::HistoryEntry;
-pub use options::{ReloadOptions, ReloadTarget, StaticPolicy};
+pub use options::{
+    BreakerSection, HealthGateSection, ReloadOptions, ReloadSection, ReloadTarget, StaticPolicy,
+};
 pub use orchestrator::{ReloadOrchestrator, RevertedVersion};
 pub use outcome::{ModuleFailure, ReloadOutcome, ReloadStatus};
 pub use watcher::{ConfigWatcher, content_fingerprint};

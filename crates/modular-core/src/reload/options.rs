@@ -77,3 +77,117 @@ impl std::fmt::Debug for ReloadTarget {
     }
 }
 
+
+/// The `reload:` config section: the machinery's own settings, read once at `build()`.
+///
+/// Every key is optional; a key that is set replaces the value the application gave in code
+/// ([`ApplicationBuilder::with_reload_options`](crate::ApplicationBuilder::with_reload_options)),
+/// so operators can tune the pipeline without a rebuild. The section is static: changing it
+/// needs a restart (a reload that changes it is refused as restart-required, or recorded as
+/// pending under `static_policy: apply_dynamic`).
+///
+/// ```yaml
+/// reload:
+///   debounce: 250ms
+///   static_policy: reject        # or apply_dynamic
+///   history: 20
+///   watch_files: true
+///   health_gate:
+///     enabled: true
+///     window: 3s
+///     interval: 500ms
+///   breaker:
+///     threshold: 3
+///     backoff: 2s
+///     max_backoff: 2m
+/// ```
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, crate::DynamicConfig,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadSection {
+    /// Trailing debounce of file events.
+    #[serde(with = "humantime_serde::option")]
+    pub debounce: Option<Duration>,
+    /// What to do with changes to non-dynamic fields.
+    pub static_policy: Option<StaticPolicy>,
+    /// Versions kept in history.
+    pub history: Option<usize>,
+    /// Watch config files for changes.
+    pub watch_files: Option<bool>,
+    /// The health gate.
+    #[config(nested)]
+    pub health_gate: HealthGateSection,
+    /// The circuit breaker.
+    #[config(nested)]
+    pub breaker: BreakerSection,
+}
+
+/// `reload.health_gate`.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, crate::DynamicConfig,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthGateSection {
+    /// Watch readiness after each reload and revert when it got worse.
+    pub enabled: Option<bool>,
+    /// How long after a reload the gate watches.
+    #[serde(with = "humantime_serde::option")]
+    pub window: Option<Duration>,
+    /// How often it looks within the window.
+    #[serde(with = "humantime_serde::option")]
+    pub interval: Option<Duration>,
+}
+
+/// `reload.breaker`.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, crate::DynamicConfig,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerSection {
+    /// Consecutive failures that open the breaker.
+    pub threshold: Option<u32>,
+    /// The first backoff once open.
+    #[serde(with = "humantime_serde::option")]
+    pub backoff: Option<Duration>,
+    /// The longest backoff.
+    #[serde(with = "humantime_serde::option")]
+    pub max_backoff: Option<Duration>,
+}
+
+impl ReloadSection {
+    /// `options` with every key this section sets replaced.
+    pub fn apply_to(&self, mut options: ReloadOptions) -> ReloadOptions {
+        if let Some(v) = self.debounce {
+            options.debounce = v;
+        }
+        if let Some(v) = self.static_policy {
+            options.static_policy = v;
+        }
+        if let Some(v) = self.history {
+            options.history = v;
+        }
+        if let Some(v) = self.watch_files {
+            options.watch_files = v;
+        }
+        if let Some(v) = self.health_gate.enabled {
+            options.health_gate = v;
+        }
+        if let Some(v) = self.health_gate.window {
+            options.health_gate_window = v;
+        }
+        if let Some(v) = self.health_gate.interval {
+            options.health_gate_interval = v;
+        }
+        if let Some(v) = self.breaker.threshold {
+            options.breaker_threshold = v;
+        }
+        if let Some(v) = self.breaker.backoff {
+            options.breaker_backoff = v;
+        }
+        if let Some(v) = self.breaker.max_backoff {
+            options.breaker_max_backoff = v;
+        }
+        options
+    }
+}

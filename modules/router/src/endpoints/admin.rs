@@ -171,13 +171,19 @@ async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
         .map(|o| o.pending_restart())
         .unwrap_or_default();
     let last_rejected = orchestrator.as_ref().and_then(|o| o.last_rejected());
+    let last_reverted = orchestrator.as_ref().and_then(|o| o.last_reverted());
+    let sources_differ = last_reverted.as_ref().is_some_and(|r| r.sources_differ);
+    // Version and values from one config epoch.
+    let (version, config) = ep.store.redacted_versioned();
     json(
         StatusCode::OK,
         &json!({
-            "version": ep.store.version(),
-            "config": ep.store.redacted_json(),
+            "version": version,
+            "config": config,
             "pending_restart": pending_restart,
             "last_rejected": last_rejected,
+            "last_reverted": last_reverted,
+            "sources_differ": sources_differ,
         }),
     )
 }

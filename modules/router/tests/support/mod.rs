@@ -188,6 +188,7 @@ impl Module for Checker {
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         ctx.register_health_provider(
+            "checker",
             Arc::new(CheckerHealth(Arc::clone(&self.0))),
             ProviderOptions::default(),
         );

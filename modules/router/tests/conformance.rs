@@ -1,0 +1,102 @@
+//! The module conformance kit (modular-testkit) for the router, served by the real HTTP
+//! server: every change is observed over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+
+use modular_core::http::RouteRegistry;
+use modular_httpserver::{HttpServerHandle, HttpServerModule};
+use modular_router::RouterModule;
+use modular_testkit::conformance::{Conformance, ProbeContext, fault_fn, probe};
+use serde_json::json;
+use support::{Gate, Greeter, TOKEN};
+
+async fn get(ctx: &ProbeContext, path: &str, accept_gzip: bool) -> Result<reqwest::Response, String> {
+    let addr = ctx
+        .services()
+        .get::<HttpServerHandle>()
+        .ok_or("no http server")?
+        .local_addr()
+        .ok_or("not listening")?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut request = client.get(format!("http://{addr}{path}"));
+    if accept_gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    request.send().await.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn the_router_passes_the_conformance_kit() {
+    modular_testkit::install_crypto_provider();
+    let gate = Arc::new(Gate::default());
+    Conformance::new("router", move |b| {
+        b.module(Greeter(Arc::clone(&gate)))
+            .module(RouterModule::new())
+            .module(HttpServerModule::new())
+    })
+    .valid(json!({
+        "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" },
+        "admin": { "token": TOKEN },
+        "router": { "request_id_header": "x-request-id" },
+    }))
+    .invalid("router.request_timeout", json!("soon"))
+    .invalid("router.request_id_header", json!("not a header"))
+    .change(
+        "request_id_header",
+        [("router.request_id_header", json!("x-correlation-id"))],
+        probe(|ctx| async move {
+            let answer = get(&ctx, "/greet", false).await?;
+            answer
+                .headers()
+                .contains_key("x-correlation-id")
+                .then_some(())
+                .ok_or("no x-correlation-id in the answer".to_owned())
+        }),
+    )
+    .change(
+        "compression",
+        [("router.compression", json!(true))],
+        probe(|ctx| async move {
+            let answer = get(&ctx, "/big", true).await?;
+            let encoding = answer
+                .headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (encoding == "gzip")
+                .then_some(())
+                .ok_or(format!("content-encoding {encoding:?}"))
+        }),
+    )
+    .change(
+        "routes (a toggle)",
+        [("router.routes./greet.enabled", json!(false))],
+        probe(|ctx| async move {
+            let status = get(&ctx, "/greet", false).await?.status().as_u16();
+            (status == 503)
+                .then_some(())
+                .ok_or(format!("/greet answered {status}"))
+        }),
+    )
+    .boxed_fault(fault_fn(
+        // Two modules claiming one path: the router cannot be rebuilt and reports it.
+        |ctx| async move {
+            let routes = RouteRegistry::shared(ctx.services());
+            routes.route("intruder", "/greet", axum::routing::get(|| async { "mine" }));
+        },
+        |ctx| async move {
+            RouteRegistry::shared(ctx.services()).remove("intruder");
+        },
+    ))
+    .secret(TOKEN)
+    .run()
+    .await
+    .assert_passed();
+}
