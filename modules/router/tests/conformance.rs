@@ -43,7 +43,7 @@ async fn the_router_passes_the_conformance_kit() {
     .valid(json!({
         "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" },
         "admin": { "token": TOKEN },
-        "router": { "request_id_header": "x-request-id" },
+        "router": { "request_id_header": "x-request-id", "compression": false },
     }))
     .invalid("router.request_timeout", json!("soon"))
     .invalid("router.request_id_header", json!("not a header"))
@@ -77,12 +77,15 @@ async fn the_router_passes_the_conformance_kit() {
     )
     .change(
         "routes (a toggle)",
-        [("router.routes./greet.enabled", json!(false))],
+        [
+            ("router.routes./greet/{name}.enabled", json!(false)),
+            ("router.routes./greet/{name}.disabled_status", json!(503)),
+        ],
         probe(|ctx| async move {
-            let status = get(&ctx, "/greet", false).await?.status().as_u16();
+            let status = get(&ctx, "/greet/ada", false).await?.status().as_u16();
             (status == 503)
                 .then_some(())
-                .ok_or(format!("/greet answered {status}"))
+                .ok_or(format!("/greet/ada answered {status}"))
         }),
     )
     .boxed_fault(fault_fn(
