@@ -103,6 +103,18 @@ const ROWS: &[Row] = &[
         target: Target::None,
     },
     Row {
+        name: "consistent read of two sections from one config epoch",
+        reference: "ArcSwap load ~21 ns",
+        measure: Measure::Median("config_snapshot_two_sections"),
+        target: Target::AtMostNs(40.0),
+    },
+    Row {
+        name: "one section through its ConfigHandle (owned snapshot)",
+        reference: "-",
+        measure: Measure::Median("config_handle_get"),
+        target: Target::None,
+    },
+    Row {
         name: "file change to all modules reloaded (debounce 250 ms)",
         reference: "Go: never reaches modules",
         measure: Measure::Median("reload/file_change_to_applied"),

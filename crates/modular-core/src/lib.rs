@@ -17,9 +17,11 @@
 //!   field-by-field diff ([`ConfigChange`], [`ConfigDiff`]) and a validation hook.
 //! - [`reload`]: the [`reload::ReloadOrchestrator`] runs every trigger (file watcher, SIGHUP,
 //!   admin API, [`Application::reload`], [`Application::set_override`]) through one pipeline:
-//!   load, validate, diff, classify static changes, plan in dependency order, apply with
-//!   timeouts and caught panics, roll back on failure, commit a new version, and revert when the
-//!   health gate sees readiness get worse. A circuit breaker stops reload storms.
+//!   load, validate, diff, classify static changes, plan in dependency order, prepare every
+//!   module's new state aside (two-phase, [`PreparedReload`]) with timeouts and caught panics,
+//!   drop every prepared state on the first failure, or commit them all and publish every
+//!   section in one atomic swap ([`config::ConfigSnapshot`]), and revert when the health gate
+//!   sees readiness get worse. A circuit breaker stops reload storms.
 //! - [`health`]: the [`health::HealthAggregator`] polls every provider concurrently with
 //!   per-provider timeouts, isolates panics, caches answers with single-flight refresh, and folds
 //!   readiness, liveness and startup; [`health::render`] produces the HTTP answers.
@@ -82,15 +84,15 @@ mod util;
 
 pub use app::{Application, ApplicationBuilder};
 pub use async_trait::async_trait;
-/// Serde helpers for human-readable durations (`250ms`, `2m`): `#[serde(with =
-/// "modular_core::humantime_serde")]`, so a module needs no dependency of its own for them.
-pub use humantime_serde;
 pub use config::{
     ChangeType, ConfigChange, ConfigDiff, ConfigHandle, ConfigSnapshot, DynamicConfig, FieldError,
     Secret,
 };
 pub use crypto::install_default_crypto_provider;
 pub use error::{BoxError, Error, Phase};
+/// Serde helpers for human-readable durations (`250ms`, `2m`): `#[serde(with =
+/// "modular_core::humantime_serde")]`, so a module needs no dependency of its own for them.
+pub use humantime_serde;
 pub use modular_macros::DynamicConfig;
 pub use module::{InitContext, Module, ModuleContext};
 pub use registry::ServiceRegistry;

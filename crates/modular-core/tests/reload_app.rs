@@ -146,10 +146,23 @@ async fn set_override_reloads_and_a_bad_override_changes_nothing() {
 
 /// One module `gated` whose readiness fails above level 50, with the health gate on.
 async fn gated_app(journal: &Journal, stop_delay: Duration) -> Application {
+    gated_app_on(journal, stop_delay, None).await
+}
+
+/// [`gated_app`], reading `file` too when given.
+async fn gated_app_on(
+    journal: &Journal,
+    stop_delay: Duration,
+    file: Option<&std::path::Path>,
+) -> Application {
     let mut module = tracked("gated", &[], journal);
     module.gate_level = Some(50);
     module.stop_delay = stop_delay;
-    Application::builder()
+    let builder = match file {
+        Some(file) => Application::builder().config_file(file),
+        None => Application::builder(),
+    };
+    builder
         .env_prefix(None)
         .module(module)
         .with_reload_options(ReloadOptions {
@@ -287,4 +300,147 @@ async fn stopping_inside_the_health_gate_window_reverts_nothing() {
         1,
         "no revert reached the stopped module"
     );
+}
+
+fn history_verdict(app: &Application, version: u64) -> Option<String> {
+    app.reloader()
+        .unwrap()
+        .history()
+        .into_iter()
+        .find(|e| e.version == version)
+        .and_then(|e| e.health_gate)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_during_the_gate_window_runs_at_once_and_supersedes_the_window() {
+    let journal = Journal::default();
+    let mut app = gated_app(&journal, Duration::ZERO).await;
+    let mut passed = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.config.reload.gate.passed"));
+    app.start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let first = app.set_override("gated.level", json!(10)).await.unwrap();
+    let second = app.set_override("gated.level", json!(20)).await.unwrap();
+    assert_eq!(first.status, ReloadStatus::Applied, "{first:?}");
+    assert_eq!(second.status, ReloadStatus::Applied, "{second:?}");
+    assert_eq!(first.health_gate.as_deref(), Some("watching"));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the second reload waited for the first one's window: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(history_verdict(&app, 2).as_deref(), Some("superseded"));
+    assert_eq!(history_verdict(&app, 3), None, "still watching");
+
+    let event = tokio::time::timeout(Duration::from_secs(10), passed.recv())
+        .await
+        .expect("gate.passed")
+        .unwrap();
+    assert_eq!(event_data(&event).unwrap()["version"], json!(3));
+    assert_eq!(history_verdict(&app, 3).as_deref(), Some("passed"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_back_to_back_reloads_with_the_gate_on_never_wait_out_a_window() {
+    let journal = Journal::default();
+    let mut app = gated_app(&journal, Duration::ZERO).await;
+    app.start().await.unwrap();
+    let started = tokio::time::Instant::now();
+    for i in 0..1000u32 {
+        let outcome = app
+            .set_override("gated.label", json!(format!("v{i}")))
+            .await
+            .unwrap();
+        assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    }
+    // Paused time only moves when every task waits on a timer: a reload that waited out the
+    // 3 s window would show here as at least 3 s per reload.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.config().version(), 1001);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revert_shows_in_the_admin_view_and_in_health_until_the_sources_change() {
+    let journal = Journal::default();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, "gated:\n  level: 1\n").unwrap();
+    let mut app = gated_app_on(&journal, Duration::ZERO, Some(&path)).await;
+    let mut reverted = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.config.reload.reverted"));
+    app.start().await.unwrap();
+
+    std::fs::write(&path, "gated:\n  level: 80\n").unwrap();
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    tokio::time::timeout(Duration::from_secs(10), reverted.recv())
+        .await
+        .expect("reverted")
+        .unwrap();
+
+    let reloader = app.reloader().unwrap();
+    let last = reloader.last_reverted().expect("the revert is recorded");
+    assert_eq!((last.version, last.reverted_to), (2, 3));
+    assert!(last.sources_differ, "the file still says 80");
+    assert!(last.reason.contains("readiness"), "{}", last.reason);
+    assert_eq!(history_verdict(&app, 2).as_deref(), Some("reverted"));
+    let health = app.health().unwrap().force_refresh().await;
+    let component = health
+        .report("config", "reverted")
+        .expect("a config:reverted component while the sources differ");
+    assert_eq!(component.status, HealthStatus::Degraded);
+    assert!(component.optional);
+    assert!(
+        component.message.contains("version 2"),
+        "{}",
+        component.message
+    );
+    assert_eq!(health.readiness, HealthStatus::Healthy);
+
+    // The next change in the sources is tried again, and clears the mark.
+    std::fs::write(&path, "gated:\n  level: 5\n").unwrap();
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert!(!reloader.last_reverted().unwrap().sources_differ);
+    let health = app.health().unwrap().force_refresh().await;
+    assert!(health.report("config", "reverted").is_none());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reverted_override_is_withdrawn_with_its_version() {
+    let journal = Journal::default();
+    let mut app = gated_app(&journal, Duration::ZERO).await;
+    let mut reverted = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.config.reload.reverted"));
+    app.start().await.unwrap();
+    let outcome = app.set_override("gated.level", json!(80)).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    tokio::time::timeout(Duration::from_secs(10), reverted.recv())
+        .await
+        .expect("reverted")
+        .unwrap();
+    assert!(
+        app.config().overrides().is_empty(),
+        "{:?}",
+        app.config().overrides()
+    );
+    let last = app.reloader().unwrap().last_reverted().unwrap();
+    assert!(
+        !last.sources_differ,
+        "the sources match the running config again"
+    );
+    // A later reload finds nothing to do: the bad value is gone from every source.
+    let again = app.reload().await.unwrap();
+    assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
+    app.stop().await.unwrap();
 }

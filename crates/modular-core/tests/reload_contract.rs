@@ -268,7 +268,11 @@ fn aborted(w: &mut ReloadWorld, module: String) {
     let outcome = w.outcome.as_ref().expect("outcome");
     assert_eq!(outcome.aborted, vec![module.clone()], "{outcome:?}");
     assert_eq!(w.journal.phases(), vec![(module.clone(), "abort")]);
-    assert_eq!(w.recorder(&module).live(), (1, 1), "the live resource is untouched");
+    assert_eq!(
+        w.recorder(&module).live(),
+        (1, 1),
+        "the live resource is untouched"
+    );
 }
 
 #[then("no module was rolled back")]

@@ -66,7 +66,11 @@ async fn modules_prepare_in_dependency_order_and_a_failure_drops_every_prepared_
     );
     assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
     assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");
-    assert_eq!(f.recorders[0].live(), (1, 1), "base's live resource is the same generation");
+    assert_eq!(
+        f.recorders[0].live(),
+        (1, 1),
+        "base's live resource is the same generation"
+    );
     assert_eq!(f.recorders[1].live(), (1, 1));
     assert_eq!(f.level("base"), 1, "nothing was committed");
     assert_eq!(f.orchestrator.version(), 1);
@@ -151,7 +155,11 @@ async fn a_panicking_module_fails_the_reload_and_the_orchestrator_keeps_serving(
         "{outcome:?}"
     );
     assert_eq!(outcome.aborted, vec!["ok"]);
-    assert_eq!(f.recorders[0].live(), (1, 1), "ok's prepared state never went live");
+    assert_eq!(
+        f.recorders[0].live(),
+        (1, 1),
+        "ok's prepared state never went live"
+    );
 
     f.recorders[1].set(Behaviour::Succeed);
     let next = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
@@ -590,4 +598,107 @@ async fn a_panic_outside_the_reload_hook_does_not_stop_the_orchestrator() {
         Some("reload orchestrator is stopped"),
         "{next:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_two_sections_never_sees_a_mixed_pair_during_a_thousand_reloads() {
+    let f = fixture(&[("a", Behaviour::Succeed), ("b", Behaviour::Succeed)]);
+    let a = f
+        .store
+        .register::<support::reload::ModuleConfig>("a", Some("a"))
+        .unwrap();
+    let b = f
+        .store
+        .register::<support::reload::ModuleConfig>("b", Some("b"))
+        .unwrap();
+    let store = f.store.clone();
+    let reader = std::thread::spawn(move || {
+        let mut versions = std::collections::BTreeSet::new();
+        for _ in 0..100_000 {
+            let snapshot = store.snapshot();
+            let (x, y) = (snapshot.get(&a).unwrap(), snapshot.get(&b).unwrap());
+            assert_eq!(
+                x.label,
+                y.label,
+                "a mixed pair at version {}",
+                snapshot.version()
+            );
+            versions.insert(snapshot.version());
+        }
+        versions.len()
+    });
+    for i in 0..1000 {
+        let label = json!(format!("v{i}"));
+        f.set_source(&[("a.label", label.clone()), ("b.label", label)]);
+        let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+        assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    }
+    let seen = reader.join().expect("the reader saw no mixed pair");
+    assert!(
+        seen > 1,
+        "the reader ran while versions were committed ({seen} seen)"
+    );
+    assert_eq!(f.orchestrator.version(), 1001);
+}
+
+#[tokio::test]
+async fn a_skipped_modules_section_is_held_back_until_it_applies() {
+    let f = fixture(&[("busy", Behaviour::Busy), ("free", Behaviour::Succeed)]);
+    f.set_source(&[("busy.level", json!(5)), ("free.level", json!(6))]);
+    let outcome = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(outcome.skipped, vec!["busy"]);
+    assert_eq!(f.level("free"), 6);
+    assert_eq!(
+        f.level("busy"),
+        1,
+        "the skipped module keeps reading what it applied"
+    );
+
+    // Still busy: nothing new to commit.
+    let again = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
+    assert_eq!(f.level("busy"), 1);
+
+    f.recorders[0].set(Behaviour::Succeed);
+    let applied = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(applied.reloaded, vec!["busy"], "{applied:?}");
+    assert_eq!(f.level("busy"), 5);
+}
+
+#[tokio::test]
+async fn a_config_handle_wakes_a_background_task_when_its_section_changes() {
+    let f = fixture(&[("a", Behaviour::Succeed), ("b", Behaviour::Succeed)]);
+    let handle = f
+        .store
+        .register::<support::reload::ModuleConfig>("a", Some("a"))
+        .unwrap();
+    let follower = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.changed().await.level }
+    });
+    tokio::task::yield_now().await;
+    // Another section's change does not wake it.
+    f.set_source(&[("b.level", json!(3))]);
+    assert!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .is_applied()
+    );
+    tokio::task::yield_now().await;
+    assert!(!follower.is_finished());
+
+    f.set_source(&[("a.level", json!(9))]);
+    assert!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .is_applied()
+    );
+    let level = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("woken")
+        .unwrap();
+    assert_eq!(level, 9);
 }

@@ -319,13 +319,21 @@ impl Conformance {
         let mut app = match self.builder(self.valid.clone()).build().await {
             Ok(app) => app,
             Err(error) => {
-                report.fail("start", format!("the valid configuration failed to build: {error}"));
+                report.fail(
+                    "start",
+                    format!("the valid configuration failed to build: {error}"),
+                );
                 return report;
             }
         };
-        let mut events = app.events().subscribe_with_capacity(EventFilter::prefix(""), 65_536);
+        let mut events = app
+            .events()
+            .subscribe_with_capacity(EventFilter::prefix(""), 65_536);
         if let Err(error) = app.start().await {
-            report.fail("start", format!("the valid configuration failed to start: {error}"));
+            report.fail(
+                "start",
+                format!("the valid configuration failed to start: {error}"),
+            );
             return report;
         }
         report.pass("start");
@@ -334,7 +342,8 @@ impl Conformance {
             store: Arc::clone(app.config()),
         };
 
-        self.check_invalid_reloads(&app, &mut report, &mut seen).await;
+        self.check_invalid_reloads(&app, &mut report, &mut seen)
+            .await;
         self.check_changes(&app, &ctx, &mut report, &mut seen).await;
         self.check_health(&app, &ctx, &mut report, &mut seen).await;
 
@@ -387,7 +396,10 @@ impl Conformance {
             let running = store.redacted_json();
             let outcome = reload_with(app, &invalid.set, false).await;
             seen.outcome(&outcome);
-            let named = outcome.errors.iter().any(|e| e.path.contains(&invalid.path))
+            let named = outcome
+                .errors
+                .iter()
+                .any(|e| e.path.contains(&invalid.path))
                 || outcome
                     .error
                     .as_deref()
@@ -395,7 +407,10 @@ impl Conformance {
             if outcome.status != ReloadStatus::Rejected {
                 report.fail(&name, format!("status {:?}, not rejected", outcome.status));
             } else if !named {
-                report.fail(&name, format!("no error names the path: {:?}", outcome.errors));
+                report.fail(
+                    &name,
+                    format!("no error names the path: {:?}", outcome.errors),
+                );
             } else if store.version() != before || store.redacted_json() != running {
                 report.fail(&name, "the running config changed".to_owned());
             } else {
@@ -414,7 +429,10 @@ impl Conformance {
     ) {
         for change in &self.changes {
             // A later module fails to prepare: nothing of this change may go live.
-            let name = format!("`{}`: an aborted reload leaves the live resource untouched", change.field);
+            let name = format!(
+                "`{}`: an aborted reload leaves the live resource untouched",
+                change.field
+            );
             let before = app.config().version();
             let outcome = reload_with(app, &change.set, true).await;
             seen.outcome(&outcome);
@@ -423,7 +441,10 @@ impl Conformance {
             if outcome.status != ReloadStatus::Failed
                 || outcome.failed_module.as_deref() != Some(TRIPWIRE)
             {
-                report.fail(&name, format!("the tripwire did not fail the reload: {outcome:?}"));
+                report.fail(
+                    &name,
+                    format!("the tripwire did not fail the reload: {outcome:?}"),
+                );
             } else if !withdrawn {
                 report.fail(
                     &name,
@@ -449,7 +470,10 @@ impl Conformance {
                 continue;
             }
             if !outcome.reloaded.contains(&self.module) {
-                report.fail(&name, format!("`{}` was not reloaded: {outcome:?}", self.module));
+                report.fail(
+                    &name,
+                    format!("`{}` was not reloaded: {outcome:?}", self.module),
+                );
                 continue;
             }
             match (change.probe.0)(ctx.clone()).await {
@@ -479,12 +503,16 @@ impl Conformance {
                 .max()
         };
         let first = health.force_refresh().await;
-        seen.texts.push(serde_json::to_string(&*first).unwrap_or_default());
+        seen.texts
+            .push(serde_json::to_string(&*first).unwrap_or_default());
         match module_status(&first) {
             Some(HealthStatus::Healthy) => report.pass("healthy at start"),
             Some(status) => report.fail("healthy at start", format!("{status:?}")),
             None => {
-                report.fail("healthy at start", format!("no report from `{}`", self.module));
+                report.fail(
+                    "healthy at start",
+                    format!("no report from `{}`", self.module),
+                );
                 return;
             }
         }
@@ -503,7 +531,8 @@ impl Conformance {
             (status.is_some_and(|s| s != HealthStatus::Healthy), answer)
         })
         .await;
-        seen.texts.push(serde_json::to_string(&*failed.1).unwrap_or_default());
+        seen.texts
+            .push(serde_json::to_string(&*failed.1).unwrap_or_default());
         if failed.0 {
             report.pass("health fails when the backend is cut");
         } else {
@@ -515,10 +544,14 @@ impl Conformance {
         fault.restore(ctx).await;
         let recovered = poll(self.recover_within, || async {
             let answer = health.force_refresh().await;
-            (module_status(&answer) == Some(HealthStatus::Healthy), answer)
+            (
+                module_status(&answer) == Some(HealthStatus::Healthy),
+                answer,
+            )
         })
         .await;
-        seen.texts.push(serde_json::to_string(&*recovered.1).unwrap_or_default());
+        seen.texts
+            .push(serde_json::to_string(&*recovered.1).unwrap_or_default());
         if recovered.0 {
             report.pass("health recovers when the backend is back");
         } else {
@@ -535,7 +568,10 @@ impl Conformance {
             return;
         }
         let places = [
-            ("Debug output, errors and health answers", seen.texts.join("\n")),
+            (
+                "Debug output, errors and health answers",
+                seen.texts.join("\n"),
+            ),
             ("reload outcomes", seen.outcomes.join("\n")),
             ("events", seen.events.join("\n")),
             ("history", seen.history.clone()),
@@ -548,7 +584,10 @@ impl Conformance {
                 .filter(|(_, text)| text.contains(secret.as_str()))
                 .map(|(place, _)| *place)
                 .collect();
-            let name = format!("secret #{} never leaves", self.secrets.iter().position(|s| s == secret).unwrap_or(0) + 1);
+            let name = format!(
+                "secret #{} never leaves",
+                self.secrets.iter().position(|s| s == secret).unwrap_or(0) + 1
+            );
             if leaks.is_empty() {
                 report.pass(&name);
             } else {
@@ -728,7 +767,9 @@ impl Reloadable for TripwireReload {
         _changes: &[ConfigChange],
     ) -> Result<PreparedReload, BoxError> {
         match ctx.new_config::<TripwireConfig>() {
-            Some(config) if config.fail => Err("the conformance tripwire refuses this reload".into()),
+            Some(config) if config.fail => {
+                Err("the conformance tripwire refuses this reload".into())
+            }
             _ => Ok(PreparedReload::nothing()),
         }
     }
@@ -775,11 +816,13 @@ impl ConformanceReport {
     }
 
     fn fail(&mut self, name: &str, why: String) {
-        self.checks.push((name.to_owned(), CheckResult::Failed(why)));
+        self.checks
+            .push((name.to_owned(), CheckResult::Failed(why)));
     }
 
     fn skip(&mut self, name: &str, why: String) {
-        self.checks.push((name.to_owned(), CheckResult::Skipped(why)));
+        self.checks
+            .push((name.to_owned(), CheckResult::Skipped(why)));
     }
 
     /// Every check and how it ended.

@@ -36,13 +36,14 @@ struct Quickstart {
 }
 
 impl Quickstart {
-    fn spawn(config: &Path, log: &Path) -> Self {
+    fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Self {
         let log_file = fs::File::create(log).expect("create the log file");
         let child = Command::new(env!("CARGO_BIN_EXE_quickstart"))
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
             .env("MODULAR_ADMIN__TOKEN", TOKEN)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("clone the log file"))
             .stderr(log_file)
@@ -191,6 +192,18 @@ impl Api {
         (status, cache, response.json().await.expect("a JSON answer"))
     }
 
+    async fn admin_reload(&self) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/admin/reload", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("POST /admin/reload");
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.expect("a JSON answer")
+    }
+
     async fn admin_config(&self) -> Value {
         let response = self
             .http
@@ -204,8 +217,17 @@ impl Api {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_walkthrough_works_against_the_real_binary() {
+/// A running quickstart on a free port, with its temp dir, config file and an API client.
+struct Launched {
+    dir: tempfile::TempDir,
+    config: ConfigFile,
+    app: Quickstart,
+    api: Api,
+}
+
+/// Starts the binary on the shipped config (free port, data dir beside the config dir) with
+/// extra environment, and waits until `/readyz` answers `ok`.
+async fn launch(env: &[(&str, &str)]) -> Launched {
     modular_testkit::install_crypto_provider();
     let dir = tempfile::tempdir().expect("a temp dir");
     // The config lives in its own directory (the one the reload watcher watches); the data
@@ -213,7 +235,7 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     let config_dir = dir.path().join("etc");
     fs::create_dir(&config_dir).expect("create the config dir");
     let port = modular_testkit::free_port();
-    let mut config = ConfigFile {
+    let config = ConfigFile {
         path: config_dir.join("config.yaml"),
         text: SHIPPED_CONFIG
             .replace("port: 8080 ", &format!("port: {port} "))
@@ -223,7 +245,7 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     assert!(config.text.contains("data_dir: ../data "));
     config.write();
 
-    let mut app = Quickstart::spawn(&config.path, &dir.path().join("quickstart.log"));
+    let mut app = Quickstart::spawn_with(&config.path, &dir.path().join("quickstart.log"), env);
     let api = Api {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
@@ -249,6 +271,22 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Launched {
+        dir,
+        config,
+        app,
+        api,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_works_against_the_real_binary() {
+    let Launched {
+        dir,
+        mut config,
+        mut app,
+        api,
+    } = launch(&[]).await;
     assert!(
         dir.path().join("data/notes.db").is_file(),
         "the data directory and SQLite file are created"
@@ -484,4 +522,82 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     assert!(status.success(), "exit status {status}; log:\n{log}");
     assert!(log.contains("quickstart stopped"), "{log}");
     assert!(log.contains("module stopped module=database"), "{log}");
+}
+
+/// A thousand back-to-back `POST /admin/reload`, each committing a change, with the health gate
+/// on: none waits out the 3 s gate window (that alone would take 50 minutes). Then a change
+/// that breaks readiness (a health probe of a closed port) is reverted by the gate, and the
+/// revert shows in `/admin/config` and in `/health` while the file still holds it. The loop's
+/// duration is printed, not asserted; docs/PERFORMANCE.md records it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_to_back_reloads_never_wait_for_the_gate_and_a_bad_change_is_reverted_visibly() {
+    // The `reload:` section through the environment: reloads come from the admin API only.
+    let Launched {
+        dir: _dir,
+        mut config,
+        mut app,
+        api,
+    } = launch(&[("MODULAR_RELOAD__WATCH_FILES", "false")]).await;
+
+    let started = Instant::now();
+    let mut ttl = "default_ttl: 5m ";
+    for i in 0..1000 {
+        let next = if i % 2 == 0 {
+            "default_ttl: 6m "
+        } else {
+            "default_ttl: 5m "
+        };
+        config.edit(ttl, next);
+        ttl = next;
+        let outcome = api.admin_reload().await;
+        assert_eq!(outcome["status"], "applied", "reload {i}: {outcome}");
+        assert_eq!(outcome["health_gate"], "watching", "reload {i}: {outcome}");
+    }
+    println!(
+        "1000 back-to-back reloads with the health gate on took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(api.admin_config().await["version"], 1001);
+
+    // A probe of a closed port: readiness fails after the reload, so the gate reverts it.
+    let closed = modular_testkit::free_port();
+    config.edit(
+        "  retry:\n    max_retries: 2\n",
+        &format!(
+            "  retry:\n    max_retries: 2\n  health_probe:\n    - name: upstream\n      url: http://127.0.0.1:{closed}/health\n      timeout: 200ms\n"
+        ),
+    );
+    let outcome = api.admin_reload().await;
+    assert_eq!(outcome["status"], "applied", "{outcome}");
+    let reverted = eventually("the revert in /admin/config", CHANGE_DEADLINE, || async {
+        let view = api.admin_config().await;
+        (!view["last_reverted"].is_null()).then_some(view)
+    })
+    .await;
+    assert_eq!(reverted["last_reverted"]["version"], 1002, "{reverted}");
+    assert_eq!(reverted["last_reverted"]["reverted_to"], 1003, "{reverted}");
+    assert_eq!(reverted["sources_differ"], true, "{reverted}");
+    let health: Value = api
+        .http
+        .get(format!("{}/health", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET /health")
+        .json()
+        .await
+        .expect("a JSON answer");
+    let component = health["checks"]
+        .as_array()
+        .and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c["module"] == "config" && c["component"] == "reverted")
+        })
+        .unwrap_or_else(|| panic!("no config:reverted check in {health}"));
+    assert_eq!(component["status"], "degraded", "{component}");
+    assert_eq!(health["readiness"], "healthy", "{health}");
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
 }

@@ -75,7 +75,9 @@
 //!   so no write is lost or left stale.
 //! - `redis.url`, `redis.connect_timeout`, `redis.command_timeout`: a new `ConnectionManager`
 //!   is opened and checked with `PING` within the (new) `connect_timeout`, then swapped in;
-//!   when that fails the reload fails, is rolled back, and the old connection keeps serving.
+//!   when that fails the reload fails and the old connection keeps serving. The new engine is
+//!   prepared aside and swapped in only when every module of the reload has prepared; an aborted
+//!   reload drops it (emitting `com.modular.cache.reload.aborted`).
 //! - `health.latency_threshold`: read by the next check.
 //!
 //! `engine`, `redis.key_prefix`, `health.timeout` and `health.optional` are static: changing
@@ -100,7 +102,8 @@
 //! |---|---|---|
 //! | `com.modular.cache.connected` | a Redis connection opened at start-up or by a reload, or the server is reachable again after a failure | `engine`, `address`, `reason` (`start`, `reload`, `recovered`) |
 //! | `com.modular.cache.disconnected` | an operation or health check could not reach Redis after the last one could | `engine`, `address`, `error` |
-//! | `com.modular.cache.reloaded` | a reload (or its rollback) was applied | `engine`, `fields`, `version`, `rollback`, `rebuilt`, `carried_over`, `dropped`, `reconnected` |
+//! | `com.modular.cache.reloaded` | a reload was committed | `engine`, `fields`, `version`, `rebuilt`, `carried_over`, `dropped`, `reconnected` |
+//! | `com.modular.cache.reload.aborted` | a prepared engine was dropped (another module failed) | `version` |
 //!
 //! Reachability is observed by operations and health checks, not by a background poller: with
 //! the health aggregator refreshing in the background, that is at least once per refresh.

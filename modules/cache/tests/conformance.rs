@@ -31,7 +31,11 @@ async fn the_memory_cache_passes_the_conformance_kit() {
         .valid(json!({ "cache": { "engine": "memory", "max_items": 1000, "default_ttl": "1h" } }))
         .invalid("cache.max_items", json!("lots"))
         .invalid("cache.default_ttl", json!("soon"))
-        .change("default_ttl", [("cache.default_ttl", json!("90s"))], ttl_is(90))
+        .change(
+            "default_ttl",
+            [("cache.default_ttl", json!("90s"))],
+            ttl_is(90),
+        )
         .change(
             "max_items",
             [("cache.max_items", json!(50))],
@@ -77,7 +81,11 @@ async fn the_redis_cache_passes_the_conformance_kit() -> anyhow::Result<()> {
     Conformance::new("cache", |b| b.module(CacheModule::new()))
         .valid(json!({ "cache": section }))
         .invalid("cache.redis.connect_timeout", json!("whenever"))
-        .change("default_ttl", [("cache.default_ttl", json!("90s"))], ttl_is(90))
+        .change(
+            "default_ttl",
+            [("cache.default_ttl", json!("90s"))],
+            ttl_is(90),
+        )
         .change(
             "redis.url (directly)",
             [("cache.redis.url", json!(direct))],

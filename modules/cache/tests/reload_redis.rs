@@ -168,7 +168,11 @@ async fn a_reload_that_fails_in_a_later_module_keeps_the_cache_on_its_running_co
     assert_eq!(outcome.failed_module.as_deref(), Some("tripwire"));
     assert_eq!(outcome.aborted, vec!["cache".to_owned()]);
     assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
-    assert_eq!(h.service.engine_generation(), generation, "the live engine is untouched");
+    assert_eq!(
+        h.service.engine_generation(),
+        generation,
+        "the live engine is untouched"
+    );
 
     assert_eq!(
         h.cache_report().await.details.get("address").cloned(),
@@ -188,7 +192,11 @@ async fn a_reload_that_fails_in_a_later_module_keeps_the_cache_on_its_running_co
         vec![json!("start")],
         "the prepared connection was never announced: it never served"
     );
-    assert_eq!(h.service.engine_generation(), generation, "same engine throughout");
+    assert_eq!(
+        h.service.engine_generation(),
+        generation,
+        "same engine throughout"
+    );
     h.finish().await
 }
 

@@ -111,8 +111,8 @@
 //! |---|---|
 //! | `com.modular.database.connection.opened` | `connection`, `driver`, `generation`, `max_connections`, `min_connections`, `reason` (`start`, `added`, `replaced`) |
 //! | `com.modular.database.connection.failed` | `connection`, `driver`, `error`, `reason` |
-//! | `com.modular.database.connection.closed` | `connection`, `driver`, `generation`, `reason` (`replaced`, `removed`, `shutdown`) |
-//! | `com.modular.database.pool.swapped` | `connection`, `driver`, `generation`, `changed`, `max_connections`, `min_connections`, `rollback` |
+//! | `com.modular.database.connection.closed` | `connection`, `driver`, `generation`, `reason` (`replaced`, `removed`, `shutdown`, `aborted`: a pool prepared by a reload that another module failed, closed unused) |
+//! | `com.modular.database.pool.swapped` | `connection`, `driver`, `generation`, `changed`, `max_connections`, `min_connections` |
 //! | `com.modular.database.migration.applied` | `connection`, `version`, `description`, `duration_ms` |
 //!
 //! The module never writes a URL into an event, a log line or an error (only its scheme), and

@@ -325,7 +325,10 @@ pub(crate) struct PreparedPools {
 impl std::fmt::Debug for PreparedPools {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedPools")
-            .field("built", &self.built.iter().map(|b| &b.name).collect::<Vec<_>>())
+            .field(
+                "built",
+                &self.built.iter().map(|b| &b.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -415,7 +418,7 @@ impl PreparedPools {
                 pools.close_later(Arc::clone(old), "removed");
             }
         }
-        }
+    }
 }
 
 impl Drop for PreparedPools {
@@ -438,4 +441,3 @@ impl Drop for PreparedPools {
         }
     }
 }
-

@@ -12,7 +12,9 @@ use support::{Backend, Fixture};
 const PASSWORD: &str = "conformance-pw-7f3a9c";
 
 fn service(ctx: &modular_testkit::conformance::ProbeContext) -> std::sync::Arc<DatabaseService> {
-    ctx.services().get::<DatabaseService>().expect("database service")
+    ctx.services()
+        .get::<DatabaseService>()
+        .expect("database service")
 }
 
 #[tokio::test]
@@ -41,7 +43,10 @@ async fn database_passes_the_conformance_kit() -> anyhow::Result<()> {
     };
     Conformance::new("database", |b| b.module(DatabaseModule::new()))
         .valid(json!({ "database": { "connections": { "primary": connection(json!({})) } } }))
-        .invalid("database.connections.primary.max_connections", json!("many"))
+        .invalid(
+            "database.connections.primary.max_connections",
+            json!("many"),
+        )
         .invalid("database.default", json!("nowhere"))
         .change(
             "max_connections",
@@ -55,7 +60,10 @@ async fn database_passes_the_conformance_kit() -> anyhow::Result<()> {
         )
         .change(
             "statement_timeout",
-            [("database.connections.primary.statement_timeout", json!("150ms"))],
+            [(
+                "database.connections.primary.statement_timeout",
+                json!("150ms"),
+            )],
             probe(|ctx| async move {
                 let pool = service(&ctx).postgres("primary").ok_or("no pool")?;
                 let shown: String = sqlx_show(&pool).await?;
@@ -66,7 +74,10 @@ async fn database_passes_the_conformance_kit() -> anyhow::Result<()> {
         )
         .change(
             "url (another database, directly)",
-            [("database.connections.primary.url", json!(direct_to_postgres))],
+            [(
+                "database.connections.primary.url",
+                json!(direct_to_postgres),
+            )],
             probe(|ctx| async move { current_database(&ctx, "postgres").await }),
         )
         .change(

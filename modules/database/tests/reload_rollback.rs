@@ -12,9 +12,7 @@ use modular_core::{
     BoxError, ConfigChange, DynamicConfig, InitContext, Module, ReloadContext, ReloadStatus,
     Reloadable,
 };
-use modular_database::events::{
-    CONNECTION_CLOSED, CONNECTION_FAILED, POOL_SWAPPED,
-};
+use modular_database::events::{CONNECTION_CLOSED, CONNECTION_FAILED, POOL_SWAPPED};
 use modular_database::sqlx::{self, AssertSqlSafe};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -122,7 +120,9 @@ impl Module for Refuser {
     }
 }
 
-async fn a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(backend: Backend) -> anyhow::Result<()> {
+async fn a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(
+    backend: Backend,
+) -> anyhow::Result<()> {
     let Some(f) = Fixture::new(backend) else {
         return Ok(());
     };
@@ -167,7 +167,11 @@ async fn a_later_module_failing_closes_the_prepared_pool_and_keeps_the_live_one(
         support::drain_of_type(&mut events, POOL_SWAPPED).is_empty(),
         "the prepared pool was never swapped in"
     );
-    assert_eq!(db.generation("primary"), Some(1), "the live pool is the same generation");
+    assert_eq!(
+        db.generation("primary"),
+        Some(1),
+        "the live pool is the same generation"
+    );
     let pool = db.default_pool().expect("pool");
     assert_eq!(pool.stats().max, 5);
     assert!(pool.ping().await.is_ok());

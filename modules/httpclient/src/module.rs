@@ -54,7 +54,11 @@ impl Module for HttpClientModule {
             timeout: MAX_PROBE_TIMEOUT + Duration::from_millis(500),
             ..ProviderOptions::default()
         };
-        ctx.register_health_provider(MODULE_NAME, Arc::new(HttpClientHealth::new(client.clone())), options);
+        ctx.register_health_provider(
+            MODULE_NAME,
+            Arc::new(HttpClientHealth::new(client.clone())),
+            options,
+        );
         let settings = client.settings();
         tracing::info!(
             module = MODULE_NAME,

@@ -27,7 +27,10 @@ async fn echoed(ctx: &ProbeContext, server: &TestServer, header: &str) -> Result
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    let hit = server.hits("/echo").pop().ok_or("no request reached /echo")?;
+    let hit = server
+        .hits("/echo")
+        .pop()
+        .ok_or("no request reached /echo")?;
     Ok(hit
         .headers
         .get(header)
@@ -66,7 +69,10 @@ async fn the_http_client_passes_the_conformance_kit() {
         )
         .change(
             "default_headers",
-            [("httpclient.default_headers", json!({ "x-api-key": ROTATED_KEY }))],
+            [(
+                "httpclient.default_headers",
+                json!({ "x-api-key": ROTATED_KEY }),
+            )],
             probe(move |ctx| {
                 let server = s2.clone();
                 async move {

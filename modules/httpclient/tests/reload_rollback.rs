@@ -104,7 +104,11 @@ async fn a_reload_that_fails_later_never_publishes_the_prepared_client() {
     assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
     assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");
     assert_eq!(client.settings().request_timeout, Duration::from_secs(10));
-    assert_eq!(client.generation(), 1, "the live client is the same generation");
+    assert_eq!(
+        client.generation(),
+        1,
+        "the live client is the same generation"
+    );
     let events: Vec<_> = rebuilt
         .drain()
         .iter()

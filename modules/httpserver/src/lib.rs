@@ -133,7 +133,7 @@
 //! |---|---|
 //! | `com.modular.httpserver.server.started` | `address`, `scheme` |
 //! | `com.modular.httpserver.server.stopped` | `address`, `requests_served`, `forced_connections` |
-//! | `com.modular.httpserver.tls.reloaded` | `trigger` (`config`, `file`, `rollback`), `serial`, `previous_serial`, `subject`, `not_after`, `source` |
+//! | `com.modular.httpserver.tls.reloaded` | `trigger` (`config`, `file`), `serial`, `previous_serial`, `subject`, `not_after`, `source` |
 //!
 //! # Feature flags
 //!

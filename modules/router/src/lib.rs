@@ -119,7 +119,7 @@
 //!
 //! | type | when | data |
 //! |---|---|---|
-//! | `com.modular.router.routes.rebuilt` | a new router was swapped in | `trigger` (`start`, `reload`, `rollback`, `contribution`), `route_count`, `disabled`, `generation` |
+//! | `com.modular.router.routes.rebuilt` | a new router was swapped in | `trigger` (`start`, `reload`, `contribution`), `route_count`, `disabled`, `generation` |
 //! | `com.modular.router.routes.rebuild_failed` | a build failed; the previous router keeps serving | `trigger`, `error` |
 //!
 //! The reloads it takes part in are announced by core (`com.modular.config.reload.*`).

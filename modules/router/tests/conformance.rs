@@ -13,7 +13,11 @@ use modular_testkit::conformance::{Conformance, ProbeContext, fault_fn, probe};
 use serde_json::json;
 use support::{Gate, Greeter, TOKEN};
 
-async fn get(ctx: &ProbeContext, path: &str, accept_gzip: bool) -> Result<reqwest::Response, String> {
+async fn get(
+    ctx: &ProbeContext,
+    path: &str,
+    accept_gzip: bool,
+) -> Result<reqwest::Response, String> {
     let addr = ctx
         .services()
         .get::<HttpServerHandle>()
@@ -92,7 +96,11 @@ async fn the_router_passes_the_conformance_kit() {
         // Two modules claiming one path: the router cannot be rebuilt and reports it.
         |ctx| async move {
             let routes = RouteRegistry::shared(ctx.services());
-            routes.route("intruder", "/greet", axum::routing::get(|| async { "mine" }));
+            routes.route(
+                "intruder",
+                "/greet",
+                axum::routing::get(|| async { "mine" }),
+            );
         },
         |ctx| async move {
             RouteRegistry::shared(ctx.services()).remove("intruder");

@@ -276,7 +276,10 @@ async fn a_later_module_failing_never_publishes_the_prepared_router() -> anyhow:
         .iter()
         .filter_map(|e| event_data(e).and_then(|d| d["trigger"].as_str().map(str::to_owned)))
         .collect();
-    assert!(triggers.is_empty(), "the prepared router was never swapped in: {triggers:?}");
+    assert!(
+        triggers.is_empty(),
+        "the prepared router was never swapped in: {triggers:?}"
+    );
     // The origin the failed reload would have allowed is not allowed.
     let answer = test.get("/greet").header("origin", ORIGIN).send().await?;
     assert!(

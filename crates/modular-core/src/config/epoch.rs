@@ -40,7 +40,10 @@ impl ConfigSnapshot {
     /// The value of the section `handle` reads, as of this snapshot. `None` only for a handle
     /// of another application's store.
     #[inline]
-    pub fn get<'a, T: Any + Send + Sync>(&'a self, handle: &super::ConfigHandle<T>) -> Option<&'a T> {
+    pub fn get<'a, T: Any + Send + Sync>(
+        &'a self,
+        handle: &super::ConfigHandle<T>,
+    ) -> Option<&'a T> {
         if handle.epoch.id != self.epoch_id {
             return None;
         }

@@ -54,7 +54,6 @@ struct TypedSection<T> {
     handle: ConfigHandle<T>,
 }
 
-
 impl<T: SectionConfig> TypedSection<T> {
     fn extract(&self, figment: &Figment) -> Result<T, Vec<ValidationError>> {
         extract_section(&self.name, figment)
@@ -367,18 +366,28 @@ impl ConfigStore {
             .sources
             .figment(overrides, extra)
             .map_err(ValidationErrors)?;
+        let sections = self.validate(&figment).map_err(ValidationErrors)?;
+        Ok(Candidate { figment, sections })
+    }
+
+    /// Deserializes and validates every registered section from `figment`; every error of
+    /// every section is returned, each with its path and source.
+    pub fn validate(
+        &self,
+        figment: &Figment,
+    ) -> Result<Vec<(Arc<dyn SectionBinding>, AnySection)>, Vec<ValidationError>> {
         let mut errors = Vec::new();
         let mut sections = Vec::new();
         for binding in self.sections() {
-            match binding.load(&figment) {
+            match binding.load(figment) {
                 Ok(value) => sections.push((binding, value)),
                 Err(e) => errors.extend(e),
             }
         }
         if errors.is_empty() {
-            Ok(Candidate { figment, sections })
+            Ok(sections)
         } else {
-            Err(ValidationErrors(errors))
+            Err(errors)
         }
     }
 

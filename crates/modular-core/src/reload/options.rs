@@ -77,7 +77,6 @@ impl std::fmt::Debug for ReloadTarget {
     }
 }
 
-
 /// The `reload:` config section: the machinery's own settings, read once at `build()`.
 ///
 /// Every key is optional; a key that is set replaces the value the application gave in code

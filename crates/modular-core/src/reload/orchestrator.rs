@@ -10,12 +10,12 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::ReloadTrigger;
 use super::breaker::{BreakerState, CircuitBreaker};
 use super::history::{History, HistoryEntry};
 use super::options::{ReloadOptions, ReloadTarget};
 use super::outcome::{ReloadOutcome, ReloadStatus};
 use super::worker::Worker;
-use super::ReloadTrigger;
 use crate::config::{AnySection, ConfigStore, TextFormat};
 use crate::events::EventBus;
 use crate::health::HealthAggregator;
@@ -72,7 +72,8 @@ pub(super) struct Shared {
 
 impl Shared {
     pub(super) fn emit(&self, ty: &str, data: Value) {
-        self.events.emit(ty, crate::events::types::RELOAD_SOURCE, data);
+        self.events
+            .emit(ty, crate::events::types::RELOAD_SOURCE, data);
     }
 }
 
@@ -297,7 +298,6 @@ pub(super) fn current_sections(store: &ConfigStore) -> Vec<(String, AnySection)>
         .map(|s| (s.name().to_owned(), s.current()))
         .collect()
 }
-
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The guarded values are replaced whole; a panic elsewhere cannot leave them torn.

@@ -29,7 +29,11 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn new(shared: Arc<Shared>, targets: Vec<ReloadTarget>, options: ReloadOptions) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        targets: Vec<ReloadTarget>,
+        options: ReloadOptions,
+    ) -> Self {
         Self {
             shared,
             targets,
@@ -141,7 +145,8 @@ impl Worker {
     /// one. The caller gets its outcome now; the gate's verdict follows as an event and in
     /// the history entry.
     async fn reload(&mut self, trigger: ReloadTrigger, source: CandidateSource) -> ReloadOutcome {
-        self.reload_with_overrides_before(trigger, source, None).await
+        self.reload_with_overrides_before(trigger, source, None)
+            .await
     }
 
     async fn reload_with_overrides_before(

@@ -123,7 +123,9 @@ impl Reloadable for FakeReload {
             .ok_or("no router section")?;
         let router = routes(&config.greeting, Arc::clone(&self.gate));
         let served = Arc::clone(&self.served);
-        Ok(modular_core::PreparedReload::new(move || served.replace(router)))
+        Ok(modular_core::PreparedReload::new(move || {
+            served.replace(router)
+        }))
     }
 }
 

@@ -91,7 +91,9 @@ impl Reloadable for GreeterReload {
             .ok_or("no greeter section")?;
         let live = Arc::clone(&self.0);
         let greeting = Arc::new(config.greeting.clone());
-        Ok(modular_core::PreparedReload::new(move || live.store(greeting)))
+        Ok(modular_core::PreparedReload::new(move || {
+            live.store(greeting)
+        }))
     }
 }
 

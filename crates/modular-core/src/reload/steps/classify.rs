@@ -7,7 +7,10 @@ use crate::reload::StaticPolicy;
 
 /// The full paths of the static changes: `Ok` when the reload may go ahead, `Err` when the
 /// policy refuses it.
-pub(crate) fn classify(diff: &ConfigDiff, policy: StaticPolicy) -> Result<Vec<String>, Vec<String>> {
+pub(crate) fn classify(
+    diff: &ConfigDiff,
+    policy: StaticPolicy,
+) -> Result<Vec<String>, Vec<String>> {
     let paths: Vec<String> = diff
         .static_changes()
         .iter()

@@ -25,7 +25,9 @@ pub(crate) fn commit(
         .filter(|(binding, _)| {
             let name = binding.name();
             diff.changes.iter().any(|c| c.section == name)
-                && !binding.owner().is_some_and(|owner| skipped.iter().any(|s| s == owner))
+                && !binding
+                    .owner()
+                    .is_some_and(|owner| skipped.iter().any(|s| s == owner))
         })
         .map(|(binding, value)| (binding.index(), Arc::clone(value)))
         .collect();

@@ -88,9 +88,17 @@ impl Worker {
 
         // 3. Diff.
         let diff = diff::diff(&candidate);
+        if !dry_run {
+            // A held-back section whose source went back to what its module runs has nothing
+            // pending any more.
+            self.pending_skipped
+                .retain(|module| diff.changes.iter().any(|c| c.section == module.as_str()));
+        }
         outcome.diff_id = Some(diff.diff_id);
         outcome.changes = diff.changes.clone();
-        if !diff.has_changes() || diff::only_still_skipped(&diff, &self.targets, &self.pending_skipped) {
+        if !diff.has_changes()
+            || diff::only_still_skipped(&diff, &self.targets, &self.pending_skipped)
+        {
             outcome.status = ReloadStatus::Noop;
             outcome.changes.clear();
             if trial {
@@ -156,55 +164,69 @@ impl Worker {
         let baseline = self.gate_baseline(&trigger).await;
 
         // 6. Prepare; 7. abort on the first failure.
-        let prepared = match prepare::prepare(plan, &trigger, next_version, &self.shared.cancel).await
-        {
-            Ok(prepared) => prepared,
-            Err(failure) => {
-                let aborted = prepare::abort(failure.prepared, &trigger, running_version, &self.shared.cancel).await;
-                outcome.status = ReloadStatus::Failed;
-                outcome.skipped = failure.skipped;
-                outcome.failed_module = Some(failure.module.clone());
-                outcome.error = Some(format!(
-                    "module `{}` failed to reload: {}",
-                    failure.module, failure.error
-                ));
-                outcome.aborted = aborted.aborted;
-                outcome.rolled_back = aborted.rolled_back;
-                outcome.rollback_errors = aborted.rollback_errors;
-                outcome.duration_ms = millis_f64(started.elapsed());
-                tracing::error!(
-                    module = %failure.module,
-                    error = %failure.error,
-                    aborted = %outcome.aborted.join(", "),
-                    "module failed to prepare its reload; nothing was committed"
-                );
-                self.shared.emit(
-                    types::RELOAD_FAILED,
-                    json!({
-                        "trigger": trigger.as_str(),
-                        "diff_id": diff.diff_id,
-                        "failed_module": failure.module,
-                        "error": outcome.error,
-                        "aborted": outcome.aborted,
-                        "rolled_back": outcome.rolled_back,
-                        "rollback_errors": outcome.rollback_errors,
-                    }),
-                );
-                self.record_failure(started);
-                return (outcome, None);
-            }
-        };
+        let prepared =
+            match prepare::prepare(plan, &trigger, next_version, &self.shared.cancel).await {
+                Ok(prepared) => prepared,
+                Err(failure) => {
+                    let aborted = prepare::abort(
+                        failure.prepared,
+                        &trigger,
+                        running_version,
+                        &self.shared.cancel,
+                    )
+                    .await;
+                    outcome.status = ReloadStatus::Failed;
+                    outcome.skipped = failure.skipped;
+                    outcome.failed_module = Some(failure.module.clone());
+                    outcome.error = Some(format!(
+                        "module `{}` failed to reload: {}",
+                        failure.module, failure.error
+                    ));
+                    outcome.aborted = aborted.aborted;
+                    outcome.rolled_back = aborted.rolled_back;
+                    outcome.rollback_errors = aborted.rollback_errors;
+                    outcome.duration_ms = millis_f64(started.elapsed());
+                    tracing::error!(
+                        module = %failure.module,
+                        error = %failure.error,
+                        aborted = %outcome.aborted.join(", "),
+                        "module failed to prepare its reload; nothing was committed"
+                    );
+                    self.shared.emit(
+                        types::RELOAD_FAILED,
+                        json!({
+                            "trigger": trigger.as_str(),
+                            "diff_id": diff.diff_id,
+                            "failed_module": failure.module,
+                            "error": outcome.error,
+                            "aborted": outcome.aborted,
+                            "rolled_back": outcome.rolled_back,
+                            "rollback_errors": outcome.rollback_errors,
+                        }),
+                    );
+                    self.record_failure(started);
+                    return (outcome, None);
+                }
+            };
 
         // 8. Commit: modules, then one epoch; record.
         outcome.reloaded = prepared.prepared.iter().map(|p| p.module.clone()).collect();
         outcome.skipped = prepared.skipped.clone();
-        let version = commit::commit(&store, prepared.prepared, &candidate, &diff, &prepared.skipped);
+        let version = commit::commit(
+            &store,
+            prepared.prepared,
+            &candidate,
+            &diff,
+            &prepared.skipped,
+        );
         outcome.version = version;
         for module in &outcome.reloaded {
             self.pending_skipped.remove(module);
         }
-        self.pending_skipped.extend(prepared.skipped.iter().cloned());
-        outcome.pending_restart = record::record(&self.shared, &trigger, version, &diff, from_sources);
+        self.pending_skipped
+            .extend(prepared.skipped.iter().cloned());
+        outcome.pending_restart =
+            record::record(&self.shared, &trigger, version, &diff, from_sources);
         let gate = baseline.map(|before| {
             outcome.health_gate = Some("watching".to_owned());
             ActiveGate::new(before, running_version, version, &self.options)

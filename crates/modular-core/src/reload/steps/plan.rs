@@ -18,7 +18,11 @@ pub(crate) struct Planned {
     pub(crate) new: AnySection,
 }
 
-pub(crate) fn plan(targets: &[ReloadTarget], diff: &ConfigDiff, candidate: &Candidate) -> Vec<Planned> {
+pub(crate) fn plan(
+    targets: &[ReloadTarget],
+    diff: &ConfigDiff,
+    candidate: &Candidate,
+) -> Vec<Planned> {
     let mut plan = Vec::new();
     for target in targets {
         let Some(reloadable) = &target.reloadable else {

@@ -111,7 +111,8 @@ pub(crate) async fn abort(
         } = p;
         if state.is_in_place() {
             drop(state);
-            let inverse: Vec<ConfigChange> = changes.iter().rev().map(ConfigChange::inverse).collect();
+            let inverse: Vec<ConfigChange> =
+                changes.iter().rev().map(ConfigChange::inverse).collect();
             let ctx = context(&module, trigger, old, running_version, true, cancel);
             match run_undo(&reloadable, &ctx, &inverse).await {
                 Ok(()) => report.rolled_back.push(module),
@@ -153,7 +154,10 @@ async fn run_prepare(
     ctx: &ReloadContext,
     changes: &[ConfigChange],
 ) -> Result<PreparedReload, String> {
-    guarded(reloadable, ctx, async move { reloadable.prepare(ctx, changes).await }).await
+    guarded(reloadable, ctx, async move {
+        reloadable.prepare(ctx, changes).await
+    })
+    .await
 }
 
 /// Runs `undo` under the module's timeout with panics caught.
@@ -162,7 +166,10 @@ async fn run_undo(
     ctx: &ReloadContext,
     changes: &[ConfigChange],
 ) -> Result<(), String> {
-    guarded(reloadable, ctx, async move { reloadable.undo(ctx, changes).await }).await
+    guarded(reloadable, ctx, async move {
+        reloadable.undo(ctx, changes).await
+    })
+    .await
 }
 
 async fn guarded<T>(

@@ -7,11 +7,11 @@ use tokio::time::Instant;
 use crate::config::{ConfigChange, ConfigDiff};
 use crate::events::types;
 use crate::health::HealthStatus;
+use crate::reload::ReloadTrigger;
 use crate::reload::history::HistoryEntry;
 use crate::reload::orchestrator::{Shared, current_sections, lock};
 use crate::reload::outcome::ReloadOutcome;
 use crate::reload::worker::Worker;
-use crate::reload::ReloadTrigger;
 use crate::util::format_duration;
 
 /// Records a committed version; returns the paths pending restart.

@@ -16,17 +16,7 @@ pub(crate) fn validate(
     loaded: Loaded,
 ) -> Result<Candidate, Vec<ValidationError>> {
     match loaded {
-        Loaded::Figment(figment) => {
-            let mut errors = Vec::new();
-            let mut sections = Vec::new();
-            for binding in store.sections() {
-                match binding.load(&figment) {
-                    Ok(value) => sections.push((binding, value)),
-                    Err(e) => errors.extend(e),
-                }
-            }
-            if errors.is_empty() { Ok(sections) } else { Err(errors) }
-        }
+        Loaded::Figment(figment) => store.validate(&figment),
         // An earlier version was valid when it was committed.
         Loaded::Sections(sections) => {
             let by_name: HashMap<String, AnySection> = sections.into_iter().collect();
