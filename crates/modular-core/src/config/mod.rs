@@ -22,4 +22,6 @@ pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};
 pub use source::{ConfigSources, DEFAULT_ENV_PREFIX, TextFormat, nest};
-pub use store::{AnySection, Candidate, ConfigStore, SectionBinding, SectionConfig};
+pub use store::{
+    AnySection, Candidate, CandidateSections, ConfigStore, SectionBinding, SectionConfig,
+};

@@ -218,12 +218,15 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
     }
 }
 
+/// Every registered section with a candidate value, in registration order.
+pub type CandidateSections = Vec<(Arc<dyn SectionBinding>, AnySection)>;
+
 /// A fully loaded and validated candidate configuration.
 pub struct Candidate {
     /// The figment it was read from (for provenance).
     pub figment: Figment,
     /// Every registered section's candidate value, in registration order.
-    pub sections: Vec<(Arc<dyn SectionBinding>, AnySection)>,
+    pub sections: CandidateSections,
 }
 
 impl fmt::Debug for Candidate {
@@ -372,10 +375,7 @@ impl ConfigStore {
 
     /// Deserializes and validates every registered section from `figment`; every error of
     /// every section is returned, each with its path and source.
-    pub fn validate(
-        &self,
-        figment: &Figment,
-    ) -> Result<Vec<(Arc<dyn SectionBinding>, AnySection)>, Vec<ValidationError>> {
+    pub fn validate(&self, figment: &Figment) -> Result<CandidateSections, Vec<ValidationError>> {
         let mut errors = Vec::new();
         let mut sections = Vec::new();
         for binding in self.sections() {

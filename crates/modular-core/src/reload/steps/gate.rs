@@ -134,14 +134,6 @@ impl Worker {
             return;
         }
         self.gate_verdict(gate.version, "reverted", Some(&reason));
-        self.shared.emit(
-            types::RELOAD_REVERTED,
-            json!({
-                "from_version": gate.version,
-                "to_version": outcome.version,
-                "reason": reason,
-            }),
-        );
         let sources_differ = self.sources_differ();
         *lock(&self.shared.last_reverted) = Some(RevertedVersion {
             version: gate.version,
@@ -166,6 +158,15 @@ impl Worker {
                 health.clear_component("config", "reverted");
             }
         }
+        // Announced last: an observer of the event finds the revert recorded everywhere.
+        self.shared.emit(
+            types::RELOAD_REVERTED,
+            json!({
+                "from_version": gate.version,
+                "to_version": outcome.version,
+                "reason": reason,
+            }),
+        );
     }
 
     /// Whether the sources as they are now would change the running config.

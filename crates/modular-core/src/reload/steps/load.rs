@@ -25,7 +25,7 @@ impl CandidateSource {
 
 /// What [`load`] read, for [`super::validate::validate`].
 pub(crate) enum Loaded {
-    Figment(Figment),
+    Figment(Box<Figment>),
     Sections(Vec<(String, AnySection)>),
 }
 
@@ -38,7 +38,7 @@ pub(crate) fn load(
     match source {
         CandidateSource::Sources(extra) => {
             let extra = extra.as_ref().map(|(f, t)| (*f, t.as_str()));
-            store.figment(extra).map(Loaded::Figment)
+            store.figment(extra).map(|f| Loaded::Figment(Box::new(f)))
         }
         CandidateSource::Sections(sections) => Ok(Loaded::Sections(sections)),
     }

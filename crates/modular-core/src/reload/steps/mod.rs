@@ -272,6 +272,8 @@ impl Worker {
             for error in &outcome.errors {
                 tracing::warn!(path = %error.path, source = %error.source, "{}", error.message);
             }
+            // Recorded before it is announced: an observer of the event finds it recorded.
+            *lock(&self.shared.last_rejected) = Some(outcome.clone());
             self.shared.emit(
                 types::RELOAD_REJECTED,
                 json!({
@@ -281,7 +283,6 @@ impl Worker {
                     "error": outcome.error,
                 }),
             );
-            *lock(&self.shared.last_rejected) = Some(outcome.clone());
         }
         outcome
     }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::load::Loaded;
-use crate::config::{AnySection, ConfigStore, SectionBinding, ValidationError};
+use crate::config::{AnySection, ConfigStore, ValidationError};
 
 /// Every registered section with its candidate value, in registration order.
-pub(crate) type Candidate = Vec<(Arc<dyn SectionBinding>, AnySection)>;
+pub(crate) type Candidate = crate::config::CandidateSections;
 
 pub(crate) fn validate(
     store: &Arc<ConfigStore>,
