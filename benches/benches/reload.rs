@@ -203,6 +203,15 @@ fn snapshot_reads(c: &mut Criterion) {
     c.bench_function("config/handle_get", |bench| {
         bench.iter(|| std::hint::black_box(std::hint::black_box(&a).get().level))
     });
+    // The physical reference, in the same run: a bare `ArcSwap` read of one value, as a
+    // short-lived guard and as an owned `Arc`.
+    let raw = arc_swap::ArcSwap::from_pointee(Section::default());
+    c.bench_function("config/raw_arcswap_load", |bench| {
+        bench.iter(|| std::hint::black_box(std::hint::black_box(&raw).load().level))
+    });
+    c.bench_function("config/raw_arcswap_load_full", |bench| {
+        bench.iter(|| std::hint::black_box(std::hint::black_box(&raw).load_full().level))
+    });
 }
 
 criterion_group!(

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use modular_cache::{CacheModule, CacheService};
+use modular_cache::{Cache, CacheModule, CacheService};
 use modular_core::health::HealthAggregator;
 use modular_testkit::Service;
 use modular_testkit::conformance::{Conformance, ProbeContext, probe};
@@ -69,6 +69,8 @@ async fn the_redis_cache_passes_the_conformance_kit() -> anyhow::Result<()> {
         return Ok(());
     };
     let (proxy, proxied) = support::redis_proxy(&url).await?;
+    let proxy = Arc::new(proxy);
+    let slow = Arc::clone(&proxy);
     let proxied = format!("{}/0", proxied.trim_end_matches('/'));
     let direct = format!("{}/0", url.trim_end_matches('/'));
     let (section, _prefix) = support::redis_section(
@@ -109,6 +111,28 @@ async fn the_redis_cache_passes_the_conformance_kit() -> anyhow::Result<()> {
                     (seen.as_deref() == Some(expected.as_str()))
                         .then_some(())
                         .ok_or(format!("address {seen:?}"))
+                }
+            }),
+        )
+        .change(
+            "redis.command_timeout",
+            [("cache.redis.command_timeout", json!("100ms"))],
+            probe(move |ctx| {
+                let slow = Arc::clone(&slow);
+                async move {
+                    // A 300 ms round trip: cut by the new timeout, served under the old 1 s.
+                    slow.set_latency(std::time::Duration::from_millis(300));
+                    let result = service(&ctx).get("conformance:probe").await;
+                    slow.set_latency(std::time::Duration::ZERO);
+                    match result {
+                        Err(error) => error
+                            .to_string()
+                            .to_lowercase()
+                            .contains("time")
+                            .then_some(())
+                            .ok_or(format!("failed otherwise: {error}")),
+                        Ok(_) => Err("answered within the old timeout".to_owned()),
+                    }
                 }
             }),
         )

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use modular_database::{DatabaseModule, DatabaseService};
 use modular_testkit::FaultProxy;
 use modular_testkit::conformance::{Conformance, probe};
@@ -59,6 +61,45 @@ async fn database_passes_the_conformance_kit() -> anyhow::Result<()> {
             }),
         )
         .change(
+            "min_connections",
+            [("database.connections.primary.min_connections", json!(1))],
+            pool_option(|o| {
+                (o.get_min_connections() == 1)
+                    .then_some(())
+                    .ok_or(format!("min {}", o.get_min_connections()))
+            }),
+        )
+        .change(
+            "acquire_timeout",
+            [("database.connections.primary.acquire_timeout", json!("3s"))],
+            pool_option(|o| {
+                let t = o.get_acquire_timeout();
+                (t == Duration::from_secs(3))
+                    .then_some(())
+                    .ok_or(format!("acquire_timeout {t:?}"))
+            }),
+        )
+        .change(
+            "idle_timeout",
+            [("database.connections.primary.idle_timeout", json!("45s"))],
+            pool_option(|o| {
+                let t = o.get_idle_timeout();
+                (t == Some(Duration::from_secs(45)))
+                    .then_some(())
+                    .ok_or(format!("idle_timeout {t:?}"))
+            }),
+        )
+        .change(
+            "max_lifetime",
+            [("database.connections.primary.max_lifetime", json!("10m"))],
+            pool_option(|o| {
+                let t = o.get_max_lifetime();
+                (t == Some(Duration::from_secs(600)))
+                    .then_some(())
+                    .ok_or(format!("max_lifetime {t:?}"))
+            }),
+        )
+        .change(
             "statement_timeout",
             [(
                 "database.connections.primary.statement_timeout",
@@ -91,6 +132,22 @@ async fn database_passes_the_conformance_kit() -> anyhow::Result<()> {
         .await
         .assert_passed();
     Ok(())
+}
+
+type PgOptions = modular_database::sqlx::pool::PoolOptions<modular_database::sqlx::Postgres>;
+
+/// A probe of the live pool's own options (what sqlx enforces), not of the config.
+fn pool_option(
+    check: impl Fn(&PgOptions) -> Result<(), String> + Send + Sync + 'static,
+) -> modular_testkit::conformance::Probe {
+    let check = std::sync::Arc::new(check);
+    probe(move |ctx| {
+        let check = std::sync::Arc::clone(&check);
+        async move {
+            let pool = service(&ctx).postgres("primary").ok_or("no pool")?;
+            check(pool.options())
+        }
+    })
 }
 
 async fn current_database(

@@ -44,7 +44,12 @@ async fn the_http_client_passes_the_conformance_kit() {
     let server = Arc::new(TestServer::start().await);
     let proxy = FaultProxy::start(server.addr).await.unwrap();
     let probe_url = format!("http://{}/health?token={PROBE_TOKEN}", proxy.addr());
-    let (s1, s2, s3) = (server.clone(), server.clone(), server.clone());
+    let (s1, s2, s3, s4) = (
+        server.clone(),
+        server.clone(),
+        server.clone(),
+        server.clone(),
+    );
     Conformance::new("httpclient", |b| b.module(HttpClientModule::new()))
         .valid(json!({ "httpclient": {
             "request_timeout": "5s",
@@ -94,6 +99,36 @@ async fn the_http_client_passes_the_conformance_kit() {
                         Err(error) => Err(format!("failed otherwise: {error}")),
                         Ok(response) => Err(format!("answered {}", response.status())),
                     }
+                }
+            }),
+        )
+        .change(
+            "retry",
+            [
+                ("httpclient.retry.max_retries", json!(2)),
+                ("httpclient.retry.base_delay", json!("10ms")),
+            ],
+            probe(move |ctx| {
+                let server = s4.clone();
+                async move {
+                    // One failure ahead: only a client that retries gets through.
+                    static NEXT: std::sync::atomic::AtomicU32 =
+                        std::sync::atomic::AtomicU32::new(0);
+                    let key = format!(
+                        "k{}",
+                        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    );
+                    server.fail_next(&key, 1);
+                    let status = client(&ctx)
+                        .get(server.url(&format!("/flaky/{key}")))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .status()
+                        .as_u16();
+                    (status == 200)
+                        .then_some(())
+                        .ok_or(format!("/flaky answered {status}"))
                 }
             }),
         )

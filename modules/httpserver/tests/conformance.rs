@@ -81,6 +81,26 @@ async fn the_http_server_passes_the_conformance_kit() {
         }),
     )
     .change(
+        "request_timeout",
+        [("httpserver.request_timeout", json!("100ms"))],
+        probe(|ctx| async move {
+            // `/slow` takes 500 ms; a new connection gets the new deadline.
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let answer = client
+                .get(format!("http://{}/slow", addr(&ctx)?))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = answer.status().as_u16();
+            (status == 503)
+                .then_some(())
+                .ok_or(format!("/slow answered {status}"))
+        }),
+    )
+    .change(
         "max_connections",
         [("httpserver.max_connections", json!(3))],
         probe(|ctx| async move {

@@ -13,22 +13,31 @@ use modular_testkit::conformance::{Conformance, ProbeContext, fault_fn, probe};
 use serde_json::json;
 use support::{Gate, Greeter, TOKEN};
 
-async fn get(
-    ctx: &ProbeContext,
-    path: &str,
-    accept_gzip: bool,
-) -> Result<reqwest::Response, String> {
+const ORIGIN: &str = "https://app.example.com";
+
+fn base(ctx: &ProbeContext) -> Result<String, String> {
     let addr = ctx
         .services()
         .get::<HttpServerHandle>()
         .ok_or("no http server")?
         .local_addr()
         .ok_or("not listening")?;
-    let client = reqwest::Client::builder()
+    Ok(format!("http://{addr}"))
+}
+
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
         .no_proxy()
         .build()
-        .map_err(|e| e.to_string())?;
-    let mut request = client.get(format!("http://{addr}{path}"));
+        .map_err(|e| e.to_string())
+}
+
+async fn get(
+    ctx: &ProbeContext,
+    path: &str,
+    accept_gzip: bool,
+) -> Result<reqwest::Response, String> {
+    let mut request = client()?.get(format!("{}{path}", base(ctx)?));
     if accept_gzip {
         request = request.header("accept-encoding", "gzip");
     }
@@ -90,6 +99,55 @@ async fn the_router_passes_the_conformance_kit() {
             (status == 503)
                 .then_some(())
                 .ok_or(format!("/greet/ada answered {status}"))
+        }),
+    )
+    .change(
+        "request_timeout",
+        [("router.request_timeout", json!("100ms"))],
+        probe(|ctx| async move {
+            // `/slow` takes 300 ms: cut at the new timeout.
+            let status = get(&ctx, "/slow", false).await?.status().as_u16();
+            (status == 503)
+                .then_some(())
+                .ok_or(format!("/slow answered {status}"))
+        }),
+    )
+    .change(
+        "body_limit",
+        [("router.body_limit", json!(1000))],
+        probe(|ctx| async move {
+            let status = client()?
+                .post(format!("{}/echo", base(&ctx)?))
+                .body(vec![b'x'; 5000])
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .status()
+                .as_u16();
+            (status == 413)
+                .then_some(())
+                .ok_or(format!("a 5000-byte body got {status}"))
+        }),
+    )
+    .change(
+        "cors.allowed_origins",
+        [("router.cors.allowed_origins", json!([ORIGIN]))],
+        probe(|ctx| async move {
+            let answer = client()?
+                .get(format!("{}/greet", base(&ctx)?))
+                .header("origin", ORIGIN)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let allowed = answer
+                .headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (allowed == ORIGIN)
+                .then_some(())
+                .ok_or(format!("access-control-allow-origin {allowed:?}"))
         }),
     )
     .boxed_fault(fault_fn(

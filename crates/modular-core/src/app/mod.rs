@@ -285,7 +285,7 @@ impl Application {
     /// # }
     /// ```
     pub fn config_snapshot(&self) -> Arc<crate::config::ConfigSnapshot> {
-        self.store.snapshot()
+        self.store.snapshot_owned()
     }
 
     /// The health aggregator, when turned on.

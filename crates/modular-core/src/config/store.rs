@@ -413,9 +413,17 @@ impl ConfigStore {
     }
 
     /// The whole running configuration at one version: read several sections from it and
-    /// they are all from that version (see [`ConfigSnapshot`]).
+    /// they are all from that version (see [`ConfigSnapshot`]). A cheap, short-lived guard
+    /// (no reference count is touched); do not hold it across `.await` or for long, use
+    /// [`ConfigStore::snapshot_owned`] for that.
     #[inline]
-    pub fn snapshot(&self) -> Arc<ConfigSnapshot> {
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<ConfigSnapshot>> {
+        self.epoch.load()
+    }
+
+    /// Like [`ConfigStore::snapshot`], owned: keep it as long as needed.
+    #[inline]
+    pub fn snapshot_owned(&self) -> Arc<ConfigSnapshot> {
         self.epoch.load_full()
     }
 
