@@ -115,6 +115,18 @@ const ROWS: &[Row] = &[
         target: Target::None,
     },
     Row {
+        name: "raw ArcSwap load (guard), same run: the physical reference",
+        reference: "DESIGN: ~21 ns",
+        measure: Measure::Median("config_raw_arcswap_load"),
+        target: Target::None,
+    },
+    Row {
+        name: "raw ArcSwap load_full (owned Arc), same run",
+        reference: "-",
+        measure: Measure::Median("config_raw_arcswap_load_full"),
+        target: Target::None,
+    },
+    Row {
         name: "file change to all modules reloaded (debounce 250 ms)",
         reference: "Go: never reaches modules",
         measure: Measure::Median("reload/file_change_to_applied"),
