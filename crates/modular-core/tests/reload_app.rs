@@ -444,3 +444,30 @@ async fn a_reverted_override_is_withdrawn_with_its_version() {
     assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
     app.stop().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_committed_reload_makes_the_cached_health_answer_stale() {
+    let journal = Journal::default();
+    let mut module = tracked("gated", &[], &journal);
+    module.gate_level = Some(50);
+    let mut app = Application::builder()
+        .env_prefix(None)
+        .module(module)
+        .with_reload_options(quiet())
+        .with_health_aggregator()
+        .handle_signals(false)
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    let health = app.health().unwrap().clone();
+    assert_eq!(health.check().await.readiness, HealthStatus::Healthy);
+    let outcome = app.set_override("gated.level", json!(80)).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    // Time stands still, so the cached answer is within its TTL: only the commit can make it
+    // stale.
+    let after = health.check().await;
+    assert_eq!(after.readiness, HealthStatus::Unhealthy);
+    assert_eq!(after.config_version, 2);
+    app.stop().await.unwrap();
+}

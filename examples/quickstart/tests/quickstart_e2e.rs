@@ -581,8 +581,7 @@ async fn back_to_back_reloads_never_wait_for_the_gate_and_a_bad_change_is_revert
     assert_eq!(reverted["last_reverted"]["version"], 1002, "{reverted}");
     assert_eq!(reverted["last_reverted"]["reverted_to"], 1003, "{reverted}");
     assert_eq!(reverted["sources_differ"], true, "{reverted}");
-    // Health answers are cached briefly (250 ms): the first one after the revert may still be
-    // the gate's own look at the reverted version.
+    // Readiness follows the revert (polled, as every wait here is bounded rather than timed).
     let health: Value = eventually("readiness back to healthy", CHANGE_DEADLINE, || async {
         let health: Value = api
             .http

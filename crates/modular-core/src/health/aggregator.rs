@@ -282,8 +282,12 @@ impl HealthAggregator {
             .update_flags(|flags| flags.shutting_down = shutting_down);
     }
 
-    /// Records the running configuration version, reported in every answer.
+    /// Records the running configuration version, reported in every answer. A cached answer
+    /// of an earlier version is stale from then on.
     pub fn set_config_version(&self, version: u64) {
+        // An answer evaluated under the previous config describes resources a reload may have
+        // replaced: it is stale from now on, and the next check evaluates again.
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
         self.inner
             .update_flags(|flags| flags.config_version = version);
     }
