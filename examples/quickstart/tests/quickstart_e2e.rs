@@ -529,7 +529,7 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
 
 /// A thousand back-to-back `POST /admin/reload`, each committing a change, with the health gate
 /// on: none waits out the 3 s gate window (that alone would take 50 minutes). Then a change
-/// that breaks readiness (a health probe of a closed port) is reverted by the gate, and the
+/// that breaks readiness (a health probe of an upstream that never answers) is reverted by the gate, and the
 /// revert shows in `/admin/config` and in `/health` while the file still holds it. The loop's
 /// duration is printed, not asserted; docs/PERFORMANCE.md records it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,12 +563,15 @@ async fn back_to_back_reloads_never_wait_for_the_gate_and_a_bad_change_is_revert
     );
     assert_eq!(api.admin_config().await["version"], 1001);
 
-    // A probe of a closed port: readiness fails after the reload, so the gate reverts it.
-    let closed = modular_testkit::free_port();
+    // A probe of an upstream that accepts connections but never answers (a listener this test
+    // holds and never accepts from): the 200 ms probe times out, readiness fails after the
+    // reload, so the gate reverts it. Port 0: no other process can take the port meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent upstream");
+    let silent_port = silent.local_addr().expect("its address").port();
     config.edit(
         "  retry:\n    max_retries: 2\n",
         &format!(
-            "  retry:\n    max_retries: 2\n  health_probe:\n    - name: upstream\n      url: http://127.0.0.1:{closed}/health\n      timeout: 200ms\n"
+            "  retry:\n    max_retries: 2\n  health_probe:\n    - name: upstream\n      url: http://127.0.0.1:{silent_port}/health\n      timeout: 200ms\n"
         ),
     );
     let outcome = api.admin_reload().await;
