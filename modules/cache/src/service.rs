@@ -135,6 +135,8 @@ pub struct CacheService {
     pub(crate) write_gate: Arc<tokio::sync::RwLock<()>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// 1 at start, +1 per committed engine.
+    generation: AtomicU64,
     /// Redis engine: whether the last operation reached the server.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     connected: AtomicBool,
@@ -220,6 +222,7 @@ impl CacheService {
             write_gate: Arc::new(tokio::sync::RwLock::new(())),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            generation: AtomicU64::new(1),
             connected: AtomicBool::new(true),
             context: OnceLock::new(),
         })
@@ -391,6 +394,7 @@ impl CacheService {
             _ => None,
         };
         self.engine.store(engine);
+        self.generation.fetch_add(1, Ordering::AcqRel);
         drop(exclusive);
         #[cfg(feature = "redis")]
         if let Some(redis) = reconnected {
@@ -399,9 +403,9 @@ impl CacheService {
         applied
     }
 
-    /// The generation of the running engine: a new `Arc` after every committed reload.
-    pub fn engine_generation(&self) -> usize {
-        Arc::as_ptr(&self.engine.load_full()) as usize
+    /// The generation of the running engine: 1 at start, +1 per committed reload.
+    pub fn engine_generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 
