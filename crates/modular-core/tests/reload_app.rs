@@ -155,6 +155,16 @@ async fn gated_app_on(
     stop_delay: Duration,
     file: Option<&std::path::Path>,
 ) -> Application {
+    gated_app_with(journal, stop_delay, file, true).await
+}
+
+/// [`gated_app_on`], with the health gate on or off.
+async fn gated_app_with(
+    journal: &Journal,
+    stop_delay: Duration,
+    file: Option<&std::path::Path>,
+    health_gate: bool,
+) -> Application {
     let mut module = tracked("gated", &[], journal);
     module.gate_level = Some(50);
     module.stop_delay = stop_delay;
@@ -167,7 +177,7 @@ async fn gated_app_on(
         .module(module)
         .with_reload_options(ReloadOptions {
             watch_files: false,
-            health_gate: true,
+            health_gate,
             ..ReloadOptions::default()
         })
         .with_health_aggregator()
@@ -192,10 +202,7 @@ async fn the_health_gate_reverts_a_reload_after_which_readiness_got_worse() {
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert_eq!(outcome.version, 2);
 
-    let reverted = tokio::time::timeout(Duration::from_secs(10), events.recv())
-        .await
-        .expect("reverted")
-        .unwrap();
+    let reverted = next_event(&mut events, "reverted").await;
     let data = event_data(&reverted).unwrap();
     assert_eq!(data["from_version"], json!(2));
     assert_eq!(data["to_version"], json!(3));
@@ -302,6 +309,17 @@ async fn stopping_inside_the_health_gate_window_reverts_nothing() {
     );
 }
 
+/// The next event on `stream`, failing the test after 10 s (of paused time).
+async fn next_event(
+    stream: &mut modular_core::events::EventStream,
+    what: &str,
+) -> modular_core::events::Event {
+    tokio::time::timeout(Duration::from_secs(10), stream.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} event"))
+        .unwrap_or_else(|| panic!("the {what} stream ended"))
+}
+
 fn history_verdict(app: &Application, version: u64) -> Option<String> {
     app.reloader()
         .unwrap()
@@ -333,10 +351,7 @@ async fn a_reload_during_the_gate_window_runs_at_once_and_supersedes_the_window(
     assert_eq!(history_verdict(&app, 2).as_deref(), Some("superseded"));
     assert_eq!(history_verdict(&app, 3), None, "still watching");
 
-    let event = tokio::time::timeout(Duration::from_secs(10), passed.recv())
-        .await
-        .expect("gate.passed")
-        .unwrap();
+    let event = next_event(&mut passed, "gate.passed").await;
     assert_eq!(event_data(&event).unwrap()["version"], json!(3));
     assert_eq!(history_verdict(&app, 3).as_deref(), Some("passed"));
     app.stop().await.unwrap();
@@ -381,10 +396,7 @@ async fn a_revert_shows_in_the_admin_view_and_in_health_until_the_sources_change
     std::fs::write(&path, "gated:\n  level: 80\n").unwrap();
     let outcome = app.reload().await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
-    tokio::time::timeout(Duration::from_secs(10), reverted.recv())
-        .await
-        .expect("reverted")
-        .unwrap();
+    next_event(&mut reverted, "reverted").await;
 
     let reloader = app.reloader().unwrap();
     let last = reloader.last_reverted().expect("the revert is recorded");
@@ -425,10 +437,7 @@ async fn a_reverted_override_is_withdrawn_with_its_version() {
     app.start().await.unwrap();
     let outcome = app.set_override("gated.level", json!(80)).await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
-    tokio::time::timeout(Duration::from_secs(10), reverted.recv())
-        .await
-        .expect("reverted")
-        .unwrap();
+    next_event(&mut reverted, "reverted").await;
     assert!(
         app.config().overrides().is_empty(),
         "{:?}",
@@ -448,17 +457,7 @@ async fn a_reverted_override_is_withdrawn_with_its_version() {
 #[tokio::test(start_paused = true)]
 async fn a_committed_reload_makes_the_cached_health_answer_stale() {
     let journal = Journal::default();
-    let mut module = tracked("gated", &[], &journal);
-    module.gate_level = Some(50);
-    let mut app = Application::builder()
-        .env_prefix(None)
-        .module(module)
-        .with_reload_options(quiet())
-        .with_health_aggregator()
-        .handle_signals(false)
-        .build()
-        .await
-        .unwrap();
+    let mut app = gated_app_with(&journal, Duration::ZERO, None, false).await;
     app.start().await.unwrap();
     let health = app.health().unwrap().clone();
     assert_eq!(health.check().await.readiness, HealthStatus::Healthy);

@@ -304,9 +304,7 @@ impl Conformance {
             })
             .with_health_aggregator()
             .handle_signals(false);
-        (self.build)(builder).module(Tripwire {
-            after: self.module.clone(),
-        })
+        (self.build)(builder).module(Tripwire::after(&self.module))
     }
 
     /// Runs every check and returns the report (call [`ConformanceReport::assert_passed`]).
@@ -754,10 +752,22 @@ fn admin_config(store: &ConfigStore, reloader: &ReloadOrchestrator) -> String {
     .to_string()
 }
 
-/// The kit's own module: depends on the module under test, so it prepares after it, and fails
-/// to prepare while `conformance_tripwire.fail` is true.
-struct Tripwire {
+/// The kit's own module, usable on its own in a module's tests: it depends on the module named
+/// `after`, so it prepares after it, and fails to prepare while `conformance_tripwire.fail` is
+/// true. A reload that changes both sections and sets `fail` shows what an abort does to the
+/// module under test.
+#[derive(Debug)]
+pub struct Tripwire {
     after: String,
+}
+
+impl Tripwire {
+    /// A tripwire that prepares after `module`.
+    pub fn after(module: &str) -> Self {
+        Self {
+            after: module.to_owned(),
+        }
+    }
 }
 
 #[derive(

@@ -63,6 +63,19 @@ async fn address(ctx: &ProbeContext) -> Option<String> {
         .and_then(|a| a.as_str().map(str::to_owned))
 }
 
+/// The live connection (the running engine's, as its health report names it) goes to `expected`.
+fn address_is(expected: String) -> modular_testkit::conformance::Probe {
+    probe(move |ctx| {
+        let expected = expected.clone();
+        async move {
+            let seen = address(&ctx).await;
+            (seen.as_deref() == Some(expected.as_str()))
+                .then_some(())
+                .ok_or(format!("address {seen:?}"))
+        }
+    })
+}
+
 #[tokio::test]
 async fn the_redis_cache_passes_the_conformance_kit() -> anyhow::Result<()> {
     let Some(url) = modular_testkit::service(Service::Redis) else {
@@ -91,28 +104,12 @@ async fn the_redis_cache_passes_the_conformance_kit() -> anyhow::Result<()> {
         .change(
             "redis.url (directly)",
             [("cache.redis.url", json!(direct))],
-            probe(move |ctx| {
-                let expected = direct_addr.clone();
-                async move {
-                    let seen = address(&ctx).await;
-                    (seen.as_deref() == Some(expected.as_str()))
-                        .then_some(())
-                        .ok_or(format!("address {seen:?}"))
-                }
-            }),
+            address_is(direct_addr),
         )
         .change(
             "redis.url (back through the proxy)",
             [("cache.redis.url", json!(proxied))],
-            probe(move |ctx| {
-                let expected = proxy_addr.clone();
-                async move {
-                    let seen = address(&ctx).await;
-                    (seen.as_deref() == Some(expected.as_str()))
-                        .then_some(())
-                        .ok_or(format!("address {seen:?}"))
-                }
-            }),
+            address_is(proxy_addr),
         )
         .change(
             "redis.command_timeout",

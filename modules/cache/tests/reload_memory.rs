@@ -135,11 +135,14 @@ async fn a_reload_that_fails_in_a_later_module_never_publishes_the_rebuilt_cache
     let store = h.app.config();
     let mut overrides = store.overrides();
     overrides.insert("cache.max_items".to_owned(), json!(10));
-    overrides.insert("tripwire.level".to_owned(), json!(1));
+    overrides.insert("conformance_tripwire.fail".to_owned(), json!(true));
     store.set_overrides(overrides);
     let outcome = h.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
-    assert_eq!(outcome.failed_module.as_deref(), Some("tripwire"));
+    assert_eq!(
+        outcome.failed_module.as_deref(),
+        Some(modular_testkit::conformance::TRIPWIRE)
+    );
     assert_eq!(outcome.aborted, vec!["cache".to_owned()]);
     assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
     assert!(outcome.rollback_errors.is_empty(), "{outcome:?}");

@@ -201,73 +201,25 @@ async fn a_request_in_flight_finishes_on_the_router_it_started_on() -> anyhow::R
     Ok(())
 }
 
-/// A module after the router whose reload fails while `after.fail` is true.
-struct After;
-
-#[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    serde::Serialize,
-    serde::Deserialize,
-    modular_core::DynamicConfig,
-)]
-#[serde(deny_unknown_fields, default)]
-struct AfterConfig {
-    #[config(dynamic)]
-    fail: bool,
-}
-
-struct AfterReload;
-
-#[modular_core::async_trait]
-impl modular_core::Reloadable for AfterReload {
-    async fn prepare(
-        &self,
-        ctx: &modular_core::ReloadContext,
-        _changes: &[modular_core::ConfigChange],
-    ) -> Result<modular_core::PreparedReload, modular_core::BoxError> {
-        match ctx.new_config::<AfterConfig>() {
-            Some(config) if config.fail => Err("after refuses this configuration".into()),
-            _ => Ok(modular_core::PreparedReload::nothing()),
-        }
-    }
-}
-
-#[modular_core::async_trait]
-impl modular_core::Module for After {
-    fn name(&self) -> &str {
-        "after"
-    }
-
-    fn dependencies(&self) -> Vec<String> {
-        vec!["router".to_owned()]
-    }
-
-    async fn init(
-        &mut self,
-        ctx: &mut modular_core::InitContext<'_>,
-    ) -> Result<(), modular_core::BoxError> {
-        let _: modular_core::ConfigHandle<AfterConfig> = ctx.config()?;
-        ctx.register_reloadable(std::sync::Arc::new(AfterReload));
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_later_module_failing_never_publishes_the_prepared_router() -> anyhow::Result<()> {
-    let test = start_with("", |b| b.module(After)).await?;
+    let test = start_with("", |b| {
+        b.module(modular_testkit::conformance::Tripwire::after("router"))
+    })
+    .await?;
     let mut rebuilt = test
         .app
         .events()
         .subscribe(EventFilter::exact("com.modular.router.routes.rebuilt"));
     test.write_config(&format!(
-        "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\nafter:\n  fail: true\n"
+        "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\nconformance_tripwire:\n  fail: true\n"
     ))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
-    assert_eq!(outcome.failed_module.as_deref(), Some("after"));
+    assert_eq!(
+        outcome.failed_module.as_deref(),
+        Some(modular_testkit::conformance::TRIPWIRE)
+    );
     assert_eq!(outcome.aborted, ["router"]);
     assert!(outcome.rolled_back.is_empty(), "{outcome:?}");
 

@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use cloudevents::AttributesReader as _;
 use modular_cache::{Cache, CacheModule, CacheService};
+use modular_core::Application;
 use modular_core::events::{Event, EventBus, EventFilter, EventStream, event_data};
 use modular_core::health::{HealthReport, HealthStatus};
 use modular_core::reload::ReloadOptions;
-use modular_core::{
-    Application, BoxError, ConfigChange, InitContext, Module, ReloadContext, Reloadable,
-};
 use modular_testkit::Service;
 use serde_json::{Value, json};
 
@@ -74,7 +72,7 @@ pub async fn start(cache: Value) -> anyhow::Result<Harness> {
 }
 
 /// Starts an application over `defaults`, optionally a config file, optionally with the
-/// [`Tripwire`] module.
+/// conformance kit's `Tripwire` module.
 pub async fn start_with(
     defaults: Value,
     file: Option<&Path>,
@@ -95,7 +93,7 @@ pub async fn start_with(
         builder = builder.config_file(file);
     }
     if tripwire {
-        builder = builder.module(Tripwire);
+        builder = builder.module(modular_testkit::conformance::Tripwire::after("cache"));
     }
     let mut app = builder.build().await?;
     app.start().await?;
@@ -257,55 +255,6 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A module after `cache` in dependency order whose reload always fails, so a reload that
-/// changes both sections applies `cache` first and then rolls it back.
-pub struct Tripwire;
-
-#[derive(
-    Clone,
-    Debug,
-    Default,
-    PartialEq,
-    serde::Serialize,
-    serde::Deserialize,
-    modular_core::DynamicConfig,
-)]
-#[serde(default, deny_unknown_fields)]
-pub struct TripwireConfig {
-    #[config(dynamic)]
-    pub level: u32,
-}
-
-struct FailingReload;
-
-#[async_trait::async_trait]
-impl Reloadable for FailingReload {
-    async fn prepare(
-        &self,
-        _ctx: &ReloadContext,
-        _changes: &[ConfigChange],
-    ) -> Result<modular_core::PreparedReload, BoxError> {
-        Err("tripwire refuses every reload".into())
-    }
-}
-
-#[async_trait::async_trait]
-impl Module for Tripwire {
-    fn name(&self) -> &str {
-        "tripwire"
-    }
-
-    fn dependencies(&self) -> Vec<String> {
-        vec!["cache".to_owned()]
-    }
-
-    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
-        ctx.config::<TripwireConfig>()?;
-        ctx.register_reloadable(Arc::new(FailingReload));
-        Ok(())
     }
 }
 

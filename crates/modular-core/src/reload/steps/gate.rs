@@ -27,7 +27,6 @@ pub(crate) struct ActiveGate {
     pub(crate) version: u64,
     pub(crate) deadline: Instant,
     pub(crate) next_check: Instant,
-    pub(crate) interval: std::time::Duration,
     /// The overrides before the reload, when an override caused it (withdrawn on revert).
     pub(crate) overrides_before: Option<BTreeMap<String, Value>>,
 }
@@ -47,7 +46,6 @@ impl ActiveGate {
             deadline: now + options.health_gate_window,
             // The first look is as soon as no request is waiting.
             next_check: now,
-            interval: options.health_gate_interval,
             overrides_before: None,
         }
     }
@@ -106,7 +104,7 @@ impl Worker {
             );
             return;
         }
-        gate.next_check = (now + gate.interval).min(gate.deadline);
+        gate.next_check = (now + self.options.health_gate_interval).min(gate.deadline);
     }
 
     async fn revert(&mut self, gate: ActiveGate, reason: String) {
