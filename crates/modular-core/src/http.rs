@@ -2,6 +2,9 @@
 //! [`RouteRegistry`], the router module builds the application's router from them and
 //! publishes it as a [`ServedRouter`], and the HTTP server serves whatever that holds.
 //!
+//! The [`AccessPolicy`] seam lets a module (auth) decide who may use `/admin/*` and see
+//! health details, without the router depending on it.
+//!
 //! Both types live here so that no module depends on another module's crate: a module that
 //! wants to answer HTTP looks the registry up in the service registry, and the server looks up
 //! the served router the same way.
@@ -232,6 +235,56 @@ impl ServedRouter {
 }
 
 // A poisoned lock means a panic elsewhere while pushing to a plain list; the list is intact.
+/// A right a request may need: the admin endpoints, or seeing health check messages and
+/// details.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Right {
+    /// `/admin/*`.
+    Admin,
+    /// Check messages and details in `/health*` answers (`health.show_details:
+    /// when_authorized`).
+    HealthDetails,
+}
+
+impl Right {
+    /// The snake_case name (`admin`, `health_details`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::HealthDetails => "health_details",
+        }
+    }
+}
+
+/// What an [`AccessPolicy`] says about a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The request has the right.
+    Granted,
+    /// The request carries no credentials this policy knows (`401`).
+    Unauthenticated,
+    /// The request carries credentials that do not grant the right (`403`).
+    Forbidden,
+    /// This policy does not decide: another policy (or none) does.
+    Abstain,
+}
+
+/// The access seam: who may use the admin endpoints and see health details.
+///
+/// The router checks its own admin bearer token first; when that does not grant the right,
+/// it asks the policy registered as `Arc<dyn AccessPolicy>` in the service registry (the auth
+/// module registers one that grants rights by role). With a policy registered the admin
+/// endpoints are mounted even without an admin token, and the policy alone decides who uses
+/// them.
+///
+/// A policy sees the request's headers (`Authorization`, `Cookie`) and must decide without
+/// I/O, since it runs on every health probe: verify a signed token, read a cached session.
+pub trait AccessPolicy: Send + Sync + fmt::Debug + 'static {
+    /// Whether the request with these headers has `right`.
+    fn decide(&self, right: Right, headers: &axum::http::HeaderMap) -> Decision;
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

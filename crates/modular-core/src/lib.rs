@@ -27,6 +27,12 @@
 //!   readiness, liveness and startup; [`health::render`] produces the HTTP answers.
 //! - [`events`]: CloudEvents 1.0 on an in-process bus where slow observers never block
 //!   publishers.
+//! - Seams between modules that do not depend on each other: [`live::Live`] (a resource a
+//!   reload swaps, such as a database pool, registered by name), [`kv::KeyValue`] (get, set
+//!   with TTL, delete, atomic increment; the cache module implements it), [`tls`] (rustls's
+//!   `ResolvesServerCert` in the registry), `http::AccessPolicy` (who may use the admin
+//!   endpoints and see health details) and [`metrics`] (the `metrics` facade and the
+//!   process's Prometheus exporter).
 //!
 //! ```
 //! use modular_core::{Application, BoxError, InitContext, Module};
@@ -77,9 +83,13 @@ pub mod events;
 pub mod health;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod kv;
+pub mod live;
+pub mod metrics;
 mod module;
 pub mod registry;
 pub mod reload;
+pub mod tls;
 mod util;
 
 pub use app::{Application, ApplicationBuilder};

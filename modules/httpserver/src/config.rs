@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 /// | `max_connections` | yes | read by the accept loop before every accept |
 /// | `drain_delay`, `shutdown_timeout` | yes | read when the server stops |
 /// | `tls.enabled` | no | switching between HTTP and HTTPS changes what clients must speak on the port |
+/// | `tls.source`, `tls.service` | no | the TLS acceptor is built once with its certificate resolver; with `source: service` the registered resolver (letsencrypt) swaps certificates itself |
 /// | `tls.cert_file`, `tls.key_file`, `tls.domains` | yes | the new certificate is loaded aside and swapped in; open connections keep their session, new handshakes see the new certificate |
 /// | `tls.watch_interval`, `tls.expiry_warning` | yes | read by the file watcher and the health check at each round |
 ///
@@ -132,6 +133,13 @@ impl HttpServerConfig {
 pub struct TlsConfig {
     /// Serve HTTPS instead of HTTP. Static.
     pub enabled: bool,
+    /// Where certificates come from: `config` (the files below, or a self-signed certificate
+    /// for `domains`; the default) or `service` (the `ResolvesServerCert` another module
+    /// registered in the service registry, such as letsencrypt). Static.
+    pub source: TlsSource,
+    /// With `source: service`: the name the resolver is registered under; unset for the
+    /// unnamed one. Static.
+    pub service: Option<String>,
     /// The certificate chain (PEM, leaf first).
     #[config(dynamic)]
     pub cert_file: Option<PathBuf>,
@@ -155,6 +163,8 @@ impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             enabled: false,
+            source: TlsSource::Config,
+            service: None,
             cert_file: None,
             key_file: None,
             domains: Vec::new(),
@@ -167,6 +177,27 @@ impl Default for TlsConfig {
 impl TlsConfig {
     fn validate_config(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
+        if self.source == TlsSource::Service {
+            for (path, set) in [
+                ("cert_file", self.cert_file.is_some()),
+                ("key_file", self.key_file.is_some()),
+                ("domains", !self.domains.is_empty()),
+            ] {
+                if set {
+                    errors.push(FieldError::new(
+                        path,
+                        "must not be set with source: service (the registered resolver serves the certificates)",
+                    ));
+                }
+            }
+            return FieldError::collect(errors);
+        }
+        if self.service.is_some() {
+            errors.push(FieldError::new(
+                "service",
+                "is only read with source: service",
+            ));
+        }
         match (&self.cert_file, &self.key_file) {
             (Some(_), None) => errors.push(FieldError::new("key_file", "must be set when cert_file is set")),
             (None, Some(_)) => errors.push(FieldError::new("cert_file", "must be set when key_file is set")),
@@ -196,6 +227,17 @@ impl TlsConfig {
             },
         }
     }
+}
+
+/// `httpserver.tls.source`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsSource {
+    /// Certificate files, or a self-signed certificate for `domains`.
+    #[default]
+    Config,
+    /// A `ResolvesServerCert` registered in the service registry by another module.
+    Service,
 }
 
 /// Where the served certificate comes from.

@@ -56,6 +56,15 @@ pub enum HttpServerError {
     /// The reload context carried no `httpserver` section.
     #[error("the reload carried no httpserver section")]
     MissingSection,
+    /// `tls.source: service`, but no module registered a certificate resolver.
+    #[error(
+        "httpserver.tls.source is service, but no certificate resolver is registered{}",
+        .name.as_deref().map(|n| format!(" under the name {n:?} (tls.service)")).unwrap_or_default()
+    )]
+    NoCertificateResolver {
+        /// `tls.service`.
+        name: Option<String>,
+    },
     /// A change needs a restart (`host`, `port`, `tls.enabled`).
     #[error("httpserver.{0} cannot change while the server runs")]
     StaticField(&'static str),

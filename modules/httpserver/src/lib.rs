@@ -80,6 +80,14 @@
 //! handshake sees the new certificate. Files that fail to load leave the old certificate
 //! serving (and degrade health) until their content changes again.
 //!
+//! With `tls.source: service` the certificates come from another module instead: the
+//! `rustls::server::ResolvesServerCert` it registered in the service registry (core's
+//! certificate seam, `modular_core::tls`; the letsencrypt module registers one that answers per
+//! SNI name and swaps certificates as it renews them). `tls.service` names a named resolver.
+//! The resolver is looked up when the server starts; none registered fails the start with
+//! `httpserver.tls.source is service, but no certificate resolver is registered`. The
+//! `httpserver:certificate` health component is then the resolver owner's to report.
+//!
 //! # Configuration
 //!
 //! ```yaml
@@ -146,7 +154,7 @@ mod module;
 mod server;
 mod tls;
 
-pub use config::{CertificateSource, HttpServerConfig, TlsConfig};
+pub use config::{CertificateSource, HttpServerConfig, TlsConfig, TlsSource};
 pub use error::HttpServerError;
 pub use module::{HttpServerHandle, HttpServerModule, MODULE_NAME};
 pub use tls::{CertificateInfo, hex as serial_hex};

@@ -19,9 +19,11 @@ use serde_json::json;
 use tokio::net::TcpStream;
 
 use crate::config::HttpServerConfig;
+use crate::config::TlsSource;
 use crate::error::HttpServerError;
 use crate::server::{Phase, Server};
-use crate::tls::{self, CertResolver, CertificateInfo, LoadedCertificate};
+use crate::tls::{self, CertResolver, CertificateInfo, LoadedCertificate, ServiceResolver};
+use tokio_rustls::rustls::server::ResolvesServerCert;
 
 /// The module's name, and the key of its configuration section.
 pub const MODULE_NAME: &str = "httpserver";
@@ -53,7 +55,10 @@ impl HttpServerModule {
 /// What the server module shares with its reload hook, health check and handle.
 struct Shared {
     server: Arc<Server>,
+    /// With certificates from config (files or self-signed).
     tls: Option<Arc<Tls>>,
+    /// With `tls.source: service`: the registered resolver, bound at start.
+    service_resolver: Option<Arc<ServiceResolver>>,
 }
 
 /// The served certificate and the state of its rotation.
@@ -196,7 +201,9 @@ impl Module for HttpServerModule {
         // Take traffic only once every module that answers it has started; drain before they stop.
         ctx.start_after_others();
         let config = handle.get();
-        let tls = if config.tls.enabled {
+        let service_resolver = (config.tls.enabled && config.tls.source == TlsSource::Service)
+            .then(|| Arc::new(ServiceResolver::new(config.tls.service.clone())));
+        let tls = if config.tls.enabled && service_resolver.is_none() {
             // A certificate that cannot be loaded fails the build, not the first handshake.
             let loaded: LoadedCertificate = tls::load(&config.tls)?;
             Some(Arc::new(Tls {
@@ -207,12 +214,17 @@ impl Module for HttpServerModule {
         } else {
             None
         };
-        let server = Arc::new(Server::new(
-            ctx.context(),
-            config,
-            tls.as_ref().map(|t| Arc::clone(&t.resolver)),
-        )?);
-        let shared = Arc::new(Shared { server, tls });
+        let resolver: Option<Arc<dyn ResolvesServerCert>> = match (&tls, &service_resolver) {
+            (Some(tls), _) => Some(Arc::clone(&tls.resolver) as _),
+            (None, Some(service)) => Some(Arc::clone(service) as _),
+            (None, None) => None,
+        };
+        let server = Arc::new(Server::new(ctx.context(), config, resolver)?);
+        let shared = Arc::new(Shared {
+            server,
+            tls,
+            service_resolver,
+        });
         ctx.services().register(Arc::new(HttpServerHandle {
             shared: Arc::clone(&shared),
         }));
@@ -235,6 +247,9 @@ impl Module for HttpServerModule {
             .services()
             .get::<ServedRouter>()
             .ok_or(HttpServerError::NoRouter)?;
+        if let Some(service) = &shared.service_resolver {
+            service.bind(ctx.services())?;
+        }
         let local = shared.server.start(router).await?;
         tracing::info!(module = MODULE_NAME, address = %local, scheme = shared.server.scheme(), "listening");
         shared.server.started_event(local);

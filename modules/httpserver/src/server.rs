@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpServerConfig;
 use crate::connection::{Activity, Limits, RequestService, Watch, Watched};
 use crate::error::HttpServerError;
-use crate::tls::CertResolver;
+use tokio_rustls::rustls::server::ResolvesServerCert;
 
 /// Counters shared by every connection.
 #[derive(Debug, Default)]
@@ -61,7 +61,7 @@ pub(crate) struct Server {
     pub(crate) ctx: ModuleContext,
     /// The section in force (swapped by reload).
     pub(crate) config: ArcSwap<HttpServerConfig>,
-    pub(crate) tls: Option<Arc<CertResolver>>,
+    pub(crate) tls: Option<Arc<dyn ResolvesServerCert>>,
     acceptor: Option<TlsAcceptor>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) local_addr: OnceLock<SocketAddr>,
@@ -93,7 +93,7 @@ impl Server {
     pub(crate) fn new(
         ctx: ModuleContext,
         config: Arc<HttpServerConfig>,
-        tls: Option<Arc<CertResolver>>,
+        tls: Option<Arc<dyn ResolvesServerCert>>,
     ) -> Result<Self, HttpServerError> {
         let acceptor = match &tls {
             Some(resolver) => Some(TlsAcceptor::from(crate::tls::server_config(Arc::clone(

@@ -197,10 +197,50 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
+/// The certificate resolver another module registered (`tls.source: service`), bound when the
+/// server starts: every module has initialised by then, whatever the order. Until it is
+/// bound, and if the registered resolver has no certificate for a name, the handshake fails
+/// (rustls answers with an alert); nothing panics.
+#[derive(Debug)]
+pub(crate) struct ServiceResolver {
+    name: Option<String>,
+    bound: std::sync::OnceLock<Arc<dyn ResolvesServerCert>>,
+}
+
+impl ServiceResolver {
+    pub(crate) fn new(name: Option<String>) -> Self {
+        Self {
+            name,
+            bound: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Looks the resolver up in the registry.
+    pub(crate) fn bind(
+        &self,
+        services: &modular_core::ServiceRegistry,
+    ) -> Result<(), HttpServerError> {
+        let resolver =
+            modular_core::tls::resolver(services, self.name.as_deref()).ok_or_else(|| {
+                HttpServerError::NoCertificateResolver {
+                    name: self.name.clone(),
+                }
+            })?;
+        let _ = self.bound.set(resolver);
+        Ok(())
+    }
+}
+
+impl ResolvesServerCert for ServiceResolver {
+    fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.bound.get()?.resolve(client_hello)
+    }
+}
+
 /// A rustls server configuration that asks `resolver` for every handshake, offering HTTP/2
 /// and HTTP/1.1 by ALPN.
 pub(crate) fn server_config(
-    resolver: Arc<CertResolver>,
+    resolver: Arc<dyn ResolvesServerCert>,
 ) -> Result<Arc<ServerConfig>, HttpServerError> {
     let mut config = ServerConfig::builder_with_provider(provider()?)
         .with_safe_default_protocol_versions()

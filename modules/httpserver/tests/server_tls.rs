@@ -204,3 +204,121 @@ async fn unreadable_replacement_files_keep_the_old_certificate_and_degrade_healt
     }
     Ok(())
 }
+
+/// A module that registers a certificate resolver in the service registry, as letsencrypt
+/// does: the certificate seam.
+struct ResolverOwner {
+    resolver: std::sync::Arc<dyn tokio_rustls::rustls::server::ResolvesServerCert>,
+    name: Option<&'static str>,
+}
+
+#[modular_core::async_trait]
+impl modular_core::Module for ResolverOwner {
+    fn name(&self) -> &str {
+        "certificates"
+    }
+
+    async fn init(
+        &mut self,
+        ctx: &mut modular_core::InitContext<'_>,
+    ) -> Result<(), modular_core::BoxError> {
+        modular_core::tls::register_resolver(ctx.services(), self.name, self.resolver.clone());
+        Ok(())
+    }
+}
+
+/// Always serves one certificate, generated with `serial`.
+fn fixed_resolver(
+    serial: &[u8],
+) -> std::sync::Arc<dyn tokio_rustls::rustls::server::ResolvesServerCert> {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(serial));
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    modular_testkit::install_crypto_provider();
+    let provider = tokio_rustls::rustls::crypto::CryptoProvider::get_default().unwrap();
+    let signing = provider.key_provider.load_private_key(der).unwrap();
+    let certified = std::sync::Arc::new(tokio_rustls::rustls::sign::CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    ));
+    #[derive(Debug)]
+    struct Fixed(std::sync::Arc<tokio_rustls::rustls::sign::CertifiedKey>);
+    impl tokio_rustls::rustls::server::ResolvesServerCert for Fixed {
+        fn resolve(
+            &self,
+            _hello: tokio_rustls::rustls::server::ClientHello<'_>,
+        ) -> Option<std::sync::Arc<tokio_rustls::rustls::sign::CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+    std::sync::Arc::new(Fixed(certified))
+}
+
+#[tokio::test]
+async fn with_source_service_the_registered_resolver_serves_the_certificate() -> anyhow::Result<()>
+{
+    let port = modular_testkit::free_port();
+    let yaml = format!(
+        "{}  tls:\n    enabled: true\n    source: service\n    service: web\n",
+        server_yaml(port)
+    );
+    let resolver = fixed_resolver(&[0x5e, 0x41]);
+    let test = support::build_with(&yaml, |b| {
+        b.module(ResolverOwner {
+            resolver,
+            name: Some("web"),
+        })
+    })
+    .await?
+    .start()
+    .await?;
+    let mut connection = tls_connect(port).await?;
+    assert_eq!(connection.serial, "5e41");
+    assert_eq!(connection.get("/hello").await?, (200, "hello".to_owned()));
+    // The resolver's owner reports the certificate; the server does not load one itself.
+    let handle = test.app.services().require::<HttpServerHandle>()?;
+    assert!(handle.certificate().is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_source_service_and_no_resolver_the_start_fails_naming_it() -> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let yaml = format!(
+        "{}  tls:\n    enabled: true\n    source: service\n    service: web\n",
+        server_yaml(port)
+    );
+    // A resolver under another name does not count.
+    let resolver = fixed_resolver(&[0x01]);
+    let result = support::build_with(&yaml, |b| {
+        b.module(ResolverOwner {
+            resolver,
+            name: Some("other"),
+        })
+    })
+    .await?
+    .start()
+    .await;
+    let error = format!("{:#}", result.err().expect("the start fails"));
+    assert!(
+        error.contains("no certificate resolver is registered under the name \"web\""),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn certificate_files_with_source_service_are_rejected_with_their_path() -> anyhow::Result<()>
+{
+    let port = modular_testkit::free_port();
+    let yaml = format!(
+        "{}  tls:\n    enabled: true\n    source: service\n    domains: [localhost]\n",
+        server_yaml(port)
+    );
+    let error = format!("{:#}", support::build(&yaml).await.err().expect("rejected"));
+    assert!(error.contains("httpserver.tls.domains"), "{error}");
+    assert!(error.contains("source: service"), "{error}");
+    Ok(())
+}

@@ -85,6 +85,7 @@ pub(crate) fn build(
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
     let admin = endpoints::admin::routes(endpoints);
+    let metrics = endpoints::metrics::routes(endpoints.metrics_exporter());
     let owners = summary.owners.join(", ");
     let timeout = (!config.request_timeout.is_zero()).then(|| {
         TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout)
@@ -104,6 +105,9 @@ pub(crate) fn build(
         }
         if let Some(health) = health {
             router = router.merge(health);
+        }
+        if let Some(metrics) = metrics {
+            router = router.merge(metrics);
         }
         router.merge(admin)
     })?;

@@ -317,7 +317,7 @@ impl HealthProvider for RouterHealth {
             ]);
         };
         // The admin endpoints exist only while a token is set (read per request).
-        let admin = self.0.endpoints.admin.load().is_enabled();
+        let admin = self.0.endpoints.admin_enabled();
         let route_count = summary.paths.len()
             - if admin {
                 0

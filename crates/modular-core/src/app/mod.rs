@@ -154,6 +154,17 @@ impl Application {
 
         services.register(Arc::new(events.clone()));
         services.register(Arc::clone(&store));
+        // `metrics.enabled`: the process's Prometheus recorder, installed before any module
+        // records, and the exporter the router renders at `GET /metrics`.
+        let metrics = store
+            .register::<crate::metrics::MetricsConfig>("metrics", None)
+            .map_err(Error::Config)?;
+        if metrics.load().enabled
+            && let Ok(exporter) = crate::metrics::MetricsExporter::install()
+        {
+            services.register(exporter);
+        }
+        crate::metrics::record_version(store.version());
         let health = health.map(|options| HealthAggregator::new(options, events.clone()));
         if let Some(health) = &health {
             services.register(Arc::clone(health));

@@ -28,6 +28,15 @@ impl EventFilter {
         Self::Prefix(prefix.into())
     }
 
+    /// A bounded label for this filter: `all`, the exact type, or the prefix with `*`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::All => "all".to_owned(),
+            Self::Exact(t) => t.clone(),
+            Self::Prefix(p) => format!("{p}*"),
+        }
+    }
+
     /// Whether an event of type `ty` passes.
     pub fn matches(&self, ty: &str) -> bool {
         match self {
@@ -54,6 +63,8 @@ struct Inner {
 #[derive(Debug)]
 struct Observer {
     filter: EventFilter,
+    /// The `observer` label of `modular_events_dropped_total`.
+    label: String,
     tx: mpsc::Sender<Event>,
     dropped: Arc<AtomicU64>,
 }
@@ -109,9 +120,22 @@ impl EventBus {
 
     /// Subscribes with a bounded queue of `capacity` events (at least 1).
     pub fn subscribe_with_capacity(&self, filter: EventFilter, capacity: usize) -> EventStream {
+        let label = filter.label();
+        self.subscribe_named(label, filter, capacity)
+    }
+
+    /// Subscribes as `name`, the `observer` label under which its dropped events are counted
+    /// (`modular_events_dropped_total`); a fixed name per observer, never an id.
+    pub fn subscribe_named(
+        &self,
+        name: impl Into<String>,
+        filter: EventFilter,
+        capacity: usize,
+    ) -> EventStream {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let observer = Arc::new(Observer {
+            label: name.into(),
             filter,
             tx,
             dropped: Arc::clone(&dropped),
@@ -139,6 +163,7 @@ impl EventBus {
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let lost = observer.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::record_dropped_event(&observer.label);
                     // Log the first drop and then every 1000th, so a stuck observer cannot
                     // flood the log.
                     if lost == 1 || lost % 1000 == 0 {

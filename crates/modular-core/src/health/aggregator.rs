@@ -481,6 +481,7 @@ impl Inner {
             finished.saturating_duration_since(start),
             seq,
         );
+        crate::metrics::record_health(&health);
         let health = Arc::new(health);
         state.last = Some(Arc::clone(&health));
         self.cache.store(Some(Arc::new(Cached {

@@ -80,6 +80,7 @@ impl CircuitBreaker {
             BreakerState::HalfOpen => Admission::Trial,
             BreakerState::Open { until } if now >= until => {
                 self.state = BreakerState::HalfOpen;
+                crate::metrics::record_breaker(self.state);
                 Admission::Trial
             }
             BreakerState::Open { until } => Admission::Refused(until - now),
@@ -91,6 +92,9 @@ impl CircuitBreaker {
         let was_open = self.is_open();
         self.failures = 0;
         self.state = BreakerState::Closed;
+        if was_open {
+            crate::metrics::record_breaker(self.state);
+        }
         was_open
     }
 
@@ -104,6 +108,7 @@ impl CircuitBreaker {
         self.state = BreakerState::Open {
             until: now + backoff,
         };
+        crate::metrics::record_breaker(self.state);
         Some(backoff)
     }
 

@@ -175,7 +175,7 @@ impl Worker {
     ) -> (ReloadOutcome, Option<ActiveGate>) {
         let shown = trigger.clone();
         let version = self.shared.store.version();
-        match AssertUnwindSafe(self.run_steps(trigger, source, dry_run))
+        let result = match AssertUnwindSafe(self.run_steps(trigger, source, dry_run))
             .catch_unwind()
             .await
         {
@@ -188,7 +188,9 @@ impl Worker {
                 outcome.dry_run = dry_run;
                 (outcome, None)
             }
-        }
+        };
+        crate::metrics::record_reload(&result.0);
+        result
     }
 }
 

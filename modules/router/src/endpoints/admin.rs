@@ -27,7 +27,9 @@ use modular_core::{ReloadOutcome, ReloadStatus, ReloadTrigger};
 use serde_json::json;
 
 use super::{Endpoints, json};
-use crate::auth::{self, Access};
+use modular_core::http::Right;
+
+use crate::auth::Access;
 
 /// The admin paths.
 pub(crate) const PATHS: &[&str] = &[
@@ -54,7 +56,10 @@ pub(crate) fn routes(endpoints: &Arc<Endpoints>) -> Router {
 }
 
 async fn require_token(State(ep): State<Arc<Endpoints>>, request: Request, next: Next) -> Response {
-    let access = auth::check(request.headers(), &ep.admin.load().token);
+    if !ep.admin_enabled() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let access = ep.access(Right::Admin, request.headers());
     match access {
         // Exactly what an unknown path answers, so the endpoints' existence does not show.
         Access::Disabled => StatusCode::NOT_FOUND.into_response(),

@@ -3,6 +3,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod health;
+pub(crate) mod metrics;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use modular_core::ServiceRegistry;
 use modular_core::config::{ConfigHandle, ConfigStore};
 use modular_core::health::HealthAggregator;
 use modular_core::health::render::DetailsPolicy;
+use modular_core::http::{AccessPolicy, Decision, Right};
 
 use crate::auth::{self, Access};
 use crate::config::{AdminConfig, HealthEndpointsConfig};
@@ -56,9 +58,42 @@ impl Endpoints {
         }
     }
 
-    /// Whether the request carries the admin token.
+    /// Whether the request may see health details.
     pub(crate) fn is_authorized(&self, headers: &HeaderMap) -> bool {
-        auth::check(headers, &self.admin.load().token) == Access::Granted
+        self.access(Right::HealthDetails, headers) == Access::Granted
+    }
+
+    /// What the request's credentials amount to for `right`: the admin token first, then the
+    /// access policy in the registry (the auth module's roles), if one is registered.
+    pub(crate) fn access(&self, right: Right, headers: &HeaderMap) -> Access {
+        let by_token = auth::check(headers, &self.admin.load().token);
+        if by_token == Access::Granted {
+            return by_token;
+        }
+        let Some(policy) = self.services.get::<dyn AccessPolicy>() else {
+            return by_token;
+        };
+        match policy.decide(right, headers) {
+            Decision::Granted => Access::Granted,
+            Decision::Forbidden => Access::Denied,
+            // A wrong admin token stays a 403, whatever the policy did not recognise.
+            Decision::Unauthenticated | Decision::Abstain if by_token == Access::Denied => {
+                Access::Denied
+            }
+            _ => Access::Missing,
+        }
+    }
+
+    /// The process's metrics exporter, when the application installed one.
+    pub(crate) fn metrics_exporter(&self) -> Option<Arc<modular_core::metrics::MetricsExporter>> {
+        self.services
+            .get::<modular_core::metrics::MetricsExporter>()
+    }
+
+    /// Whether the admin endpoints exist: a token is configured or an access policy is
+    /// registered.
+    pub(crate) fn admin_enabled(&self) -> bool {
+        self.admin.load().is_enabled() || self.services.get::<dyn AccessPolicy>().is_some()
     }
 
     /// The paths the built-in endpoints serve with this state.
@@ -68,6 +103,9 @@ impl Endpoints {
             paths.extend_from_slice(health::PATHS);
         }
         paths.extend_from_slice(admin::PATHS);
+        if self.metrics_exporter().is_some() {
+            paths.push(metrics::PATH);
+        }
         paths
     }
 }

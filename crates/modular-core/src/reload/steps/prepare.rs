@@ -154,10 +154,13 @@ async fn run_prepare(
     ctx: &ReloadContext,
     changes: &[ConfigChange],
 ) -> Result<PreparedReload, String> {
-    guarded(reloadable, ctx, async move {
+    let started = tokio::time::Instant::now();
+    let result = guarded(reloadable, ctx, async move {
         reloadable.prepare(ctx, changes).await
     })
-    .await
+    .await;
+    crate::metrics::record_prepare(ctx.module(), started.elapsed());
+    result
 }
 
 /// Runs `undo` under the module's timeout with panics caught.

@@ -57,6 +57,7 @@ pub(crate) fn record(
         sources_match(shared);
     }
     let was_open = lock(&shared.breaker).record_success();
+    crate::metrics::record_version(version);
     if let Some(health) = &shared.health {
         health.set_config_version(version);
         if was_open {

@@ -1,0 +1,218 @@
+//! Metrics (DESIGN.md §3.8): the framework records through the [`metrics`](::metrics) facade,
+//! and the application installs one Prometheus recorder for the process when the `metrics:`
+//! section says `enabled: true`. The router serves its text exposition at `GET /metrics`.
+//!
+//! ```yaml
+//! metrics:
+//!   enabled: true   # static: the recorder is process-wide and installed once, at build
+//! ```
+//!
+//! Names are `modular_<area>_<what>_<unit>`; labels are bounded (module, component, status,
+//! trigger, observer), never ids, URLs or raw paths. Core records the series in [`names`];
+//! every module records its own through the same facade.
+//!
+//! An application that installs its own recorder first keeps it: the framework's series go to
+//! that recorder, and `GET /metrics` answers 404 because there is no exporter to render.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::health::{AggregatedHealth, HealthStatus};
+use crate::reload::ReloadOutcome;
+
+/// The series core records.
+pub mod names {
+    /// Counter: reloads by `status` (`applied`, `noop`, `rejected`, `failed`, `circuit_open`,
+    /// and `planned` for dry runs) and `trigger`.
+    pub const RELOADS_TOTAL: &str = "modular_config_reloads_total";
+    /// Histogram: how long a reload took, by `status`.
+    pub const RELOAD_DURATION: &str = "modular_config_reload_duration_seconds";
+    /// Histogram: how long each module's prepare took, by `module`.
+    pub const PREPARE_DURATION: &str = "modular_config_prepare_duration_seconds";
+    /// Gauge: the running configuration version.
+    pub const CONFIG_VERSION: &str = "modular_config_version";
+    /// Gauge: the reload circuit breaker, 0 closed, 1 half-open, 2 open.
+    pub const BREAKER_STATE: &str = "modular_config_breaker_state";
+    /// Histogram: how long a health check took, by `module` (the provider).
+    pub const HEALTH_CHECK_DURATION: &str = "modular_health_check_duration_seconds";
+    /// Gauge (state set): 1 for the current `status` of each `module` / `component`, 0 for
+    /// the other statuses.
+    pub const HEALTH_STATUS: &str = "modular_health_status";
+    /// Gauge: the folded overall status, readiness and liveness (`probe` label), encoded like
+    /// [`super::status_value`].
+    pub const HEALTH_PROBE: &str = "modular_health_probe_status";
+    /// Counter: events an observer lost because its queue was full, by `observer`.
+    pub const EVENTS_DROPPED: &str = "modular_events_dropped_total";
+}
+
+/// Buckets for every `_seconds` histogram: 100 µs to 30 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// The `metrics:` section.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, crate::DynamicConfig,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Install the process's Prometheus recorder and serve `GET /metrics`. Static: a recorder
+    /// is installed once per process.
+    pub enabled: bool,
+}
+
+/// Renders the process's Prometheus recorder: what the router serves at `GET /metrics`.
+///
+/// Registered in the service registry by the application when `metrics.enabled`.
+#[derive(Clone)]
+pub struct MetricsExporter {
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for MetricsExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsExporter").finish_non_exhaustive()
+    }
+}
+
+/// The one recorder of this process (or why there is none).
+static INSTALLED: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+
+impl MetricsExporter {
+    /// The process's exporter, installing the recorder on first use. Every later call (a
+    /// second application in the same process, as in tests) shares it.
+    ///
+    /// Fails when another recorder was installed first.
+    pub fn install() -> Result<Arc<Self>, MetricsUnavailable> {
+        let installed = INSTALLED.get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+                .map_err(|e| e.to_string())?;
+            builder.install_recorder().map_err(|e| e.to_string())
+        });
+        match installed {
+            Ok(handle) => Ok(Arc::new(Self {
+                handle: handle.clone(),
+            })),
+            Err(reason) => {
+                tracing::warn!(%reason, "metrics exporter not installed");
+                Err(MetricsUnavailable {
+                    reason: reason.clone(),
+                })
+            }
+        }
+    }
+
+    /// The Prometheus text exposition of every series recorded so far.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+/// Why there is no exporter: another recorder was installed in this process first.
+#[derive(Debug, thiserror::Error)]
+#[error("no metrics exporter: {reason}")]
+pub struct MetricsUnavailable {
+    reason: String,
+}
+
+/// The encoding of a [`HealthStatus`] in single-value gauges: 0 healthy, 1 degraded,
+/// 2 unhealthy, 3 unknown (higher is worse).
+pub fn status_value(status: HealthStatus) -> f64 {
+    match status {
+        HealthStatus::Healthy => 0.0,
+        HealthStatus::Degraded => 1.0,
+        HealthStatus::Unhealthy => 2.0,
+        HealthStatus::Unknown => 3.0,
+    }
+}
+
+const STATUSES: [HealthStatus; 4] = [
+    HealthStatus::Healthy,
+    HealthStatus::Degraded,
+    HealthStatus::Unhealthy,
+    HealthStatus::Unknown,
+];
+
+/// Records one finished reload (or dry run).
+pub(crate) fn record_reload(outcome: &ReloadOutcome) {
+    let status = if outcome.dry_run {
+        "planned"
+    } else {
+        outcome.status.as_str()
+    };
+    let trigger = outcome.trigger.as_str();
+    ::metrics::counter!(names::RELOADS_TOTAL, "status" => status, "trigger" => trigger)
+        .increment(1);
+    ::metrics::histogram!(names::RELOAD_DURATION, "status" => status)
+        .record(outcome.duration_ms / 1000.0);
+}
+
+/// Records the running config version.
+pub(crate) fn record_version(version: u64) {
+    ::metrics::gauge!(names::CONFIG_VERSION).set(version as f64);
+}
+
+/// Records one module's prepare time.
+pub(crate) fn record_prepare(module: &str, took: Duration) {
+    ::metrics::histogram!(names::PREPARE_DURATION, "module" => module.to_owned())
+        .record(took.as_secs_f64());
+}
+
+/// Records the breaker state: 0 closed, 1 half-open, 2 open.
+pub(crate) fn record_breaker(state: crate::reload::BreakerState) {
+    let value = match state {
+        crate::reload::BreakerState::Closed => 0.0,
+        crate::reload::BreakerState::HalfOpen => 1.0,
+        crate::reload::BreakerState::Open { .. } => 2.0,
+    };
+    ::metrics::gauge!(names::BREAKER_STATE).set(value);
+}
+
+/// Records one evaluated health answer: each report's status (as a state set) and duration,
+/// and the folded probes.
+pub(crate) fn record_health(health: &AggregatedHealth) {
+    for report in &health.reports {
+        ::metrics::histogram!(
+            names::HEALTH_CHECK_DURATION,
+            "module" => report.module.clone(),
+        )
+        .record(report.duration.as_secs_f64());
+        for status in STATUSES {
+            ::metrics::gauge!(
+                names::HEALTH_STATUS,
+                "module" => report.module.clone(),
+                "component" => report.component.clone(),
+                "status" => status.as_str(),
+            )
+            .set(if status == report.status { 1.0 } else { 0.0 });
+        }
+    }
+    for (probe, status) in [
+        ("overall", health.health),
+        ("readiness", health.readiness),
+        ("liveness", health.liveness),
+        ("startup", health.startup),
+    ] {
+        ::metrics::gauge!(names::HEALTH_PROBE, "probe" => probe).set(status_value(status));
+    }
+}
+
+/// Counts one event an observer lost.
+pub(crate) fn record_dropped_event(observer: &str) {
+    ::metrics::counter!(names::EVENTS_DROPPED, "observer" => observer.to_owned()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_encoding_is_ordered_worst_last() {
+        let values: Vec<f64> = STATUSES.iter().map(|s| status_value(*s)).collect();
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+    }
+}
