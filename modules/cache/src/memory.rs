@@ -111,6 +111,50 @@ impl MemoryStore {
             .await;
     }
 
+    /// Adds `by` to the decimal integer under `key` (missing or expired: 0) in one atomic
+    /// compute; a key the increment creates expires after `ttl`, a live one keeps its expiry.
+    pub(crate) async fn increment(
+        &self,
+        key: &str,
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, modular_core::kv::KvError> {
+        use moka::ops::compute::{CompResult, Op};
+        let now = Instant::now();
+        let result = self
+            .cache
+            .entry_by_ref(key)
+            .and_try_compute_with(|current| async move {
+                let (base, expires_at) = match current.map(|e| e.into_value()) {
+                    Some(entry) if entry.is_live(now) => (
+                        modular_core::kv::parse_counter(key, &entry.value)?,
+                        entry.expires_at,
+                    ),
+                    _ => (0, ttl.and_then(|ttl| now.checked_add(ttl))),
+                };
+                let next =
+                    base.checked_add(by)
+                        .ok_or_else(|| modular_core::kv::KvError::Overflow {
+                            key: key.to_owned(),
+                        })?;
+                Ok::<_, modular_core::kv::KvError>(Op::Put(Arc::new(Entry {
+                    value: next.to_string().into_bytes().into_boxed_slice(),
+                    expires_at,
+                    reads: AtomicU64::new(0),
+                })))
+            })
+            .await?;
+        match result {
+            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+                modular_core::kv::parse_counter(key, &entry.into_value().value)
+            }
+            // The closure always puts.
+            _ => Err(modular_core::kv::KvError::NotAnInteger {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> bool {
         self.cache.remove(key).await.is_some()
     }

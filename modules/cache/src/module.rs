@@ -49,6 +49,8 @@ impl Module for CacheModule {
         ctx.services()
             .register::<dyn Cache>(Arc::clone(&service) as Arc<dyn Cache>);
         ctx.services().register(Arc::clone(&service));
+        ctx.services()
+            .register::<dyn modular_core::kv::KeyValue>(Arc::clone(&service) as _);
         ctx.register_reloadable(Arc::new(crate::reload::CacheReloader {
             service: Arc::clone(&service),
         }));

@@ -164,6 +164,34 @@ impl RedisStore {
         .await
     }
 
+    /// `INCRBY`, with `PEXPIRE … NX` in the same `MULTI` when `ttl` is set, so a key the
+    /// increment creates gets its window and a live one keeps its own (Redis 7).
+    pub(crate) async fn increment(
+        &self,
+        key: &str,
+        by: i64,
+        ttl: Option<Duration>,
+    ) -> Result<i64, CacheError> {
+        let mut conn = self.conn.clone();
+        let full = self.key(key);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("INCRBY").arg(&full).arg(by);
+        if let Some(ttl) = ttl.filter(|t| !t.is_zero()) {
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            pipe.cmd("PEXPIRE")
+                .arg(&full)
+                .arg(millis)
+                .arg("NX")
+                .ignore();
+        }
+        let (value,): (i64,) = self
+            .run("increment", self.command_timeout, async move {
+                pipe.query_async(&mut conn).await
+            })
+            .await?;
+        Ok(value)
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let mut conn = self.conn.clone();
         let mut cmd = redis::cmd("UNLINK");

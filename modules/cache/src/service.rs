@@ -553,3 +553,64 @@ impl CacheService {
         }
     }
 }
+
+/// The core key-value seam ([`modular_core::kv::KeyValue`]) on this cache: what the auth
+/// module's sessions and throttling, and rate limits, use without depending on this crate.
+///
+/// Keys share the cache's namespace (the Redis `key_prefix`); a `ttl` of `None` never expires
+/// (unlike [`Cache::set`], where `None` means `default_ttl`). On Redis an increment is
+/// `INCRBY` with `PEXPIRE … NX` in one `MULTI`; in memory it is one atomic compute on the
+/// entry. Entries written here count toward `max_items` and are evicted like any other.
+#[async_trait::async_trait]
+impl modular_core::kv::KeyValue for CacheService {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Cache::get(self, key).await.map_err(unavailable)
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
+        Cache::set(self, key, value, Some(ttl.unwrap_or(Duration::ZERO)))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        Cache::delete(self, key).await.map_err(unavailable)
+    }
+
+    async fn increment(&self, key: &str, by: i64, ttl: Option<Duration>) -> Result<i64, KvError> {
+        let _shared = self.shared_gate().await;
+        let engine = self.engine.load_full();
+        match &engine.store {
+            Store::Memory(memory) => memory.increment(key, by, ttl).await,
+            #[cfg(feature = "redis")]
+            Store::Redis(redis) => {
+                let result = redis.increment(key, by, ttl).await;
+                self.observe(redis, &result);
+                result.map_err(|error| counter_error(key, error))
+            }
+        }
+    }
+}
+
+use modular_core::kv::KvError;
+
+fn unavailable(error: CacheError) -> KvError {
+    KvError::Unavailable(Box::new(error))
+}
+
+/// Redis answers a non-integer or an overflow with an error reply; name them as the seam does.
+#[cfg(feature = "redis")]
+fn counter_error(key: &str, error: CacheError) -> KvError {
+    let text = error.to_string();
+    if text.contains("not an integer") {
+        KvError::NotAnInteger {
+            key: key.to_owned(),
+        }
+    } else if text.contains("overflow") {
+        KvError::Overflow {
+            key: key.to_owned(),
+        }
+    } else {
+        unavailable(error)
+    }
+}

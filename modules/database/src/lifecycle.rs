@@ -104,6 +104,7 @@ impl Pools {
             default: config.default.clone(),
             connections,
         });
+        self.service.publish_live(self.ctx.services());
         Ok(())
     }
 
@@ -379,6 +380,7 @@ impl PreparedPools {
             default: config.default.clone(),
             connections: next,
         });
+        pools.service.publish_live(pools.ctx.services());
 
         // Announce, then close the old pools once their in-flight queries finish.
         for (old, generation) in swapped {

@@ -5,6 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use modular_core::ServiceRegistry;
+use modular_core::live::Live;
 
 use crate::config::ConnectionConfig;
 use crate::pool::{DbPool, PoolStats};
@@ -44,6 +46,21 @@ pub trait Database: Send + Sync + 'static {
 /// ```
 pub struct DatabaseService {
     state: ArcSwap<State>,
+    /// The live handles published in the registry, by connection name.
+    /// The live handles published in the registry, by connection name, with the generation
+    /// of the pool each holds.
+    live: std::sync::Mutex<BTreeMap<String, (LivePool, u64)>>,
+}
+
+/// One connection's live handle, typed by its driver's sqlx pool.
+#[derive(Clone)]
+enum LivePool {
+    #[cfg(feature = "postgres")]
+    Postgres(Arc<Live<sqlx::PgPool>>),
+    #[cfg(feature = "mysql")]
+    MySql(Arc<Live<sqlx::MySqlPool>>),
+    #[cfg(feature = "sqlite")]
+    Sqlite(Arc<Live<sqlx::SqlitePool>>),
 }
 
 /// One consistent set of pools.
@@ -67,6 +84,46 @@ impl DatabaseService {
     pub(crate) fn new() -> Self {
         Self {
             state: ArcSwap::from_pointee(State::default()),
+            live: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Publishes every connection's current pool through core's live-handle seam
+    /// (`registry.live::<sqlx::PgPool>(name)`, and `MySqlPool`, `SqlitePool`), so modules that
+    /// depend on sqlx but not on this crate follow pool swaps. A swapped pool is stored into
+    /// the same handle; a removed connection (or one whose driver changed) is unregistered.
+    /// Called after every install, without awaiting.
+    pub(crate) fn publish_live(&self, registry: &ServiceRegistry) {
+        let state = self.state.load();
+        let mut live = self
+            .live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let gone: Vec<String> = live
+            .keys()
+            .filter(|name| !state.connections.contains_key(*name))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some((handle, _)) = live.remove(&name) {
+                handle.unregister(registry, &name);
+            }
+        }
+        for (name, connection) in &state.connections {
+            if let Some((handle, generation)) = live.get_mut(name) {
+                if *generation == connection.generation {
+                    // Same pool (only health or migration settings changed, or untouched).
+                    continue;
+                }
+                if handle.store(&connection.pool) {
+                    *generation = connection.generation;
+                    continue;
+                }
+                // The driver changed: the handle of the old pool type goes.
+                handle.unregister(registry, name);
+            }
+            let handle = LivePool::register(registry, name, &connection.pool);
+            live.insert(name.clone(), (handle, connection.generation));
         }
     }
 
@@ -171,5 +228,70 @@ impl fmt::Debug for DatabaseService {
             .field("default", &state.default)
             .field("connections", &connections)
             .finish()
+    }
+}
+
+impl LivePool {
+    /// Stores `pool` into this handle when it is of the same driver; `false` otherwise.
+    fn store(&self, pool: &DbPool) -> bool {
+        match (self, pool) {
+            #[cfg(feature = "postgres")]
+            (Self::Postgres(h), DbPool::Postgres(p)) => {
+                h.store(p.clone());
+                true
+            }
+            #[cfg(feature = "mysql")]
+            (Self::MySql(h), DbPool::MySql(p)) => {
+                h.store(p.clone());
+                true
+            }
+            #[cfg(feature = "sqlite")]
+            (Self::Sqlite(h), DbPool::Sqlite(p)) => {
+                h.store(p.clone());
+                true
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    fn register(registry: &ServiceRegistry, name: &str, pool: &DbPool) -> Self {
+        match pool {
+            #[cfg(feature = "postgres")]
+            DbPool::Postgres(pool) => {
+                let handle = Arc::new(Live::new(pool.clone()));
+                registry.register_live(name, Arc::clone(&handle));
+                Self::Postgres(handle)
+            }
+            #[cfg(feature = "mysql")]
+            DbPool::MySql(pool) => {
+                let handle = Arc::new(Live::new(pool.clone()));
+                registry.register_live(name, Arc::clone(&handle));
+                Self::MySql(handle)
+            }
+            #[cfg(feature = "sqlite")]
+            DbPool::Sqlite(pool) => {
+                let handle = Arc::new(Live::new(pool.clone()));
+                registry.register_live(name, Arc::clone(&handle));
+                Self::Sqlite(handle)
+            }
+        }
+    }
+
+    fn unregister(&self, registry: &ServiceRegistry, name: &str) {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(_) => {
+                registry.remove_named::<Live<sqlx::PgPool>>(name);
+            }
+            #[cfg(feature = "mysql")]
+            Self::MySql(_) => {
+                registry.remove_named::<Live<sqlx::MySqlPool>>(name);
+            }
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => {
+                registry.remove_named::<Live<sqlx::SqlitePool>>(name);
+            }
+        }
     }
 }

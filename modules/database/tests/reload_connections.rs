@@ -105,3 +105,86 @@ async fn an_added_connection_that_cannot_connect_is_not_added() -> anyhow::Resul
     app.stop().await?;
     Ok(())
 }
+
+/// Core's live-handle seam: a module that depends on sqlx but not on this crate finds each
+/// connection's pool as `Live<sqlx::SqlitePool>` (or `PgPool`, `MySqlPool`) by name, and the
+/// same handle follows every swap; removing the connection unregisters it.
+#[tokio::test]
+async fn sqlite_live_handles_follow_pool_swaps_and_removals() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Sqlite) else {
+        return Ok(());
+    };
+    let a = format!("sqlite://{}", f.dir.path().join("a.db").display());
+    let b = format!("sqlite://{}", f.dir.path().join("b.db").display());
+    f.write_config(json!({ "connections": { "primary": f.connection(&a, json!({})) } }));
+    let mut app = f.start().await?;
+    let live = app
+        .services()
+        .live::<sqlx::SqlitePool>("primary")
+        .expect("the primary pool is published");
+    assert_eq!(live.generation(), 1);
+    sqlx::query("CREATE TABLE only_in_a (id INTEGER)")
+        .execute(&**live.load())
+        .await?;
+    let before = live.load_full();
+
+    // A new URL builds a new pool aside; the commit stores it into the same handle.
+    f.write_config(json!({ "connections": { "primary": f.connection(&b, json!({})) } }));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(live.generation(), 2);
+    let tables: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM sqlite_master WHERE name = 'only_in_a'")
+            .fetch_one(&**live.load())
+            .await?;
+    assert_eq!(tables.0, 0, "the handle still reads database a");
+    let closed =
+        tokio::time::timeout(std::time::Duration::from_secs(10), before.close_event()).await;
+    assert!(closed.is_ok(), "the replaced pool was never closed");
+
+    // A health-only change keeps the pool, and the handle's generation.
+    f.write_config(json!({ "connections": {
+        "primary": f.connection(&b, json!({ "ping_timeout": "2s" })),
+        "replica": f.connection(&a, json!({})),
+    } }));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(live.generation(), 2);
+    assert_eq!(
+        app.services().live_names::<sqlx::SqlitePool>(),
+        ["primary", "replica"]
+    );
+
+    f.write_config(
+        json!({ "connections": { "primary": f.connection(&b, json!({ "ping_timeout": "2s" })) } }),
+    );
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert!(app.services().live::<sqlx::SqlitePool>("replica").is_none());
+    assert!(app.services().live::<sqlx::PgPool>("primary").is_none());
+    app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_live_handles_follow_a_pool_rebuild() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Postgres) else {
+        return Ok(());
+    };
+    f.write_config(f.single(json!({ "max_connections": 2 })));
+    let mut app = f.start().await?;
+    let live = app
+        .services()
+        .live::<sqlx::PgPool>("primary")
+        .expect("the primary pool is published");
+    assert_eq!(live.load().options().get_max_connections(), 2);
+    f.write_config(f.single(json!({ "max_connections": 5 })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(live.generation(), 2);
+    assert_eq!(live.load().options().get_max_connections(), 5);
+    let one: (i32,) = sqlx::query_as("SELECT 1").fetch_one(&**live.load()).await?;
+    assert_eq!(one.0, 1);
+    app.stop().await?;
+    Ok(())
+}

@@ -360,3 +360,129 @@ async fn an_unauthorized_ietf_answer_carries_no_output_or_details() -> anyhow::R
     assert_eq!(check["details"]["host"], "db.internal");
     Ok(())
 }
+
+/// An access policy as the auth module would register one: roles from a header (a stand-in
+/// for a verified token), admin for `admin`, health details for `viewer` and `admin`.
+#[derive(Debug)]
+struct RolePolicy;
+
+impl modular_core::http::AccessPolicy for RolePolicy {
+    fn decide(
+        &self,
+        right: modular_core::http::Right,
+        headers: &http::HeaderMap,
+    ) -> modular_core::http::Decision {
+        use modular_core::http::{Decision, Right};
+        match (right, headers.get("x-role").and_then(|v| v.to_str().ok())) {
+            (_, None) => Decision::Unauthenticated,
+            (_, Some("admin")) | (Right::HealthDetails, Some("viewer")) => Decision::Granted,
+            _ => Decision::Forbidden,
+        }
+    }
+}
+
+struct PolicyOwner;
+
+#[modular_core::async_trait]
+impl modular_core::Module for PolicyOwner {
+    fn name(&self) -> &str {
+        "roles"
+    }
+
+    async fn init(
+        &mut self,
+        ctx: &mut modular_core::InitContext<'_>,
+    ) -> Result<(), modular_core::BoxError> {
+        ctx.services()
+            .register::<dyn modular_core::http::AccessPolicy>(std::sync::Arc::new(RolePolicy));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_registered_access_policy_grants_admin_and_details_rights_by_role() -> anyhow::Result<()>
+{
+    // No admin token: with a policy registered the admin endpoints exist, and it decides.
+    let test = support::start_with("", |b| b.module(PolicyOwner)).await?;
+    test.set_health(HealthStatus::Unhealthy);
+    assert_eq!(test.get("/admin/config").send().await?.status(), 401);
+    let as_viewer = test.get("/admin/config").header("x-role", "viewer");
+    assert_eq!(as_viewer.send().await?.status(), 403);
+    let as_admin = test.get("/admin/config").header("x-role", "admin");
+    assert_eq!(as_admin.send().await?.status(), 200);
+    // A bearer token means nothing without a configured admin token.
+    let bearer = test.get("/admin/config").bearer_auth(TOKEN);
+    assert_eq!(bearer.send().await?.status(), 401);
+
+    let message = |body: serde_json::Value| {
+        body["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["module"] == "checker").cloned())
+            .and_then(|c| c.get("message").cloned())
+    };
+    let (_, anonymous) = json(test.get("/health")).await?;
+    assert_eq!(message(anonymous), None);
+    let (_, other) = json(test.get("/health").header("x-role", "guest")).await?;
+    assert_eq!(message(other), None);
+    let (_, viewer) = json(test.get("/health").header("x-role", "viewer")).await?;
+    assert_eq!(
+        message(viewer),
+        Some(serde_json::json!("db down: connection refused"))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_admin_token_still_works_beside_a_policy_and_a_wrong_one_stays_forbidden()
+-> anyhow::Result<()> {
+    let test = support::start_with(&admin_yaml(), |b| b.module(PolicyOwner)).await?;
+    let token = test.get("/admin/config").bearer_auth(TOKEN);
+    assert_eq!(token.send().await?.status(), 200);
+    let wrong = test
+        .get("/admin/config")
+        .bearer_auth("not-the-token-at-all");
+    assert_eq!(wrong.send().await?.status(), 403);
+    let role = test.get("/admin/config").header("x-role", "admin");
+    assert_eq!(role.send().await?.status(), 200);
+    Ok(())
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format_with_the_core_series() -> anyhow::Result<()> {
+    let test = start(&format!("{}metrics:\n  enabled: true\n", admin_yaml())).await?;
+    // A reload and a health answer, so their series exist.
+    let (status, _) = json(test.post("/admin/reload").bearer_auth(TOKEN)).await?;
+    assert_eq!(status, 200);
+    test.set_health(HealthStatus::Unhealthy);
+    let _ = test.get("/health").send().await?;
+
+    let response = test.get("/metrics").send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = response.text().await?;
+    for series in [
+        "modular_config_reloads_total{status=\"noop\",trigger=\"admin\"}",
+        "modular_config_reload_duration_seconds_bucket",
+        "modular_config_version",
+        "modular_health_check_duration_seconds_bucket{module=\"checker\"",
+        "modular_health_status{module=\"checker\",component=\"db\",status=\"unhealthy\"} 1",
+        "modular_health_probe_status{probe=\"readiness\"}",
+    ] {
+        assert!(body.contains(series), "{series} missing from:\n{body}");
+    }
+    assert!(
+        !body.contains(TOKEN),
+        "the admin token leaked into /metrics"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn without_metrics_enabled_there_is_no_metrics_endpoint() -> anyhow::Result<()> {
+    let test = start("").await?;
+    assert_eq!(test.get("/metrics").send().await?.status(), 404);
+    Ok(())
+}

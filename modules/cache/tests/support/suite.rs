@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use modular_cache::{CacheError, CacheExt as _};
+use modular_core::kv::KeyValue;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -25,6 +26,10 @@ macro_rules! behaviour_suite {
             typed_values_round_trip_as_json,
             a_value_of_another_type_is_a_decode_error,
             hits_and_misses_are_counted_in_health_details,
+            key_value_increments_are_atomic_under_concurrency,
+            key_value_an_increment_opens_a_window_that_later_ones_keep,
+            key_value_set_without_a_ttl_ignores_the_default_ttl,
+            key_value_an_increment_on_text_is_an_error_naming_the_key,
         );
     };
     (@tests $start:path; $($name:ident),* $(,)?) => {
@@ -45,7 +50,10 @@ macro_rules! behaviour_suite {
 /// The section patch a behaviour needs.
 pub fn config_for(test: &str) -> Value {
     match test {
-        "entries_without_a_ttl_expire_after_the_default_ttl" => json!({ "default_ttl": "300ms" }),
+        "entries_without_a_ttl_expire_after_the_default_ttl"
+        | "key_value_set_without_a_ttl_ignores_the_default_ttl" => {
+            json!({ "default_ttl": "300ms" })
+        }
         _ => json!({}),
     }
 }
@@ -212,5 +220,94 @@ pub async fn hits_and_misses_are_counted_in_health_details(h: &Harness) -> anyho
         Some(&json!(0.6)),
         "{report:?}"
     );
+    Ok(())
+}
+
+/// The core key-value seam, as another module finds it in the registry.
+fn key_value(h: &Harness) -> std::sync::Arc<dyn KeyValue> {
+    h.app
+        .services()
+        .require::<dyn KeyValue>()
+        .expect("the cache registers the key-value seam")
+}
+
+pub async fn key_value_increments_are_atomic_under_concurrency(h: &Harness) -> anyhow::Result<()> {
+    let kv = key_value(h);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let kv = std::sync::Arc::clone(&kv);
+        tasks.spawn(async move {
+            for _ in 0..25 {
+                kv.increment("hits", 2, None).await?;
+            }
+            Ok::<_, modular_core::kv::KvError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    assert_eq!(kv.increment("hits", 0, None).await?, 400);
+    assert_eq!(kv.get("hits").await?.as_deref(), Some(&b"400"[..]));
+    assert!(kv.delete("hits").await?);
+    assert_eq!(kv.increment("hits", -1, None).await?, -1);
+    Ok(())
+}
+
+pub async fn key_value_an_increment_opens_a_window_that_later_ones_keep(
+    h: &Harness,
+) -> anyhow::Result<()> {
+    let kv = key_value(h);
+    let window = Some(Duration::from_millis(300));
+    assert_eq!(kv.increment("window", 1, window).await?, 1);
+    // A later increment with a long TTL does not extend the window the first one opened.
+    assert_eq!(
+        kv.increment("window", 1, Some(Duration::from_secs(3600)))
+            .await?,
+        2
+    );
+    let expired = eventually(EXPIRY_WAIT, || async {
+        kv.get("window").await.ok() == Some(None)
+    })
+    .await;
+    assert!(expired, "the window was still open after {EXPIRY_WAIT:?}");
+    assert_eq!(kv.increment("window", 1, window).await?, 1);
+    Ok(())
+}
+
+pub async fn key_value_set_without_a_ttl_ignores_the_default_ttl(
+    h: &Harness,
+) -> anyhow::Result<()> {
+    let kv = key_value(h);
+    kv.set("session", b"s1", None).await?;
+    h.cache.set("cached", b"c1", None).await?; // default_ttl 300ms
+    let expired = eventually(EXPIRY_WAIT, || async {
+        h.cache.get("cached").await.ok() == Some(None)
+    })
+    .await;
+    assert!(expired, "the cached entry outlived its default TTL");
+    // Past the default TTL, the key-value entry (no TTL) is still there.
+    assert_eq!(kv.get("session").await?.as_deref(), Some(&b"s1"[..]));
+    kv.set("short", b"x", Some(Duration::from_millis(100)))
+        .await?;
+    let gone = eventually(EXPIRY_WAIT, || async {
+        kv.get("short").await.ok() == Some(None)
+    })
+    .await;
+    assert!(gone, "a key-value TTL was not applied");
+    Ok(())
+}
+
+pub async fn key_value_an_increment_on_text_is_an_error_naming_the_key(
+    h: &Harness,
+) -> anyhow::Result<()> {
+    let kv = key_value(h);
+    kv.set("name", b"ada", None).await?;
+    let error = kv.increment("name", 1, None).await.err();
+    assert!(
+        matches!(&error, Some(modular_core::kv::KvError::NotAnInteger { key }) if key == "name"),
+        "{error:?}"
+    );
+    // The value is untouched.
+    assert_eq!(kv.get("name").await?.as_deref(), Some(&b"ada"[..]));
     Ok(())
 }
