@@ -212,6 +212,13 @@ fn announce(app: &Application) {
     tracing::info!("notes:        {base}/notes");
     tracing::info!("health:       {base}/health");
     tracing::info!("readiness:    {base}/readyz?verbose");
+    if app
+        .services()
+        .get::<modular_core::metrics::MetricsExporter>()
+        .is_some()
+    {
+        tracing::info!("metrics:      {base}/metrics");
+    }
     // The router registered the `admin` section; asking again shares its live handle.
     let admin = app
         .config()

@@ -308,7 +308,7 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
             "no start line for {module}:\n{log}"
         );
     }
-    for path in ["/health", "/readyz?verbose", "/admin/config"] {
+    for path in ["/health", "/readyz?verbose", "/metrics", "/admin/config"] {
         assert!(
             log.contains(&format!("{}{path}", api.base)),
             "no URL for {path}:\n{log}"
@@ -353,6 +353,26 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     }
     let list: Value = api.get("/notes").await.json().await.expect("a JSON list");
     assert_eq!(list["notes"].as_array().map(Vec::len), Some(1), "{list}");
+
+    // Metrics: the core series, in the Prometheus text format, with no secret in them.
+    let metrics = api.get("/metrics").await;
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let metrics = metrics.text().await.expect("metrics text");
+    for series in [
+        "modular_config_version",
+        "modular_health_check_duration_seconds_bucket{module=\"database\"",
+        "modular_health_status{module=\"database\",component=\"primary\",status=\"healthy\"} 1",
+        "modular_health_probe_status{probe=\"readiness\"} 0",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("dev-admin-token-change-me"),
+        "the admin token leaked into /metrics"
+    );
 
     // Health: every module's check, healthy; readiness verbose lists them.
     let health = api.get("/health").await;
