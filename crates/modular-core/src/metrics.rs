@@ -11,9 +11,13 @@
 //! trigger, observer), never ids, URLs or raw paths. Core records the series in [`names`];
 //! every module records its own through the same facade.
 //!
-//! An application that installs its own recorder first keeps it: the framework's series go to
-//! that recorder, and `GET /metrics` answers 404 because there is no exporter to render.
+//! Without an installed exporter core records nothing (not even into the facade's no-op
+//! recorder), so an application without metrics pays nothing on its health and reload paths.
+//! An application that installs its own recorder calls [`record_into_installed_recorder`], and
+//! core's series go to that recorder; `GET /metrics` then answers 404 because there is no
+//! exporter to render.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -77,6 +81,20 @@ impl std::fmt::Debug for MetricsExporter {
     }
 }
 
+/// Whether core records its series: set once an exporter is installed, or by the application.
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+/// Makes core record its series into whatever recorder the application installed itself
+/// (instead of [`MetricsExporter::install`]'s).
+pub fn record_into_installed_recorder() {
+    RECORDING.store(true, Ordering::Release);
+}
+
+#[inline]
+fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
+
 /// The one recorder of this process (or why there is none).
 static INSTALLED: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
@@ -93,9 +111,12 @@ impl MetricsExporter {
             builder.install_recorder().map_err(|e| e.to_string())
         });
         match installed {
-            Ok(handle) => Ok(Arc::new(Self {
-                handle: handle.clone(),
-            })),
+            Ok(handle) => {
+                RECORDING.store(true, Ordering::Release);
+                Ok(Arc::new(Self {
+                    handle: handle.clone(),
+                }))
+            }
             Err(reason) => {
                 tracing::warn!(%reason, "metrics exporter not installed");
                 Err(MetricsUnavailable {
@@ -139,6 +160,9 @@ const STATUSES: [HealthStatus; 4] = [
 
 /// Records one finished reload (or dry run).
 pub(crate) fn record_reload(outcome: &ReloadOutcome) {
+    if !recording() {
+        return;
+    }
     let status = if outcome.dry_run {
         "planned"
     } else {
@@ -153,17 +177,26 @@ pub(crate) fn record_reload(outcome: &ReloadOutcome) {
 
 /// Records the running config version.
 pub(crate) fn record_version(version: u64) {
+    if !recording() {
+        return;
+    }
     ::metrics::gauge!(names::CONFIG_VERSION).set(version as f64);
 }
 
 /// Records one module's prepare time.
 pub(crate) fn record_prepare(module: &str, took: Duration) {
+    if !recording() {
+        return;
+    }
     ::metrics::histogram!(names::PREPARE_DURATION, "module" => module.to_owned())
         .record(took.as_secs_f64());
 }
 
 /// Records the breaker state: 0 closed, 1 half-open, 2 open.
 pub(crate) fn record_breaker(state: crate::reload::BreakerState) {
+    if !recording() {
+        return;
+    }
     let value = match state {
         crate::reload::BreakerState::Closed => 0.0,
         crate::reload::BreakerState::HalfOpen => 1.0,
@@ -175,6 +208,9 @@ pub(crate) fn record_breaker(state: crate::reload::BreakerState) {
 /// Records one evaluated health answer: each report's status (as a state set) and duration,
 /// and the folded probes.
 pub(crate) fn record_health(health: &AggregatedHealth) {
+    if !recording() {
+        return;
+    }
     for report in &health.reports {
         ::metrics::histogram!(
             names::HEALTH_CHECK_DURATION,
@@ -203,6 +239,9 @@ pub(crate) fn record_health(health: &AggregatedHealth) {
 
 /// Counts one event an observer lost.
 pub(crate) fn record_dropped_event(observer: &str) {
+    if !recording() {
+        return;
+    }
     ::metrics::counter!(names::EVENTS_DROPPED, "observer" => observer.to_owned()).increment(1);
 }
 
