@@ -2,7 +2,7 @@
 //! unsubscription.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloudevents::AttributesReader as _;
 use modular_core::events::{EventBus, EventFilter, EventStream, build_event, event_data};
@@ -94,11 +94,20 @@ async fn a_slow_observer_does_not_block_the_publisher() {
     let slow = bus.subscribe_with_capacity(EventFilter::All, 1);
     let mut fast = bus.subscribe_with_capacity(EventFilter::All, EVENTS as usize);
 
-    let began = Instant::now();
-    for i in 0..EVENTS {
-        bus.emit("com.modular.test.tick", SOURCE, json!({ "n": i }));
-    }
-    let took = began.elapsed();
+    // A publisher that waited for the slow observer would never finish: the bound only has
+    // to be one a loaded machine cannot miss for 10 000 in-memory publishes.
+    let publisher = tokio::task::spawn_blocking({
+        let bus = bus.clone();
+        move || {
+            for i in 0..EVENTS {
+                bus.emit("com.modular.test.tick", SOURCE, json!({ "n": i }));
+            }
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), publisher)
+        .await
+        .expect("publishing waited for the slow observer")
+        .unwrap();
 
     let received = fast.drain();
     assert_eq!(
@@ -123,8 +132,6 @@ async fn a_slow_observer_does_not_block_the_publisher() {
     );
     assert_eq!(bus.dropped(), EVENTS - 1);
     assert_eq!(bus.published(), EVENTS);
-    // Generous: publishing never waits for an observer, so this is CPU time only.
-    assert!(took < Duration::from_secs(5), "publishing took {took:?}");
 }
 
 #[tokio::test]

@@ -242,6 +242,26 @@ async fn the_cache_answers_within_the_ttl_and_reevaluates_after_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_default_cache_ttl_is_250ms() {
+    let (aggregator, _) = aggregator(quiet());
+    let provider = Scripted::status(HealthStatus::Healthy);
+    add(&aggregator, "db", &provider, ProviderOptions::default());
+
+    let first = aggregator.check().await;
+    sleep(Duration::from_millis(249)).await;
+    assert!(
+        Arc::ptr_eq(&first, &aggregator.check().await),
+        "cached at 249 ms"
+    );
+    sleep(Duration::from_millis(1)).await;
+    assert!(
+        !Arc::ptr_eq(&first, &aggregator.check().await),
+        "stale at 250 ms"
+    );
+    assert_eq!(provider.calls(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn registering_a_provider_invalidates_the_cache() {
     let (aggregator, _) = aggregator(quiet());
     let db = Scripted::status(HealthStatus::Healthy);

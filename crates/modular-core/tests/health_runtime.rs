@@ -1,8 +1,10 @@
 //! The built-in runtime liveness check and provider isolation, on real threads.
 //!
-//! These tests block OS threads on purpose, so they run on real time. Their timing assertions
-//! are one-sided (at least the time a thread was blocked; at most a bound several times the
-//! expected value), so a slow machine cannot make them fail.
+//! These tests block OS threads on purpose, so they run on real time. Their stall threshold is
+//! the default 1 s, which an OS that deschedules a thread on a loaded machine does not reach; a
+//! blocked thread stays blocked until the test releases it rather than for a set time; and
+//! their timing assertions are one-sided (at least the time a thread was blocked), so a slow
+//! machine cannot make them fail.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -15,15 +17,24 @@ use modular_core::health::{
     HealthReport, HealthStatus, Isolation, ProviderOptions, RUNTIME_COMPONENT, RUNTIME_MODULE,
 };
 
-/// Blocks its thread (not the async way) for `block`, then reports healthy.
+/// Blocks its thread (not the async way) for `block`, or until `release` is set when given,
+/// then reports healthy.
 struct ThreadBlocker {
     block: Duration,
+    release: Option<Arc<AtomicBool>>,
 }
 
 #[async_trait::async_trait]
 impl HealthProvider for ThreadBlocker {
     async fn health_check(&self, ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
-        std::thread::sleep(self.block);
+        match &self.release {
+            Some(release) => {
+                while !release.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            None => std::thread::sleep(self.block),
+        }
         Ok(vec![ctx.report(HealthStatus::Healthy)])
     }
 }
@@ -52,7 +63,7 @@ async fn refresh_until(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_worker_turns_liveness_unhealthy_until_it_is_released() {
-    let options = HealthOptions::default().with_runtime_stall_threshold(Duration::from_millis(150));
+    let options = HealthOptions::default().with_runtime_stall_threshold(Duration::from_secs(1));
     let aggregator = HealthAggregator::new(options, EventBus::new());
 
     // Idle workers are parked: not stalled.
@@ -92,7 +103,7 @@ async fn a_blocked_worker_turns_liveness_unhealthy_until_it_is_released() {
     let report = runtime_report(&stalled);
     assert!(
         report.message.contains("has been busy in one poll for")
-            && report.message.contains("stall threshold 150ms"),
+            && report.message.contains("stall threshold 1s"),
         "{}",
         report.message
     );
@@ -113,7 +124,8 @@ async fn a_blocked_worker_turns_liveness_unhealthy_until_it_is_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_but_yielding_workers_are_not_stalled() {
-    let options = HealthOptions::default().with_runtime_stall_threshold(Duration::from_millis(100));
+    let threshold = Duration::from_secs(1);
+    let options = HealthOptions::default().with_runtime_stall_threshold(threshold);
     let aggregator = HealthAggregator::new(options, EventBus::new());
     let stop = Arc::new(AtomicBool::new(false));
     let busy: Vec<_> = (0..4)
@@ -126,8 +138,10 @@ async fn busy_but_yielding_workers_are_not_stalled() {
             })
         })
         .collect();
+    // Busy for well past the threshold: only a check that looks at single polls, not at how
+    // long a worker has gone without parking, stays healthy.
     let started = Instant::now();
-    while started.elapsed() < Duration::from_millis(500) {
+    while started.elapsed() < threshold * 5 / 2 {
         let health = aggregator.force_refresh().await;
         assert_eq!(
             health.liveness,
@@ -155,6 +169,7 @@ async fn an_inline_provider_that_blocks_its_thread_delays_the_whole_check() {
         "blocker",
         Arc::new(ThreadBlocker {
             block: Duration::from_millis(300),
+            release: None,
         }),
         ProviderOptions::default().with_timeout(Duration::from_millis(50)),
     );
@@ -174,10 +189,12 @@ async fn a_blocking_isolated_provider_cannot_delay_the_others() {
         HealthOptions::default().with_runtime_check(false),
         EventBus::new(),
     );
+    let release = Arc::new(AtomicBool::new(false));
     aggregator.register_health_provider(
         "blocker",
         Arc::new(ThreadBlocker {
-            block: Duration::from_millis(1_200),
+            block: Duration::ZERO,
+            release: Some(Arc::clone(&release)),
         }),
         ProviderOptions::default()
             .with_timeout(Duration::from_millis(100))
@@ -189,13 +206,11 @@ async fn a_blocking_isolated_provider_cannot_delay_the_others() {
         ProviderOptions::default(),
     );
 
-    let started = Instant::now();
-    let health = aggregator.force_refresh().await;
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(1),
-        "the check waited for the blocked thread: {took:?}"
-    );
+    // The blocked thread is held until the end of the test: a check that waited for it would
+    // never answer.
+    let health = tokio::time::timeout(Duration::from_secs(60), aggregator.force_refresh())
+        .await
+        .expect("the check waited for the blocked thread");
     let blocked = health.report("blocker", "blocker").unwrap();
     assert_eq!(blocked.status, HealthStatus::Unhealthy);
     assert_eq!(blocked.message, "timed out after 100ms");
@@ -210,4 +225,5 @@ async fn a_blocking_isolated_provider_cannot_delay_the_others() {
         again.report("blocker", "blocker").unwrap().message,
         "previous check is still running"
     );
+    release.store(true, Ordering::Release);
 }

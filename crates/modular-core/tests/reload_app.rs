@@ -470,3 +470,21 @@ async fn a_committed_reload_makes_the_cached_health_answer_stale() {
     assert_eq!(after.config_version, 2);
     app.stop().await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_default_gate_window_passes_a_healthy_reload_after_exactly_3s() {
+    let journal = Journal::default();
+    let mut app = gated_app(&journal, Duration::ZERO).await;
+    let mut passed = app
+        .events()
+        .subscribe(EventFilter::exact("com.modular.config.reload.gate.passed"));
+    app.start().await.unwrap();
+    let outcome = app.set_override("gated.level", json!(10)).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let committed = tokio::time::Instant::now();
+    let event = next_event(&mut passed, "gate passed").await;
+    // Paused time: the window's end is exact.
+    assert_eq!(committed.elapsed(), Duration::from_secs(3));
+    assert_eq!(event_data(&event).unwrap()["window_ms"], json!(3000));
+    app.stop().await.unwrap();
+}

@@ -284,9 +284,18 @@ async fn no_change_is_a_noop_that_calls_no_module() {
 async fn a_dry_run_reports_the_plan_and_applies_nothing() {
     let f = fixture(&[("a", Behaviour::Succeed), ("b", Behaviour::Succeed)]);
     f.set_source(&[("b.level", json!(9)), ("a.level", json!(8))]);
-    let plan = f.orchestrator.plan(None).await;
+    let plan = f.orchestrator.plan(ReloadTrigger::Admin, None).await;
     assert!(plan.dry_run);
-    assert_eq!(plan.status, ReloadStatus::Applied);
+    assert_eq!(
+        plan.status,
+        ReloadStatus::Planned,
+        "a plan never reads as applied"
+    );
+    assert_eq!(plan.trigger, ReloadTrigger::Admin);
+    assert_eq!(
+        serde_json::to_value(&plan).unwrap()["status"],
+        json!("planned")
+    );
     assert_eq!(plan.plan, vec!["a", "b"]);
     assert!(f.journal.calls().is_empty());
     assert_eq!(f.orchestrator.version(), 1);
@@ -294,10 +303,13 @@ async fn a_dry_run_reports_the_plan_and_applies_nothing() {
 
     let candidate = f
         .orchestrator
-        .plan(Some((
-            modular_core::config::TextFormat::Yaml,
-            "a:\n  port: 1\n".to_owned(),
-        )))
+        .plan(
+            ReloadTrigger::Programmatic,
+            Some((
+                modular_core::config::TextFormat::Yaml,
+                "a:\n  port: 1\n".to_owned(),
+            )),
+        )
         .await;
     assert_eq!(candidate.status, ReloadStatus::Rejected);
     assert_eq!(candidate.static_changes, vec!["a.port"]);
@@ -344,6 +356,139 @@ async fn history_records_versions_and_redacted_diffs_and_rollback_returns_to_a_v
     assert_eq!(f.level("a"), 1);
     let missing = f.orchestrator.rollback(99).await;
     assert_eq!(missing.status, ReloadStatus::Rejected);
+}
+
+#[tokio::test]
+async fn set_overrides_merges_every_key_in_one_reload_and_a_rejected_batch_changes_nothing() {
+    let f = fixture(&[("a", Behaviour::Succeed), ("b", Behaviour::Succeed)]);
+    let first = f.orchestrator.set_override("a.label", json!("kept")).await;
+    assert_eq!(first.status, ReloadStatus::Applied, "{first:?}");
+    let both = f
+        .orchestrator
+        .set_overrides(
+            ReloadTrigger::Admin,
+            [
+                ("a.level".to_owned(), json!(5)),
+                ("b.level".to_owned(), json!(6)),
+            ]
+            .into(),
+        )
+        .await;
+    assert_eq!(both.status, ReloadStatus::Applied, "{both:?}");
+    assert_eq!(both.trigger, ReloadTrigger::Admin);
+    assert_eq!(both.version, 3, "one reload for both keys");
+    assert_eq!((f.level("a"), f.level("b")), (5, 6));
+    assert_eq!(
+        f.store.overrides().keys().collect::<Vec<_>>(),
+        vec!["a.label", "a.level", "b.level"],
+        "merged: the earlier key stays"
+    );
+
+    let before = f.store.overrides();
+    let bad = f
+        .orchestrator
+        .set_overrides(
+            ReloadTrigger::Admin,
+            [
+                ("a.level".to_owned(), json!(7)),
+                ("b.level".to_owned(), json!(1000)),
+            ]
+            .into(),
+        )
+        .await;
+    assert_eq!(bad.status, ReloadStatus::Rejected, "{bad:?}");
+    assert_eq!(
+        f.store.overrides(),
+        before,
+        "a rejected batch is withdrawn whole"
+    );
+    assert_eq!((f.level("a"), f.level("b")), (5, 6));
+}
+
+#[tokio::test]
+async fn removing_one_override_or_all_of_them_reloads_without_them() {
+    let f = fixture(&[("a", Behaviour::Succeed)]);
+    let set = f
+        .orchestrator
+        .set_overrides(
+            ReloadTrigger::Admin,
+            [
+                ("a.level".to_owned(), json!(5)),
+                ("a.label".to_owned(), json!("x")),
+            ]
+            .into(),
+        )
+        .await;
+    assert_eq!(set.status, ReloadStatus::Applied, "{set:?}");
+    let removed = f
+        .orchestrator
+        .remove_override(ReloadTrigger::Admin, "a.level")
+        .await;
+    assert_eq!(removed.status, ReloadStatus::Applied, "{removed:?}");
+    assert_eq!(removed.trigger, ReloadTrigger::Admin);
+    assert_eq!(f.level("a"), 1);
+    assert_eq!(
+        f.store.overrides().keys().collect::<Vec<_>>(),
+        vec!["a.label"]
+    );
+    let cleared = f.orchestrator.clear_overrides(ReloadTrigger::Admin).await;
+    assert_eq!(cleared.status, ReloadStatus::Applied, "{cleared:?}");
+    assert!(f.store.overrides().is_empty());
+    let again = f.orchestrator.clear_overrides(ReloadTrigger::Admin).await;
+    assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
+}
+
+#[tokio::test]
+async fn the_overrides_view_redacts_sensitive_and_secret_fields() {
+    let f = fixture(&[("a", Behaviour::Succeed)]);
+    f.set_source(&[
+        ("a.level", json!(4)),
+        ("a.token", json!("tok-s3cr3t")),
+        ("a.password", json!("pw-s3cr3t")),
+        ("a", json!({ "token": "nested-s3cr3t", "label": "shown" })),
+        ("elsewhere.key", json!("plain")),
+    ]);
+    let view = f.store.redacted_overrides();
+    let text = serde_json::to_string(&view).unwrap();
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert_eq!(view["a.level"], json!(4));
+    assert_eq!(view["a.token"], json!("[REDACTED]"));
+    assert_eq!(view["a.password"], json!("[REDACTED]"));
+    assert_eq!(
+        view["a"],
+        json!({ "token": "[REDACTED]", "label": "shown" })
+    );
+    assert_eq!(view["elsewhere.key"], json!("plain"));
+}
+
+#[tokio::test]
+async fn a_rollback_to_a_version_before_an_override_withdraws_the_override() {
+    let f = fixture(&[("a", Behaviour::Succeed)]);
+    let set = f.orchestrator.set_override("a.level", json!(10)).await;
+    assert_eq!(set.status, ReloadStatus::Applied, "{set:?}");
+    let back = f.orchestrator.rollback(1).await;
+    assert_eq!(back.status, ReloadStatus::Applied, "{back:?}");
+    assert_eq!(f.level("a"), 1);
+    assert!(f.store.overrides().is_empty(), "{:?}", f.store.overrides());
+    let again = f.orchestrator.reload(ReloadTrigger::Programmatic).await;
+    assert_eq!(again.status, ReloadStatus::Noop, "{again:?}");
+    assert_eq!(
+        f.level("a"),
+        1,
+        "the plain reload did not bring the override back"
+    );
+
+    // Forward again: a rollback to the override's version restores it.
+    let forward = f.orchestrator.rollback(2).await;
+    assert_eq!(forward.status, ReloadStatus::Applied, "{forward:?}");
+    assert_eq!(f.store.overrides()["a.level"], json!(10));
+    assert_eq!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .status,
+        ReloadStatus::Noop
+    );
 }
 
 #[tokio::test]

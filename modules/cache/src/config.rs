@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// | `redis.key_prefix` | no | entries under the old prefix would become unreachable, and `clear` could no longer remove them |
 /// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in |
 /// | `health.latency_threshold` | yes | read at each health check |
-/// | `health.timeout`, `health.optional` | no | they size the health registration, which is fixed at start-up |
+/// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit |
 ///
 /// ```yaml
 /// cache:
@@ -110,10 +110,12 @@ pub struct CacheHealthConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub latency_threshold: Duration,
-    /// The `PING` deadline; past it the check reports `unhealthy`. Static.
+    /// The `PING` deadline; past it the check reports `unhealthy`.
+    #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
-    /// Whether a failing cache leaves readiness alone. Static.
+    /// Whether a failing cache leaves readiness alone.
+    #[config(dynamic)]
     pub optional: bool,
 }
 

@@ -79,9 +79,12 @@
 //!   prepared aside and swapped in only when every module of the reload has prepared; an aborted
 //!   reload drops it (emitting `com.modular.cache.reload.aborted`).
 //! - `health.latency_threshold`: read by the next check.
+//! - `health.timeout`, `health.optional`: the next check's `PING` deadline, and the health
+//!   registration's timeout and optionality, replaced at commit
+//!   (`HealthAggregator::set_provider_options`).
 //!
-//! `engine`, `redis.key_prefix`, `health.timeout` and `health.optional` are static: changing
-//! them needs a restart (see [`CacheConfig`] for why).
+//! `engine` and `redis.key_prefix` are static: changing them needs a restart (see
+//! [`CacheConfig`] for why).
 //!
 //! # Health
 //!

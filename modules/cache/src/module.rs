@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use modular_core::health::ProviderOptions;
+use modular_core::health::{HealthAggregator, ProviderOptions};
 use modular_core::{BoxError, InitContext, Module};
 
 use crate::config::CacheConfig;
@@ -13,6 +13,13 @@ use crate::service::{Cache, CacheService};
 /// The health registration's deadline is `health.timeout` plus this, so the check's own
 /// `PING` deadline fires first and reports what timed out.
 const HEALTH_MARGIN: Duration = Duration::from_millis(50);
+
+/// The health registration's options for `config` (replaced on each committed reload).
+pub(crate) fn provider_options(config: &CacheConfig) -> ProviderOptions {
+    ProviderOptions::new()
+        .with_timeout(config.health.timeout + HEALTH_MARGIN)
+        .with_optional(config.health.optional)
+}
 
 /// The cache module, named `cache`.
 ///
@@ -53,13 +60,12 @@ impl Module for CacheModule {
             .register::<dyn modular_core::kv::KeyValue>(Arc::clone(&service) as _);
         ctx.register_reloadable(Arc::new(crate::reload::CacheReloader {
             service: Arc::clone(&service),
+            health: ctx.services().get::<HealthAggregator>(),
         }));
         ctx.register_health_provider(
             "cache",
             Arc::clone(&service) as Arc<dyn modular_core::health::HealthProvider>,
-            ProviderOptions::new()
-                .with_timeout(config.health.timeout + HEALTH_MARGIN)
-                .with_optional(config.health.optional),
+            provider_options(&config),
         );
         #[cfg(feature = "redis")]
         if let crate::service::Store::Redis(redis) = &service.engine.load().store {

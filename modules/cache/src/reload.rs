@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use modular_core::health::HealthAggregator;
 use modular_core::{BoxError, ConfigChange, PreparedReload, ReloadContext, Reloadable};
 use serde_json::json;
 
@@ -20,9 +21,20 @@ const MIN_RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// entries over; `redis.url` and the Redis timeouts open a new connection and check it with
 /// `PING`. When any module of the reload fails to prepare, the prepared engine is dropped and
 /// the running one never stopped serving.
-#[derive(Debug)]
+/// `health.timeout` and `health.optional` replace the health registration's options at
+/// commit.
 pub(crate) struct CacheReloader {
     pub(crate) service: Arc<CacheService>,
+    /// The aggregator the cache's health provider is registered with, if any.
+    pub(crate) health: Option<Arc<HealthAggregator>>,
+}
+
+impl std::fmt::Debug for CacheReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheReloader")
+            .field("health", &self.health.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait::async_trait]
@@ -58,8 +70,13 @@ impl Reloadable for CacheReloader {
         let service = Arc::clone(&self.service);
         let aborted = Arc::clone(&self.service);
         let version = ctx.version();
+        let health = self.health.clone();
+        let options = crate::module::provider_options(&config);
         Ok(PreparedReload::new(move || {
             let applied = service.commit_engine(prepared);
+            if let Some(health) = &health {
+                health.set_provider_options("cache", options);
+            }
             let (kept, dropped) = applied
                 .rebuilt
                 .map_or((None, None), |c| (Some(c.kept), Some(c.dropped)));

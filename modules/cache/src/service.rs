@@ -332,9 +332,8 @@ impl CacheService {
     /// can land in the old cache after its key was copied. Reads go on meanwhile; writes wait
     /// at most until the other modules of the reload have prepared.
     ///
-    /// Static fields (`engine`, `redis.key_prefix`, `health.timeout`) are taken from the
-    /// running engine, so a candidate applied under the `apply_dynamic` policy cannot change
-    /// them before a restart.
+    /// Static fields (`engine`, `redis.key_prefix`) are taken from the running engine, so a
+    /// candidate applied under the `apply_dynamic` policy cannot change them before a restart.
     pub(crate) async fn prepare_engine(
         &self,
         config: &CacheConfig,
@@ -344,7 +343,7 @@ impl CacheService {
             store,
             default_ttl: config.default_ttl,
             latency_threshold: config.health.latency_threshold,
-            health_timeout: current.health_timeout,
+            health_timeout: config.health.timeout,
         };
         match &current.store {
             Store::Memory(memory) if memory.max_items() != config.max_items => {

@@ -202,3 +202,41 @@ async fn under_apply_dynamic_a_static_change_waits_for_a_restart_while_dynamic_o
     app.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_reload_of_health_timeout_and_optional_updates_the_provider_registration_live()
+-> anyhow::Result<()> {
+    let h = support::memory(json!({})).await?;
+    let health = Arc::clone(h.app.health().expect("aggregator"));
+    let before = health.provider_options("cache").expect("cache provider");
+    assert!(!before.optional);
+    let outcome = h
+        .app
+        .set_overrides(
+            [
+                ("cache.health.timeout".to_owned(), json!("750ms")),
+                ("cache.health.optional".to_owned(), json!(true)),
+            ]
+            .into(),
+        )
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let after = health.provider_options("cache").expect("cache provider");
+    assert!(after.optional);
+    // The registration keeps the module's margin over its own PING deadline.
+    assert_eq!(
+        after.timeout - before.timeout,
+        Duration::from_millis(750) - Duration::from_millis(150)
+    );
+    let answer = health.force_refresh().await;
+    assert!(
+        answer
+            .reports
+            .iter()
+            .filter(|r| r.module == "cache")
+            .all(|r| r.optional),
+        "{:?}",
+        answer.reports
+    );
+    h.finish().await
+}

@@ -108,6 +108,8 @@ async fn a_plan_reports_what_a_candidate_would_do_and_applies_nothing() -> anyho
     )
     .await?;
     assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["status"], "planned", "a plan never reads as applied");
+    assert_eq!(plan["trigger"], "admin");
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["plan"], serde_json::json!(["greeter"]));
     assert_eq!(plan["changes"][0]["new_value"], "hola");
@@ -217,7 +219,7 @@ async fn a_token_added_by_reload_mounts_admin_and_a_rotated_one_replaces_it() ->
             .status(),
         200
     );
-    assert_eq!(route_count().await, Some(19.into()));
+    assert_eq!(route_count().await, Some(21.into()));
 
     let rotated = "rotated-admin-token-abcdefghij";
     test.write_config(&format!("admin:\n  token: {rotated}\n"))?;

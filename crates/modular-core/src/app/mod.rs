@@ -331,7 +331,10 @@ impl Application {
 
     /// The outcome a reload would have now, applying nothing.
     pub async fn plan_reload(&self) -> Result<ReloadOutcome, Error> {
-        Ok(self.orchestrator("plan a reload")?.plan(None).await)
+        Ok(self
+            .orchestrator("plan a reload")?
+            .plan(ReloadTrigger::Programmatic, None)
+            .await)
     }
 
     /// Sets a runtime override (highest precedence) and reloads.
@@ -343,6 +346,34 @@ impl Application {
         Ok(self
             .orchestrator("set an override")?
             .set_override(path, value)
+            .await)
+    }
+
+    /// Merges several runtime overrides (dotted path to value) and reloads once; a rejected
+    /// reload leaves the overrides as they were.
+    pub async fn set_overrides(
+        &self,
+        overrides: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<ReloadOutcome, Error> {
+        Ok(self
+            .orchestrator("set overrides")?
+            .set_overrides(ReloadTrigger::Override, overrides)
+            .await)
+    }
+
+    /// Removes one runtime override and reloads.
+    pub async fn remove_override(&self, path: &str) -> Result<ReloadOutcome, Error> {
+        Ok(self
+            .orchestrator("remove an override")?
+            .remove_override(ReloadTrigger::Override, path)
+            .await)
+    }
+
+    /// Removes every runtime override and reloads.
+    pub async fn clear_overrides(&self) -> Result<ReloadOutcome, Error> {
+        Ok(self
+            .orchestrator("clear the overrides")?
+            .clear_overrides(ReloadTrigger::Override)
             .await)
     }
 

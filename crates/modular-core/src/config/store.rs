@@ -46,6 +46,12 @@ pub trait SectionBinding: Send + Sync {
     fn redacted_json(&self, value: &AnySection) -> Value;
     /// A clone of the typed `ConfigHandle<T>`, boxed.
     fn handle_any(&self) -> Box<dyn Any + Send>;
+    /// `value` as set at `path` (segments inside the section, empty for the whole section),
+    /// with whatever lies in a sensitive or secret field redacted: what
+    /// `GET /admin/config/overrides` shows. The default redacts the whole value.
+    fn redacted_value_at(&self, _path: &[&str], _value: &Value) -> Value {
+        Value::String(super::REDACTED.to_owned())
+    }
 }
 
 struct TypedSection<T> {
@@ -215,6 +221,29 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
         let mut json = serde_json::to_value(downcast::<T>(value)).unwrap_or(Value::Null);
         T::redact_json(&mut json);
         json
+    }
+
+    fn redacted_value_at(&self, path: &[&str], value: &Value) -> Value {
+        if T::is_sensitive_path(path) {
+            return Value::String(super::REDACTED.to_owned());
+        }
+        // Wrap the value in the objects its path names, redact that as a partial section
+        // (so sensitive fields inside an object value are caught too), and unwrap it again.
+        let mut wrapped = value.clone();
+        for segment in path.iter().rev() {
+            wrapped = Value::Object(serde_json::Map::from_iter([(
+                (*segment).to_owned(),
+                wrapped,
+            )]));
+        }
+        T::redact_json(&mut wrapped);
+        for segment in path {
+            wrapped = match wrapped {
+                Value::Object(mut map) => map.remove(*segment).unwrap_or(Value::Null),
+                _ => Value::Null,
+            };
+        }
+        wrapped
     }
 }
 
@@ -400,6 +429,24 @@ impl ConfigStore {
     /// The runtime overrides (dotted path to value).
     pub fn overrides(&self) -> BTreeMap<String, Value> {
         lock(&self.overrides).clone()
+    }
+
+    /// The runtime overrides as `GET /admin/config/overrides` shows them: a value that is, or
+    /// holds, a sensitive or secret field of its section is redacted. A key outside every
+    /// registered section is shown as set (no section says it is sensitive).
+    pub fn redacted_overrides(&self) -> BTreeMap<String, Value> {
+        let sections = self.sections();
+        self.overrides()
+            .into_iter()
+            .map(|(key, value)| {
+                let segments: Vec<&str> = key.split('.').collect();
+                let shown = match sections.iter().find(|s| s.name() == segments[0]) {
+                    Some(section) => section.redacted_value_at(&segments[1..], &value),
+                    None => value,
+                };
+                (key, shown)
+            })
+            .collect()
     }
 
     /// Replaces the runtime overrides.

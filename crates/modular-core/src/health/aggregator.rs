@@ -183,6 +183,38 @@ impl HealthAggregator {
         tracing::debug!(provider = name, "health provider registered");
     }
 
+    /// Replaces the options (timeout, optionality, probes, tags, isolation) of the provider
+    /// called `name`, keeping the provider: how a module applies a reload of its `health:`
+    /// settings. The next check uses them (a cached answer is dropped). Returns whether such
+    /// a provider is registered.
+    pub fn set_provider_options(&self, name: &str, options: ProviderOptions) -> bool {
+        let mut found = false;
+        self.inner.registrations.rcu(|current| {
+            found = false;
+            current
+                .iter()
+                .map(|r| {
+                    if &*r.name == name {
+                        found = true;
+                        Arc::new(Registration {
+                            name: Arc::clone(&r.name),
+                            provider: Arc::clone(&r.provider),
+                            options: options.clone(),
+                            in_flight: Arc::clone(&r.in_flight),
+                        })
+                    } else {
+                        Arc::clone(r)
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        if found {
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            tracing::debug!(provider = name, "health provider options replaced");
+        }
+        found
+    }
+
     /// Removes the provider called `name` and its reports from the current answer.
     pub fn deregister(&self, name: &str) {
         let mut removed = false;

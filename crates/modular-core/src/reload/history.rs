@@ -1,8 +1,9 @@
 //! The bounded history of committed configuration versions.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::config::{AnySection, ConfigChange};
 
@@ -32,6 +33,10 @@ pub struct HistoryEntry {
     /// The typed sections of this version (kept for rollback, never serialized).
     #[serde(skip)]
     pub(crate) sections: Vec<(String, AnySection)>,
+    /// The runtime overrides in force when it was committed (restored by a rollback to it;
+    /// never serialized, they may hold secrets).
+    #[serde(skip)]
+    pub(crate) overrides: BTreeMap<String, Value>,
 }
 
 impl std::fmt::Debug for HistoryEntry {

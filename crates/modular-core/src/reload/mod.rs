@@ -29,7 +29,7 @@ pub use history::HistoryEntry;
 pub use options::{
     BreakerSection, HealthGateSection, ReloadOptions, ReloadSection, ReloadTarget, StaticPolicy,
 };
-pub use orchestrator::{ReloadOrchestrator, RevertedVersion};
+pub use orchestrator::{REQUEST_QUEUE_CAPACITY, ReloadOrchestrator, RevertedVersion};
 pub use outcome::{ModuleFailure, ReloadOutcome, ReloadStatus};
 pub use watcher::{ConfigWatcher, content_fingerprint};
 

@@ -2,7 +2,10 @@
 //! reload at a time (see `worker.rs`, and `steps/` for the pipeline).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use futures::FutureExt as _;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -20,12 +23,27 @@ use crate::config::{AnySection, ConfigStore, TextFormat};
 use crate::events::EventBus;
 use crate::health::HealthAggregator;
 
+/// How many requests the worker's queue holds. The queue is bounded so that no burst can
+/// grow it without limit, and no request is lost for it:
+///
+/// - a caller that finds the queue full waits for a slot (backpressure: what waits is the
+///   caller's own future, not an entry the orchestrator keeps);
+/// - reload requests coalesce: while one waits in the queue, later reload callers join it
+///   instead of queueing their own (see [`ReloadOrchestrator::reload`]), so ten thousand
+///   concurrent `reload()` calls or file events take one slot and all get its outcome;
+/// - any other request (plan, rollback, override) is queued in order, and a reload asked for
+///   after it queues after it.
+pub const REQUEST_QUEUE_CAPACITY: usize = 64;
+
 pub(super) enum Request {
     Reload {
         trigger: ReloadTrigger,
+        /// Matches [`PendingReload::id`] while later callers may still join it.
+        id: u64,
         reply: oneshot::Sender<ReloadOutcome>,
     },
     Plan {
+        trigger: ReloadTrigger,
         candidate: Option<(TextFormat, String)>,
         reply: oneshot::Sender<ReloadOutcome>,
     },
@@ -34,9 +52,42 @@ pub(super) enum Request {
         reply: oneshot::Sender<ReloadOutcome>,
     },
     Override {
-        set: BTreeMap<String, Option<Value>>,
+        trigger: ReloadTrigger,
+        edit: OverrideEdit,
         reply: oneshot::Sender<ReloadOutcome>,
     },
+}
+
+/// How an override request changes the runtime overrides.
+pub(super) enum OverrideEdit {
+    /// `Some` sets the key, `None` removes it; other keys stay.
+    Merge(BTreeMap<String, Option<Value>>),
+    /// Removes every override.
+    Clear,
+}
+
+impl OverrideEdit {
+    pub(super) fn apply(self, overrides: &mut BTreeMap<String, Value>) {
+        match self {
+            Self::Merge(edits) => {
+                for (path, value) in edits {
+                    match value {
+                        Some(v) => overrides.insert(path, v),
+                        None => overrides.remove(&path),
+                    };
+                }
+            }
+            Self::Clear => overrides.clear(),
+        }
+    }
+}
+
+pub(super) type SharedOutcome = futures::future::Shared<oneshot::Receiver<ReloadOutcome>>;
+
+/// A reload request in the queue that has not started yet.
+pub(super) struct PendingReload {
+    pub(super) id: u64,
+    outcome: SharedOutcome,
 }
 
 /// A version the health gate reverted, as `/admin/config` shows it.
@@ -68,6 +119,9 @@ pub(super) struct Shared {
     pub(super) cancel: CancellationToken,
     pub(super) tasks: TaskTracker,
     worker: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The reload request waiting in the queue that later reload callers join, if any.
+    pub(super) pending_reload: Mutex<Option<PendingReload>>,
+    next_reload_id: AtomicU64,
 }
 
 impl Shared {
@@ -80,7 +134,7 @@ impl Shared {
 /// Runs reloads one at a time. Cheap to clone; clones talk to the same worker.
 #[derive(Clone)]
 pub struct ReloadOrchestrator {
-    tx: mpsc::UnboundedSender<Request>,
+    tx: mpsc::Sender<Request>,
     shared: Arc<Shared>,
 }
 
@@ -135,6 +189,7 @@ impl ReloadOrchestrator {
             health_gate: None,
             health_gate_reason: None,
             sections: current_sections(&store),
+            overrides: store.overrides(),
         });
         let shared = Arc::new(Shared {
             breaker: Mutex::new(CircuitBreaker::new(
@@ -152,8 +207,10 @@ impl ReloadOrchestrator {
             cancel,
             tasks,
             worker: Mutex::new(None),
+            pending_reload: Mutex::new(None),
+            next_reload_id: AtomicU64::new(0),
         });
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(REQUEST_QUEUE_CAPACITY);
         let worker = Worker::new(Arc::clone(&shared), targets, options);
         let handle = shared.tasks.spawn(worker.run(rx));
         *lock(&shared.worker) = Some(handle);
@@ -166,11 +223,23 @@ impl ReloadOrchestrator {
         trigger: ReloadTrigger,
     ) -> ReloadOutcome {
         let (reply, rx) = oneshot::channel();
-        if self.tx.send(make(reply)).is_ok()
-            && let Ok(outcome) = rx.await
+        let Ok(permit) = self.tx.reserve().await else {
+            return self.stopped(trigger);
+        };
         {
-            return outcome;
+            // A reload asked for after this request must run after it: it no longer joins
+            // the one queued before.
+            let mut pending = lock(&self.shared.pending_reload);
+            *pending = None;
+            permit.send(make(reply));
         }
+        match rx.await {
+            Ok(outcome) => outcome,
+            Err(_) => self.stopped(trigger),
+        }
+    }
+
+    fn stopped(&self, trigger: ReloadTrigger) -> ReloadOutcome {
         let mut outcome =
             ReloadOutcome::new(ReloadStatus::Failed, trigger, self.shared.store.version());
         outcome.error = Some("reload orchestrator is stopped".to_owned());
@@ -178,19 +247,74 @@ impl ReloadOrchestrator {
     }
 
     /// Runs a reload (or joins the one about to run) and returns the outcome that covered it.
+    ///
+    /// A reload asked for while another reload request waits in the queue (not yet started)
+    /// joins that request instead of queueing its own: the reload reads the sources when it
+    /// starts, so it covers every caller that joined it, and each of them gets its outcome.
+    /// A burst of reload requests therefore takes one slot of the bounded queue, not one
+    /// per caller.
     pub async fn reload(&self, trigger: ReloadTrigger) -> ReloadOutcome {
-        let t = trigger.clone();
-        self.ask(|reply| Request::Reload { trigger, reply }, t)
-            .await
+        if let Some(waiting) = self.join_pending() {
+            return self.wait(waiting, trigger).await;
+        }
+        let Ok(permit) = self.tx.reserve().await else {
+            return self.stopped(trigger);
+        };
+        let waiting = {
+            let mut pending = lock(&self.shared.pending_reload);
+            match &*pending {
+                // Another caller queued one while this one waited for a slot.
+                Some(queued) => queued.outcome.clone(),
+                None => {
+                    let (reply, rx) = oneshot::channel();
+                    let id = self.shared.next_reload_id.fetch_add(1, Ordering::Relaxed);
+                    let outcome = rx.shared();
+                    *pending = Some(PendingReload {
+                        id,
+                        outcome: outcome.clone(),
+                    });
+                    permit.send(Request::Reload {
+                        trigger: trigger.clone(),
+                        id,
+                        reply,
+                    });
+                    outcome
+                }
+            }
+        };
+        self.wait(waiting, trigger).await
     }
 
-    /// A dry run: the outcome a reload would have now, with its plan; applies nothing.
-    /// `candidate` is configuration text layered over the files (as `POST /admin/reload/plan`
-    /// sends it).
-    pub async fn plan(&self, candidate: Option<(TextFormat, String)>) -> ReloadOutcome {
+    fn join_pending(&self) -> Option<SharedOutcome> {
+        lock(&self.shared.pending_reload)
+            .as_ref()
+            .map(|p| p.outcome.clone())
+    }
+
+    async fn wait(&self, waiting: SharedOutcome, trigger: ReloadTrigger) -> ReloadOutcome {
+        match waiting.await {
+            Ok(outcome) => outcome,
+            Err(_) => self.stopped(trigger),
+        }
+    }
+
+    /// A dry run: the outcome a reload would have now, with its plan (status `planned` when
+    /// it would apply); applies nothing. `candidate` is configuration text layered over the
+    /// files (as `POST /admin/reload/plan` sends it); `trigger` is who asks (`admin` for the
+    /// HTTP endpoint) and is what the outcome reports.
+    pub async fn plan(
+        &self,
+        trigger: ReloadTrigger,
+        candidate: Option<(TextFormat, String)>,
+    ) -> ReloadOutcome {
+        let t = trigger.clone();
         self.ask(
-            |reply| Request::Plan { candidate, reply },
-            ReloadTrigger::Programmatic,
+            |reply| Request::Plan {
+                trigger,
+                candidate,
+                reply,
+            },
+            t,
         )
         .await
     }
@@ -204,25 +328,58 @@ impl ReloadOrchestrator {
         .await
     }
 
-    /// Sets a runtime override (`cache.default_ttl` = `"5s"`) and reloads; if the reload is
-    /// not applied the override is withdrawn.
+    /// Sets a runtime override (`cache.default_ttl` = `"5s"`) and reloads (trigger
+    /// `override`); if the reload is neither applied nor a noop the override is withdrawn.
     pub async fn set_override(&self, path: &str, value: Value) -> ReloadOutcome {
-        let set = BTreeMap::from([(path.to_owned(), Some(value))]);
-        self.ask(
-            |reply| Request::Override { set, reply },
+        self.set_overrides(
             ReloadTrigger::Override,
+            BTreeMap::from([(path.to_owned(), value)]),
         )
         .await
     }
 
-    /// Removes a runtime override and reloads.
-    pub async fn clear_override(&self, path: &str) -> ReloadOutcome {
-        let set = BTreeMap::from([(path.to_owned(), None)]);
+    /// Merges `overrides` (dotted path to value) into the runtime overrides and reloads once:
+    /// keys given replace their value, keys not given stay. If the reload is neither applied
+    /// nor a noop, the overrides stay exactly as they were.
+    pub async fn set_overrides(
+        &self,
+        trigger: ReloadTrigger,
+        overrides: BTreeMap<String, Value>,
+    ) -> ReloadOutcome {
+        let edit = OverrideEdit::Merge(overrides.into_iter().map(|(k, v)| (k, Some(v))).collect());
+        self.edit_overrides(trigger, edit).await
+    }
+
+    /// Removes the runtime override at `path` and reloads (the overrides stay as they were
+    /// if that reload is neither applied nor a noop).
+    pub async fn remove_override(&self, trigger: ReloadTrigger, path: &str) -> ReloadOutcome {
+        let edit = OverrideEdit::Merge(BTreeMap::from([(path.to_owned(), None)]));
+        self.edit_overrides(trigger, edit).await
+    }
+
+    /// Removes every runtime override and reloads (the overrides stay as they were if that
+    /// reload is neither applied nor a noop).
+    pub async fn clear_overrides(&self, trigger: ReloadTrigger) -> ReloadOutcome {
+        self.edit_overrides(trigger, OverrideEdit::Clear).await
+    }
+
+    async fn edit_overrides(&self, trigger: ReloadTrigger, edit: OverrideEdit) -> ReloadOutcome {
+        let t = trigger.clone();
         self.ask(
-            |reply| Request::Override { set, reply },
-            ReloadTrigger::Override,
+            |reply| Request::Override {
+                trigger,
+                edit,
+                reply,
+            },
+            t,
         )
         .await
+    }
+
+    /// Requests waiting in the queue (at most [`REQUEST_QUEUE_CAPACITY`]; a burst of reload
+    /// requests takes one slot).
+    pub fn queued_requests(&self) -> usize {
+        REQUEST_QUEUE_CAPACITY - self.tx.capacity()
     }
 
     /// Committed versions, oldest first.

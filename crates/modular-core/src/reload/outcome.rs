@@ -20,6 +20,9 @@ pub enum ReloadStatus {
     Failed,
     /// The circuit breaker is open; nothing was tried.
     CircuitOpen,
+    /// A dry run whose reload would apply: the plan, nothing applied (a dry run that would be
+    /// a `noop` or `rejected` says so instead).
+    Planned,
 }
 
 impl ReloadStatus {
@@ -31,6 +34,7 @@ impl ReloadStatus {
             Self::Rejected => "rejected",
             Self::Failed => "failed",
             Self::CircuitOpen => "circuit_open",
+            Self::Planned => "planned",
         }
     }
 }

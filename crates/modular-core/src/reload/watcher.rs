@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::{ReloadOrchestrator, ReloadTrigger};
 use crate::error::Error;
@@ -61,6 +62,58 @@ fn directory_of(file: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The sending side of the watcher's event queue, called on notify's own thread.
+#[derive(Clone, Debug)]
+pub(crate) struct EventSender(mpsc::Sender<()>);
+
+impl EventSender {
+    /// Says "something changed in a watched directory". The queue has one slot: an event
+    /// that finds it full is dropped, and nothing is lost by that, since the slot already
+    /// says so and the debounce then reads the files' content, not the events. A burst of
+    /// any number of events holds one slot.
+    pub(crate) fn notify(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// The watcher's event queue (bounded: one slot, see [`EventSender::notify`]).
+pub(crate) fn event_queue() -> (EventSender, mpsc::Receiver<()>) {
+    let (tx, rx) = mpsc::channel(1);
+    (EventSender(tx), rx)
+}
+
+/// Runs `on_quiet` after each burst of events, once the directory has been quiet for
+/// `debounce` (trailing), but no later than `max(4 × debounce, 1 s)` after the burst began, so
+/// a file written continuously next to the config (a log, a database) cannot postpone the
+/// reload forever.
+pub(crate) async fn debounced<F, Fut>(
+    mut events: mpsc::Receiver<()>,
+    debounce: Duration,
+    cancel: CancellationToken,
+    mut on_quiet: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            event = events.recv() => if event.is_none() { return },
+        }
+        let max_wait = tokio::time::sleep(debounce.saturating_mul(4).max(Duration::from_secs(1)));
+        tokio::pin!(max_wait);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(debounce) => break,
+                _ = &mut max_wait => break,
+                event = events.recv() => if event.is_none() { return },
+            }
+        }
+        on_quiet().await;
+    }
+}
+
 impl ConfigWatcher {
     /// Starts watching `files` and asking `orchestrator` for a reload after each change
     /// (trailing `debounce`). The debounce task is owned by the orchestrator's tracker.
@@ -69,12 +122,12 @@ impl ConfigWatcher {
         debounce: Duration,
         orchestrator: ReloadOrchestrator,
     ) -> Result<Self, Error> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        let (tx, rx) = event_queue();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 // Every event counts: never filter by the config file's name (see module docs).
                 if event.is_ok() {
-                    let _ = tx.send(());
+                    tx.notify();
                 }
             })
             .map_err(|e| Error::Watch {
@@ -113,31 +166,15 @@ impl ConfigWatcher {
             .store()
             .loaded_fingerprint()
             .unwrap_or_else(|| content_fingerprint(&files));
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    event = rx.recv() => if event.is_none() { return },
+        let on_quiet = move || {
+            let now = content_fingerprint(&files);
+            let changed = now != last;
+            last = now;
+            let orchestrator = orchestrator.clone();
+            async move {
+                if !changed {
+                    return;
                 }
-                // Trailing debounce: wait until the directory has been quiet for `debounce`, but
-                // no longer than `max_wait` in all, so a file written continuously next to the
-                // config (a log, a database) cannot postpone the reload forever.
-                let max_wait =
-                    tokio::time::sleep(debounce.saturating_mul(4).max(Duration::from_secs(1)));
-                tokio::pin!(max_wait);
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(debounce) => break,
-                        _ = &mut max_wait => break,
-                        event = rx.recv() => if event.is_none() { return },
-                    }
-                }
-                let now = content_fingerprint(&files);
-                if now == last {
-                    continue;
-                }
-                last = now;
                 tracing::info!("config file changed; reloading");
                 let outcome = orchestrator.reload(ReloadTrigger::File).await;
                 tracing::debug!(
@@ -146,7 +183,8 @@ impl ConfigWatcher {
                     "file reload finished"
                 );
             }
-        });
+        };
+        tasks.spawn(debounced(rx, debounce, cancel, on_quiet));
         Ok(Self {
             _watcher: watcher,
             directories: directories.into_iter().collect(),
@@ -156,5 +194,85 @@ impl ConfigWatcher {
     /// The directories being watched.
     pub fn directories(&self) -> &[PathBuf] {
         &self.directories
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::reload::ReloadOptions;
+
+    /// Counts `on_quiet` calls of a debouncer over a fresh queue.
+    fn counting(debounce: Duration) -> (EventSender, Arc<AtomicUsize>, CancellationToken) {
+        let (tx, rx) = event_queue();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let counter = Arc::clone(&fired);
+        tokio::spawn(debounced(rx, debounce, cancel.clone(), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(())
+        }));
+        (tx, fired, cancel)
+    }
+
+    async fn settle() {
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_default_debounce_waits_250ms_after_the_last_event() {
+        let (tx, fired, cancel) = counting(ReloadOptions::default().debounce);
+        tx.notify();
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(249)).await;
+        settle().await;
+        assert_eq!(fired.load(Ordering::SeqCst), 0, "no reload before 250 ms");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "the reload at 250 ms");
+
+        // Trailing: an event 200 ms into the window starts it again.
+        tx.notify();
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.notify();
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(249)).await;
+        settle().await;
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        settle().await;
+        assert_eq!(fired.load(Ordering::SeqCst), 2);
+        cancel.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_thousand_events_hold_one_queue_slot_and_make_one_reload() {
+        let (tx, rx) = event_queue();
+        for _ in 0..10_000 {
+            tx.notify();
+        }
+        assert_eq!(rx.len(), 1, "a burst holds one slot");
+        let fired = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&fired);
+        let cancel = CancellationToken::new();
+        tokio::spawn(debounced(
+            rx,
+            Duration::from_millis(250),
+            cancel.clone(),
+            move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(())
+            },
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        settle().await;
+        assert_eq!(fired.load(Ordering::SeqCst), 1);
+        cancel.cancel();
     }
 }

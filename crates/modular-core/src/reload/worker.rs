@@ -43,7 +43,7 @@ impl Worker {
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
         loop {
             let next_check = self.gate.as_ref().map(|g| g.next_check);
             let first = tokio::select! {
@@ -59,7 +59,8 @@ impl Worker {
                 }
             };
             // Everything that queued while the previous reload ran is handled now, in order;
-            // consecutive reload requests share one reload.
+            // consecutive reload requests share one reload. The queue is bounded
+            // (`REQUEST_QUEUE_CAPACITY`), so is this batch.
             let mut batch = vec![first];
             while let Ok(r) = rx.try_recv() {
                 batch.push(r);
@@ -67,65 +68,55 @@ impl Worker {
             let mut batch = batch.into_iter().peekable();
             while let Some(request) = batch.next() {
                 match request {
-                    Request::Reload { trigger, reply } => {
-                        let mut replies = vec![reply];
+                    Request::Reload { trigger, id, reply } => {
+                        let mut replies = vec![(id, reply)];
                         while let Some(Request::Reload { .. }) = batch.peek() {
-                            if let Some(Request::Reload { reply, .. }) = batch.next() {
-                                replies.push(reply);
+                            if let Some(Request::Reload { id, reply, .. }) = batch.next() {
+                                replies.push((id, reply));
+                            }
+                        }
+                        // From here on a new caller cannot join: the sources are read next,
+                        // and a change made after that needs a reload of its own.
+                        {
+                            let mut pending = lock(&self.shared.pending_reload);
+                            if pending
+                                .as_ref()
+                                .is_some_and(|p| replies.iter().any(|(id, _)| *id == p.id))
+                            {
+                                *pending = None;
                             }
                         }
                         let outcome = self.reload(trigger, CandidateSource::Sources(None)).await;
-                        for reply in replies {
+                        for (_, reply) in replies {
                             let _ = reply.send(outcome.clone());
                         }
                     }
-                    Request::Plan { candidate, reply } => {
+                    Request::Plan {
+                        trigger,
+                        candidate,
+                        reply,
+                    } => {
                         let (outcome, _) = self
-                            .pipeline(
-                                ReloadTrigger::Programmatic,
-                                CandidateSource::Sources(candidate),
-                                true,
-                            )
+                            .pipeline(trigger, CandidateSource::Sources(candidate), true)
                             .await;
                         let _ = reply.send(outcome);
                     }
                     Request::Rollback { version, reply } => {
-                        let entry = lock(&self.shared.history)
-                            .get(version)
-                            .map(|e| e.sections.clone());
-                        let outcome = match entry {
-                            Some(sections) => {
-                                self.reload(
-                                    ReloadTrigger::Rollback,
-                                    CandidateSource::Sections(sections),
-                                )
-                                .await
-                            }
-                            None => {
-                                let mut o = ReloadOutcome::new(
-                                    ReloadStatus::Rejected,
-                                    ReloadTrigger::Rollback,
-                                    self.shared.store.version(),
-                                );
-                                o.error = Some(format!("version {version} is not in the history"));
-                                o
-                            }
-                        };
+                        let outcome = self.rollback(version).await;
                         let _ = reply.send(outcome);
                     }
-                    Request::Override { set, reply } => {
+                    Request::Override {
+                        trigger,
+                        edit,
+                        reply,
+                    } => {
                         let previous = self.shared.store.overrides();
                         let mut next = previous.clone();
-                        for (path, value) in set {
-                            match value {
-                                Some(v) => next.insert(path, v),
-                                None => next.remove(&path),
-                            };
-                        }
+                        edit.apply(&mut next);
                         self.shared.store.set_overrides(next);
                         let outcome = self
                             .reload_with_overrides_before(
-                                ReloadTrigger::Override,
+                                trigger,
                                 CandidateSource::Sources(None),
                                 Some(previous.clone()),
                             )
@@ -139,6 +130,39 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Commits the sections of an earlier version again. The runtime overrides go back to
+    /// what they were at that version: an override set after it is withdrawn with the
+    /// version it made, so the next reload does not bring it back. If the rollback does not
+    /// apply, the overrides stay as they were.
+    async fn rollback(&mut self, version: u64) -> ReloadOutcome {
+        let entry = lock(&self.shared.history)
+            .get(version)
+            .map(|e| (e.sections.clone(), e.overrides.clone()));
+        let Some((sections, overrides)) = entry else {
+            let mut outcome = ReloadOutcome::new(
+                ReloadStatus::Rejected,
+                ReloadTrigger::Rollback,
+                self.shared.store.version(),
+            );
+            outcome.error = Some(format!("version {version} is not in the history"));
+            return outcome;
+        };
+        let previous = self.shared.store.overrides();
+        // Set before the pipeline, so the history entry of the rollback records them.
+        self.shared.store.set_overrides(overrides);
+        let outcome = self
+            .reload_with_overrides_before(
+                ReloadTrigger::Rollback,
+                CandidateSource::Sections(sections),
+                Some(previous.clone()),
+            )
+            .await;
+        if !matches!(outcome.status, ReloadStatus::Applied | ReloadStatus::Noop) {
+            self.shared.store.set_overrides(previous);
+        }
+        outcome
     }
 
     /// Runs a reload; an applied one opens a health-gate window that supersedes any earlier

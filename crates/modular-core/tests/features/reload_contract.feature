@@ -71,3 +71,9 @@ Feature: Reload contract
     Then all 10 requests received an outcome
     And reload calls never overlapped
     And at most 2 reloads ran
+
+  Scenario: Sixteen concurrent requests on a multi-thread runtime never overlap
+    Given 4 modules that yield while preparing, on a multi-thread runtime
+    When 16 reloads are requested concurrently with new levels
+    Then all 16 requests received an outcome
+    And reload calls never overlapped

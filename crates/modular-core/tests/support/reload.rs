@@ -124,6 +124,9 @@ pub struct Recorder {
     pub behaviour: Mutex<Behaviour>,
     pub journal: Journal,
     pub delay: Duration,
+    /// Times `prepare` yields to the scheduler between recording its entry and its exit, so
+    /// that two prepares running at once would be seen overlapping.
+    pub yields: usize,
     pub timeout: Duration,
 }
 
@@ -135,6 +138,20 @@ impl Recorder {
             behaviour: Mutex::new(behaviour),
             journal: journal.clone(),
             delay: Duration::ZERO,
+            yields: 0,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// A module whose `prepare` yields `yields` times in the middle (no clock involved).
+    pub fn yielding(name: &str, journal: &Journal, yields: usize) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.to_owned(),
+            live: Arc::new(Mutex::new((1, 1))),
+            behaviour: Mutex::new(Behaviour::Succeed),
+            journal: journal.clone(),
+            delay: Duration::ZERO,
+            yields,
             timeout: Duration::from_secs(5),
         })
     }
@@ -146,6 +163,7 @@ impl Recorder {
             behaviour: Mutex::new(Behaviour::Succeed),
             journal: journal.clone(),
             delay,
+            yields: 0,
             timeout: Duration::from_secs(5),
         })
     }
@@ -186,6 +204,9 @@ impl Reloadable for Recorder {
         });
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
+        }
+        for _ in 0..self.yields {
+            tokio::task::yield_now().await;
         }
         let behaviour = *self.behaviour.lock().unwrap();
         let result = match behaviour {

@@ -7,10 +7,19 @@
 //! | `401` with `WWW-Authenticate: Bearer` | no bearer token in the request |
 //! | `403` | a bearer token that is not `admin.token` |
 //!
-//! A reload (or rollback) answers its `ReloadOutcome` as JSON with a status code from its
-//! `status`: `applied` and `noop` 200, `rejected` 422, `failed` 500, `circuit_open` 503 with
-//! `Retry-After`. A dry run answers the same way (never `circuit_open`).
+//! A reload (or rollback, or a change of the runtime overrides) answers its `ReloadOutcome` as
+//! JSON with a status code from its `status`: `applied` and `noop` 200, `rejected` 422,
+//! `failed` 500, `circuit_open` 503 with `Retry-After`. A dry run answers the same way (never
+//! `circuit_open`), with `planned` (200) where a reload would apply.
+//!
+//! Runtime overrides (`/admin/config/overrides`): `GET` answers them as a JSON map of dotted
+//! keys to values, sensitive and secret fields redacted; `PUT` merges a YAML or JSON map of
+//! dotted keys to values into them (keys not given stay); `DELETE` removes them all, and
+//! `DELETE /admin/config/overrides/{key}` one (404 if it is not set). Each change reloads
+//! through the pipeline (trigger `admin`); a change whose reload is neither applied nor a noop
+//! leaves the overrides as they were.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -18,13 +27,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use modular_core::config::TextFormat;
 use modular_core::reload::ReloadOrchestrator;
 use modular_core::{ReloadOutcome, ReloadStatus, ReloadTrigger};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Endpoints, json};
 use modular_core::http::Right;
@@ -38,6 +47,8 @@ pub(crate) const PATHS: &[&str] = &[
     "/admin/config",
     "/admin/config/history",
     "/admin/config/rollback/{version}",
+    "/admin/config/overrides",
+    "/admin/config/overrides/{key}",
 ];
 
 /// The admin routes, each behind the token check.
@@ -48,6 +59,11 @@ pub(crate) fn routes(endpoints: &Arc<Endpoints>) -> Router {
         .route("/admin/config", get(config))
         .route("/admin/config/history", get(history))
         .route("/admin/config/rollback/{version}", post(rollback))
+        .route(
+            "/admin/config/overrides",
+            get(overrides).put(put_overrides).delete(clear_overrides),
+        )
+        .route("/admin/config/overrides/{key}", delete(remove_override))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(endpoints),
             require_token,
@@ -127,7 +143,82 @@ async fn plan(
 ) -> Result<Response, Rejection> {
     let orchestrator = orchestrator(&ep)?;
     let candidate = candidate(&headers, &body)?;
-    Ok(outcome_response(&orchestrator.plan(candidate).await))
+    Ok(outcome_response(
+        &orchestrator.plan(ReloadTrigger::Admin, candidate).await,
+    ))
+}
+
+/// The runtime overrides, redacted.
+async fn overrides(State(ep): State<Arc<Endpoints>>) -> Response {
+    json(StatusCode::OK, &json!(ep.store.redacted_overrides()))
+}
+
+async fn put_overrides(
+    State(ep): State<Arc<Endpoints>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    let Some((format, text)) = candidate(&headers, &body)? else {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "send a map of dotted keys to values, e.g. {\"cache.default_ttl\": \"5s\"}",
+        ));
+    };
+    let parsed: Result<BTreeMap<String, Value>, String> = match format {
+        TextFormat::Json => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        TextFormat::Yaml => serde_saphyr::from_str(&text).map_err(|e| e.to_string()),
+        TextFormat::Toml => Err("toml is not accepted here: send yaml or json".to_owned()),
+        _ => Err("unsupported format".to_owned()),
+    };
+    let overrides = parsed.map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a map of dotted keys to values: {e}"),
+        )
+    })?;
+    if overrides.is_empty() {
+        return Err(Rejection::new(StatusCode::BAD_REQUEST, "no override given"));
+    }
+    if let Some(key) = overrides
+        .keys()
+        .find(|k| k.is_empty() || k.split('.').any(str::is_empty))
+    {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid override key {key:?}: dotted segments must not be empty"),
+        ));
+    }
+    Ok(outcome_response(
+        &orchestrator
+            .set_overrides(ReloadTrigger::Admin, overrides)
+            .await,
+    ))
+}
+
+async fn clear_overrides(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    Ok(outcome_response(
+        &orchestrator.clear_overrides(ReloadTrigger::Admin).await,
+    ))
+}
+
+async fn remove_override(
+    State(ep): State<Arc<Endpoints>>,
+    Path(key): Path<String>,
+) -> Result<Response, Rejection> {
+    let orchestrator = orchestrator(&ep)?;
+    if !ep.store.overrides().contains_key(&key) {
+        return Err(Rejection::new(
+            StatusCode::NOT_FOUND,
+            format!("no override is set for {key:?}"),
+        ));
+    }
+    Ok(outcome_response(
+        &orchestrator
+            .remove_override(ReloadTrigger::Admin, &key)
+            .await,
+    ))
 }
 
 /// The optional candidate configuration of a dry run, by content type (YAML when unstated).
@@ -219,7 +310,7 @@ async fn rollback(
 /// The outcome as JSON, with the status code of its `status`.
 fn outcome_response(outcome: &ReloadOutcome) -> Response {
     let status = match outcome.status {
-        ReloadStatus::Applied | ReloadStatus::Noop => StatusCode::OK,
+        ReloadStatus::Applied | ReloadStatus::Noop | ReloadStatus::Planned => StatusCode::OK,
         ReloadStatus::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
         ReloadStatus::Failed => StatusCode::INTERNAL_SERVER_ERROR,
         ReloadStatus::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,

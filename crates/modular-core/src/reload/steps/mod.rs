@@ -140,6 +140,7 @@ impl Worker {
         let plan = plan::plan(&self.targets, &diff, &candidate);
         outcome.plan = plan.iter().map(|p| p.module.clone()).collect();
         if dry_run {
+            outcome.status = ReloadStatus::Planned;
             outcome.skipped = plan
                 .iter()
                 .filter(|p| !prepare::guarded_can_reload(&p.reloadable))

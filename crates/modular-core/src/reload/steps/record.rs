@@ -52,6 +52,7 @@ pub(crate) fn record(
         health_gate: None,
         health_gate_reason: None,
         sections: current_sections(&shared.store),
+        overrides: shared.store.overrides(),
     });
     if from_sources {
         sources_match(shared);
