@@ -73,6 +73,18 @@ const ROWS: &[Row] = &[
         target: Target::AtMostNs(10_000.0),
     },
     Row {
+        name: "health check, 10 providers, forced, with the metrics recorder installed",
+        reference: "the row above",
+        measure: Measure::Median("metrics_health_forced_10_providers"),
+        target: Target::None,
+    },
+    Row {
+        name: "`GET /metrics` body: render the core series of 11 health components",
+        reference: "-",
+        measure: Measure::Median("metrics_render"),
+        target: Target::None,
+    },
+    Row {
         name: "health check, cached read",
         reference: "-",
         measure: Measure::Median("health_cached_read"),

@@ -242,3 +242,139 @@ async fn a_token_added_by_reload_mounts_admin_and_a_rotated_one_replaces_it() ->
     );
     Ok(())
 }
+
+/// A small seeded generator (xorshift64*), so the fuzz below is the same on every run.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A typo of `word`: two neighbours swapped, a letter dropped or doubled.
+fn typo(rng: &mut Seeded, word: &str) -> String {
+    let mut chars: Vec<char> = word.chars().collect();
+    let i = rng.below(chars.len() - 1);
+    match rng.below(3) {
+        0 if chars[i] != chars[i + 1] => chars.swap(i, i + 1),
+        1 => {
+            chars.remove(i);
+        }
+        _ => chars.insert(i, chars[i]),
+    }
+    let typo: String = chars.into_iter().collect();
+    if typo == word {
+        format!("{word}x")
+    } else {
+        typo
+    }
+}
+
+/// YAML alias chains ("billion laughs"): `depth` levels, each a list of `width` aliases of
+/// the level below.
+fn alias_chain(depth: usize, width: usize) -> String {
+    let mut yaml = String::from("greeter:\n  greeting: &l0 \"lol\"\n  x:\n");
+    for level in 1..=depth {
+        let refs = vec![format!("*l{}", level - 1); width].join(", ");
+        yaml.push_str(&format!("    - &l{level} [{refs}]\n"));
+    }
+    yaml
+}
+
+/// Resident memory of this process, from /proc (Linux).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// The seeded fuzz of the dry-run endpoint from the audit: typos of section and field names,
+/// lists, scalars and nulls where a section's map belongs, and alias chains. Each candidate is
+/// refused with 422 and the path it went wrong at; the running config stays at version 1; and
+/// the process's memory stays flat.
+#[tokio::test]
+async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
+-> anyhow::Result<()> {
+    let test = start(&admin_yaml()).await?;
+    let plan = |body: String, content_type: &'static str| {
+        test.post("/admin/reload/plan")
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    // Warm up (first requests allocate pools and caches), then measure.
+    let (status, _) = json(plan("greeter:\n  greeting: hi\n".to_owned(), "application/yaml")).await?;
+    assert_eq!(status, 200);
+    let before = resident_bytes();
+    let mut rng = Seeded(0x5eed_cafe_f00d_0001);
+    let sections = ["router", "greeter", "httpserver", "admin", "health"];
+    let fields = [("router", "request_timeout", "5s"), ("greeter", "greeting", "hola")];
+    for round in 0..120 {
+        let (body, content_type, expected_path) = match round % 6 {
+            0 => {
+                let section = sections[rng.below(sections.len())];
+                let wrong = typo(&mut rng, section);
+                (format!("{wrong}:\n  a: 1\n"), "application/yaml", wrong)
+            }
+            1 => {
+                let (section, field, value) = fields[rng.below(fields.len())];
+                let wrong = typo(&mut rng, field);
+                (
+                    format!("{section}:\n  {wrong}: {value}\n"),
+                    "application/yaml",
+                    format!("{section}.{wrong}"),
+                )
+            }
+            2 => {
+                let section = sections[rng.below(sections.len())];
+                let value = ["[]", "3", "~", "\"text\"", "[1, 2]"][rng.below(5)];
+                (format!("{section}: {value}\n"), "application/yaml", section.to_owned())
+            }
+            3 => {
+                let section = sections[rng.below(sections.len())];
+                let value = ["[]", "3", "null", "true"][rng.below(4)];
+                (
+                    format!("{{\"{section}\": {value}}}"),
+                    "application/json",
+                    section.to_owned(),
+                )
+            }
+            4 => (
+                alias_chain(6 + rng.below(4), 8 + rng.below(4)),
+                "application/yaml",
+                String::new(),
+            ),
+            _ => (
+                r#"{"greeter": {"greeting": "a", "greeting": "b"}}"#.to_owned(),
+                "application/json",
+                "greeting".to_owned(),
+            ),
+        };
+        let (status, outcome) = json(plan(body.clone(), content_type)).await?;
+        assert_eq!(status, 422, "round {round}, {body}: {outcome}");
+        assert_eq!(outcome["status"], "rejected", "round {round}, {body}: {outcome}");
+        let said = outcome.to_string();
+        assert!(
+            said.contains(&expected_path),
+            "round {round}: {body} was refused without naming {expected_path:?}: {outcome}"
+        );
+    }
+    let grown = resident_bytes().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "memory grew by {} MB over the fuzz",
+        grown / (1024 * 1024)
+    );
+    let (_, config) = json(test.get("/admin/config").bearer_auth(TOKEN)).await?;
+    assert_eq!(config["version"], 1, "a refused plan changed the running config");
+    Ok(())
+}
