@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use modular_core::config::{DynamicConfig, REDACTED};
-use modular_core::{ConfigChange, ConfigDiff, Secret};
+use modular_core::{ConfigChange, ConfigDiff, ConfigHandle, Secret};
 use serde::{Deserialize, Serialize};
 
 const OLD_PASSWORD: &str = "hunter2-old";
@@ -166,6 +166,18 @@ fn a_plain_field_next_to_sensitive_ones_is_shown() {
     let changes = old.diff(&new);
     assert_eq!(changes[0].to_string(), "max_conns: 10 -> 20");
     assert!(!format!("{:?}", changes[0]).contains(REDACTED));
+}
+
+#[test]
+fn a_config_handle_debug_redacts_sensitive_fields_not_only_secrets() {
+    let handle = ConfigHandle::new(config(OLD_PASSWORD, OLD_URL));
+    for text in [format!("{handle:?}"), format!("{handle:#?}")] {
+        for hidden in [OLD_PASSWORD, OLD_URL, "tok-old-123"] {
+            assert!(!text.contains(hidden), "the handle's Debug shows {hidden:?}: {text}");
+        }
+        assert!(text.contains(REDACTED), "{text}");
+        assert!(text.contains("max_conns"), "plain fields stay visible: {text}");
+    }
 }
 
 mod nested_redaction {

@@ -212,9 +212,7 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
     }
 
     fn redacted_json(&self, value: &AnySection) -> Value {
-        let mut json = serde_json::to_value(downcast::<T>(value)).unwrap_or(Value::Null);
-        T::redact_json(&mut json);
-        json
+        super::handle::redacted_json(downcast::<T>(value))
     }
 }
 
