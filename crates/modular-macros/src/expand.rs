@@ -154,10 +154,48 @@ impl<'a> FieldSpec<'a> {
         Some(quote_spanned! {span=> #assert(&self.#field); })
     }
 
+    /// The type the compile-time probe asks about (does it derive `DynamicConfig`?), and
+    /// whether the field holds one value of it or entries (a map's values, a `Vec`'s items).
+    /// `None` for a secret, which is redacted whole.
+    fn probe(&self) -> Option<(&'a Type, Probed)> {
+        match self.shape {
+            Shape::Secret | Shape::OptionSecret => None,
+            Shape::Option => Some((self.shape.nested_type(self.ty), Probed::Value)),
+            Shape::Map => Some((self.shape.nested_type(self.ty), Probed::Entries)),
+            Shape::Leaf => Some(match Shape::vec_element(self.ty) {
+                Some(item) => (item, Probed::Entries),
+                None => (self.ty, Probed::Value),
+            }),
+        }
+    }
+
+    /// How a changed value of this field is redacted when shown: by its type's rules when
+    /// the type derives `DynamicConfig` (`None` otherwise, decided at compile time).
+    fn redactor(&self, core: &TokenStream) -> TokenStream {
+        let Some((ty, probed)) = self.probe() else {
+            return quote!(::core::option::Option::None);
+        };
+        // A map's changes are per entry, so each value is one `T`; a `Vec` changes whole.
+        let method = match (self.shape, probed) {
+            (Shape::Leaf, Probed::Entries) => quote!(elements_redactor),
+            _ => quote!(redactor),
+        };
+        quote!((&#core::diff::__private::Probe::<#ty>::new()).#method())
+    }
+
     /// The type that must implement `DynamicConfig` for `nested` to work.
     fn nested_type(&self) -> Option<&'a Type> {
         self.nested.then(|| self.shape.nested_type(self.ty))
     }
+}
+
+/// What a field holds of the type its probe asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probed {
+    /// One value (`T`, `Option<T>`).
+    Value,
+    /// Entries: a map's values or a `Vec`'s items.
+    Entries,
 }
 
 /// The named fields of a struct (none for a unit struct); anything else is an error spanned on
@@ -213,6 +251,7 @@ fn generate(
         let field = spec.ident_at(span);
         let helper = Ident::new(spec.diff_helper(), span);
         let check = spec.nested_check();
+        let redact = spec.redactor(&core);
         quote_spanned! {span=>
             #check
             if self.#field != new.#field {
@@ -220,7 +259,11 @@ fn generate(
                     &self.#field,
                     &new.#field,
                     #name,
-                    ::modular_core::config::diff::__private::Flags { dynamic: #dynamic, sensitive: #sensitive },
+                    ::modular_core::config::diff::__private::Flags {
+                        dynamic: #dynamic,
+                        sensitive: #sensitive,
+                        redact: #redact,
+                    },
                     ctx,
                     out,
                 );
@@ -248,6 +291,10 @@ fn generate(
 
     quote! {
         const _: () = {
+            // The compile-time probe's two answers; see `__private::Probe`.
+            #[allow(unused_imports)]
+            use #core::diff::__private::{ProbeConfig as _, ProbePlain as _};
+
             #assert_fns
 
             #[automatically_derived]
@@ -272,42 +319,45 @@ fn generate(
     }
 }
 
-/// `redact_json`, generated only when a nested field needs recursing into (the trait's default
-/// handles this struct's own fields).
+/// `redact_json` and `is_sensitive_path`: this struct's own sensitive fields (the trait's
+/// default), then the fields whose type derives `DynamicConfig`, marked `nested` or not (the
+/// probe decides at compile time; a plain type adds nothing). Nothing is generated when no
+/// field can hold a config type, so the trait's defaults apply.
 fn redact_fn(specs: &[FieldSpec<'_>], core: &TokenStream) -> TokenStream {
-    let nested: Vec<TokenStream> = specs
-        .iter()
-        .filter(|spec| spec.nested)
-        .filter_map(|spec| {
-            let ty = spec.nested_type()?;
-            let name = &spec.name;
-            let helper = match spec.shape {
-                Shape::Map => quote!(redact_map_nested),
-                _ => quote!(redact_nested),
+    let mut redact = Vec::new();
+    let mut sensitive = Vec::new();
+    for spec in specs {
+        let name = &spec.name;
+        if spec.nested {
+            let Some(ty) = spec.nested_type() else {
+                continue;
             };
-            Some(quote! { #core::diff::__private::#helper::<#ty>(json, #name); })
-        })
-        .collect();
-    if nested.is_empty() {
+            let (redact_helper, sensitive_helper) = match spec.shape {
+                Shape::Map => (quote!(redact_map_nested), quote!(sensitive_map_nested)),
+                _ => (quote!(redact_nested), quote!(sensitive_nested)),
+            };
+            redact.push(quote! { #core::diff::__private::#redact_helper::<#ty>(json, #name); });
+            sensitive
+                .push(quote! { || #core::diff::__private::#sensitive_helper::<#ty>(path, #name) });
+        } else if !spec.sensitive
+            && let Some((ty, probed)) = spec.probe()
+        {
+            let (redact_method, sensitive_method) = match probed {
+                Probed::Value => (quote!(redact_field), quote!(sensitive_field)),
+                Probed::Entries => (quote!(redact_entries), quote!(sensitive_entries)),
+            };
+            let probe = quote!((&#core::diff::__private::Probe::<#ty>::new()));
+            redact.push(quote! { #probe.#redact_method(json, #name); });
+            sensitive.push(quote! { || #probe.#sensitive_method(path, #name) });
+        }
+    }
+    if redact.is_empty() {
         return TokenStream::new();
     }
-    let sensitive: Vec<TokenStream> = specs
-        .iter()
-        .filter(|spec| spec.nested)
-        .filter_map(|spec| {
-            let ty = spec.nested_type()?;
-            let name = &spec.name;
-            let helper = match spec.shape {
-                Shape::Map => quote!(sensitive_map_nested),
-                _ => quote!(sensitive_nested),
-            };
-            Some(quote! { || #core::diff::__private::#helper::<#ty>(path, #name) })
-        })
-        .collect();
     quote! {
         fn redact_json(json: &mut #core::diff::__private::JsonValue) {
             #core::diff::__private::redact_fields(json, <Self as #core::DynamicConfig>::FIELDS);
-            #(#nested)*
+            #(#redact)*
         }
 
         fn is_sensitive_path(path: &[&str]) -> bool {
@@ -535,7 +585,7 @@ mod tests {
         );
         let text = tokens.to_string().replace(' ', "");
         assert_eq!(
-            text.matches("Flags{dynamic:true,sensitive:false}").count(),
+            text.matches("Flags{dynamic:true,sensitive:false,").count(),
             2,
             "{text}"
         );
@@ -730,6 +780,10 @@ mod tests {
             }
         });
         assert_eq!(field_infos(&tokens).len(), 1);
-        assert_eq!(helpers(tokens), ["leaf"]);
+        let diff_helpers: Vec<String> = helpers(tokens)
+            .into_iter()
+            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive"))
+            .collect();
+        assert_eq!(diff_helpers, ["leaf"]);
     }
 }

@@ -182,8 +182,10 @@ impl ChangeType {
 ///
 /// A `sensitive` change keeps its values for the module ([`ConfigChange::new_as`]) but shows
 /// `[REDACTED] (fp:…)` in `Debug`, `Display` and `Serialize`. A `Secret<T>` field's change
-/// carries only fingerprints: read the new secret from the typed section.
-#[derive(Clone, PartialEq)]
+/// carries only fingerprints: read the new secret from the typed section. A change whose value
+/// is a whole config type (a field of a type that derives `DynamicConfig`, an added map entry)
+/// is shown with that type's sensitive fields redacted, and read in full through the accessors.
+#[derive(Clone)]
 pub struct ConfigChange {
     /// The config section (the module name); empty until the reload pipeline sets it.
     pub section: Cow<'static, str>,
@@ -201,6 +203,26 @@ pub struct ConfigChange {
     pub sensitive: bool,
     /// The values are fingerprints of a `Secret<T>`, never the secret.
     pub secret: bool,
+    /// Redacts the sensitive parts of a value before it is shown (the value's config type's
+    /// `redact_json`), when the value is a config type or a list of them.
+    pub(crate) redact: Option<Redactor>,
+}
+
+/// Redacts a value's sensitive parts in place.
+pub(crate) type Redactor = fn(&mut Value);
+
+// The redactor only decides how a value is shown; two changes with the same values are equal.
+impl PartialEq for ConfigChange {
+    fn eq(&self, other: &Self) -> bool {
+        self.section == other.section
+            && self.field_path == other.field_path
+            && self.change_type == other.change_type
+            && self.old_value == other.old_value
+            && self.new_value == other.new_value
+            && self.dynamic == other.dynamic
+            && self.sensitive == other.sensitive
+            && self.secret == other.secret
+    }
 }
 
 impl ConfigChange {
@@ -240,6 +262,7 @@ impl ConfigChange {
             dynamic: self.dynamic,
             sensitive: self.sensitive,
             secret: self.secret,
+            redact: self.redact,
         }
     }
 
@@ -273,7 +296,11 @@ impl ConfigChange {
         if self.sensitive {
             return Value::String(redacted_with_fingerprint(&fingerprint_json(value)));
         }
-        value.clone()
+        let mut shown = value.clone();
+        if let Some(redact) = self.redact {
+            redact(&mut shown);
+        }
+        shown
     }
 }
 
@@ -491,6 +518,8 @@ pub mod __private {
     pub struct Flags {
         pub dynamic: bool,
         pub sensitive: bool,
+        /// How a value of this field is redacted when shown ([`Probe::redactor`]).
+        pub redact: Option<fn(&mut Value)>,
     }
 
     #[inline]
@@ -512,6 +541,7 @@ pub mod __private {
             dynamic: flags.dynamic || ctx.dynamic,
             sensitive: flags.sensitive || ctx.sensitive || secret,
             secret,
+            redact: flags.redact,
         }
     }
 
@@ -660,7 +690,17 @@ pub mod __private {
     ) {
         match (old, new) {
             (Some(a), Some(b)) => nested(a, b, name, flags, ctx, out),
-            _ => option(old, new, name, flags, ctx, out),
+            _ => option(
+                old,
+                new,
+                name,
+                Flags {
+                    redact: Some(redact_value::<T>),
+                    ..flags
+                },
+                ctx,
+                out,
+            ),
         }
     }
 
@@ -759,6 +799,11 @@ pub mod __private {
         if old == new {
             return;
         }
+        // An entry added or removed whole is shown with its type's sensitive fields redacted.
+        let flags = Flags {
+            redact: Some(redact_value::<M::Value>),
+            ..flags
+        };
         for key in union_keys(old, new) {
             // The entry path is built only for entries that changed.
             match (old.get_str(key), new.get_str(key)) {
@@ -918,6 +963,122 @@ pub mod __private {
             }
         }
     }
+
+    /// Redacts `value` by `T`'s rules when it is an object (a `T`'s serde form).
+    pub fn redact_value<T: DynamicConfig>(value: &mut Value) {
+        if value.is_object() {
+            T::redact_json(value);
+        }
+    }
+
+    /// Redacts every element of `value` (a list of `T`) by `T`'s rules.
+    pub fn redact_elements<T: DynamicConfig>(value: &mut Value) {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(redact_value::<T>);
+        }
+    }
+
+    /// Asks, at compile time, whether a field's type `T` derives `DynamicConfig`, so a field
+    /// is redacted by its type's rules whether or not it is marked `nested`.
+    ///
+    /// Generated code calls `(&Probe::<T>::new()).method(..)` with both [`ProbeConfig`] and
+    /// [`ProbePlain`] in scope. Method resolution tries the receiver `&Probe<T>` first, where
+    /// only `ProbeConfig` applies, and only when `T: DynamicConfig`; otherwise it autorefs to
+    /// `&&Probe<T>` and finds `ProbePlain`, whose methods do nothing. (For a generic `T` without
+    /// a `DynamicConfig` bound, the plain methods are chosen.)
+    pub struct Probe<T>(std::marker::PhantomData<fn() -> T>);
+
+    impl<T> Probe<T> {
+        /// The probe of `T`.
+        #[inline(always)]
+        pub const fn new() -> Self {
+            Self(std::marker::PhantomData)
+        }
+    }
+
+    impl<T> fmt::Debug for Probe<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Probe<{}>", std::any::type_name::<T>())
+        }
+    }
+
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// The probe's answers for a type that derives `DynamicConfig`.
+    pub trait ProbeConfig {
+        /// Redacts a value of the type.
+        fn redactor(&self) -> Option<fn(&mut Value)>;
+        /// Redacts a list of values of the type.
+        fn elements_redactor(&self) -> Option<fn(&mut Value)>;
+        /// Redacts `json[name]`, a value of the type.
+        fn redact_field(&self, json: &mut Value, name: &str);
+        /// Redacts every entry of `json[name]`, a map or a list of values of the type.
+        fn redact_entries(&self, json: &mut Value, name: &str);
+        /// Whether `path` lies in a sensitive part of field `name`, a value of the type.
+        fn sensitive_field(&self, path: &[&str], name: &str) -> bool;
+        /// Whether `path` lies in a sensitive part of an entry of field `name`, a map or a
+        /// list of values of the type.
+        fn sensitive_entries(&self, path: &[&str], name: &str) -> bool;
+    }
+
+    impl<T: DynamicConfig> ProbeConfig for Probe<T> {
+        #[inline(always)]
+        fn redactor(&self) -> Option<fn(&mut Value)> {
+            Some(redact_value::<T>)
+        }
+        #[inline(always)]
+        fn elements_redactor(&self) -> Option<fn(&mut Value)> {
+            Some(redact_elements::<T>)
+        }
+        fn redact_field(&self, json: &mut Value, name: &str) {
+            if let Some(inner) = json.get_mut(name) {
+                redact_value::<T>(inner);
+            }
+        }
+        fn redact_entries(&self, json: &mut Value, name: &str) {
+            match json.get_mut(name) {
+                Some(Value::Object(entries)) => entries.values_mut().for_each(redact_value::<T>),
+                Some(list @ Value::Array(_)) => redact_elements::<T>(list),
+                _ => {}
+            }
+        }
+        fn sensitive_field(&self, path: &[&str], name: &str) -> bool {
+            sensitive_nested::<T>(path, name)
+        }
+        fn sensitive_entries(&self, path: &[&str], name: &str) -> bool {
+            sensitive_map_nested::<T>(path, name)
+        }
+    }
+
+    /// The probe's answers for any other type: nothing to redact.
+    pub trait ProbePlain {
+        /// `None`.
+        fn redactor(&self) -> Option<fn(&mut Value)> {
+            None
+        }
+        /// `None`.
+        fn elements_redactor(&self) -> Option<fn(&mut Value)> {
+            None
+        }
+        /// Nothing.
+        fn redact_field(&self, _json: &mut Value, _name: &str) {}
+        /// Nothing.
+        fn redact_entries(&self, _json: &mut Value, _name: &str) {}
+        /// `false`.
+        fn sensitive_field(&self, _path: &[&str], _name: &str) -> bool {
+            false
+        }
+        /// `false`.
+        fn sensitive_entries(&self, _path: &[&str], _name: &str) -> bool {
+            false
+        }
+    }
+
+    impl<T> ProbePlain for &Probe<T> {}
 
     /// The JSON value type, for generated code (users need not depend on serde_json).
     pub type JsonValue = Value;
