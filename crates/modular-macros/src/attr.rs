@@ -7,6 +7,7 @@
 use proc_macro2::{Span, TokenTree};
 use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
+use syn::spanned::Spanned;
 use syn::{Attribute, ExprPath, LitStr, Token};
 
 use crate::case::{RULE_NAMES, RenameRule};
@@ -34,6 +35,10 @@ pub struct FieldAttrs {
     pub skip: bool,
     /// `#[serde(flatten)]`, which the derive rejects.
     pub flatten: Option<Span>,
+    /// The function serde serializes the field with: `m::serialize` for `#[serde(with = "m")]`,
+    /// `f` for `#[serde(serialize_with = "f")]`. A change's values then use it, so they are
+    /// the field's serde form (`"10s"` for a humantime duration).
+    pub serialize_with: Option<ExprPath>,
 }
 
 const FIELD_FLAGS: &str = "dynamic, sensitive, nested";
@@ -148,6 +153,16 @@ pub fn field(attrs: &[Attribute]) -> syn::Result<FieldAttrs> {
                 } else if meta.path.is_ident("flatten") {
                     out.flatten = Some(path_span(&meta));
                     skip_value(meta.input)?;
+                } else if meta.path.is_ident("with") {
+                    let module = parse_path_value(&meta)?;
+                    let span = module.span();
+                    let mut path = module;
+                    path.path
+                        .segments
+                        .push(syn::PathSegment::from(syn::Ident::new("serialize", span)));
+                    out.serialize_with = Some(path);
+                } else if meta.path.is_ident("serialize_with") {
+                    out.serialize_with = Some(parse_path_value(&meta)?);
                 } else {
                     skip_value(meta.input)?;
                 }
@@ -198,6 +213,13 @@ fn parse_validate(meta: &ParseNestedMeta<'_>) -> syn::Result<ExprPath> {
     } else {
         value.parse()
     }
+}
+
+/// `key = "path::to::item"` (serde's `with` and `serialize_with`); serde reports a malformed
+/// one itself.
+fn parse_path_value(meta: &ParseNestedMeta<'_>) -> syn::Result<ExprPath> {
+    let lit: LitStr = meta.value()?.parse()?;
+    lit.parse::<ExprPath>()
 }
 
 /// `key = "name"` or `key(serialize = "name", deserialize = "..")`: the serialize name, which is

@@ -51,6 +51,8 @@ struct FieldSpec<'a> {
     dynamic: bool,
     sensitive: bool,
     nested: bool,
+    /// Serde's serialize function for the field (`#[serde(with)]`, `serialize_with`).
+    serialize_with: Option<syn::ExprPath>,
 }
 
 impl<'a> FieldSpec<'a> {
@@ -95,10 +97,19 @@ impl<'a> FieldSpec<'a> {
             dynamic: container.dynamic || attrs.dynamic.is_some(),
             sensitive: attrs.sensitive.is_some(),
             nested: attrs.nested.is_some(),
+            serialize_with: attrs.serialize_with,
         }))
     }
 
     fn diff_helper(&self) -> &'static str {
+        if self.serialize_with.is_some() && !self.nested && !self.shape.is_secret() {
+            // Serde serializes the whole field through the function, so the field is compared
+            // and reported whole (a map too), its values in that serde form.
+            return match self.shape {
+                Shape::Option => "option_as",
+                _ => "leaf_as",
+            };
+        }
         match (self.shape, self.nested) {
             (Shape::Secret, _) => "secret",
             (Shape::OptionSecret, _) => "option_secret",
@@ -252,6 +263,13 @@ fn generate(
         let helper = Ident::new(spec.diff_helper(), span);
         let check = spec.nested_check();
         let redact = spec.redactor(&core);
+        // `serialize(value, serde_json's value serializer)`: the field's serde form.
+        let serialize = match (&spec.serialize_with, spec.diff_helper()) {
+            (Some(path), "leaf_as" | "option_as") => quote! {
+                , |value| #core::diff::__private::json_form(#path(value, #core::diff::__private::JsonSerializer))
+            },
+            _ => TokenStream::new(),
+        };
         quote_spanned! {span=>
             #check
             if self.#field != new.#field {
@@ -265,7 +283,8 @@ fn generate(
                         redact: #redact,
                     },
                     ctx,
-                    out,
+                    out
+                    #serialize
                 );
             }
         }
@@ -769,6 +788,30 @@ mod tests {
     }
 
     #[test]
+    fn serde_with_and_serialize_with_fields_are_reported_in_their_serde_form() {
+        let tokens = expanded(parse_quote! {
+            struct Pool {
+                #[serde(with = "humantime_serde")] timeout: Duration,
+                #[serde(with = "humantime_serde")] idle: Option<Duration>,
+                #[serde(serialize_with = "crate::upper")] mode: String,
+                #[serde(with = "pairs")] labels: HashMap<String, String>,
+                plain: Duration,
+            }
+        });
+        let text = tokens.to_string().replace(' ', "");
+        assert!(text.contains("humantime_serde::serialize(value,"), "{text}");
+        assert!(text.contains("crate::upper(value,"), "{text}");
+        let diff_helpers: Vec<String> = helpers(tokens)
+            .into_iter()
+            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive") && h != "json_form")
+            .collect();
+        assert_eq!(
+            diff_helpers,
+            ["leaf_as", "option_as", "leaf_as", "leaf_as", "leaf"]
+        );
+    }
+
+    #[test]
     fn other_serde_attributes_are_ignored() {
         let tokens = expanded(parse_quote! {
             #[serde(deny_unknown_fields, bound(serialize = "T: Serialize"), default)]
@@ -782,8 +825,8 @@ mod tests {
         assert_eq!(field_infos(&tokens).len(), 1);
         let diff_helpers: Vec<String> = helpers(tokens)
             .into_iter()
-            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive"))
+            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive") && h != "json_form")
             .collect();
-        assert_eq!(diff_helpers, ["leaf"]);
+        assert_eq!(diff_helpers, ["leaf_as"], "`with` decides the serde form");
     }
 }

@@ -575,6 +575,68 @@ pub mod __private {
         }
     }
 
+    /// The serde_json value serializer, for generated code: `serialize(value, JsonSerializer)`
+    /// gives a field's serde form through its `#[serde(with)]` / `serialize_with` function.
+    pub use serde_json::value::Serializer as JsonSerializer;
+
+    /// The value a serialize function produced (null if it failed, as [`to_value`] does).
+    #[inline]
+    pub fn json_form(result: Result<Value, serde_json::Error>) -> Value {
+        result.unwrap_or(Value::Null)
+    }
+
+    /// A field serde serializes through a function (`#[serde(with)]`, `serialize_with`):
+    /// compared whole with `PartialEq`, values in that function's serde form.
+    #[inline]
+    pub fn leaf_as<T: PartialEq>(
+        old: &T,
+        new: &T,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+        serialize: impl Fn(&T) -> Value,
+    ) {
+        if old != new {
+            out.push(change(
+                ctx.path(name),
+                ChangeType::Modified,
+                serialize(old),
+                serialize(new),
+                flags,
+                ctx,
+                false,
+            ));
+        }
+    }
+
+    /// An `Option<T>` field serde serializes through a function: added / modified / removed,
+    /// values in that function's serde form.
+    #[inline]
+    pub fn option_as<T: PartialEq>(
+        old: &Option<T>,
+        new: &Option<T>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+        serialize: impl Fn(&Option<T>) -> Value,
+    ) {
+        let change_type = match (old, new) {
+            (None, None) => return,
+            (Some(a), Some(b)) if a == b => return,
+            (None, Some(_)) => ChangeType::Added,
+            (Some(_), None) => ChangeType::Removed,
+            (Some(_), Some(_)) => ChangeType::Modified,
+        };
+        let (o, n) = match change_type {
+            ChangeType::Added => (Value::Null, serialize(new)),
+            ChangeType::Removed => (serialize(old), Value::Null),
+            ChangeType::Modified => (serialize(old), serialize(new)),
+        };
+        out.push(change(ctx.path(name), change_type, o, n, flags, ctx, false));
+    }
+
     /// A `Secret<T>` field: only fingerprints are recorded.
     #[inline]
     pub fn secret<T: PartialEq + Hash>(
