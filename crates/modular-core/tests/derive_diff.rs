@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "RetryConfig::check")]
 struct RetryConfig {
     #[config(dynamic)]
@@ -27,6 +28,7 @@ impl RetryConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "ReplicaConfig::check")]
 struct ReplicaConfig {
     #[config(dynamic)]
@@ -44,6 +46,7 @@ impl ReplicaConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "PoolConfig::check")]
 struct PoolConfig {
     url: Secret<String>,
@@ -136,6 +139,7 @@ fn the_dynamic_flag_decides_whether_a_change_is_static() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 #[config(dynamic)]
 struct AllDynamic {
     level: u8,
@@ -177,11 +181,13 @@ fn nested_fields_are_reported_under_the_parent_path_with_their_own_flags() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Leaf {
     value: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Middle {
     #[config(nested)]
     leaf: Leaf,
@@ -189,6 +195,7 @@ struct Middle {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Top {
     #[config(nested, dynamic, sensitive)]
     middle: Middle,
@@ -361,7 +368,7 @@ fn a_vec_is_compared_as_a_whole() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Renamed {
     max_conns: u32,
     #[serde(rename = "URL")]
@@ -373,7 +380,7 @@ struct Renamed {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
-#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE", deny_unknown_fields)]
 struct Shouting {
     max_conns: u32,
 }

@@ -15,12 +15,14 @@ const OLD_URL: &str = "postgres://app:s3cr3t-old@db/app";
 const NEW_URL: &str = "postgres://app:s3cr3t-new@db/app";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct Credentials {
     user: String,
     token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct DatabaseConfig {
     #[config(dynamic, sensitive)]
     password: String,

@@ -21,6 +21,10 @@ pub struct ContainerAttrs {
     pub validate: Option<ExprPath>,
     /// `#[serde(rename_all = "...")]`.
     pub rename_all: Option<RenameRule>,
+    /// `#[serde(deny_unknown_fields)]`: a misspelled key is an error.
+    pub deny_unknown_fields: bool,
+    /// `#[config(allow_unknown_fields)]`: the explicit opt-out of the rule above.
+    pub allow_unknown_fields: Option<Span>,
 }
 
 /// What a field's attributes say. Flags keep the span of the token that set them.
@@ -42,7 +46,7 @@ pub struct FieldAttrs {
 }
 
 const FIELD_FLAGS: &str = "dynamic, sensitive, nested";
-const CONTAINER_FLAGS: &str = "dynamic, validate";
+const CONTAINER_FLAGS: &str = "dynamic, validate, allow_unknown_fields";
 
 /// Collects several errors so one compile shows every mistake, not just the first.
 #[derive(Default)]
@@ -68,12 +72,20 @@ impl Errors {
 pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
     let mut out = ContainerAttrs::default();
     let mut dynamic = None;
+    let mut allow_unknown = None;
     let mut errors = Errors::default();
     for attr in attrs {
         if attr.path().is_ident("config") {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("dynamic") {
                     set_flag(&meta, "dynamic", &mut dynamic, &mut errors)?;
+                } else if meta.path.is_ident("allow_unknown_fields") {
+                    set_flag(
+                        &meta,
+                        "allow_unknown_fields",
+                        &mut allow_unknown,
+                        &mut errors,
+                    )?;
                 } else if meta.path.is_ident("validate") {
                     let path = parse_validate(&meta)?;
                     if out.validate.is_some() {
@@ -108,6 +120,9 @@ pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
                             )),
                         }
                     }
+                } else if meta.path.is_ident("deny_unknown_fields") {
+                    out.deny_unknown_fields = true;
+                    skip_value(meta.input)?;
                 } else {
                     skip_value(meta.input)?;
                 }
@@ -117,6 +132,7 @@ pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
     }
     errors.finish()?;
     out.dynamic = dynamic.is_some();
+    out.allow_unknown_fields = allow_unknown;
     Ok(out)
 }
 

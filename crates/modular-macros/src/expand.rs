@@ -23,10 +23,20 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let fields = named_fields(&input)?;
 
     let mut errors = Errors::default();
-    let container = attr::container(&input.attrs).unwrap_or_else(|error| {
-        errors.push(error);
-        ContainerAttrs::default()
-    });
+    let container = match attr::container(&input.attrs) {
+        Ok(container) => {
+            // Only with the struct's attributes read: a broken `#[config(..)]` is reported
+            // by itself, not as a missing `deny_unknown_fields` too.
+            if let Err(error) = unknown_fields_rule(&input, &container) {
+                errors.push(error);
+            }
+            container
+        }
+        Err(error) => {
+            errors.push(error);
+            ContainerAttrs::default()
+        }
+    };
     let mut specs = Vec::with_capacity(fields.len());
     for field in fields {
         match FieldSpec::read(field, &container) {
@@ -197,6 +207,39 @@ impl<'a> FieldSpec<'a> {
     /// The type that must implement `DynamicConfig` for `nested` to work.
     fn nested_type(&self) -> Option<&'a Type> {
         self.nested.then(|| self.shape.nested_type(self.ty))
+    }
+}
+
+/// A struct with named fields must reject unknown keys, so a typo in the YAML is an error
+/// instead of a silently ignored key: `#[serde(deny_unknown_fields)]`, or the explicit
+/// opt-out `#[config(allow_unknown_fields)]`. A unit struct has no keys to misspell (serde
+/// reads it from `null` only), and enums are rejected before this.
+fn unknown_fields_rule(input: &DeriveInput, container: &ContainerAttrs) -> syn::Result<()> {
+    let Data::Struct(data) = &input.data else {
+        return Ok(());
+    };
+    if matches!(data.fields, Fields::Unit) {
+        return Ok(());
+    }
+    let ident = &input.ident;
+    match (
+        container.deny_unknown_fields,
+        container.allow_unknown_fields,
+    ) {
+        (true, None) | (false, Some(_)) => Ok(()),
+        (true, Some(span)) => Err(syn::Error::new(
+            span,
+            format!(
+                "`#[config(allow_unknown_fields)]` contradicts `#[serde(deny_unknown_fields)]` on `{ident}`: keep one"
+            ),
+        )),
+        (false, None) => Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "`{ident}` needs `#[serde(deny_unknown_fields)]` so a misspelled key is an error, not silently ignored; \
+                 add it, or opt out explicitly with `#[config(allow_unknown_fields)]`"
+            ),
+        )),
     }
 }
 
@@ -476,8 +519,20 @@ mod tests {
 
     use super::expand;
 
+    /// `input` with `#[serde(deny_unknown_fields)]` added unless it says something about unknown
+    /// fields already (the rule has its own tests).
+    fn strict(mut input: DeriveInput) -> DeriveInput {
+        let text = quote::quote!(#input).to_string();
+        if !text.contains("unknown_fields") {
+            input
+                .attrs
+                .push(syn::parse_quote!(#[serde(deny_unknown_fields)]));
+        }
+        input
+    }
+
     fn expanded(input: DeriveInput) -> TokenStream {
-        match expand(input) {
+        match expand(strict(input)) {
             Ok(tokens) => tokens,
             Err(error) => panic!("expected an expansion, got: {error}"),
         }
@@ -485,7 +540,7 @@ mod tests {
 
     /// Every message of the (possibly combined) error.
     fn errors(input: DeriveInput) -> Vec<String> {
-        match expand(input) {
+        match expand(strict(input)) {
             Ok(tokens) => panic!("expected an error, got: {tokens}"),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
         }
@@ -692,6 +747,43 @@ mod tests {
     }
 
     #[test]
+    fn a_struct_must_deny_unknown_fields_or_opt_out_explicitly() {
+        let missing = match expand(parse_quote! { struct Pool { max_conns: u32 } }) {
+            Ok(tokens) => panic!("expected an error, got: {tokens}"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(
+            missing,
+            "`Pool` needs `#[serde(deny_unknown_fields)]` so a misspelled key is an error, not silently ignored; \
+             add it, or opt out explicitly with `#[config(allow_unknown_fields)]`"
+        );
+        assert!(
+            expand(parse_quote! {
+                #[serde(default, deny_unknown_fields)]
+                struct Pool { max_conns: u32 }
+            })
+            .is_ok()
+        );
+        assert!(
+            expand(parse_quote! {
+                #[config(allow_unknown_fields)]
+                struct Pool { max_conns: u32 }
+            })
+            .is_ok()
+        );
+        assert!(
+            expand(parse_quote! { struct Empty; }).is_ok(),
+            "a unit struct has no keys"
+        );
+        let both = errors(parse_quote! {
+            #[config(allow_unknown_fields)]
+            #[serde(deny_unknown_fields)]
+            struct Pool { max_conns: u32 }
+        });
+        assert!(both[0].contains("contradicts"), "{both:?}");
+    }
+
+    #[test]
     fn generics_are_carried_onto_the_impl() {
         let text = expanded(parse_quote! {
             struct Wrapper<T: Clone> where T: PartialEq { value: T }
@@ -725,7 +817,7 @@ mod tests {
         assert_eq!(
             errors(parse_quote! { #[config(sensitive)] struct Pool { max_conns: u32 } }),
             [
-                "unknown config attribute `sensitive` on a struct, expected one of: dynamic, validate"
+                "unknown config attribute `sensitive` on a struct, expected one of: dynamic, validate, allow_unknown_fields"
             ]
         );
         assert_eq!(
@@ -747,7 +839,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "unknown config attribute `foo` on a struct, expected one of: dynamic, validate",
+                "unknown config attribute `foo` on a struct, expected one of: dynamic, validate, allow_unknown_fields",
                 "duplicate config attribute `dynamic`",
                 "config attribute `sensitive` takes no value, write `#[config(sensitive)]`",
                 "unknown config attribute `bar`, expected one of: dynamic, sensitive, nested",

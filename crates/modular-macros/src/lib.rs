@@ -22,12 +22,14 @@ mod shape;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+/// #[serde(deny_unknown_fields)]
 /// #[config(dynamic)] // every field is reloadable
 /// struct ReplicaConfig {
 ///     max_conns: u32,
 /// }
 ///
 /// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+/// #[serde(deny_unknown_fields)]
 /// #[config(validate = "PoolConfig::check")]
 /// struct PoolConfig {
 ///     url: Secret<String>, // static: a change needs a restart
