@@ -23,5 +23,6 @@ pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};
 pub use source::{ConfigSources, DEFAULT_ENV_PREFIX, TextFormat, nest};
 pub use store::{
-    AnySection, Candidate, CandidateSections, ConfigStore, SectionBinding, SectionConfig,
+    AnySection, CORE_SECTIONS, Candidate, CandidateSections, ConfigStore, SectionBinding,
+    SectionConfig,
 };

@@ -171,7 +171,9 @@ impl ConfigSources {
         let mut errors = Vec::new();
         for layer in &self.layers {
             figment = match layer {
-                Layer::Defaults { name, value } => figment.merge(Named::new(name, value.clone())),
+                Layer::Defaults { name, value } => {
+                    figment.merge(SectionMaps(Named::new(name, value.clone())))
+                }
                 Layer::Text { name, format, text } => {
                     merge_text(figment, *format, text, Some(name))
                 }
@@ -187,9 +189,15 @@ impl ConfigSources {
                         continue;
                     }
                     match TextFormat::from_path(path) {
-                        Some(TextFormat::Yaml) => figment.merge(Yaml::file_exact(path)),
-                        Some(TextFormat::Toml) => figment.merge(Toml::file_exact(path)),
-                        Some(TextFormat::Json) => figment.merge(Json::file_exact(path)),
+                        Some(TextFormat::Yaml) => {
+                            figment.merge(SectionMaps(Yaml::file_exact(path)))
+                        }
+                        Some(TextFormat::Toml) => {
+                            figment.merge(SectionMaps(Toml::file_exact(path)))
+                        }
+                        Some(TextFormat::Json) => {
+                            figment.merge(SectionMaps(Json::file_exact(path)))
+                        }
                         None => {
                             errors.push(ValidationError {
                                 path: String::new(),
@@ -208,15 +216,15 @@ impl ConfigSources {
         }
         if let Some(prefix) = &self.env_prefix {
             // `MODULAR_TEST_*` variables configure the test suite, not the application.
-            figment = figment.merge(EnvLayer {
+            figment = figment.merge(SectionMaps(EnvLayer {
                 env: Env::prefixed(prefix)
                     .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
                     .split("__"),
                 prefix: prefix.clone(),
-            });
+            }));
         }
         if !overrides.is_empty() {
-            figment = figment.merge(Named::new("override", nest(overrides)));
+            figment = figment.merge(SectionMaps(Named::new("override", nest(overrides))));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -237,9 +245,53 @@ impl ConfigSources {
 fn merge_text(figment: Figment, format: TextFormat, text: &str, name: Option<&str>) -> Figment {
     let name = name.unwrap_or("candidate").to_owned();
     match format {
-        TextFormat::Yaml => figment.merge(Renamed::new(Yaml::string(text), name)),
-        TextFormat::Toml => figment.merge(Renamed::new(Toml::string(text), name)),
-        TextFormat::Json => figment.merge(Renamed::new(Json::string(text), name)),
+        TextFormat::Yaml => figment.merge(SectionMaps(Renamed::new(Yaml::string(text), name))),
+        TextFormat::Toml => figment.merge(SectionMaps(Renamed::new(Toml::string(text), name))),
+        TextFormat::Json => figment.merge(SectionMaps(Renamed::new(Json::string(text), name))),
+    }
+}
+
+/// A layer whose every top-level value must be a map (a section).
+///
+/// figment merges a layer's `database: []` (or `router: 3`, `health: ~`) over every lower
+/// layer's `database` map, and the section would then load as its defaults, silently. The
+/// check runs on each layer's own data, as figment reads it, so the error names that layer:
+/// `database: expected a map, found a sequence (config.yaml)`.
+struct SectionMaps<P>(P);
+
+impl<P: Provider> Provider for SectionMaps<P> {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let data = self.0.data()?;
+        let mut error: Option<figment::Error> = None;
+        for (profile, dict) in &data {
+            for (key, value) in dict {
+                let found = match value {
+                    figment::value::Value::Dict(..) => continue,
+                    figment::value::Value::Array(..) => "a sequence",
+                    figment::value::Value::String(..) | figment::value::Value::Char(..) => {
+                        "a string"
+                    }
+                    figment::value::Value::Num(..) => "a number",
+                    figment::value::Value::Bool(..) => "a boolean",
+                    figment::value::Value::Empty(..) => "null",
+                };
+                let mut this = figment::Error::from(format!("expected a map, found {found}"));
+                this.path = vec![key.clone()];
+                this.profile = Some(profile.clone());
+                error = Some(match error {
+                    None => this,
+                    Some(previous) => previous.chain(this),
+                });
+            }
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(data),
+        }
     }
 }
 
