@@ -355,7 +355,9 @@ fn generate(
         const _: () = {
             // The compile-time probe's two answers; see `__private::Probe`.
             #[allow(unused_imports)]
-            use #core::diff::__private::{ProbeConfig as _, ProbePlain as _};
+            use #core::diff::__private::{
+                BoundedDuration as _, BoundedPlain as _, ProbeConfig as _, ProbePlain as _,
+            };
 
             #assert_fns
 
@@ -497,7 +499,20 @@ fn validate_fn(
             })
         })
         .collect();
-    if hook.is_none() && nested.is_empty() {
+    // Every duration a field holds is checked against `MAX_DURATION` (the autoref check
+    // does nothing for other types, at compile time).
+    let bounds: Vec<TokenStream> = specs
+        .iter()
+        .filter(|spec| !spec.shape.is_secret())
+        .map(|spec| {
+            let field = spec.ident;
+            let name = &spec.name;
+            quote! {
+                (&#core::diff::__private::Bounded(&self.#field)).check_bounds(#name, prefix, out);
+            }
+        })
+        .collect();
+    if hook.is_none() && nested.is_empty() && bounds.is_empty() {
         return TokenStream::new();
     }
     quote! {
@@ -506,6 +521,7 @@ fn validate_fn(
             prefix: ::core::option::Option<&str>,
             out: &mut ::std::vec::Vec<#core::FieldError>,
         ) {
+            #(#bounds)*
             #hook
             #(#nested)*
         }
@@ -563,6 +579,8 @@ mod tests {
                     if let (Some(TokenTree::Ident(helper)), Some(TokenTree::Group(args))) =
                         (tokens.get(i + 3), tokens.get(i + 4))
                         && args.delimiter() == proc_macro2::Delimiter::Parenthesis
+                        // `Bounded(..)` is a tuple struct, not a helper.
+                        && !helper.to_string().starts_with(char::is_uppercase)
                     {
                         out.push(helper.to_string());
                     }
@@ -693,9 +711,21 @@ mod tests {
     }
 
     #[test]
-    fn validate_into_is_left_to_the_default_without_hook_or_nested_fields() {
-        let tokens = expanded(parse_quote! { struct Pool { max_conns: u32 } });
+    fn validate_into_is_left_to_the_default_without_fields() {
+        let tokens = expanded(parse_quote! { struct Empty; });
         assert!(!tokens.to_string().contains("validate_into"));
+    }
+
+    #[test]
+    fn every_field_but_a_secret_has_its_durations_bounded() {
+        let text = expanded(parse_quote! {
+            struct Pool { timeout: Duration, url: Secret<String>, idle: Option<Duration> }
+        })
+        .to_string()
+        .replace(' ', "");
+        assert_eq!(text.matches(".check_bounds(").count(), 2, "{text}");
+        assert!(text.contains("Bounded(&self.timeout)"), "{text}");
+        assert!(text.contains("Bounded(&self.idle)"), "{text}");
     }
 
     #[test]

@@ -12,6 +12,12 @@ use serde_json::Value;
 
 use super::secret::{REDACTED, fingerprint_json, redacted_with_fingerprint};
 
+/// The longest duration a configuration may hold: 100 years (of 365.25 days, humantime's
+/// `100years`). Every `Duration` field of a derived config (also in an `Option`, a `Vec` or a
+/// map's values) longer than this fails validation with its path: such a value is a typo or
+/// an attack, and deadline arithmetic (`Instant + d`) would overflow on it.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3_155_760_000);
+
 /// Static description of one field, as the derive records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldInfo {
@@ -1141,6 +1147,130 @@ pub mod __private {
     }
 
     impl<T> ProbePlain for &Probe<T> {}
+
+    /// A field's value, for the compile-time check of durations: `Duration` fields (alone, in
+    /// an `Option`, a `Vec` or a map) are checked against [`MAX_DURATION`], any other type
+    /// passes. Same autoref technique as [`Probe`]: generated code calls
+    /// `(&Bounded(&self.field)).check_bounds(..)` with [`BoundedDuration`] and [`BoundedPlain`]
+    /// in scope.
+    #[derive(Debug)]
+    pub struct Bounded<'a, T>(pub &'a T);
+
+    /// Checks the durations of a field that holds some.
+    pub trait BoundedDuration {
+        /// Appends an error for every duration above [`MAX_DURATION`].
+        fn check_bounds(&self, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>);
+    }
+
+    /// Nothing to check for a field without durations.
+    pub trait BoundedPlain {
+        /// Nothing.
+        #[inline(always)]
+        fn check_bounds(
+            &self,
+            _name: &'static str,
+            _prefix: Option<&str>,
+            _out: &mut Vec<FieldError>,
+        ) {
+        }
+    }
+
+    impl<T> BoundedPlain for &Bounded<'_, T> {}
+
+    fn check_duration(
+        value: &std::time::Duration,
+        path: impl FnOnce() -> String,
+        out: &mut Vec<FieldError>,
+    ) {
+        if *value > MAX_DURATION {
+            out.push(FieldError::new(
+                path(),
+                format!(
+                    "must be at most {}, got {}",
+                    humantime_serde::re::humantime::format_duration(MAX_DURATION),
+                    humantime_serde::re::humantime::format_duration(*value)
+                ),
+            ));
+        }
+    }
+
+    fn field_path(prefix: Option<&str>, name: &str) -> String {
+        match prefix {
+            None => name.to_owned(),
+            Some(p) => join(p, name),
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, std::time::Duration> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            check_duration(self.0, || field_path(prefix, name), out);
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, Option<std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            if let Some(value) = self.0 {
+                check_duration(value, || field_path(prefix, name), out);
+            }
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, Vec<std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for (i, value) in self.0.iter().enumerate() {
+                check_duration(
+                    value,
+                    || join(&field_path(prefix, name), &i.to_string()),
+                    out,
+                );
+            }
+        }
+    }
+
+    impl<K: Borrow<str> + Hash + Eq, S: BuildHasher> BoundedDuration
+        for Bounded<'_, HashMap<K, std::time::Duration, S>>
+    {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for key in self.0.sorted_keys() {
+                if let Some(value) = self.0.get_str(key) {
+                    check_duration(value, || join(&field_path(prefix, name), key), out);
+                }
+            }
+        }
+    }
+
+    impl<K: Borrow<str> + Ord> BoundedDuration for Bounded<'_, BTreeMap<K, std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for (key, value) in self.0 {
+                check_duration(value, || join(&field_path(prefix, name), key.borrow()), out);
+            }
+        }
+    }
 
     /// The JSON value type, for generated code (users need not depend on serde_json).
     pub type JsonValue = Value;
