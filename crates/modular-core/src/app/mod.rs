@@ -457,7 +457,7 @@ impl Application {
         if self.state == State::Stopped {
             return Ok(());
         }
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = crate::util::deadline(Instant::now(), self.shutdown_timeout);
         // Stop reloading first: no reload (or health-gate revert) may run against modules that
         // are stopping.
         if let Some(reload) = &self.reload {
