@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Simple {
     url: String,
     #[config(dynamic)]
@@ -31,6 +32,7 @@ struct Simple {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Retry {
     #[config(dynamic)]
     max_attempts: u32,
@@ -40,6 +42,7 @@ struct Retry {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Pool {
     url: String,
     #[config(dynamic)]
@@ -53,6 +56,7 @@ struct Pool {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Cache {
     #[config(dynamic)]
     max_items: u64,
@@ -64,6 +68,7 @@ struct Cache {
 
 /// 3 levels (`Nested` > `Pool`/`Cache` > `Retry`), 20 fields in all.
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Nested {
     name: String,
     port: u16,

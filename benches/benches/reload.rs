@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct Section {
     #[config(dynamic)]
     level: u32,

@@ -167,7 +167,8 @@ async fn toml_and_json_files_are_read_by_their_extension_and_later_files_win() {
         quiet()
             .config_file(&toml)
             .config_file(&json)
-            .config_file(&yml),
+            .config_file(&yml)
+            .free_section("other"),
         "demo",
     );
     let _app = builder.build().await.unwrap();

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "RetryConfig::check")]
 struct RetryConfig {
     #[config(dynamic)]
@@ -27,6 +28,7 @@ impl RetryConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "ReplicaConfig::check")]
 struct ReplicaConfig {
     #[config(dynamic)]
@@ -44,6 +46,7 @@ impl ReplicaConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 #[config(validate = "PoolConfig::check")]
 struct PoolConfig {
     url: Secret<String>,
@@ -136,6 +139,7 @@ fn the_dynamic_flag_decides_whether_a_change_is_static() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 #[config(dynamic)]
 struct AllDynamic {
     level: u8,
@@ -177,11 +181,13 @@ fn nested_fields_are_reported_under_the_parent_path_with_their_own_flags() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Leaf {
     value: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Middle {
     #[config(nested)]
     leaf: Leaf,
@@ -189,6 +195,7 @@ struct Middle {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, modular_core::DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Top {
     #[config(nested, dynamic, sensitive)]
     middle: Middle,
@@ -361,7 +368,7 @@ fn a_vec_is_compared_as_a_whole() {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Renamed {
     max_conns: u32,
     #[serde(rename = "URL")]
@@ -373,7 +380,7 @@ struct Renamed {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
-#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE", deny_unknown_fields)]
 struct Shouting {
     max_conns: u32,
 }
@@ -547,4 +554,79 @@ fn a_diff_inverse_swaps_values_and_added_with_removed() {
     assert_eq!(inverse.changes, new.diff(&pool()));
     assert_eq!(inverse.changes[1].change_type, ChangeType::Removed);
     assert_eq!(inverse.changes[0].new_as::<u32>(), Some(10));
+}
+
+/// Values in a change are the field's serde form, `#[serde(with)]` and `serialize_with`
+/// included, so a change shows what the user wrote and can be applied back.
+mod serde_form {
+    use std::time::Duration;
+
+    use modular_core::config::{DynamicConfig, apply_changes};
+    use serde::{Deserialize, Serialize, Serializer};
+    use serde_json::json;
+
+    fn upper<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&value.to_uppercase())
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Timeouts {
+        #[config(dynamic)]
+        #[serde(with = "humantime_serde")]
+        connect: Duration,
+        #[serde(default, with = "humantime_serde")]
+        idle: Option<Duration>,
+        #[serde(serialize_with = "upper")]
+        mode: String,
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            idle: None,
+            mode: "fast".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_humantime_duration_change_shows_the_text_the_user_wrote() {
+        let mut new = timeouts();
+        new.connect = Duration::from_secs(10);
+        let changes = timeouts().diff(&new);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].old_value, json!("5s"));
+        assert_eq!(changes[0].new_value, json!("10s"));
+        assert_eq!(changes[0].to_string(), r#"connect: "5s" -> "10s""#);
+        assert_eq!(
+            serde_json::to_value(&changes[0]).unwrap()["new_value"],
+            json!("10s")
+        );
+    }
+
+    #[test]
+    fn an_optional_duration_and_a_serialize_with_field_use_their_serde_form() {
+        let mut new = timeouts();
+        new.idle = Some(Duration::from_secs(60));
+        new.mode = "safe".to_owned();
+        let changes = timeouts().diff(&new);
+        let paths: Vec<&str> = changes.iter().map(|c| &*c.field_path).collect();
+        assert_eq!(paths, ["idle", "mode"]);
+        assert_eq!(changes[0].change_type, modular_core::ChangeType::Added);
+        assert_eq!(changes[0].new_value, json!("1m"));
+        assert_eq!(changes[1].old_value, json!("FAST"));
+        assert_eq!(changes[1].new_value, json!("SAFE"));
+    }
+
+    #[test]
+    fn changes_applied_to_the_serde_form_give_back_the_new_value() {
+        let mut new = timeouts();
+        new.connect = Duration::from_millis(1500);
+        new.idle = Some(Duration::from_secs(3600));
+        let mut json = serde_json::to_value(timeouts()).unwrap();
+        apply_changes(&mut json, &timeouts().diff(&new));
+        let back: Timeouts = serde_json::from_value(json).unwrap();
+        assert_eq!(back.connect, new.connect);
+        assert_eq!(back.idle, new.idle);
+    }
 }

@@ -12,6 +12,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct Replica {
     #[config(dynamic)]
     max_conns: u16,
@@ -20,7 +21,7 @@ struct Replica {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Inner {
     #[config(dynamic)]
     retry_limit: u8,
@@ -31,6 +32,7 @@ struct Inner {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct Root {
     #[config(dynamic)]
     max_conns: u32,
@@ -49,6 +51,7 @@ struct Root {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct WithSecrets {
     #[config(nested)]
     root: Root,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use modular_core::config::{DynamicConfig, REDACTED};
-use modular_core::{ConfigChange, ConfigDiff, Secret};
+use modular_core::{ConfigChange, ConfigDiff, ConfigHandle, Secret};
 use serde::{Deserialize, Serialize};
 
 const OLD_PASSWORD: &str = "hunter2-old";
@@ -15,12 +15,14 @@ const OLD_URL: &str = "postgres://app:s3cr3t-old@db/app";
 const NEW_URL: &str = "postgres://app:s3cr3t-new@db/app";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct Credentials {
     user: String,
     token: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields)]
 struct DatabaseConfig {
     #[config(dynamic, sensitive)]
     password: String,
@@ -168,6 +170,24 @@ fn a_plain_field_next_to_sensitive_ones_is_shown() {
     assert!(!format!("{:?}", changes[0]).contains(REDACTED));
 }
 
+#[test]
+fn a_config_handle_debug_redacts_sensitive_fields_not_only_secrets() {
+    let handle = ConfigHandle::new(config(OLD_PASSWORD, OLD_URL));
+    for text in [format!("{handle:?}"), format!("{handle:#?}")] {
+        for hidden in [OLD_PASSWORD, OLD_URL, "tok-old-123"] {
+            assert!(
+                !text.contains(hidden),
+                "the handle's Debug shows {hidden:?}: {text}"
+            );
+        }
+        assert!(text.contains(REDACTED), "{text}");
+        assert!(
+            text.contains("max_conns"),
+            "plain fields stay visible: {text}"
+        );
+    }
+}
+
 mod nested_redaction {
     use std::collections::BTreeMap;
 
@@ -291,5 +311,122 @@ mod error_redaction {
             errors_for("svc:\n  password: 1\n  inner: {api_key: 1, port: many}\n  replicas: {}\n");
         assert!(text.contains("svc.inner.port"), "{text}");
         assert!(text.contains("many"), "{text}");
+    }
+}
+
+/// A field whose type derives `DynamicConfig` is redacted by that type's rules even when it is
+/// not marked `nested`: as a whole, inside an `Option`, a map or a `Vec`.
+mod unmarked_nested {
+    use std::collections::BTreeMap;
+
+    use modular_core::config::REDACTED;
+    use modular_core::{ConfigDiff, ConfigHandle, DynamicConfig, Secret};
+    use serde::{Deserialize, Serialize};
+
+    const KEY: &str = "inner-key-value";
+    const NEW_KEY: &str = "inner-key-changed";
+    const PASSWORD: &str = "inner-password-value";
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Inner {
+        user: String,
+        #[config(sensitive)]
+        key: String,
+        password: Option<Secret<String>>,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        inner: Inner,
+        maybe: Option<Inner>,
+        by_name: BTreeMap<String, Inner>,
+        list: Vec<Inner>,
+        #[config(nested)]
+        marked: BTreeMap<String, Inner>,
+        port: u16,
+    }
+
+    fn inner(key: &str) -> Inner {
+        Inner {
+            user: "app".to_owned(),
+            key: key.to_owned(),
+            password: Some(Secret::new(PASSWORD.to_owned())),
+        }
+    }
+
+    fn outer() -> Outer {
+        Outer {
+            inner: inner(KEY),
+            maybe: Some(inner(KEY)),
+            by_name: BTreeMap::from([("east".to_owned(), inner(KEY))]),
+            list: vec![inner(KEY)],
+            marked: BTreeMap::new(),
+            port: 80,
+        }
+    }
+
+    fn assert_hidden(text: &str) {
+        for hidden in [KEY, NEW_KEY, PASSWORD] {
+            assert!(!text.contains(hidden), "shows {hidden:?}: {text}");
+        }
+        assert!(text.contains(REDACTED), "{text}");
+    }
+
+    #[test]
+    fn the_redacted_view_hides_sensitive_fields_of_unmarked_config_types() {
+        let mut json = serde_json::to_value(outer()).unwrap();
+        Outer::redact_json(&mut json);
+        assert_hidden(&json.to_string());
+        assert_eq!(json["inner"]["user"], "app", "plain fields stay visible");
+        assert_eq!(json["inner"]["key"], REDACTED);
+        assert_eq!(json["maybe"]["key"], REDACTED);
+        assert_eq!(json["by_name"]["east"]["key"], REDACTED);
+        assert_eq!(json["list"][0]["key"], REDACTED);
+        assert_eq!(json["port"], 80);
+        assert_hidden(&format!("{:?}", ConfigHandle::new(outer())));
+    }
+
+    #[test]
+    fn a_change_of_an_unmarked_config_type_is_shown_redacted_and_read_in_full() {
+        let old = outer();
+        let mut new = old.clone();
+        new.inner.key = NEW_KEY.to_owned();
+        new.maybe = None;
+        new.by_name.insert("west".to_owned(), inner(NEW_KEY));
+        new.list.push(inner(NEW_KEY));
+        new.marked.insert("north".to_owned(), inner(NEW_KEY));
+        let changes = old.diff(&new);
+        let paths: Vec<&str> = changes.iter().map(|c| &*c.field_path).collect();
+        assert_eq!(
+            paths,
+            ["inner", "maybe", "by_name.west", "list", "marked.north"]
+        );
+        for change in &changes {
+            assert_hidden(&format!("{change:?}"));
+            assert_hidden(&change.to_string());
+            assert_hidden(&serde_json::to_string(change).unwrap());
+        }
+        assert_hidden(&serde_json::to_string(&ConfigDiff::new(changes.clone())).unwrap());
+        // The module still reads the whole new value.
+        let read: Inner = changes[0].new_as().unwrap();
+        assert_eq!(read.key, NEW_KEY);
+        assert_eq!(changes[0].display_new()["user"], "app");
+    }
+
+    #[test]
+    fn error_paths_inside_unmarked_config_types_are_sensitive() {
+        for path in [
+            &["inner", "key"][..],
+            &["maybe", "key"],
+            &["by_name", "east", "key"],
+            &["list", "0", "key"],
+            &["inner", "password"],
+        ] {
+            assert!(Outer::is_sensitive_path(path), "{path:?}");
+        }
+        assert!(!Outer::is_sensitive_path(&["inner", "user"]));
+        assert!(!Outer::is_sensitive_path(&["port"]));
     }
 }

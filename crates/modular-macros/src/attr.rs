@@ -7,6 +7,7 @@
 use proc_macro2::{Span, TokenTree};
 use syn::meta::ParseNestedMeta;
 use syn::parse::ParseStream;
+use syn::spanned::Spanned;
 use syn::{Attribute, ExprPath, LitStr, Token};
 
 use crate::case::{RULE_NAMES, RenameRule};
@@ -20,6 +21,10 @@ pub struct ContainerAttrs {
     pub validate: Option<ExprPath>,
     /// `#[serde(rename_all = "...")]`.
     pub rename_all: Option<RenameRule>,
+    /// `#[serde(deny_unknown_fields)]`: a misspelled key is an error.
+    pub deny_unknown_fields: bool,
+    /// `#[config(allow_unknown_fields)]`: the explicit opt-out of the rule above.
+    pub allow_unknown_fields: Option<Span>,
 }
 
 /// What a field's attributes say. Flags keep the span of the token that set them.
@@ -34,10 +39,14 @@ pub struct FieldAttrs {
     pub skip: bool,
     /// `#[serde(flatten)]`, which the derive rejects.
     pub flatten: Option<Span>,
+    /// The function serde serializes the field with: `m::serialize` for `#[serde(with = "m")]`,
+    /// `f` for `#[serde(serialize_with = "f")]`. A change's values then use it, so they are
+    /// the field's serde form (`"10s"` for a humantime duration).
+    pub serialize_with: Option<ExprPath>,
 }
 
 const FIELD_FLAGS: &str = "dynamic, sensitive, nested";
-const CONTAINER_FLAGS: &str = "dynamic, validate";
+const CONTAINER_FLAGS: &str = "dynamic, validate, allow_unknown_fields";
 
 /// Collects several errors so one compile shows every mistake, not just the first.
 #[derive(Default)]
@@ -63,12 +72,20 @@ impl Errors {
 pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
     let mut out = ContainerAttrs::default();
     let mut dynamic = None;
+    let mut allow_unknown = None;
     let mut errors = Errors::default();
     for attr in attrs {
         if attr.path().is_ident("config") {
             let parsed = attr.parse_nested_meta(|meta| {
                 if meta.path.is_ident("dynamic") {
                     set_flag(&meta, "dynamic", &mut dynamic, &mut errors)?;
+                } else if meta.path.is_ident("allow_unknown_fields") {
+                    set_flag(
+                        &meta,
+                        "allow_unknown_fields",
+                        &mut allow_unknown,
+                        &mut errors,
+                    )?;
                 } else if meta.path.is_ident("validate") {
                     let path = parse_validate(&meta)?;
                     if out.validate.is_some() {
@@ -103,6 +120,9 @@ pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
                             )),
                         }
                     }
+                } else if meta.path.is_ident("deny_unknown_fields") {
+                    out.deny_unknown_fields = true;
+                    skip_value(meta.input)?;
                 } else {
                     skip_value(meta.input)?;
                 }
@@ -112,6 +132,7 @@ pub fn container(attrs: &[Attribute]) -> syn::Result<ContainerAttrs> {
     }
     errors.finish()?;
     out.dynamic = dynamic.is_some();
+    out.allow_unknown_fields = allow_unknown;
     Ok(out)
 }
 
@@ -148,6 +169,16 @@ pub fn field(attrs: &[Attribute]) -> syn::Result<FieldAttrs> {
                 } else if meta.path.is_ident("flatten") {
                     out.flatten = Some(path_span(&meta));
                     skip_value(meta.input)?;
+                } else if meta.path.is_ident("with") {
+                    let module = parse_path_value(&meta)?;
+                    let span = module.span();
+                    let mut path = module;
+                    path.path
+                        .segments
+                        .push(syn::PathSegment::from(syn::Ident::new("serialize", span)));
+                    out.serialize_with = Some(path);
+                } else if meta.path.is_ident("serialize_with") {
+                    out.serialize_with = Some(parse_path_value(&meta)?);
                 } else {
                     skip_value(meta.input)?;
                 }
@@ -198,6 +229,13 @@ fn parse_validate(meta: &ParseNestedMeta<'_>) -> syn::Result<ExprPath> {
     } else {
         value.parse()
     }
+}
+
+/// `key = "path::to::item"` (serde's `with` and `serialize_with`); serde reports a malformed
+/// one itself.
+fn parse_path_value(meta: &ParseNestedMeta<'_>) -> syn::Result<ExprPath> {
+    let lit: LitStr = meta.value()?.parse()?;
+    lit.parse::<ExprPath>()
 }
 
 /// `key = "name"` or `key(serialize = "name", deserialize = "..")`: the serialize name, which is

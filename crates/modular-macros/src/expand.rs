@@ -23,10 +23,20 @@ pub fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
     let fields = named_fields(&input)?;
 
     let mut errors = Errors::default();
-    let container = attr::container(&input.attrs).unwrap_or_else(|error| {
-        errors.push(error);
-        ContainerAttrs::default()
-    });
+    let container = match attr::container(&input.attrs) {
+        Ok(container) => {
+            // Only with the struct's attributes read: a broken `#[config(..)]` is reported
+            // by itself, not as a missing `deny_unknown_fields` too.
+            if let Err(error) = unknown_fields_rule(&input, &container) {
+                errors.push(error);
+            }
+            container
+        }
+        Err(error) => {
+            errors.push(error);
+            ContainerAttrs::default()
+        }
+    };
     let mut specs = Vec::with_capacity(fields.len());
     for field in fields {
         match FieldSpec::read(field, &container) {
@@ -51,6 +61,8 @@ struct FieldSpec<'a> {
     dynamic: bool,
     sensitive: bool,
     nested: bool,
+    /// Serde's serialize function for the field (`#[serde(with)]`, `serialize_with`).
+    serialize_with: Option<syn::ExprPath>,
 }
 
 impl<'a> FieldSpec<'a> {
@@ -95,10 +107,19 @@ impl<'a> FieldSpec<'a> {
             dynamic: container.dynamic || attrs.dynamic.is_some(),
             sensitive: attrs.sensitive.is_some(),
             nested: attrs.nested.is_some(),
+            serialize_with: attrs.serialize_with,
         }))
     }
 
     fn diff_helper(&self) -> &'static str {
+        if self.serialize_with.is_some() && !self.nested && !self.shape.is_secret() {
+            // Serde serializes the whole field through the function, so the field is compared
+            // and reported whole (a map too), its values in that serde form.
+            return match self.shape {
+                Shape::Option => "option_as",
+                _ => "leaf_as",
+            };
+        }
         match (self.shape, self.nested) {
             (Shape::Secret, _) => "secret",
             (Shape::OptionSecret, _) => "option_secret",
@@ -154,10 +175,81 @@ impl<'a> FieldSpec<'a> {
         Some(quote_spanned! {span=> #assert(&self.#field); })
     }
 
+    /// The type the compile-time probe asks about (does it derive `DynamicConfig`?), and
+    /// whether the field holds one value of it or entries (a map's values, a `Vec`'s items).
+    /// `None` for a secret, which is redacted whole.
+    fn probe(&self) -> Option<(&'a Type, Probed)> {
+        match self.shape {
+            Shape::Secret | Shape::OptionSecret => None,
+            Shape::Option => Some((self.shape.nested_type(self.ty), Probed::Value)),
+            Shape::Map => Some((self.shape.nested_type(self.ty), Probed::Entries)),
+            Shape::Leaf => Some(match Shape::vec_element(self.ty) {
+                Some(item) => (item, Probed::Entries),
+                None => (self.ty, Probed::Value),
+            }),
+        }
+    }
+
+    /// How a changed value of this field is redacted when shown: by its type's rules when
+    /// the type derives `DynamicConfig` (`None` otherwise, decided at compile time).
+    fn redactor(&self, core: &TokenStream) -> TokenStream {
+        let Some((ty, probed)) = self.probe() else {
+            return quote!(::core::option::Option::None);
+        };
+        // A map's changes are per entry, so each value is one `T`; a `Vec` changes whole.
+        let method = match (self.shape, probed) {
+            (Shape::Leaf, Probed::Entries) => quote!(elements_redactor),
+            _ => quote!(redactor),
+        };
+        quote!((&#core::diff::__private::Probe::<#ty>::new()).#method())
+    }
+
     /// The type that must implement `DynamicConfig` for `nested` to work.
     fn nested_type(&self) -> Option<&'a Type> {
         self.nested.then(|| self.shape.nested_type(self.ty))
     }
+}
+
+/// A struct with named fields must reject unknown keys, so a typo in the YAML is an error
+/// instead of a silently ignored key: `#[serde(deny_unknown_fields)]`, or the explicit
+/// opt-out `#[config(allow_unknown_fields)]`. A unit struct has no keys to misspell (serde
+/// reads it from `null` only), and enums are rejected before this.
+fn unknown_fields_rule(input: &DeriveInput, container: &ContainerAttrs) -> syn::Result<()> {
+    let Data::Struct(data) = &input.data else {
+        return Ok(());
+    };
+    if matches!(data.fields, Fields::Unit) {
+        return Ok(());
+    }
+    let ident = &input.ident;
+    match (
+        container.deny_unknown_fields,
+        container.allow_unknown_fields,
+    ) {
+        (true, None) | (false, Some(_)) => Ok(()),
+        (true, Some(span)) => Err(syn::Error::new(
+            span,
+            format!(
+                "`#[config(allow_unknown_fields)]` contradicts `#[serde(deny_unknown_fields)]` on `{ident}`: keep one"
+            ),
+        )),
+        (false, None) => Err(syn::Error::new(
+            ident.span(),
+            format!(
+                "`{ident}` needs `#[serde(deny_unknown_fields)]` so a misspelled key is an error, not silently ignored; \
+                 add it, or opt out explicitly with `#[config(allow_unknown_fields)]`"
+            ),
+        )),
+    }
+}
+
+/// What a field holds of the type its probe asks about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probed {
+    /// One value (`T`, `Option<T>`).
+    Value,
+    /// Entries: a map's values or a `Vec`'s items.
+    Entries,
 }
 
 /// The named fields of a struct (none for a unit struct); anything else is an error spanned on
@@ -213,6 +305,14 @@ fn generate(
         let field = spec.ident_at(span);
         let helper = Ident::new(spec.diff_helper(), span);
         let check = spec.nested_check();
+        let redact = spec.redactor(&core);
+        // `serialize(value, serde_json's value serializer)`: the field's serde form.
+        let serialize = match (&spec.serialize_with, spec.diff_helper()) {
+            (Some(path), "leaf_as" | "option_as") => quote! {
+                , |value| #core::diff::__private::json_form(#path(value, #core::diff::__private::JsonSerializer))
+            },
+            _ => TokenStream::new(),
+        };
         quote_spanned! {span=>
             #check
             if self.#field != new.#field {
@@ -220,9 +320,14 @@ fn generate(
                     &self.#field,
                     &new.#field,
                     #name,
-                    ::modular_core::config::diff::__private::Flags { dynamic: #dynamic, sensitive: #sensitive },
+                    ::modular_core::config::diff::__private::Flags {
+                        dynamic: #dynamic,
+                        sensitive: #sensitive,
+                        redact: #redact,
+                    },
                     ctx,
-                    out,
+                    out
+                    #serialize
                 );
             }
         }
@@ -248,6 +353,12 @@ fn generate(
 
     quote! {
         const _: () = {
+            // The compile-time probe's two answers; see `__private::Probe`.
+            #[allow(unused_imports)]
+            use #core::diff::__private::{
+                BoundedDuration as _, BoundedPlain as _, ProbeConfig as _, ProbePlain as _,
+            };
+
             #assert_fns
 
             #[automatically_derived]
@@ -272,42 +383,45 @@ fn generate(
     }
 }
 
-/// `redact_json`, generated only when a nested field needs recursing into (the trait's default
-/// handles this struct's own fields).
+/// `redact_json` and `is_sensitive_path`: this struct's own sensitive fields (the trait's
+/// default), then the fields whose type derives `DynamicConfig`, marked `nested` or not (the
+/// probe decides at compile time; a plain type adds nothing). Nothing is generated when no
+/// field can hold a config type, so the trait's defaults apply.
 fn redact_fn(specs: &[FieldSpec<'_>], core: &TokenStream) -> TokenStream {
-    let nested: Vec<TokenStream> = specs
-        .iter()
-        .filter(|spec| spec.nested)
-        .filter_map(|spec| {
-            let ty = spec.nested_type()?;
-            let name = &spec.name;
-            let helper = match spec.shape {
-                Shape::Map => quote!(redact_map_nested),
-                _ => quote!(redact_nested),
+    let mut redact = Vec::new();
+    let mut sensitive = Vec::new();
+    for spec in specs {
+        let name = &spec.name;
+        if spec.nested {
+            let Some(ty) = spec.nested_type() else {
+                continue;
             };
-            Some(quote! { #core::diff::__private::#helper::<#ty>(json, #name); })
-        })
-        .collect();
-    if nested.is_empty() {
+            let (redact_helper, sensitive_helper) = match spec.shape {
+                Shape::Map => (quote!(redact_map_nested), quote!(sensitive_map_nested)),
+                _ => (quote!(redact_nested), quote!(sensitive_nested)),
+            };
+            redact.push(quote! { #core::diff::__private::#redact_helper::<#ty>(json, #name); });
+            sensitive
+                .push(quote! { || #core::diff::__private::#sensitive_helper::<#ty>(path, #name) });
+        } else if !spec.sensitive
+            && let Some((ty, probed)) = spec.probe()
+        {
+            let (redact_method, sensitive_method) = match probed {
+                Probed::Value => (quote!(redact_field), quote!(sensitive_field)),
+                Probed::Entries => (quote!(redact_entries), quote!(sensitive_entries)),
+            };
+            let probe = quote!((&#core::diff::__private::Probe::<#ty>::new()));
+            redact.push(quote! { #probe.#redact_method(json, #name); });
+            sensitive.push(quote! { || #probe.#sensitive_method(path, #name) });
+        }
+    }
+    if redact.is_empty() {
         return TokenStream::new();
     }
-    let sensitive: Vec<TokenStream> = specs
-        .iter()
-        .filter(|spec| spec.nested)
-        .filter_map(|spec| {
-            let ty = spec.nested_type()?;
-            let name = &spec.name;
-            let helper = match spec.shape {
-                Shape::Map => quote!(sensitive_map_nested),
-                _ => quote!(sensitive_nested),
-            };
-            Some(quote! { || #core::diff::__private::#helper::<#ty>(path, #name) })
-        })
-        .collect();
     quote! {
         fn redact_json(json: &mut #core::diff::__private::JsonValue) {
             #core::diff::__private::redact_fields(json, <Self as #core::DynamicConfig>::FIELDS);
-            #(#nested)*
+            #(#redact)*
         }
 
         fn is_sensitive_path(path: &[&str]) -> bool {
@@ -385,7 +499,20 @@ fn validate_fn(
             })
         })
         .collect();
-    if hook.is_none() && nested.is_empty() {
+    // Every duration a field holds is checked against `MAX_DURATION` (the autoref check
+    // does nothing for other types, at compile time).
+    let bounds: Vec<TokenStream> = specs
+        .iter()
+        .filter(|spec| !spec.shape.is_secret())
+        .map(|spec| {
+            let field = spec.ident;
+            let name = &spec.name;
+            quote! {
+                (&#core::diff::__private::Bounded(&self.#field)).check_bounds(#name, prefix, out);
+            }
+        })
+        .collect();
+    if hook.is_none() && nested.is_empty() && bounds.is_empty() {
         return TokenStream::new();
     }
     quote! {
@@ -394,6 +521,7 @@ fn validate_fn(
             prefix: ::core::option::Option<&str>,
             out: &mut ::std::vec::Vec<#core::FieldError>,
         ) {
+            #(#bounds)*
             #hook
             #(#nested)*
         }
@@ -407,8 +535,20 @@ mod tests {
 
     use super::expand;
 
+    /// `input` with `#[serde(deny_unknown_fields)]` added unless it says something about unknown
+    /// fields already (the rule has its own tests).
+    fn strict(mut input: DeriveInput) -> DeriveInput {
+        let text = quote::quote!(#input).to_string();
+        if !text.contains("unknown_fields") {
+            input
+                .attrs
+                .push(syn::parse_quote!(#[serde(deny_unknown_fields)]));
+        }
+        input
+    }
+
     fn expanded(input: DeriveInput) -> TokenStream {
-        match expand(input) {
+        match expand(strict(input)) {
             Ok(tokens) => tokens,
             Err(error) => panic!("expected an expansion, got: {error}"),
         }
@@ -416,7 +556,7 @@ mod tests {
 
     /// Every message of the (possibly combined) error.
     fn errors(input: DeriveInput) -> Vec<String> {
-        match expand(input) {
+        match expand(strict(input)) {
             Ok(tokens) => panic!("expected an error, got: {tokens}"),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
         }
@@ -439,6 +579,8 @@ mod tests {
                     if let (Some(TokenTree::Ident(helper)), Some(TokenTree::Group(args))) =
                         (tokens.get(i + 3), tokens.get(i + 4))
                         && args.delimiter() == proc_macro2::Delimiter::Parenthesis
+                        // `Bounded(..)` is a tuple struct, not a helper.
+                        && !helper.to_string().starts_with(char::is_uppercase)
                     {
                         out.push(helper.to_string());
                     }
@@ -535,7 +677,7 @@ mod tests {
         );
         let text = tokens.to_string().replace(' ', "");
         assert_eq!(
-            text.matches("Flags{dynamic:true,sensitive:false}").count(),
+            text.matches("Flags{dynamic:true,sensitive:false,").count(),
             2,
             "{text}"
         );
@@ -569,9 +711,21 @@ mod tests {
     }
 
     #[test]
-    fn validate_into_is_left_to_the_default_without_hook_or_nested_fields() {
-        let tokens = expanded(parse_quote! { struct Pool { max_conns: u32 } });
+    fn validate_into_is_left_to_the_default_without_fields() {
+        let tokens = expanded(parse_quote! { struct Empty; });
         assert!(!tokens.to_string().contains("validate_into"));
+    }
+
+    #[test]
+    fn every_field_but_a_secret_has_its_durations_bounded() {
+        let text = expanded(parse_quote! {
+            struct Pool { timeout: Duration, url: Secret<String>, idle: Option<Duration> }
+        })
+        .to_string()
+        .replace(' ', "");
+        assert_eq!(text.matches(".check_bounds(").count(), 2, "{text}");
+        assert!(text.contains("Bounded(&self.timeout)"), "{text}");
+        assert!(text.contains("Bounded(&self.idle)"), "{text}");
     }
 
     #[test]
@@ -623,6 +777,43 @@ mod tests {
     }
 
     #[test]
+    fn a_struct_must_deny_unknown_fields_or_opt_out_explicitly() {
+        let missing = match expand(parse_quote! { struct Pool { max_conns: u32 } }) {
+            Ok(tokens) => panic!("expected an error, got: {tokens}"),
+            Err(error) => error.to_string(),
+        };
+        assert_eq!(
+            missing,
+            "`Pool` needs `#[serde(deny_unknown_fields)]` so a misspelled key is an error, not silently ignored; \
+             add it, or opt out explicitly with `#[config(allow_unknown_fields)]`"
+        );
+        assert!(
+            expand(parse_quote! {
+                #[serde(default, deny_unknown_fields)]
+                struct Pool { max_conns: u32 }
+            })
+            .is_ok()
+        );
+        assert!(
+            expand(parse_quote! {
+                #[config(allow_unknown_fields)]
+                struct Pool { max_conns: u32 }
+            })
+            .is_ok()
+        );
+        assert!(
+            expand(parse_quote! { struct Empty; }).is_ok(),
+            "a unit struct has no keys"
+        );
+        let both = errors(parse_quote! {
+            #[config(allow_unknown_fields)]
+            #[serde(deny_unknown_fields)]
+            struct Pool { max_conns: u32 }
+        });
+        assert!(both[0].contains("contradicts"), "{both:?}");
+    }
+
+    #[test]
     fn generics_are_carried_onto_the_impl() {
         let text = expanded(parse_quote! {
             struct Wrapper<T: Clone> where T: PartialEq { value: T }
@@ -656,7 +847,7 @@ mod tests {
         assert_eq!(
             errors(parse_quote! { #[config(sensitive)] struct Pool { max_conns: u32 } }),
             [
-                "unknown config attribute `sensitive` on a struct, expected one of: dynamic, validate"
+                "unknown config attribute `sensitive` on a struct, expected one of: dynamic, validate, allow_unknown_fields"
             ]
         );
         assert_eq!(
@@ -678,7 +869,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                "unknown config attribute `foo` on a struct, expected one of: dynamic, validate",
+                "unknown config attribute `foo` on a struct, expected one of: dynamic, validate, allow_unknown_fields",
                 "duplicate config attribute `dynamic`",
                 "config attribute `sensitive` takes no value, write `#[config(sensitive)]`",
                 "unknown config attribute `bar`, expected one of: dynamic, sensitive, nested",
@@ -719,6 +910,30 @@ mod tests {
     }
 
     #[test]
+    fn serde_with_and_serialize_with_fields_are_reported_in_their_serde_form() {
+        let tokens = expanded(parse_quote! {
+            struct Pool {
+                #[serde(with = "humantime_serde")] timeout: Duration,
+                #[serde(with = "humantime_serde")] idle: Option<Duration>,
+                #[serde(serialize_with = "crate::upper")] mode: String,
+                #[serde(with = "pairs")] labels: HashMap<String, String>,
+                plain: Duration,
+            }
+        });
+        let text = tokens.to_string().replace(' ', "");
+        assert!(text.contains("humantime_serde::serialize(value,"), "{text}");
+        assert!(text.contains("crate::upper(value,"), "{text}");
+        let diff_helpers: Vec<String> = helpers(tokens)
+            .into_iter()
+            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive") && h != "json_form")
+            .collect();
+        assert_eq!(
+            diff_helpers,
+            ["leaf_as", "option_as", "leaf_as", "leaf_as", "leaf"]
+        );
+    }
+
+    #[test]
     fn other_serde_attributes_are_ignored() {
         let tokens = expanded(parse_quote! {
             #[serde(deny_unknown_fields, bound(serialize = "T: Serialize"), default)]
@@ -730,6 +945,10 @@ mod tests {
             }
         });
         assert_eq!(field_infos(&tokens).len(), 1);
-        assert_eq!(helpers(tokens), ["leaf"]);
+        let diff_helpers: Vec<String> = helpers(tokens)
+            .into_iter()
+            .filter(|h| !h.starts_with("redact") && !h.starts_with("sensitive") && h != "json_form")
+            .collect();
+        assert_eq!(diff_helpers, ["leaf_as"], "`with` decides the serde form");
     }
 }

@@ -22,12 +22,14 @@ mod shape;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+/// #[serde(deny_unknown_fields)]
 /// #[config(dynamic)] // every field is reloadable
 /// struct ReplicaConfig {
 ///     max_conns: u32,
 /// }
 ///
 /// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+/// #[serde(deny_unknown_fields)]
 /// #[config(validate = "PoolConfig::check")]
 /// struct PoolConfig {
 ///     url: Secret<String>, // static: a change needs a restart
@@ -83,6 +85,16 @@ mod shape;
 /// `HashMap` / `BTreeMap` one change per entry; anything else (including `Vec<T>`) is compared
 /// as a whole. Paths are serde names: `#[serde(rename)]` and `#[serde(rename_all)]` are honoured,
 /// `#[serde(skip)]` fields are left out, and `#[serde(flatten)]` is rejected.
+///
+/// A change's values are the field's serde form: a field with `#[serde(with = "m")]` or
+/// `#[serde(serialize_with = "f")]` is serialized through `m::serialize` / `f` (a
+/// `humantime_serde` duration shows as `"10s"`), and is compared and reported whole (such a map
+/// yields one change for the field, not one per entry).
+///
+/// A field whose type derives `DynamicConfig` is redacted by that type's rules (its
+/// `sensitive` and `Secret` fields show `[REDACTED]`) whether or not it is marked `nested`:
+/// as a whole, in an `Option`, as a map's values or a `Vec`'s items. The derive finds out at
+/// compile time (autoref specialization), so plain types cost nothing.
 ///
 /// Every field type needs `PartialEq` and `Serialize` (a nested one `PartialEq` and
 /// `DynamicConfig`). An enum, a union, a tuple struct, an unknown flag, or `nested` on a type

@@ -55,6 +55,16 @@ impl Shape {
         inner.unwrap_or(ty)
     }
 
+    /// The element type of a `Vec<T>` (a leaf compared as a whole, whose elements may still
+    /// need redacting by their own type's rules).
+    pub fn vec_element(ty: &Type) -> Option<&Type> {
+        let segment = last_segment(ty)?;
+        if segment.ident != "Vec" {
+            return None;
+        }
+        single_type_argument(segment)
+    }
+
     /// Whether the field holds a `Secret<T>`.
     pub fn is_secret(self) -> bool {
         matches!(self, Self::Secret | Self::OptionSecret)
@@ -143,6 +153,14 @@ mod tests {
         assert_eq!(Shape::Option.nested_type(&option), &parse_quote!(Retry));
         assert_eq!(Shape::Map.nested_type(&map), &parse_quote!(Pool));
         assert_eq!(Shape::Leaf.nested_type(&leaf), &leaf);
+    }
+
+    #[test]
+    fn vec_element_is_the_item_type_of_a_vec_only() {
+        let vec: Type = parse_quote!(std::vec::Vec<Retry>);
+        assert_eq!(Shape::vec_element(&vec), Some(&parse_quote!(Retry)));
+        assert_eq!(Shape::vec_element(&parse_quote!(Retry)), None);
+        assert_eq!(Shape::vec_element(&parse_quote!(Option<Retry>)), None);
     }
 
     #[test]

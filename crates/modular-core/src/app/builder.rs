@@ -25,6 +25,7 @@ pub struct ApplicationBuilder {
     pub(crate) events: EventBus,
     pub(crate) services: Arc<ServiceRegistry>,
     pub(crate) handle_signals: bool,
+    pub(crate) free_sections: Vec<String>,
 }
 
 impl std::fmt::Debug for ApplicationBuilder {
@@ -56,6 +57,7 @@ impl Default for ApplicationBuilder {
             events: EventBus::new(),
             services: Arc::new(ServiceRegistry::new()),
             handle_signals: true,
+            free_sections: Vec::new(),
         }
     }
 }
@@ -141,6 +143,19 @@ impl ApplicationBuilder {
     /// Uses this event bus (to subscribe before `build`, so init events are seen).
     pub fn event_bus(mut self, events: EventBus) -> Self {
         self.events = events;
+        self
+    }
+
+    /// Declares a top-level config section that no module reads, so it is not an error.
+    ///
+    /// Every top-level key of the configuration must be a section something reads: a
+    /// module's (keyed by its name, or registered with
+    /// [`InitContext::config_section`](crate::InitContext::config_section)), one core reads
+    /// (`admin`, `health`, `reload`, `metrics`), or one declared here (for example a section
+    /// the application reads itself through [`Application::config`]). Any other key fails
+    /// `build()` and rejects a reload with `unknown section "cahce" (did you mean "cache"?)`.
+    pub fn free_section(mut self, name: impl Into<String>) -> Self {
+        self.free_sections.push(name.into());
         self
     }
 

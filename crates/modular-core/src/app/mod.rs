@@ -126,6 +126,7 @@ impl Application {
             events,
             services,
             handle_signals,
+            free_sections,
         } = builder;
 
         let nodes: Vec<(String, Vec<String>)> = modules
@@ -226,6 +227,19 @@ impl Application {
             });
             contexts.push(base);
             last.push(start_last);
+        }
+        // Every top-level key must now be a section something reads; the same rule holds for
+        // every reload candidate.
+        store.require_known_sections(
+            targets
+                .iter()
+                .map(|t| t.module.clone())
+                .chain(free_sections),
+        );
+        if let Err(errors) = store.check_initial_sections() {
+            tracing::error!(%errors, "unknown configuration sections");
+            cancel.cancel();
+            return Err(Error::Config(errors));
         }
         // Modules that asked to start after the others (servers) move to the end of the start
         // order, so they also stop first; reload keeps the dependency order (`targets`).
@@ -485,7 +499,7 @@ impl Application {
         if self.state == State::Stopped {
             return Ok(());
         }
-        let deadline = Instant::now() + self.shutdown_timeout;
+        let deadline = crate::util::deadline(Instant::now(), self.shutdown_timeout);
         // Stop reloading first: no reload (or health-gate revert) may run against modules that
         // are stopping.
         if let Some(reload) = &self.reload {

@@ -12,6 +12,12 @@ use serde_json::Value;
 
 use super::secret::{REDACTED, fingerprint_json, redacted_with_fingerprint};
 
+/// The longest duration a configuration may hold: 100 years (of 365.25 days, humantime's
+/// `100years`). Every `Duration` field of a derived config (also in an `Option`, a `Vec` or a
+/// map's values) longer than this fails validation with its path: such a value is a typo or
+/// an attack, and deadline arithmetic (`Instant + d`) would overflow on it.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3_155_760_000);
+
 /// Static description of one field, as the derive records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldInfo {
@@ -182,8 +188,10 @@ impl ChangeType {
 ///
 /// A `sensitive` change keeps its values for the module ([`ConfigChange::new_as`]) but shows
 /// `[REDACTED] (fp:…)` in `Debug`, `Display` and `Serialize`. A `Secret<T>` field's change
-/// carries only fingerprints: read the new secret from the typed section.
-#[derive(Clone, PartialEq)]
+/// carries only fingerprints: read the new secret from the typed section. A change whose value
+/// is a whole config type (a field of a type that derives `DynamicConfig`, an added map entry)
+/// is shown with that type's sensitive fields redacted, and read in full through the accessors.
+#[derive(Clone)]
 pub struct ConfigChange {
     /// The config section (the module name); empty until the reload pipeline sets it.
     pub section: Cow<'static, str>,
@@ -201,6 +209,26 @@ pub struct ConfigChange {
     pub sensitive: bool,
     /// The values are fingerprints of a `Secret<T>`, never the secret.
     pub secret: bool,
+    /// Redacts the sensitive parts of a value before it is shown (the value's config type's
+    /// `redact_json`), when the value is a config type or a list of them.
+    pub(crate) redact: Option<Redactor>,
+}
+
+/// Redacts a value's sensitive parts in place.
+pub(crate) type Redactor = fn(&mut Value);
+
+// The redactor only decides how a value is shown; two changes with the same values are equal.
+impl PartialEq for ConfigChange {
+    fn eq(&self, other: &Self) -> bool {
+        self.section == other.section
+            && self.field_path == other.field_path
+            && self.change_type == other.change_type
+            && self.old_value == other.old_value
+            && self.new_value == other.new_value
+            && self.dynamic == other.dynamic
+            && self.sensitive == other.sensitive
+            && self.secret == other.secret
+    }
 }
 
 impl ConfigChange {
@@ -240,6 +268,7 @@ impl ConfigChange {
             dynamic: self.dynamic,
             sensitive: self.sensitive,
             secret: self.secret,
+            redact: self.redact,
         }
     }
 
@@ -273,7 +302,11 @@ impl ConfigChange {
         if self.sensitive {
             return Value::String(redacted_with_fingerprint(&fingerprint_json(value)));
         }
-        value.clone()
+        let mut shown = value.clone();
+        if let Some(redact) = self.redact {
+            redact(&mut shown);
+        }
+        shown
     }
 }
 
@@ -491,6 +524,8 @@ pub mod __private {
     pub struct Flags {
         pub dynamic: bool,
         pub sensitive: bool,
+        /// How a value of this field is redacted when shown ([`Probe::redactor`]).
+        pub redact: Option<fn(&mut Value)>,
     }
 
     #[inline]
@@ -512,6 +547,7 @@ pub mod __private {
             dynamic: flags.dynamic || ctx.dynamic,
             sensitive: flags.sensitive || ctx.sensitive || secret,
             secret,
+            redact: flags.redact,
         }
     }
 
@@ -543,6 +579,68 @@ pub mod __private {
                 false,
             ));
         }
+    }
+
+    /// The serde_json value serializer, for generated code: `serialize(value, JsonSerializer)`
+    /// gives a field's serde form through its `#[serde(with)]` / `serialize_with` function.
+    pub use serde_json::value::Serializer as JsonSerializer;
+
+    /// The value a serialize function produced (null if it failed, as [`to_value`] does).
+    #[inline]
+    pub fn json_form(result: Result<Value, serde_json::Error>) -> Value {
+        result.unwrap_or(Value::Null)
+    }
+
+    /// A field serde serializes through a function (`#[serde(with)]`, `serialize_with`):
+    /// compared whole with `PartialEq`, values in that function's serde form.
+    #[inline]
+    pub fn leaf_as<T: PartialEq>(
+        old: &T,
+        new: &T,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+        serialize: impl Fn(&T) -> Value,
+    ) {
+        if old != new {
+            out.push(change(
+                ctx.path(name),
+                ChangeType::Modified,
+                serialize(old),
+                serialize(new),
+                flags,
+                ctx,
+                false,
+            ));
+        }
+    }
+
+    /// An `Option<T>` field serde serializes through a function: added / modified / removed,
+    /// values in that function's serde form.
+    #[inline]
+    pub fn option_as<T: PartialEq>(
+        old: &Option<T>,
+        new: &Option<T>,
+        name: &'static str,
+        flags: Flags,
+        ctx: DiffContext<'_>,
+        out: &mut Vec<ConfigChange>,
+        serialize: impl Fn(&Option<T>) -> Value,
+    ) {
+        let change_type = match (old, new) {
+            (None, None) => return,
+            (Some(a), Some(b)) if a == b => return,
+            (None, Some(_)) => ChangeType::Added,
+            (Some(_), None) => ChangeType::Removed,
+            (Some(_), Some(_)) => ChangeType::Modified,
+        };
+        let (o, n) = match change_type {
+            ChangeType::Added => (Value::Null, serialize(new)),
+            ChangeType::Removed => (serialize(old), Value::Null),
+            ChangeType::Modified => (serialize(old), serialize(new)),
+        };
+        out.push(change(ctx.path(name), change_type, o, n, flags, ctx, false));
     }
 
     /// A `Secret<T>` field: only fingerprints are recorded.
@@ -660,7 +758,17 @@ pub mod __private {
     ) {
         match (old, new) {
             (Some(a), Some(b)) => nested(a, b, name, flags, ctx, out),
-            _ => option(old, new, name, flags, ctx, out),
+            _ => option(
+                old,
+                new,
+                name,
+                Flags {
+                    redact: Some(redact_value::<T>),
+                    ..flags
+                },
+                ctx,
+                out,
+            ),
         }
     }
 
@@ -759,6 +867,11 @@ pub mod __private {
         if old == new {
             return;
         }
+        // An entry added or removed whole is shown with its type's sensitive fields redacted.
+        let flags = Flags {
+            redact: Some(redact_value::<M::Value>),
+            ..flags
+        };
         for key in union_keys(old, new) {
             // The entry path is built only for entries that changed.
             match (old.get_str(key), new.get_str(key)) {
@@ -915,6 +1028,246 @@ pub mod __private {
                 if entry.is_object() {
                     T::redact_json(entry);
                 }
+            }
+        }
+    }
+
+    /// Redacts `value` by `T`'s rules when it is an object (a `T`'s serde form).
+    pub fn redact_value<T: DynamicConfig>(value: &mut Value) {
+        if value.is_object() {
+            T::redact_json(value);
+        }
+    }
+
+    /// Redacts every element of `value` (a list of `T`) by `T`'s rules.
+    pub fn redact_elements<T: DynamicConfig>(value: &mut Value) {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(redact_value::<T>);
+        }
+    }
+
+    /// Asks, at compile time, whether a field's type `T` derives `DynamicConfig`, so a field
+    /// is redacted by its type's rules whether or not it is marked `nested`.
+    ///
+    /// Generated code calls `(&Probe::<T>::new()).method(..)` with both [`ProbeConfig`] and
+    /// [`ProbePlain`] in scope. Method resolution tries the receiver `&Probe<T>` first, where
+    /// only `ProbeConfig` applies, and only when `T: DynamicConfig`; otherwise it autorefs to
+    /// `&&Probe<T>` and finds `ProbePlain`, whose methods do nothing. (For a generic `T` without
+    /// a `DynamicConfig` bound, the plain methods are chosen.)
+    pub struct Probe<T>(std::marker::PhantomData<fn() -> T>);
+
+    impl<T> Probe<T> {
+        /// The probe of `T`.
+        #[inline(always)]
+        pub const fn new() -> Self {
+            Self(std::marker::PhantomData)
+        }
+    }
+
+    impl<T> fmt::Debug for Probe<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Probe<{}>", std::any::type_name::<T>())
+        }
+    }
+
+    impl<T> Default for Probe<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// The probe's answers for a type that derives `DynamicConfig`.
+    pub trait ProbeConfig {
+        /// Redacts a value of the type.
+        fn redactor(&self) -> Option<fn(&mut Value)>;
+        /// Redacts a list of values of the type.
+        fn elements_redactor(&self) -> Option<fn(&mut Value)>;
+        /// Redacts `json[name]`, a value of the type.
+        fn redact_field(&self, json: &mut Value, name: &str);
+        /// Redacts every entry of `json[name]`, a map or a list of values of the type.
+        fn redact_entries(&self, json: &mut Value, name: &str);
+        /// Whether `path` lies in a sensitive part of field `name`, a value of the type.
+        fn sensitive_field(&self, path: &[&str], name: &str) -> bool;
+        /// Whether `path` lies in a sensitive part of an entry of field `name`, a map or a
+        /// list of values of the type.
+        fn sensitive_entries(&self, path: &[&str], name: &str) -> bool;
+    }
+
+    impl<T: DynamicConfig> ProbeConfig for Probe<T> {
+        #[inline(always)]
+        fn redactor(&self) -> Option<fn(&mut Value)> {
+            Some(redact_value::<T>)
+        }
+        #[inline(always)]
+        fn elements_redactor(&self) -> Option<fn(&mut Value)> {
+            Some(redact_elements::<T>)
+        }
+        fn redact_field(&self, json: &mut Value, name: &str) {
+            if let Some(inner) = json.get_mut(name) {
+                redact_value::<T>(inner);
+            }
+        }
+        fn redact_entries(&self, json: &mut Value, name: &str) {
+            match json.get_mut(name) {
+                Some(Value::Object(entries)) => entries.values_mut().for_each(redact_value::<T>),
+                Some(list @ Value::Array(_)) => redact_elements::<T>(list),
+                _ => {}
+            }
+        }
+        fn sensitive_field(&self, path: &[&str], name: &str) -> bool {
+            sensitive_nested::<T>(path, name)
+        }
+        fn sensitive_entries(&self, path: &[&str], name: &str) -> bool {
+            sensitive_map_nested::<T>(path, name)
+        }
+    }
+
+    /// The probe's answers for any other type: nothing to redact.
+    pub trait ProbePlain {
+        /// `None`.
+        fn redactor(&self) -> Option<fn(&mut Value)> {
+            None
+        }
+        /// `None`.
+        fn elements_redactor(&self) -> Option<fn(&mut Value)> {
+            None
+        }
+        /// Nothing.
+        fn redact_field(&self, _json: &mut Value, _name: &str) {}
+        /// Nothing.
+        fn redact_entries(&self, _json: &mut Value, _name: &str) {}
+        /// `false`.
+        fn sensitive_field(&self, _path: &[&str], _name: &str) -> bool {
+            false
+        }
+        /// `false`.
+        fn sensitive_entries(&self, _path: &[&str], _name: &str) -> bool {
+            false
+        }
+    }
+
+    impl<T> ProbePlain for &Probe<T> {}
+
+    /// A field's value, for the compile-time check of durations: `Duration` fields (alone, in
+    /// an `Option`, a `Vec` or a map) are checked against [`MAX_DURATION`], any other type
+    /// passes. Same autoref technique as [`Probe`]: generated code calls
+    /// `(&Bounded(&self.field)).check_bounds(..)` with [`BoundedDuration`] and [`BoundedPlain`]
+    /// in scope.
+    #[derive(Debug)]
+    pub struct Bounded<'a, T>(pub &'a T);
+
+    /// Checks the durations of a field that holds some.
+    pub trait BoundedDuration {
+        /// Appends an error for every duration above [`MAX_DURATION`].
+        fn check_bounds(&self, name: &'static str, prefix: Option<&str>, out: &mut Vec<FieldError>);
+    }
+
+    /// Nothing to check for a field without durations.
+    pub trait BoundedPlain {
+        /// Nothing.
+        #[inline(always)]
+        fn check_bounds(
+            &self,
+            _name: &'static str,
+            _prefix: Option<&str>,
+            _out: &mut Vec<FieldError>,
+        ) {
+        }
+    }
+
+    impl<T> BoundedPlain for &Bounded<'_, T> {}
+
+    fn check_duration(
+        value: &std::time::Duration,
+        path: impl FnOnce() -> String,
+        out: &mut Vec<FieldError>,
+    ) {
+        if *value > MAX_DURATION {
+            out.push(FieldError::new(
+                path(),
+                format!(
+                    "must be at most {}, got {}",
+                    humantime_serde::re::humantime::format_duration(MAX_DURATION),
+                    humantime_serde::re::humantime::format_duration(*value)
+                ),
+            ));
+        }
+    }
+
+    fn field_path(prefix: Option<&str>, name: &str) -> String {
+        match prefix {
+            None => name.to_owned(),
+            Some(p) => join(p, name),
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, std::time::Duration> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            check_duration(self.0, || field_path(prefix, name), out);
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, Option<std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            if let Some(value) = self.0 {
+                check_duration(value, || field_path(prefix, name), out);
+            }
+        }
+    }
+
+    impl BoundedDuration for Bounded<'_, Vec<std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for (i, value) in self.0.iter().enumerate() {
+                check_duration(
+                    value,
+                    || join(&field_path(prefix, name), &i.to_string()),
+                    out,
+                );
+            }
+        }
+    }
+
+    impl<K: Borrow<str> + Hash + Eq, S: BuildHasher> BoundedDuration
+        for Bounded<'_, HashMap<K, std::time::Duration, S>>
+    {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for key in self.0.sorted_keys() {
+                if let Some(value) = self.0.get_str(key) {
+                    check_duration(value, || join(&field_path(prefix, name), key), out);
+                }
+            }
+        }
+    }
+
+    impl<K: Borrow<str> + Ord> BoundedDuration for Bounded<'_, BTreeMap<K, std::time::Duration>> {
+        fn check_bounds(
+            &self,
+            name: &'static str,
+            prefix: Option<&str>,
+            out: &mut Vec<FieldError>,
+        ) {
+            for (key, value) in self.0 {
+                check_duration(value, || join(&field_path(prefix, name), key.borrow()), out);
             }
         }
     }

@@ -5,6 +5,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use serde::Serialize;
+
+use super::DynamicConfig;
 use super::epoch::{AnySection, Epoch};
 
 /// The running value of one configuration section.
@@ -105,8 +108,29 @@ impl<T: Any + Send + Sync> ConfigHandle<T> {
     }
 }
 
-impl<T: fmt::Debug + Any + Send + Sync> fmt::Debug for ConfigHandle<T> {
+/// Shows the version and the value's serde form with every `Secret` and `#[config(sensitive)]`
+/// field (nested ones included) replaced by `[REDACTED]`: the type's own `Debug` would print
+/// sensitive fields, and a handle is easily logged with `{:?}`.
+impl<T: DynamicConfig + Serialize + Any + Send + Sync> fmt::Debug for ConfigHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ConfigHandle").field(&*self.get()).finish()
+        let snapshot = self.epoch.load();
+        let value = snapshot
+            .section(self.index)
+            .and_then(|section| section.downcast_ref::<T>())
+            .map(redacted_json);
+        let mut out = f.debug_struct("ConfigHandle");
+        out.field("version", &snapshot.version());
+        match &value {
+            Some(json) => out.field("value", &format_args!("{json}")),
+            None => out.field("value", &format_args!("<unbound>")),
+        };
+        out.finish()
     }
+}
+
+/// The serde form of `value` with its secrets and sensitive fields redacted.
+pub(crate) fn redacted_json<T: DynamicConfig + Serialize>(value: &T) -> serde_json::Value {
+    let mut json = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    T::redact_json(&mut json);
+    json
 }

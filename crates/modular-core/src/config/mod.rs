@@ -15,13 +15,17 @@ mod store;
 
 pub use diff::{
     ChangeType, ConfigChange, ConfigDiff, DiffContext, DynamicConfig, FieldError, FieldInfo,
-    apply_changes,
+    MAX_DURATION, apply_changes,
 };
 pub use epoch::ConfigSnapshot;
 pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
 pub use secret::{REDACTED, Secret};
-pub use source::{ConfigSources, DEFAULT_ENV_PREFIX, TextFormat, nest};
+pub use source::{
+    ConfigSources, DEFAULT_ENV_PREFIX, MAX_SOURCE_BYTES, TextFormat, YAML_ALIAS_EVENTS_PER_BYTE,
+    nest,
+};
 pub use store::{
-    AnySection, Candidate, CandidateSections, ConfigStore, SectionBinding, SectionConfig,
+    AnySection, CORE_SECTIONS, Candidate, CandidateSections, ConfigStore, SectionBinding,
+    SectionConfig,
 };

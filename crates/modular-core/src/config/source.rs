@@ -3,16 +3,26 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use figment::providers::{Env, Format, Json, Serialized, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde_json::Value;
-use serde_saphyr::figment::Yaml;
 
 use super::errors::{ValidationError, from_figment};
 
 /// The default environment prefix.
 pub const DEFAULT_ENV_PREFIX: &str = "MODULAR_";
+
+/// The largest config file or configuration text read (4 MiB): a larger one is refused before
+/// it is parsed.
+pub const MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// YAML alias expansion allowed per byte of input: an alias may replay at most this many
+/// parser events per byte of the text it is in (with a floor for tiny inputs), so a few
+/// hundred bytes of alias chains ("billion laughs") are refused at once instead of expanding
+/// to millions of nodes.
+pub const YAML_ALIAS_EVENTS_PER_BYTE: usize = 16;
+const YAML_ALIAS_EVENTS_FLOOR: usize = 4096;
 
 /// The ordered list of configuration sources of an application.
 #[derive(Clone, Debug)]
@@ -171,8 +181,14 @@ impl ConfigSources {
         let mut errors = Vec::new();
         for layer in &self.layers {
             figment = match layer {
-                Layer::Defaults { name, value } => figment.merge(Named::new(name, value.clone())),
+                Layer::Defaults { name, value } => {
+                    figment.merge(SectionMaps(Named::new(name, value.clone())))
+                }
                 Layer::Text { name, format, text } => {
+                    if let Err(error) = check_size(text.len() as u64, name) {
+                        errors.push(error);
+                        continue;
+                    }
                     merge_text(figment, *format, text, Some(name))
                 }
                 Layer::File { path, required } => {
@@ -186,10 +202,21 @@ impl ConfigSources {
                         }
                         continue;
                     }
+                    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    if let Err(error) = check_size(size, &path.display().to_string()) {
+                        errors.push(error);
+                        continue;
+                    }
                     match TextFormat::from_path(path) {
-                        Some(TextFormat::Yaml) => figment.merge(Yaml::file_exact(path)),
-                        Some(TextFormat::Toml) => figment.merge(Toml::file_exact(path)),
-                        Some(TextFormat::Json) => figment.merge(Json::file_exact(path)),
+                        Some(TextFormat::Yaml) => {
+                            figment.merge(SectionMaps(Yaml::file_exact(path)))
+                        }
+                        Some(TextFormat::Toml) => {
+                            figment.merge(SectionMaps(Toml::file_exact(path)))
+                        }
+                        Some(TextFormat::Json) => {
+                            figment.merge(SectionMaps(Json::file_exact(path)))
+                        }
                         None => {
                             errors.push(ValidationError {
                                 path: String::new(),
@@ -204,19 +231,22 @@ impl ConfigSources {
             };
         }
         if let Some((format, text)) = extra {
-            figment = merge_text(figment, format, text, None);
+            match check_size(text.len() as u64, "candidate") {
+                Ok(()) => figment = merge_text(figment, format, text, None),
+                Err(error) => errors.push(error),
+            }
         }
         if let Some(prefix) = &self.env_prefix {
             // `MODULAR_TEST_*` variables configure the test suite, not the application.
-            figment = figment.merge(EnvLayer {
+            figment = figment.merge(SectionMaps(EnvLayer {
                 env: Env::prefixed(prefix)
                     .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_"))
                     .split("__"),
                 prefix: prefix.clone(),
-            });
+            }));
         }
         if !overrides.is_empty() {
-            figment = figment.merge(Named::new("override", nest(overrides)));
+            figment = figment.merge(SectionMaps(Named::new("override", nest(overrides))));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -234,12 +264,172 @@ impl ConfigSources {
     }
 }
 
+fn check_size(size: u64, source: &str) -> Result<(), ValidationError> {
+    if size <= MAX_SOURCE_BYTES {
+        return Ok(());
+    }
+    Err(ValidationError {
+        path: String::new(),
+        source: source.to_owned(),
+        message: format!(
+            "configuration is {size} bytes, larger than the maximum of {MAX_SOURCE_BYTES} bytes"
+        ),
+    })
+}
+
+/// YAML through serde-saphyr, with alias expansion bounded in proportion to the input.
+struct Yaml;
+
+impl Format for Yaml {
+    type Error = serde_saphyr::Error;
+
+    const NAME: &'static str = "YAML";
+
+    fn from_str<T: serde::de::DeserializeOwned>(string: &str) -> Result<T, Self::Error> {
+        let replayed = string
+            .len()
+            .saturating_mul(YAML_ALIAS_EVENTS_PER_BYTE)
+            .max(YAML_ALIAS_EVENTS_FLOOR);
+        serde_saphyr::from_str_with_options(
+            string,
+            serde_saphyr::options! {
+                // figment does not show snippets.
+                with_snippet: false,
+                alias_limits: serde_saphyr::alias_limits! {
+                    max_total_replayed_events: replayed,
+                },
+            },
+        )
+    }
+
+    fn from_path<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Self::Error> {
+        // Read whole (the size was checked), so the alias bound knows the input's length.
+        let text = std::fs::read_to_string(path).map_err(|cause| {
+            <serde_saphyr::Error as serde::de::Error>::custom(format!("IO error: {cause}"))
+        })?;
+        Self::from_str(&text)
+    }
+}
+
+/// JSON through serde_json, refusing a key repeated in one object (`{"a":1,"a":2}`), as the
+/// YAML reader does; serde_json alone keeps the last.
+struct Json;
+
+impl Format for Json {
+    type Error = serde_json::Error;
+
+    const NAME: &'static str = "JSON";
+
+    fn from_str<T: serde::de::DeserializeOwned>(string: &str) -> Result<T, Self::Error> {
+        serde_json::from_str::<UniqueKeys>(string)?;
+        serde_json::from_str(string)
+    }
+}
+
+/// Deserializes any JSON value, failing on the first object with a repeated key.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(serde::de::Error::custom(format!("duplicate key \"{key}\"")));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 fn merge_text(figment: Figment, format: TextFormat, text: &str, name: Option<&str>) -> Figment {
     let name = name.unwrap_or("candidate").to_owned();
     match format {
-        TextFormat::Yaml => figment.merge(Renamed::new(Yaml::string(text), name)),
-        TextFormat::Toml => figment.merge(Renamed::new(Toml::string(text), name)),
-        TextFormat::Json => figment.merge(Renamed::new(Json::string(text), name)),
+        TextFormat::Yaml => figment.merge(SectionMaps(Renamed::new(Yaml::string(text), name))),
+        TextFormat::Toml => figment.merge(SectionMaps(Renamed::new(Toml::string(text), name))),
+        TextFormat::Json => figment.merge(SectionMaps(Renamed::new(Json::string(text), name))),
+    }
+}
+
+/// A layer whose every top-level value must be a map (a section).
+///
+/// figment merges a layer's `database: []` (or `router: 3`, `health: ~`) over every lower
+/// layer's `database` map, and the section would then load as its defaults, silently. The
+/// check runs on each layer's own data, as figment reads it, so the error names that layer:
+/// `database: expected a map, found a sequence (config.yaml)`.
+struct SectionMaps<P>(P);
+
+impl<P: Provider> Provider for SectionMaps<P> {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let data = self.0.data()?;
+        let mut error: Option<figment::Error> = None;
+        for (profile, dict) in &data {
+            for (key, value) in dict {
+                let found = match value {
+                    figment::value::Value::Dict(..) => continue,
+                    figment::value::Value::Array(..) => "a sequence",
+                    figment::value::Value::String(..) | figment::value::Value::Char(..) => {
+                        "a string"
+                    }
+                    figment::value::Value::Num(..) => "a number",
+                    figment::value::Value::Bool(..) => "a boolean",
+                    figment::value::Value::Empty(..) => "null",
+                };
+                let mut this = figment::Error::from(format!("expected a map, found {found}"));
+                this.path = vec![key.clone()];
+                this.profile = Some(profile.clone());
+                error = Some(match error {
+                    None => this,
+                    Some(previous) => previous.chain(this),
+                });
+            }
+        }
+        match error {
+            Some(error) => Err(error),
+            None => Ok(data),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The application's configuration: its sources, runtime overrides, typed sections and version.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -17,6 +17,10 @@ use super::source::{ConfigSources, TextFormat};
 use super::{ConfigChange, DynamicConfig};
 
 pub use super::epoch::AnySection;
+
+/// The top-level sections core itself reads, known without a module:
+/// `admin`, `health`, `reload` and `metrics`.
+pub const CORE_SECTIONS: &[&str] = &["admin", "health", "reload", "metrics"];
 
 /// What a configuration section type needs: typed diff and validation, serde both ways.
 pub trait SectionConfig:
@@ -218,9 +222,7 @@ impl<T: SectionConfig> SectionBinding for TypedSection<T> {
     }
 
     fn redacted_json(&self, value: &AnySection) -> Value {
-        let mut json = serde_json::to_value(downcast::<T>(value)).unwrap_or(Value::Null);
-        T::redact_json(&mut json);
-        json
+        super::handle::redacted_json(downcast::<T>(value))
     }
 
     fn redacted_value_at(&self, path: &[&str], value: &Value) -> Value {
@@ -281,6 +283,9 @@ pub struct ConfigStore {
     initial: RwLock<Option<Figment>>,
     epoch: Arc<Epoch>,
     loaded_fingerprint: Mutex<Option<u64>>,
+    // `Some` once the application has said which sections exist: every other top-level key
+    // is then an error.
+    known_sections: RwLock<Option<BTreeSet<String>>>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -303,6 +308,7 @@ impl ConfigStore {
             initial: RwLock::new(None),
             epoch: Epoch::new(1, Vec::new()),
             loaded_fingerprint: Mutex::new(None),
+            known_sections: RwLock::new(None),
         }
     }
 
@@ -403,7 +409,9 @@ impl ConfigStore {
     }
 
     /// Deserializes and validates every registered section from `figment`; every error of
-    /// every section is returned, each with its path and source.
+    /// every section is returned, each with its path and source. Once
+    /// [`ConfigStore::require_known_sections`] was called, a top-level key that is no known
+    /// section is an error too.
     pub fn validate(&self, figment: &Figment) -> Result<CandidateSections, Vec<ValidationError>> {
         let mut errors = Vec::new();
         let mut sections = Vec::new();
@@ -413,11 +421,69 @@ impl ConfigStore {
                 Err(e) => errors.extend(e),
             }
         }
+        errors.extend(self.unknown_sections(figment));
         if errors.is_empty() {
             Ok(sections)
         } else {
             Err(errors)
         }
+    }
+
+    /// From now on, a top-level key of the configuration that is neither a registered
+    /// section, nor one of `names`, nor one of [`CORE_SECTIONS`] is an error
+    /// (`unknown section "cahce" (did you mean "cache"?)`, with the source that set it).
+    /// The application calls this after every module's `init`, with the module names and the
+    /// free sections it declared; a store used on its own checks nothing until told.
+    pub fn require_known_sections<I, S>(&self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut known: BTreeSet<String> = CORE_SECTIONS.iter().map(|s| (*s).to_owned()).collect();
+        known.extend(names.into_iter().map(Into::into));
+        *write(&self.known_sections) = Some(known);
+    }
+
+    /// The unknown top-level sections of the configuration loaded at start-up (see
+    /// [`ConfigStore::require_known_sections`]).
+    pub fn check_initial_sections(&self) -> Result<(), ValidationErrors> {
+        let errors = match read(&self.initial).as_ref() {
+            Some(figment) => self.unknown_sections(figment),
+            None => Vec::new(),
+        };
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(errors))
+        }
+    }
+
+    /// Every top-level key of `figment` that is no known section, with a hint when a known
+    /// one is close. Empty until [`ConfigStore::require_known_sections`] is called.
+    pub fn unknown_sections(&self, figment: &Figment) -> Vec<ValidationError> {
+        let Some(mut known) = read(&self.known_sections).clone() else {
+            return Vec::new();
+        };
+        known.extend(self.section_names());
+        let Ok(data) = figment::Provider::data(figment) else {
+            // A figment that does not parse was reported when it was built.
+            return Vec::new();
+        };
+        let keys: BTreeSet<&String> = data.values().flat_map(|dict| dict.keys()).collect();
+        keys.into_iter()
+            .filter(|key| !known.contains(key.as_str()))
+            .map(|key| {
+                let message = match closest(key, &known) {
+                    Some(hint) => format!("unknown section \"{key}\" (did you mean \"{hint}\"?)"),
+                    None => format!("unknown section \"{key}\""),
+                };
+                ValidationError {
+                    path: key.clone(),
+                    source: source_of(figment, key),
+                    message,
+                }
+            })
+            .collect()
     }
 
     /// The content fingerprint of the config files when they were loaded at start-up
@@ -508,6 +574,45 @@ impl ConfigStore {
     }
 }
 
+/// The known name closest to `name`, if it is close enough to be a likely typo: at most one
+/// edit per three characters (at least one), a swap of neighbours counting as one edit.
+fn closest<'a>(name: &str, known: &'a BTreeSet<String>) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, candidate)| {
+            *distance <= (name.chars().count().max(candidate.chars().count()) / 3).max(1)
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate.as_str())
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent transpositions), by chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: two back (for transpositions), previous, current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current: Vec<usize> = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
 // A poisoned lock only means another thread panicked while holding it; the data (plain maps
 // and lists, replaced whole) is still consistent, so keep going.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -518,4 +623,34 @@ fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{closest, edit_distance};
+
+    #[test]
+    fn edit_distance_counts_a_swap_of_neighbours_as_one_edit() {
+        assert_eq!(edit_distance("cache", "cache"), 0);
+        assert_eq!(edit_distance("cahce", "cache"), 1);
+        assert_eq!(edit_distance("cach", "cache"), 1);
+        assert_eq!(edit_distance("databse", "database"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn the_hint_is_the_closest_known_name_when_it_is_close() {
+        let known: BTreeSet<String> = ["cache", "database", "router", "health"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(closest("cahce", &known), Some("cache"));
+        assert_eq!(closest("rout", &known), Some("router"));
+        assert_eq!(closest("helth", &known), Some("health"));
+        assert_eq!(closest("zzzzzz", &known), None);
+        assert_eq!(closest("tls", &known), None);
+    }
 }

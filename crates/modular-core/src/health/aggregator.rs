@@ -423,7 +423,7 @@ impl Inner {
             }
         }
         let ttl = match mode {
-            Refresh::Background(interval) => interval + self.options.cache_ttl,
+            Refresh::Background(interval) => interval.saturating_add(self.options.cache_ttl),
             Refresh::IfStale | Refresh::Force => self.options.cache_ttl,
         };
         let seq = self.started.fetch_add(1, Ordering::AcqRel) + 1;
@@ -518,7 +518,7 @@ impl Inner {
         state.last = Some(Arc::clone(&health));
         self.cache.store(Some(Arc::new(Cached {
             health: Arc::clone(&health),
-            expires_at: finished + ttl,
+            expires_at: crate::util::deadline(finished, ttl),
             seq,
             generation,
         })));
@@ -824,4 +824,21 @@ fn panicked(registration: &Registration, payload: &(dyn Any + Send)) -> Outcome 
     let message = panic_message(payload);
     tracing::warn!(provider = &*registration.name, panic = %message, "health check panicked");
     failure(HealthStatus::Unhealthy, format!("panicked: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cache_ttl_of_duration_max_caches_the_answer_without_a_panic() {
+        let options = HealthOptions {
+            cache_ttl: Duration::MAX,
+            ..HealthOptions::default()
+        };
+        let aggregator = HealthAggregator::new(options, EventBus::new());
+        let first = aggregator.check().await;
+        let second = aggregator.check().await;
+        assert!(Arc::ptr_eq(&first, &second), "served from the cache");
+    }
 }

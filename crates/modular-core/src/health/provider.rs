@@ -75,7 +75,7 @@ impl HealthContext {
         Self {
             name,
             timeout,
-            deadline: start + timeout,
+            deadline: crate::util::deadline(start, timeout),
             cancel,
         }
     }
@@ -243,6 +243,14 @@ impl HealthProvider for StaticProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_timeout_of_duration_max_is_a_far_deadline_not_a_panic() {
+        let ctx = HealthContext::new("cache", Duration::MAX);
+        let provider = from_fn(|| async { HealthStatus::Healthy });
+        let reports = provider.health_check(&ctx).await.unwrap();
+        assert_eq!(reports[0].status, HealthStatus::Healthy);
+    }
 
     #[tokio::test]
     async fn fn_providers_name_bare_statuses_after_the_registration() {

@@ -106,7 +106,7 @@ impl CircuitBreaker {
         }
         let backoff = self.backoff();
         self.state = BreakerState::Open {
-            until: now + backoff,
+            until: crate::util::deadline(now, backoff),
         };
         crate::metrics::record_breaker(self.state);
         Some(backoff)
@@ -122,6 +122,15 @@ impl CircuitBreaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backoff_of_duration_max_keeps_the_breaker_open_without_a_panic() {
+        let mut breaker = CircuitBreaker::new(1, Duration::MAX, Duration::MAX);
+        let now = Instant::now();
+        assert_eq!(breaker.record_failure(now), Some(Duration::MAX));
+        assert!(breaker.record_failure(now).is_some(), "doubling saturates");
+        assert!(matches!(breaker.admit(now), Admission::Refused(_)));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn opens_after_three_failures_and_backs_off_doubling_to_the_cap() {

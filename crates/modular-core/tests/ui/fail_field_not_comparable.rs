@@ -7,6 +7,7 @@ struct Endpoint {
 }
 
 #[derive(Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct PoolConfig {
     #[config(dynamic)]
     max_conns: u32,

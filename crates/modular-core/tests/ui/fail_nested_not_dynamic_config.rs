@@ -7,6 +7,7 @@ struct RetryConfig {
 }
 
 #[derive(PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct PoolConfig {
     #[config(dynamic)]
     max_conns: u32,

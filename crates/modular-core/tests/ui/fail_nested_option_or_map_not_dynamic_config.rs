@@ -9,6 +9,7 @@ struct ReplicaConfig {
 }
 
 #[derive(PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct PoolConfig {
     #[config(nested)]
     fallback: Option<ReplicaConfig>,

@@ -2,6 +2,7 @@ use modular_core::{DynamicConfig, Secret};
 use serde::Serialize;
 
 #[derive(PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct PoolConfig {
     #[config(nested)]
     url: Secret<String>,

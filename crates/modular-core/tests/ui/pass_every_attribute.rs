@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[config(dynamic)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RetryConfig {
     max_attempts: u32,
     backoff_ms: Vec<u64>,
@@ -44,6 +44,7 @@ impl PoolConfig {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+#[config(allow_unknown_fields)]
 struct Wrapper<T: PartialEq + Serialize> {
     #[config(dynamic)]
     value: T,
@@ -55,6 +56,7 @@ struct Empty;
 macro_rules! config_struct {
     ($name:ident { $($field:ident: $ty:ty),* }) => {
         #[derive(Clone, Debug, PartialEq, Serialize, DynamicConfig)]
+        #[config(allow_unknown_fields)]
         struct $name {
             $(#[config(dynamic, nested)] $field: $ty,)*
         }

@@ -43,7 +43,7 @@ impl ActiveGate {
             before,
             previous_version,
             version,
-            deadline: now + options.health_gate_window,
+            deadline: crate::util::deadline(now, options.health_gate_window),
             // The first look is as soon as no request is waiting.
             next_check: now,
             overrides_before: None,
@@ -104,7 +104,8 @@ impl Worker {
             );
             return;
         }
-        gate.next_check = (now + self.options.health_gate_interval).min(gate.deadline);
+        gate.next_check =
+            crate::util::deadline(now, self.options.health_gate_interval).min(gate.deadline);
     }
 
     async fn revert(&mut self, gate: ActiveGate, reason: String) {
@@ -183,5 +184,22 @@ impl Worker {
     pub(crate) fn gate_verdict(&self, version: u64, verdict: &str, reason: Option<&str>) {
         tracing::debug!(version, verdict, "health gate verdict");
         lock(&self.shared.history).set_gate(version, verdict, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_health_gate_window_of_duration_max_is_a_far_deadline_not_a_panic() {
+        let options = ReloadOptions {
+            health_gate_window: Duration::MAX,
+            ..ReloadOptions::default()
+        };
+        let gate = ActiveGate::new(HealthStatus::Healthy, 1, 2, &options);
+        assert!(gate.deadline > Instant::now() + Duration::from_secs(86_400 * 365));
     }
 }

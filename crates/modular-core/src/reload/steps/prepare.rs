@@ -200,3 +200,43 @@ async fn guarded<T>(
 pub(crate) fn guarded_can_reload(reloadable: &Arc<dyn Reloadable>) -> bool {
     std::panic::catch_unwind(AssertUnwindSafe(|| reloadable.can_reload())).unwrap_or(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A module that never finishes preparing, with no timeout to speak of.
+    struct Patient;
+
+    #[async_trait::async_trait]
+    impl Reloadable for Patient {
+        fn reload_timeout(&self) -> Duration {
+            Duration::MAX
+        }
+
+        async fn prepare(
+            &self,
+            _ctx: &ReloadContext,
+            _changes: &[ConfigChange],
+        ) -> Result<PreparedReload, crate::BoxError> {
+            Err("refused".into())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_timeout_of_duration_max_runs_the_hook_without_a_panic() {
+        let reloadable: Arc<dyn Reloadable> = Arc::new(Patient);
+        let ctx = ReloadContext {
+            module: Arc::from("patient"),
+            trigger: ReloadTrigger::Programmatic,
+            section: None,
+            version: 2,
+            rollback: false,
+            cancel: CancellationToken::new(),
+        };
+        let result = guarded(&reloadable, &ctx, reloadable.prepare(&ctx, &[])).await;
+        assert_eq!(result.err().as_deref(), Some("refused"));
+    }
+}
