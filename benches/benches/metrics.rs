@@ -65,7 +65,9 @@ fn recording(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { black_box(aggregator.force_refresh().await) });
     });
-    c.bench_function("metrics/render", |b| b.iter(|| black_box(exporter.render())));
+    c.bench_function("metrics/render", |b| {
+        b.iter(|| black_box(exporter.render()))
+    });
 }
 
 criterion_group!(benches, recording);

@@ -89,7 +89,10 @@ async fn a_yaml_alias_bomb_is_refused_in_proportion_to_its_size() {
     let plan = app
         .reloader()
         .unwrap()
-        .plan(Some((TextFormat::Yaml, bomb)))
+        .plan(
+            modular_core::ReloadTrigger::Programmatic,
+            Some((TextFormat::Yaml, bomb)),
+        )
         .await;
     assert_eq!(plan.status, ReloadStatus::Rejected, "{plan:?}");
     let text = format!("{:?}", plan.errors);
@@ -119,10 +122,13 @@ async fn a_json_candidate_with_a_duplicate_key_is_rejected_naming_the_key() {
     let plan = app
         .reloader()
         .unwrap()
-        .plan(Some((
-            TextFormat::Json,
-            r#"{"cache": {"max_items": 1, "max_items": 2}}"#.to_owned(),
-        )))
+        .plan(
+            modular_core::ReloadTrigger::Programmatic,
+            Some((
+                TextFormat::Json,
+                r#"{"cache": {"max_items": 1, "max_items": 2}}"#.to_owned(),
+            )),
+        )
         .await;
     assert_eq!(plan.status, ReloadStatus::Rejected, "{plan:?}");
     let text = format!("{:?}", plan.errors);

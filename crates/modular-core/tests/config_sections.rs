@@ -124,10 +124,13 @@ async fn an_unknown_section_rejects_a_reload_and_a_dry_run() {
     let plan = app
         .reloader()
         .unwrap()
-        .plan(Some((
-            modular_core::config::TextFormat::Yaml,
-            "cahce: {max_items: 8}\n".to_owned(),
-        )))
+        .plan(
+            modular_core::ReloadTrigger::Programmatic,
+            Some((
+                modular_core::config::TextFormat::Yaml,
+                "cahce: {max_items: 8}\n".to_owned(),
+            )),
+        )
         .await;
     assert_eq!(plan.status, ReloadStatus::Rejected, "{plan:?}");
     assert!(
@@ -193,10 +196,13 @@ async fn a_list_where_a_section_belongs_rejects_a_reload_and_a_dry_run() {
     let plan = app
         .reloader()
         .unwrap()
-        .plan(Some((
-            modular_core::config::TextFormat::Json,
-            r#"{"cache": [1, 2]}"#.to_owned(),
-        )))
+        .plan(
+            modular_core::ReloadTrigger::Programmatic,
+            Some((
+                modular_core::config::TextFormat::Json,
+                r#"{"cache": [1, 2]}"#.to_owned(),
+            )),
+        )
         .await;
     assert_eq!(plan.status, ReloadStatus::Rejected, "{plan:?}");
     assert!(

@@ -312,12 +312,19 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
             .body(body)
     };
     // Warm up (first requests allocate pools and caches), then measure.
-    let (status, _) = json(plan("greeter:\n  greeting: hi\n".to_owned(), "application/yaml")).await?;
+    let (status, _) = json(plan(
+        "greeter:\n  greeting: hi\n".to_owned(),
+        "application/yaml",
+    ))
+    .await?;
     assert_eq!(status, 200);
     let before = resident_bytes();
     let mut rng = Seeded(0x5eed_cafe_f00d_0001);
     let sections = ["router", "greeter", "httpserver", "admin", "health"];
-    let fields = [("router", "request_timeout", "5s"), ("greeter", "greeting", "hola")];
+    let fields = [
+        ("router", "request_timeout", "5s"),
+        ("greeter", "greeting", "hola"),
+    ];
     for round in 0..120 {
         let (body, content_type, expected_path) = match round % 6 {
             0 => {
@@ -337,7 +344,11 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
             2 => {
                 let section = sections[rng.below(sections.len())];
                 let value = ["[]", "3", "~", "\"text\"", "[1, 2]"][rng.below(5)];
-                (format!("{section}: {value}\n"), "application/yaml", section.to_owned())
+                (
+                    format!("{section}: {value}\n"),
+                    "application/yaml",
+                    section.to_owned(),
+                )
             }
             3 => {
                 let section = sections[rng.below(sections.len())];
@@ -351,7 +362,7 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
             4 => (
                 alias_chain(6 + rng.below(4), 8 + rng.below(4)),
                 "application/yaml",
-                String::new(),
+                "alias".to_owned(),
             ),
             _ => (
                 r#"{"greeter": {"greeting": "a", "greeting": "b"}}"#.to_owned(),
@@ -361,7 +372,10 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
         };
         let (status, outcome) = json(plan(body.clone(), content_type)).await?;
         assert_eq!(status, 422, "round {round}, {body}: {outcome}");
-        assert_eq!(outcome["status"], "rejected", "round {round}, {body}: {outcome}");
+        assert_eq!(
+            outcome["status"], "rejected",
+            "round {round}, {body}: {outcome}"
+        );
         let said = outcome.to_string();
         assert!(
             said.contains(&expected_path),
@@ -375,6 +389,9 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
         grown / (1024 * 1024)
     );
     let (_, config) = json(test.get("/admin/config").bearer_auth(TOKEN)).await?;
-    assert_eq!(config["version"], 1, "a refused plan changed the running config");
+    assert_eq!(
+        config["version"], 1,
+        "a refused plan changed the running config"
+    );
     Ok(())
 }
