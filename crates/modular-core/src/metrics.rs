@@ -17,8 +17,9 @@
 //! core's series go to that recorder; `GET /metrics` then answers 404 because there is no
 //! exporter to render.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -205,35 +206,76 @@ pub(crate) fn record_breaker(state: crate::reload::BreakerState) {
     ::metrics::gauge!(names::BREAKER_STATE).set(value);
 }
 
-/// Records one evaluated health answer: each report's status (as a state set) and duration,
-/// and the folded probes.
+/// One health component's series, registered once and kept: a re-registration per answer
+/// costs a label-hashing lookup in the recorder for each of the five series.
+struct ComponentSeries {
+    duration: ::metrics::Histogram,
+    status: [::metrics::Gauge; 4],
+    last: Option<HealthStatus>,
+}
+
+/// Health series by module, then component.
+type HealthSeries = HashMap<String, HashMap<String, ComponentSeries>>;
+
+static HEALTH_SERIES: OnceLock<Mutex<HealthSeries>> = OnceLock::new();
+static PROBE_SERIES: OnceLock<[::metrics::Gauge; 4]> = OnceLock::new();
+
+const PROBES: [&str; 4] = ["overall", "readiness", "liveness", "startup"];
+
+/// Records one evaluated health answer: each report's status (as a state set, written when
+/// it changes) and duration, and the folded probes.
 pub(crate) fn record_health(health: &AggregatedHealth) {
     if !recording() {
         return;
     }
+    let mut series = HEALTH_SERIES
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     for report in &health.reports {
-        ::metrics::histogram!(
-            names::HEALTH_CHECK_DURATION,
-            "module" => report.module.clone(),
-        )
-        .record(report.duration.as_secs_f64());
-        for status in STATUSES {
-            ::metrics::gauge!(
-                names::HEALTH_STATUS,
-                "module" => report.module.clone(),
-                "component" => report.component.clone(),
-                "status" => status.as_str(),
-            )
-            .set(if status == report.status { 1.0 } else { 0.0 });
+        let by_component = match series.get_mut(report.module.as_str()) {
+            Some(map) => map,
+            None => series.entry(report.module.clone()).or_default(),
+        };
+        let component = match by_component.get_mut(report.component.as_str()) {
+            Some(component) => component,
+            None => by_component
+                .entry(report.component.clone())
+                .or_insert_with(|| ComponentSeries {
+                    duration: ::metrics::histogram!(
+                        names::HEALTH_CHECK_DURATION,
+                        "module" => report.module.clone(),
+                    ),
+                    status: STATUSES.map(|status| {
+                        ::metrics::gauge!(
+                            names::HEALTH_STATUS,
+                            "module" => report.module.clone(),
+                            "component" => report.component.clone(),
+                            "status" => status.as_str(),
+                        )
+                    }),
+                    last: None,
+                }),
+        };
+        component.duration.record(report.duration.as_secs_f64());
+        if component.last != Some(report.status) {
+            for (gauge, status) in component.status.iter().zip(STATUSES) {
+                gauge.set(if status == report.status { 1.0 } else { 0.0 });
+            }
+            component.last = Some(report.status);
         }
     }
-    for (probe, status) in [
-        ("overall", health.health),
-        ("readiness", health.readiness),
-        ("liveness", health.liveness),
-        ("startup", health.startup),
-    ] {
-        ::metrics::gauge!(names::HEALTH_PROBE, "probe" => probe).set(status_value(status));
+    drop(series);
+    let probes = PROBE_SERIES.get_or_init(|| {
+        PROBES.map(|probe| ::metrics::gauge!(names::HEALTH_PROBE, "probe" => probe))
+    });
+    for (gauge, status) in probes.iter().zip([
+        health.health,
+        health.readiness,
+        health.liveness,
+        health.startup,
+    ]) {
+        gauge.set(status_value(status));
     }
 }
 
