@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modular_core::health::ProviderConfig;
 use modular_core::{DynamicConfig, FieldError, Secret};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,9 @@ pub const MAX_PING_TIMEOUT: Duration = Duration::from_secs(10);
 ///       url: mysql://app@replica.internal:3306/app
 ///       max_connections: 5
 ///       statement_timeout: 30s
+///   health:
+///     timeout: 11s     # unset: MAX_PING_TIMEOUT + 500ms (10.5s)
+///     optional: false
 /// ```
 ///
 /// # What is dynamic, and why
@@ -34,7 +38,9 @@ pub const MAX_PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Everything is. `default` only changes which connection [`DatabaseService::default_pool`]
 /// returns. `connections` is dynamic because adding and removing a named connection at runtime
 /// is supported; the derive makes every field under a dynamic map dynamic too, and each is
-/// applied by building a new pool aside (see [`ConnectionConfig`]). No field needs a restart.
+/// applied by building a new pool aside (see [`ConnectionConfig`]). `health.timeout` and
+/// `health.optional` only change the health registration, which the reload commit replaces
+/// (no pool is rebuilt for them). No field needs a restart.
 ///
 /// [`DatabaseService::default_pool`]: crate::DatabaseService::default_pool
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
@@ -50,13 +56,25 @@ pub struct DatabaseConfig {
     /// in-flight queries finish.
     #[config(dynamic, nested)]
     pub connections: BTreeMap<String, ConnectionConfig>,
+    /// The health registration: the aggregator's deadline for the whole check (default
+    /// [`DEFAULT_HEALTH_TIMEOUT`], above every connection's `ping_timeout`, so a slow ping is
+    /// reported by the check itself; a shorter one cuts every connection's report to
+    /// `timed out`) and whether a failing database leaves readiness alone. Dynamic.
+    #[config(nested)]
+    pub health: ProviderConfig,
 }
+
+/// The health registration's deadline when `health.timeout` is unset: each ping bounds itself
+/// by its connection's `ping_timeout` (at most [`MAX_PING_TIMEOUT`]), so this is a backstop.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration =
+    MAX_PING_TIMEOUT.saturating_add(Duration::from_millis(500));
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             default: "primary".to_owned(),
             connections: BTreeMap::new(),
+            health: ProviderConfig::default(),
         }
     }
 }
@@ -284,6 +302,7 @@ mod tests {
         DatabaseConfig {
             default: "primary".to_owned(),
             connections: BTreeMap::from([("primary".to_owned(), connection)]),
+            ..DatabaseConfig::default()
         }
     }
 

@@ -25,6 +25,9 @@
 //!       ping_timeout: 500ms         # health check
 //!     cache:
 //!       url: sqlite://data/cache.db # created when missing
+//!   health:                         # the health registration (both optional)
+//!     timeout: 11s                  # the aggregator's deadline; default 10.5s
+//!     optional: false               # true: a database outage never fails readiness
 //! ```
 //!
 //! The module registers [`DatabaseService`] (and the [`Database`] trait object) in the service
@@ -82,6 +85,8 @@
 //! - `migrations`: a new path runs its pending migrations on reload (forward only).
 //! - `connect_timeout`: bounds the next pool built; `ping_timeout`: the next health check.
 //!   Neither needs a new pool.
+//! - `health.timeout`, `health.optional`: the reload commit replaces the health registration's
+//!   options (`HealthAggregator::set_provider_options`); no pool is touched.
 //!
 //! `sqlite::memory:` is for tests and demos: its database lives only while its pool has a
 //! connection open, so a reload that rebuilds the pool starts an empty database.
@@ -102,6 +107,11 @@
 //! had) and `latency_ms`. A pool recovers from an outage by itself: sqlx tests idle
 //! connections before handing them out and opens new ones, so the check turns healthy again as
 //! soon as the server answers. See [`DatabaseService::health_reports`].
+//!
+//! The aggregator bounds the whole check by `health.timeout` (default
+//! [`DEFAULT_HEALTH_TIMEOUT`], 10.5s: above the longest `ping_timeout`, so each ping reports its
+//! own timeout); with `health.optional: true` an unhealthy database counts for overall health
+//! only, never for readiness (for a database the service can run without).
 //!
 //! # Events
 //!
@@ -141,7 +151,7 @@ mod service;
 /// The module's name and the key of its config section.
 pub const MODULE_NAME: &str = "database";
 
-pub use config::{ConnectionConfig, DatabaseConfig, MAX_PING_TIMEOUT};
+pub use config::{ConnectionConfig, DEFAULT_HEALTH_TIMEOUT, DatabaseConfig, MAX_PING_TIMEOUT};
 pub use driver::Driver;
 pub use error::DatabaseError;
 pub use health::DEGRADED_UTILIZATION;

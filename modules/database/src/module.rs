@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use modular_core::health::ProviderOptions;
+use modular_core::health::HealthAggregator;
 use modular_core::{
     BoxError, ConfigChange, InitContext, Module, ModuleContext, PreparedReload, ReloadContext,
     Reloadable,
 };
 
 use crate::MODULE_NAME;
-use crate::config::{DatabaseConfig, MAX_PING_TIMEOUT};
+use crate::config::{DEFAULT_HEALTH_TIMEOUT, DatabaseConfig};
 use crate::error::DatabaseError;
 use crate::health::DatabaseHealth;
 use crate::lifecycle::Pools;
@@ -72,15 +72,16 @@ impl Module for DatabaseModule {
             .register::<dyn Database>(Arc::clone(&service) as Arc<dyn Database>);
         ctx.register_reloadable(Arc::new(DatabaseReloader {
             pools: pools.clone(),
+            health: ctx.services().get::<HealthAggregator>(),
         }));
         // Each ping bounds itself by its connection's `ping_timeout` (at most
-        // MAX_PING_TIMEOUT), so this deadline is only a backstop.
+        // MAX_PING_TIMEOUT), so the default deadline is only a backstop.
         ctx.register_health_provider(
             MODULE_NAME,
             Arc::new(DatabaseHealth {
                 service: Arc::clone(&service),
             }),
-            ProviderOptions::default().with_timeout(MAX_PING_TIMEOUT + Duration::from_millis(500)),
+            config.health.options(DEFAULT_HEALTH_TIMEOUT),
         );
         self.pools = Some(pools);
         Ok(())
@@ -95,10 +96,13 @@ impl Module for DatabaseModule {
     }
 }
 
-/// Prepares a new `database` section by building pools aside; commits by swapping them in.
+/// Prepares a new `database` section by building pools aside; commits by swapping them in,
+/// and replaces the health registration's options when `health.*` changed.
 #[derive(Debug)]
 struct DatabaseReloader {
     pools: Pools,
+    /// The aggregator the health provider is registered with, if any.
+    health: Option<Arc<HealthAggregator>>,
 }
 
 #[modular_core::async_trait]
@@ -122,7 +126,17 @@ impl Reloadable for DatabaseReloader {
             "preparing database configuration"
         );
         let prepared = self.pools.prepare(&config).await?;
+        let health = self
+            .health
+            .clone()
+            .filter(|_| changes.iter().any(|c| c.is_under("health")))
+            .map(|aggregator| (aggregator, config.health.options(DEFAULT_HEALTH_TIMEOUT)));
         // Dropping `prepared` (an abort) closes the pools it opened.
-        Ok(PreparedReload::new(move || prepared.commit()))
+        Ok(PreparedReload::new(move || {
+            prepared.commit();
+            if let Some((aggregator, options)) = health {
+                aggregator.set_provider_options(MODULE_NAME, options);
+            }
+        }))
     }
 }

@@ -143,3 +143,31 @@ async fn a_bad_reload_is_rejected_with_its_path_and_the_pools_keep_serving() -> 
     app.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_zero_health_timeout_is_rejected_with_its_path() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Sqlite) else {
+        return Ok(());
+    };
+    let mut database = f.single(json!({}));
+    database["health"] = json!({ "timeout": "0s" });
+    let errors = build_errors(&f, database).await;
+    let error = only(&errors);
+    assert_eq!(error.path, "database.health.timeout", "{error}");
+    assert_eq!(error.message, "must be > 0s, got 0s", "{error}");
+
+    // On reload too: rejected, and the registration keeps its deadline.
+    f.write_config(f.single(json!({})));
+    let mut app = f.start().await?;
+    let health = app.health().expect("aggregator").clone();
+    let before = health.provider_options("database").expect("registered");
+    let outcome = app
+        .set_override("database.health.timeout", json!("2m"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    let paths: Vec<&str> = outcome.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["database.health.timeout"], "{outcome:?}");
+    assert_eq!(health.provider_options("database"), Some(before));
+    app.stop().await?;
+    Ok(())
+}

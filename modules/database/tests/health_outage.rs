@@ -1,6 +1,7 @@
 //! Health through an outage: connected through the testkit's fault-injecting proxy to the real
 //! PostgreSQL and MariaDB, a connection turns unhealthy when the link is cut and healthy again
-//! when it is restored, and its pool serves again without a restart.
+//! when it is restored, and its pool serves again without a restart. A reload of
+//! `database.health.timeout` / `database.health.optional` changes the live registration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,7 +9,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use modular_core::ReloadStatus;
 use modular_core::health::HealthStatus;
+use modular_database::DEFAULT_HEALTH_TIMEOUT;
 use modular_testkit::FaultProxy;
 use serde_json::json;
 use support::{Backend, Fixture};
@@ -121,6 +124,70 @@ async fn a_saturated_pool_turns_unhealthy_in_an_outage(backend: Backend) -> anyh
     app.stop().await?;
     proxy.shutdown().await;
     Ok(())
+}
+
+/// Through a slow link (each chunk delayed 300 ms, so a ping takes well over 200 ms but stays
+/// inside its 5 s `ping_timeout`): a reload of `health.timeout` to 200 ms makes the aggregator
+/// cut the check short, and a reload of `health.optional` takes the failure out of readiness.
+async fn a_reload_of_health_options_changes_the_live_registration(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&url, json!({ "min_connections": 1, "ping_timeout": "5s" })) },
+    }));
+    let mut app = f.start().await?;
+    let health = app.health().expect("health").clone();
+    let before = health.provider_options("database").expect("registered");
+    assert_eq!(before.timeout, DEFAULT_HEALTH_TIMEOUT);
+    assert!(!before.optional);
+
+    proxy.set_latency(Duration::from_millis(300));
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(
+        report.status,
+        HealthStatus::Healthy,
+        "slow, not failing: {report:?}"
+    );
+
+    let outcome = app
+        .set_override("database.health.timeout", json!("200ms"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert_eq!(report.message, "timed out after 200ms", "{report:?}");
+    let answer = health.force_refresh().await;
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy);
+
+    let outcome = app
+        .set_override("database.health.optional", json!(true))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let answer = health.force_refresh().await;
+    assert_eq!(
+        answer.health,
+        HealthStatus::Unhealthy,
+        "still counted: {answer:?}"
+    );
+    assert_eq!(answer.readiness, HealthStatus::Healthy, "{answer:?}");
+    let after = health.provider_options("database").expect("registered");
+    assert_eq!(after.timeout, Duration::from_millis(200));
+    assert!(after.optional);
+
+    proxy.set_latency(Duration::ZERO);
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_a_reload_of_health_options_changes_the_live_registration() -> anyhow::Result<()> {
+    a_reload_of_health_options_changes_the_live_registration(Backend::Postgres).await
 }
 
 #[tokio::test]

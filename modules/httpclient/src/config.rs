@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use modular_core::FieldError;
 use modular_core::config::REDACTED;
+use modular_core::health::ProviderConfig;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -21,9 +22,15 @@ pub const MAX_RETRIES_CAP: u32 = 10;
 
 /// The longest timeout a health probe may have (`health_probe[].timeout`).
 ///
-/// The health provider is registered with this bound plus a margin, so every probe finishes (or
-/// times out on its own terms) before the aggregator gives up on the provider.
+/// The health provider is registered with this bound plus a margin
+/// ([`DEFAULT_HEALTH_TIMEOUT`]), so every probe finishes (or times out on its own terms) before
+/// the aggregator gives up on the provider.
 pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The health registration's deadline when `health.timeout` is unset: [`MAX_PROBE_TIMEOUT`]
+/// plus 500 ms.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration =
+    MAX_PROBE_TIMEOUT.saturating_add(Duration::from_millis(500));
 
 /// The largest body prefix verbose logging may print (`verbose.max_body_bytes`).
 pub const MAX_LOGGED_BODY_BYTES: usize = 1024 * 1024;
@@ -69,6 +76,11 @@ pub struct HttpClientConfig {
     /// Upstream URLs the health check requests (sensitive: URLs may carry credentials).
     #[config(sensitive)]
     pub health_probe: Vec<HealthProbeConfig>,
+    /// The health registration: the aggregator's deadline for the whole check (default
+    /// [`DEFAULT_HEALTH_TIMEOUT`]; probes are cut to what remains of it) and whether a failing
+    /// client leaves readiness alone. Replaced at the reload commit.
+    #[config(nested)]
+    pub health: ProviderConfig,
 }
 
 impl fmt::Debug for HttpClientConfig {
@@ -88,6 +100,7 @@ impl fmt::Debug for HttpClientConfig {
             .field("retry", &self.retry)
             .field("verbose", &self.verbose)
             .field("health_probe", &self.health_probe)
+            .field("health", &self.health)
             .finish()
     }
 }
@@ -104,6 +117,7 @@ impl Default for HttpClientConfig {
             retry: RetryConfig::default(),
             verbose: VerboseConfig::default(),
             health_probe: Vec::new(),
+            health: ProviderConfig::default(),
         }
     }
 }

@@ -71,6 +71,9 @@
 //!       expected_status: [200]  # empty (the default): any 2xx
 //!       timeout: 1s             # > 0, at most 10s
 //!       optional: false         # true: a failure reports degraded, never failing readiness
+//!   health:                     # the health registration
+//!     timeout: 10500ms          # unset (the default): MAX_PROBE_TIMEOUT + 500ms; > 0, at most 60s
+//!     optional: false           # true: no failure of the client's check fails readiness
 //! ```
 //!
 //! Validation rejects zero (and, at parse time, negative) durations, `max_retries` above
@@ -90,6 +93,9 @@
 //! changes nothing, and when another module fails to prepare the new client is dropped
 //! unused: the running one never changed. Request
 //! modifiers are not configuration: they are added and removed in code, and survive reloads.
+//! `health.timeout` and `health.optional` are applied by the commit too: it replaces the health
+//! registration's options (`HealthAggregator::set_provider_options`), so the next check runs
+//! under them.
 //!
 //! `default_headers` is marked sensitive: its values show as `[REDACTED]` in diffs, reload
 //! outcomes and events, and only header names appear in health details. `health_probe` is
@@ -100,7 +106,9 @@
 //! # Health
 //!
 //! [`HttpClientHealth`] is registered under the module's name, counting for readiness, with a
-//! provider timeout of [`MAX_PROBE_TIMEOUT`] + 500 ms. It reports:
+//! provider timeout of `health.timeout` (default [`DEFAULT_HEALTH_TIMEOUT`],
+//! [`MAX_PROBE_TIMEOUT`] + 500 ms), required unless `health.optional: true` (then a failing
+//! probe counts for overall health only). It reports:
 //!
 //! - `httpclient:client`: always healthy; its details are the running settings (generation,
 //!   timeouts, pool, user agent, header names, retry policy, verbose, probe and modifier counts,
@@ -153,8 +161,8 @@ mod verbose;
 
 pub use client::{HttpClient, RequestBuilder};
 pub use config::{
-    HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES, MAX_PROBE_TIMEOUT, MAX_RETRIES_CAP,
-    RetryConfig, VerboseConfig,
+    DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES,
+    MAX_PROBE_TIMEOUT, MAX_RETRIES_CAP, RetryConfig, VerboseConfig,
 };
 pub use error::HttpClientError;
 pub use health::HttpClientHealth;

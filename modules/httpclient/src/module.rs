@@ -1,15 +1,14 @@
 //! [`HttpClientModule`]: wires the client into an application (service, reload, health).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use modular_core::health::ProviderOptions;
+use modular_core::health::HealthAggregator;
 use modular_core::{
     BoxError, ConfigChange, InitContext, Module, PreparedReload, ReloadContext, Reloadable,
 };
 
 use crate::client::{HttpClient, Rebuild};
-use crate::config::{HttpClientConfig, MAX_PROBE_TIMEOUT};
+use crate::config::{DEFAULT_HEALTH_TIMEOUT, HttpClientConfig};
 use crate::error::HttpClientError;
 use crate::health::HttpClientHealth;
 
@@ -43,21 +42,19 @@ impl Module for HttpClientModule {
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         let config = ctx.config::<HttpClientConfig>()?.get();
+        let health_options = config.health.options(DEFAULT_HEALTH_TIMEOUT);
         let client = HttpClient::build(config, Some(ctx.context()))?;
         ctx.services().register(Arc::new(client.clone()));
         ctx.register_reloadable(Arc::new(HttpClientReloader {
             client: client.clone(),
+            health: ctx.services().get::<HealthAggregator>(),
         }));
-        let options = ProviderOptions {
-            // Probes run in parallel, each bounded by its own timeout (at most
-            // MAX_PROBE_TIMEOUT), so the provider as a whole finishes within that plus a margin.
-            timeout: MAX_PROBE_TIMEOUT + Duration::from_millis(500),
-            ..ProviderOptions::default()
-        };
+        // Probes run in parallel, each bounded by its own timeout (at most MAX_PROBE_TIMEOUT),
+        // so by default the provider as a whole finishes within that plus a margin.
         ctx.register_health_provider(
             MODULE_NAME,
             Arc::new(HttpClientHealth::new(client.clone())),
-            options,
+            health_options,
         );
         let settings = client.settings();
         tracing::info!(
@@ -72,10 +69,13 @@ impl Module for HttpClientModule {
     }
 }
 
-/// The reload hook: builds a client from the new section aside; the commit swaps it in.
+/// The reload hook: builds a client from the new section aside; the commit swaps it in, and
+/// replaces the health registration's options when `health.*` changed.
 #[derive(Debug)]
 struct HttpClientReloader {
     client: HttpClient,
+    /// The aggregator the health provider is registered with, if any.
+    health: Option<Arc<HealthAggregator>>,
 }
 
 #[modular_core::async_trait]
@@ -94,10 +94,18 @@ impl Reloadable for HttpClientReloader {
             trigger: ctx.trigger().as_str(),
             changes: changes.iter().map(|c| c.field_path.to_string()).collect(),
         };
+        let health = self
+            .health
+            .clone()
+            .filter(|_| changes.iter().any(|c| c.is_under("health")))
+            .map(|aggregator| (aggregator, config.health.options(DEFAULT_HEALTH_TIMEOUT)));
         let next = self.client.prepare(config)?;
         let client = self.client.clone();
         Ok(PreparedReload::new(move || {
             client.commit(next, cause);
+            if let Some((aggregator, options)) = health {
+                aggregator.set_provider_options(MODULE_NAME, options);
+            }
         }))
     }
 }

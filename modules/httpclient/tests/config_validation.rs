@@ -60,6 +60,14 @@ async fn zero_timeouts_are_rejected_with_their_paths() {
 }
 
 #[tokio::test]
+async fn a_zero_health_timeout_is_rejected_with_its_path() {
+    let errors = rejected("httpclient:\n  health:\n    timeout: 0s\n").await;
+
+    assert_eq!(paths(&errors), ["httpclient.health.timeout"]);
+    assert_eq!(errors[0].message, "must be > 0s, got 0s");
+}
+
+#[tokio::test]
 async fn a_negative_timeout_is_rejected_with_its_path() {
     let errors = rejected("httpclient:\n  pool_idle_timeout: -5s\n").await;
 

@@ -4,7 +4,10 @@
 mod support;
 
 use modular_core::ReloadStatus;
+use std::time::{Duration, Instant};
+
 use modular_core::health::{AggregatedHealth, HealthReport, HealthStatus};
+use modular_httpclient::DEFAULT_HEALTH_TIMEOUT;
 use modular_testkit::FaultProxy;
 use serde_json::json;
 use support::TestServer;
@@ -15,6 +18,15 @@ fn report<'a>(health: &'a AggregatedHealth, component: &str) -> &'a HealthReport
         .iter()
         .find(|r| r.module == "httpclient" && r.component == component)
         .unwrap_or_else(|| panic!("no httpclient:{component} report in {:?}", health.reports))
+}
+
+/// The httpclient module's reports that are not healthy.
+fn ours(health: &AggregatedHealth) -> Vec<&HealthReport> {
+    health
+        .reports
+        .iter()
+        .filter(|r| r.module == "httpclient" && r.status != HealthStatus::Healthy)
+        .collect()
 }
 
 async fn app(yaml: &str) -> modular_core::Application {
@@ -159,6 +171,61 @@ async fn without_probes_the_client_reports_healthy_with_its_settings_and_a_reloa
     assert_eq!(report(&second, "probe.added").status, HealthStatus::Healthy);
     assert_eq!(report(&second, "client").details["generation"], 2);
     assert_eq!(server.hits("/health").len(), 1);
+
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_of_health_timeout_and_optional_changes_the_live_registration() {
+    let server = TestServer::start().await;
+    let yaml = format!(
+        "httpclient:\n  health_probe:\n    - name: slow\n      url: {}\n      timeout: 5s\n",
+        server.url("/slow/5000"),
+    );
+    let mut app = app(&yaml).await;
+    let health = app.health().unwrap().clone();
+    let before = health.provider_options("httpclient").unwrap();
+    assert_eq!(before.timeout, DEFAULT_HEALTH_TIMEOUT);
+    assert!(!before.optional);
+
+    // The probe's own 5 s are cut to what remains of the new 200 ms deadline; whichever of
+    // the probe and the aggregator fires first reports it.
+    let outcome = app
+        .set_override("httpclient.health.timeout", json!("200ms"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let started = Instant::now();
+    let answer = health.force_refresh().await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the check ran past the reloaded 200ms deadline: {elapsed:?}"
+    );
+    let failed = ours(&answer);
+    assert!(!failed.is_empty(), "{answer:?}");
+    for r in &failed {
+        assert_eq!(r.status, HealthStatus::Unhealthy, "{r:?}");
+        assert!(
+            r.message.starts_with("no answer within") || r.message == "timed out after 200ms",
+            "{r:?}"
+        );
+        assert_ne!(r.message, "no answer within 5s", "{r:?}");
+    }
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy);
+
+    let outcome = app
+        .set_override("httpclient.health.optional", json!(true))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let answer = health.force_refresh().await;
+    assert!(ours(&answer).iter().all(|r| r.optional), "{answer:?}");
+    assert_eq!(answer.health, HealthStatus::Unhealthy, "still counted");
+    assert_eq!(answer.readiness, HealthStatus::Healthy, "{answer:?}");
+    let after = health.provider_options("httpclient").unwrap();
+    assert_eq!(after.timeout, Duration::from_millis(200));
+    assert!(after.optional);
 
     app.stop().await.unwrap();
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use modular_core::health::ProviderConfig;
 use modular_core::{DynamicConfig, FieldError};
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 /// | `tls.source`, `tls.service` | no | the TLS acceptor is built once with its certificate resolver; with `source: service` the registered resolver (letsencrypt) swaps certificates itself |
 /// | `tls.cert_file`, `tls.key_file`, `tls.domains` | yes | the new certificate is loaded aside and swapped in; open connections keep their session, new handshakes see the new certificate |
 /// | `tls.watch_interval`, `tls.expiry_warning` | yes | read by the file watcher and the health check at each round |
+/// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit; the next check runs under them |
 ///
 /// ```yaml
 /// httpserver:
@@ -40,6 +42,9 @@ use serde::{Deserialize, Serialize};
 ///     domains: [localhost]
 ///     watch_interval: 30s       # re-read the files when their content changes; 0s: never
 ///     expiry_warning: 14days    # health turns degraded this long before expiry
+///   health:
+///     timeout: 500ms            # the check's deadline (default 500ms); > 0s, at most 60s
+///     optional: false           # true: a failing listener check never fails readiness
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
@@ -82,7 +87,15 @@ pub struct HttpServerConfig {
     /// HTTPS.
     #[config(nested)]
     pub tls: TlsConfig,
+    /// The health registration: the check's deadline (default [`DEFAULT_HEALTH_TIMEOUT`];
+    /// the self-connection must be accepted within it) and whether a failure leaves readiness
+    /// alone. Dynamic.
+    #[config(nested)]
+    pub health: ProviderConfig,
 }
+
+/// The health registration's deadline when `health.timeout` is unset.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Default for HttpServerConfig {
     fn default() -> Self {
@@ -97,6 +110,7 @@ impl Default for HttpServerConfig {
             drain_delay: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(20),
             tls: TlsConfig::default(),
+            health: ProviderConfig::default(),
         }
     }
 }

@@ -108,6 +108,9 @@
 //!     # domains: [localhost]   # self-signed, when no cert_file
 //!     watch_interval: 30s      # 0s: never re-read the files
 //!     expiry_warning: 14days
+//!   health:                    # the health registration
+//!     timeout: 500ms           # the check's deadline; > 0s, at most 60s
+//!     optional: false          # true: a failing check never fails readiness
 //! ```
 //!
 //! # Dynamic fields
@@ -116,7 +119,9 @@
 //! accepted after the reload; open connections keep theirs), `drain_delay` and
 //! `shutdown_timeout` (read at stop), `tls.cert_file`, `tls.key_file`, `tls.domains` (the
 //! certificate is rotated; a certificate that cannot be loaded fails the reload, which rolls
-//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`.
+//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`, and
+//! `health.timeout` and `health.optional` (the commit replaces the health registration's
+//! options).
 //!
 //! Static (restart required): `host` and `port` (the socket is bound once; moving it would
 //! drop every connection) and `tls.enabled` (clients would have to switch protocol on the
@@ -127,7 +132,9 @@
 //! - `httpserver:listener` (readiness): `unhealthy` before start and once the listener has
 //!   closed; while serving, each check opens a real TCP connection to the server's own address
 //!   and waits until the accept loop has taken it (`unhealthy` when refused or not accepted
-//!   before the check's deadline, 500 ms). `degraded` at `max_connections` and while draining.
+//!   before the check's deadline, `health.timeout`, default 500 ms). `degraded` at
+//!   `max_connections` and while draining. With `health.optional: true` neither component
+//!   counts for readiness (except the drain: readiness still fails while shutting down).
 //!   Details: address, scheme, phase, connections, max_connections, in_flight,
 //!   accepted_total, requests_total.
 //! - `httpserver:certificate` (with TLS, readiness): `unhealthy` once expired or before its
@@ -154,7 +161,9 @@ mod module;
 mod server;
 mod tls;
 
-pub use config::{CertificateSource, HttpServerConfig, TlsConfig, TlsSource};
+pub use config::{
+    CertificateSource, DEFAULT_HEALTH_TIMEOUT, HttpServerConfig, TlsConfig, TlsSource,
+};
 pub use error::HttpServerError;
 pub use module::{HttpServerHandle, HttpServerModule, MODULE_NAME};
 pub use tls::{CertificateInfo, hex as serial_hex};

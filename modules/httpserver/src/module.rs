@@ -9,7 +9,6 @@ use chrono::Utc;
 use modular_core::config::{ConfigChange, ConfigHandle};
 use modular_core::health::{
     HealthAggregator, HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus,
-    ProviderOptions,
 };
 use modular_core::http::ServedRouter;
 use modular_core::{
@@ -18,8 +17,8 @@ use modular_core::{
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::config::HttpServerConfig;
 use crate::config::TlsSource;
+use crate::config::{DEFAULT_HEALTH_TIMEOUT, HttpServerConfig};
 use crate::error::HttpServerError;
 use crate::server::{Phase, Server};
 use crate::tls::{self, CertResolver, CertificateInfo, LoadedCertificate, ServiceResolver};
@@ -201,6 +200,7 @@ impl Module for HttpServerModule {
         // Take traffic only once every module that answers it has started; drain before they stop.
         ctx.start_after_others();
         let config = handle.get();
+        let health_options = config.health.options(DEFAULT_HEALTH_TIMEOUT);
         let service_resolver = (config.tls.enabled && config.tls.source == TlsSource::Service)
             .then(|| Arc::new(ServiceResolver::new(config.tls.service.clone())));
         let tls = if config.tls.enabled && service_resolver.is_none() {
@@ -228,11 +228,14 @@ impl Module for HttpServerModule {
         ctx.services().register(Arc::new(HttpServerHandle {
             shared: Arc::clone(&shared),
         }));
-        ctx.register_reloadable(Arc::new(ServerReload(Arc::clone(&shared))));
+        ctx.register_reloadable(Arc::new(ServerReload {
+            shared: Arc::clone(&shared),
+            health: ctx.services().get::<HealthAggregator>(),
+        }));
         ctx.register_health_provider(
             MODULE_NAME,
             Arc::new(ServerHealth(Arc::clone(&shared))),
-            ProviderOptions::default().with_timeout(Duration::from_millis(500)),
+            health_options,
         );
         self.shared = Some(shared);
         Ok(())
@@ -309,8 +312,13 @@ fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
 
 /// The reload hook: prepares the certificate aside when its files or names changed (loaded and
 /// checked, not served); the commit swaps the limits in force (new connections pick them up,
-/// and an accept loop waiting at the old connection limit re-checks it) and the certificate.
-struct ServerReload(Arc<Shared>);
+/// and an accept loop waiting at the old connection limit re-checks it), the certificate and,
+/// when `health.*` changed, the health registration's options.
+struct ServerReload {
+    shared: Arc<Shared>,
+    /// The aggregator the health provider is registered with, if any.
+    health: Option<Arc<HealthAggregator>>,
+}
 
 const CERTIFICATE_FIELDS: [&str; 3] = ["tls.cert_file", "tls.key_file", "tls.domains"];
 
@@ -331,11 +339,16 @@ impl Reloadable for ServerReload {
         });
         // Loaded and checked aside: on error the current certificate and limits stay as they
         // were, and so they do when another module fails to prepare.
-        let certificate = match &self.0.tls {
+        let certificate = match &self.shared.tls {
             Some(_) if certificate_changed => Some(tls::load(&config.tls)?),
             _ => None,
         };
-        let shared = Arc::clone(&self.0);
+        let health = self
+            .health
+            .clone()
+            .filter(|_| changes.iter().any(|c| c.is_under("health")))
+            .map(|aggregator| (aggregator, config.health.options(DEFAULT_HEALTH_TIMEOUT)));
+        let shared = Arc::clone(&self.shared);
         Ok(PreparedReload::new(move || {
             if let (Some(tls), Some(loaded)) = (&shared.tls, certificate) {
                 tls.install(&shared.server, loaded, "config");
@@ -343,6 +356,9 @@ impl Reloadable for ServerReload {
             shared.server.config.store(config);
             // A raised `max_connections` must reach an accept loop waiting at the old limit.
             shared.server.limits_changed();
+            if let Some((aggregator, options)) = health {
+                aggregator.set_provider_options(MODULE_NAME, options);
+            }
         }))
     }
 }

@@ -170,3 +170,45 @@ async fn a_stopped_server_is_unhealthy() -> anyhow::Result<()> {
     assert!(health.readiness.is_failing());
     Ok(())
 }
+
+/// Built but not started, the listener is unhealthy and fails readiness: until a reload of
+/// `httpserver.health.optional` takes it out of readiness, and one of `health.timeout`
+/// replaces the check's deadline.
+#[tokio::test]
+async fn a_reload_of_health_optional_and_timeout_changes_the_live_registration()
+-> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let test = build(&server_yaml(port)).await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let before = aggregator
+        .provider_options("httpserver")
+        .expect("registered");
+    assert_eq!(before.timeout, modular_httpserver::DEFAULT_HEALTH_TIMEOUT);
+    assert!(!before.optional);
+    let health = aggregator.force_refresh().await;
+    let report = health
+        .report("httpserver", "listener")
+        .expect("listener report");
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(health.readiness.is_failing());
+
+    test.write_config(&format!(
+        "{}  health:\n    optional: true\n    timeout: 2s\n",
+        server_yaml(port)
+    ))?;
+    let outcome = test.app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let health = aggregator.force_refresh().await;
+    let report = health
+        .report("httpserver", "listener")
+        .expect("listener report");
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(report.optional, "{report:?}");
+    assert!(!health.readiness.is_failing(), "{health:?}");
+    let after = aggregator
+        .provider_options("httpserver")
+        .expect("registered");
+    assert_eq!(after.timeout, Duration::from_secs(2));
+    assert!(after.optional);
+    Ok(())
+}

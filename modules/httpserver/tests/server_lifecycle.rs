@@ -63,6 +63,21 @@ async fn invalid_settings_fail_the_build_with_their_paths() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn a_zero_health_timeout_fails_the_build_with_its_path() -> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let yaml = format!("{}  health:\n    timeout: 0s\n", server_yaml(port));
+    let error = match build(&yaml).await {
+        Ok(_) => anyhow::bail!("a server with health.timeout 0s was built"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains("httpserver.health.timeout: must be > 0s, got 0s"),
+        "{error}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_taken_port_fails_start_naming_the_address() -> anyhow::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();

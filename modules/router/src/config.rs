@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
-use modular_core::health::DetailsPolicy;
+use modular_core::health::{DEFAULT_PROVIDER_TIMEOUT, DetailsPolicy, ProviderConfig};
 use modular_core::{DynamicConfig, FieldError, Secret};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
 /// | `cors` | allowed origins, methods and headers; no origins means no CORS headers at all |
 /// | `routes` | toggles by route path as registered (`/orders/{id}`): a disabled route answers `disabled_status` |
+/// | `health.timeout`, `health.optional` | the router's own health registration (component `router:routes`), replaced at the reload commit; not the top-level `health` section, which configures the aggregator and its endpoints |
 ///
 /// ```yaml
 /// router:
@@ -39,6 +40,9 @@ use serde::{Deserialize, Serialize};
 ///     /orders/{id}:
 ///       enabled: false
 ///       disabled_status: 503
+///   health:
+///     timeout: 200ms     # the router check's deadline (default 200ms); > 0s, at most 60s
+///     optional: false
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
@@ -64,7 +68,16 @@ pub struct RouterConfig {
     /// Route toggles, keyed by route path as registered.
     #[config(nested, dynamic)]
     pub routes: BTreeMap<String, RouteToggle>,
+    /// The router's health registration: the check's deadline (default
+    /// [`DEFAULT_HEALTH_TIMEOUT`]) and whether a degraded or unbuilt router leaves readiness
+    /// alone. Dynamic.
+    #[config(nested)]
+    pub health: ProviderConfig,
 }
+
+/// The router's health registration deadline when `router.health.timeout` is unset: the
+/// aggregator's default; the check only reads the last build's summary.
+pub const DEFAULT_HEALTH_TIMEOUT: std::time::Duration = DEFAULT_PROVIDER_TIMEOUT;
 
 impl Default for RouterConfig {
     fn default() -> Self {
@@ -75,6 +88,7 @@ impl Default for RouterConfig {
             request_id_header: "x-request-id".to_owned(),
             cors: CorsConfig::default(),
             routes: BTreeMap::new(),
+            health: ProviderConfig::default(),
         }
     }
 }

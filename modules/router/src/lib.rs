@@ -90,9 +90,12 @@
 //!     /orders/{id}:
 //!       enabled: false
 //!       disabled_status: 503    # 404 (as if absent, the default) or 503
+//!   health:                     # the router's own health registration (router:routes)
+//!     timeout: 200ms            # the check's deadline; > 0s, at most 60s
+//!     optional: false           # true: the router's check never fails readiness
 //! admin:
 //!   token: "a-long-random-admin-token"   # >= 16 bytes; unset: /admin is not mounted
-//! health:
+//! health:                               # the aggregator's section, read by the endpoints
 //!   show_details: when_authorized        # never | when_authorized | always
 //! ```
 //!
@@ -102,11 +105,14 @@
 //! swaps it in, so nothing needs a restart. A toggle that names a path no module registered
 //! fails the reload (and rolls back the modules applied before it). `admin.token` and
 //! `health.show_details` are read per request, so they apply to the next request — adding a
-//! token mounts `/admin`, removing it unmounts it.
+//! token mounts `/admin`, removing it unmounts it. `router.health.timeout` and
+//! `router.health.optional` (the router's own registration, not the top-level `health`
+//! section) are applied at the commit, which replaces the registration's options.
 //!
 //! # Health
 //!
-//! One component, `router:routes` (readiness):
+//! One component, `router:routes` (readiness, registered with `router.health.timeout`, default
+//! 200 ms, and required unless `router.health.optional: true`):
 //! - `unhealthy` until the router has been built (the module has not started);
 //! - `degraded` when routes contributed after start could not be merged (two modules claim one
 //!   path); the previous router keeps serving;
@@ -136,7 +142,8 @@ mod error;
 mod module;
 
 pub use config::{
-    AdminConfig, CorsConfig, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN, RouteToggle, RouterConfig,
+    AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN,
+    RouteToggle, RouterConfig,
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};

@@ -8,7 +8,7 @@ use axum::Router;
 use http::StatusCode;
 use modular_core::config::{ConfigChange, ConfigHandle};
 use modular_core::health::{
-    HealthAggregator, HealthContext, HealthError, HealthProvider, HealthReport, ProviderOptions,
+    HealthAggregator, HealthContext, HealthError, HealthProvider, HealthReport,
 };
 use modular_core::http::{RouteRegistry, ServedRouter};
 use modular_core::{
@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::assemble::{self, BuildSummary};
-use crate::config::{AdminConfig, HealthEndpointsConfig, RouterConfig};
+use crate::config::{AdminConfig, DEFAULT_HEALTH_TIMEOUT, HealthEndpointsConfig, RouterConfig};
 use crate::endpoints::Endpoints;
 use crate::error::RouterError;
 
@@ -261,7 +261,7 @@ impl Module for RouterModule {
         ctx.register_health_provider(
             MODULE_NAME,
             Arc::new(RouterHealth(Arc::clone(&shared))),
-            ProviderOptions::default(),
+            config.get().health.options(DEFAULT_HEALTH_TIMEOUT),
         );
         self.shared = Some(shared);
         Ok(())
@@ -278,7 +278,8 @@ impl Module for RouterModule {
     }
 }
 
-/// The router's reload hook: assembles a whole new router aside; the commit swaps it in.
+/// The router's reload hook: assembles a whole new router aside; the commit swaps it in and,
+/// when `health.*` changed, replaces the health registration's options.
 struct RouterReload(Arc<Shared>);
 
 #[modular_core::async_trait]
@@ -286,14 +287,26 @@ impl Reloadable for RouterReload {
     async fn prepare(
         &self,
         ctx: &ReloadContext,
-        _changes: &[ConfigChange],
+        changes: &[ConfigChange],
     ) -> Result<PreparedReload, BoxError> {
         let config = ctx
             .new_config::<RouterConfig>()
             .ok_or(RouterError::MissingSection)?;
+        let health = self
+            .0
+            .endpoints
+            .health
+            .clone()
+            .filter(|_| changes.iter().any(|c| c.is_under("health")))
+            .map(|aggregator| (aggregator, config.health.options(DEFAULT_HEALTH_TIMEOUT)));
         let prepared = self.0.prepare(config, "reload")?;
         let shared = Arc::clone(&self.0);
-        Ok(PreparedReload::new(move || shared.commit(prepared)))
+        Ok(PreparedReload::new(move || {
+            shared.commit(prepared);
+            if let Some((aggregator, options)) = health {
+                aggregator.set_provider_options(MODULE_NAME, options);
+            }
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reloading the router: CORS from a config file edit, the request timeout, route toggles,
-//! a failing reload that rolls back, invalid configuration, and in-flight requests.
+//! a failing reload that rolls back, invalid configuration, in-flight requests, and the
+//! router's health registration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use modular_core::ReloadStatus;
 use modular_core::events::{EventFilter, event_data};
+use modular_core::health::HealthStatus;
 use modular_core::reload::ReloadOptions;
 use support::{build, start, start_with, text};
 
@@ -170,6 +172,53 @@ async fn invalid_router_settings_are_rejected_with_every_path() -> anyhow::Resul
             "{expected:?} missing from:\n{error}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_zero_health_timeout_is_rejected_with_its_path() -> anyhow::Result<()> {
+    let error = build_error("router:\n  health:\n    timeout: 0s\n").await?;
+    assert!(
+        error.contains("router.health.timeout: must be > 0s, got 0s"),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// Built but not started, the router reports `unhealthy` (not built yet) and fails readiness
+/// (the server's own check is made optional by the fixture): a reload of
+/// `router.health.optional` takes it out of readiness, and `router.health.timeout` replaces
+/// the registration's deadline.
+#[tokio::test]
+async fn a_reload_of_health_optional_and_timeout_changes_the_live_registration()
+-> anyhow::Result<()> {
+    let server_optional = "  health:\n    optional: true\n";
+    let (app, _dir, config, _health, _gate) =
+        build(modular_testkit::free_port(), server_optional, |b| b).await?;
+    let aggregator = app.health().expect("aggregator").clone();
+    let before = aggregator.provider_options("router").expect("registered");
+    assert_eq!(before.timeout, modular_router::DEFAULT_HEALTH_TIMEOUT);
+    assert!(!before.optional);
+    let answer = aggregator.force_refresh().await;
+    let report = answer.report("router", "routes").expect("router report");
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(answer.readiness.is_failing(), "{answer:?}");
+
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        format!("{text}router:\n  health:\n    optional: true\n    timeout: 1s\n"),
+    )?;
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let answer = aggregator.force_refresh().await;
+    let report = answer.report("router", "routes").expect("router report");
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(report.optional, "{report:?}");
+    assert!(!answer.readiness.is_failing(), "{answer:?}");
+    let after = aggregator.provider_options("router").expect("registered");
+    assert_eq!(after.timeout, Duration::from_secs(1));
+    assert!(after.optional);
     Ok(())
 }
 

@@ -5,7 +5,9 @@
 //! - A module implements [`HealthProvider`] (or uses [`from_fn`] / [`static_provider`]) and
 //!   returns [`HealthReport`]s; a failure is a [`HealthError`] (`Temporary` reports degraded).
 //! - A [`HealthAggregator`] holds the registrations ([`ProviderOptions`]: timeout, optional,
-//!   probes, tags, isolation) and answers [`AggregatedHealth`].
+//!   probes, tags, isolation) and answers [`AggregatedHealth`]. A module reads the timeout and
+//!   optionality of its own registration from its section's `health` key ([`ProviderConfig`]),
+//!   and replaces them on reload with [`HealthAggregator::set_provider_options`].
 //! - [`render`] turns an answer into the native JSON, the IETF `application/health+json`
 //!   format or the kube-apiserver text, applying the [`DetailsPolicy`].
 //!
@@ -45,6 +47,7 @@
 //! ```
 
 mod aggregator;
+mod config;
 mod fold;
 mod options;
 mod provider;
@@ -53,6 +56,7 @@ mod runtime;
 mod types;
 
 pub use aggregator::HealthAggregator;
+pub use config::{MAX_PROVIDER_TIMEOUT, ProviderConfig};
 pub use options::{DEFAULT_PROVIDER_TIMEOUT, HealthOptions, Isolation, Probes, ProviderOptions};
 pub use provider::{
     FnProvider, HealthContext, HealthProvider, IntoHealthReports, StaticProvider, from_fn,
