@@ -14,7 +14,9 @@ async fn an_application_without_an_httpclient_section_starts_with_the_defaults()
     let server = TestServer::start().await;
     let events = modular_core::events::EventBus::new();
     let mut started = events.subscribe(EventFilter::exact("com.modular.module.started"));
+    // `other` is a section the application declares for itself; no module reads it.
     let mut app = support::app_builder("other: {}\n")
+        .free_section("other")
         .event_bus(events)
         .build()
         .await
