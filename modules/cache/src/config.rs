@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// |---|---|---|
 /// | `engine` | no | the stored data, the service's backend and its health component all change with it: restart |
 /// | `default_ttl` | yes | read at each write, so entries written after a reload get the new expiry |
-/// | `max_items` | yes | the memory cache is rebuilt aside and the hottest entries carried over |
+/// | `max_items` | yes (memory engine) | the memory cache is rebuilt aside and the hottest entries carried over; on the Redis engine a change is refused (the server's `maxmemory` bounds it) |
 /// | `redis.url` | yes | a new connection is opened, checked with `PING`, then swapped in |
 /// | `redis.key_prefix` | no | entries under the old prefix would become unreachable, and `clear` could no longer remove them |
 /// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in |

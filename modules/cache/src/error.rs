@@ -8,6 +8,16 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
+    /// A dynamic change to a field the running engine does not use.
+    #[error("{field} cannot change on the {engine} engine: {hint}")]
+    NotOnThisEngine {
+        /// The field's full path.
+        field: &'static str,
+        /// The running engine.
+        engine: &'static str,
+        /// What bounds it there instead.
+        hint: &'static str,
+    },
     /// A backend operation did not finish in time (a reconnect in progress counts against it).
     #[error("cache {operation} timed out after {timeout:?}")]
     Timeout {

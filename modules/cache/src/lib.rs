@@ -103,9 +103,9 @@
 //!
 //! | type | when | data |
 //! |---|---|---|
-//! | `com.modular.cache.connected` | a Redis connection opened at start-up or by a reload, or the server is reachable again after a failure | `engine`, `address`, `reason` (`start`, `reload`, `recovered`) |
-//! | `com.modular.cache.disconnected` | an operation or health check could not reach Redis after the last one could | `engine`, `address`, `error` |
-//! | `com.modular.cache.reloaded` | a reload was committed | `engine`, `fields`, `version`, `rebuilt`, `carried_over`, `dropped`, `reconnected` |
+//! | `com.modular.cache.engine.connected` | a Redis connection opened at start-up or by a reload, or the server is reachable again after a failure | `engine`, `address`, `reason` (`start`, `reload`, `recovered`) |
+//! | `com.modular.cache.engine.disconnected` | an operation or health check could not reach Redis after the last one could | `engine`, `address`, `error` |
+//! | `com.modular.cache.engine.reloaded` | a reload was committed | `engine`, `fields`, `version`, `rebuilt`, `carried_over`, `dropped`, `reconnected` |
 //! | `com.modular.cache.reload.aborted` | a prepared engine was dropped (another module failed) | `version` |
 //!
 //! Reachability is observed by operations and health checks, not by a background poller: with

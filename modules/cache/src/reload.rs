@@ -60,6 +60,18 @@ impl Reloadable for CacheReloader {
                 module: ctx.module().to_owned(),
             })?;
         let fields: Vec<String> = changes.iter().map(|c| c.field_path.to_string()).collect();
+        // `max_items` bounds the memory engine only; on Redis the server's `maxmemory` does.
+        // Reporting such a change as applied would claim a bound nothing enforces.
+        if self.service.engine() == crate::CacheEngine::Redis
+            && changes.iter().any(|c| c.is_under("max_items"))
+        {
+            return Err(CacheError::NotOnThisEngine {
+                field: "cache.max_items",
+                engine: "redis",
+                hint: "the redis engine is bounded by the server's maxmemory policy",
+            }
+            .into());
+        }
         let prepared = match self.service.prepare_engine(&config).await {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -89,7 +101,7 @@ impl Reloadable for CacheReloader {
                 "cache reloaded"
             );
             service.emit(
-                "reloaded",
+                "engine.reloaded",
                 json!({
                     "engine": service.engine().as_str(),
                     "fields": fields,

@@ -295,7 +295,7 @@ impl CacheService {
                         "redis reachable again"
                     );
                     self.emit(
-                        "connected",
+                        "engine.connected",
                         serde_json::json!({ "engine": "redis", "address": store.address(), "reason": "recovered" }),
                     );
                 }
@@ -304,7 +304,7 @@ impl CacheService {
                 if self.connected.swap(false, Ordering::AcqRel) {
                     tracing::warn!(module = "cache", address = store.address(), %error, "redis unreachable");
                     self.emit(
-                        "disconnected",
+                        "engine.disconnected",
                         serde_json::json!({ "engine": "redis", "address": store.address(), "error": error.to_string() }),
                     );
                 }
@@ -318,7 +318,7 @@ impl CacheService {
     pub(crate) fn announce_connected(&self, store: &RedisStore, reason: &str) {
         self.connected.store(true, Ordering::Release);
         self.emit(
-            "connected",
+            "engine.connected",
             serde_json::json!({ "engine": "redis", "address": store.address(), "reason": reason }),
         );
     }

@@ -22,7 +22,7 @@ async fn health_goes_unhealthy_when_redis_is_cut_and_healthy_again_when_it_is_ba
     let mut h = support::start(section).await?;
     h.prefix = prefix;
     let address = proxy.addr().to_string();
-    h.wait_for_event("connected", Duration::from_secs(1), |d| {
+    h.wait_for_event("engine.connected", Duration::from_secs(1), |d| {
         d["reason"] == "start"
     })
     .await;
@@ -42,7 +42,7 @@ async fn health_goes_unhealthy_when_redis_is_cut_and_healthy_again_when_it_is_ba
         "a required cache fails readiness"
     );
     let disconnected = h
-        .wait_for_event("disconnected", Duration::from_secs(1), |_| true)
+        .wait_for_event("engine.disconnected", Duration::from_secs(1), |_| true)
         .await;
     assert_eq!(disconnected["address"], json!(address));
     let error = h.cache.get("k").await.expect_err("redis is unreachable");
@@ -52,7 +52,7 @@ async fn health_goes_unhealthy_when_redis_is_cut_and_healthy_again_when_it_is_ba
     proxy.restore();
     h.wait_for_health(HealthStatus::Healthy, Duration::from_secs(20))
         .await;
-    h.wait_for_event("connected", Duration::from_secs(1), |d| {
+    h.wait_for_event("engine.connected", Duration::from_secs(1), |d| {
         d["reason"] == "recovered"
     })
     .await;

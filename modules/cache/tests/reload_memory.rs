@@ -34,7 +34,7 @@ async fn a_default_ttl_reload_applies_to_entries_written_after_it() -> anyhow::R
         Some(&b"1"[..]),
         "the earlier entry keeps its 1h"
     );
-    let reloaded = h.events_of("reloaded");
+    let reloaded = h.events_of("engine.reloaded");
     assert_eq!(reloaded.len(), 1, "{reloaded:?}");
     assert_eq!(reloaded[0]["fields"], json!(["default_ttl"]));
     assert_eq!(reloaded[0]["rebuilt"], json!(false));
@@ -67,7 +67,7 @@ async fn a_max_items_reload_shrinks_the_cache_and_carries_the_hottest_entries() 
         );
     }
     let reloaded = h
-        .wait_for_event("reloaded", Duration::from_secs(1), |_| true)
+        .wait_for_event("engine.reloaded", Duration::from_secs(1), |_| true)
         .await;
     assert_eq!(reloaded["rebuilt"], json!(true));
     assert_eq!(reloaded["carried_over"], json!(100));
@@ -153,7 +153,10 @@ async fn a_reload_that_fails_in_a_later_module_never_publishes_the_rebuilt_cache
         "the running cache kept its bound"
     );
     assert_eq!(h.cache.get("kept").await?.as_deref(), Some(&b"1"[..]));
-    assert!(h.events_of("reloaded").is_empty(), "nothing was committed");
+    assert!(
+        h.events_of("engine.reloaded").is_empty(),
+        "nothing was committed"
+    );
     assert_eq!(h.events_of("reload.aborted").len(), 1);
     // The write gate opened again with the abort: writes go on.
     h.cache.set("after", b"2", None).await?;

@@ -62,12 +62,12 @@ async fn a_url_reload_moves_traffic_to_the_new_connection() -> anyhow::Result<()
         .await?;
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     let address = proxy.addr().to_string();
-    h.wait_for_event("connected", Duration::from_secs(1), |d| {
+    h.wait_for_event("engine.connected", Duration::from_secs(1), |d| {
         d["reason"] == "reload" && d["address"] == address.as_str()
     })
     .await;
     let reloaded = h
-        .wait_for_event("reloaded", Duration::from_secs(1), |_| true)
+        .wait_for_event("engine.reloaded", Duration::from_secs(1), |_| true)
         .await;
     assert_eq!(reloaded["fields"], json!(["redis.url"]));
     assert_eq!(reloaded["reconnected"], json!(true));
@@ -137,9 +137,12 @@ async fn a_reload_to_an_unreachable_url_fails_and_the_old_connection_keeps_servi
         before,
         "still on the old server"
     );
-    assert!(h.events_of("reloaded").is_empty(), "nothing was reloaded");
     assert!(
-        h.events_of("disconnected").is_empty(),
+        h.events_of("engine.reloaded").is_empty(),
+        "nothing was reloaded"
+    );
+    assert!(
+        h.events_of("engine.disconnected").is_empty(),
         "the running connection never dropped"
     );
     h.finish().await
@@ -186,7 +189,7 @@ async fn a_reload_that_fails_in_a_later_module_keeps_the_cache_on_its_running_co
     h.cache.set("direct", b"1", None).await?;
     assert_eq!(h.cache.get("direct").await?.as_deref(), Some(&b"1"[..]));
     let reasons: Vec<_> = h
-        .events_of("connected")
+        .events_of("engine.connected")
         .iter()
         .map(|d| d["reason"].clone())
         .collect();
@@ -239,5 +242,33 @@ async fn a_command_timeout_reload_applies_to_the_next_commands() -> anyhow::Resu
         "{error:?}"
     );
     proxy.set_latency(Duration::ZERO);
+    h.finish().await
+}
+
+#[tokio::test]
+async fn a_max_items_change_on_the_redis_engine_is_refused_and_changes_nothing()
+-> anyhow::Result<()> {
+    let Some(mut h) = support::redis(
+        "a_max_items_change_on_the_redis_engine_is_refused_and_changes_nothing",
+        json!({}),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let version = h.app.config().version();
+    let outcome = h.app.set_override("cache.max_items", json!(5)).await?;
+    assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
+    let error = outcome.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("cache.max_items cannot change on the redis engine")
+            && error.contains("maxmemory"),
+        "{error}"
+    );
+    assert_eq!(h.app.config().version(), version, "nothing was committed");
+    assert!(
+        h.events_of("engine.reloaded").is_empty(),
+        "nothing was reloaded"
+    );
     h.finish().await
 }

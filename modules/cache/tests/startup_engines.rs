@@ -49,7 +49,7 @@ async fn a_redis_cache_connects_at_startup_and_announces_it() -> anyhow::Result<
         return Ok(());
     };
     let connected = h
-        .wait_for_event("connected", Duration::from_secs(1), |_| true)
+        .wait_for_event("engine.connected", Duration::from_secs(1), |_| true)
         .await;
     assert_eq!(connected["engine"], "redis");
     assert_eq!(connected["reason"], "start");
