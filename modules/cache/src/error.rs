@@ -8,6 +8,14 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CacheError {
+    /// The loader of a `get_or_load` failed; nothing was stored.
+    #[error("loading cache key `{key}` failed: {message}")]
+    Load {
+        /// The key.
+        key: String,
+        /// The loader's error.
+        message: String,
+    },
     /// A dynamic change to a field the running engine does not use.
     #[error("{field} cannot change on the {engine} engine: {hint}")]
     NotOnThisEngine {

@@ -5,7 +5,10 @@
 //!
 //! Add [`CacheModule`] to an application; other modules find the cache in the service
 //! registry as `Arc<dyn Cache>` (or as the concrete [`CacheService`]), and [`CacheExt`] adds
-//! typed JSON helpers to it:
+//! typed JSON helpers to it. [`Cache::get_or_load`] fills a miss from a loader with stampede
+//! protection (concurrent misses of a key load once, on both engines), and the cache also
+//! implements core's key-value seam (`Arc<dyn modular_core::kv::KeyValue>`: atomic
+//! increments with fixed windows, entries without a default TTL) for sessions and rate limits:
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -133,4 +136,4 @@ pub use crate::config::{
 };
 pub use crate::error::CacheError;
 pub use crate::module::CacheModule;
-pub use crate::service::{Cache, CacheExt, CacheService, CacheStats};
+pub use crate::service::{Cache, CacheExt, CacheService, CacheStats, Loader};

@@ -104,6 +104,27 @@ impl MemoryStore {
         Some(entry.value.to_vec())
     }
 
+    /// The value under `key`, or `loader`'s stored with `ttl`; concurrent misses share one
+    /// load (moka's `try_get_with`). `true` when this call's loader ran.
+    pub(crate) async fn get_or_load(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: crate::service::Loader<'_>,
+    ) -> Result<(Vec<u8>, bool), Arc<modular_core::BoxError>> {
+        let loaded = std::sync::atomic::AtomicBool::new(false);
+        let entry = self
+            .cache
+            .try_get_with_by_ref(key, async {
+                let value = loader.await?;
+                loaded.store(true, Ordering::Relaxed);
+                Ok::<_, modular_core::BoxError>(Arc::new(Entry::new(&value, ttl)))
+            })
+            .await?;
+        entry.reads.fetch_add(1, Ordering::Relaxed);
+        Ok((entry.value.to_vec(), loaded.load(Ordering::Relaxed)))
+    }
+
     /// Stores `value`; `ttl` `None` never expires.
     pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) {
         self.cache

@@ -32,6 +32,9 @@ pub(crate) struct RedisStore {
     command_timeout: Duration,
 }
 
+/// How long a `get_or_load` lock holder may take before the waiters load themselves.
+const LOAD_LOCK_TTL: Duration = Duration::from_secs(10);
+
 impl RedisStore {
     /// Opens a connection for `config` with keys under `key_prefix`, and checks it with `PING`,
     /// all within `config.connect_timeout`.
@@ -190,6 +193,70 @@ impl RedisStore {
             })
             .await?;
         Ok(value)
+    }
+
+    /// See [`crate::Cache::get_or_load`]: a lock key makes concurrent misses (in any process)
+    /// load once. `true` when this call's loader ran.
+    pub(crate) async fn get_or_load(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: crate::service::Loader<'_>,
+    ) -> Result<(Vec<u8>, bool), CacheError> {
+        if let Some(value) = self.get(key).await? {
+            return Ok((value, false));
+        }
+        let load_error = |error: modular_core::BoxError| CacheError::Load {
+            key: key.to_owned(),
+            message: error.to_string(),
+        };
+        let lock = self.key(&format!("{key}:__lock"));
+        let lock_ttl = LOAD_LOCK_TTL.as_millis() as u64;
+        let deadline = tokio::time::Instant::now() + LOAD_LOCK_TTL;
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let mut conn = self.conn.clone();
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&lock).arg(1).arg("NX").arg("PX").arg(lock_ttl);
+            let acquired: Option<String> = self
+                .run("get_or_load", self.command_timeout, async move {
+                    cmd.query_async(&mut conn).await
+                })
+                .await?;
+            if acquired.is_some() {
+                let result = async {
+                    // Another caller may have stored it between our miss and the lock.
+                    if let Some(value) = self.get(key).await? {
+                        return Ok((value, false));
+                    }
+                    let value = loader.await.map_err(load_error)?;
+                    self.set(key, &value, ttl).await?;
+                    Ok((value, true))
+                }
+                .await;
+                let mut conn = self.conn.clone();
+                let mut release = redis::cmd("DEL");
+                release.arg(&lock);
+                let _: Result<u64, CacheError> = self
+                    .run("get_or_load", self.command_timeout, async move {
+                        release.query_async(&mut conn).await
+                    })
+                    .await;
+                return result;
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(100));
+            if let Some(value) = self.get(key).await? {
+                return Ok((value, false));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        // The holder neither stored a value nor released the lock in time: load here.
+        let value = loader.await.map_err(load_error)?;
+        self.set(key, &value, ttl).await?;
+        Ok((value, true))
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, CacheError> {

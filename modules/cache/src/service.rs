@@ -47,7 +47,47 @@ pub trait Cache: Send + Sync + 'static {
 
     /// Removes every entry of this cache's namespace, and nothing else.
     async fn clear(&self) -> Result<(), CacheError>;
+
+    /// The value under `key`, or the one `loader` produces on a miss, stored with `ttl`.
+    ///
+    /// Concurrent misses of one key run the loader once and all get its value (stampede
+    /// protection): on the memory engine through moka's `try_get_with`; on Redis through a
+    /// short lock key (`SET <key>:__lock NX PX 10s`) that one caller holds while it loads, the
+    /// others polling for the value (5 ms doubling to 100 ms) and loading themselves only if the
+    /// holder neither stores a value nor releases the lock within its 10 s. A loader error is
+    /// [`CacheError::Load`] for every waiter, and nothing is stored.
+    ///
+    /// This default implementation (for other `Cache` implementations) does not coalesce.
+    async fn get_or_load(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: Loader<'_>,
+    ) -> Result<Vec<u8>, CacheError> {
+        if let Some(value) = self.get(key).await? {
+            return Ok(value);
+        }
+        let value = loader.await.map_err(|error| CacheError::Load {
+            key: key.to_owned(),
+            message: error.to_string(),
+        })?;
+        self.set(key, &value, ttl).await?;
+        Ok(value)
+    }
 }
+
+/// What [`Cache::get_or_load`] runs on a miss: a future producing the value.
+///
+/// ```
+/// # async fn demo(cache: &dyn modular_cache::Cache) -> Result<(), modular_cache::CacheError> {
+/// let value = cache
+///     .get_or_load("report", None, Box::pin(async { Ok(b"expensive".to_vec()) }))
+///     .await?;
+/// assert_eq!(value, b"expensive");
+/// # Ok(()) }
+/// ```
+pub type Loader<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, modular_core::BoxError>> + Send + 'a>>;
 
 /// Typed helpers over any [`Cache`]: values are stored as JSON.
 ///
@@ -520,6 +560,36 @@ impl Cache for CacheService {
                 result
             }
         }
+    }
+
+    async fn get_or_load(
+        &self,
+        key: &str,
+        ttl: Option<Duration>,
+        loader: Loader<'_>,
+    ) -> Result<Vec<u8>, CacheError> {
+        let engine = self.engine.load_full();
+        let ttl = engine.ttl(ttl);
+        let (value, loaded) = match &engine.store {
+            Store::Memory(memory) => {
+                let _shared = self.shared_gate().await;
+                memory
+                    .get_or_load(key, ttl, loader)
+                    .await
+                    .map_err(|error| CacheError::Load {
+                        key: key.to_owned(),
+                        message: error.to_string(),
+                    })?
+            }
+            #[cfg(feature = "redis")]
+            Store::Redis(redis) => {
+                let result = redis.get_or_load(key, ttl, loader).await;
+                self.observe(redis, &result);
+                result?
+            }
+        };
+        self.count(!loaded);
+        Ok(value)
     }
 
     async fn clear(&self) -> Result<(), CacheError> {

@@ -30,6 +30,8 @@ macro_rules! behaviour_suite {
             key_value_an_increment_opens_a_window_that_later_ones_keep,
             key_value_set_without_a_ttl_ignores_the_default_ttl,
             key_value_an_increment_on_text_is_an_error_naming_the_key,
+            concurrent_misses_of_get_or_load_run_the_loader_once,
+            a_failing_loader_stores_nothing_and_every_waiter_gets_the_error,
         );
     };
     (@tests $start:path; $($name:ident),* $(,)?) => {
@@ -309,5 +311,89 @@ pub async fn key_value_an_increment_on_text_is_an_error_naming_the_key(
     );
     // The value is untouched.
     assert_eq!(kv.get("name").await?.as_deref(), Some(&b"ada"[..]));
+    Ok(())
+}
+
+pub async fn concurrent_misses_of_get_or_load_run_the_loader_once(
+    h: &Harness,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = Arc::new(AtomicUsize::new(0));
+    // The loader holds until the test opens the gate, so the other callers miss meanwhile.
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let cache = Arc::clone(&h.cache);
+        let runs = Arc::clone(&runs);
+        let mut gate = gate.clone();
+        tasks.spawn(async move {
+            let load = Box::pin(async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let _ = gate.wait_for(|open| *open).await;
+                Ok(b"loaded once".to_vec())
+            });
+            cache.get_or_load("report", None, load).await
+        });
+    }
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        while runs.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(started.is_ok(), "no loader ran");
+    // Let every other caller reach its miss while the loader is held.
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+    open.send_replace(true);
+    let mut values = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        values.push(result??);
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the loader ran more than once"
+    );
+    assert!(values.iter().all(|v| v == b"loaded once"), "{values:?}");
+    assert_eq!(
+        h.cache.get("report").await?.as_deref(),
+        Some(&b"loaded once"[..])
+    );
+    Ok(())
+}
+
+pub async fn a_failing_loader_stores_nothing_and_every_waiter_gets_the_error(
+    h: &Harness,
+) -> anyhow::Result<()> {
+    let error = h
+        .cache
+        .get_or_load(
+            "broken",
+            None,
+            Box::pin(async { Err("upstream down".into()) }),
+        )
+        .await
+        .err();
+    assert!(
+        matches!(&error, Some(CacheError::Load { key, message }) if key == "broken" && message == "upstream down"),
+        "{error:?}"
+    );
+    assert_eq!(
+        h.cache.get("broken").await?,
+        None,
+        "a failed load stored something"
+    );
+    let value = h
+        .cache
+        .get_or_load(
+            "broken",
+            None,
+            Box::pin(async { Ok(b"recovered".to_vec()) }),
+        )
+        .await?;
+    assert_eq!(value, b"recovered");
     Ok(())
 }
