@@ -96,6 +96,13 @@ fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 
+/// Whether the framework records metrics in this process (an exporter is installed, or the
+/// application opted in). Modules check it once when they build their series handles, and
+/// use no-op handles otherwise, so an application without metrics pays nothing per operation.
+pub fn is_recording() -> bool {
+    recording()
+}
+
 /// The one recorder of this process (or why there is none).
 static INSTALLED: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 

@@ -114,6 +114,17 @@
 //! Reachability is observed by operations and health checks, not by a background poller: with
 //! the health aggregator refreshing in the background, that is at least once per refresh.
 //!
+//! # Metrics
+//!
+//! Recorded through the `metrics` facade when the application has metrics on
+//! (`metrics.enabled`); series handles are registered once, so a hit costs one atomic add:
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_cache_hits_total`, `modular_cache_misses_total` | counter | `engine` |
+//! | `modular_cache_evictions_total` | counter | `engine` (memory: entries evicted for size) |
+//! | `modular_cache_redis_command_duration_seconds` | histogram | `operation` (`get`, `set`, `delete`, `get_many`, `set_many`, `clear`, `ping`, `increment`, `get_or_load`) |
+//!
 //! # Feature flags
 //!
 //! - `redis` (off by default): the `redis` engine, through the redis crate's
@@ -125,6 +136,7 @@ mod config;
 mod error;
 mod health;
 mod memory;
+mod metrics;
 mod module;
 #[cfg(feature = "redis")]
 mod redis;

@@ -15,6 +15,8 @@ use moka::future::Cache;
 pub(crate) struct MemoryStore {
     cache: Cache<String, Arc<Entry>>,
     max_items: u64,
+    /// `modular_cache_evictions_total`, passed on to a rebuilt cache.
+    evictions: metrics::Counter,
 }
 
 /// A stored value with its absolute expiry and a read counter.
@@ -85,12 +87,28 @@ impl Entry {
 
 impl MemoryStore {
     /// An empty cache holding at most `max_items` entries.
+    #[cfg(test)]
     pub(crate) fn new(max_items: u64) -> Self {
+        Self::with_evictions(max_items, metrics::Counter::noop())
+    }
+
+    /// An empty cache that counts the entries it evicts for size into `evictions`.
+    pub(crate) fn with_evictions(max_items: u64, evictions: metrics::Counter) -> Self {
+        let counter = evictions.clone();
         let cache = Cache::builder()
             .max_capacity(max_items)
             .expire_after(EntryExpiry)
+            .eviction_listener(move |_key, _value, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    counter.increment(1);
+                }
+            })
             .build();
-        Self { cache, max_items }
+        Self {
+            cache,
+            max_items,
+            evictions,
+        }
     }
 
     /// The bound.
@@ -207,7 +225,7 @@ impl MemoryStore {
         let keep = usize::try_from(max_items)
             .unwrap_or(usize::MAX)
             .min(entries.len());
-        let next = MemoryStore::new(max_items);
+        let next = MemoryStore::with_evictions(max_items, self.evictions.clone());
         for (key, entry) in &entries[..keep] {
             // The entry itself moves over: value, expiry and read count.
             next.cache

@@ -30,6 +30,7 @@ pub(crate) struct RedisStore {
     key_prefix: String,
     connect_timeout: Duration,
     command_timeout: Duration,
+    series: crate::metrics::CacheSeries,
 }
 
 /// How long a `get_or_load` lock holder may take before the waiters load themselves.
@@ -41,6 +42,7 @@ impl RedisStore {
     pub(crate) async fn connect(
         config: &RedisConfig,
         key_prefix: &str,
+        series: crate::metrics::CacheSeries,
     ) -> Result<Self, CacheError> {
         let connect_timeout = config.connect_timeout;
         let info = config
@@ -75,6 +77,7 @@ impl RedisStore {
             key_prefix: key_prefix.to_owned(),
             connect_timeout,
             command_timeout: config.command_timeout,
+            series,
         };
         match store.ping(connect_timeout).await {
             Ok(_) => Ok(store),
@@ -119,7 +122,10 @@ impl RedisStore {
         timeout: Duration,
         command: impl Future<Output = RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        match tokio::time::timeout(timeout, command).await {
+        let started = tokio::time::Instant::now();
+        let result = tokio::time::timeout(timeout, command).await;
+        self.series.redis_command(operation, started.elapsed());
+        match result {
             Ok(Ok(value)) => Ok(value),
             // The connection's own response timeout (the command timeout) reads the same.
             Ok(Err(source)) if source.is_timeout() => Err(CacheError::Timeout {

@@ -175,6 +175,7 @@ pub struct CacheService {
     pub(crate) write_gate: Arc<tokio::sync::RwLock<()>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    series: crate::metrics::CacheSeries,
     /// 1 at start, +1 per committed engine.
     generation: AtomicU64,
     /// Redis engine: whether the last operation reached the server.
@@ -247,12 +248,17 @@ impl CacheService {
     /// Builds the engine `config` names: an empty memory cache, or a Redis connection checked
     /// with `PING` within `redis.connect_timeout`.
     pub async fn new(config: &CacheConfig) -> Result<Self, CacheError> {
+        let series = crate::metrics::CacheSeries::new(config.engine.as_str());
         let store = match config.engine {
-            CacheEngine::Memory => Store::Memory(MemoryStore::new(config.max_items)),
+            CacheEngine::Memory => Store::Memory(MemoryStore::with_evictions(
+                config.max_items,
+                series.evictions.clone(),
+            )),
             #[cfg(feature = "redis")]
-            CacheEngine::Redis => {
-                Store::Redis(RedisStore::connect(&config.redis, &config.redis.key_prefix).await?)
-            }
+            CacheEngine::Redis => Store::Redis(
+                RedisStore::connect(&config.redis, &config.redis.key_prefix, series.clone())
+                    .await?,
+            ),
             #[cfg(not(feature = "redis"))]
             CacheEngine::Redis => return Err(CacheError::EngineUnavailable { engine: "redis" }),
         };
@@ -262,6 +268,7 @@ impl CacheService {
             write_gate: Arc::new(tokio::sync::RwLock::new(())),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            series,
             generation: AtomicU64::new(1),
             connected: AtomicBool::new(true),
             context: OnceLock::new(),
@@ -315,8 +322,13 @@ impl CacheService {
     }
 
     fn count(&self, found: bool) {
-        let counter = if found { &self.hits } else { &self.misses };
+        let (counter, series) = if found {
+            (&self.hits, &self.series.hits)
+        } else {
+            (&self.misses, &self.series.misses)
+        };
         counter.fetch_add(1, Ordering::Relaxed);
+        series.increment(1);
     }
 
     /// Tracks whether the Redis server is reachable from the outcome of an operation, and
@@ -406,7 +418,9 @@ impl CacheService {
             }
             #[cfg(feature = "redis")]
             Store::Redis(redis) if redis.differs_from(&config.redis) => {
-                let connected = RedisStore::connect(&config.redis, redis.key_prefix()).await?;
+                let connected =
+                    RedisStore::connect(&config.redis, redis.key_prefix(), self.series.clone())
+                        .await?;
                 Ok(PreparedEngine {
                     engine: Arc::new(next(Store::Redis(connected))),
                     exclusive: None,
@@ -533,6 +547,8 @@ impl Cache for CacheService {
         };
         let found = values.iter().filter(|v| v.is_some()).count() as u64;
         self.hits.fetch_add(found, Ordering::Relaxed);
+        self.series.hits.increment(found);
+        self.series.misses.increment(values.len() as u64 - found);
         self.misses
             .fetch_add(values.len() as u64 - found, Ordering::Relaxed);
         Ok(values)

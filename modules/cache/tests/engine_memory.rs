@@ -60,3 +60,22 @@ async fn health_reports_entries_against_capacity() -> anyhow::Result<()> {
     assert_eq!(report.message, "50 of 200 entries");
     h.finish().await
 }
+
+#[tokio::test]
+async fn evictions_of_the_memory_engine_are_counted_as_metrics() -> anyhow::Result<()> {
+    let exporter = modular_core::metrics::MetricsExporter::install()?;
+    let h = support::memory(json!({ "max_items": 10 })).await?;
+    for i in 0..200 {
+        h.cache.set(&format!("key:{i}"), b"x", None).await?;
+    }
+    // moka applies evictions in its maintenance; the stats call runs it.
+    let _ = h.service.stats().await;
+    let text = exporter.render();
+    let evicted: f64 = text
+        .lines()
+        .find(|l| l.starts_with("modular_cache_evictions_total{engine=\"memory\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(evicted >= 100.0, "evictions counted: {evicted}\n{text}");
+    h.finish().await
+}

@@ -144,3 +144,31 @@ async fn health_reports_ping_latency_and_the_namespace() -> anyhow::Result<()> {
     assert_eq!(h.service.engine(), CacheEngine::Redis);
     h.finish().await
 }
+
+#[tokio::test]
+async fn hits_misses_and_redis_command_latency_are_recorded_as_metrics() -> anyhow::Result<()> {
+    // The process's recorder, before the application builds (as `metrics.enabled` does).
+    let exporter = modular_core::metrics::MetricsExporter::install()?;
+    let Some(h) = support::redis(
+        "hits_misses_and_redis_command_latency_are_recorded_as_metrics",
+        json!({}),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    h.cache.set("m", b"1", None).await?;
+    assert!(h.cache.get("m").await?.is_some());
+    assert!(h.cache.get("absent").await?.is_none());
+    let text = exporter.render();
+    for series in [
+        "modular_cache_hits_total{engine=\"redis\"}",
+        "modular_cache_misses_total{engine=\"redis\"}",
+        "modular_cache_redis_command_duration_seconds_bucket{operation=\"get\"",
+        "modular_cache_redis_command_duration_seconds_bucket{operation=\"set\"",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
+    assert!(!text.contains("absent"), "a key reached a label");
+    h.finish().await
+}
