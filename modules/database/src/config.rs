@@ -92,7 +92,7 @@ impl DatabaseConfig {
             errors.push(FieldError::new(
                 "default",
                 format!(
-                    "names no configured connection: `{}` (configured: {})",
+                    "names no configured connection {:?} (configured: {})",
                     self.default,
                     names.join(", ")
                 ),
@@ -368,7 +368,7 @@ mod tests {
         config.default = "main".to_owned();
         assert_eq!(
             paths(&config),
-            ["default: names no configured connection: `main` (configured: primary)"]
+            ["default: names no configured connection \"main\" (configured: primary)"]
         );
     }
 
