@@ -140,3 +140,69 @@ async fn a_change_to_ping_timeout_alone_keeps_the_pool() -> anyhow::Result<()> {
     app.stop().await?;
     Ok(())
 }
+
+/// A pool replaced by a reload but still draining (a query in flight on a connection checked
+/// out of it) is closed by the shutdown too: `stop` waits for that query within the shutdown
+/// deadline and closes the old pool's last connection, instead of returning (and cancelling
+/// the drain task) with the connection still open.
+async fn a_replaced_pool_still_draining_is_closed_at_shutdown(
+    backend: Backend,
+) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let sleep = f.sleep_sql(1).expect("a server backend");
+    f.write_config(f.single(json!({ "max_connections": 3 })));
+    let mut events = f.subscribe();
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let old = db.default_pool().expect("pool");
+
+    // A connection of the old pool, busy with a one-second query across reload and shutdown.
+    let mut held = support::acquire_within(&old, BOUND).await??;
+    held.select_one().await?;
+    let in_flight = tokio::spawn(async move {
+        let result = held.execute(&sleep).await;
+        drop(held);
+        result
+    });
+
+    f.write_config(f.single(json!({ "max_connections": 4 })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(db.generation("primary"), Some(2));
+    assert!(old.is_closed());
+    assert_eq!(old.stats().in_use, 1, "{:?}", old.stats());
+
+    tokio::time::timeout(BOUND, app.stop()).await??;
+    assert!(
+        in_flight.is_finished(),
+        "stop returned while a query was still in flight on the replaced pool"
+    );
+    in_flight.await??;
+    assert_eq!(old.stats().size, 0, "old pool left open: {:?}", old.stats());
+    let closed = support::drain_of_type(&mut events, CONNECTION_CLOSED);
+    let generations: Vec<(serde_json::Value, serde_json::Value)> = closed
+        .iter()
+        .map(|d| (d["generation"].clone(), d["reason"].clone()))
+        .collect();
+    assert!(
+        generations.contains(&(json!(1), json!("replaced"))),
+        "no close of the replaced pool: {generations:?}"
+    );
+    assert!(
+        generations.contains(&(json!(2), json!("shutdown"))),
+        "{generations:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_a_replaced_pool_still_draining_is_closed_at_shutdown() -> anyhow::Result<()> {
+    a_replaced_pool_still_draining_is_closed_at_shutdown(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_a_replaced_pool_still_draining_is_closed_at_shutdown() -> anyhow::Result<()> {
+    a_replaced_pool_still_draining_is_closed_at_shutdown(Backend::MariaDb).await
+}
