@@ -73,7 +73,8 @@ async fn check(connection: &Connection) -> HealthReport {
         .with_detail("idle", stats.idle)
         .with_detail("in_use", stats.in_use)
         .with_detail("max", stats.max)
-        .with_detail("generation", connection.generation);
+        .with_detail("generation", connection.generation)
+        .with_optional(connection.config.optional);
     let timeout = connection.config.ping_timeout;
     // A closed pool falls through to the pooled ping, which reports it.
     if stats.in_use >= stats.max && !connection.pool.is_closed() {

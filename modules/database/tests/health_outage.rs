@@ -185,6 +185,73 @@ async fn a_reload_of_health_options_changes_the_live_registration(
     Ok(())
 }
 
+/// A connection marked `optional: true` (a replica the service can run without) reports
+/// optional: its outage shows in overall health but never fails readiness, while the other
+/// connection still counts. Dynamic: a reload to `optional: false` makes the same outage fail
+/// readiness, on the same pool.
+async fn an_optional_connection_never_fails_readiness(backend: Backend) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let replica_url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": {
+            "primary": f.connection(&f.url, json!({})),
+            "replica": f.connection(&replica_url, json!({ "optional": true, "min_connections": 1 })),
+        },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let health = app.health().expect("health").clone();
+
+    let report = support::report(&app, "replica").await?;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert!(report.optional, "{report:?}");
+    assert!(!support::report(&app, "primary").await?.optional);
+
+    proxy.cut();
+    let (went_down, last) =
+        support::wait_for_status(&app, "replica", HealthStatus::Unhealthy, WITHIN).await;
+    assert!(
+        went_down,
+        "replica not unhealthy with the link cut: {last:?}"
+    );
+    let answer = health.force_refresh().await;
+    assert_eq!(answer.health, HealthStatus::Unhealthy, "{answer:?}");
+    assert_eq!(answer.readiness, HealthStatus::Healthy, "{answer:?}");
+
+    let outcome = app
+        .set_override("database.connections.replica.optional", json!(false))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        db.generation("replica"),
+        Some(1),
+        "no new pool for a health option"
+    );
+    let report = support::report(&app, "replica").await?;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(!report.optional, "{report:?}");
+    let answer = health.force_refresh().await;
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy, "{answer:?}");
+
+    proxy.restore();
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_an_optional_connection_never_fails_readiness() -> anyhow::Result<()> {
+    an_optional_connection_never_fails_readiness(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_an_optional_connection_never_fails_readiness() -> anyhow::Result<()> {
+    an_optional_connection_never_fails_readiness(Backend::MariaDb).await
+}
+
 #[tokio::test]
 async fn postgres_a_reload_of_health_options_changes_the_live_registration() -> anyhow::Result<()> {
     a_reload_of_health_options_changes_the_live_registration(Backend::Postgres).await
