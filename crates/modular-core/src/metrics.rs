@@ -96,6 +96,14 @@ fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 
+/// Whether series are recorded in this process (an exporter is installed, or the application
+/// called [`record_into_installed_recorder`]). Modules check it before recording their own
+/// series, so an application without metrics pays nothing for them either.
+#[inline]
+pub fn is_recording() -> bool {
+    recording()
+}
+
 /// The one recorder of this process (or why there is none).
 static INSTALLED: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
 
