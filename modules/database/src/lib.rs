@@ -131,6 +131,21 @@
 //! The module never writes a URL into an event, a log line or an error (only its scheme), and
 //! config diffs show a fingerprint of it.
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade (names in [`metrics::names`]), written at every health check
+//! from the pool's utilisation, and only while core records (an exporter is installed, see
+//! `modular_core::metrics`):
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_database_pool_connections` | gauge | `connection`, `state` (`idle`, `in_use`) |
+//! | `modular_database_pool_size` | gauge | `connection` |
+//!
+//! A connection removed by a reload has its gauges set to 0. There is no acquire-wait
+//! histogram: applications acquire from the typed sqlx pool directly, and sqlx exposes no
+//! hook around the wait, so the module cannot time it without wrapping every acquire.
+//!
 //! # Feature flags
 //!
 //! - `sqlite` (default): SQLite, bundled, so the quickstart needs no server.
@@ -146,6 +161,7 @@ mod error;
 pub mod events;
 mod health;
 mod lifecycle;
+pub mod metrics;
 mod migrate;
 mod module;
 mod pool;

@@ -417,6 +417,10 @@ impl PreparedPools {
             connections: next,
         });
         pools.service.publish_live(pools.ctx.services());
+        pools
+            .service
+            .metrics
+            .retain(|name| config.connections.contains_key(name));
 
         // Announce, then close the old pools once their in-flight queries finish.
         for (old, generation) in swapped {
