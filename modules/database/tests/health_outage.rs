@@ -242,6 +242,39 @@ async fn an_optional_connection_never_fails_readiness(backend: Backend) -> anyho
     Ok(())
 }
 
+/// Through a slow link (300 ms a chunk): healthy under a 5 s `ping_timeout`; a reload to
+/// 100 ms makes the next check report the ping's own timeout, on the same pool.
+#[tokio::test]
+async fn postgres_a_reloaded_ping_timeout_bounds_the_next_check() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Postgres) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&url, json!({ "min_connections": 1, "ping_timeout": "5s" })) },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    proxy.set_latency(Duration::from_millis(300));
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+
+    let outcome = app
+        .set_override("database.connections.primary.ping_timeout", json!("100ms"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(db.generation("primary"), Some(1));
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert_eq!(report.message, "ping timed out after 100ms", "{report:?}");
+
+    proxy.set_latency(Duration::ZERO);
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn postgres_an_optional_connection_never_fails_readiness() -> anyhow::Result<()> {
     an_optional_connection_never_fails_readiness(Backend::Postgres).await
