@@ -99,6 +99,7 @@ fn recording() -> bool {
 /// Whether the framework records metrics in this process (an exporter is installed, or the
 /// application opted in). Modules check it once when they build their series handles, and
 /// use no-op handles otherwise, so an application without metrics pays nothing per operation.
+#[inline]
 pub fn is_recording() -> bool {
     recording()
 }

@@ -92,7 +92,7 @@ impl DatabaseConfig {
             errors.push(FieldError::new(
                 "default",
                 format!(
-                    "names no configured connection: `{}` (configured: {})",
+                    "names no configured connection {:?} (configured: {})",
                     self.default,
                     names.join(", ")
                 ),
@@ -176,6 +176,14 @@ pub struct ConnectionConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub ping_timeout: Duration,
+    /// Whether this connection's health report is optional (default `false`): an unhealthy
+    /// optional connection shows in overall health but never fails readiness, for a
+    /// connection the service can run without (a replica, a reporting database). The other
+    /// connections still count. Dynamic: read by every health check, so a reload changes the
+    /// next report without building a new pool. `database.health.optional` makes every
+    /// connection optional at once.
+    #[config(dynamic)]
+    pub optional: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -191,6 +199,7 @@ impl Default for ConnectionConfig {
             statement_timeout: None,
             migrations: None,
             ping_timeout: Duration::from_millis(500),
+            optional: false,
         }
     }
 }
@@ -210,8 +219,8 @@ impl ConnectionConfig {
     }
 
     /// Whether `other` needs a new pool: a setting the pool or its connections were built
-    /// with differs (`connect_timeout`, `migrations` and `ping_timeout` are read only when a
-    /// pool is built, migrated or checked).
+    /// with differs (`connect_timeout`, `migrations`, `ping_timeout` and `optional` are read
+    /// only when a pool is built, migrated or checked).
     pub(crate) fn pool_differs(&self, other: &Self) -> bool {
         self.url != other.url
             || self.max_connections != other.max_connections
@@ -368,7 +377,7 @@ mod tests {
         config.default = "main".to_owned();
         assert_eq!(
             paths(&config),
-            ["default: names no configured connection: `main` (configured: primary)"]
+            ["default: names no configured connection \"main\" (configured: primary)"]
         );
     }
 

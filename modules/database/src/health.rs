@@ -10,6 +10,7 @@ use modular_core::health::{
 };
 
 use crate::MODULE_NAME;
+use crate::metrics::PoolMetrics;
 use crate::service::{Connection, DatabaseService};
 
 /// Above this share of `max_connections` in use, a connection is degraded.
@@ -52,7 +53,7 @@ impl DatabaseService {
     /// check, checks the pool that replaced it instead, so a swap never shows as an outage.
     /// `None` when a reload removed the connection meanwhile.
     async fn check_current(&self, connection: &Arc<Connection>) -> Option<HealthReport> {
-        let report = check(connection).await;
+        let report = check(connection, &self.metrics).await;
         if !connection.pool.is_closed() {
             return Some(report);
         }
@@ -60,20 +61,22 @@ impl DatabaseService {
         if Arc::ptr_eq(&current, connection) {
             return Some(report);
         }
-        Some(check(&current).await)
+        Some(check(&current, &self.metrics).await)
     }
 }
 
-async fn check(connection: &Connection) -> HealthReport {
+async fn check(connection: &Connection, metrics: &PoolMetrics) -> HealthReport {
     let started = Instant::now();
     let stats = connection.pool.stats();
+    metrics.record(&connection.name, &stats);
     let base = HealthReport::healthy(MODULE_NAME, connection.name.as_str())
         .with_detail("driver", connection.pool.driver().as_str())
         .with_detail("size", stats.size)
         .with_detail("idle", stats.idle)
         .with_detail("in_use", stats.in_use)
         .with_detail("max", stats.max)
-        .with_detail("generation", connection.generation);
+        .with_detail("generation", connection.generation)
+        .with_optional(connection.config.optional);
     let timeout = connection.config.ping_timeout;
     // A closed pool falls through to the pooled ping, which reports it.
     if stats.in_use >= stats.max && !connection.pool.is_closed() {

@@ -25,6 +25,7 @@
 //!       ping_timeout: 500ms         # health check
 //!     cache:
 //!       url: sqlite://data/cache.db # created when missing
+//!       optional: true              # its outage never fails readiness
 //!   health:                         # the health registration (both optional)
 //!     timeout: 11s                  # the aggregator's deadline; default 10.5s
 //!     optional: false               # true: a database outage never fails readiness
@@ -83,8 +84,8 @@
 //!   orchestrator rolls back, and the old pool never stopped serving. A changed `url` rotates
 //!   credentials this way; changing a connection's driver fails the reload.
 //! - `migrations`: a new path runs its pending migrations on reload (forward only).
-//! - `connect_timeout`: bounds the next pool built; `ping_timeout`: the next health check.
-//!   Neither needs a new pool.
+//! - `connect_timeout`: bounds the next pool built; `ping_timeout` and `optional`: the next
+//!   health check. None needs a new pool.
 //! - `health.timeout`, `health.optional`: the reload commit replaces the health registration's
 //!   options (`HealthAggregator::set_provider_options`); no pool is touched.
 //!
@@ -111,7 +112,9 @@
 //! The aggregator bounds the whole check by `health.timeout` (default
 //! [`DEFAULT_HEALTH_TIMEOUT`], 10.5s: above the longest `ping_timeout`, so each ping reports its
 //! own timeout); with `health.optional: true` an unhealthy database counts for overall health
-//! only, never for readiness (for a database the service can run without).
+//! only, never for readiness (for a database the service can run without). A single
+//! connection can be made optional the same way with its own `optional: true` (a replica, a
+//! reporting database): its report is marked optional, the other connections still count.
 //!
 //! # Events
 //!
@@ -128,6 +131,21 @@
 //! The module never writes a URL into an event, a log line or an error (only its scheme), and
 //! config diffs show a fingerprint of it.
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade (names in [`metrics::names`]), written at every health check
+//! from the pool's utilisation, and only while core records (an exporter is installed, see
+//! `modular_core::metrics`):
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_database_pool_connections` | gauge | `connection`, `state` (`idle`, `in_use`) |
+//! | `modular_database_pool_size` | gauge | `connection` |
+//!
+//! A connection removed by a reload has its gauges set to 0. There is no acquire-wait
+//! histogram: applications acquire from the typed sqlx pool directly, and sqlx exposes no
+//! hook around the wait, so the module cannot time it without wrapping every acquire.
+//!
 //! # Feature flags
 //!
 //! - `sqlite` (default): SQLite, bundled, so the quickstart needs no server.
@@ -143,6 +161,7 @@ mod error;
 pub mod events;
 mod health;
 mod lifecycle;
+pub mod metrics;
 mod migrate;
 mod module;
 mod pool;

@@ -11,7 +11,7 @@
 //! returned their connections.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::join_all;
 use modular_core::{DynamicConfig, ModuleContext};
@@ -29,7 +29,13 @@ use crate::service::{Connection, DatabaseService, State};
 pub(crate) struct Pools {
     pub(crate) ctx: ModuleContext,
     pub(crate) service: Arc<DatabaseService>,
+    /// Pools a reload replaced or removed that still wait for connections in use, with why
+    /// they were closed; the shutdown closes them with the running ones.
+    draining: Arc<Mutex<Vec<Draining>>>,
 }
+
+/// A pool closed by a reload, waiting for its connections in use, and why it was closed.
+type Draining = (Arc<Connection>, &'static str);
 
 /// Why a pool is being built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +65,11 @@ struct Built {
 
 impl Pools {
     pub(crate) fn new(ctx: ModuleContext, service: Arc<DatabaseService>) -> Self {
-        Self { ctx, service }
+        Self {
+            ctx,
+            service,
+            draining: Arc::default(),
+        }
     }
 
     fn emit(&self, ty: &'static str, data: serde_json::Value) {
@@ -178,14 +188,30 @@ impl Pools {
         })
     }
 
-    /// Closes every running pool, waiting for in-flight queries (the caller bounds the wait).
+    /// Closes every running pool, and every pool a reload replaced or removed that is still
+    /// draining, waiting for their in-flight queries (the caller bounds the wait).
     pub(crate) async fn close_all(&self) {
         let state = self.service.snapshot();
-        join_all(state.connections.values().map(|c| async move {
+        let draining =
+            std::mem::take(&mut *self.draining.lock().unwrap_or_else(PoisonError::into_inner));
+        let running = state
+            .connections
+            .values()
+            .map(|c| (Arc::clone(c), "shutdown"));
+        join_all(running.chain(draining).map(|(c, reason)| async move {
             c.pool.close().await;
-            self.closed(c, "shutdown");
+            self.closed(&c, reason);
         }))
         .await;
+    }
+
+    /// Takes `connection` off the draining list; `false` when the shutdown took it first
+    /// (and so reports its close).
+    fn drained(&self, connection: &Arc<Connection>) -> bool {
+        let mut draining = self.draining.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = draining.len();
+        draining.retain(|(c, _)| !Arc::ptr_eq(c, connection));
+        draining.len() != before
     }
 
     /// Opens every wanted pool concurrently. All or nothing: if any fails, the others are
@@ -298,16 +324,26 @@ impl Pools {
     }
 
     /// Closes a pool that was serving, in an owned task: new acquires fail at once, queries in
-    /// flight finish on their connections, and the task ends when the last one is returned
-    /// (or when the application shuts down, which closes the rest itself).
+    /// flight finish on their connections, and the task ends when the last one is returned.
+    /// Until then the pool is on the draining list, so the module's `stop` waits for it too
+    /// (within the shutdown deadline) rather than leaving it open when the task is cancelled.
     fn close_later(&self, connection: Arc<Connection>, reason: &'static str) {
         // Refuse new acquires now; the task only waits for the connections still in use.
         drop(connection.pool.close());
+        self.draining
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((Arc::clone(&connection), reason));
         let this = self.clone();
         let cancel = self.ctx.cancellation().clone();
         self.ctx.spawn(async move {
             tokio::select! {
-                () = connection.pool.close() => this.closed(&connection, reason),
+                () = connection.pool.close() => {
+                    if this.drained(&connection) {
+                        this.closed(&connection, reason);
+                    }
+                }
+                // Only after every module's `stop`, which closed what was still draining.
                 () = cancel.cancelled() => {}
             }
         });
@@ -381,6 +417,10 @@ impl PreparedPools {
             connections: next,
         });
         pools.service.publish_live(pools.ctx.services());
+        pools
+            .service
+            .metrics
+            .retain(|name| config.connections.contains_key(name));
 
         // Announce, then close the old pools once their in-flight queries finish.
         for (old, generation) in swapped {

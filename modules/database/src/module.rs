@@ -87,7 +87,8 @@ impl Module for DatabaseModule {
         Ok(())
     }
 
-    /// Closes every pool, letting queries in flight finish within the shutdown deadline.
+    /// Closes every pool, letting queries in flight finish within the shutdown deadline: the
+    /// running pools and the pools a reload replaced or removed that are still draining.
     async fn stop(&self, _ctx: &ModuleContext) -> Result<(), BoxError> {
         if let Some(pools) = &self.pools {
             pools.close_all().await;

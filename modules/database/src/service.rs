@@ -9,6 +9,7 @@ use modular_core::ServiceRegistry;
 use modular_core::live::Live;
 
 use crate::config::ConnectionConfig;
+use crate::metrics::PoolMetrics;
 use crate::pool::{DbPool, PoolStats};
 
 /// Pools by connection name: what the database module publishes in the service registry.
@@ -46,10 +47,11 @@ pub trait Database: Send + Sync + 'static {
 /// ```
 pub struct DatabaseService {
     state: ArcSwap<State>,
-    /// The live handles published in the registry, by connection name.
     /// The live handles published in the registry, by connection name, with the generation
     /// of the pool each holds.
     live: std::sync::Mutex<BTreeMap<String, (LivePool, u64)>>,
+    /// The pool gauges per connection, written by every health check.
+    pub(crate) metrics: PoolMetrics,
 }
 
 /// One connection's live handle, typed by its driver's sqlx pool.
@@ -85,6 +87,7 @@ impl DatabaseService {
         Self {
             state: ArcSwap::from_pointee(State::default()),
             live: std::sync::Mutex::new(BTreeMap::new()),
+            metrics: PoolMetrics::default(),
         }
     }
 

@@ -171,3 +171,42 @@ async fn a_zero_health_timeout_is_rejected_with_its_path() -> anyhow::Result<()>
     app.stop().await?;
     Ok(())
 }
+
+/// `default` must name one of the configured connections, not any key of the section (a
+/// `default: connections` typo once passed): reported at its path, at build and on reload.
+#[tokio::test]
+async fn a_default_naming_no_configured_connection_is_rejected_at_build_and_on_reload()
+-> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Sqlite) else {
+        return Ok(());
+    };
+    let mut database = f.single(json!({}));
+    database["default"] = json!("connections");
+    let errors = build_errors(&f, database).await;
+    let error = only(&errors);
+    assert_eq!(
+        format!("{}: {}", error.path, error.message),
+        "database.default: names no configured connection \"connections\" (configured: primary)"
+    );
+
+    f.write_config(f.single(json!({})));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let outcome = app
+        .set_override("database.default", json!("connections"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    let seen: Vec<String> = outcome
+        .errors
+        .iter()
+        .map(|e| format!("{}: {}", e.path, e.message))
+        .collect();
+    assert_eq!(
+        seen,
+        ["database.default: names no configured connection \"connections\" (configured: primary)"]
+    );
+    assert_eq!(db.default_name(), "primary");
+    assert!(db.default_pool().is_some());
+    app.stop().await?;
+    Ok(())
+}

@@ -185,6 +185,106 @@ async fn a_reload_of_health_options_changes_the_live_registration(
     Ok(())
 }
 
+/// A connection marked `optional: true` (a replica the service can run without) reports
+/// optional: its outage shows in overall health but never fails readiness, while the other
+/// connection still counts. Dynamic: a reload to `optional: false` makes the same outage fail
+/// readiness, on the same pool.
+async fn an_optional_connection_never_fails_readiness(backend: Backend) -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(backend) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let replica_url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": {
+            "primary": f.connection(&f.url, json!({})),
+            "replica": f.connection(&replica_url, json!({ "optional": true, "min_connections": 1 })),
+        },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let health = app.health().expect("health").clone();
+
+    let report = support::report(&app, "replica").await?;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert!(report.optional, "{report:?}");
+    assert!(!support::report(&app, "primary").await?.optional);
+
+    proxy.cut();
+    let (went_down, last) =
+        support::wait_for_status(&app, "replica", HealthStatus::Unhealthy, WITHIN).await;
+    assert!(
+        went_down,
+        "replica not unhealthy with the link cut: {last:?}"
+    );
+    let answer = health.force_refresh().await;
+    assert_eq!(answer.health, HealthStatus::Unhealthy, "{answer:?}");
+    assert_eq!(answer.readiness, HealthStatus::Healthy, "{answer:?}");
+
+    let outcome = app
+        .set_override("database.connections.replica.optional", json!(false))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        db.generation("replica"),
+        Some(1),
+        "no new pool for a health option"
+    );
+    let report = support::report(&app, "replica").await?;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert!(!report.optional, "{report:?}");
+    let answer = health.force_refresh().await;
+    assert_eq!(answer.readiness, HealthStatus::Unhealthy, "{answer:?}");
+
+    proxy.restore();
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+/// Through a slow link (300 ms a chunk): healthy under a 5 s `ping_timeout`; a reload to
+/// 100 ms makes the next check report the ping's own timeout, on the same pool.
+#[tokio::test]
+async fn postgres_a_reloaded_ping_timeout_bounds_the_next_check() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Postgres) else {
+        return Ok(());
+    };
+    let proxy = FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let url = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&url, json!({ "min_connections": 1, "ping_timeout": "5s" })) },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    proxy.set_latency(Duration::from_millis(300));
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+
+    let outcome = app
+        .set_override("database.connections.primary.ping_timeout", json!("100ms"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(db.generation("primary"), Some(1));
+    let report = support::report(&app, "primary").await?;
+    assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
+    assert_eq!(report.message, "ping timed out after 100ms", "{report:?}");
+
+    proxy.set_latency(Duration::ZERO);
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_an_optional_connection_never_fails_readiness() -> anyhow::Result<()> {
+    an_optional_connection_never_fails_readiness(Backend::Postgres).await
+}
+
+#[tokio::test]
+async fn mariadb_an_optional_connection_never_fails_readiness() -> anyhow::Result<()> {
+    an_optional_connection_never_fails_readiness(Backend::MariaDb).await
+}
+
 #[tokio::test]
 async fn postgres_a_reload_of_health_options_changes_the_live_registration() -> anyhow::Result<()> {
     a_reload_of_health_options_changes_the_live_registration(Backend::Postgres).await

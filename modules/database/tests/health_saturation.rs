@@ -90,3 +90,98 @@ async fn the_degraded_threshold_is_above_ninety_percent_in_use() -> anyhow::Resu
     app.stop().await?;
     Ok(())
 }
+
+/// The value of the series `name` whose labels include every `labels` pair, in Prometheus
+/// text exposition.
+fn sample(rendered: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    rendered.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+        (series_name == name
+            && labels
+                .iter()
+                .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\""))))
+        .then(|| value.parse().ok())?
+    })
+}
+
+/// Pool metrics per connection through the `metrics` facade, written at every health check:
+/// `modular_database_pool_connections{connection, state=idle|in_use}` and
+/// `modular_database_pool_size{connection}`. The recorder is process-wide, so this binary's
+/// other tests record too; the connection's name is this test's own.
+#[tokio::test]
+async fn postgres_pool_metrics_follow_the_connections_in_use() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Postgres) else {
+        return Ok(());
+    };
+    let exporter = modular_core::metrics::MetricsExporter::install()?;
+    f.write_config(json!({
+        "default": "metered",
+        "connections": { "metered": f.connection(&f.url, json!({ "max_connections": 4 })) },
+    }));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+    let pool = db.default_pool().expect("pool");
+
+    let first = support::acquire_within(&pool, BOUND).await??;
+    let second = support::acquire_within(&pool, BOUND).await??;
+    let stats = pool.stats();
+    support::report(&app, "metered").await?;
+    let rendered = exporter.render();
+    let connection = ("connection", "metered");
+    assert_eq!(
+        sample(
+            &rendered,
+            "modular_database_pool_connections",
+            &[connection, ("state", "in_use")]
+        ),
+        Some(2.0),
+        "{rendered}"
+    );
+    assert_eq!(
+        sample(
+            &rendered,
+            "modular_database_pool_connections",
+            &[connection, ("state", "idle")]
+        ),
+        Some(f64::from(stats.idle)),
+        "{rendered}"
+    );
+    assert_eq!(
+        sample(&rendered, "modular_database_pool_size", &[connection]),
+        Some(f64::from(stats.size)),
+        "{rendered}"
+    );
+
+    // Returned connections go back to the pool in a task of sqlx's, a moment later: the
+    // next checks see them idle.
+    drop((first, second));
+    let idle_again = tokio::time::timeout(BOUND, async {
+        loop {
+            support::report(&app, "metered").await?;
+            let rendered = exporter.render();
+            let in_use = sample(
+                &rendered,
+                "modular_database_pool_connections",
+                &[connection, ("state", "in_use")],
+            );
+            let idle = sample(
+                &rendered,
+                "modular_database_pool_connections",
+                &[connection, ("state", "idle")],
+            );
+            if in_use == Some(0.0) && idle.is_some_and(|n| n >= 2.0) {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        matches!(idle_again, Ok(Ok(()))),
+        "{idle_again:?}: {}",
+        exporter.render()
+    );
+    app.stop().await?;
+    Ok(())
+}

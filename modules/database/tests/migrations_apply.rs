@@ -204,3 +204,46 @@ async fn a_failing_migration_fails_the_start_naming_the_connection() -> anyhow::
     );
     Ok(())
 }
+
+/// A reload that points `migrations` at another directory runs its pending migrations on the
+/// live pool (no new pool), once: the ones already applied are skipped.
+#[tokio::test]
+async fn a_changed_migrations_path_runs_its_pending_migrations_on_reload() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Sqlite) else {
+        return Ok(());
+    };
+    let first = "CREATE TABLE first_table (id INTEGER PRIMARY KEY);";
+    let before = support::write_migrations(&f.dir.path().join("v1"), &[("1_first.sql", first)]);
+    let after = support::write_migrations(
+        &f.dir.path().join("v2"),
+        &[
+            ("1_first.sql", first),
+            (
+                "2_second.sql",
+                "CREATE TABLE second_table (id INTEGER PRIMARY KEY); INSERT INTO second_table (id) VALUES (7);",
+            ),
+        ],
+    );
+    f.write_config(f.single(json!({ "migrations": before })));
+    let mut events = f.subscribe();
+    let mut app = f.start().await?;
+    let applied = support::drain_of_type(&mut events, MIGRATION_APPLIED);
+    assert_eq!(applied.len(), 1, "{applied:?}");
+
+    f.write_config(f.single(json!({ "migrations": after })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let applied = support::drain_of_type(&mut events, MIGRATION_APPLIED);
+    let versions: Vec<&serde_json::Value> = applied.iter().map(|d| &d["version"]).collect();
+    assert_eq!(versions, [&json!(2)], "{applied:?}");
+    let db = support::service(&app);
+    assert_eq!(
+        db.generation("primary"),
+        Some(1),
+        "no new pool for a migrations path"
+    );
+    let pool = db.default_pool().expect("pool");
+    assert_eq!(support::count(&pool, "second_table").await?, 1);
+    app.stop().await?;
+    Ok(())
+}

@@ -356,3 +356,46 @@ async fn mariadb_a_url_change_rotates_credentials() -> anyhow::Result<()> {
 async fn sqlite_a_url_change_rotates_credentials() -> anyhow::Result<()> {
     a_url_change_rotates_credentials(Backend::Sqlite).await
 }
+
+/// A reloaded `connect_timeout` bounds the next pool built: a rebuild through a slow link
+/// (1 s a chunk, so the PostgreSQL handshake takes seconds) fails after the new 300 ms, not the
+/// 10 s the connection started with, and the old pool keeps serving.
+#[tokio::test]
+async fn postgres_a_reloaded_connect_timeout_bounds_the_next_pool_built() -> anyhow::Result<()> {
+    let Some(f) = Fixture::new(Backend::Postgres) else {
+        return Ok(());
+    };
+    let proxy = modular_testkit::FaultProxy::start(support::server_addr(&f.url)?).await?;
+    let slow = support::with_addr(&f.url, proxy.addr())?;
+    f.write_config(f.single(json!({ "connect_timeout": "10s" })));
+    let mut app = f.start().await?;
+    let db = support::service(&app);
+
+    // Alone it builds nothing: it is read when a pool is built.
+    f.write_config(f.single(json!({ "connect_timeout": "300ms" })));
+    let outcome = app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(db.generation("primary"), Some(1));
+
+    proxy.set_latency(std::time::Duration::from_secs(1));
+    f.write_config(json!({
+        "connections": { "primary": f.connection(&slow, json!({ "connect_timeout": "300ms" })) },
+    }));
+    let started = std::time::Instant::now();
+    let outcome = app.reload().await?;
+    let took = started.elapsed();
+    assert_eq!(outcome.status, ReloadStatus::Failed, "{outcome:?}");
+    let error = outcome.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("no connection within connect_timeout 300ms"),
+        "{error}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert_eq!(db.generation("primary"), Some(1));
+    assert!(db.default_pool().expect("pool").ping().await.is_ok());
+
+    proxy.set_latency(std::time::Duration::ZERO);
+    app.stop().await?;
+    proxy.shutdown().await;
+    Ok(())
+}

@@ -294,6 +294,16 @@ pub enum Held {
 }
 
 impl Held {
+    /// Runs `sql` (no bind parameters) on this very connection.
+    pub async fn execute(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        let sql = AssertSqlSafe(sql.to_owned());
+        match self {
+            Held::Postgres(c) => sqlx::query(sql).execute(&mut **c).await.map(|_| ()),
+            Held::MySql(c) => sqlx::query(sql).execute(&mut **c).await.map(|_| ()),
+            Held::Sqlite(c) => sqlx::query(sql).execute(&mut **c).await.map(|_| ()),
+        }
+    }
+
     /// Runs `SELECT 1` on this very connection.
     pub async fn select_one(&mut self) -> Result<(), sqlx::Error> {
         let n: i32 = match self {
