@@ -194,6 +194,8 @@ impl HttpClient {
                         attempt,
                     )),
                     Err(error) => {
+                        // reqwest's own message repeats the URL, query string included.
+                        let error = error.without_url();
                         tracing::info!(
                             target: VERBOSE_TARGET,
                             method = %method,
@@ -582,7 +584,9 @@ impl RequestBuilder {
     pub fn build(self) -> Result<Request, HttpClientError> {
         self.inner
             .build()
-            .map_err(|source| HttpClientError::InvalidRequest { source })
+            .map_err(|source| HttpClientError::InvalidRequest {
+                source: source.without_url(),
+            })
     }
 
     /// Sends the request through the client (see [`HttpClient::execute`]).
@@ -590,7 +594,9 @@ impl RequestBuilder {
         let Self { client, inner } = self;
         let request = inner
             .build()
-            .map_err(|source| HttpClientError::InvalidRequest { source })?;
+            .map_err(|source| HttpClientError::InvalidRequest {
+                source: source.without_url(),
+            })?;
         client.execute(request).await
     }
 }

@@ -102,6 +102,9 @@
 //! sensitive too, as probe URLs may carry credentials or tokens: the list shows as
 //! `[REDACTED]` in `GET /admin/config`, diffs, reload outcomes and events, validation messages
 //! never repeat a URL, and health details show a probe URL without userinfo or query.
+//! Request URLs in errors and log lines never carry userinfo, and every query value shows as
+//! `[REDACTED]` (the keys stay: `?access_token=[REDACTED]&page=[REDACTED]`); reqwest's own
+//! error messages, which repeat the URL, are stripped of it.
 //!
 //! # Health
 //!

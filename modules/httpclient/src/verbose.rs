@@ -140,15 +140,29 @@ impl Verbose {
     }
 }
 
-/// A URL as it may be logged: without its userinfo (user name and password).
+/// A URL as it may be logged or put in an error: without its userinfo (user name and
+/// password), and with every query value replaced by `[REDACTED]` (the keys stay, so
+/// `?page=[REDACTED]&token=[REDACTED]` still says which parameters were sent; a token in a
+/// query string is common and must never reach a log line).
 pub fn display_url(url: &Url) -> String {
-    if url.username().is_empty() && url.password().is_none() {
+    let plain = url.username().is_empty() && url.password().is_none() && url.query().is_none();
+    if plain {
         return url.to_string();
     }
     let mut shown = url.clone();
     // Only URLs that cannot have userinfo refuse these, and this one has some.
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
+    if let Some(query) = url.query() {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) => format!("{key}=[REDACTED]"),
+                None => pair.to_owned(),
+            })
+            .collect();
+        shown.set_query(Some(&redacted.join("&")));
+    }
     shown.to_string()
 }
 
@@ -365,7 +379,12 @@ mod tests {
     #[test]
     fn passwords_never_reach_the_log() {
         let url = Url::parse("http://user:hunter2@example.com/path?q=1").unwrap();
-        assert_eq!(display_url(&url), "http://example.com/path?q=1");
+        assert_eq!(display_url(&url), "http://example.com/path?q=[REDACTED]");
+        let tokens = Url::parse("http://example.com/p?token=s3cr3t&flag&page=2").unwrap();
+        assert_eq!(
+            display_url(&tokens),
+            "http://example.com/p?token=[REDACTED]&flag&page=[REDACTED]"
+        );
         let user_only = Url::parse("http://token-as-user@example.com/").unwrap();
         assert_eq!(display_url(&user_only), "http://example.com/");
         let plain = Url::parse("http://example.com/").unwrap();

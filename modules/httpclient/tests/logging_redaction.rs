@@ -210,3 +210,50 @@ async fn url_credentials_stay_out_of_logs_and_retry_events_keep_the_path_only() 
         assert!(!text.contains(secret), "{secret:?} leaked into:\n{text}");
     }
 }
+
+/// Query strings often carry tokens: their values never reach a log line, an error or an
+/// event in clear; the keys stay, so the line still says what was sent.
+#[tokio::test]
+async fn query_values_never_reach_logs_errors_or_events() {
+    let server = TestServer::start().await;
+    let client = verbose_client(&[], 256);
+    let (logs, guard) = capture_logs();
+    let response = client
+        .get(server.url("/echo"))
+        .query(&[("access_token", "q-secret-789"), ("page", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap();
+
+    // A request that fails: a closed port, with the token in its query.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let error = client
+        .get(format!(
+            "http://127.0.0.1:{port}/x?access_token=q-secret-789"
+        ))
+        .send()
+        .await
+        .err()
+        .expect("the request fails");
+    drop(guard);
+
+    assert_eq!(server.hits("/echo").len(), 1);
+    // Neither the log nor the error shows the token.
+    let text = logs.text();
+    assert!(
+        text.contains("access_token=[REDACTED]&page=[REDACTED]"),
+        "the keys stay visible:\n{text}"
+    );
+    let said = format!("{error} {error:?}");
+    assert!(said.contains("access_token=[REDACTED]"), "{said}");
+    for (what, shown) in [("log", text.as_str()), ("error", said.as_str())] {
+        assert!(
+            !shown.contains("q-secret-789"),
+            "the query value leaked into the {what}:\n{shown}"
+        );
+    }
+}
