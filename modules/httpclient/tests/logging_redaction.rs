@@ -237,8 +237,7 @@ async fn query_values_never_reach_logs_errors_or_events() {
         ))
         .send()
         .await
-        .err()
-        .expect("the request fails");
+        .expect_err("the request fails");
     drop(guard);
 
     assert_eq!(server.hits("/echo").len(), 1);
