@@ -121,6 +121,9 @@ impl Tls {
             return;
         };
         if self.resolver.current().fingerprint == Some(now) {
+            // The files hold what is being served (for example restored after a bad
+            // rotation): nothing failed any more.
+            *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
             return;
         }
         if self
@@ -205,7 +208,7 @@ impl Module for HttpServerModule {
             .then(|| Arc::new(ServiceResolver::new(config.tls.service.clone())));
         let tls = if config.tls.enabled && service_resolver.is_none() {
             // A certificate that cannot be loaded fails the build, not the first handshake.
-            let loaded: LoadedCertificate = tls::load(&config.tls)?;
+            let loaded: LoadedCertificate = tls::load_off_runtime(&config.tls).await?;
             Some(Arc::new(Tls {
                 resolver: Arc::new(CertResolver::new(loaded)),
                 failed: Mutex::new(None),
@@ -304,7 +307,9 @@ fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
                 () = tokio::time::sleep(wait) => {}
             }
             if !interval.is_zero() {
-                tls.poll_files(&task_server);
+                // File reads (and a rotation's key parsing) off the async workers.
+                let (tls, server) = (Arc::clone(&tls), Arc::clone(&task_server));
+                let _ = tokio::task::spawn_blocking(move || tls.poll_files(&server)).await;
             }
         }
     });
@@ -340,7 +345,7 @@ impl Reloadable for ServerReload {
         // Loaded and checked aside: on error the current certificate and limits stay as they
         // were, and so they do when another module fails to prepare.
         let certificate = match &self.shared.tls {
-            Some(_) if certificate_changed => Some(tls::load(&config.tls)?),
+            Some(_) if certificate_changed => Some(tls::load_off_runtime(&config.tls).await?),
             _ => None,
         };
         let health = self

@@ -43,6 +43,21 @@ pub(crate) struct LoadedCertificate {
     pub(crate) fingerprint: Option<u64>,
 }
 
+/// [`load`] on a blocking thread: file reads and key generation stay off the async workers.
+pub(crate) async fn load_off_runtime(
+    tls: &TlsConfig,
+) -> Result<LoadedCertificate, HttpServerError> {
+    let tls = tls.clone();
+    match tokio::task::spawn_blocking(move || load(&tls)).await {
+        Ok(result) => result,
+        // The closure does not panic on any input; a cancelled runtime is the only way here.
+        Err(error) => Err(HttpServerError::InvalidCertificate {
+            path: PathBuf::from("(loader)"),
+            message: error.to_string(),
+        }),
+    }
+}
+
 /// Loads the certificate `tls` names: its files, or a new self-signed one.
 pub(crate) fn load(tls: &TlsConfig) -> Result<LoadedCertificate, HttpServerError> {
     match tls.source() {
@@ -99,7 +114,7 @@ fn load_files(cert_path: &Path, key_path: &Path) -> Result<LoadedCertificate, Ht
         chain,
         key,
         "files",
-        Some(cert_path.to_owned()),
+        Some((cert_path.to_owned(), key_path.to_owned())),
         Some(fingerprint),
     )
 }
@@ -120,17 +135,30 @@ fn certified(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     source: &'static str,
-    path: Option<PathBuf>,
+    paths: Option<(PathBuf, PathBuf)>,
     fingerprint: Option<u64>,
 ) -> Result<LoadedCertificate, HttpServerError> {
-    let shown = path.clone().unwrap_or_else(|| PathBuf::from("self-signed"));
-    let invalid = |message: String| HttpServerError::InvalidCertificate {
-        path: shown.clone(),
-        message,
+    let (cert_path, key_path) = match paths {
+        Some((cert, key)) => (Some(cert), Some(key)),
+        None => (None, None),
     };
-    let info = inspect(&chain[0], source, path.clone()).map_err(invalid)?;
+    let shown =
+        |path: &Option<PathBuf>| path.clone().unwrap_or_else(|| PathBuf::from("self-signed"));
+    let info = inspect(&chain[0], source, cert_path.clone()).map_err(|message| {
+        HttpServerError::InvalidCertificate {
+            path: shown(&cert_path),
+            message,
+        }
+    })?;
     let provider = provider()?;
-    let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| invalid(e.to_string()))?;
+    // The certificate parsed above; what fails here is the key: unusable, or not the
+    // certificate's. Reported against the key file.
+    let key = CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        HttpServerError::InvalidCertificate {
+            path: shown(&key_path),
+            message: format!("private key: {e}"),
+        }
+    })?;
     Ok(LoadedCertificate {
         key: Arc::new(key),
         info,
@@ -282,6 +310,45 @@ mod tests {
         };
         let error = load(&tls).unwrap_err().to_string();
         assert!(error.contains("/nonexistent/tls.crt"), "{error}");
+    }
+
+    #[test]
+    fn a_key_that_is_not_the_certificates_is_reported_against_the_key_file() {
+        modular_testkit_free_provider();
+        let dir = std::env::temp_dir().join(format!("modular-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+                .unwrap()
+                .self_signed(&key)
+                .unwrap();
+            let (c, k) = (
+                dir.join(format!("{name}.crt")),
+                dir.join(format!("{name}.key")),
+            );
+            std::fs::write(&c, cert.pem()).unwrap();
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            (c, k)
+        };
+        let (cert_a, _) = write("a");
+        let (_, key_b) = write("b");
+        let tls = TlsConfig {
+            enabled: true,
+            cert_file: Some(cert_a.clone()),
+            key_file: Some(key_b.clone()),
+            ..TlsConfig::default()
+        };
+        let error = load(&tls).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(error.contains(&*key_b.to_string_lossy()), "{error}");
+        assert!(!error.contains(&*cert_a.to_string_lossy()), "{error}");
+        assert!(error.contains("private key"), "{error}");
+    }
+
+    /// The process's rustls provider, as the module's users install it.
+    fn modular_testkit_free_provider() {
+        modular_core::install_default_crypto_provider();
     }
 
     #[test]

@@ -322,3 +322,46 @@ async fn certificate_files_with_source_service_are_rejected_with_their_path() ->
     assert!(error.contains("source: service"), "{error}");
     Ok(())
 }
+
+#[tokio::test]
+async fn restoring_the_served_files_after_a_bad_rotation_clears_the_degraded_health_at_once()
+-> anyhow::Result<()> {
+    let port = modular_testkit::free_port();
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = write_certificate(dir.path(), "tls", &[0x07], (2020, 1, 1), (2099, 1, 1));
+    let served = std::fs::read(&cert)?;
+    let test = build(&tls_yaml(port, &cert, &key, "    watch_interval: 50ms\n"))
+        .await?
+        .start()
+        .await?;
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let status_until = |wanted: HealthStatus| {
+        let aggregator = aggregator.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let health = aggregator.force_refresh().await;
+                let report = health
+                    .report("httpserver", "certificate")
+                    .cloned()
+                    .expect("report");
+                if report.status == wanted || tokio::time::Instant::now() > deadline {
+                    return report;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    std::fs::write(&cert, "not a certificate")?;
+    let report = status_until(HealthStatus::Degraded).await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+
+    // The operator puts back exactly what is being served: no rotation happens, and nothing
+    // failed any more.
+    std::fs::write(&cert, served)?;
+    let report = status_until(HealthStatus::Healthy).await;
+    assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
+    assert_eq!(report.details["serial"], "07");
+    assert!(!report.message.contains("cannot be loaded"), "{report:?}");
+    Ok(())
+}
