@@ -209,7 +209,16 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         // The HTTP server's `max_body_size` is the only limit.
         None => DefaultBodyLimit::disable(),
     };
-    Ok(router.layer(limit).layer(stack))
+    // Layers check their settings when applied (tower-http's CORS asserts); whatever a layer
+    // panics on fails this build with the section's name, never start or a reload.
+    catch_stack(move || router.layer(limit).layer(stack))
+}
+
+/// Runs `apply`, turning a panic into [`RouterError::StackPanicked`].
+fn catch_stack(apply: impl FnOnce() -> Router) -> Result<Router, RouterError> {
+    std::panic::catch_unwind(AssertUnwindSafe(apply)).map_err(|panic| RouterError::StackPanicked {
+        message: modular_core::panic_message(&*panic),
+    })
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
@@ -231,6 +240,23 @@ fn cors_layer(cors: &CorsConfig) -> Result<Option<CorsLayer>, RouterError> {
         path: format!("cors.{path}"),
         message,
     };
+    // tower-http asserts on these when the layer is applied; config validation refuses them
+    // first, and this keeps a build from panicking should a config reach it unvalidated.
+    if cors.allow_credentials {
+        for (field, list) in [
+            ("allowed_origins", &cors.allowed_origins),
+            ("allowed_methods", &cors.allowed_methods),
+            ("allowed_headers", &cors.allowed_headers),
+            ("exposed_headers", &cors.exposed_headers),
+        ] {
+            if list.iter().any(|v| v == "*") {
+                return Err(invalid(
+                    field,
+                    "must not be [\"*\"] when allow_credentials is true".to_owned(),
+                ));
+            }
+        }
+    }
     let origin = if cors.allowed_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -288,4 +314,56 @@ fn header_names(names: &[String]) -> Result<Vec<HeaderName>, String> {
         .iter()
         .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("{n:?}: {e}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_that_panics_while_applied_fails_the_build_naming_the_section() {
+        let error = catch_stack(|| panic!("layer exploded"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("router: building the middleware stack panicked: layer exploded")
+        );
+    }
+
+    fn with_cors(cors: CorsConfig) -> Result<Router, RouterError> {
+        let config = RouterConfig {
+            cors,
+            ..RouterConfig::default()
+        };
+        with_stack(
+            Router::new().route("/", axum::routing::get(|| async { "ok" })),
+            &config,
+        )
+    }
+
+    /// Validation rejects these before a build; the build refuses them too, rather than let
+    /// tower-http's assertion panic into start or reload.
+    #[test]
+    fn a_stack_tower_http_would_panic_on_is_an_error_naming_the_key() {
+        for field in ["allowed_methods", "allowed_headers", "exposed_headers"] {
+            let mut cors = CorsConfig {
+                allowed_origins: vec!["https://a.example".to_owned()],
+                allow_credentials: true,
+                ..CorsConfig::default()
+            };
+            match field {
+                "allowed_methods" => cors.allowed_methods = vec!["*".to_owned()],
+                "allowed_headers" => cors.allowed_headers = vec!["*".to_owned()],
+                _ => cors.exposed_headers = vec!["*".to_owned()],
+            }
+            let error = with_cors(cors).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(&format!("router.cors.{field}:"))),
+                "{field}: {error:?}"
+            );
+        }
+    }
 }

@@ -136,16 +136,18 @@ pub struct CorsConfig {
     /// Exact origins (`https://app.example.com`), or `["*"]` for any. Empty turns CORS off.
     #[config(dynamic)]
     pub allowed_origins: Vec<String>,
-    /// Methods allowed in cross-origin requests (`["*"]` for any).
+    /// Methods allowed in cross-origin requests (`["*"]` for any, not with credentials).
     #[config(dynamic)]
     pub allowed_methods: Vec<String>,
-    /// Request headers allowed in cross-origin requests (`["*"]` for any).
+    /// Request headers allowed in cross-origin requests (`["*"]` for any, not with
+    /// credentials).
     #[config(dynamic)]
     pub allowed_headers: Vec<String>,
-    /// Response headers scripts may read.
+    /// Response headers scripts may read (`["*"]` for any, not with credentials).
     #[config(dynamic)]
     pub exposed_headers: Vec<String>,
-    /// Whether cookies and credentials may be sent (not with a `*` origin).
+    /// Whether cookies and credentials may be sent (not with a `*` origin, method or header
+    /// list).
     #[config(dynamic)]
     pub allow_credentials: bool,
     /// How long browsers may cache a preflight answer.
@@ -194,6 +196,22 @@ impl CorsConfig {
                 "allow_credentials",
                 "must be false when allowed_origins is \"*\" (browsers refuse credentials for any origin)",
             ));
+        }
+        // Browsers refuse credentials with any wildcard answer, and tower-http asserts on the
+        // combination; each list is named so the user sees which one to spell out.
+        if self.allow_credentials {
+            for (field, list) in [
+                ("allowed_methods", &self.allowed_methods),
+                ("allowed_headers", &self.allowed_headers),
+                ("exposed_headers", &self.exposed_headers),
+            ] {
+                if list.iter().any(|v| v == "*") {
+                    errors.push(FieldError::new(
+                        field,
+                        "must not be [\"*\"] when allow_credentials is true (browsers refuse credentials with a wildcard); list the values",
+                    ));
+                }
+            }
         }
         for (i, method) in self.allowed_methods.iter().enumerate() {
             if method != "*" && Method::from_bytes(method.as_bytes()).is_err() {
@@ -335,6 +353,26 @@ mod tests {
             ..CorsConfig::default()
         };
         assert_eq!(cors.validate().unwrap_err()[0].path, "allowed_origins.0");
+    }
+
+    #[test]
+    fn cors_rejects_credentials_with_any_wildcard_list() {
+        for field in ["allowed_methods", "allowed_headers", "exposed_headers"] {
+            let mut cors = CorsConfig {
+                allowed_origins: vec!["https://a.example".to_owned()],
+                allow_credentials: true,
+                ..CorsConfig::default()
+            };
+            let list = match field {
+                "allowed_methods" => &mut cors.allowed_methods,
+                "allowed_headers" => &mut cors.allowed_headers,
+                _ => &mut cors.exposed_headers,
+            };
+            *list = vec!["*".to_owned()];
+            let errors = cors.validate().unwrap_err();
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].path, field);
+        }
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub enum RouterError {
         /// What is wrong with it.
         message: String,
     },
+    /// A middleware layer panicked while it was applied (a setting it asserts on that
+    /// validation did not catch).
+    #[error("router: building the middleware stack panicked: {message}")]
+    StackPanicked {
+        /// The panic's message.
+        message: String,
+    },
     /// Reading configuration failed.
     #[error(transparent)]
     Config(#[from] modular_core::Error),

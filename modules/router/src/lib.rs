@@ -32,7 +32,8 @@
 //! serves. When the configuration changes, or a module contributes routes after start, a whole
 //! new router is built aside and swapped in atomically: requests in flight finish on the router
 //! they started on, the next request sees the new one. A build that fails (an unknown toggle,
-//! two modules claiming one path) changes nothing.
+//! two modules claiming one path, a layer that panics while applied) changes nothing: a
+//! panic while building is caught and becomes the build's error.
 //!
 //! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
 //! in the response), trace (a `tracing` span per request with method, URI and request id), CORS,
@@ -84,7 +85,7 @@
 //!     allowed_methods: [GET, POST]
 //!     allowed_headers: [content-type]
 //!     exposed_headers: []
-//!     allow_credentials: false
+//!     allow_credentials: false  # true: no "*" in origins, methods or headers (rejected)
 //!     max_age: 10m
 //!   routes:                     # toggles, by route path as registered
 //!     /orders/{id}:
