@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
+use crate::trace::ProbeAwareClassifier;
 
 /// What one build produced, besides the router: what the health check reports.
 #[derive(Clone, Debug, Default)]
@@ -181,7 +182,7 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
         .unwrap_or(usize::MAX);
     let span_header = request_id.clone();
-    let trace = TraceLayer::new_for_http().make_span_with(move |request: &Request| {
+    let trace = TraceLayer::new(ProbeAwareClassifier).make_span_with(move |request: &Request| {
         let id = request
             .headers()
             .get(&span_header)

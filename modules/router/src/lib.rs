@@ -36,7 +36,9 @@
 //! panic while building is caught and becomes the build's error.
 //!
 //! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
-//! in the response), trace (a `tracing` span per request with method, URI and request id), CORS,
+//! in the response), trace (a `tracing` span per request with method, URI and request id; a
+//! server error is logged at ERROR, except a health endpoint's `503`, which is an answer during
+//! an outage and logged with every other response at DEBUG), CORS,
 //! gzip compression, body limit (`413`), catch-panic (a panicking handler answers
 //! `500 {"error":"internal server error"}` and the server keeps serving), then the request
 //! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes
@@ -141,6 +143,7 @@ mod config;
 mod endpoints;
 mod error;
 mod module;
+mod trace;
 
 pub use config::{
     AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN,
