@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
+use crate::security_headers;
 use crate::trace::ProbeAwareClassifier;
 
 /// What one build produced, besides the router: what the health check reports.
@@ -162,7 +163,7 @@ async fn toggle(
 }
 
 /// Wraps `router` in the middleware stack, outermost first: request id, trace, request id
-/// propagation, CORS, compression, body limit, catch-panic. (The request timeout is not part of
+/// propagation, security headers, CORS, compression, body limit, catch-panic. (The request timeout is not part of
 /// it: [`build`] puts it on the contributed routes only.)
 fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterError> {
     let request_id = HeaderName::from_bytes(config.request_id_header.as_bytes()).map_err(|e| {
@@ -172,6 +173,7 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         }
     })?;
     let cors = cors_layer(&config.cors)?;
+    let security = security_headers::headers(&config.security_headers)?;
     let compress = config.compression;
     // A predicate rather than an optional layer keeps one response type either way.
     let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(
@@ -200,6 +202,10 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::from_fn_with_state(
+            security,
+            security_headers::add,
+        ))
         .option_layer(cors)
         .layer(compression)
         .layer(RequestBodyLimitLayer::new(body_limit))

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 /// | `compression` | gzip responses for clients that accept it |
 /// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
 /// | `cors` | allowed origins, methods and headers; no origins means no CORS headers at all |
+/// | `security_headers` | `X-Content-Type-Options: nosniff`, `X-Frame-Options`, `Referrer-Policy` on every answer (a header the handler set is kept), and `Strict-Transport-Security` when `hsts.enabled` |
 /// | `routes` | toggles by route path as registered (`/orders/{id}`): a disabled route answers `disabled_status` |
 /// | `health.timeout`, `health.optional` | the router's own health registration (component `router:routes`), replaced at the reload commit; not the top-level `health` section, which configures the aggregator and its endpoints |
 ///
@@ -36,6 +37,14 @@ use serde::{Deserialize, Serialize};
 ///     allowed_headers: [content-type, authorization]
 ///     allow_credentials: false
 ///     max_age: 10m
+///   security_headers:
+///     enabled: true
+///     frame_options: deny            # deny | sameorigin | off
+///     referrer_policy: no-referrer   # "" leaves the header out
+///     hsts:
+///       enabled: false               # set it when the app is served over TLS
+///       max_age: 365days
+///       include_subdomains: true
 ///   routes:
 ///     /orders/{id}:
 ///       enabled: false
@@ -65,6 +74,9 @@ pub struct RouterConfig {
     /// Cross-origin resource sharing.
     #[config(nested)]
     pub cors: CorsConfig,
+    /// Security headers added to every answer.
+    #[config(nested)]
+    pub security_headers: SecurityHeadersConfig,
     /// Route toggles, keyed by route path as registered.
     #[config(nested, dynamic)]
     pub routes: BTreeMap<String, RouteToggle>,
@@ -87,6 +99,7 @@ impl Default for RouterConfig {
             compression: true,
             request_id_header: "x-request-id".to_owned(),
             cors: CorsConfig::default(),
+            security_headers: SecurityHeadersConfig::default(),
             routes: BTreeMap::new(),
             health: ProviderConfig::default(),
         }
@@ -235,6 +248,146 @@ impl CorsConfig {
             }
         }
         FieldError::collect(errors)
+    }
+}
+
+/// `router.security_headers`: headers added to every answer the router gives (a header the
+/// handler set itself is left alone). All fields dynamic: they are part of the middleware stack
+/// a reload rebuilds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct SecurityHeadersConfig {
+    /// Whether any of them is added. On by default.
+    #[config(dynamic)]
+    pub enabled: bool,
+    /// `X-Frame-Options`: `deny` (the default), `sameorigin`, or `off` (no header).
+    #[config(dynamic)]
+    pub frame_options: FrameOptions,
+    /// `Referrer-Policy` (default `no-referrer`); empty leaves the header out.
+    #[config(dynamic)]
+    pub referrer_policy: String,
+    /// `Strict-Transport-Security`.
+    #[config(nested)]
+    pub hsts: HstsConfig,
+}
+
+impl Default for SecurityHeadersConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            frame_options: FrameOptions::Deny,
+            referrer_policy: "no-referrer".to_owned(),
+            hsts: HstsConfig::default(),
+        }
+    }
+}
+
+impl SecurityHeadersConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        if HeaderValue::from_str(&self.referrer_policy).is_err() {
+            return Err(vec![FieldError::new(
+                "referrer_policy",
+                format!(
+                    "must be a valid header value, got {:?}",
+                    self.referrer_policy
+                ),
+            )]);
+        }
+        Ok(())
+    }
+}
+
+/// `X-Frame-Options`: who may put the answers in a frame.
+///
+/// Written `deny`, `sameorigin` or `off` (any case); YAML reads a bare `off` as `false`, so
+/// `false` means `off` too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameOptions {
+    /// `DENY`: nobody.
+    #[default]
+    Deny,
+    /// `SAMEORIGIN`: pages of the same origin.
+    Sameorigin,
+    /// No header.
+    Off,
+}
+
+impl<'de> Deserialize<'de> for FrameOptions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Name(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Flag(false) => Ok(Self::Off),
+            Written::Flag(true) => Ok(Self::Deny),
+            Written::Name(name) => match name.to_ascii_lowercase().as_str() {
+                "deny" => Ok(Self::Deny),
+                "sameorigin" => Ok(Self::Sameorigin),
+                "off" => Ok(Self::Off),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected deny, sameorigin or off, got {name:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// `router.security_headers.hsts`: `Strict-Transport-Security`. All fields dynamic.
+///
+/// Opt-in: the header is only meaningful over TLS, and the router cannot tell per request
+/// whether it was (the HTTP server marks no request as TLS, and a TLS-terminating proxy in
+/// front is invisible to it). Enable it when the application is reached over HTTPS only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct HstsConfig {
+    /// Whether the header is sent. Off by default.
+    #[config(dynamic)]
+    pub enabled: bool,
+    /// How long browsers remember to use HTTPS only (default 365 days); whole seconds.
+    #[config(dynamic)]
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// Whether subdomains are covered (`includeSubDomains`). On by default.
+    #[config(dynamic)]
+    pub include_subdomains: bool,
+}
+
+impl Default for HstsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_age: Duration::from_secs(365 * 24 * 60 * 60),
+            include_subdomains: true,
+        }
+    }
+}
+
+impl HstsConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        if self.enabled && self.max_age.as_secs() == 0 {
+            return Err(vec![FieldError::new(
+                "max_age",
+                "must be at least 1s when hsts is enabled, got 0s",
+            )]);
+        }
+        Ok(())
+    }
+
+    /// The header's value, when enabled.
+    pub fn header_value(&self) -> Option<String> {
+        self.enabled.then(|| {
+            let mut value = format!("max-age={}", self.max_age.as_secs());
+            if self.include_subdomains {
+                value.push_str("; includeSubDomains");
+            }
+            value
+        })
     }
 }
 

@@ -89,6 +89,14 @@
 //!     exposed_headers: []
 //!     allow_credentials: false  # true: no "*" in origins, methods or headers (rejected)
 //!     max_age: 10m
+//!   security_headers:           # added to every answer that lacks them
+//!     enabled: true             # false: none of them
+//!     frame_options: deny       # X-Frame-Options: deny | sameorigin | off
+//!     referrer_policy: no-referrer   # "": no Referrer-Policy header
+//!     hsts:                     # Strict-Transport-Security, opt-in (see below)
+//!       enabled: false
+//!       max_age: 365days
+//!       include_subdomains: true
 //!   routes:                     # toggles, by route path as registered
 //!     /orders/{id}:
 //!       enabled: false
@@ -101,6 +109,14 @@
 //! health:                               # the aggregator's section, read by the endpoints
 //!   show_details: when_authorized        # never | when_authorized | always
 //! ```
+//!
+//! **Security headers** (`router.security_headers`, on by default): `X-Content-Type-Options:
+//! nosniff`, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer` on every answer, unless
+//! the handler set the header itself. `Strict-Transport-Security: max-age=...;
+//! includeSubDomains` is opt-in (`hsts.enabled`): it only means something over TLS, and the
+//! router cannot tell per request whether the connection was TLS (the HTTP server marks no
+//! request, and a TLS-terminating proxy in front is invisible), so enable it when the
+//! application is reached over HTTPS only.
 //!
 //! # Dynamic fields
 //!
@@ -143,11 +159,12 @@ mod config;
 mod endpoints;
 mod error;
 mod module;
+mod security_headers;
 mod trace;
 
 pub use config::{
-    AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN,
-    RouteToggle, RouterConfig,
+    AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, FrameOptions, HealthEndpointsConfig,
+    HstsConfig, MIN_ADMIN_TOKEN_LEN, RouteToggle, RouterConfig, SecurityHeadersConfig,
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};
