@@ -28,6 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
+use crate::limits::{self, LimitState, Limits};
 use crate::security_headers;
 use crate::trace::ProbeAwareClassifier;
 
@@ -84,6 +85,25 @@ pub(crate) fn build(
         }
     }
 
+    // Limits bound contributed routes only, so their keys must name one of those.
+    let mut contributed: Vec<&str> = contributions
+        .iter()
+        .flat_map(|c| c.paths().iter().map(String::as_str))
+        .collect();
+    contributed.sort_unstable();
+    for path in config.limits.routes.keys() {
+        if contributed.binary_search(&path.as_str()).is_err() {
+            return Err(RouterError::UnknownLimitRoute {
+                path: path.clone(),
+                known: contributed.join(", "),
+            });
+        }
+    }
+    let limits = Limits::new(&config.limits).map(|limits| LimitState {
+        limits,
+        on_rejection: None,
+    });
+
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
     let admin = endpoints::admin::routes(endpoints);
@@ -104,6 +124,11 @@ pub(crate) fn build(
         // and neither may be cut into a bare 503.
         if let Some(timeout) = timeout {
             router = router.layer(timeout);
+        }
+        // Outside the timeout: a refused request is answered at once. Likewise for the
+        // contributed routes only: an overload must not fail a probe or lock out the operator.
+        if let Some(limits) = limits {
+            router = router.layer(middleware::from_fn_with_state(limits, limits::limit));
         }
         if let Some(health) = health {
             router = router.merge(health);

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 /// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
 /// | `cors` | allowed origins, methods and headers; no origins means no CORS headers at all |
 /// | `security_headers` | `X-Content-Type-Options: nosniff`, `X-Frame-Options`, `Referrer-Policy` on every answer (a header the handler set is kept), and `Strict-Transport-Security` when `hsts.enabled` |
+/// | `limits` | concurrency and rate limits of the contributed routes (`global`, and `routes` by route path as registered): over the rate a request is answered `429`, over the concurrency `503`, both with `Retry-After`; health and admin endpoints are exempt |
 /// | `routes` | toggles by route path as registered (`/orders/{id}`): a disabled route answers `disabled_status` |
 /// | `health.timeout`, `health.optional` | the router's own health registration (component `router:routes`), replaced at the reload commit; not the top-level `health` section, which configures the aggregator and its endpoints |
 ///
@@ -45,6 +46,13 @@ use serde::{Deserialize, Serialize};
 ///       enabled: false               # set it when the app is served over TLS
 ///       max_age: 365days
 ///       include_subdomains: true
+///   limits:
+///     global:
+///       concurrency: 100              # requests in flight at once; more answer 503
+///       rate: {requests: 50, per: 1s} # more answer 429
+///     routes:
+///       /orders/{id}:
+///         rate: {requests: 5, per: 1s}
 ///   routes:
 ///     /orders/{id}:
 ///       enabled: false
@@ -77,6 +85,9 @@ pub struct RouterConfig {
     /// Security headers added to every answer.
     #[config(nested)]
     pub security_headers: SecurityHeadersConfig,
+    /// Rate and concurrency limits of the contributed routes, global and per route.
+    #[config(nested)]
+    pub limits: LimitsConfig,
     /// Route toggles, keyed by route path as registered.
     #[config(nested, dynamic)]
     pub routes: BTreeMap<String, RouteToggle>,
@@ -100,6 +111,7 @@ impl Default for RouterConfig {
             request_id_header: "x-request-id".to_owned(),
             cors: CorsConfig::default(),
             security_headers: SecurityHeadersConfig::default(),
+            limits: LimitsConfig::default(),
             routes: BTreeMap::new(),
             health: ProviderConfig::default(),
         }
@@ -120,6 +132,14 @@ impl RouterConfig {
         }
         if self.body_limit == Some(0) {
             errors.push(FieldError::new("body_limit", "must be > 0, got 0"));
+        }
+        for path in self.limits.routes.keys() {
+            if !path.starts_with('/') {
+                errors.push(FieldError::new(
+                    format!("limits.routes.{path}"),
+                    format!("must be a route path starting with '/', got {path:?}"),
+                ));
+            }
         }
         for path in self.routes.keys() {
             if !path.starts_with('/') {
@@ -389,6 +409,74 @@ impl HstsConfig {
             value
         })
     }
+}
+
+/// `router.limits`: the contributed routes' limits. All fields dynamic: the limiters are part
+/// of the router a reload rebuilds (their counts start afresh with the new router; requests in
+/// flight keep the permits of the old one).
+///
+/// The built-in health, metrics and admin endpoints are never limited: an overload must not
+/// fail a liveness probe or lock the operator out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Limits shared by every contributed route.
+    #[config(nested)]
+    pub global: LimitConfig,
+    /// Limits of one route each, keyed by route path as registered (`/orders/{id}`).
+    #[config(nested, dynamic)]
+    pub routes: BTreeMap<String, LimitConfig>,
+}
+
+/// One set of limits (`router.limits.global`, `router.limits.routes.<path>`). All fields
+/// dynamic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(validate = "Self::validate_config")]
+pub struct LimitConfig {
+    /// Requests handled at once; one more is answered `503` with `Retry-After: 1` (load
+    /// shedding: it is refused at once, never queued). Unset: no limit.
+    #[config(dynamic)]
+    pub concurrency: Option<u32>,
+    /// Requests per period (a token bucket holding `requests`, refilled evenly over `per`);
+    /// one more is answered `429` with `Retry-After` (seconds until a token is back). Unset:
+    /// no limit.
+    #[config(dynamic)]
+    pub rate: Option<RateConfig>,
+}
+
+impl LimitConfig {
+    fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.concurrency == Some(0) {
+            errors.push(FieldError::new("concurrency", "must be > 0, got 0"));
+        }
+        if let Some(rate) = &self.rate {
+            if rate.requests == 0 {
+                errors.push(FieldError::new("rate.requests", "must be > 0, got 0"));
+            }
+            if rate.per.is_zero() {
+                errors.push(FieldError::new("rate.per", "must be > 0s, got 0s"));
+            }
+        }
+        FieldError::collect(errors)
+    }
+
+    /// Whether any limit is set.
+    pub fn is_limited(&self) -> bool {
+        self.concurrency.is_some() || self.rate.is_some()
+    }
+}
+
+/// A rate: `requests` per `per`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// How many requests, which is also the burst allowed after a quiet period.
+    pub requests: u32,
+    /// Over how long.
+    #[serde(with = "humantime_serde")]
+    pub per: Duration,
 }
 
 /// `router.routes.<path>`: one route's toggle. All fields dynamic.

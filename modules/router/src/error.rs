@@ -22,6 +22,16 @@ pub enum RouterError {
         /// The registered paths.
         known: String,
     },
+    /// A limit names a route path that no module contributed.
+    #[error(
+        "router.limits.routes.{path} names a route that no module contributed (known: {known})"
+    )]
+    UnknownLimitRoute {
+        /// The limit's path.
+        path: String,
+        /// The contributed paths.
+        known: String,
+    },
     /// A configured value cannot be turned into middleware.
     #[error("router.{path}: {message}")]
     InvalidValue {

@@ -89,6 +89,13 @@
 //!     exposed_headers: []
 //!     allow_credentials: false  # true: no "*" in origins, methods or headers (rejected)
 //!     max_age: 10m
+//!   limits:                     # contributed routes only; health/metrics/admin are exempt
+//!     global:                   # shared by every contributed route
+//!       concurrency: 100        # in flight at once; one more: 503 + Retry-After: 1
+//!       rate: {requests: 50, per: 1s}   # token bucket; one more: 429 + Retry-After
+//!     routes:                   # by route path as registered; must be a contributed route
+//!       /orders/{id}:
+//!         rate: {requests: 5, per: 1s}
 //!   security_headers:           # added to every answer that lacks them
 //!     enabled: true             # false: none of them
 //!     frame_options: deny       # X-Frame-Options: deny | sameorigin | off
@@ -109,6 +116,15 @@
 //! health:                               # the aggregator's section, read by the endpoints
 //!   show_details: when_authorized        # never | when_authorized | always
 //! ```
+//!
+//! **Limits** (`router.limits`): a global and per-route concurrency limit (load shedding: over
+//! it a request is answered `503` with `Retry-After: 1` at once, never queued) and rate (a
+//! token bucket of `requests` refilled evenly over `per`: over it, `429` with `Retry-After` in
+//! whole seconds until a token is back). A request must pass the global limits, then its
+//! route's, matched by route template (`/orders/{id}` counts every id together). They wrap
+//! the contributed routes only, outside the request timeout; requests that match no route
+//! are not counted. A reload builds new limiters with the new router: counts start afresh,
+//! and requests in flight release the old router's permits.
 //!
 //! **Security headers** (`router.security_headers`, on by default): `X-Content-Type-Options:
 //! nosniff`, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer` on every answer, unless
@@ -158,13 +174,15 @@ mod auth;
 mod config;
 mod endpoints;
 mod error;
+mod limits;
 mod module;
 mod security_headers;
 mod trace;
 
 pub use config::{
     AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, FrameOptions, HealthEndpointsConfig,
-    HstsConfig, MIN_ADMIN_TOKEN_LEN, RouteToggle, RouterConfig, SecurityHeadersConfig,
+    HstsConfig, LimitConfig, LimitsConfig, MIN_ADMIN_TOKEN_LEN, RateConfig, RouteToggle,
+    RouterConfig, SecurityHeadersConfig,
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};
