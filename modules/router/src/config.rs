@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 /// |---|---|
 /// | `request_timeout` | a request to a contributed route that has not answered by then gets `503 Service Unavailable` (the built-in health and admin endpoints are exempt); `0s` turns the timeout off |
 /// | `body_limit` | the largest request body in bytes (`413 Payload Too Large` beyond it); unset leaves only the HTTP server's `max_body_size` |
-/// | `compression` | gzip responses for clients that accept it |
+/// | `compression` | gzip, brotli or zstd responses, as the client's `Accept-Encoding` prefers |
 /// | `request_id_header` | the header that carries the request id (set when absent, echoed in the response) |
 /// | `cors` | allowed origins, methods and headers; no origins means no CORS headers at all |
 /// | `security_headers` | `X-Content-Type-Options: nosniff`, `X-Frame-Options`, `Referrer-Policy` on every answer (a header the handler set is kept), and `Strict-Transport-Security` when `hsts.enabled` |
@@ -73,7 +73,8 @@ pub struct RouterConfig {
     /// The largest request body in bytes; unset leaves the HTTP server's limit alone.
     #[config(dynamic)]
     pub body_limit: Option<u64>,
-    /// Whether responses are gzip-compressed for clients that accept it.
+    /// Whether responses are compressed (gzip, brotli or zstd, by the client's
+    /// `Accept-Encoding`).
     #[config(dynamic)]
     pub compression: bool,
     /// The request id header.

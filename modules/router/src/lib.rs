@@ -39,7 +39,7 @@
 //! in the response), trace (a `tracing` span per request with method, URI and request id; a
 //! server error is logged at ERROR, except a health endpoint's `503`, which is an answer during
 //! an outage and logged with every other response at DEBUG), CORS,
-//! gzip compression, body limit (`413`), catch-panic (a panicking handler answers
+//! compression (gzip, brotli or zstd, by `Accept-Encoding`), body limit (`413`), catch-panic (a panicking handler answers
 //! `500 {"error":"internal server error"}` and the server keeps serving), then the request
 //! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes
 //! only, never the built-in health and admin endpoints: a probe that waits for its providers'
