@@ -28,7 +28,8 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
-use crate::limits::{self, LimitState, Limits};
+use crate::limits::{self, Limits};
+use crate::route_metrics::{self, RouteMetrics};
 use crate::security_headers;
 use crate::trace::ProbeAwareClassifier;
 
@@ -99,10 +100,7 @@ pub(crate) fn build(
             });
         }
     }
-    let limits = Limits::new(&config.limits).map(|limits| LimitState {
-        limits,
-        on_rejection: None,
-    });
+    let limits = Limits::new(&config.limits);
 
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
@@ -156,7 +154,10 @@ pub(crate) fn build(
         );
         merged.route_layer(middleware::from_fn_with_state(toggles, toggle))
     };
-    Ok((with_stack(merged, config)?, summary))
+    Ok((
+        with_stack(merged, config, &endpoints.route_metrics)?,
+        summary,
+    ))
 }
 
 fn catch(owners: &str, f: impl FnOnce() -> Router) -> Result<Router, RouterError> {
@@ -187,10 +188,14 @@ async fn toggle(
     }
 }
 
-/// Wraps `router` in the middleware stack, outermost first: request id, trace, request id
-/// propagation, security headers, CORS, compression, body limit, catch-panic. (The request timeout is not part of
+/// Wraps `router` in the middleware stack, outermost first: request id, trace, metrics,
+/// request id propagation, security headers, CORS, compression, body limit, catch-panic. (The request timeout is not part of
 /// it: [`build`] puts it on the contributed routes only.)
-fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterError> {
+fn with_stack(
+    router: Router,
+    config: &RouterConfig,
+    metrics: &Arc<RouteMetrics>,
+) -> Result<Router, RouterError> {
     let request_id = HeaderName::from_bytes(config.request_id_header.as_bytes()).map_err(|e| {
         RouterError::InvalidValue {
             path: "request_id_header".to_owned(),
@@ -226,6 +231,10 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(trace)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(metrics),
+            route_metrics::record,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(middleware::from_fn_with_state(
             security,
@@ -371,6 +380,7 @@ mod tests {
         with_stack(
             Router::new().route("/", axum::routing::get(|| async { "ok" })),
             &config,
+            &Arc::default(),
         )
     }
 

@@ -38,9 +38,10 @@
 //! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
 //! in the response), trace (a `tracing` span per request with method, URI and request id; a
 //! server error is logged at ERROR, except a health endpoint's `503`, which is an answer during
-//! an outage and logged with every other response at DEBUG), CORS,
-//! compression (gzip, brotli or zstd, by `Accept-Encoding`), body limit (`413`), catch-panic (a panicking handler answers
-//! `500 {"error":"internal server error"}` and the server keeps serving), then the request
+//! an outage and logged with every other response at DEBUG), metrics, security headers, CORS,
+//! compression (gzip, brotli or zstd, by `Accept-Encoding`), body limit (`413`), catch-panic (a
+//! panicking handler answers `500 {"error":"internal server error"}` and the server keeps
+//! serving), then, on the contributed routes only, the limits (`429`/`503`) and the request
 //! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes
 //! only, never the built-in health and admin endpoints: a probe that waits for its providers'
 //! own timeouts still answers its normal body with `Cache-Control: no-store`, and an admin
@@ -165,6 +166,21 @@
 //!
 //! The reloads it takes part in are announced by core (`com.modular.config.reload.*`).
 //!
+//! # Metrics
+//!
+//! Recorded through the `metrics` facade while core records (`metrics.enabled: true`, or an
+//! application recorder with `modular_core::metrics::record_into_installed_recorder`), and
+//! served at `GET /metrics`:
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_router_requests_total` | counter | `route`, `method`, `status_class` (`2xx` ... `5xx`) |
+//! | `modular_router_request_duration_seconds` | histogram (time to the response head) | `route` |
+//! | `modular_router_limit_rejections_total` | counter | `route`, `limit` (`rate`, `concurrency`) |
+//!
+//! `route` is the matched route template (`/orders/{id}`), or `unmatched` when no route
+//! matched; never the raw path. Methods outside the standard set are `other`.
+//!
 //! # Feature flags
 //!
 //! None.
@@ -176,6 +192,7 @@ mod endpoints;
 mod error;
 mod limits;
 mod module;
+mod route_metrics;
 mod security_headers;
 mod trace;
 

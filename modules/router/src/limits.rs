@@ -135,36 +135,24 @@ impl TokenBucket {
     }
 }
 
-/// What a limit rejection is reported to (the router's metrics).
-pub(crate) type OnRejection = Arc<dyn Fn(&str, Rejection) + Send + Sync>;
-
-/// The middleware's state.
-#[derive(Clone)]
-pub(crate) struct LimitState {
-    pub(crate) limits: Arc<Limits>,
-    pub(crate) on_rejection: Option<OnRejection>,
-}
-
 /// Admits the request or answers `429`/`503` with `Retry-After`. Requests that matched no
 /// route (404s) are not limited.
 pub(crate) async fn limit(
-    State(state): State<LimitState>,
+    State(limits): State<Arc<Limits>>,
     request: Request,
     next: Next,
 ) -> Response {
     let Some(route) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };
-    match state.limits.admit(Some(route.as_str())) {
+    match limits.admit(Some(route.as_str())) {
         Ok(permits) => {
             let response = next.run(request).await;
             drop(permits);
             response
         }
         Err((rejection, retry_after)) => {
-            if let Some(report) = &state.on_rejection {
-                report(route.as_str(), rejection);
-            }
+            crate::route_metrics::record_rejection(route.as_str(), rejection);
             let (status, body) = match rejection {
                 Rejection::Rate => (StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded"),
                 Rejection::Concurrency => (
@@ -202,13 +190,7 @@ mod tests {
         Router::new()
             .route("/a/{id}", get(|| async { "a" }))
             .route("/b", get(|| async { "b" }))
-            .layer(axum::middleware::from_fn_with_state(
-                LimitState {
-                    limits,
-                    on_rejection: None,
-                },
-                limit,
-            ))
+            .layer(axum::middleware::from_fn_with_state(limits, limit))
     }
 
     async fn call(app: &Router, path: &str) -> (u16, Option<String>) {
