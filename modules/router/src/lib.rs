@@ -121,7 +121,8 @@
 //! **Limits** (`router.limits`): a global and per-route concurrency limit (load shedding: over
 //! it a request is answered `503` with `Retry-After: 1` at once, never queued) and rate (a
 //! token bucket of `requests` refilled evenly over `per`: over it, `429` with `Retry-After` in
-//! whole seconds until a token is back). A request must pass the global limits, then its
+//! whole seconds until a token is back). A concurrency permit is held until the response head
+//! is produced, not while its body streams. A request must pass the global limits, then its
 //! route's, matched by route template (`/orders/{id}` counts every id together). They wrap
 //! the contributed routes only, outside the request timeout; requests that match no route
 //! are not counted. A reload builds new limiters with the new router: counts start afresh,
