@@ -91,8 +91,11 @@ pub fn record_into_installed_recorder() {
     RECORDING.store(true, Ordering::Release);
 }
 
+/// Whether the framework records its series: an exporter was installed, or the application
+/// called [`record_into_installed_recorder`]. Modules check it before recording, so an
+/// application without metrics pays nothing.
 #[inline]
-fn recording() -> bool {
+pub fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 

@@ -28,6 +28,10 @@ use tower_http::trace::TraceLayer;
 use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
+use crate::limits::{self, Limits};
+use crate::route_metrics::{self, RouteMetrics};
+use crate::security_headers;
+use crate::trace::ProbeAwareClassifier;
 
 /// What one build produced, besides the router: what the health check reports.
 #[derive(Clone, Debug, Default)]
@@ -82,6 +86,22 @@ pub(crate) fn build(
         }
     }
 
+    // Limits bound contributed routes only, so their keys must name one of those.
+    let mut contributed: Vec<&str> = contributions
+        .iter()
+        .flat_map(|c| c.paths().iter().map(String::as_str))
+        .collect();
+    contributed.sort_unstable();
+    for path in config.limits.routes.keys() {
+        if contributed.binary_search(&path.as_str()).is_err() {
+            return Err(RouterError::UnknownLimitRoute {
+                path: path.clone(),
+                known: contributed.join(", "),
+            });
+        }
+    }
+    let limits = Limits::new(&config.limits);
+
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
     let admin = endpoints::admin::routes(endpoints);
@@ -102,6 +122,11 @@ pub(crate) fn build(
         // and neither may be cut into a bare 503.
         if let Some(timeout) = timeout {
             router = router.layer(timeout);
+        }
+        // Outside the timeout: a refused request is answered at once. Likewise for the
+        // contributed routes only: an overload must not fail a probe or lock out the operator.
+        if let Some(limits) = limits {
+            router = router.layer(middleware::from_fn_with_state(limits, limits::limit));
         }
         if let Some(health) = health {
             router = router.merge(health);
@@ -129,7 +154,10 @@ pub(crate) fn build(
         );
         merged.route_layer(middleware::from_fn_with_state(toggles, toggle))
     };
-    Ok((with_stack(merged, config)?, summary))
+    Ok((
+        with_stack(merged, config, &endpoints.route_metrics)?,
+        summary,
+    ))
 }
 
 fn catch(owners: &str, f: impl FnOnce() -> Router) -> Result<Router, RouterError> {
@@ -160,10 +188,14 @@ async fn toggle(
     }
 }
 
-/// Wraps `router` in the middleware stack, outermost first: request id, trace, request id
-/// propagation, CORS, compression, body limit, catch-panic. (The request timeout is not part of
+/// Wraps `router` in the middleware stack, outermost first: request id, trace, metrics,
+/// request id propagation, security headers, CORS, compression, body limit, catch-panic. (The request timeout is not part of
 /// it: [`build`] puts it on the contributed routes only.)
-fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterError> {
+fn with_stack(
+    router: Router,
+    config: &RouterConfig,
+    metrics: &Arc<RouteMetrics>,
+) -> Result<Router, RouterError> {
     let request_id = HeaderName::from_bytes(config.request_id_header.as_bytes()).map_err(|e| {
         RouterError::InvalidValue {
             path: "request_id_header".to_owned(),
@@ -171,6 +203,7 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         }
     })?;
     let cors = cors_layer(&config.cors)?;
+    let security = security_headers::headers(&config.security_headers)?;
     let compress = config.compression;
     // A predicate rather than an optional layer keeps one response type either way.
     let compression = CompressionLayer::new().compress_when(DefaultPredicate::new().and(
@@ -181,7 +214,7 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         .map(|limit| usize::try_from(limit).unwrap_or(usize::MAX))
         .unwrap_or(usize::MAX);
     let span_header = request_id.clone();
-    let trace = TraceLayer::new_for_http().make_span_with(move |request: &Request| {
+    let trace = TraceLayer::new(ProbeAwareClassifier).make_span_with(move |request: &Request| {
         let id = request
             .headers()
             .get(&span_header)
@@ -198,7 +231,15 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(trace)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(metrics),
+            route_metrics::record,
+        ))
         .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::from_fn_with_state(
+            security,
+            security_headers::add,
+        ))
         .option_layer(cors)
         .layer(compression)
         .layer(RequestBodyLimitLayer::new(body_limit))
@@ -209,7 +250,16 @@ fn with_stack(router: Router, config: &RouterConfig) -> Result<Router, RouterErr
         // The HTTP server's `max_body_size` is the only limit.
         None => DefaultBodyLimit::disable(),
     };
-    Ok(router.layer(limit).layer(stack))
+    // Layers check their settings when applied (tower-http's CORS asserts); whatever a layer
+    // panics on fails this build with the section's name, never start or a reload.
+    catch_stack(move || router.layer(limit).layer(stack))
+}
+
+/// Runs `apply`, turning a panic into [`RouterError::StackPanicked`].
+fn catch_stack(apply: impl FnOnce() -> Router) -> Result<Router, RouterError> {
+    std::panic::catch_unwind(AssertUnwindSafe(apply)).map_err(|panic| RouterError::StackPanicked {
+        message: modular_core::panic_message(&*panic),
+    })
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
@@ -231,6 +281,23 @@ fn cors_layer(cors: &CorsConfig) -> Result<Option<CorsLayer>, RouterError> {
         path: format!("cors.{path}"),
         message,
     };
+    // tower-http asserts on these when the layer is applied; config validation refuses them
+    // first, and this keeps a build from panicking should a config reach it unvalidated.
+    if cors.allow_credentials {
+        for (field, list) in [
+            ("allowed_origins", &cors.allowed_origins),
+            ("allowed_methods", &cors.allowed_methods),
+            ("allowed_headers", &cors.allowed_headers),
+            ("exposed_headers", &cors.exposed_headers),
+        ] {
+            if list.iter().any(|v| v == "*") {
+                return Err(invalid(
+                    field,
+                    "must not be [\"*\"] when allow_credentials is true".to_owned(),
+                ));
+            }
+        }
+    }
     let origin = if cors.allowed_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
@@ -288,4 +355,57 @@ fn header_names(names: &[String]) -> Result<Vec<HeaderName>, String> {
         .iter()
         .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("{n:?}: {e}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_that_panics_while_applied_fails_the_build_naming_the_section() {
+        let error = catch_stack(|| panic!("layer exploded"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("router: building the middleware stack panicked: layer exploded")
+        );
+    }
+
+    fn with_cors(cors: CorsConfig) -> Result<Router, RouterError> {
+        let config = RouterConfig {
+            cors,
+            ..RouterConfig::default()
+        };
+        with_stack(
+            Router::new().route("/", axum::routing::get(|| async { "ok" })),
+            &config,
+            &Arc::default(),
+        )
+    }
+
+    /// Validation rejects these before a build; the build refuses them too, rather than let
+    /// tower-http's assertion panic into start or reload.
+    #[test]
+    fn a_stack_tower_http_would_panic_on_is_an_error_naming_the_key() {
+        for field in ["allowed_methods", "allowed_headers", "exposed_headers"] {
+            let mut cors = CorsConfig {
+                allowed_origins: vec!["https://a.example".to_owned()],
+                allow_credentials: true,
+                ..CorsConfig::default()
+            };
+            match field {
+                "allowed_methods" => cors.allowed_methods = vec!["*".to_owned()],
+                "allowed_headers" => cors.allowed_headers = vec!["*".to_owned()],
+                _ => cors.exposed_headers = vec!["*".to_owned()],
+            }
+            let error = with_cors(cors).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with(&format!("router.cors.{field}:"))),
+                "{field}: {error:?}"
+            );
+        }
+    }
 }

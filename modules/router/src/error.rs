@@ -22,12 +22,29 @@ pub enum RouterError {
         /// The registered paths.
         known: String,
     },
+    /// A limit names a route path that no module contributed.
+    #[error(
+        "router.limits.routes.{path} names a route that no module contributed (known: {known})"
+    )]
+    UnknownLimitRoute {
+        /// The limit's path.
+        path: String,
+        /// The contributed paths.
+        known: String,
+    },
     /// A configured value cannot be turned into middleware.
     #[error("router.{path}: {message}")]
     InvalidValue {
         /// The field, relative to the section.
         path: String,
         /// What is wrong with it.
+        message: String,
+    },
+    /// A middleware layer panicked while it was applied (a setting it asserts on that
+    /// validation did not catch).
+    #[error("router: building the middleware stack panicked: {message}")]
+    StackPanicked {
+        /// The panic's message.
         message: String,
     },
     /// Reading configuration failed.

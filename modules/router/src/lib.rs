@@ -32,12 +32,16 @@
 //! serves. When the configuration changes, or a module contributes routes after start, a whole
 //! new router is built aside and swapped in atomically: requests in flight finish on the router
 //! they started on, the next request sees the new one. A build that fails (an unknown toggle,
-//! two modules claiming one path) changes nothing.
+//! two modules claiming one path, a layer that panics while applied) changes nothing: a
+//! panic while building is caught and becomes the build's error.
 //!
 //! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
-//! in the response), trace (a `tracing` span per request with method, URI and request id), CORS,
-//! gzip compression, body limit (`413`), catch-panic (a panicking handler answers
-//! `500 {"error":"internal server error"}` and the server keeps serving), then the request
+//! in the response), trace (a `tracing` span per request with method, URI and request id; a
+//! server error is logged at ERROR, except a health endpoint's `503`, which is an answer during
+//! an outage and logged with every other response at DEBUG), metrics, security headers, CORS,
+//! compression (gzip, brotli or zstd, by `Accept-Encoding`), body limit (`413`), catch-panic (a
+//! panicking handler answers `500 {"error":"internal server error"}` and the server keeps
+//! serving), then, on the contributed routes only, the limits (`429`/`503`) and the request
 //! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes
 //! only, never the built-in health and admin endpoints: a probe that waits for its providers'
 //! own timeouts still answers its normal body with `Cache-Control: no-store`, and an admin
@@ -84,8 +88,23 @@
 //!     allowed_methods: [GET, POST]
 //!     allowed_headers: [content-type]
 //!     exposed_headers: []
-//!     allow_credentials: false
+//!     allow_credentials: false  # true: no "*" in origins, methods or headers (rejected)
 //!     max_age: 10m
+//!   limits:                     # contributed routes only; health/metrics/admin are exempt
+//!     global:                   # shared by every contributed route
+//!       concurrency: 100        # in flight at once; one more: 503 + Retry-After: 1
+//!       rate: {requests: 50, per: 1s}   # token bucket; one more: 429 + Retry-After
+//!     routes:                   # by route path as registered; must be a contributed route
+//!       /orders/{id}:
+//!         rate: {requests: 5, per: 1s}
+//!   security_headers:           # added to every answer that lacks them
+//!     enabled: true             # false: none of them
+//!     frame_options: deny       # X-Frame-Options: deny | sameorigin | off
+//!     referrer_policy: no-referrer   # "": no Referrer-Policy header
+//!     hsts:                     # Strict-Transport-Security, opt-in (see below)
+//!       enabled: false
+//!       max_age: 365days
+//!       include_subdomains: true
 //!   routes:                     # toggles, by route path as registered
 //!     /orders/{id}:
 //!       enabled: false
@@ -98,6 +117,24 @@
 //! health:                               # the aggregator's section, read by the endpoints
 //!   show_details: when_authorized        # never | when_authorized | always
 //! ```
+//!
+//! **Limits** (`router.limits`): a global and per-route concurrency limit (load shedding: over
+//! it a request is answered `503` with `Retry-After: 1` at once, never queued) and rate (a
+//! token bucket of `requests` refilled evenly over `per`: over it, `429` with `Retry-After` in
+//! whole seconds until a token is back). A concurrency permit is held until the response head
+//! is produced, not while its body streams. A request must pass the global limits, then its
+//! route's, matched by route template (`/orders/{id}` counts every id together). They wrap
+//! the contributed routes only, outside the request timeout; requests that match no route
+//! are not counted. A reload builds new limiters with the new router: counts start afresh,
+//! and requests in flight release the old router's permits.
+//!
+//! **Security headers** (`router.security_headers`, on by default): `X-Content-Type-Options:
+//! nosniff`, `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer` on every answer, unless
+//! the handler set the header itself. `Strict-Transport-Security: max-age=...;
+//! includeSubDomains` is opt-in (`hsts.enabled`): it only means something over TLS, and the
+//! router cannot tell per request whether the connection was TLS (the HTTP server marks no
+//! request, and a TLS-terminating proxy in front is invisible), so enable it when the
+//! application is reached over HTTPS only.
 //!
 //! # Dynamic fields
 //!
@@ -130,6 +167,21 @@
 //!
 //! The reloads it takes part in are announced by core (`com.modular.config.reload.*`).
 //!
+//! # Metrics
+//!
+//! Recorded through the `metrics` facade while core records (`metrics.enabled: true`, or an
+//! application recorder with `modular_core::metrics::record_into_installed_recorder`), and
+//! served at `GET /metrics`:
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_router_requests_total` | counter | `route`, `method`, `status_class` (`2xx` ... `5xx`) |
+//! | `modular_router_request_duration_seconds` | histogram (time to the response head) | `route` |
+//! | `modular_router_limit_rejections_total` | counter | `route`, `limit` (`rate`, `concurrency`) |
+//!
+//! `route` is the matched route template (`/orders/{id}`), or `unmatched` when no route
+//! matched; never the raw path. Methods outside the standard set are `other`.
+//!
 //! # Feature flags
 //!
 //! None.
@@ -139,11 +191,16 @@ mod auth;
 mod config;
 mod endpoints;
 mod error;
+mod limits;
 mod module;
+mod route_metrics;
+mod security_headers;
+mod trace;
 
 pub use config::{
-    AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, HealthEndpointsConfig, MIN_ADMIN_TOKEN_LEN,
-    RouteToggle, RouterConfig,
+    AdminConfig, CorsConfig, DEFAULT_HEALTH_TIMEOUT, FrameOptions, HealthEndpointsConfig,
+    HstsConfig, LimitConfig, LimitsConfig, MIN_ADMIN_TOKEN_LEN, RateConfig, RouteToggle,
+    RouterConfig, SecurityHeadersConfig,
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};

@@ -247,6 +247,7 @@ impl Module for RouterModule {
             services,
             admin,
             health_config,
+            route_metrics: Arc::default(),
         });
         let shared = Arc::new(Shared {
             ctx: ctx.context(),

@@ -235,3 +235,24 @@ async fn the_request_timeout_cuts_contributed_routes_but_not_the_health_endpoint
     assert_eq!(text(test.get("/greet")).await?, (200, "hello".to_owned()));
     Ok(())
 }
+
+#[tokio::test]
+async fn responses_are_compressed_with_brotli_or_zstd_for_clients_that_ask_for_them()
+-> anyhow::Result<()> {
+    let test = start("").await?;
+    for encoding in ["br", "zstd"] {
+        let response = test
+            .get("/big")
+            .header("accept-encoding", encoding)
+            .send()
+            .await?;
+        assert_eq!(response.headers()["content-encoding"], encoding);
+        let body = response.bytes().await?;
+        assert!(body.len() < 1_000, "{encoding}: {} bytes", body.len());
+        if encoding == "zstd" {
+            // A zstd frame starts with its magic number.
+            assert_eq!(body[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+        }
+    }
+    Ok(())
+}

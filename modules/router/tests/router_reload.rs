@@ -291,3 +291,49 @@ async fn a_later_module_failing_never_publishes_the_prepared_router() -> anyhow:
     );
     Ok(())
 }
+
+/// tower-http asserts (panics) on credentials combined with any wildcard; each combination is
+/// a validation error at build, naming its key.
+#[tokio::test]
+async fn cors_credentials_with_a_wildcard_method_or_header_are_rejected_at_build()
+-> anyhow::Result<()> {
+    for field in ["allowed_methods", "allowed_headers", "exposed_headers"] {
+        let yaml = format!(
+            "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\n    allow_credentials: true\n    {field}: [\"*\"]\n"
+        );
+        let error = match build(0, &yaml, |b| b).await {
+            Ok(_) => anyhow::bail!("credentials with {field}: [\"*\"] were accepted"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            error.contains(&format!("router.cors.{field}: must not be [\"*\"]")),
+            "{field}: {error}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn cors_credentials_with_a_wildcard_header_are_rejected_on_reload_and_the_old_stack_serves()
+-> anyhow::Result<()> {
+    let test = start(&format!(
+        "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\n"
+    ))
+    .await?;
+    test.write_config(&format!(
+        "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\n    allow_credentials: true\n    allowed_headers: [\"*\"]\n"
+    ))?;
+    let outcome = test.app.reload().await?;
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert!(
+        outcome
+            .errors
+            .iter()
+            .any(|e| e.path == "router.cors.allowed_headers"),
+        "{outcome:?}"
+    );
+    let after = test.get("/greet").header("origin", ORIGIN).send().await?;
+    assert_eq!(after.status(), 200);
+    assert_eq!(after.headers()["access-control-allow-origin"], ORIGIN);
+    Ok(())
+}

@@ -34,6 +34,8 @@ pub(crate) struct Endpoints {
     pub(crate) health: Option<Arc<HealthAggregator>>,
     pub(crate) admin: ConfigHandle<AdminConfig>,
     pub(crate) health_config: ConfigHandle<HealthEndpointsConfig>,
+    /// The router's series handles, kept across builds.
+    pub(crate) route_metrics: Arc<crate::route_metrics::RouteMetrics>,
 }
 
 impl Endpoints {
