@@ -91,11 +91,8 @@ pub fn record_into_installed_recorder() {
     RECORDING.store(true, Ordering::Release);
 }
 
-/// Whether the framework records its series: an exporter was installed, or the application
-/// called [`record_into_installed_recorder`]. Modules check it before recording, so an
-/// application without metrics pays nothing.
 #[inline]
-pub fn recording() -> bool {
+fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 

@@ -82,7 +82,7 @@ impl RouteMetrics {
 
 /// Counts one limit rejection (rare, so registered per call).
 pub(crate) fn record_rejection(route: &str, rejection: Rejection) {
-    if !modular_core::metrics::recording() {
+    if !modular_core::metrics::is_recording() {
         return;
     }
     let limit = match rejection {
@@ -103,7 +103,7 @@ pub(crate) async fn record(
     request: Request,
     next: Next,
 ) -> Response {
-    if !modular_core::metrics::recording() {
+    if !modular_core::metrics::is_recording() {
         return next.run(request).await;
     }
     let started = Instant::now();
