@@ -157,6 +157,7 @@ mod client;
 mod config;
 mod error;
 mod health;
+mod metrics;
 mod modifier;
 mod module;
 mod retry;
@@ -165,7 +166,8 @@ mod verbose;
 pub use client::{HttpClient, RequestBuilder};
 pub use config::{
     DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES,
-    MAX_PROBE_TIMEOUT, MAX_RETRIES_CAP, RetryConfig, VerboseConfig,
+    MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP, RedirectConfig, RetryConfig,
+    VerboseConfig,
 };
 pub use error::HttpClientError;
 pub use health::HttpClientHealth;
