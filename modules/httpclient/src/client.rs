@@ -544,7 +544,17 @@ impl ClientState {
             }
         })?;
         let verbose = Verbose::new(&settings.verbose)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(url) = &settings.proxy.url {
+            let no_proxy = reqwest::NoProxy::from_string(&settings.proxy.no_proxy.join(","));
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|source| HttpClientError::Build {
+                    source: source.without_url(),
+                })?
+                .no_proxy(no_proxy);
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(settings.pool_idle_timeout)

@@ -80,6 +80,9 @@ pub struct HttpClientConfig {
     /// Redirect policy.
     #[config(nested)]
     pub redirects: RedirectConfig,
+    /// An HTTP proxy for every request (`proxy.url` is sensitive: it may carry credentials).
+    #[config(nested)]
+    pub proxy: ProxyConfig,
     /// Retry policy for idempotent requests.
     #[config(nested)]
     pub retry: RetryConfig,
@@ -112,6 +115,7 @@ impl fmt::Debug for HttpClientConfig {
             .field("default_headers", &headers)
             .field("decompression", &self.decompression)
             .field("redirects", &self.redirects)
+            .field("proxy", &self.proxy)
             .field("retry", &self.retry)
             .field("verbose", &self.verbose)
             .field("health_probe", &self.health_probe)
@@ -131,6 +135,7 @@ impl Default for HttpClientConfig {
             default_headers: BTreeMap::new(),
             decompression: true,
             redirects: RedirectConfig::default(),
+            proxy: ProxyConfig::default(),
             retry: RetryConfig::default(),
             verbose: VerboseConfig::default(),
             health_probe: Vec::new(),
@@ -202,6 +207,34 @@ pub struct RedirectConfig {
 impl Default for RedirectConfig {
     fn default() -> Self {
         Self { max: 10 }
+    }
+}
+
+/// `httpclient.proxy`: send requests through an HTTP proxy.
+///
+/// With `url` set, every request (health probes included) goes through that proxy, except those
+/// to a host matched by `no_proxy`; `https` targets are tunnelled with `CONNECT`. Userinfo in
+/// the URL (`http://user:pw@proxy:3128`) becomes the `Proxy-Authorization` header. Unset (the
+/// default), reqwest's environment rule applies: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// An absolute `http` or `https` proxy URL (sensitive).
+    #[config(sensitive)]
+    pub url: Option<String>,
+    /// Hosts reached directly when `url` is set: a host name (`internal.example`, matching its subdomains too),
+    /// `.example` for subdomains only, an IP address or a CIDR range (`10.0.0.0/8`), `*` for
+    /// every host.
+    pub no_proxy: Vec<String>,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("url", &self.url.as_ref().map(|_| REDACTED))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
     }
 }
 
@@ -341,6 +374,19 @@ impl HttpClientConfig {
                 ),
             ));
         }
+        if let Some(url) = &self.proxy.url
+            && let Err(message) = probe_url(url)
+        {
+            errors.push(FieldError::new("proxy.url", message));
+        }
+        for (i, host) in self.proxy.no_proxy.iter().enumerate() {
+            if host.trim().is_empty() || (host.contains([',', ' ', '/']) && !is_cidr(host)) {
+                errors.push(FieldError::new(
+                    format!("proxy.no_proxy.{i}"),
+                    format!("must be a host, an ip address or a cidr range, got `{host}`"),
+                ));
+            }
+        }
         self.retry.check(&mut errors);
         self.verbose.check(&mut errors);
         check_probes(&self.health_probe, &mut errors);
@@ -474,6 +520,13 @@ pub(crate) fn probe_url(url: &str) -> Result<reqwest::Url, String> {
     Ok(parsed)
 }
 
+/// `10.0.0.0/8`, `::1/128`: an address, a slash, a prefix length.
+fn is_cidr(value: &str) -> bool {
+    value.split_once('/').is_some_and(|(address, prefix)| {
+        address.parse::<std::net::IpAddr>().is_ok() && prefix.parse::<u8>().is_ok()
+    })
+}
+
 /// The method of a probe: `GET` or `HEAD`, case-insensitive.
 pub(crate) fn probe_method(method: &str) -> Option<Method> {
     if method.eq_ignore_ascii_case("GET") {
@@ -553,15 +606,22 @@ mod tests {
             ..RetryConfig::default()
         };
         config.redirects.max = MAX_REDIRECTS_CAP + 1;
+        config.proxy = ProxyConfig {
+            url: Some("socks5://user:pw@proxy:1080".to_owned()),
+            no_proxy: vec!["10.0.0.0/8".to_owned(), "a,b".to_owned()],
+        };
         assert_eq!(
             paths(&config),
             [
                 "redirects.max",
+                "proxy.url",
+                "proxy.no_proxy.1",
                 "retry.max_retry_after",
                 "retry.max_elapsed"
             ]
         );
         config.redirects.max = 0;
+        config.proxy = ProxyConfig::default();
         config.retry = RetryConfig {
             max_retries: MAX_RETRIES_CAP,
             ..RetryConfig::default()

@@ -202,8 +202,8 @@ mod verbose;
 pub use client::{HttpClient, RequestBuilder};
 pub use config::{
     DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES,
-    MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP, RedirectConfig, RetryConfig,
-    VerboseConfig,
+    MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP, ProxyConfig, RedirectConfig,
+    RetryConfig, VerboseConfig,
 };
 pub use error::HttpClientError;
 pub use health::HttpClientHealth;

@@ -333,3 +333,44 @@ async fn a_redirect_limit_reload_applies_to_the_next_request() {
     assert_eq!(first.status(), 302);
     assert_eq!(first.headers()["location"], "/redirect/0");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_proxy_reload_routes_the_next_request_through_it_except_for_no_proxy_hosts() {
+    let server = TestServer::start().await;
+    let app = support::app_with("httpclient:\n  retry:\n    max_retries: 0\n")
+        .await
+        .unwrap();
+    let client = app.services().get::<HttpClient>().unwrap();
+
+    // The test server plays the proxy: it receives `GET http://upstream.invalid/echo` and
+    // routes it by path. Without the proxy the name would not even resolve.
+    reload(&app, "httpclient.proxy.url", json!(server.url(""))).await;
+    let response = client
+        .get("http://upstream.invalid/echo")
+        .body("via proxy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "via proxy");
+    assert_eq!(server.hits("/echo")[0].headers["host"], "upstream.invalid");
+
+    // A proxy that is down fails every request, except to the hosts in no_proxy.
+    // Its credentials never appear in the error, however deep the chain is read.
+    let dead = format!(
+        "http://proxyuser:proxy-s3cret@127.0.0.1:{}",
+        modular_testkit::free_port()
+    );
+    reload(&app, "httpclient.proxy.url", json!(dead)).await;
+    let error = client.get(server.url("/echo")).send().await.unwrap_err();
+    assert!(error.is_connect(), "{error}");
+    let mut chain = format!("{error} {error:?}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(" {cause} {cause:?}"));
+        source = cause.source();
+    }
+    assert!(!chain.contains("proxy-s3cret"), "{chain}");
+    reload(&app, "httpclient.proxy.no_proxy", json!(["127.0.0.1"])).await;
+    let direct = client.get(server.url("/echo")).send().await.unwrap();
+    assert_eq!(direct.status(), 200);
+}
