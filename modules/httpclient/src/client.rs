@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::config::HttpClientConfig;
 use crate::error::{HttpClientError, chain};
+use crate::metrics::{ClientSeries, DEFAULT_CLIENT};
 use crate::modifier::{Modifiers, RequestModifier};
 use crate::retry;
 use crate::verbose::{VERBOSE_TARGET, Verbose, display_url, event_url};
@@ -60,6 +61,7 @@ struct Shared {
     rebuild: Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
+    series: ClientSeries,
 }
 
 /// A client generation built aside by a reload, not yet sending.
@@ -114,6 +116,7 @@ impl HttpClient {
                 rebuild: Mutex::new(()),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
+                series: ClientSeries::new(DEFAULT_CLIENT),
             }),
         })
     }
@@ -163,7 +166,22 @@ impl HttpClient {
     /// the retry policy, logging each attempt when verbose logging is on.
     ///
     /// A request whose body is a stream cannot be copied, so it is sent once.
-    pub async fn execute(&self, mut request: Request) -> Result<Response, HttpClientError> {
+    pub async fn execute(&self, request: Request) -> Result<Response, HttpClientError> {
+        let method = request.method().clone();
+        let started = Instant::now();
+        let outcome = self.send_with_retries(request, started).await;
+        let status = outcome.as_ref().ok().map(Response::status);
+        self.shared
+            .series
+            .request(&method, status, started.elapsed());
+        outcome
+    }
+
+    async fn send_with_retries(
+        &self,
+        mut request: Request,
+        first_sent: Instant,
+    ) -> Result<Response, HttpClientError> {
         let state = self.shared.state.load_full();
         self.shared.modifiers.apply(&mut request);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
@@ -184,7 +202,12 @@ impl HttpClient {
                     .log_request(&request, &state.defaults, attempt);
             }
             let started = Instant::now();
-            let mut outcome = state.client.execute(request).await;
+            // reqwest's own message repeats the URL, query string included.
+            let mut outcome = state
+                .client
+                .execute(request)
+                .await
+                .map_err(reqwest::Error::without_url);
             if state.verbose.enabled {
                 outcome = match outcome {
                     Ok(response) => Ok(state.verbose.log_response(
@@ -221,12 +244,34 @@ impl HttpClient {
                     source: source.without_url(),
                 });
             };
-            let delay = match &outcome {
-                Ok(response) => retry::retry_after(response.headers(), SystemTime::now())
-                    .map(|d| d.min(policy.max_delay)),
+            let asked = match &outcome {
+                Ok(response) => retry::retry_after(response.headers(), SystemTime::now()),
                 Err(_) => None,
+            };
+            let delay =
+                asked.unwrap_or_else(|| retry::backoff(policy, attempt - 1, rand::random::<f64>()));
+            // Waiting less than the server asked only earns another refusal, and a retry that
+            // would start past the deadline is not made: the caller gets this answer instead.
+            let too_long = asked.is_some_and(|asked| asked > policy.max_retry_after);
+            let past_deadline = first_sent.elapsed().saturating_add(delay) > policy.max_elapsed;
+            if too_long || past_deadline {
+                tracing::debug!(
+                    module = "httpclient",
+                    method = %method,
+                    url = %event_url(&url),
+                    attempt,
+                    delay_ms = delay.as_millis() as u64,
+                    reason = %reason,
+                    past_deadline,
+                    "not retrying http request"
+                );
+                return outcome.map_err(|source| HttpClientError::Request {
+                    method,
+                    url: display_url(&url),
+                    attempts: attempt,
+                    source: source.without_url(),
+                });
             }
-            .unwrap_or_else(|| retry::backoff(policy, attempt - 1, rand::random::<f64>()));
             // The failed answer is dropped unread; its connection is closed rather than reused.
             drop(outcome);
             self.retried(&method, &url, attempt, delay, &reason, policy.max_retries);
@@ -392,6 +437,7 @@ impl HttpClient {
         max_retries: u32,
     ) {
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
+        self.shared.series.retried();
         // The event carries the path only: queries often hold tokens.
         let url = event_url(url);
         let delay_ms = delay.as_millis() as u64;
@@ -406,7 +452,7 @@ impl HttpClient {
         );
         let status = match reason {
             RetryReason::Status(status) => json!(status.as_u16()),
-            RetryReason::Connect(_) => serde_json::Value::Null,
+            RetryReason::Transport { .. } => serde_json::Value::Null,
         };
         self.emit(
             "request.retried",
@@ -444,14 +490,18 @@ impl fmt::Debug for HttpClient {
 /// Why an attempt is worth repeating.
 enum RetryReason {
     Status(StatusCode),
-    Connect(String),
+    /// No answer: `kind` is `connect error`, `timeout` or `connection reset`.
+    Transport {
+        kind: &'static str,
+        error: String,
+    },
 }
 
 impl fmt::Display for RetryReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Status(status) => write!(f, "status {}", status.as_u16()),
-            Self::Connect(error) => write!(f, "connect error: {error}"),
+            Self::Transport { kind, error } => write!(f, "{kind}: {error}"),
         }
     }
 }
@@ -461,8 +511,11 @@ fn why_retry(outcome: &Result<Response, reqwest::Error>) -> Option<RetryReason> 
         Ok(response) if retry::is_retryable_status(response.status()) => {
             Some(RetryReason::Status(response.status()))
         }
-        Err(error) if error.is_connect() => Some(RetryReason::Connect(chain(error))),
-        _ => None,
+        Err(error) => retry::retryable_error(error).map(|kind| RetryReason::Transport {
+            kind,
+            error: chain(error),
+        }),
+        Ok(_) => None,
     }
 }
 
@@ -491,13 +544,30 @@ impl ClientState {
             }
         })?;
         let verbose = Verbose::new(&settings.verbose)?;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(url) = &settings.proxy.url {
+            let no_proxy = reqwest::NoProxy::from_string(&settings.proxy.no_proxy.join(","));
+            let proxy = reqwest::Proxy::all(url)
+                .map_err(|source| HttpClientError::Build {
+                    source: source.without_url(),
+                })?
+                .no_proxy(no_proxy);
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_idle_timeout(settings.pool_idle_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
             .user_agent(user_agent.clone())
             .default_headers(headers.clone())
+            .gzip(settings.decompression)
+            .brotli(settings.decompression)
+            .zstd(settings.decompression)
+            .redirect(match settings.redirects.max {
+                0 => reqwest::redirect::Policy::none(),
+                max => reqwest::redirect::Policy::limited(max),
+            })
             .build()
             .map_err(|source| HttpClientError::Build { source })?;
         headers.insert(USER_AGENT, user_agent);

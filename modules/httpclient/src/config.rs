@@ -1,7 +1,9 @@
 //! [`HttpClientConfig`]: the `httpclient` section, its defaults and its validation.
 //!
 //! Every field is dynamic: a reload builds a new `reqwest::Client` from the new section and swaps
-//! it in, so nothing here needs a restart.
+//! it in, so nothing here needs a restart. Each one is observed live by a test: the client's
+//! settings (timeouts, pool, `user_agent`, `decompression`, `redirects`) by a request on the new
+//! client (`tests/reload_request_timeout.rs`), the retry policy by the next request's retries.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +33,9 @@ pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// plus 500 ms.
 pub const DEFAULT_HEALTH_TIMEOUT: Duration =
     MAX_PROBE_TIMEOUT.saturating_add(Duration::from_millis(500));
+
+/// The most redirects one request may follow (`redirects.max`).
+pub const MAX_REDIRECTS_CAP: usize = 50;
 
 /// The largest body prefix verbose logging may print (`verbose.max_body_bytes`).
 pub const MAX_LOGGED_BODY_BYTES: usize = 1024 * 1024;
@@ -67,6 +72,17 @@ pub struct HttpClientConfig {
     /// Headers added to every request that does not set them itself.
     #[config(sensitive)]
     pub default_headers: BTreeMap<String, String>,
+    /// Sends `Accept-Encoding: gzip, br, zstd` and decompresses answers in those encodings
+    /// (the body then arrives decoded, without `Content-Encoding` and `Content-Length`).
+    /// `false` leaves bodies as the server sent them. A request that sets `Accept-Encoding`
+    /// itself keeps its value, and answers are still decoded when this is on.
+    pub decompression: bool,
+    /// Redirect policy.
+    #[config(nested)]
+    pub redirects: RedirectConfig,
+    /// An HTTP proxy for every request (`proxy.url` is sensitive: it may carry credentials).
+    #[config(nested)]
+    pub proxy: ProxyConfig,
     /// Retry policy for idempotent requests.
     #[config(nested)]
     pub retry: RetryConfig,
@@ -97,6 +113,9 @@ impl fmt::Debug for HttpClientConfig {
             .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
             .field("user_agent", &self.user_agent)
             .field("default_headers", &headers)
+            .field("decompression", &self.decompression)
+            .field("redirects", &self.redirects)
+            .field("proxy", &self.proxy)
             .field("retry", &self.retry)
             .field("verbose", &self.verbose)
             .field("health_probe", &self.health_probe)
@@ -114,6 +133,9 @@ impl Default for HttpClientConfig {
             pool_max_idle_per_host: 32,
             user_agent: concat!("modular-httpclient/", env!("CARGO_PKG_VERSION")).to_owned(),
             default_headers: BTreeMap::new(),
+            decompression: true,
+            redirects: RedirectConfig::default(),
+            proxy: ProxyConfig::default(),
             retry: RetryConfig::default(),
             verbose: VerboseConfig::default(),
             health_probe: Vec::new(),
@@ -125,9 +147,14 @@ impl Default for HttpClientConfig {
 /// `httpclient.retry`: which requests are retried and how long to wait between attempts.
 ///
 /// Only idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE, TRACE) are retried, and only after a
-/// connect error or a 429, 502, 503 or 504 answer. Attempt `n` (from 0) waits
-/// `min(max_delay, base_delay * 2^n)`, minus up to `jitter` of it at random; a `Retry-After`
-/// header (seconds or an HTTP date) replaces the computed delay, still capped by `max_delay`.
+/// connect error, a timeout, a connection reset or closed before the answer was complete, or a
+/// 429, 502, 503 or 504 answer. Attempt `n` (from 0) waits `min(max_delay, base_delay * 2^n)`,
+/// minus up to `jitter` of it at random. A `Retry-After` header (seconds or an HTTP date)
+/// replaces the computed delay and is honoured in full up to `max_retry_after` (even beyond
+/// `max_delay`); an answer asking for longer is returned as it is, since retrying earlier than
+/// the server asked would only earn another refusal. No retry starts when its delay would end
+/// more than `max_elapsed` after the first attempt was sent: the last answer or error is
+/// returned instead. An attempt already running is bounded by `request_timeout` only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
@@ -136,9 +163,17 @@ pub struct RetryConfig {
     /// The delay before the first retry.
     #[serde(with = "humantime_serde")]
     pub base_delay: Duration,
-    /// The longest delay between two attempts, `Retry-After` included.
+    /// The longest computed delay between two attempts.
     #[serde(with = "humantime_serde")]
     pub max_delay: Duration,
+    /// The longest `Retry-After` waited for; at least `max_delay`. A longer one ends the
+    /// retries and the answer is returned.
+    #[serde(with = "humantime_serde")]
+    pub max_retry_after: Duration,
+    /// The total time a request may spend in retries, counted from its first attempt: a retry
+    /// whose delay would end later is not made.
+    #[serde(with = "humantime_serde")]
+    pub max_elapsed: Duration,
     /// The fraction of each computed delay that is randomised, from 0 (none) to 1: the delay is
     /// drawn from `[delay * (1 - jitter), delay]`, so clients that failed together spread out.
     pub jitter: f64,
@@ -150,8 +185,56 @@ impl Default for RetryConfig {
             max_retries: 2,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(60),
+            max_elapsed: Duration::from_secs(120),
             jitter: 0.2,
         }
+    }
+}
+
+/// `httpclient.redirects`: which redirects are followed.
+///
+/// Up to `max` redirects are followed (0 follows none: the 3xx answer is returned as it is);
+/// one more is an error (`too many redirects`). A redirect to another host drops the
+/// `Authorization`, `Cookie` and `Proxy-Authorization` headers (reqwest's rule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedirectConfig {
+    /// The most redirects followed per request, at most [`MAX_REDIRECTS_CAP`].
+    pub max: usize,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        Self { max: 10 }
+    }
+}
+
+/// `httpclient.proxy`: send requests through an HTTP proxy.
+///
+/// With `url` set, every request (health probes included) goes through that proxy, except those
+/// to a host matched by `no_proxy`; `https` targets are tunnelled with `CONNECT`. Userinfo in
+/// the URL (`http://user:pw@proxy:3128`) becomes the `Proxy-Authorization` header. Unset (the
+/// default), reqwest's environment rule applies: `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and
+/// `NO_PROXY`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// An absolute `http` or `https` proxy URL (sensitive).
+    #[config(sensitive)]
+    pub url: Option<String>,
+    /// Hosts reached directly when `url` is set: a host name (`internal.example`, matching its subdomains too),
+    /// `.example` for subdomains only, an IP address or a CIDR range (`10.0.0.0/8`), `*` for
+    /// every host.
+    pub no_proxy: Vec<String>,
+}
+
+impl fmt::Debug for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("url", &self.url.as_ref().map(|_| REDACTED))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
     }
 }
 
@@ -282,6 +365,28 @@ impl HttpClientConfig {
                 errors.push(FieldError::new(path, "is not a valid header value"));
             }
         }
+        if self.redirects.max > MAX_REDIRECTS_CAP {
+            errors.push(FieldError::new(
+                "redirects.max",
+                format!(
+                    "must be at most {MAX_REDIRECTS_CAP}, got {}",
+                    self.redirects.max
+                ),
+            ));
+        }
+        if let Some(url) = &self.proxy.url
+            && let Err(message) = probe_url(url)
+        {
+            errors.push(FieldError::new("proxy.url", message));
+        }
+        for (i, host) in self.proxy.no_proxy.iter().enumerate() {
+            if host.trim().is_empty() || (host.contains([',', ' ', '/']) && !is_cidr(host)) {
+                errors.push(FieldError::new(
+                    format!("proxy.no_proxy.{i}"),
+                    format!("must be a host, an ip address or a cidr range, got `{host}`"),
+                ));
+            }
+        }
         self.retry.check(&mut errors);
         self.verbose.check(&mut errors);
         check_probes(&self.health_probe, &mut errors);
@@ -312,6 +417,17 @@ impl RetryConfig {
                 ),
             ));
         }
+        if self.max_retry_after < self.max_delay {
+            errors.push(FieldError::new(
+                "retry.max_retry_after",
+                format!(
+                    "must be at least retry.max_delay ({}), got {}",
+                    show(self.max_delay),
+                    show(self.max_retry_after)
+                ),
+            ));
+        }
+        positive(errors, "retry.max_elapsed", self.max_elapsed);
         if !(0.0..=1.0).contains(&self.jitter) {
             errors.push(FieldError::new(
                 "retry.jitter",
@@ -404,6 +520,13 @@ pub(crate) fn probe_url(url: &str) -> Result<reqwest::Url, String> {
     Ok(parsed)
 }
 
+/// `10.0.0.0/8`, `::1/128`: an address, a slash, a prefix length.
+fn is_cidr(value: &str) -> bool {
+    value.split_once('/').is_some_and(|(address, prefix)| {
+        address.parse::<std::net::IpAddr>().is_ok() && prefix.parse::<u8>().is_ok()
+    })
+}
+
 /// The method of a probe: `GET` or `HEAD`, case-insensitive.
 pub(crate) fn probe_method(method: &str) -> Option<Method> {
     if method.eq_ignore_ascii_case("GET") {
@@ -476,6 +599,29 @@ mod tests {
             paths(&config),
             ["retry.max_retries", "retry.max_delay", "retry.jitter"]
         );
+        config.retry = RetryConfig {
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(20),
+            max_elapsed: Duration::ZERO,
+            ..RetryConfig::default()
+        };
+        config.redirects.max = MAX_REDIRECTS_CAP + 1;
+        config.proxy = ProxyConfig {
+            url: Some("socks5://user:pw@proxy:1080".to_owned()),
+            no_proxy: vec!["10.0.0.0/8".to_owned(), "a,b".to_owned()],
+        };
+        assert_eq!(
+            paths(&config),
+            [
+                "redirects.max",
+                "proxy.url",
+                "proxy.no_proxy.1",
+                "retry.max_retry_after",
+                "retry.max_elapsed"
+            ]
+        );
+        config.redirects.max = 0;
+        config.proxy = ProxyConfig::default();
         config.retry = RetryConfig {
             max_retries: MAX_RETRIES_CAP,
             ..RetryConfig::default()

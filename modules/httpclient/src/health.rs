@@ -67,12 +67,16 @@ fn client_report(client: &HttpClient, state: &ClientState) -> HealthReport {
         "pool_idle_timeout_ms": millis(settings.pool_idle_timeout),
         "pool_max_idle_per_host": settings.pool_max_idle_per_host,
         "user_agent": settings.user_agent,
+        "decompression": settings.decompression,
+        "max_redirects": settings.redirects.max,
         // Names only: default header values often carry credentials.
         "default_headers": settings.default_headers.keys().collect::<Vec<_>>(),
         "retry": {
             "max_retries": settings.retry.max_retries,
             "base_delay_ms": millis(settings.retry.base_delay),
             "max_delay_ms": millis(settings.retry.max_delay),
+            "max_retry_after_ms": millis(settings.retry.max_retry_after),
+            "max_elapsed_ms": millis(settings.retry.max_elapsed),
             "jitter": settings.retry.jitter,
         },
         "verbose": settings.verbose.enabled,

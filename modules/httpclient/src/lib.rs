@@ -4,8 +4,11 @@
 //! `Arc<`[`HttpClient`]`>` in the service registry. Everything sent through it gets:
 //!
 //! - **retries** with exponential backoff and jitter, for idempotent methods only (GET, HEAD,
-//!   OPTIONS, PUT, DELETE, TRACE), after connect errors and 429 / 502 / 503 / 504 answers,
-//!   honouring `Retry-After` (seconds or an HTTP date) up to `retry.max_delay`;
+//!   OPTIONS, PUT, DELETE, TRACE), after connect errors, timeouts, connection resets and
+//!   429 / 502 / 503 / 504 answers, within a total deadline (`retry.max_elapsed`), honouring
+//!   `Retry-After` (seconds or an HTTP date) up to `retry.max_retry_after`;
+//! - **response decompression** (gzip, brotli, zstd) and a **redirect limit**;
+//! - **metrics**: requests by method and status class, retries, latency;
 //! - **request modifiers**: named hooks ([`RequestModifier`], or any
 //!   `Fn(&mut reqwest::Request)`) added and removed at runtime, that add headers or rewrite
 //!   requests;
@@ -55,10 +58,15 @@
 //!   pool_max_idle_per_host: 32  # 0 turns pooling off
 //!   user_agent: modular-httpclient/0.1.0
 //!   default_headers: {}         # name: value, added unless a request sets it (sensitive)
+//!   decompression: true         # offer and decode gzip, br, zstd; false: bodies as sent
+//!   redirects:
+//!     max: 10                   # redirects followed per request, at most 50; 0: none
 //!   retry:
 //!     max_retries: 2            # at most 10; 0 turns retries off
 //!     base_delay: 100ms         # the first retry's delay, doubling per retry
-//!     max_delay: 10s            # caps every delay, Retry-After included
+//!     max_delay: 10s            # caps every computed delay
+//!     max_retry_after: 60s      # >= max_delay: a longer Retry-After ends the retries
+//!     max_elapsed: 120s         # > 0: no retry starts later than this after the first attempt
 //!     jitter: 0.2               # 0..=1: each delay is drawn from [d * (1 - jitter), d]
 //!   verbose:
 //!     enabled: false
@@ -77,7 +85,8 @@
 //! ```
 //!
 //! Validation rejects zero (and, at parse time, negative) durations, `max_retries` above
-//! [`MAX_RETRIES_CAP`], `max_delay` below `base_delay`, a `jitter` outside 0..=1, invalid
+//! [`MAX_RETRIES_CAP`], `max_delay` below `base_delay`, `max_retry_after` below `max_delay`,
+//! `redirects.max` above [`MAX_REDIRECTS_CAP`], a `jitter` outside 0..=1, invalid
 //! header names or values, and probes with a malformed or non-http(s) URL, a duplicate name, a
 //! method other than GET/HEAD, a status outside 100..=599 or a timeout above
 //! [`MAX_PROBE_TIMEOUT`]. Each error carries its path (`httpclient.retry.max_retries`,
@@ -105,6 +114,16 @@
 //! Request URLs in errors and log lines never carry userinfo, and every query value shows as
 //! `[REDACTED]` (the keys stay: `?access_token=[REDACTED]&page=[REDACTED]`); reqwest's own
 //! error messages, which repeat the URL, are stripped of it.
+//!
+//! # Retries
+//!
+//! Only idempotent methods are retried, after a connect error, a timeout (`request_timeout`
+//! or a request's own), a connection reset or closed before the answer was complete, or a
+//! 429, 502, 503 or 504 answer. A `Retry-After` replaces the backoff and is waited for in full
+//! up to `retry.max_retry_after`, even beyond `max_delay`; a longer one returns the answer at
+//! once (its `Retry-After` intact) instead of retrying too early. No retry starts when its delay
+//! would end more than `retry.max_elapsed` after the first attempt; the last answer or error
+//! is returned. A request whose body is a stream is sent once.
 //!
 //! # Health
 //!
@@ -136,6 +155,23 @@
 //!
 //! A client built by hand with [`HttpClient::new`] has no event bus and emits nothing.
 //!
+//! # Metrics
+//!
+//! Recorded through the `metrics` facade when the application records metrics
+//! (`metrics.enabled`, or `modular_core::metrics::is_recording()` when the client is built);
+//! otherwise the handles are no-ops:
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `modular_httpclient_requests_total` | counter | `client`, `method`, `status_class` |
+//! | `modular_httpclient_retries_total` | counter | `client` |
+//! | `modular_httpclient_request_duration_seconds` | histogram | `client` |
+//!
+//! A request counts once, with its final outcome; its duration runs from the first attempt to
+//! the final answer's head, retries and their delays included. `method` is a standard method or
+//! `other`; `status_class` is `1xx`..`5xx`, or `error` when no answer came. `client` is
+//! `default` (named clients do not exist yet). URLs, hosts and paths are never labels.
+//!
 //! # Verbose logging
 //!
 //! With `verbose.enabled`, each attempt logs at `INFO`, target [`VERBOSE_TARGET`]:
@@ -157,6 +193,7 @@ mod client;
 mod config;
 mod error;
 mod health;
+mod metrics;
 mod modifier;
 mod module;
 mod retry;
@@ -165,7 +202,8 @@ mod verbose;
 pub use client::{HttpClient, RequestBuilder};
 pub use config::{
     DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES,
-    MAX_PROBE_TIMEOUT, MAX_RETRIES_CAP, RetryConfig, VerboseConfig,
+    MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP, ProxyConfig, RedirectConfig,
+    RetryConfig, VerboseConfig,
 };
 pub use error::HttpClientError;
 pub use health::HttpClientHealth;

@@ -27,6 +27,39 @@ pub fn is_retryable_status(status: StatusCode) -> bool {
     )
 }
 
+/// A transport failure worth repeating for an idempotent request: the connection could not be
+/// made, the attempt timed out, or the connection was reset or closed before the answer was
+/// complete. Returns what to call it in logs and events.
+pub fn retryable_error(error: &reqwest::Error) -> Option<&'static str> {
+    if error.is_connect() {
+        return Some("connect error");
+    }
+    if error.is_timeout() {
+        return Some("timeout");
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        {
+            return Some("connection reset");
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>()
+            && (hyper.is_incomplete_message() || hyper.is_canceled())
+        {
+            return Some("connection reset");
+        }
+        source = current.source();
+    }
+    None
+}
+
 /// The delay before retry number `retry` (0 for the first retry): exponential from
 /// `base_delay`, capped at `max_delay`, minus up to `jitter` of it. `random` is uniform in
 /// `[0, 1)`; the caller draws it so this stays a pure function.
@@ -84,6 +117,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
             jitter,
+            ..RetryConfig::default()
         }
     }
 

@@ -17,6 +17,7 @@ fn client(max_retries: u32, base_delay_ms: u64, jitter: f64) -> HttpClient {
             base_delay: Duration::from_millis(base_delay_ms),
             max_delay: Duration::from_secs(5),
             jitter,
+            ..RetryConfig::default()
         },
         ..HttpClientConfig::default()
     })
@@ -165,19 +166,42 @@ async fn retry_after_as_an_http_date_is_honoured() {
     assert!(gaps[0] > 2500 * MS && gaps[0] <= 4000 * MS, "{gaps:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn retry_after_is_capped_by_max_delay() {
-    let server = TestServer::start().await;
-    let client = HttpClient::new(HttpClientConfig {
+fn retry_after_client(max_delay_s: u64, max_retry_after_s: u64) -> HttpClient {
+    HttpClient::new(HttpClientConfig {
         retry: RetryConfig {
             max_retries: 1,
             base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
+            max_delay: Duration::from_secs(max_delay_s),
+            max_retry_after: Duration::from_secs(max_retry_after_s),
             jitter: 0.0,
+            ..RetryConfig::default()
         },
         ..HttpClientConfig::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_beyond_max_delay_is_honoured_up_to_max_retry_after() {
+    let server = TestServer::start().await;
+    let client = retry_after_client(2, 60);
+
+    let response = client
+        .get(server.url("/retry-after/long?after=30"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let gaps = server.gaps("/retry-after/long");
+    assert!(gaps[0] >= 30_000 * MS && gaps[0] < 30_050 * MS, "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_beyond_max_retry_after_returns_the_answer_without_waiting() {
+    let server = TestServer::start().await;
+    let client = retry_after_client(2, 10);
+    let started = tokio::time::Instant::now();
 
     let response = client
         .get(server.url("/retry-after/cap?after=3600"))
@@ -185,9 +209,145 @@ async fn retry_after_is_capped_by_max_delay() {
         .await
         .unwrap();
 
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "3600");
+    assert_eq!(server.hits("/retry-after/cap").len(), 1);
+    assert!(started.elapsed() < 50 * MS, "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_retry_starts_past_max_elapsed() {
+    let server = TestServer::start().await;
+    server.fail_next("deadline", 10);
+    let client = HttpClient::new(HttpClientConfig {
+        retry: RetryConfig {
+            max_retries: 10,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(1),
+            max_elapsed: Duration::from_millis(2500),
+            jitter: 0.0,
+            ..RetryConfig::default()
+        },
+        ..HttpClientConfig::default()
+    })
+    .unwrap();
+    let started = tokio::time::Instant::now();
+
+    let response = client
+        .get(server.url("/flaky/deadline"))
+        .send()
+        .await
+        .unwrap();
+
+    // Attempts at 0 s, 1 s and 2 s; a third retry would start at 3 s, past the 2.5 s deadline.
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.hits("/flaky/deadline").len(), 3);
+    assert!(started.elapsed() < 2100 * MS, "{:?}", started.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_get_that_times_out_is_retried_and_a_post_is_not() {
+    let server = TestServer::start().await;
+    let client = HttpClient::new(HttpClientConfig {
+        request_timeout: Duration::from_millis(500),
+        retry: RetryConfig {
+            max_retries: 2,
+            base_delay: Duration::from_millis(100),
+            jitter: 0.0,
+            ..RetryConfig::default()
+        },
+        ..HttpClientConfig::default()
+    })
+    .unwrap();
+
+    let error = client
+        .get(server.url("/slow/2000"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        error.to_string().contains("failed after 3 attempts"),
+        "{error}"
+    );
+    assert_eq!(server.hits("/slow/2000").len(), 3);
+
+    let error = client
+        .post(server.url("/slow/3000"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert_eq!(server.hits("/slow/3000").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_get_whose_connection_is_reset_is_retried() {
+    let server = support::ResetServer::start(2).await;
+    let client = client(2, 10, 0.0);
+
+    let response = client.get(server.url()).send().await.unwrap();
+
     assert_eq!(response.status(), 200);
-    let gaps = server.gaps("/retry-after/cap");
-    assert!(gaps[0] >= 2000 * MS && gaps[0] < 2050 * MS, "{gaps:?}");
+    assert_eq!(response.text().await.unwrap(), "ok");
+    assert_eq!(
+        server.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}
+
+#[tokio::test]
+async fn requests_retries_and_latency_are_recorded_as_metrics_without_urls() {
+    let exporter = modular_core::metrics::MetricsExporter::install().unwrap();
+    let server = TestServer::start().await;
+    server.fail_next("metrics", 1);
+    let client = client(2, 1, 0.0);
+
+    let ok = client
+        .get(server.url("/flaky/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let missing = client
+        .delete(server.url("/status/404"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let refused = format!("http://127.0.0.1:{}/", modular_testkit::free_port());
+    client.head(&refused).send().await.unwrap_err();
+
+    let text = exporter.render();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let series = |method: &str, class: &str| {
+        format!(
+            "modular_httpclient_requests_total{{client=\"default\",method=\"{method}\",status_class=\"{class}\"}}"
+        )
+    };
+    // Other tests of this binary share the recorder: at least what this one sent.
+    assert!(value(&series("GET", "2xx")) >= 1.0, "{text}");
+    assert!(value(&series("DELETE", "4xx")) >= 1.0, "{text}");
+    assert!(value(&series("HEAD", "error")) >= 1.0, "{text}");
+    assert!(
+        value("modular_httpclient_retries_total{client=\"default\"}") >= 3.0,
+        "{text}"
+    );
+    assert!(
+        value("modular_httpclient_request_duration_seconds_count{client=\"default\"}") >= 3.0,
+        "{text}"
+    );
+    for line in text.lines().filter(|l| l.contains("modular_httpclient")) {
+        assert!(
+            !line.contains("127.0.0.1") && !line.contains("/flaky"),
+            "{line}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -58,10 +58,17 @@ impl TestServer {
             .route("/health", any(health))
             .route("/echo", any(echo))
             .route("/big", any(big))
+            .route("/peer", any(peer))
+            .route("/redirect/{n}", any(redirect))
+            .route(
+                "/compressed",
+                any(compressed).layer(tower_http::compression::CompressionLayer::new()),
+            )
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, app).await.unwrap();
         });
         TestServer { addr, state }
@@ -224,6 +231,120 @@ async fn big(
 ) -> Response {
     record(&state, &method, "/big".to_owned(), &headers);
     "0123456789abcdef".repeat(256).into_response()
+}
+
+/// The 4 KiB body of `/big`, compressed as the request's `Accept-Encoding` asks.
+async fn compressed(
+    State(state): State<Arc<ServerState>>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, "/compressed".to_owned(), &headers);
+    "0123456789abcdef".repeat(256).into_response()
+}
+
+/// Answers the caller's address (`127.0.0.1:<port>`): one port per connection.
+async fn peer(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, "/peer".to_owned(), &headers);
+    peer.to_string().into_response()
+}
+
+/// `/redirect/{n}` answers 302 to `/redirect/{n - 1}`; `/redirect/0` answers 200 `landed`.
+async fn redirect(
+    State(state): State<Arc<ServerState>>,
+    Path(n): Path<u32>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
+    record(&state, &method, format!("/redirect/{n}"), &headers);
+    match n.checked_sub(1) {
+        Some(next) => (
+            StatusCode::FOUND,
+            [("location", format!("/redirect/{next}"))],
+        )
+            .into_response(),
+        None => "landed".into_response(),
+    }
+}
+
+/// A raw TCP server whose first `resets` connections are reset (RST) once the request arrives;
+/// later ones get `200 ok`.
+pub struct ResetServer {
+    pub addr: SocketAddr,
+    pub connections: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl ResetServer {
+    pub async fn start(resets: u32) -> ResetServer {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let seen = Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                if n < resets {
+                    stream.set_zero_linger().unwrap();
+                    drop(stream);
+                } else {
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                }
+            }
+        });
+        ResetServer { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+/// A listener that never accepts, its accept queue already full: Linux drops the SYNs of
+/// further connects, so they hang until the client's connect timeout. Keep the value alive.
+pub struct BlackHole {
+    pub addr: SocketAddr,
+    _listener: tokio::net::TcpListener,
+    _fillers: Vec<std::net::TcpStream>,
+}
+
+impl BlackHole {
+    pub fn start() -> BlackHole {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let listener = socket.listen(0).unwrap();
+        let mut fillers = Vec::new();
+        // Blocking connects on the real clock (the test's clock may be paused): the first
+        // ones fill the queue, the one that times out proves it is full.
+        for _ in 0..16 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => fillers.push(stream),
+                Err(_) => break,
+            }
+        }
+        BlackHole {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
 }
 
 /// An application with only the httpclient module, configured by `yaml`, with reloads that
