@@ -9,13 +9,14 @@ use crate::{duplicates, test_suite, workspace};
 
 type Step = fn(&Shell) -> Result<()>;
 
-/// Runs fmt, clippy, the duplicate-major check and the tests, stopping at the first failure;
-/// prints each step's name and elapsed time, then a summary.
+/// Runs fmt, clippy, the duplicate-major check, the docs and the tests, stopping at the first
+/// failure; prints each step's name and elapsed time, then a summary.
 pub fn run(sh: &Shell) -> Result<()> {
-    let steps: [(&str, Step); 4] = [
+    let steps: [(&str, Step); 5] = [
         ("fmt", fmt),
         ("clippy", clippy),
         ("duplicate majors", duplicates::check),
+        ("docs", docs),
         ("tests", test_suite::run),
     ];
     let started = Instant::now();
@@ -56,6 +57,20 @@ fn clippy(sh: &Shell) -> Result<()> {
             "warnings",
         ])
         .run()?;
+    Ok(())
+}
+
+/// `cargo doc` of every workspace crate with rustdoc warnings denied, once with the default
+/// features and once with all of them: an intra-doc link to a feature-gated item breaks in
+/// only one of the two.
+fn docs(sh: &Shell) -> Result<()> {
+    let _rustdocflags = sh.push_env("RUSTDOCFLAGS", "-D warnings");
+    for features in [None, Some("--all-features")] {
+        workspace::cargo(sh)
+            .args(["doc", "--workspace", "--no-deps"])
+            .args(features)
+            .run()?;
+    }
     Ok(())
 }
 

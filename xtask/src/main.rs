@@ -5,8 +5,9 @@
 //!   `eval "$(cargo xtask services)"` prepares a shell for service-backed tests.
 //! - `cargo xtask test`: ensure the services, then run every test and doc test with the
 //!   `MODULAR_TEST_*` variables set.
-//! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, then
-//!   `test`; each step's name and time are printed.
+//! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, the
+//!   docs (`cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`, default and
+//!   all features), then `test`; each step's name and time are printed.
 //! - `cargo xtask bench [--table] [ARGS]...`: run the criterion benchmarks (ARGS go to
 //!   `cargo bench`), then print the `docs/PERFORMANCE.md` table; `--table` only prints it.
 //!
@@ -42,7 +43,7 @@ enum Command {
     Services,
     /// Ensure services, then run all tests and doc tests with the MODULAR_TEST_* variables set.
     Test,
-    /// fmt check, clippy -D warnings, duplicate-major check, then the tests.
+    /// fmt check, clippy -D warnings, duplicate-major check, docs with -D warnings, then the tests.
     Ci,
     /// Run the criterion benchmarks of modular-benches, then print the PERFORMANCE.md table.
     Bench {

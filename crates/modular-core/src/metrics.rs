@@ -1,4 +1,4 @@
-//! Metrics (DESIGN.md §3.8): the framework records through the [`metrics`](::metrics) facade,
+//! Metrics (DESIGN.md §3.8): the framework records through the [`metrics`] facade,
 //! and the application installs one Prometheus recorder for the process when the `metrics:`
 //! section says `enabled: true`. The router serves its text exposition at `GET /metrics`.
 //!

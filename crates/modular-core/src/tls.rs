@@ -1,5 +1,5 @@
 //! The certificate seam: rustls's own [`ResolvesServerCert`], registered in the
-//! [`ServiceRegistry`](crate::ServiceRegistry) as `Arc<dyn ResolvesServerCert>` (optionally
+//! [`ServiceRegistry`] as `Arc<dyn ResolvesServerCert>` (optionally
 //! under a name). The letsencrypt module registers one that answers per SNI name and swaps
 //! certificates as it issues and renews them; the httpserver module serves with it when its
 //! config says `tls.source: service` (and `tls.service: <name>` for a named one).

@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::pool::PoolStats;
 
 /// The series the database module records. Labels: `connection` (a configured name), and
-/// `state` on [`POOL_CONNECTIONS`].
+/// `state` on [`POOL_CONNECTIONS`](names::POOL_CONNECTIONS).
 pub mod names {
     /// Gauge: open connections of each connection's pool by `state`, `idle` or `in_use`.
     pub const POOL_CONNECTIONS: &str = "modular_database_pool_connections";

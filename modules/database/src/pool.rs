@@ -19,8 +19,9 @@ compile_error!(
 
 /// A connection pool of one driver: a real, typed sqlx pool.
 ///
-/// Match on it, or use [`DbPool::as_postgres`] / [`DbPool::as_mysql`] / [`DbPool::as_sqlite`],
-/// to run queries with the driver's full API. Cloning is cheap (sqlx pools are `Arc`s).
+/// Match on it, or use `as_postgres` / `as_mysql` / `as_sqlite` (one per enabled driver
+/// feature), to run queries with the driver's full API. Cloning is cheap (sqlx pools are
+/// `Arc`s).
 ///
 /// A reload replaces a connection's pool and closes the old one once its in-flight queries
 /// finish, so fetch the pool from [`DatabaseService`](crate::DatabaseService) for each unit of

@@ -204,3 +204,12 @@ pub use config::{
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};
+
+/// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.
+///
+/// They live here because they need the router and the HTTP server together (this crate's
+/// doc tests see `modular-httpserver` as a dev-dependency); core cannot depend on modules.
+pub mod guide {
+    #[doc = include_str!("../../../docs/your-own-app.md")]
+    pub mod your_own_app {}
+}

@@ -585,7 +585,7 @@ pub mod __private {
     /// gives a field's serde form through its `#[serde(with)]` / `serialize_with` function.
     pub use serde_json::value::Serializer as JsonSerializer;
 
-    /// The value a serialize function produced (null if it failed, as [`to_value`] does).
+    /// The value a serialize function produced (null if it failed, as the other fields' values are).
     #[inline]
     pub fn json_form(result: Result<Value, serde_json::Error>) -> Value {
         result.unwrap_or(Value::Null)
