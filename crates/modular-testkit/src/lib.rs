@@ -94,5 +94,5 @@ mod services;
 pub use crate::crypto::install_crypto_provider;
 pub use crate::fault_proxy::FaultProxy;
 pub use crate::logging::init_tracing;
-pub use crate::net::{free_addr, free_port, wait_for_tcp};
+pub use crate::net::{RefusedPort, free_addr, free_port, wait_for_tcp};
 pub use crate::services::{Service, service, service_url};

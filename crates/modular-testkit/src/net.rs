@@ -1,4 +1,5 @@
-//! Loopback ports: finding a free one and waiting for one to accept connections.
+//! Loopback ports: a port that refuses connections, a free one, and waiting for one to accept
+//! connections.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -21,6 +22,69 @@ pub fn free_port() -> u16 {
     match bound {
         Ok(addr) => addr.port(),
         Err(err) => panic!("cannot bind 127.0.0.1:0 to find a free port: {err}"),
+    }
+}
+
+/// A loopback port held for the life of this value that refuses every connection.
+///
+/// The socket is bound to `127.0.0.1:0` but never listens, so a connection to it is answered
+/// with a reset (`ECONNREFUSED`) at once, and no other process can bind the port while this
+/// value lives. Use it for "a backend that is down" instead of [`free_port`], which another
+/// process may take before the test connects.
+///
+/// ```
+/// let refused = modular_testkit::RefusedPort::new();
+/// let err = std::net::TcpStream::connect(refused.addr()).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+/// ```
+#[derive(Debug)]
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
+}
+
+impl RefusedPort {
+    /// Binds a fresh loopback port without listening on it.
+    ///
+    /// # Panics
+    ///
+    /// When the loopback interface cannot bind a socket at all; a test cannot go on without one.
+    pub fn new() -> Self {
+        let bound = tokio::net::TcpSocket::new_v4().and_then(|socket| {
+            // Without SO_REUSEADDR no other socket can bind the port while this one holds it.
+            socket.set_reuseaddr(false)?;
+            socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+            let addr = socket.local_addr()?;
+            Ok((socket, addr))
+        });
+        match bound {
+            Ok((socket, addr)) => RefusedPort {
+                _socket: socket,
+                addr,
+            },
+            Err(err) => panic!("cannot bind 127.0.0.1:0 for a refused port: {err}"),
+        }
+    }
+
+    /// The address that refuses connections.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// `http://127.0.0.1:<port>`, for clients that take a URL.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Default for RefusedPort {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -69,6 +133,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_port_refuses_and_stays_taken() {
+        let refused = RefusedPort::new();
+        let err = std::net::TcpStream::connect(refused.addr()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(TcpListener::bind(refused.addr()).is_err());
+    }
+
+    #[test]
     fn free_port_is_bindable() {
         let port = free_port();
         assert_ne!(port, 0);
@@ -88,7 +160,8 @@ mod tests {
 
     #[tokio::test]
     async fn wait_for_tcp_times_out_on_a_closed_port() {
-        let addr = free_addr();
+        let refused = RefusedPort::new();
+        let addr = refused.addr();
         let err = wait_for_tcp(addr, Duration::from_millis(200))
             .await
             .unwrap_err();
