@@ -21,7 +21,7 @@ use modular_core::{
     Application, BoxError, ConfigChange, DynamicConfig, InitContext, Module, ReloadContext,
     Reloadable,
 };
-use modular_httpserver::HttpServerModule;
+use modular_httpserver::{HttpServerHandle, HttpServerModule};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
@@ -155,12 +155,19 @@ pub struct TestApp {
     pub app: Application,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The bound port, once started (the configs ask for port 0).
     pub port: u16,
     pub gate: Arc<Gate>,
 }
 
-/// The server part of every test config: loopback, a free port, no drain delay.
-pub fn server_yaml(port: u16) -> String {
+/// The server part of every test config: loopback, port 0 (the address is read back from
+/// the started server), no drain delay.
+pub fn server_yaml() -> String {
+    server_yaml_on(0)
+}
+
+/// [`server_yaml`] on a given port.
+pub fn server_yaml_on(port: u16) -> String {
     format!(
         "httpserver:\n  host: 127.0.0.1\n  port: {port}\n  drain_delay: 0s\n  shutdown_timeout: 5s\n"
     )
@@ -177,7 +184,6 @@ pub async fn build_with(
     modular_testkit::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("config.yaml");
-    let port = port_of(yaml);
     std::fs::write(&config, yaml)?;
     let gate = Arc::new(Gate::default());
     let builder = Application::builder()
@@ -199,22 +205,23 @@ pub async fn build_with(
         app,
         dir,
         config,
-        port,
+        port: 0,
         gate,
     })
 }
 
-fn port_of(yaml: &str) -> u16 {
-    yaml.lines()
-        .find_map(|l| l.trim().strip_prefix("port: "))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 impl TestApp {
+    /// Starts the application and reads the bound port back (the listener is bound once
+    /// `start` returns).
     pub async fn start(mut self) -> anyhow::Result<Self> {
         self.app.start().await?;
-        modular_testkit::wait_for_tcp(("127.0.0.1", self.port), Duration::from_secs(5)).await?;
+        self.port = self
+            .app
+            .services()
+            .require::<HttpServerHandle>()?
+            .local_addr()
+            .context("the server is not listening")?
+            .port();
         Ok(self)
     }
 
