@@ -59,12 +59,15 @@ pub struct HttpServerConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// The longest a client may take to send a request's headers (HTTP/1) or, with TLS, to
-    /// finish the handshake; the connection is closed past it.
+    /// The longest a client may take to send a request's headers (HTTP/1), the HTTP/2
+    /// connection preface or, with TLS, to finish the handshake; the connection is closed past
+    /// it. HTTP/2 frames between requests (PING, WINDOW_UPDATE) are not timed by it: an HTTP/2
+    /// connection with no request in flight is governed by `idle_timeout`.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight for this long is closed; `0s` keeps it open.
+    /// A connection with no request in flight for this long is closed gracefully (HTTP/2:
+    /// GOAWAY), whatever frames the client sends meanwhile; `0s` keeps it open.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,

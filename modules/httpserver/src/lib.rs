@@ -51,9 +51,13 @@
 //! at `max_connections` the accept loop waits and new clients queue in the listen backlog.
 //! Each connection runs with the limits in force when it was accepted — `request_timeout`
 //! (`503` when a response is not ready in time), `max_body_size` (`413`),
-//! `header_read_timeout` (the connection is closed when a request's headers, or the TLS
-//! handshake, take longer) and `idle_timeout` (a keep-alive connection with no request for
-//! this long is closed gracefully).
+//! `header_read_timeout` (the connection is closed when a request's headers, the TLS
+//! handshake or the HTTP/2 connection preface take longer) and `idle_timeout` (a keep-alive
+//! connection with no request for this long is closed gracefully: HTTP/1 by closing it
+//! between requests, HTTP/2 with a GOAWAY). On HTTP/2 the frames a client sends between
+//! requests (PING, WINDOW_UPDATE, SETTINGS) start no request head, so they never trip the
+//! header-read timeout and do not keep the connection from going idle; the protocol is told
+//! from the first bytes (ALPN `h2` over TLS, or the preface over cleartext, prior knowledge).
 //!
 //! **Start and stop order**: the module calls `InitContext::start_after_others`, so it starts
 //! after every other module (it never serves a request before the modules that answer it are

@@ -345,16 +345,25 @@ pub struct TlsConnection {
     pub serial: String,
 }
 
-pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
+/// A TLS connection to the server offering `alpn`, accepting any server certificate: the
+/// stream and the serial of the certificate its handshake saw.
+pub async fn tls_stream(
+    port: u16,
+    alpn: &[u8],
+) -> anyhow::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+)> {
     let verifier = Arc::new(RecordingVerifier::default());
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.set_nodelay(true)?;
     let stream = connector
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
@@ -366,7 +375,11 @@ pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
         .cloned()
         .context("no certificate seen")?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())?;
-    let serial = modular_httpserver::serial_hex(parsed.raw_serial());
+    Ok((stream, modular_httpserver::serial_hex(parsed.raw_serial())))
+}
+
+pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
+    let (stream, serial) = tls_stream(port, b"http/1.1").await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(TlsConnection { sender, serial })
