@@ -127,6 +127,9 @@
 //! `health.timeout` and `health.optional` (the commit replaces the health registration's
 //! options).
 //!
+//! Each of them has a test that reloads it and observes the change on the live server
+//! (`tests/server_live_fields.rs` and the conformance kit).
+//!
 //! Static (restart required): `host` and `port` (the socket is bound once; moving it would
 //! drop every connection) and `tls.enabled` (clients would have to switch protocol on the
 //! same port).

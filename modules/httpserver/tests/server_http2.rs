@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use support::{build, server_yaml, tls_stream, write_certificate};
+use support::{Ticking, build, server_yaml, tls_stream, write_certificate};
 
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -23,27 +23,6 @@ fn timeouts() -> String {
         HEADER_READ_TIMEOUT.as_secs(),
         IDLE_TIMEOUT.as_secs()
     )
-}
-
-/// Keeps a short timer pending for the life of the guard. Paused time jumps to the next timer
-/// whenever the runtime parks, also while a socket read is on its way; with this timer the
-/// jump is at most `every`, so the server's timers cannot fire while the client waits on I/O.
-struct Ticking(JoinHandle<()>);
-
-impl Ticking {
-    fn every(every: Duration) -> Self {
-        Self(tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-            }
-        }))
-    }
-}
-
-impl Drop for Ticking {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// An HTTP/2 client connection: requests go through `send`, the connection itself runs in a

@@ -398,3 +398,24 @@ impl TlsConnection {
         Ok((status, String::from_utf8(body.to_vec())?))
     }
 }
+
+/// Keeps a short timer pending for the life of the guard. Paused time jumps to the next timer
+/// whenever the runtime parks, also while a socket read is on its way; with this timer the
+/// jump is at most `every`, so the server's timers cannot fire while the client waits on I/O.
+pub struct Ticking(tokio::task::JoinHandle<()>);
+
+impl Ticking {
+    pub fn every(every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
