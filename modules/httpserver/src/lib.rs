@@ -92,6 +92,27 @@
 //! `httpserver.tls.source is service, but no certificate resolver is registered`. The
 //! `httpserver:certificate` health component is then the resolver owner's to report.
 //!
+//! **Mutual TLS.** With `tls.client_ca` (a PEM bundle of CA certificates) the handshake asks
+//! for a client certificate and verifies it against that CA: with `client_auth: required` (the
+//! default) a client without one, or with one from another CA, is refused; with `optional` a
+//! client without one is served and one that sends a certificate must still chain to the CA.
+//! The CA is reloadable: a reload that changes `client_ca` or `client_auth`, or new content in
+//! the file (seen by the watcher every `watch_interval`), loads it aside and swaps a new TLS
+//! configuration in for new handshakes; open connections keep the session they authenticated.
+//! A CA file that cannot be loaded fails the build or the reload with
+//! `httpserver.tls.client_ca: cannot use <path> as the client CA: ...`, and the CA in force
+//! stays (a bad replacement seen by the watcher is logged and ignored until it changes again).
+//!
+//! ```yaml
+//! httpserver:
+//!   tls:
+//!     enabled: true
+//!     cert_file: /etc/tls/tls.crt
+//!     key_file: /etc/tls/tls.key
+//!     client_ca: /etc/tls/clients-ca.crt
+//!     client_auth: required    # or optional
+//! ```
+//!
 //! # Configuration
 //!
 //! ```yaml
@@ -112,6 +133,8 @@
 //!     # domains: [localhost]   # self-signed, when no cert_file
 //!     watch_interval: 30s      # 0s: never re-read the files
 //!     expiry_warning: 14days
+//!     # client_ca: /etc/tls/clients-ca.crt   # mutual TLS (see above)
+//!     # client_auth: required  # or optional
 //!   health:                    # the health registration
 //!     timeout: 500ms           # the check's deadline; > 0s, at most 60s
 //!     optional: false          # true: a failing check never fails readiness
@@ -123,7 +146,8 @@
 //! accepted after the reload; open connections keep theirs), `drain_delay` and
 //! `shutdown_timeout` (read at stop), `tls.cert_file`, `tls.key_file`, `tls.domains` (the
 //! certificate is rotated; a certificate that cannot be loaded fails the reload, which rolls
-//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`, and
+//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`,
+//! `tls.client_ca` and `tls.client_auth` (a new TLS configuration for new handshakes), and
 //! `health.timeout` and `health.optional` (the commit replaces the health registration's
 //! options).
 //!
@@ -169,7 +193,7 @@ mod server;
 mod tls;
 
 pub use config::{
-    CertificateSource, DEFAULT_HEALTH_TIMEOUT, HttpServerConfig, TlsConfig, TlsSource,
+    CertificateSource, ClientAuth, DEFAULT_HEALTH_TIMEOUT, HttpServerConfig, TlsConfig, TlsSource,
 };
 pub use error::HttpServerError;
 pub use module::{HttpServerHandle, HttpServerModule, MODULE_NAME};

@@ -28,7 +28,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The `router` section of the stand-in router.
@@ -345,6 +345,9 @@ pub struct TlsConnection {
     pub serial: String,
 }
 
+/// A client certificate chain and its key, for mutual TLS.
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
 /// A TLS connection to the server offering `alpn`, accepting any server certificate: the
 /// stream and the serial of the certificate its handshake saw.
 pub async fn tls_stream(
@@ -354,12 +357,27 @@ pub async fn tls_stream(
     tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
     String,
 )> {
+    tls_stream_as(port, alpn, None).await
+}
+
+/// [`tls_stream`], presenting `identity` as the client certificate when asked.
+pub async fn tls_stream_as(
+    port: u16,
+    alpn: &[u8],
+    identity: Option<Identity>,
+) -> anyhow::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+)> {
     let verifier = Arc::new(RecordingVerifier::default());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>);
+    let mut config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
@@ -379,7 +397,15 @@ pub async fn tls_stream(
 }
 
 pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
-    let (stream, serial) = tls_stream(port, b"http/1.1").await?;
+    tls_connect_as(port, None).await
+}
+
+/// [`tls_connect`] with a client certificate.
+pub async fn tls_connect_as(
+    port: u16,
+    identity: Option<Identity>,
+) -> anyhow::Result<TlsConnection> {
+    let (stream, serial) = tls_stream_as(port, b"http/1.1", identity).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(TlsConnection { sender, serial })
