@@ -268,6 +268,7 @@ impl InFlight {
     fn enter(activity: &Arc<Activity>, stats: &Arc<Stats>) -> Self {
         activity.request_started();
         stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        stats.series.in_flight.increment(1.0);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         Self {
             activity: Arc::clone(activity),
@@ -279,6 +280,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.stats.series.in_flight.decrement(1.0);
         self.activity.request_finished();
     }
 }

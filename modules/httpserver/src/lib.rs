@@ -181,6 +181,14 @@
 //! | `com.modular.httpserver.server.stopped` | `address`, `requests_served`, `forced_connections` |
 //! | `com.modular.httpserver.tls.reloaded` | `trigger` (`config`, `file`), `serial`, `previous_serial`, `subject`, `not_after`, `source` |
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade, when the application records (`metrics.enabled: true`; see
+//! [`metrics`]): `modular_httpserver_connections` (gauge, open connections),
+//! `modular_httpserver_requests_in_flight` (gauge) and `modular_httpserver_tls_reloads_total`
+//! (counter, `outcome` = `success` or `failure`: certificate rotations and client CA reloads,
+//! by config or by the file watcher). No label carries an address or a path.
+//!
 //! # Feature flags
 //!
 //! None.
@@ -188,6 +196,7 @@
 mod config;
 mod connection;
 mod error;
+pub mod metrics;
 mod module;
 mod server;
 mod tls;

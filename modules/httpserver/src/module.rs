@@ -83,6 +83,7 @@ impl Shared {
         trigger: &'static str,
     ) {
         self.server.set_tls_config(tls_config);
+        self.server.stats.series.tls_reload(true);
         *state = ClientCaState {
             in_force: fingerprint,
             failed: None,
@@ -117,6 +118,7 @@ impl Shared {
             }
             Ok((None, _)) => {}
             Err(error) => {
+                self.server.stats.series.tls_reload(false);
                 tracing::error!(module = MODULE_NAME, %error, "client CA file changed but cannot be loaded; verifying against the previous CA");
                 state.failed = now;
             }
@@ -155,6 +157,7 @@ impl Tls {
         let _one_at_a_time = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
         let info = loaded.info.clone();
         let previous = self.resolver.replace(loaded);
+        server.stats.series.tls_reload(true);
         *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!(
             module = MODULE_NAME,
@@ -200,6 +203,7 @@ impl Tls {
             return;
         }
         if let Err(error) = self.rotate(server, &config, "file") {
+            server.stats.series.tls_reload(false);
             tracing::error!(module = MODULE_NAME, %error, "certificate files changed but cannot be loaded; serving the previous certificate");
             *self.failed.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some((Some(now), error.to_string()));
@@ -431,10 +435,17 @@ impl Reloadable for ServerReload {
         // Loaded and checked aside: on error the current certificate and limits stay as they
         // were, and so they do when another module fails to prepare.
         let certificate = match &self.shared.tls {
-            Some(_) if certificate_changed => Some(tls::load_off_runtime(&config.tls).await?),
+            Some(_) if certificate_changed => Some(
+                tls::load_off_runtime(&config.tls)
+                    .await
+                    .inspect_err(|_| self.shared.server.stats.series.tls_reload(false))?,
+            ),
             _ => None,
         };
-        let client_tls = self.prepare_client_ca(&config, changes).await?;
+        let client_tls = self
+            .prepare_client_ca(&config, changes)
+            .await
+            .inspect_err(|_| self.shared.server.stats.series.tls_reload(false))?;
         let health = self
             .health
             .clone()

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpServerConfig;
 use crate::connection::{Activity, Limits, RequestService, Watch, Watched};
 use crate::error::HttpServerError;
+use crate::metrics::ServerSeries;
 use crate::tls::ClientCa;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::server::ResolvesServerCert;
@@ -41,6 +42,8 @@ pub(crate) struct Stats {
     pub(crate) requests: AtomicU64,
     /// Set when the server starts draining: HTTP/1 answers then carry `Connection: close`.
     pub(crate) draining: AtomicBool,
+    /// The metrics mirroring these counters, and the TLS reload counter.
+    pub(crate) series: ServerSeries,
 }
 
 /// Where the server is in its life.
@@ -231,6 +234,7 @@ impl Server {
                 }
             };
             self.stats.connections.fetch_add(1, Ordering::AcqRel);
+            self.stats.series.connections.increment(1.0);
             self.stats.accepted.fetch_add(1, Ordering::AcqRel);
             self.accepted.notify_waiters();
             let limits = limits(&self.config.load());
@@ -460,6 +464,7 @@ struct OpenConnection(Arc<Server>);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.stats.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.stats.series.connections.decrement(1.0);
         self.0.capacity.notify_one();
     }
 }
