@@ -7,13 +7,12 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use modular_core::ReloadStatus;
 use modular_core::events::{EventFilter, event_data};
 use modular_core::health::HealthStatus;
-use support::{TestApp, Ticking, build, build_with, client, server_yaml, tls_connect};
+use support::{TestApp, Ticking, build, build_with, client, server_yaml, tls_connect, tls_yaml};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -197,15 +196,6 @@ async fn a_reloaded_shutdown_timeout_is_the_deadline_of_the_next_stop() -> anyho
     );
     drop(test.dir);
     Ok(())
-}
-
-fn tls_yaml(cert: &Path, key: &Path, extra: &str) -> String {
-    format!(
-        "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n{extra}",
-        server_yaml(),
-        cert.display(),
-        key.display()
-    )
 }
 
 #[tokio::test(start_paused = true)]

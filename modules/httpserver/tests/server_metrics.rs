@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use modular_core::ReloadStatus;
 use modular_core::metrics::MetricsExporter;
-use support::{build, server_yaml, tls_connect, write_certificate};
+use support::{build, tls_connect, tls_yaml, write_certificate};
 
 /// The value of the series line starting with `series` (name and labels).
 fn value(exporter: &MetricsExporter, series: &str) -> f64 {
@@ -43,14 +43,7 @@ async fn connections_requests_in_flight_and_tls_reloads_are_recorded() -> anyhow
     let dir = tempfile::tempdir()?;
     let (cert_a, key_a) = write_certificate(dir.path(), "a", &[0x0a], (2020, 1, 1), (2099, 1, 1));
     let (cert_b, key_b) = write_certificate(dir.path(), "b", &[0x0b], (2020, 1, 1), (2099, 1, 1));
-    let tls = |cert: &std::path::Path, key: &std::path::Path| {
-        format!(
-            "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n",
-            server_yaml(),
-            cert.display(),
-            key.display()
-        )
-    };
+    let tls = |cert: &std::path::Path, key: &std::path::Path| tls_yaml(cert, key, "");
     let test = build(&tls(&cert_a, &key_a)).await?.start().await?;
     eventually(&exporter, "modular_httpserver_connections", 0.0).await;
     eventually(&exporter, "modular_httpserver_requests_in_flight", 0.0).await;

@@ -3,23 +3,13 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use modular_core::ReloadStatus;
 use modular_core::events::{EventFilter, event_data};
 use modular_core::health::HealthStatus;
 use modular_httpserver::HttpServerHandle;
-use support::{build, days_from_now, server_yaml, tls_connect, write_certificate};
-
-fn tls_yaml(cert: &Path, key: &Path, extra: &str) -> String {
-    format!(
-        "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n{extra}",
-        server_yaml(),
-        cert.display(),
-        key.display()
-    )
-}
+use support::{build, days_from_now, server_yaml, tls_connect, tls_yaml, write_certificate};
 
 #[tokio::test]
 async fn a_self_signed_certificate_is_served_for_the_configured_domains() -> anyhow::Result<()> {

@@ -166,6 +166,16 @@ pub fn server_yaml() -> String {
     server_yaml_on(0)
 }
 
+/// [`server_yaml`] with HTTPS from certificate files, and `extra` lines under `tls:`.
+pub fn tls_yaml(cert: &Path, key: &Path, extra: &str) -> String {
+    format!(
+        "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n{extra}",
+        server_yaml(),
+        cert.display(),
+        key.display()
+    )
+}
+
 /// [`server_yaml`] on a given port.
 pub fn server_yaml_on(port: u16) -> String {
     format!(
