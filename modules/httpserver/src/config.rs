@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 /// | `tls.source`, `tls.service` | no | the TLS acceptor is built once with its certificate resolver; with `source: service` the registered resolver (letsencrypt) swaps certificates itself |
 /// | `tls.cert_file`, `tls.key_file`, `tls.domains` | yes | the new certificate is loaded aside and swapped in; open connections keep their session, new handshakes see the new certificate |
 /// | `tls.watch_interval`, `tls.expiry_warning` | yes | read by the file watcher and the health check at each round |
+/// | `tls.client_ca`, `tls.client_auth` | yes | the CA is loaded aside and a new TLS configuration swapped in; new handshakes are verified against it, open connections keep their session |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit; the next check runs under them |
 ///
 /// ```yaml
@@ -42,6 +43,8 @@ use serde::{Deserialize, Serialize};
 ///     domains: [localhost]
 ///     watch_interval: 30s       # re-read the files when their content changes; 0s: never
 ///     expiry_warning: 14days    # health turns degraded this long before expiry
+///     client_ca: /etc/tls/clients-ca.crt  # mutual TLS: client certificates must chain to it
+///     client_auth: required     # or optional: asked for, verified when sent
 ///   health:
 ///     timeout: 500ms            # the check's deadline (default 500ms); > 0s, at most 60s
 ///     optional: false           # true: a failing listener check never fails readiness
@@ -59,12 +62,15 @@ pub struct HttpServerConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
-    /// The longest a client may take to send a request's headers (HTTP/1) or, with TLS, to
-    /// finish the handshake; the connection is closed past it.
+    /// The longest a client may take to send a request's headers (HTTP/1), the HTTP/2
+    /// connection preface or, with TLS, to finish the handshake; the connection is closed past
+    /// it. HTTP/2 frames between requests (PING, WINDOW_UPDATE) are not timed by it: an HTTP/2
+    /// connection with no request in flight is governed by `idle_timeout`.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// A connection with no request in flight for this long is closed; `0s` keeps it open.
+    /// A connection with no request in flight for this long is closed gracefully (HTTP/2:
+    /// GOAWAY), whatever frames the client sends meanwhile; `0s` keeps it open.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
@@ -171,6 +177,27 @@ pub struct TlsConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub expiry_warning: Duration,
+    /// Mutual TLS: the CA bundle (PEM) client certificates must chain to; unset, no client
+    /// certificate is asked for. Dynamic: a reload loads it aside and swaps the verifier in,
+    /// for new handshakes (open connections keep the session they authenticated).
+    #[config(dynamic)]
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: `required` (a handshake without a client certificate is refused) or
+    /// `optional` (asked for, and checked against `client_ca` when one is sent). Dynamic, as
+    /// `client_ca`.
+    #[config(dynamic)]
+    pub client_auth: ClientAuth,
+}
+
+/// `httpserver.tls.client_auth`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// Every client must present a certificate from `client_ca`.
+    #[default]
+    Required,
+    /// A client may present one; it is verified when it does.
+    Optional,
 }
 
 impl Default for TlsConfig {
@@ -184,6 +211,8 @@ impl Default for TlsConfig {
             domains: Vec::new(),
             watch_interval: Duration::from_secs(30),
             expiry_warning: Duration::from_secs(14 * 24 * 60 * 60),
+            client_ca: None,
+            client_auth: ClientAuth::Required,
         }
     }
 }
@@ -191,6 +220,12 @@ impl Default for TlsConfig {
 impl TlsConfig {
     fn validate_config(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
+        if self.client_ca.is_some() && !self.enabled {
+            errors.push(FieldError::new(
+                "client_ca",
+                "is only read with enabled: true",
+            ));
+        }
         if self.source == TlsSource::Service {
             for (path, set) in [
                 ("cert_file", self.cert_file.is_some()),
@@ -293,6 +328,18 @@ mod tests {
             ..TlsConfig::default()
         };
         assert_eq!(tls.validate().unwrap_err()[0].path, "domains");
+    }
+
+    #[test]
+    fn client_auth_reads_required_and_optional() {
+        for (text, mode) in [
+            ("required", ClientAuth::Required),
+            ("optional", ClientAuth::Optional),
+        ] {
+            let parsed: ClientAuth = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(parsed, mode);
+        }
+        assert!(serde_json::from_value::<ClientAuth>(serde_json::json!("sometimes")).is_err());
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! One connection: its request service, its activity, and the watchdog that closes it when
 //! it sits idle or a client is too slow to send headers.
+//!
+//! The header-read watchdog times HTTP/1 request heads: bytes arriving on a connection with no
+//! request in flight start a request head. On HTTP/2 the client sends frames between requests
+//! (PING, WINDOW_UPDATE, SETTINGS) that start no request, so once the connection preface has
+//! been read the watchdog only applies `idle_timeout`. The protocol is told from the first
+//! bytes (the HTTP/2 preface or not), the same way hyper's auto builder picks it; a client
+//! that stalls inside the preface is still cut at `header_read_timeout`.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,8 +49,20 @@ pub(crate) struct Activity {
     last_done: AtomicU64,
     /// When bytes of a new request head started arriving, plus one; 0 when none.
     head_started: AtomicU64,
+    /// [`UNKNOWN`], [`HTTP1`] or [`HTTP2`], told from the first bytes.
+    protocol: AtomicU8,
     changed: Notify,
 }
+
+/// Not enough bytes yet to tell.
+const UNKNOWN: u8 = 0;
+/// The first bytes were not the HTTP/2 preface.
+const HTTP1: u8 = 1;
+/// The connection opened with the HTTP/2 preface.
+const HTTP2: u8 = 2;
+
+/// What an HTTP/2 client sends first (RFC 9113 §3.4), over cleartext or TLS.
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 impl Activity {
     pub(crate) fn new(epoch: Instant) -> Self {
@@ -52,6 +71,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             head_started: AtomicU64::new(0),
+            protocol: AtomicU8::new(UNKNOWN),
             changed: Notify::new(),
         };
         activity.last_done.store(activity.now(), Ordering::Release);
@@ -67,10 +87,21 @@ impl Activity {
     }
 
     fn on_bytes(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0
+        if self.protocol.load(Ordering::Acquire) != HTTP2
+            && self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Acquire) == 0
         {
             self.head_started.store(self.now() + 1, Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// The protocol is known. HTTP/2 frames between requests are no request head: the
+    /// header-read deadline the preface started is dropped, and `idle_timeout` rules.
+    fn set_protocol(&self, protocol: u8) {
+        self.protocol.store(protocol, Ordering::Release);
+        if protocol == HTTP2 {
+            self.head_started.store(0, Ordering::Release);
             self.changed.notify_one();
         }
     }
@@ -133,28 +164,55 @@ pub(crate) enum Watch {
     HeadersTooSlow,
 }
 
-/// The stream of a connection, noting when request bytes arrive.
+/// The stream of a connection, noting when request bytes arrive and telling HTTP/2 from
+/// HTTP/1 by its first bytes.
 pub(crate) struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// How many bytes of the HTTP/2 preface matched so far; `None` once the protocol is known.
+    preface: Option<usize>,
 }
 
 impl<S> Watched<S> {
     pub(crate) fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+        Self {
+            inner,
+            activity,
+            preface: Some(0),
+        }
+    }
+
+    fn sniff(&mut self, read: &[u8]) {
+        let Some(matched) = self.preface else {
+            return;
+        };
+        let expected = &HTTP2_PREFACE[matched..];
+        let n = expected.len().min(read.len());
+        if read[..n] != expected[..n] {
+            self.preface = None;
+            self.activity.set_protocol(HTTP1);
+        } else if matched + n == HTTP2_PREFACE.len() {
+            self.preface = None;
+            self.activity.set_protocol(HTTP2);
+        } else {
+            self.preface = Some(matched + n);
+        }
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.on_bytes();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            this.activity.on_bytes();
+            this.sniff(read);
         }
         polled
     }
@@ -210,6 +268,7 @@ impl InFlight {
     fn enter(activity: &Arc<Activity>, stats: &Arc<Stats>) -> Self {
         activity.request_started();
         stats.in_flight.fetch_add(1, Ordering::AcqRel);
+        stats.series.in_flight.increment(1.0);
         stats.requests.fetch_add(1, Ordering::Relaxed);
         Self {
             activity: Arc::clone(activity),
@@ -221,6 +280,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.stats.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.stats.series.in_flight.decrement(1.0);
         self.activity.request_finished();
     }
 }
@@ -307,6 +367,35 @@ mod tests {
         assert_eq!(activity.next(&limits()), Watch::WaitForChange);
         activity.request_finished();
         assert!(matches!(activity.next(&limits()), Watch::Until(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn http2_frames_between_requests_start_no_header_deadline() {
+        let activity = Arc::new(Activity::new(Instant::now()));
+        let mut stream = Watched::new(tokio::io::empty(), Arc::clone(&activity));
+        // The preface in two reads: a deadline from the first bytes until it is complete.
+        stream.sniff(&HTTP2_PREFACE[..5]);
+        activity.on_bytes();
+        assert!(activity.head_started.load(Ordering::Acquire) != 0);
+        stream.sniff(&HTTP2_PREFACE[5..]);
+        assert_eq!(activity.head_started.load(Ordering::Acquire), 0);
+        // A PING long after: still only the idle deadline.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        activity.on_bytes();
+        assert!(matches!(activity.next(&limits()), Watch::Until(_)));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(activity.next(&limits()), Watch::Idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_line_is_http1_and_keeps_its_header_deadline() {
+        let activity = Arc::new(Activity::new(Instant::now()));
+        let mut stream = Watched::new(tokio::io::empty(), Arc::clone(&activity));
+        activity.on_bytes();
+        stream.sniff(b"GET / HTTP/1.1\r\n");
+        assert_eq!(activity.protocol.load(Ordering::Acquire), HTTP1);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(activity.next(&limits()), Watch::HeadersTooSlow);
     }
 
     #[tokio::test(start_paused = true)]

@@ -39,6 +39,14 @@ pub enum HttpServerError {
         /// What went wrong.
         message: String,
     },
+    /// The client CA (`tls.client_ca`) could not be read or holds no usable certificate.
+    #[error("httpserver.tls.client_ca: cannot use {path} as the client CA: {message}")]
+    ClientCa {
+        /// The CA file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A self-signed certificate could not be generated.
     #[error("cannot generate a self-signed certificate for {domains:?}: {message}")]
     SelfSigned {

@@ -51,9 +51,13 @@
 //! at `max_connections` the accept loop waits and new clients queue in the listen backlog.
 //! Each connection runs with the limits in force when it was accepted — `request_timeout`
 //! (`503` when a response is not ready in time), `max_body_size` (`413`),
-//! `header_read_timeout` (the connection is closed when a request's headers, or the TLS
-//! handshake, take longer) and `idle_timeout` (a keep-alive connection with no request for
-//! this long is closed gracefully).
+//! `header_read_timeout` (the connection is closed when a request's headers, the TLS
+//! handshake or the HTTP/2 connection preface take longer) and `idle_timeout` (a keep-alive
+//! connection with no request for this long is closed gracefully: HTTP/1 by closing it
+//! between requests, HTTP/2 with a GOAWAY). On HTTP/2 the frames a client sends between
+//! requests (PING, WINDOW_UPDATE, SETTINGS) start no request head, so they never trip the
+//! header-read timeout and do not keep the connection from going idle; the protocol is told
+//! from the first bytes (ALPN `h2` over TLS, or the preface over cleartext, prior knowledge).
 //!
 //! **Start and stop order**: the module calls `InitContext::start_after_others`, so it starts
 //! after every other module (it never serves a request before the modules that answer it are
@@ -88,6 +92,27 @@
 //! `httpserver.tls.source is service, but no certificate resolver is registered`. The
 //! `httpserver:certificate` health component is then the resolver owner's to report.
 //!
+//! **Mutual TLS.** With `tls.client_ca` (a PEM bundle of CA certificates) the handshake asks
+//! for a client certificate and verifies it against that CA: with `client_auth: required` (the
+//! default) a client without one, or with one from another CA, is refused; with `optional` a
+//! client without one is served and one that sends a certificate must still chain to the CA.
+//! The CA is reloadable: a reload that changes `client_ca` or `client_auth`, or new content in
+//! the file (seen by the watcher every `watch_interval`), loads it aside and swaps a new TLS
+//! configuration in for new handshakes; open connections keep the session they authenticated.
+//! A CA file that cannot be loaded fails the build or the reload with
+//! `httpserver.tls.client_ca: cannot use <path> as the client CA: ...`, and the CA in force
+//! stays (a bad replacement seen by the watcher is logged and ignored until it changes again).
+//!
+//! ```yaml
+//! httpserver:
+//!   tls:
+//!     enabled: true
+//!     cert_file: /etc/tls/tls.crt
+//!     key_file: /etc/tls/tls.key
+//!     client_ca: /etc/tls/clients-ca.crt
+//!     client_auth: required    # or optional
+//! ```
+//!
 //! # Configuration
 //!
 //! ```yaml
@@ -108,6 +133,8 @@
 //!     # domains: [localhost]   # self-signed, when no cert_file
 //!     watch_interval: 30s      # 0s: never re-read the files
 //!     expiry_warning: 14days
+//!     # client_ca: /etc/tls/clients-ca.crt   # mutual TLS (see above)
+//!     # client_auth: required  # or optional
 //!   health:                    # the health registration
 //!     timeout: 500ms           # the check's deadline; > 0s, at most 60s
 //!     optional: false          # true: a failing check never fails readiness
@@ -119,9 +146,13 @@
 //! accepted after the reload; open connections keep theirs), `drain_delay` and
 //! `shutdown_timeout` (read at stop), `tls.cert_file`, `tls.key_file`, `tls.domains` (the
 //! certificate is rotated; a certificate that cannot be loaded fails the reload, which rolls
-//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`, and
+//! back the modules applied before), `tls.watch_interval` and `tls.expiry_warning`,
+//! `tls.client_ca` and `tls.client_auth` (a new TLS configuration for new handshakes), and
 //! `health.timeout` and `health.optional` (the commit replaces the health registration's
 //! options).
+//!
+//! Each of them has a test that reloads it and observes the change on the live server
+//! (`tests/server_live_fields.rs` and the conformance kit).
 //!
 //! Static (restart required): `host` and `port` (the socket is bound once; moving it would
 //! drop every connection) and `tls.enabled` (clients would have to switch protocol on the
@@ -150,6 +181,14 @@
 //! | `com.modular.httpserver.server.stopped` | `address`, `requests_served`, `forced_connections` |
 //! | `com.modular.httpserver.tls.reloaded` | `trigger` (`config`, `file`), `serial`, `previous_serial`, `subject`, `not_after`, `source` |
 //!
+//! # Metrics
+//!
+//! Through the `metrics` facade, when the application records (`metrics.enabled: true`; see
+//! [`metrics`]): `modular_httpserver_connections` (gauge, open connections),
+//! `modular_httpserver_requests_in_flight` (gauge) and `modular_httpserver_tls_reloads_total`
+//! (counter, `outcome` = `success` or `failure`: certificate rotations and client CA reloads,
+//! by config or by the file watcher). No label carries an address or a path.
+//!
 //! # Feature flags
 //!
 //! None.
@@ -157,12 +196,13 @@
 mod config;
 mod connection;
 mod error;
+pub mod metrics;
 mod module;
 mod server;
 mod tls;
 
 pub use config::{
-    CertificateSource, DEFAULT_HEALTH_TIMEOUT, HttpServerConfig, TlsConfig, TlsSource,
+    CertificateSource, ClientAuth, DEFAULT_HEALTH_TIMEOUT, HttpServerConfig, TlsConfig, TlsSource,
 };
 pub use error::HttpServerError;
 pub use module::{HttpServerHandle, HttpServerModule, MODULE_NAME};

@@ -22,6 +22,7 @@ use crate::config::{DEFAULT_HEALTH_TIMEOUT, HttpServerConfig};
 use crate::error::HttpServerError;
 use crate::server::{Phase, Server};
 use crate::tls::{self, CertResolver, CertificateInfo, LoadedCertificate, ServiceResolver};
+use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::server::ResolvesServerCert;
 
 /// The module's name, and the key of its configuration section.
@@ -58,6 +59,71 @@ struct Shared {
     tls: Option<Arc<Tls>>,
     /// With `tls.source: service`: the registered resolver, bound at start.
     service_resolver: Option<Arc<ServiceResolver>>,
+    /// The client CA in force; the lock also makes a reload's commit and the file watcher
+    /// swap the TLS configuration one at a time.
+    client_ca: Mutex<ClientCaState>,
+}
+
+/// Which client CA content is in force, and which failed to load.
+#[derive(Debug, Default)]
+struct ClientCaState {
+    /// The content fingerprint of the CA in force (`None` without `tls.client_ca`).
+    in_force: Option<u64>,
+    /// The content that last failed to load (not retried until it changes).
+    failed: Option<u64>,
+}
+
+impl Shared {
+    /// Swaps in a TLS configuration verifying clients against the CA with `fingerprint`.
+    fn install_client_ca(
+        &self,
+        state: &mut ClientCaState,
+        tls_config: Arc<ServerConfig>,
+        fingerprint: Option<u64>,
+        trigger: &'static str,
+    ) {
+        self.server.set_tls_config(tls_config);
+        self.server.stats.series.tls_reload(true);
+        *state = ClientCaState {
+            in_force: fingerprint,
+            failed: None,
+        };
+        tracing::info!(
+            module = MODULE_NAME,
+            client_ca = fingerprint.is_some(),
+            trigger,
+            "client certificate verification reloaded"
+        );
+    }
+
+    /// The file watcher's round for `tls.client_ca`: new content in the file is loaded and
+    /// swapped in; content that cannot be loaded leaves the CA in force (logged once).
+    fn poll_client_ca(&self) {
+        let mut state = self
+            .client_ca
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let config = self.server.config.load_full();
+        let now = tls::client_ca_fingerprint(&config.tls);
+        if now.is_none() || now == state.in_force || now == state.failed {
+            return;
+        }
+        let loaded = tls::load_client_ca(&config.tls).and_then(|ca| {
+            let tls_config = self.server.tls_config_with(ca.as_ref())?;
+            Ok((tls_config, ca.map(|ca| ca.fingerprint)))
+        });
+        match loaded {
+            Ok((Some(tls_config), fingerprint)) => {
+                self.install_client_ca(&mut state, tls_config, fingerprint, "file");
+            }
+            Ok((None, _)) => {}
+            Err(error) => {
+                self.server.stats.series.tls_reload(false);
+                tracing::error!(module = MODULE_NAME, %error, "client CA file changed but cannot be loaded; verifying against the previous CA");
+                state.failed = now;
+            }
+        }
+    }
 }
 
 /// The served certificate and the state of its rotation.
@@ -91,6 +157,7 @@ impl Tls {
         let _one_at_a_time = self.swap.lock().unwrap_or_else(PoisonError::into_inner);
         let info = loaded.info.clone();
         let previous = self.resolver.replace(loaded);
+        server.stats.series.tls_reload(true);
         *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!(
             module = MODULE_NAME,
@@ -136,6 +203,7 @@ impl Tls {
             return;
         }
         if let Err(error) = self.rotate(server, &config, "file") {
+            server.stats.series.tls_reload(false);
             tracing::error!(module = MODULE_NAME, %error, "certificate files changed but cannot be loaded; serving the previous certificate");
             *self.failed.lock().unwrap_or_else(PoisonError::into_inner) =
                 Some((Some(now), error.to_string()));
@@ -222,11 +290,26 @@ impl Module for HttpServerModule {
             (None, Some(service)) => Some(Arc::clone(service) as _),
             (None, None) => None,
         };
-        let server = Arc::new(Server::new(ctx.context(), config, resolver)?);
+        // A client CA that cannot be loaded fails the build, naming `tls.client_ca`.
+        let client_ca = if config.tls.enabled {
+            tls::load_client_ca_off_runtime(&config.tls).await?
+        } else {
+            None
+        };
+        let server = Arc::new(Server::new(
+            ctx.context(),
+            config,
+            resolver,
+            client_ca.as_ref(),
+        )?);
         let shared = Arc::new(Shared {
             server,
             tls,
             service_resolver,
+            client_ca: Mutex::new(ClientCaState {
+                in_force: client_ca.map(|ca| ca.fingerprint),
+                failed: None,
+            }),
         });
         ctx.services().register(Arc::new(HttpServerHandle {
             shared: Arc::clone(&shared),
@@ -259,8 +342,8 @@ impl Module for HttpServerModule {
         let local = shared.server.start(router).await?;
         tracing::info!(module = MODULE_NAME, address = %local, scheme = shared.server.scheme(), "listening");
         shared.server.started_event(local);
-        if let Some(tls) = &shared.tls {
-            watch_certificate_files(Arc::clone(&shared.server), Arc::clone(tls));
+        if shared.server.tls.is_some() {
+            watch_tls_files(Arc::clone(shared));
         }
         Ok(())
     }
@@ -289,13 +372,14 @@ impl Module for HttpServerModule {
     }
 }
 
-/// Re-reads the certificate files every `tls.watch_interval` and rotates on new content.
-fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
-    let cancel = server.ctx.cancellation().clone();
-    let task_server = Arc::clone(&server);
-    server.ctx.spawn(async move {
+/// Re-reads the certificate files and the client CA every `tls.watch_interval`, and swaps in
+/// new content.
+fn watch_tls_files(shared: Arc<Shared>) {
+    let cancel = shared.server.ctx.cancellation().clone();
+    let task_shared = Arc::clone(&shared);
+    shared.server.ctx.spawn(async move {
         loop {
-            let interval = task_server.config.load().tls.watch_interval;
+            let interval = task_shared.server.config.load().tls.watch_interval;
             // Off (`0s`): look at the setting again in a second, since a reload may turn it on.
             let wait = if interval.is_zero() {
                 Duration::from_secs(1)
@@ -308,8 +392,14 @@ fn watch_certificate_files(server: Arc<Server>, tls: Arc<Tls>) {
             }
             if !interval.is_zero() {
                 // File reads (and a rotation's key parsing) off the async workers.
-                let (tls, server) = (Arc::clone(&tls), Arc::clone(&task_server));
-                let _ = tokio::task::spawn_blocking(move || tls.poll_files(&server)).await;
+                let shared = Arc::clone(&task_shared);
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Some(tls) = &shared.tls {
+                        tls.poll_files(&shared.server);
+                    }
+                    shared.poll_client_ca();
+                })
+                .await;
             }
         }
     });
@@ -345,9 +435,17 @@ impl Reloadable for ServerReload {
         // Loaded and checked aside: on error the current certificate and limits stay as they
         // were, and so they do when another module fails to prepare.
         let certificate = match &self.shared.tls {
-            Some(_) if certificate_changed => Some(tls::load_off_runtime(&config.tls).await?),
+            Some(_) if certificate_changed => Some(
+                tls::load_off_runtime(&config.tls)
+                    .await
+                    .inspect_err(|_| self.shared.server.stats.series.tls_reload(false))?,
+            ),
             _ => None,
         };
+        let client_tls = self
+            .prepare_client_ca(&config, changes)
+            .await
+            .inspect_err(|_| self.shared.server.stats.series.tls_reload(false))?;
         let health = self
             .health
             .clone()
@@ -359,6 +457,15 @@ impl Reloadable for ServerReload {
                 tls.install(&shared.server, loaded, "config");
             }
             shared.server.config.store(config);
+            // After the config: a watcher round that read the previous config and loaded its
+            // CA is overridden here, and one that runs later reads the new config.
+            if let Some((tls_config, fingerprint)) = client_tls {
+                let mut state = shared
+                    .client_ca
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                shared.install_client_ca(&mut state, tls_config, fingerprint, "config");
+            }
             // A raised `max_connections` must reach an accept loop waiting at the old limit.
             shared.server.limits_changed();
             if let Some((aggregator, options)) = health {
@@ -367,6 +474,42 @@ impl Reloadable for ServerReload {
         }))
     }
 }
+
+impl ServerReload {
+    /// When `tls.client_ca` or `tls.client_auth` changed, or the CA file has new content: the
+    /// CA loaded and a TLS configuration built aside, with the CA's fingerprint, for the commit
+    /// to swap in. A CA that cannot be loaded fails the prepare (naming `tls.client_ca`); the
+    /// verifier in force stays.
+    async fn prepare_client_ca(
+        &self,
+        config: &HttpServerConfig,
+        changes: &[ConfigChange],
+    ) -> Result<Option<ClientTls>, HttpServerError> {
+        if self.shared.server.tls.is_none() {
+            return Ok(None);
+        }
+        let changed = changes
+            .iter()
+            .any(|c| c.is_under("tls.client_ca") || c.is_under("tls.client_auth"));
+        let in_force = self
+            .shared
+            .client_ca
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .in_force;
+        if !changed && tls::client_ca_fingerprint(&config.tls) == in_force {
+            return Ok(None);
+        }
+        let client_ca = tls::load_client_ca_off_runtime(&config.tls).await?;
+        let Some(tls_config) = self.shared.server.tls_config_with(client_ca.as_ref())? else {
+            return Ok(None);
+        };
+        Ok(Some((tls_config, client_ca.map(|ca| ca.fingerprint))))
+    }
+}
+
+/// A TLS configuration built aside, with the client CA fingerprint it verifies against.
+type ClientTls = (Arc<ServerConfig>, Option<u64>);
 
 /// The server's health.
 ///

@@ -24,6 +24,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::HttpServerConfig;
 use crate::connection::{Activity, Limits, RequestService, Watch, Watched};
 use crate::error::HttpServerError;
+use crate::metrics::ServerSeries;
+use crate::tls::ClientCa;
+use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::server::ResolvesServerCert;
 
 /// Counters shared by every connection.
@@ -39,6 +42,8 @@ pub(crate) struct Stats {
     pub(crate) requests: AtomicU64,
     /// Set when the server starts draining: HTTP/1 answers then carry `Connection: close`.
     pub(crate) draining: AtomicBool,
+    /// The metrics mirroring these counters, and the TLS reload counter.
+    pub(crate) series: ServerSeries,
 }
 
 /// Where the server is in its life.
@@ -62,7 +67,8 @@ pub(crate) struct Server {
     /// The section in force (swapped by reload).
     pub(crate) config: ArcSwap<HttpServerConfig>,
     pub(crate) tls: Option<Arc<dyn ResolvesServerCert>>,
-    acceptor: Option<TlsAcceptor>,
+    /// The rustls configuration each new handshake uses; swapped when the client CA reloads.
+    tls_config: Option<ArcSwap<ServerConfig>>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) local_addr: OnceLock<SocketAddr>,
     phase: Mutex<Phase>,
@@ -94,11 +100,13 @@ impl Server {
         ctx: ModuleContext,
         config: Arc<HttpServerConfig>,
         tls: Option<Arc<dyn ResolvesServerCert>>,
+        client_ca: Option<&ClientCa>,
     ) -> Result<Self, HttpServerError> {
-        let acceptor = match &tls {
-            Some(resolver) => Some(TlsAcceptor::from(crate::tls::server_config(Arc::clone(
-                resolver,
-            ))?)),
+        let tls_config = match &tls {
+            Some(resolver) => Some(ArcSwap::new(crate::tls::server_config(
+                Arc::clone(resolver),
+                client_ca,
+            )?)),
             None => None,
         };
         let cancel = ctx.cancellation().clone();
@@ -106,7 +114,7 @@ impl Server {
             ctx,
             config: ArcSwap::new(config),
             tls,
-            acceptor,
+            tls_config,
             stats: Arc::new(Stats::default()),
             local_addr: OnceLock::new(),
             phase: Mutex::new(Phase::Idle),
@@ -137,6 +145,25 @@ impl Server {
         // The loop registers (enables) its wake-up before reading the limit, so a store that
         // lands after that read is always followed by this wake-up.
         self.capacity.notify_waiters();
+    }
+
+    /// A TLS configuration like the one in force, verifying clients with `client_ca`; `None`
+    /// without TLS. Built aside (a reload's prepare), swapped in by [`Self::set_tls_config`].
+    pub(crate) fn tls_config_with(
+        &self,
+        client_ca: Option<&ClientCa>,
+    ) -> Result<Option<Arc<ServerConfig>>, HttpServerError> {
+        self.tls
+            .as_ref()
+            .map(|resolver| crate::tls::server_config(Arc::clone(resolver), client_ca))
+            .transpose()
+    }
+
+    /// Swaps the TLS configuration new handshakes use; open connections keep their session.
+    pub(crate) fn set_tls_config(&self, config: Arc<ServerConfig>) {
+        if let Some(current) = &self.tls_config {
+            current.store(config);
+        }
     }
 
     /// `http` or `https`.
@@ -207,6 +234,7 @@ impl Server {
                 }
             };
             self.stats.connections.fetch_add(1, Ordering::AcqRel);
+            self.stats.series.connections.increment(1.0);
             self.stats.accepted.fetch_add(1, Ordering::AcqRel);
             self.accepted.notify_waiters();
             let limits = limits(&self.config.load());
@@ -236,7 +264,7 @@ impl Server {
             activity: Arc::clone(&activity),
             stats: Arc::clone(&self.stats),
         };
-        match &self.acceptor {
+        match &self.tls_config {
             None => {
                 self.drive(
                     Watched::new(stream, Arc::clone(&activity)),
@@ -246,7 +274,8 @@ impl Server {
                 )
                 .await
             }
-            Some(acceptor) => {
+            Some(tls_config) => {
+                let acceptor = TlsAcceptor::from(tls_config.load_full());
                 let handshake =
                     tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
                 let stream = tokio::select! {
@@ -435,6 +464,7 @@ struct OpenConnection(Arc<Server>);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.stats.connections.fetch_sub(1, Ordering::AcqRel);
+        self.0.stats.series.connections.decrement(1.0);
         self.0.capacity.notify_one();
     }
 }

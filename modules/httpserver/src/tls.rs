@@ -9,12 +9,14 @@ use chrono::{DateTime, Utc};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Serialize;
+use tokio_rustls::rustls::RootCertStore;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::CryptoProvider;
-use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert};
+use tokio_rustls::rustls::server::danger::ClientCertVerifier;
+use tokio_rustls::rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
-use crate::config::{CertificateSource, TlsConfig};
+use crate::config::{CertificateSource, ClientAuth, TlsConfig};
 use crate::error::HttpServerError;
 
 /// What the served leaf certificate says about itself.
@@ -265,19 +267,97 @@ impl ResolvesServerCert for ServiceResolver {
     }
 }
 
-/// A rustls server configuration that asks `resolver` for every handshake, offering HTTP/2
-/// and HTTP/1.1 by ALPN.
+/// The client-certificate check `tls.client_ca` and `tls.client_auth` describe.
+#[derive(Clone)]
+pub(crate) struct ClientCa {
+    pub(crate) verifier: Arc<dyn ClientCertVerifier>,
+    /// Content fingerprint of the CA file.
+    pub(crate) fingerprint: u64,
+}
+
+impl std::fmt::Debug for ClientCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCa")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fingerprint of the client CA file's current content (`None` without `client_ca`).
+pub(crate) fn client_ca_fingerprint(tls: &TlsConfig) -> Option<u64> {
+    tls.client_ca
+        .as_ref()
+        .map(|path| modular_core::reload::content_fingerprint(std::slice::from_ref(path)))
+}
+
+/// [`load_client_ca`] on a blocking thread.
+pub(crate) async fn load_client_ca_off_runtime(
+    tls: &TlsConfig,
+) -> Result<Option<ClientCa>, HttpServerError> {
+    let tls = tls.clone();
+    let path = tls.client_ca.clone().unwrap_or_default();
+    match tokio::task::spawn_blocking(move || load_client_ca(&tls)).await {
+        Ok(result) => result,
+        Err(error) => Err(HttpServerError::ClientCa {
+            path,
+            message: error.to_string(),
+        }),
+    }
+}
+
+/// Reads `tls.client_ca` and builds the verifier for `tls.client_auth`; `None` without a CA.
+pub(crate) fn load_client_ca(tls: &TlsConfig) -> Result<Option<ClientCa>, HttpServerError> {
+    let Some(path) = &tls.client_ca else {
+        return Ok(None);
+    };
+    let fingerprint = modular_core::reload::content_fingerprint(std::slice::from_ref(path));
+    let error = |message: String| HttpServerError::ClientCa {
+        path: path.clone(),
+        message,
+    };
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(error("no CERTIFICATE block in the file".to_owned()));
+    }
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| error(format!("not a usable CA certificate: {e}")))?;
+    }
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()?);
+    let builder = match tls.client_auth {
+        ClientAuth::Required => builder,
+        ClientAuth::Optional => builder.allow_unauthenticated(),
+    };
+    let verifier = builder.build().map_err(|e| error(e.to_string()))?;
+    Ok(Some(ClientCa {
+        verifier,
+        fingerprint,
+    }))
+}
+
+/// A rustls server configuration that asks `resolver` for every handshake, verifies client
+/// certificates with `client` (none asked for without it), and offers HTTP/2 and HTTP/1.1 by
+/// ALPN.
 pub(crate) fn server_config(
     resolver: Arc<dyn ResolvesServerCert>,
+    client: Option<&ClientCa>,
 ) -> Result<Arc<ServerConfig>, HttpServerError> {
-    let mut config = ServerConfig::builder_with_provider(provider()?)
+    let builder = ServerConfig::builder_with_provider(provider()?)
         .with_safe_default_protocol_versions()
         .map_err(|e| HttpServerError::InvalidCertificate {
             path: PathBuf::from("rustls"),
             message: e.to_string(),
-        })?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        })?;
+    let builder = match client {
+        Some(client) => builder.with_client_cert_verifier(Arc::clone(&client.verifier)),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -12,15 +12,17 @@ use support::{build, client, server_yaml};
 
 #[tokio::test]
 async fn a_serving_listener_is_healthy_and_its_self_connection_is_accepted() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?.start().await?;
+    let test = build(&server_yaml()).await?.start().await?;
     let aggregator = test.app.health().expect("aggregator").clone();
     let first = aggregator.force_refresh().await;
     let report = first
         .report("httpserver", "listener")
         .expect("listener report");
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
-    assert_eq!(report.message, format!("accepting on 127.0.0.1:{port}"));
+    assert_eq!(
+        report.message,
+        format!("accepting on 127.0.0.1:{}", test.port)
+    );
     let accepted = report.details["accepted_total"].as_u64().unwrap_or(0);
     // Each check makes a real connection the accept loop must take.
     let second = aggregator.force_refresh().await;
@@ -38,8 +40,7 @@ async fn a_serving_listener_is_healthy_and_its_self_connection_is_accepted() -> 
 #[tokio::test]
 async fn the_listener_degrades_at_the_connection_limit_and_recovers_when_a_client_leaves()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&format!("{}  max_connections: 1\n", server_yaml(port)))
+    let test = build(&format!("{}  max_connections: 1\n", server_yaml()))
         .await?
         .start()
         .await?;
@@ -52,7 +53,7 @@ async fn the_listener_degrades_at_the_connection_limit_and_recovers_when_a_clien
             .expect("listener report")
     };
 
-    let client = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let client = tokio::net::TcpStream::connect(("127.0.0.1", test.port)).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let report = loop {
         let report = status().await;
@@ -90,8 +91,7 @@ async fn the_listener_degrades_at_the_connection_limit_and_recovers_when_a_clien
 #[tokio::test]
 async fn raising_the_connection_limit_takes_effect_while_the_accept_loop_waits_at_the_old_one()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&format!("{}  max_connections: 1\n", server_yaml(port)))
+    let test = build(&format!("{}  max_connections: 1\n", server_yaml()))
         .await?
         .start()
         .await?;
@@ -118,7 +118,7 @@ async fn raising_the_connection_limit_takes_effect_while_the_accept_loop_waits_a
     assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
 
     // Raised at runtime, with the held connection still open.
-    test.write_config(&format!("{}  max_connections: 2\n", server_yaml(port)))?;
+    test.write_config(&format!("{}  max_connections: 2\n", server_yaml()))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
 
@@ -157,8 +157,7 @@ async fn raising_the_connection_limit_takes_effect_while_the_accept_loop_waits_a
 
 #[tokio::test]
 async fn a_stopped_server_is_unhealthy() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let mut test = build(&server_yaml(port)).await?.start().await?;
+    let mut test = build(&server_yaml()).await?.start().await?;
     let aggregator = test.app.health().expect("aggregator").clone();
     test.app.stop().await?;
     let health = aggregator.force_refresh().await;
@@ -177,8 +176,7 @@ async fn a_stopped_server_is_unhealthy() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_reload_of_health_optional_and_timeout_changes_the_live_registration()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?;
+    let test = build(&server_yaml()).await?;
     let aggregator = test.app.health().expect("aggregator").clone();
     let before = aggregator
         .provider_options("httpserver")
@@ -194,7 +192,7 @@ async fn a_reload_of_health_optional_and_timeout_changes_the_live_registration()
 
     test.write_config(&format!(
         "{}  health:\n    optional: true\n    timeout: 2s\n",
-        server_yaml(port)
+        server_yaml()
     ))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");

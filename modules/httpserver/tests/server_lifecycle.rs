@@ -8,12 +8,11 @@ use std::time::Duration;
 use modular_core::ReloadStatus;
 use modular_core::events::{AttributesReader as _, EventFilter, event_data};
 use modular_httpserver::HttpServerHandle;
-use support::{build, client, server_yaml};
+use support::{build, client, server_yaml, server_yaml_on};
 
 #[tokio::test]
 async fn the_server_serves_the_router_and_announces_start_and_stop() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?;
+    let test = build(&server_yaml()).await?;
     let mut events = test
         .app
         .events()
@@ -28,7 +27,7 @@ async fn the_server_serves_the_router_and_announces_start_and_stop() -> anyhow::
         .await?;
     assert_eq!(body, "hello");
     let handle = test.app.services().require::<HttpServerHandle>()?;
-    assert_eq!(handle.local_addr().map(|a| a.port()), Some(port));
+    assert_eq!(handle.local_addr().map(|a| a.port()), Some(test.port));
     assert_eq!(handle.scheme(), "http");
 
     test.app.stop().await?;
@@ -45,10 +44,9 @@ async fn the_server_serves_the_router_and_announces_start_and_stop() -> anyhow::
 
 #[tokio::test]
 async fn invalid_settings_fail_the_build_with_their_paths() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let yaml = format!(
         "{}  max_connections: 0\n  tls:\n    enabled: true\n",
-        server_yaml(port)
+        server_yaml()
     );
     let error = match build(&yaml).await {
         Ok(_) => anyhow::bail!("a server with max_connections 0 was built"),
@@ -64,8 +62,7 @@ async fn invalid_settings_fail_the_build_with_their_paths() -> anyhow::Result<()
 
 #[tokio::test]
 async fn a_zero_health_timeout_fails_the_build_with_its_path() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let yaml = format!("{}  health:\n    timeout: 0s\n", server_yaml(port));
+    let yaml = format!("{}  health:\n    timeout: 0s\n", server_yaml());
     let error = match build(&yaml).await {
         Ok(_) => anyhow::bail!("a server with health.timeout 0s was built"),
         Err(error) => error.to_string(),
@@ -81,7 +78,7 @@ async fn a_zero_health_timeout_fails_the_build_with_its_path() -> anyhow::Result
 async fn a_taken_port_fails_start_naming_the_address() -> anyhow::Result<()> {
     let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = taken.local_addr()?.port();
-    let mut test = build(&server_yaml(port)).await?;
+    let mut test = build(&server_yaml_on(port)).await?;
     let error = test
         .app
         .start()
@@ -98,13 +95,12 @@ async fn a_taken_port_fails_start_naming_the_address() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_request_timeout_change_applies_to_new_connections_only() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?.start().await?;
+    let test = build(&server_yaml()).await?.start().await?;
     // One keep-alive connection, opened under the old (60 s) timeout.
     let old = client();
     assert_eq!(old.get(test.url("/slow")).send().await?.status(), 200);
 
-    test.write_config(&format!("{}  request_timeout: 100ms\n", server_yaml(port)))?;
+    test.write_config(&format!("{}  request_timeout: 100ms\n", server_yaml()))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
 
@@ -118,8 +114,7 @@ async fn a_request_timeout_change_applies_to_new_connections_only() -> anyhow::R
 
 #[tokio::test]
 async fn a_body_limit_change_applies_to_the_next_connection() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?.start().await?;
+    let test = build(&server_yaml()).await?.start().await?;
     let body = vec![b'x'; 4096];
     let fresh = || {
         reqwest::Client::builder()
@@ -135,7 +130,7 @@ async fn a_body_limit_change_applies_to_the_next_connection() -> anyhow::Result<
         .await?;
     assert_eq!(answer.text().await?, "4096");
 
-    test.write_config(&format!("{}  max_body_size: 1024\n", server_yaml(port)))?;
+    test.write_config(&format!("{}  max_body_size: 1024\n", server_yaml()))?;
     assert_eq!(test.app.reload().await?.status, ReloadStatus::Applied);
     let answer = fresh().post(test.url("/echo")).body(body).send().await?;
     assert_eq!(answer.status(), 413);
@@ -144,9 +139,9 @@ async fn a_body_limit_change_applies_to_the_next_connection() -> anyhow::Result<
 
 #[tokio::test]
 async fn a_port_change_is_refused_as_restart_required() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&server_yaml(port)).await?.start().await?;
-    test.write_config(&server_yaml(modular_testkit::free_port()))?;
+    let test = build(&server_yaml()).await?.start().await?;
+    // Asked for port 0; naming the bound port is a change of the static field all the same.
+    test.write_config(&server_yaml_on(test.port))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Rejected);
     assert_eq!(outcome.static_changes, ["httpserver.port"]);
@@ -157,7 +152,6 @@ async fn a_port_change_is_refused_as_restart_required() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_failed_certificate_reload_rolls_back_the_modules_applied_before_it() -> anyhow::Result<()>
 {
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let (cert, key) =
         support::write_certificate(dir.path(), "first", &[0x01], (2020, 1, 1), (2099, 1, 1));
@@ -168,7 +162,7 @@ async fn a_failed_certificate_reload_rolls_back_the_modules_applied_before_it() 
             key.display()
         )
     };
-    let yaml = format!("{}{}", server_yaml(port), tls(&cert, &key));
+    let yaml = format!("{}{}", server_yaml(), tls(&cert, &key));
     let test = build(&yaml).await?.start().await?;
     let mut events = test
         .app
@@ -179,7 +173,7 @@ async fn a_failed_certificate_reload_rolls_back_the_modules_applied_before_it() 
     let missing = dir.path().join("missing.crt");
     test.write_config(&format!(
         "router:\n  greeting: bonjour\n{}{}",
-        server_yaml(port),
+        server_yaml(),
         tls(&missing, &key)
     ))?;
     let outcome = test.app.reload().await?;
@@ -202,7 +196,7 @@ async fn a_failed_certificate_reload_rolls_back_the_modules_applied_before_it() 
     );
 
     // Still the old greeting, over the old certificate.
-    let mut connection = support::tls_connect(port).await?;
+    let mut connection = support::tls_connect(test.port).await?;
     assert_eq!(connection.serial, "01");
     assert_eq!(connection.get("/hello").await?, (200, "hello".to_owned()));
     Ok(())
@@ -218,10 +212,9 @@ async fn without_a_router_the_server_refuses_to_start() -> anyhow::Result<()> {
             "router"
         }
     }
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("config.yaml");
-    std::fs::write(&path, server_yaml(port))?;
+    std::fs::write(&path, server_yaml())?;
     let mut app = modular_core::Application::builder()
         .config_file(&path)
         .env_prefix(None)

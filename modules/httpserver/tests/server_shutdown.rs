@@ -10,8 +10,8 @@ use std::time::Duration;
 use modular_core::events::{EventFilter, event_data};
 use support::{build, build_with, client, server_yaml};
 
-fn shutdown_yaml(port: u16, drain: &str, deadline: &str) -> String {
-    server_yaml(port)
+fn shutdown_yaml(drain: &str, deadline: &str) -> String {
+    server_yaml()
         .replace("drain_delay: 0s", &format!("drain_delay: {drain}"))
         .replace(
             "shutdown_timeout: 5s",
@@ -30,14 +30,14 @@ async fn refused(port: u16) -> bool {
 #[tokio::test(start_paused = true)]
 async fn draining_serves_until_the_delay_then_refuses_new_connections_and_finishes_in_flight_requests()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     // The application's own deadline must cover the drain delay plus the server's deadline.
-    let test = build_with(&shutdown_yaml(port, "60s", "120s"), |b| {
+    let test = build_with(&shutdown_yaml("60s", "120s"), |b| {
         b.shutdown_timeout(Duration::from_secs(300))
     })
     .await?
     .start()
     .await?;
+    let port = test.port;
     let aggregator = test.app.health().expect("aggregator").clone();
     let mut events = test
         .app
@@ -98,11 +98,8 @@ async fn draining_serves_until_the_delay_then_refuses_new_connections_and_finish
 
 #[tokio::test(start_paused = true)]
 async fn requests_still_running_at_the_deadline_are_cut_off() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
-    let test = build(&shutdown_yaml(port, "0s", "5s"))
-        .await?
-        .start()
-        .await?;
+    let test = build(&shutdown_yaml("0s", "5s")).await?.start().await?;
+    let port = test.port;
     let mut events = test
         .app
         .events()

@@ -3,33 +3,22 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use modular_core::ReloadStatus;
 use modular_core::events::{EventFilter, event_data};
 use modular_core::health::HealthStatus;
 use modular_httpserver::HttpServerHandle;
-use support::{build, days_from_now, server_yaml, tls_connect, write_certificate};
-
-fn tls_yaml(port: u16, cert: &Path, key: &Path, extra: &str) -> String {
-    format!(
-        "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n{extra}",
-        server_yaml(port),
-        cert.display(),
-        key.display()
-    )
-}
+use support::{build, days_from_now, server_yaml, tls_connect, tls_yaml, write_certificate};
 
 #[tokio::test]
 async fn a_self_signed_certificate_is_served_for_the_configured_domains() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let yaml = format!(
         "{}  tls:\n    enabled: true\n    domains: [localhost]\n",
-        server_yaml(port)
+        server_yaml()
     );
     let test = build(&yaml).await?.start().await?;
-    let mut connection = tls_connect(port).await?;
+    let mut connection = tls_connect(test.port).await?;
     assert_eq!(connection.get("/hello").await?, (200, "hello".to_owned()));
     let handle = test.app.services().require::<HttpServerHandle>()?;
     let served = handle.certificate().expect("a certificate");
@@ -41,30 +30,26 @@ async fn a_self_signed_certificate_is_served_for_the_configured_domains() -> any
 #[tokio::test]
 async fn a_certificate_rotated_by_config_reaches_new_handshakes_while_open_connections_keep_working()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let (cert_a, key_a) =
         write_certificate(dir.path(), "a", &[0x0a, 0x01], (2020, 1, 1), (2099, 1, 1));
     let (cert_b, key_b) =
         write_certificate(dir.path(), "b", &[0x0b, 0x02], (2020, 1, 1), (2099, 1, 1));
-    let test = build(&tls_yaml(port, &cert_a, &key_a, ""))
-        .await?
-        .start()
-        .await?;
+    let test = build(&tls_yaml(&cert_a, &key_a, "")).await?.start().await?;
     let mut events = test
         .app
         .events()
         .subscribe(EventFilter::exact("com.modular.httpserver.tls.reloaded"));
 
-    let mut open = tls_connect(port).await?;
+    let mut open = tls_connect(test.port).await?;
     assert_eq!(open.serial, "0a01");
     assert_eq!(open.get("/hello").await?.0, 200);
 
-    test.write_config(&tls_yaml(port, &cert_b, &key_b, ""))?;
+    test.write_config(&tls_yaml(&cert_b, &key_b, ""))?;
     let outcome = test.app.reload().await?;
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
 
-    let mut fresh = tls_connect(port).await?;
+    let mut fresh = tls_connect(test.port).await?;
     assert_eq!(fresh.serial, "0b02");
     assert_eq!(fresh.get("/hello").await?.0, 200);
     // The keep-alive connection opened before the rotation still answers.
@@ -80,10 +65,9 @@ async fn a_certificate_rotated_by_config_reaches_new_handshakes_while_open_conne
 
 #[tokio::test]
 async fn certificate_files_replaced_in_place_are_picked_up_by_the_watcher() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let (cert, key) = write_certificate(dir.path(), "tls", &[0x01], (2020, 1, 1), (2099, 1, 1));
-    let test = build(&tls_yaml(port, &cert, &key, "    watch_interval: 50ms\n"))
+    let test = build(&tls_yaml(&cert, &key, "    watch_interval: 50ms\n"))
         .await?
         .start()
         .await?;
@@ -91,7 +75,7 @@ async fn certificate_files_replaced_in_place_are_picked_up_by_the_watcher() -> a
         .app
         .events()
         .subscribe(EventFilter::exact("com.modular.httpserver.tls.reloaded"));
-    let mut open = tls_connect(port).await?;
+    let mut open = tls_connect(test.port).await?;
     assert_eq!(open.serial, "01");
 
     // Kubernetes-style: the same paths get new content.
@@ -104,7 +88,7 @@ async fn certificate_files_replaced_in_place_are_picked_up_by_the_watcher() -> a
         Some("file".into())
     );
 
-    assert_eq!(tls_connect(port).await?.serial, "02");
+    assert_eq!(tls_connect(test.port).await?.serial, "02");
     assert_eq!(open.get("/hello").await?.0, 200);
     Ok(())
 }
@@ -133,13 +117,9 @@ async fn certificate_health_degrades_near_expiry_and_fails_once_expired() -> any
         ),
     ];
     for (i, (from, until, expected, message)) in cases.into_iter().enumerate() {
-        let port = modular_testkit::free_port();
         let (cert, key) =
             write_certificate(dir.path(), &format!("c{i}"), &[0x10 + i as u8], from, until);
-        let test = build(&tls_yaml(port, &cert, &key, ""))
-            .await?
-            .start()
-            .await?;
+        let test = build(&tls_yaml(&cert, &key, "")).await?.start().await?;
         let health = test.app.health().expect("aggregator").force_refresh().await;
         let report = health
             .report("httpserver", "certificate")
@@ -154,10 +134,9 @@ async fn certificate_health_degrades_near_expiry_and_fails_once_expired() -> any
 #[tokio::test]
 async fn unreadable_replacement_files_keep_the_old_certificate_and_degrade_health()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let (cert, key) = write_certificate(dir.path(), "tls", &[0x01], (2020, 1, 1), (2099, 1, 1));
-    let test = build(&tls_yaml(port, &cert, &key, "    watch_interval: 50ms\n"))
+    let test = build(&tls_yaml(&cert, &key, "    watch_interval: 50ms\n"))
         .await?
         .start()
         .await?;
@@ -181,7 +160,7 @@ async fn unreadable_replacement_files_keep_the_old_certificate_and_degrade_healt
         report.message.contains("serving the previous certificate"),
         "{report:?}"
     );
-    assert_eq!(tls_connect(port).await?.serial, "01");
+    assert_eq!(tls_connect(test.port).await?.serial, "01");
 
     // Good content again: rotated, healthy.
     write_certificate(dir.path(), "tls", &[0x03], (2020, 1, 1), (2099, 1, 1));
@@ -259,10 +238,9 @@ fn fixed_resolver(
 #[tokio::test]
 async fn with_source_service_the_registered_resolver_serves_the_certificate() -> anyhow::Result<()>
 {
-    let port = modular_testkit::free_port();
     let yaml = format!(
         "{}  tls:\n    enabled: true\n    source: service\n    service: web\n",
-        server_yaml(port)
+        server_yaml()
     );
     let resolver = fixed_resolver(&[0x5e, 0x41]);
     let test = support::build_with(&yaml, |b| {
@@ -274,7 +252,7 @@ async fn with_source_service_the_registered_resolver_serves_the_certificate() ->
     .await?
     .start()
     .await?;
-    let mut connection = tls_connect(port).await?;
+    let mut connection = tls_connect(test.port).await?;
     assert_eq!(connection.serial, "5e41");
     assert_eq!(connection.get("/hello").await?, (200, "hello".to_owned()));
     // The resolver's owner reports the certificate; the server does not load one itself.
@@ -285,10 +263,9 @@ async fn with_source_service_the_registered_resolver_serves_the_certificate() ->
 
 #[tokio::test]
 async fn with_source_service_and_no_resolver_the_start_fails_naming_it() -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let yaml = format!(
         "{}  tls:\n    enabled: true\n    source: service\n    service: web\n",
-        server_yaml(port)
+        server_yaml()
     );
     // A resolver under another name does not count.
     let resolver = fixed_resolver(&[0x01]);
@@ -312,10 +289,9 @@ async fn with_source_service_and_no_resolver_the_start_fails_naming_it() -> anyh
 #[tokio::test]
 async fn certificate_files_with_source_service_are_rejected_with_their_path() -> anyhow::Result<()>
 {
-    let port = modular_testkit::free_port();
     let yaml = format!(
         "{}  tls:\n    enabled: true\n    source: service\n    domains: [localhost]\n",
-        server_yaml(port)
+        server_yaml()
     );
     let error = format!("{:#}", support::build(&yaml).await.err().expect("rejected"));
     assert!(error.contains("httpserver.tls.domains"), "{error}");
@@ -326,11 +302,10 @@ async fn certificate_files_with_source_service_are_rejected_with_their_path() ->
 #[tokio::test]
 async fn restoring_the_served_files_after_a_bad_rotation_clears_the_degraded_health_at_once()
 -> anyhow::Result<()> {
-    let port = modular_testkit::free_port();
     let dir = tempfile::tempdir()?;
     let (cert, key) = write_certificate(dir.path(), "tls", &[0x07], (2020, 1, 1), (2099, 1, 1));
     let served = std::fs::read(&cert)?;
-    let test = build(&tls_yaml(port, &cert, &key, "    watch_interval: 50ms\n"))
+    let test = build(&tls_yaml(&cert, &key, "    watch_interval: 50ms\n"))
         .await?
         .start()
         .await?;

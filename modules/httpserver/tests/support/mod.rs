@@ -21,14 +21,14 @@ use modular_core::{
     Application, BoxError, ConfigChange, DynamicConfig, InitContext, Module, ReloadContext,
     Reloadable,
 };
-use modular_httpserver::HttpServerModule;
+use modular_httpserver::{HttpServerHandle, HttpServerModule};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// The `router` section of the stand-in router.
@@ -155,12 +155,29 @@ pub struct TestApp {
     pub app: Application,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The bound port, once started (the configs ask for port 0).
     pub port: u16,
     pub gate: Arc<Gate>,
 }
 
-/// The server part of every test config: loopback, a free port, no drain delay.
-pub fn server_yaml(port: u16) -> String {
+/// The server part of every test config: loopback, port 0 (the address is read back from
+/// the started server), no drain delay.
+pub fn server_yaml() -> String {
+    server_yaml_on(0)
+}
+
+/// [`server_yaml`] with HTTPS from certificate files, and `extra` lines under `tls:`.
+pub fn tls_yaml(cert: &Path, key: &Path, extra: &str) -> String {
+    format!(
+        "{}  tls:\n    enabled: true\n    cert_file: {}\n    key_file: {}\n{extra}",
+        server_yaml(),
+        cert.display(),
+        key.display()
+    )
+}
+
+/// [`server_yaml`] on a given port.
+pub fn server_yaml_on(port: u16) -> String {
     format!(
         "httpserver:\n  host: 127.0.0.1\n  port: {port}\n  drain_delay: 0s\n  shutdown_timeout: 5s\n"
     )
@@ -177,7 +194,6 @@ pub async fn build_with(
     modular_testkit::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("config.yaml");
-    let port = port_of(yaml);
     std::fs::write(&config, yaml)?;
     let gate = Arc::new(Gate::default());
     let builder = Application::builder()
@@ -199,22 +215,23 @@ pub async fn build_with(
         app,
         dir,
         config,
-        port,
+        port: 0,
         gate,
     })
 }
 
-fn port_of(yaml: &str) -> u16 {
-    yaml.lines()
-        .find_map(|l| l.trim().strip_prefix("port: "))
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 impl TestApp {
+    /// Starts the application and reads the bound port back (the listener is bound once
+    /// `start` returns).
     pub async fn start(mut self) -> anyhow::Result<Self> {
         self.app.start().await?;
-        modular_testkit::wait_for_tcp(("127.0.0.1", self.port), Duration::from_secs(5)).await?;
+        self.port = self
+            .app
+            .services()
+            .require::<HttpServerHandle>()?
+            .local_addr()
+            .context("the server is not listening")?
+            .port();
         Ok(self)
     }
 
@@ -338,16 +355,43 @@ pub struct TlsConnection {
     pub serial: String,
 }
 
-pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
+/// A client certificate chain and its key, for mutual TLS.
+pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// A TLS connection to the server offering `alpn`, accepting any server certificate: the
+/// stream and the serial of the certificate its handshake saw.
+pub async fn tls_stream(
+    port: u16,
+    alpn: &[u8],
+) -> anyhow::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+)> {
+    tls_stream_as(port, alpn, None).await
+}
+
+/// [`tls_stream`], presenting `identity` as the client certificate when asked.
+pub async fn tls_stream_as(
+    port: u16,
+    alpn: &[u8],
+    identity: Option<Identity>,
+) -> anyhow::Result<(
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    String,
+)> {
     let verifier = Arc::new(RecordingVerifier::default());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>);
+    let mut config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    tcp.set_nodelay(true)?;
     let stream = connector
         .connect(ServerName::try_from("localhost")?, tcp)
         .await?;
@@ -359,7 +403,19 @@ pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
         .cloned()
         .context("no certificate seen")?;
     let (_, parsed) = x509_parser::parse_x509_certificate(leaf.as_ref())?;
-    let serial = modular_httpserver::serial_hex(parsed.raw_serial());
+    Ok((stream, modular_httpserver::serial_hex(parsed.raw_serial())))
+}
+
+pub async fn tls_connect(port: u16) -> anyhow::Result<TlsConnection> {
+    tls_connect_as(port, None).await
+}
+
+/// [`tls_connect`] with a client certificate.
+pub async fn tls_connect_as(
+    port: u16,
+    identity: Option<Identity>,
+) -> anyhow::Result<TlsConnection> {
+    let (stream, serial) = tls_stream_as(port, b"http/1.1", identity).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(TlsConnection { sender, serial })
@@ -376,5 +432,26 @@ impl TlsConnection {
         let status = response.status().as_u16();
         let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20).await?;
         Ok((status, String::from_utf8(body.to_vec())?))
+    }
+}
+
+/// Keeps a short timer pending for the life of the guard. Paused time jumps to the next timer
+/// whenever the runtime parks, also while a socket read is on its way; with this timer the
+/// jump is at most `every`, so the server's timers cannot fire while the client waits on I/O.
+pub struct Ticking(tokio::task::JoinHandle<()>);
+
+impl Ticking {
+    pub fn every(every: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
