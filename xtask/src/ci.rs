@@ -9,15 +9,17 @@ use crate::{duplicates, test_suite, workspace};
 
 type Step = fn(&Shell) -> Result<()>;
 
-/// Runs fmt, clippy, the duplicate-major check, the docs and the tests, stopping at the first
-/// failure; prints each step's name and elapsed time, then a summary.
+/// Runs fmt, clippy, the duplicate-major check, the docs, the tests and the quickstart's
+/// end-to-end tests on PostgreSQL, MariaDB and Redis, stopping at the first failure; prints
+/// each step's name and elapsed time, then a summary.
 pub fn run(sh: &Shell) -> Result<()> {
-    let steps: [(&str, Step); 5] = [
+    let steps: [(&str, Step); 6] = [
         ("fmt", fmt),
         ("clippy", clippy),
         ("duplicate majors", duplicates::check),
         ("docs", docs),
         ("tests", test_suite::run),
+        ("quickstart on servers", quickstart_on_servers),
     ];
     let started = Instant::now();
     let mut finished: Vec<(&str, Duration, &str)> = Vec::new();
@@ -55,6 +57,28 @@ fn clippy(sh: &Shell) -> Result<()> {
             "--",
             "-D",
             "warnings",
+        ])
+        .run()?;
+    Ok(())
+}
+
+/// The quickstart's end-to-end tests that need servers (`servers_*`), built once more with
+/// `--features postgres,mysql,redis`: the README walkthrough on PostgreSQL (a fresh schema per
+/// run) and Redis (a fresh key prefix), and the notes API on MariaDB (a fresh database). The
+/// `tests` step before it ensured the services and exported their `MODULAR_TEST_*` URLs into
+/// `sh`; its default build runs the same file on SQLite and the memory cache only.
+fn quickstart_on_servers(sh: &Shell) -> Result<()> {
+    workspace::cargo(sh)
+        .args([
+            "test",
+            "-p",
+            "quickstart",
+            "--features",
+            "postgres,mysql,redis",
+            "--test",
+            "quickstart_e2e",
+            "--",
+            "servers_",
         ])
         .run()?;
     Ok(())

@@ -2,7 +2,9 @@
 //!
 //! `cargo run -p quickstart` starts the httpserver, router, database (SQLite), cache (memory)
 //! and httpclient modules plus this example's own `notes` module ([`notes`]), configured by
-//! `examples/quickstart/config.yaml`. Edit that file while the service runs: dynamic fields
+//! `examples/quickstart/config.yaml`. The same binary runs on PostgreSQL or MariaDB / MySQL and
+//! on Redis when built with the `postgres`, `mysql` or `redis` feature, chosen by config alone
+//! (the README shows the command for the local PostgreSQL and Redis). Edit that file while the service runs: dynamic fields
 //! reload live, a bad value is rejected with its key path, and a static field is refused with
 //! "restart required". The README walks through it with curl.
 //!
@@ -15,10 +17,15 @@
 //! - Every key can be overridden with a `MODULAR_` environment variable, `__` between levels:
 //!   `MODULAR_HTTPSERVER__PORT=9090`, `MODULAR_ADMIN__TOKEN=...`, `MODULAR_CACHE__DEFAULT_TTL=1m`.
 //! - The SQLite file is `<notes.data_dir>/notes.db`; the directory is created when missing.
-//!   Setting `database.connections.primary.url` yourself replaces it (the notes module needs
-//!   the default connection to be SQLite), also while the service runs: the new file gets the
-//!   notes table from `examples/quickstart/migrations` (`database.connections.primary.migrations`,
-//!   set by default to that directory's absolute path).
+//!   Setting `database.connections.primary.url` yourself replaces it, also while the service
+//!   runs (`MODULAR_DATABASE__CONNECTIONS__PRIMARY__URL=postgres://...` with the `postgres`
+//!   feature): the new database gets the notes table from the migrations of the URL's driver,
+//!   `examples/quickstart/migrations/<sqlite|postgres|mysql>`
+//!   (`database.connections.primary.migrations`, set by default to that directory's absolute
+//!   path, chosen by the URL the service starts with: a reload cannot change a connection's
+//!   driver).
+//! - `cache.engine: redis` (`MODULAR_CACHE__ENGINE=redis`, `MODULAR_CACHE__REDIS__URL=...`)
+//!   needs the `redis` feature.
 //! - `RUST_LOG` sets the log filter (default `info`).
 //!
 //! SIGTERM or Ctrl-C stops the modules in reverse order within the application's shutdown
@@ -26,6 +33,7 @@
 //! `httpserver.shutdown_timeout` for requests in flight), the database last.
 
 mod notes;
+mod store;
 
 use std::io::IsTerminal as _;
 use std::net::IpAddr;
@@ -36,7 +44,7 @@ use anyhow::Context as _;
 use modular_cache::CacheModule;
 use modular_core::Application;
 use modular_core::config::{ConfigSources, ConfigStore};
-use modular_database::DatabaseModule;
+use modular_database::{DatabaseModule, Driver};
 use modular_httpclient::HttpClientModule;
 use modular_httpserver::{HttpServerHandle, HttpServerModule};
 use modular_router::{AdminConfig, RouterModule};
@@ -75,22 +83,43 @@ fn config_path() -> anyhow::Result<PathBuf> {
     std::path::absolute(&path).with_context(|| format!("config file {}", path.display()))
 }
 
-/// Reads `notes.data_dir` from the same sources the application will read (the file and the
-/// environment), resolves it against the config file's directory, and creates it.
+/// What the application's defaults layer needs before it is built.
+struct Prepared {
+    /// `<notes.data_dir>`, created (the default SQLite file's directory).
+    data_dir: PathBuf,
+    /// The `primary` connection's URL as the file or the environment set it, if they do.
+    database_url: Option<String>,
+}
+
+/// Reads `notes.data_dir` and `database.connections.primary.url` from the same sources the
+/// application will read (the file and the environment), resolves the data directory against
+/// the config file's directory, and creates it.
 ///
-/// This runs before the application is built because the database module opens its SQLite
-/// file in its `init`: the URL must be known by then.
-fn prepare_data_dir(config_path: &Path) -> anyhow::Result<PathBuf> {
+/// This runs before the application is built because the database module opens its pool in
+/// its `init`: the default URL, and the migrations of its driver, must be known by then.
+fn prepare(config_path: &Path) -> anyhow::Result<Prepared> {
     let store = ConfigStore::new(ConfigSources::new().file(config_path));
     store.load_initial()?;
     let notes = store
         .register::<NotesConfig>(notes::MODULE_NAME, None)?
         .get();
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
-    let dir = base.join(&notes.data_dir);
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    Ok(dir)
+    let data_dir = base.join(&notes.data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let configured = store
+        .figment(None)
+        .ok()
+        .and_then(|figment| {
+            figment
+                .extract_inner::<String>("database.connections.primary.url")
+                .ok()
+        })
+        .filter(|url| !url.trim().is_empty());
+    Ok(Prepared {
+        data_dir,
+        database_url: configured,
+    })
 }
 
 #[tokio::main]
@@ -127,20 +156,34 @@ async fn run() -> anyhow::Result<()> {
         .init();
 
     let config_path = config_path()?;
-    let data_dir = prepare_data_dir(&config_path)?;
-    let database_url = format!("sqlite://{}", data_dir.join("notes.db").display());
-    tracing::info!(config = %config_path.display(), data_dir = %data_dir.display(), "quickstart starting");
+    let Prepared {
+        data_dir,
+        database_url,
+    } = prepare(&config_path)?;
+    let driver = match &database_url {
+        // An unknown scheme is the database module's to report, with its key path.
+        Some(url) => Driver::from_url(url).unwrap_or(Driver::Sqlite),
+        None => Driver::Sqlite,
+    };
+    if database_url.is_none() {
+        tracing::info!(config = %config_path.display(), data_dir = %data_dir.display(), "quickstart starting");
+    } else {
+        // Never the URL: it may hold a password.
+        tracing::info!(config = %config_path.display(), %driver, "quickstart starting");
+    }
 
+    let sqlite_url = format!("sqlite://{}", data_dir.join("notes.db").display());
+    let defaults = json!({
+        "database": { "connections": { "primary": {
+            "url": sqlite_url,
+            "migrations": store::migrations_dir(notes::MIGRATIONS_DIR, driver),
+        } } }
+    });
     let mut app = Application::builder()
         // The lowest layer, so the config file and the environment can still replace it. The
-        // notes' schema is the `primary` connection's migrations, by absolute path (a relative
-        // one would depend on the working directory).
-        .config_defaults(json!({
-            "database": { "connections": { "primary": {
-                "url": database_url,
-                "migrations": notes::MIGRATIONS_DIR,
-            } } }
-        }))
+        // notes' schema is the `primary` connection's migrations of the URL's driver, by
+        // absolute path (a relative one would depend on the working directory).
+        .config_defaults(defaults)
         .config_file(&config_path)
         // Modules start after their dependencies and stop in reverse. The server asks to start
         // after every other module (`InitContext::start_after_others`), so it stops first and

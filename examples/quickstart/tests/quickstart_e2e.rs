@@ -1,10 +1,17 @@
-//! End to end: the real `quickstart` binary, on a free port with a temporary config file and
-//! data directory, walked through the README's walkthrough — a note round trip (`x-cache`
+//! End to end: the real `quickstart` binary, on port 0 (the address read back from its log) with
+//! a temporary config file and data directory, walked through the README's walkthrough — a note round trip (`x-cache`
 //! miss then hit), health, a live `cache.default_ttl` edit reaching the cache (new version at
 //! `/admin/config`, entries expiring on the new TTL), a bad value rejected while the service
 //! keeps answering, a static change refused with "restart required", a live switch to another
-//! SQLite file that still serves the notes API (the new file is migrated), and SIGTERM ending
-//! in a clean exit.
+//! SQLite file that still serves the notes API (the new file is migrated, and the old file's
+//! cached rows are never served), and SIGTERM ending in a clean exit. With the `postgres` and
+//! `redis` features the same walkthrough also runs on PostgreSQL (a fresh schema per run) and
+//! Redis (a fresh key prefix), and with `mysql` the notes API on MariaDB (a fresh database);
+//! `cargo xtask ci` runs both (`servers_` tests).
+//!
+//! Besides the walkthrough: a database swap clears the cached notes; the webhook reaches a
+//! local receiver, and a webhook that is down fails no note but shows in health; the notes'
+//! own health check fails without its table and recovers.
 //!
 //! Every wait is a bounded poll with a generous deadline; nothing asserts how fast anything is.
 #![allow(clippy::expect_used)]
@@ -217,42 +224,57 @@ impl Api {
     }
 }
 
-/// A running quickstart on a free port, with its temp dir, config file and an API client.
+/// A running quickstart with its temp dir, config file and an API client.
 struct Launched {
     dir: tempfile::TempDir,
-    port: u16,
     config: ConfigFile,
     app: Quickstart,
     api: Api,
 }
 
-/// Starts the binary on the shipped config (free port, data dir beside the config dir) with
-/// extra environment, and waits until `/readyz` answers `ok`.
-async fn launch(env: &[(&str, &str)]) -> Launched {
+/// The base URL the binary announced (`notes:        http://127.0.0.1:<port>/notes`): the
+/// address the server really bound on port 0.
+fn announced_base(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let url = line.split("notes:        ").nth(1)?.trim();
+        url.strip_suffix("/notes").map(str::to_owned)
+    })
+}
+
+/// Starts the binary on `config_text` (the shipped config unless a test changed it) on port 0,
+/// with the data directory beside the config's directory and extra environment, and waits
+/// until `/readyz` answers `ok`.
+async fn launch_with(config_text: &str, env: &[(&str, &str)]) -> Launched {
     modular_testkit::install_crypto_provider();
     let dir = tempfile::tempdir().expect("a temp dir");
     // The config lives in its own directory (the one the reload watcher watches); the data
     // directory is given relative to it and does not exist yet.
     let config_dir = dir.path().join("etc");
     fs::create_dir(&config_dir).expect("create the config dir");
-    let port = modular_testkit::free_port();
     let config = ConfigFile {
         path: config_dir.join("config.yaml"),
-        text: SHIPPED_CONFIG
-            .replace("port: 8080 ", &format!("port: {port} "))
+        text: config_text
+            .replace("port: 8080 ", "port: 0 ")
             .replace("data_dir: data ", "data_dir: ../data "),
     };
-    assert!(config.text.contains(&format!("port: {port} ")));
+    assert!(config.text.contains("port: 0 "));
     assert!(config.text.contains("data_dir: ../data "));
     config.write();
 
     let mut app = Quickstart::spawn_with(&config.path, &dir.path().join("quickstart.log"), env);
+    // The server binds port 0; its start-up lines say where it listens.
+    let base = eventually("the announced address", READY_DEADLINE, || {
+        app.assert_running();
+        let base = announced_base(&app.log());
+        async move { base }
+    })
+    .await;
     let api = Api {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .expect("an HTTP client"),
-        base: format!("http://127.0.0.1:{port}"),
+        base,
     };
 
     // Start: /readyz answers `ok`.
@@ -274,26 +296,72 @@ async fn launch(env: &[(&str, &str)]) -> Launched {
     }
     Launched {
         dir,
-        port,
         config,
         app,
         api,
     }
 }
 
+/// [`launch_with`] on the shipped config.
+async fn launch(env: &[(&str, &str)]) -> Launched {
+    launch_with(SHIPPED_CONFIG, env).await
+}
+
+/// `    url: "<url>"` above the primary connection's `max_connections` line.
+fn with_primary_url(config: &str, url: &str) -> String {
+    let line = "      max_connections: 5 ";
+    assert_eq!(config.matches(line).count(), 1, "one max_connections line");
+    config.replace(line, &format!("      url: \"{url}\"\n{line}"))
+}
+
+/// Where one walkthrough run keeps its notes and its cache.
+struct Backend {
+    /// The primary connection's URL, written into the config file; `None`: the SQLite default.
+    database_url: Option<String>,
+    /// A second, empty database for the live switch; `None`: another SQLite file.
+    other_database_url: Option<String>,
+    /// The cache's health component, `memory` or `redis`.
+    cache: &'static str,
+    /// More environment for the binary (the cache engine).
+    env: Vec<(&'static str, String)>,
+}
+
+impl Backend {
+    /// The shipped defaults: SQLite and the memory cache.
+    fn embedded() -> Self {
+        Self {
+            database_url: None,
+            other_database_url: None,
+            cache: "memory",
+            env: Vec::new(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walkthrough_works_against_the_real_binary() {
+    walkthrough(Backend::embedded()).await;
+}
+
+/// The README's walkthrough, step by step, on `backend`.
+async fn walkthrough(backend: Backend) {
+    let config_text = match &backend.database_url {
+        Some(url) => with_primary_url(SHIPPED_CONFIG, url),
+        None => SHIPPED_CONFIG.to_owned(),
+    };
+    let env: Vec<(&str, &str)> = backend.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let Launched {
         dir,
-        port,
         mut config,
         mut app,
         api,
-    } = launch(&[]).await;
-    assert!(
-        dir.path().join("data/notes.db").is_file(),
-        "the data directory and SQLite file are created"
-    );
+    } = launch_with(&config_text, &env).await;
+    if backend.database_url.is_none() {
+        assert!(
+            dir.path().join("data/notes.db").is_file(),
+            "the data directory and SQLite file are created"
+        );
+    }
     let log = app.log();
     for module in [
         "database",
@@ -326,6 +394,12 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     assert_eq!(
         (note["id"].clone(), note["text"].clone()),
         (json!(1), json!("buy milk"))
+    );
+    assert!(
+        note["created_at"]
+            .as_str()
+            .is_some_and(|at| at.len() == "2026-11-25T17:56:19.653Z".len() && at.ends_with('Z')),
+        "{note}"
     );
     let (status, cache, again) = api.read_note(1).await;
     assert_eq!((status, cache.as_deref()), (StatusCode::OK, Some("hit")));
@@ -362,6 +436,7 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
         "modular_config_version",
         "modular_health_check_duration_seconds_bucket{module=\"database\"",
         "modular_health_status{module=\"database\",component=\"primary\",status=\"healthy\"} 1",
+        "modular_health_status{module=\"notes\",component=\"table\",status=\"healthy\"} 1",
         "modular_health_probe_status{probe=\"readiness\"} 0",
     ] {
         assert!(
@@ -387,8 +462,10 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
         .expect("readyz text");
     for check in [
         "database:primary",
-        "cache:memory",
+        &format!("cache:{}", backend.cache),
+        "httpclient:client",
         "httpserver:listener",
+        "notes:table",
         "router:routes",
     ] {
         assert!(verbose.contains(&format!("[+]{check} ok")), "{verbose}");
@@ -467,10 +544,10 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
     assert_eq!(note_again, note);
     app.assert_running();
 
-    // A static field: refused with "restart required", nothing applied.
+    // A static field: refused with "restart required", nothing applied. (Another port is never
+    // bound: the change is refused.)
     config.edit("default_ttl: soon ", "default_ttl: 4s ");
-    let other_port = modular_testkit::free_port();
-    config.edit(&format!("port: {port} "), &format!("port: {other_port} "));
+    config.edit("port: 0 ", "port: 1 ");
     let response = api
         .http
         .post(format!("{}/admin/reload", api.base))
@@ -496,21 +573,22 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
             admin["version"].clone(),
             admin["config"]["httpserver"]["port"].clone()
         ),
-        (json!(2), json!(port))
+        (json!(2), json!(0))
     );
     assert_eq!(api.get("/readyz").await.status(), StatusCode::OK);
 
-    // Another SQLite file, live: the reload builds a pool on a new, empty file, the
+    // Another database, live: the reload builds a pool on a new, empty database, the
     // `migrations` directory gives it the notes table, and the notes API keeps answering.
-    config.edit(&format!("port: {other_port} "), &format!("port: {port} "));
-    let other_db = dir.path().join("data/other.db");
-    config.edit(
-        "      max_connections: 5 ",
-        &format!(
-            "      url: \"sqlite://{}\"\n      max_connections: 5 ",
-            other_db.display()
-        ),
-    );
+    config.edit("port: 1 ", "port: 0 ");
+    let other_sqlite = dir.path().join("data/other.db");
+    match (&backend.database_url, &backend.other_database_url) {
+        (Some(url), Some(other)) => config.edit(url, other),
+        _ => {
+            let url = format!("sqlite://{}", other_sqlite.display());
+            config.text = with_primary_url(&config.text, &url);
+            config.write();
+        }
+    }
     eventually("version 3 at /admin/config", CHANGE_DEADLINE, || async {
         (api.admin_config().await["version"] == 3).then_some(())
     })
@@ -526,7 +604,20 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
         reload_line.contains("database.connections.primary.url"),
         "{reload_line}"
     );
-    assert!(other_db.is_file(), "the new SQLite file is created");
+    if backend.other_database_url.is_none() {
+        assert!(other_sqlite.is_file(), "the new SQLite file is created");
+    }
+    // Ids restart on the new database: note 1 is not there yet, and the old database's note 1,
+    // cached a moment ago, is never served.
+    let (status, _, missing) = api.read_note(1).await;
+    assert_eq!(
+        (status, &missing),
+        (
+            StatusCode::NOT_FOUND,
+            &json!({ "error": "note 1 not found" })
+        ),
+        "the old database's row was served"
+    );
     let (status, created) = api.post_note(r#"{"text": "in the other file"}"#).await;
     assert_eq!(
         (status, &created),
@@ -534,6 +625,9 @@ async fn the_readme_walkthrough_works_against_the_real_binary() {
         "log:\n{}",
         app.log()
     );
+    let (status, cache, fresh) = api.read_note(1).await;
+    assert_eq!((status, cache.as_deref()), (StatusCode::OK, Some("miss")));
+    assert_eq!(fresh["text"], "in the other file", "{fresh}");
     let list: Value = api.get("/notes").await.json().await.expect("a JSON list");
     assert_eq!(list["notes"].as_array().map(Vec::len), Some(1), "{list}");
     assert_eq!(list["notes"][0]["text"], "in the other file", "{list}");
@@ -557,7 +651,6 @@ async fn back_to_back_reloads_never_wait_for_the_gate_and_a_bad_change_is_revert
     // The `reload:` section through the environment: reloads come from the admin API only.
     let Launched {
         dir: _dir,
-        port: _,
         mut config,
         mut app,
         api,
@@ -632,4 +725,426 @@ async fn back_to_back_reloads_never_wait_for_the_gate_and_a_bad_change_is_revert
 
     let status = app.terminate().await;
     assert!(status.success(), "exit {status}; log:\n{}", app.log());
+}
+
+/// `GET /health` with the admin token: every check with its message.
+async fn health_with_details(api: &Api) -> Value {
+    api.http
+        .get(format!("{}/health", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET /health")
+        .json()
+        .await
+        .expect("health JSON")
+}
+
+/// The report of `module:component` in a `/health` answer.
+fn check<'a>(health: &'a Value, module: &str, component: &str) -> &'a Value {
+    health["checks"]
+        .as_array()
+        .and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c["module"] == module && c["component"] == component)
+        })
+        .unwrap_or_else(|| panic!("no {module}:{component} check in {health}"))
+}
+
+/// Waits for `/admin/config` to show `version`.
+async fn wait_for_version(api: &Api, version: u64) {
+    eventually(
+        &format!("version {version} at /admin/config"),
+        CHANGE_DEADLINE,
+        || async { (api.admin_config().await["version"] == version).then_some(()) },
+    )
+    .await;
+}
+
+/// Note 1 on database A is cached; the connection moves to database B: `GET /notes/1` answers
+/// B's note 1 or 404, never A's. Moving back to A, A's note 1 is read from the database again
+/// (`x-cache: miss`): the swap cleared the cache (without the clear it would be a hit until
+/// its 5-minute TTL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_swap_never_serves_the_old_rows_and_clears_the_cached_notes() {
+    let Launched {
+        dir,
+        mut config,
+        mut app,
+        api,
+    } = launch(&[("MODULAR_RELOAD__WATCH_FILES", "false")]).await;
+    let (status, _) = api.post_note(r#"{"text": "on A"}"#).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(api.read_note(1).await.1.as_deref(), Some("miss"));
+    assert_eq!(api.read_note(1).await.1.as_deref(), Some("hit"));
+
+    let b = dir.path().join("data/b.db");
+    let shipped = config.text.clone();
+    config.text = with_primary_url(&shipped, &format!("sqlite://{}", b.display()));
+    config.write();
+    assert_eq!(api.admin_reload().await["status"], "applied");
+    wait_for_version(&api, 2).await;
+    // At once after the reload, not eventually: the cache keys name the database.
+    let (status, _, missing) = api.read_note(1).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "A's row on B: {missing}");
+    let (status, created) = api.post_note(r#"{"text": "on B"}"#).await;
+    assert_eq!((status, created), (StatusCode::CREATED, json!({ "id": 1 })));
+    let (status, cache, note) = api.read_note(1).await;
+    assert_eq!((status, cache.as_deref()), (StatusCode::OK, Some("miss")));
+    assert_eq!(note["text"], "on B");
+    assert_eq!(api.read_note(1).await.1.as_deref(), Some("hit"));
+    eventually(
+        "the clear after the first swap",
+        CHANGE_DEADLINE,
+        || async {
+            app.log()
+                .contains("database pool swapped; cached notes cleared")
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Back to A (the default URL): its note 1 was cleared from the cache with the first swap.
+    config.text = shipped;
+    config.write();
+    assert_eq!(api.admin_reload().await["status"], "applied");
+    wait_for_version(&api, 3).await;
+    let (status, cache, note) = api.read_note(1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(note["text"], "on A", "B's row on A: {note}");
+    assert_eq!(
+        cache.as_deref(),
+        Some("miss"),
+        "A's row survived the swap in the cache"
+    );
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
+}
+
+/// What the local webhook receiver got.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// An axum server on port 0 that records every JSON body posted to `/hook`, and answers
+/// `/health` with 200.
+async fn webhook_receiver() -> (String, Received) {
+    use axum::routing::{get, post};
+    let received = Received::default();
+    let sink = std::sync::Arc::clone(&received);
+    let router = axum::Router::new()
+        .route(
+            "/hook",
+            post(move |axum::Json(body): axum::Json<Value>| {
+                let sink = std::sync::Arc::clone(&sink);
+                async move {
+                    sink.lock().expect("the receiver's list").push(body);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route("/health", get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the webhook receiver");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}"), received)
+}
+
+/// `notes.webhook_url` and a `webhook` probe of `probe_url`, in the config file.
+fn webhook_config(shipped: &str, hook: &str, probe_url: &str) -> String {
+    let probe = format!(
+        "  retry:\n    max_retries: 2\n  health_probe:\n    - name: webhook\n      url: {probe_url}\n      timeout: 500ms\n      optional: true\n"
+    );
+    let with_probe = shipped.replace("  retry:\n    max_retries: 2\n", &probe);
+    assert_ne!(
+        with_probe, shipped,
+        "the shipped httpclient section changed"
+    );
+    let list_limit = "  list_limit: 100 ";
+    assert_eq!(with_probe.matches(list_limit).count(), 1);
+    with_probe.replace(
+        list_limit,
+        &format!("  webhook_url: \"{hook}\"\n{list_limit}"),
+    )
+}
+
+/// A webhook on note creation goes out through the httpclient module: a local receiver gets
+/// every new note; with the webhook down (a refused port) notes are still created, the failure
+/// is logged, and the `webhook` probe shows it in health (degraded: the probe is optional)
+/// while readiness stays healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_receives_new_notes_and_a_down_one_fails_no_note_but_shows_in_health() {
+    let (receiver, received) = webhook_receiver().await;
+    // As `launch_with` writes it, so the rewrites below change only the webhook.
+    let shipped = SHIPPED_CONFIG
+        .replace("port: 8080 ", "port: 0 ")
+        .replace("data_dir: data ", "data_dir: ../data ");
+    let Launched {
+        dir: _dir,
+        mut config,
+        mut app,
+        api,
+    } = launch_with(
+        &webhook_config(
+            &shipped,
+            &format!("{receiver}/hook?token=hook-secret-1234"),
+            &format!("{receiver}/health"),
+        ),
+        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
+    )
+    .await;
+    assert_eq!(
+        api.admin_config().await["config"]["notes"]["webhook_url"],
+        "[REDACTED]"
+    );
+    let health = health_with_details(&api).await;
+    assert_eq!(
+        check(&health, "httpclient", "probe.webhook")["status"],
+        "healthy",
+        "{health}"
+    );
+
+    let (status, created) = api.post_note(r#"{"text": "ring the bell"}"#).await;
+    assert_eq!((status, created), (StatusCode::CREATED, json!({ "id": 1 })));
+    let delivered = eventually("the webhook delivery", CHANGE_DEADLINE, || async {
+        received
+            .lock()
+            .expect("the receiver's list")
+            .first()
+            .cloned()
+    })
+    .await;
+    assert_eq!(delivered["event"], "note.created", "{delivered}");
+    assert_eq!(delivered["note"]["id"], 1, "{delivered}");
+    assert_eq!(delivered["note"]["text"], "ring the bell", "{delivered}");
+    let (_, _, stored) = api.read_note(1).await;
+    assert_eq!(delivered["note"], stored);
+
+    // The webhook goes down: a refused port, for both the hook and its probe.
+    let down = modular_testkit::RefusedPort::new();
+    config.text = webhook_config(
+        &shipped,
+        &format!("{}/hook?token=hook-secret-1234", down.http_url()),
+        &format!("{}/health", down.http_url()),
+    );
+    config.write();
+    assert_eq!(api.admin_reload().await["status"], "applied");
+    let (status, created) = api.post_note(r#"{"text": "nobody listens"}"#).await;
+    assert_eq!((status, created), (StatusCode::CREATED, json!({ "id": 2 })));
+    eventually(
+        "the failed delivery in the log",
+        CHANGE_DEADLINE,
+        || async { app.log().contains("webhook delivery failed").then_some(()) },
+    )
+    .await;
+    let health = eventually(
+        "the probe's failure in /health",
+        CHANGE_DEADLINE,
+        || async {
+            let health = health_with_details(&api).await;
+            (check(&health, "httpclient", "probe.webhook")["status"] == "degraded")
+                .then_some(health)
+        },
+    )
+    .await;
+    assert_eq!(health["readiness"], "healthy", "{health}");
+    assert_eq!(api.get("/readyz").await.status(), StatusCode::OK);
+    assert_eq!(received.lock().expect("the receiver's list").len(), 1);
+    let log = app.log();
+    assert!(
+        !log.contains("hook-secret-1234"),
+        "the webhook token leaked:\n{log}"
+    );
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
+}
+
+/// The notes module's own check: with its table dropped the service is not ready
+/// (`[-]notes:table`, 503) although the database answers; with the table back it recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_notes_health_fails_without_its_table_and_recovers() {
+    use modular_database::sqlx;
+    let Launched {
+        dir,
+        config: _config,
+        mut app,
+        api,
+    } = launch(&[]).await;
+    let file = dir.path().join("data/notes.db");
+    let db =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&file))
+            .await
+            .expect("open the notes file");
+    sqlx::query("DROP TABLE notes")
+        .execute(&db)
+        .await
+        .expect("drop the notes table");
+
+    let verbose = eventually("readiness failing", CHANGE_DEADLINE, || async {
+        let response = api.get("/readyz?verbose").await;
+        let status = response.status();
+        let text = response.text().await.ok()?;
+        (status == StatusCode::SERVICE_UNAVAILABLE).then_some(text)
+    })
+    .await;
+    assert!(verbose.contains("[-]notes:table"), "{verbose}");
+    assert!(verbose.contains("[+]database:primary ok"), "{verbose}");
+    let health = health_with_details(&api).await;
+    let table = check(&health, "notes", "table");
+    assert_eq!(table["status"], "unhealthy", "{health}");
+    assert!(
+        table["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no such table: notes")),
+        "{table}"
+    );
+
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_notes.sql"))
+        .execute(&db)
+        .await
+        .expect("recreate the notes table");
+    eventually("readiness back", CHANGE_DEADLINE, || async {
+        (api.get("/readyz").await.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let (status, _) = api.post_note(r#"{"text": "back"}"#).await;
+    assert_eq!(status, StatusCode::CREATED);
+    db.close().await;
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
+}
+
+/// A name no earlier run used: this process and the time.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}_{nanos}", std::process::id())
+}
+
+/// `url` with one more query parameter.
+#[cfg(feature = "postgres")]
+fn with_query(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
+/// The README walkthrough on PostgreSQL (the notes in a fresh schema, the live switch to a
+/// second one) and Redis (keys under a fresh prefix). `cargo xtask ci` runs it with
+/// `--features postgres,mysql,redis`.
+#[cfg(all(feature = "postgres", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_the_readme_walkthrough_works_on_postgresql_and_redis() {
+    use modular_database::sqlx::{self, AssertSqlSafe};
+    use modular_testkit::Service;
+    let Some(postgres) = modular_testkit::service(Service::Postgres) else {
+        return;
+    };
+    let Some(redis) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
+    let run = run_id();
+    let admin = sqlx::PgPool::connect(&postgres)
+        .await
+        .expect("connect to PostgreSQL");
+    let schemas = [
+        format!("quickstart_e2e_{run}_a"),
+        format!("quickstart_e2e_{run}_b"),
+    ];
+    for schema in &schemas {
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .expect("create a schema");
+    }
+    let in_schema =
+        |schema: &str| with_query(&postgres, &format!("options=-c%20search_path%3D{schema}"));
+    walkthrough(Backend {
+        database_url: Some(in_schema(&schemas[0])),
+        other_database_url: Some(in_schema(&schemas[1])),
+        cache: "redis",
+        env: vec![
+            ("MODULAR_CACHE__ENGINE", "redis".to_owned()),
+            ("MODULAR_CACHE__REDIS__URL", redis),
+            (
+                "MODULAR_CACHE__REDIS__KEY_PREFIX",
+                format!("quickstart-e2e:{run}:"),
+            ),
+        ],
+    })
+    .await;
+    for schema in &schemas {
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .expect("drop a schema");
+    }
+}
+
+/// The notes API and its health on MariaDB, in a fresh database given the way the README
+/// does, through `MODULAR_DATABASE__CONNECTIONS__PRIMARY__URL`.
+#[cfg(feature = "mysql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_the_notes_api_works_on_mariadb() {
+    use modular_database::sqlx::{self, AssertSqlSafe};
+    use modular_testkit::Service;
+    let Some(mysql) = modular_testkit::service(Service::Mysql) else {
+        return;
+    };
+    let database = format!("quickstart_e2e_{}", run_id());
+    let admin = sqlx::MySqlPool::connect(&mysql)
+        .await
+        .expect("connect to MariaDB");
+    sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .expect("create a database");
+    let server = mysql.split('?').next().unwrap_or(&mysql);
+    let (server, _) = server.rsplit_once('/').expect("a database in the URL");
+    let url = format!("{server}/{database}");
+
+    let Launched {
+        dir: _dir,
+        config: _config,
+        mut app,
+        api,
+    } = launch(&[("MODULAR_DATABASE__CONNECTIONS__PRIMARY__URL", url.as_str())]).await;
+    assert!(app.log().contains("driver=mysql"), "{}", app.log());
+    for (text, id) in [("buy milk", 1), ("call mum", 2)] {
+        let (status, created) = api.post_note(&json!({ "text": text }).to_string()).await;
+        assert_eq!(
+            (status, created),
+            (StatusCode::CREATED, json!({ "id": id }))
+        );
+    }
+    let (status, cache, note) = api.read_note(1).await;
+    assert_eq!((status, cache.as_deref()), (StatusCode::OK, Some("miss")));
+    assert_eq!(note["text"], "buy milk");
+    assert_eq!(api.read_note(1).await.1.as_deref(), Some("hit"));
+    let list: Value = api.get("/notes").await.json().await.expect("a JSON list");
+    let ids: Vec<&Value> = list["notes"]
+        .as_array()
+        .map(|notes| notes.iter().map(|n| &n["id"]).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, [&json!(2), &json!(1)], "{list}");
+    let verbose = api.get("/readyz?verbose").await.text().await.expect("text");
+    for check in ["database:primary", "notes:table"] {
+        assert!(verbose.contains(&format!("[+]{check} ok")), "{verbose}");
+    }
+    assert!(!app.log().contains(&url), "the database URL was logged");
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
+    sqlx::query(AssertSqlSafe(format!("DROP DATABASE {database}")))
+        .execute(&admin)
+        .await
+        .expect("drop the database");
 }
