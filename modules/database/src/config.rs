@@ -98,6 +98,42 @@ impl DatabaseConfig {
                 ),
             ));
         }
+        for (name, connection) in &self.connections {
+            let Some(primary) = &connection.replica_of else {
+                continue;
+            };
+            let path = format!("connections.{name}.replica_of");
+            match self.connections.get(primary) {
+                None => errors.push(FieldError::new(
+                    path,
+                    format!("names no configured connection {primary:?}"),
+                )),
+                Some(_) if primary == name => {
+                    errors.push(FieldError::new(
+                        path,
+                        "a connection cannot replicate itself",
+                    ));
+                }
+                Some(target) if target.replica_of.is_some() => errors.push(FieldError::new(
+                    path,
+                    format!("{primary:?} is itself a replica; name its primary instead"),
+                )),
+                Some(target) => {
+                    if let (Ok(mine), Ok(theirs)) = (connection.driver(), target.driver())
+                        && mine != theirs
+                    {
+                        errors.push(FieldError::new(
+                            path,
+                            format!(
+                                "{primary:?} uses {}, this connection {}: a reader must get the same pool type",
+                                theirs.as_str(),
+                                mine.as_str()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
         for name in self.connections.keys() {
             if name.is_empty() || name.contains('.') {
                 errors.push(FieldError::new(
@@ -184,6 +220,14 @@ pub struct ConnectionConfig {
     /// connection optional at once.
     #[config(dynamic)]
     pub optional: bool,
+    /// Makes this connection a read replica of the named one (default none): readers of that
+    /// connection ([`DatabaseService::reader`](crate::DatabaseService::reader)) use this pool
+    /// while its health checks pass, and fall back to the primary when none of its replicas
+    /// does. It must name a configured connection of the same driver that is not itself a
+    /// replica. A replica is usually `optional: true` too, so its outage never fails
+    /// readiness. Dynamic: read by every `reader` call.
+    #[config(dynamic)]
+    pub replica_of: Option<String>,
 }
 
 impl Default for ConnectionConfig {
@@ -200,6 +244,7 @@ impl Default for ConnectionConfig {
             migrations: None,
             ping_timeout: Duration::from_millis(500),
             optional: false,
+            replica_of: None,
         }
     }
 }

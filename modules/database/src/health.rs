@@ -66,6 +66,15 @@ impl DatabaseService {
 }
 
 async fn check(connection: &Connection, metrics: &PoolMetrics) -> HealthReport {
+    let report = check_pool(connection, metrics).await;
+    connection.usable.store(
+        report.status != HealthStatus::Unhealthy,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    report
+}
+
+async fn check_pool(connection: &Connection, metrics: &PoolMetrics) -> HealthReport {
     let started = Instant::now();
     let stats = connection.pool.stats();
     metrics.record(&connection.name, &stats);
@@ -77,6 +86,10 @@ async fn check(connection: &Connection, metrics: &PoolMetrics) -> HealthReport {
         .with_detail("max", stats.max)
         .with_detail("generation", connection.generation)
         .with_optional(connection.config.optional);
+    let base = match &connection.config.replica_of {
+        Some(primary) => base.with_detail("replica_of", primary.as_str()),
+        None => base,
+    };
     let timeout = connection.config.ping_timeout;
     // A closed pool falls through to the pooled ping, which reports it.
     if stats.in_use >= stats.max && !connection.pool.is_closed() {
@@ -146,12 +159,7 @@ mod tests {
     async fn connection(generation: u64) -> Arc<Connection> {
         let config = ConnectionConfig::new("sqlite::memory:");
         let pool = crate::pool::connect("primary", &config).await.unwrap();
-        Arc::new(Connection {
-            name: "primary".to_owned(),
-            pool,
-            config,
-            generation,
-        })
+        Arc::new(Connection::new("primary", pool, config, generation))
     }
 
     fn install(service: &DatabaseService, connection: &Arc<Connection>) {

@@ -23,6 +23,10 @@
 //!       statement_timeout: 30s
 //!       migrations: ./migrations    # sqlx migrations, run at start
 //!       ping_timeout: 500ms         # health check
+//!     replica:
+//!       url: postgres://app:secret@db-replica.internal:5432/app
+//!       replica_of: primary         # DatabaseService::reader("primary") prefers it while healthy
+//!       optional: true
 //!     cache:
 //!       url: sqlite://data/cache.db # created when missing
 //!       optional: true              # its outage never fails readiness
@@ -68,6 +72,23 @@
 //! Fetch the pool for each unit of work (a lookup is an atomic load and a map lookup): a
 //! reload replaces pools, and a pool kept across one is closed once its queries finish.
 //!
+//! # Read replicas
+//!
+//! A connection with `replica_of: <primary>` is a read replica of that connection (same
+//! driver). [`DatabaseService::reader`] returns the pool to read from: the primary's usable
+//! replicas in turn, or the primary itself when none is usable. A replica is usable until a
+//! health check finds it unhealthy, and again from the first check that sees it answer; so
+//! reads move off a failed replica within one probe interval, without a reload. Writes, and
+//! reads that must see them at once, use [`DatabaseService::pool`]: replicas lag.
+//!
+//! ```no_run
+//! # async fn demo(db: &modular_database::DatabaseService) -> Result<(), Box<dyn std::error::Error>> {
+//! let read = db.reader("primary").ok_or("no connection named primary")?;
+//! let pool = read.pool.as_postgres().ok_or("not postgres")?;
+//! let rows: Vec<(i64,)> = modular_database::sqlx::query_as("SELECT id FROM notes").fetch_all(pool).await?;
+//! # let _ = rows; Ok(()) }
+//! ```
+//!
 //! # Dynamic fields
 //!
 //! Every field is dynamic (see [`DatabaseConfig`] and [`ConnectionConfig`] for why):
@@ -85,7 +106,7 @@
 //!   credentials this way; changing a connection's driver fails the reload.
 //! - `migrations`: a new path runs its pending migrations on reload (forward only).
 //! - `connect_timeout`: bounds the next pool built; `ping_timeout` and `optional`: the next
-//!   health check. None needs a new pool.
+//!   health check; `replica_of`: the next `reader` call. None needs a new pool.
 //! - `health.timeout`, `health.optional`: the reload commit replaces the health registration's
 //!   options (`HealthAggregator::set_provider_options`); no pool is touched.
 //!
@@ -176,6 +197,6 @@ pub use error::DatabaseError;
 pub use health::DEGRADED_UTILIZATION;
 pub use module::{DatabaseModule, RELOAD_TIMEOUT};
 pub use pool::{DbPool, PoolStats};
-pub use service::{Database, DatabaseService};
+pub use service::{Database, DatabaseService, ReadPool};
 /// The sqlx this crate is built on, so applications use the same types.
 pub use sqlx;

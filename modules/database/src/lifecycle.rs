@@ -101,12 +101,7 @@ impl Pools {
             .into_iter()
             .map(|b| {
                 self.opened(&b, 1);
-                let connection = Connection {
-                    name: b.name.clone(),
-                    pool: b.pool,
-                    config: b.config,
-                    generation: 1,
-                };
+                let connection = Connection::new(&b.name, b.pool, b.config, 1);
                 (b.name, Arc::new(connection))
             })
             .collect();
@@ -392,21 +387,20 @@ impl PreparedPools {
                     if let Some(old) = old {
                         swapped.push((Arc::clone(old), generation));
                     }
-                    Arc::new(Connection {
-                        name: name.clone(),
-                        pool: b.pool,
-                        config: b.config,
-                        generation,
-                    })
+                    Arc::new(Connection::new(name, b.pool, b.config, generation))
                 }
                 (None, Some(old)) if old.config == *new => Arc::clone(old),
                 // Only health or migration settings changed: same pool, new settings.
-                (None, Some(old)) => Arc::new(Connection {
-                    name: name.clone(),
-                    pool: old.pool.clone(),
-                    config: new.clone(),
-                    generation: old.generation,
-                }),
+                (None, Some(old)) => {
+                    let same_pool =
+                        Connection::new(name, old.pool.clone(), new.clone(), old.generation);
+                    // The pool's last health check still holds.
+                    same_pool.usable.store(
+                        old.usable.load(std::sync::atomic::Ordering::Relaxed),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                    Arc::new(same_pool)
+                }
                 // Every added connection was built above.
                 (None, None) => continue,
             };

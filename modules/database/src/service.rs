@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use modular_core::ServiceRegistry;
@@ -52,6 +53,8 @@ pub struct DatabaseService {
     live: std::sync::Mutex<BTreeMap<String, (LivePool, u64)>>,
     /// The pool gauges per connection, written by every health check.
     pub(crate) metrics: PoolMetrics,
+    /// Spreads reads over a primary's usable replicas in turn.
+    next_replica: AtomicUsize,
 }
 
 /// One connection's live handle, typed by its driver's sqlx pool.
@@ -80,6 +83,33 @@ pub(crate) struct Connection {
     pub(crate) config: ConnectionConfig,
     /// 1 for the first pool of this connection, +1 per swap.
     pub(crate) generation: u64,
+    /// Whether the last health check found the connection usable (healthy or degraded); true
+    /// for a pool just built, which connected before it was installed. Readers skip a replica
+    /// whose last check failed.
+    pub(crate) usable: AtomicBool,
+}
+
+impl Connection {
+    pub(crate) fn new(name: &str, pool: DbPool, config: ConnectionConfig, generation: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            pool,
+            config,
+            generation,
+            usable: AtomicBool::new(true),
+        }
+    }
+}
+
+/// The pool [`DatabaseService::reader`] chose for a read: a healthy replica, or the primary.
+#[derive(Clone, Debug)]
+pub struct ReadPool {
+    /// The connection the pool belongs to.
+    pub connection: String,
+    /// Whether it is a replica (`false`: the primary itself, no replica being usable).
+    pub is_replica: bool,
+    /// Its current pool.
+    pub pool: DbPool,
 }
 
 impl DatabaseService {
@@ -88,6 +118,7 @@ impl DatabaseService {
             state: ArcSwap::from_pointee(State::default()),
             live: std::sync::Mutex::new(BTreeMap::new()),
             metrics: PoolMetrics::default(),
+            next_replica: AtomicUsize::new(0),
         }
     }
 
@@ -154,6 +185,45 @@ impl DatabaseService {
             .connections
             .get(&state.default)
             .map(|c| c.pool.clone())
+    }
+
+    /// The pool to read from for connection `primary`: one of its replicas (connections with
+    /// `replica_of: <primary>`) whose last health check passed, taken in turn, or `primary`'s
+    /// own pool when no replica is usable. `None` when `primary` is not configured.
+    ///
+    /// Replica health is what the last health check of each replica found (a pool just built
+    /// counts as usable, having connected before it was installed), so a failed replica is left
+    /// out from the first check that sees it fail until one sees it answer again. Writes, and
+    /// reads that must see them at once, use [`DatabaseService::pool`] instead: replicas lag.
+    pub fn reader(&self, primary: &str) -> Option<ReadPool> {
+        let state = self.state.load();
+        let own = state.connections.get(primary)?;
+        let usable: Vec<&Arc<Connection>> = state
+            .connections
+            .values()
+            .filter(|c| c.config.replica_of.as_deref() == Some(primary))
+            .filter(|c| c.usable.load(Ordering::Relaxed) && !c.pool.is_closed())
+            .collect();
+        if usable.is_empty() {
+            return Some(ReadPool {
+                connection: own.name.clone(),
+                is_replica: false,
+                pool: own.pool.clone(),
+            });
+        }
+        let turn = self.next_replica.fetch_add(1, Ordering::Relaxed) % usable.len();
+        let chosen = usable[turn];
+        Some(ReadPool {
+            connection: chosen.name.clone(),
+            is_replica: true,
+            pool: chosen.pool.clone(),
+        })
+    }
+
+    /// [`DatabaseService::reader`] for the default connection.
+    pub fn default_reader(&self) -> Option<ReadPool> {
+        let primary = self.state.load().default.clone();
+        self.reader(&primary)
     }
 
     /// The name of the default connection.

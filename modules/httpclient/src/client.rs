@@ -1,6 +1,7 @@
 //! [`HttpClient`]: the shared client service, its snapshots, and the request pipeline
 //! (modifiers, verbose logging, retries).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwap;
 use modular_core::{DynamicConfig as _, ModuleContext};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, USER_AGENT};
-use reqwest::{IntoUrl, Method, Request, Response, StatusCode, Url};
+use reqwest::{Method, Request, Response, StatusCode, Url};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -18,6 +19,7 @@ use crate::error::{HttpClientError, chain};
 use crate::metrics::{ClientSeries, DEFAULT_CLIENT};
 use crate::modifier::{Modifiers, RequestModifier};
 use crate::retry;
+use crate::tls;
 use crate::verbose::{VERBOSE_TARGET, Verbose, display_url, event_url};
 
 /// The shared HTTP client: a `reqwest::Client` and its settings, with retries, request
@@ -42,6 +44,8 @@ use crate::verbose::{VERBOSE_TARGET, Verbose, display_url, event_url};
 #[derive(Clone)]
 pub struct HttpClient {
     shared: Arc<Shared>,
+    /// `None`: the section's own client; `Some`: the named client `clients.<name>`.
+    name: Option<Arc<str>>,
 }
 
 /// A request being described; [`RequestBuilder::send`] sends it through the [`HttpClient`]
@@ -51,26 +55,68 @@ pub struct HttpClient {
 pub struct RequestBuilder {
     client: HttpClient,
     inner: reqwest::RequestBuilder,
+    /// A problem found when the request was started (a path with no base URL, a named client
+    /// a reload removed), reported by `build` and `send`.
+    deferred: Option<HttpClientError>,
 }
 
 struct Shared {
-    state: ArcSwap<ClientState>,
+    state: ArcSwap<ClientSet>,
     modifiers: Modifiers,
     events: Option<ModuleContext>,
     /// Serialises rebuilds, so two reconfigurations cannot both build from the same generation.
     rebuild: Mutex<()>,
     requests: AtomicU64,
     retries: AtomicU64,
-    series: ClientSeries,
+}
+
+/// One generation of every client: the section's own and the named ones, swapped together.
+pub(crate) struct ClientSet {
+    pub(crate) default: Arc<ClientState>,
+    pub(crate) named: BTreeMap<String, Arc<ClientState>>,
+}
+
+impl ClientSet {
+    fn build(settings: Arc<HttpClientConfig>, generation: u64) -> Result<Self, HttpClientError> {
+        let mut named = BTreeMap::new();
+        for name in settings.clients.keys() {
+            let Some(own) = settings.named(name) else {
+                continue;
+            };
+            let base = settings.clients[name]
+                .base_url
+                .as_deref()
+                .map(Url::parse)
+                .transpose()
+                .map_err(|e| HttpClientError::InvalidConfig {
+                    errors: vec![modular_core::FieldError::new(
+                        format!("clients.{name}.base_url"),
+                        e.to_string(),
+                    )],
+                })?;
+            let state = ClientState::build(Arc::new(own), name, base, generation)?;
+            named.insert(name.clone(), Arc::new(state));
+        }
+        let default = ClientState::build(settings, DEFAULT_CLIENT, None, generation)?;
+        Ok(Self {
+            default: Arc::new(default),
+            named,
+        })
+    }
+
+    fn generation(&self) -> u64 {
+        self.default.generation
+    }
 }
 
 /// A client generation built aside by a reload, not yet sending.
-pub(crate) struct PreparedClient(ClientState);
+pub(crate) struct PreparedClient(ClientSet);
 
 impl std::fmt::Debug for PreparedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedClient")
-            .field("generation", &self.0.generation)
+            .field("generation", &self.0.generation())
+            .field("named", &self.0.named.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +130,9 @@ pub(crate) struct ClientState {
     pub(crate) defaults: HeaderMap,
     pub(crate) verbose: Verbose,
     pub(crate) generation: u64,
+    /// Where path-only requests go (named clients with a `base_url`).
+    pub(crate) base_url: Option<Url>,
+    pub(crate) series: ClientSeries,
 }
 
 /// Why a client was rebuilt, for the `client.rebuilt` event.
@@ -107,58 +156,116 @@ impl HttpClient {
         config: Arc<HttpClientConfig>,
         events: Option<ModuleContext>,
     ) -> Result<Self, HttpClientError> {
-        let state = ClientState::build(config, 1)?;
+        let set = ClientSet::build(config, 1)?;
         Ok(Self {
             shared: Arc::new(Shared {
-                state: ArcSwap::from_pointee(state),
+                state: ArcSwap::from_pointee(set),
                 modifiers: Modifiers::default(),
                 events,
                 rebuild: Mutex::new(()),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
-                series: ClientSeries::new(DEFAULT_CLIENT),
             }),
+            name: None,
         })
     }
 
-    /// Starts a request with `method` to `url`.
-    pub fn request<U: IntoUrl>(&self, method: Method, url: U) -> RequestBuilder {
+    /// The named client `clients.<name>`, or `None` when the configuration has none of that
+    /// name. It shares the modifiers, events and counters of this client and follows every
+    /// reload; if a later reload removes the name, its requests fail with
+    /// [`HttpClientError::UnknownClient`].
+    pub fn named(&self, name: &str) -> Option<HttpClient> {
+        let set = self.shared.state.load();
+        let (name, _) = set.named.get_key_value(name)?;
+        Some(Self {
+            shared: Arc::clone(&self.shared),
+            name: Some(Arc::from(name.as_str())),
+        })
+    }
+
+    /// The client's name: `None` for the section's own client.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The names of the configured named clients.
+    pub fn client_names(&self) -> Vec<String> {
+        self.shared.state.load().named.keys().cloned().collect()
+    }
+
+    /// This client's current generation: the section's own, or the named one.
+    fn current(&self) -> Result<Arc<ClientState>, HttpClientError> {
+        let set = self.shared.state.load();
+        match &self.name {
+            None => Ok(Arc::clone(&set.default)),
+            Some(name) => {
+                set.named
+                    .get(&**name)
+                    .cloned()
+                    .ok_or_else(|| HttpClientError::UnknownClient {
+                        name: name.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Starts a request with `method` to `url`: an absolute URL, or for a named client with a
+    /// `base_url`, a path resolved against it (`/v1/orders`, `orders?page=2`).
+    pub fn request<U: IntoRequestUrl>(&self, method: Method, url: U) -> RequestBuilder {
         // Any generation's client can describe a request: the one that sends it is chosen at
         // send time.
-        let inner = self.shared.state.load().client.request(method, url);
+        let state = self.current();
+        let base = state.as_ref().ok().and_then(|s| s.base_url.clone());
+        let describing = match &state {
+            Ok(state) => state.client.clone(),
+            Err(_) => self.shared.state.load().default.client.clone(),
+        };
+        let (inner, deferred) = match (url.into_request_url(base.as_ref()), state) {
+            (Ok(url), state) => (describing.request(method, url), state.err()),
+            // Never sent: `deferred` is reported first. A removed client is the first problem.
+            (Err(reason), state) => (
+                describing.request(method, "http://invalid.invalid/"),
+                Some(
+                    state
+                        .err()
+                        .unwrap_or(HttpClientError::InvalidUrl { reason }),
+                ),
+            ),
+        };
         RequestBuilder {
             client: self.clone(),
             inner,
+            deferred,
         }
     }
 
     /// Starts a `GET` request.
-    pub fn get<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn get<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::GET, url)
     }
 
     /// Starts a `POST` request (never retried).
-    pub fn post<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn post<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::POST, url)
     }
 
     /// Starts a `PUT` request.
-    pub fn put<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn put<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::PUT, url)
     }
 
     /// Starts a `PATCH` request (never retried).
-    pub fn patch<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn patch<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::PATCH, url)
     }
 
     /// Starts a `DELETE` request.
-    pub fn delete<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn delete<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::DELETE, url)
     }
 
     /// Starts a `HEAD` request.
-    pub fn head<U: IntoUrl>(&self, url: U) -> RequestBuilder {
+    pub fn head<U: IntoRequestUrl>(&self, url: U) -> RequestBuilder {
         self.request(Method::HEAD, url)
     }
 
@@ -167,22 +274,21 @@ impl HttpClient {
     ///
     /// A request whose body is a stream cannot be copied, so it is sent once.
     pub async fn execute(&self, request: Request) -> Result<Response, HttpClientError> {
+        let state = self.current()?;
         let method = request.method().clone();
         let started = Instant::now();
-        let outcome = self.send_with_retries(request, started).await;
+        let outcome = self.send_with_retries(&state, request, started).await;
         let status = outcome.as_ref().ok().map(Response::status);
-        self.shared
-            .series
-            .request(&method, status, started.elapsed());
+        state.series.request(&method, status, started.elapsed());
         outcome
     }
 
     async fn send_with_retries(
         &self,
+        state: &ClientState,
         mut request: Request,
         first_sent: Instant,
     ) -> Result<Response, HttpClientError> {
-        let state = self.shared.state.load_full();
         self.shared.modifiers.apply(&mut request);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
         let method = request.method().clone();
@@ -274,6 +380,7 @@ impl HttpClient {
             }
             // The failed answer is dropped unread; its connection is closed rather than reused.
             drop(outcome);
+            state.series.retried();
             self.retried(&method, &url, attempt, delay, &reason, policy.max_retries);
             tokio::time::sleep(delay).await;
             request = spare;
@@ -281,21 +388,30 @@ impl HttpClient {
         }
     }
 
-    /// The settings new requests run with.
+    /// The settings new requests run with: for a named client, the section's with its own
+    /// values over them (the section's alone once a reload removed the name).
     pub fn settings(&self) -> Arc<HttpClientConfig> {
-        Arc::clone(&self.shared.state.load().settings)
+        match self.current() {
+            Ok(state) => Arc::clone(&state.settings),
+            Err(_) => Arc::clone(&self.shared.state.load().default.settings),
+        }
     }
 
-    /// The generation of the current client: 1 at start, +1 per rebuild.
+    /// The generation of the current clients: 1 at start, +1 per rebuild (named clients are
+    /// rebuilt with the section's own, so they share it).
     pub fn generation(&self) -> u64 {
-        self.shared.state.load().generation
+        self.shared.state.load().generation()
     }
 
-    /// The current `reqwest::Client`, for libraries that need one. Requests sent on it directly
-    /// bypass the modifiers, retries and verbose logging, and keep using this generation after
-    /// a reload; prefer asking for it again per use.
+    /// The current `reqwest::Client`, for libraries that need one (the section's own once a
+    /// reload removed this named client). Requests sent on it directly bypass the modifiers,
+    /// retries and verbose logging, and keep using this generation after a reload; prefer
+    /// asking for it again per use.
     pub fn reqwest_client(&self) -> reqwest::Client {
-        self.shared.state.load().client.clone()
+        match self.current() {
+            Ok(state) => state.client.clone(),
+            Err(_) => self.shared.state.load().default.client.clone(),
+        }
     }
 
     /// Adds a request modifier under `name`, replacing and returning an earlier one of that
@@ -370,8 +486,8 @@ impl HttpClient {
         &self,
         settings: Arc<HttpClientConfig>,
     ) -> Result<PreparedClient, HttpClientError> {
-        let previous = self.shared.state.load().generation;
-        ClientState::build(settings, previous + 1).map(PreparedClient)
+        let previous = self.shared.state.load().generation();
+        ClientSet::build(settings, previous + 1).map(PreparedClient)
     }
 
     /// Makes a prepared client current (one swap; requests already running finish on the old
@@ -382,10 +498,24 @@ impl HttpClient {
             .rebuild
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut next = next.0;
-        let previous = self.shared.state.load().generation;
-        next.generation = previous + 1;
-        let generation = next.generation;
+        let PreparedClient(ClientSet { default, named }) = next;
+        let previous = self.shared.state.load().generation();
+        let generation = previous + 1;
+        // Not shared yet: the prepared states have no other owner.
+        let renumber = |state: Arc<ClientState>| match Arc::try_unwrap(state) {
+            Ok(mut state) => {
+                state.generation = generation;
+                Arc::new(state)
+            }
+            Err(shared) => shared,
+        };
+        let next = ClientSet {
+            default: renumber(default),
+            named: named
+                .into_iter()
+                .map(|(name, state)| (name, renumber(state)))
+                .collect(),
+        };
         self.shared.state.store(Arc::new(next));
         tracing::info!(
             module = "httpclient",
@@ -406,9 +536,9 @@ impl HttpClient {
         generation
     }
 
-    /// The current generation, whole.
+    /// The section's own client's current generation, whole.
     pub(crate) fn snapshot(&self) -> Arc<ClientState> {
-        self.shared.state.load_full()
+        Arc::clone(&self.shared.state.load().default)
     }
 
     pub(crate) fn apply_modifiers(&self, request: &mut Request) {
@@ -437,7 +567,6 @@ impl HttpClient {
         max_retries: u32,
     ) {
         self.shared.retries.fetch_add(1, Ordering::Relaxed);
-        self.shared.series.retried();
         // The event carries the path only: queries often hold tokens.
         let url = event_url(url);
         let delay_ms = delay.as_millis() as u64;
@@ -478,10 +607,10 @@ impl HttpClient {
 
 impl fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.shared.state.load();
         f.debug_struct("HttpClient")
-            .field("generation", &state.generation)
-            .field("settings", &state.settings)
+            .field("name", &self.name)
+            .field("generation", &self.generation())
+            .field("settings", &self.settings())
             .field("modifiers", &self.shared.modifiers)
             .finish()
     }
@@ -520,7 +649,12 @@ fn why_retry(outcome: &Result<Response, reqwest::Error>) -> Option<RetryReason> 
 }
 
 impl ClientState {
-    fn build(settings: Arc<HttpClientConfig>, generation: u64) -> Result<Self, HttpClientError> {
+    fn build(
+        settings: Arc<HttpClientConfig>,
+        label: &str,
+        base_url: Option<Url>,
+        generation: u64,
+    ) -> Result<Self, HttpClientError> {
         modular_core::install_default_crypto_provider();
         let mut headers = HeaderMap::with_capacity(settings.default_headers.len());
         for (name, value) in &settings.default_headers {
@@ -554,6 +688,7 @@ impl ClientState {
                 .no_proxy(no_proxy);
             builder = builder.proxy(proxy);
         }
+        builder = tls::apply(builder, &settings.tls)?;
         let client = builder
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
@@ -577,6 +712,8 @@ impl ClientState {
             defaults: headers,
             verbose,
             generation,
+            base_url,
+            series: ClientSeries::new(label),
         })
     }
 }
@@ -647,11 +784,15 @@ impl RequestBuilder {
         Self {
             client: self.client,
             inner: f(self.inner),
+            deferred: self.deferred,
         }
     }
 
     /// The request as described, without sending it.
     pub fn build(self) -> Result<Request, HttpClientError> {
+        if let Some(error) = self.deferred {
+            return Err(error);
+        }
         self.inner
             .build()
             .map_err(|source| HttpClientError::InvalidRequest {
@@ -661,7 +802,14 @@ impl RequestBuilder {
 
     /// Sends the request through the client (see [`HttpClient::execute`]).
     pub async fn send(self) -> Result<Response, HttpClientError> {
-        let Self { client, inner } = self;
+        let Self {
+            client,
+            inner,
+            deferred,
+        } = self;
+        if let Some(error) = deferred {
+            return Err(error);
+        }
         let request = inner
             .build()
             .map_err(|source| HttpClientError::InvalidRequest {
@@ -676,5 +824,51 @@ impl fmt::Debug for RequestBuilder {
         f.debug_struct("RequestBuilder")
             .field("inner", &self.inner)
             .finish()
+    }
+}
+
+/// What a request can be sent to: an absolute URL, or a path a named client's `base_url`
+/// resolves. Implemented for `&str`, `String`, `&String`, `Url` and `&Url`.
+pub trait IntoRequestUrl {
+    /// The absolute URL, resolving a relative one against `base`; the error says why not
+    /// (never quoting the input: it may hold a token).
+    fn into_request_url(self, base: Option<&Url>) -> Result<Url, String>;
+}
+
+impl IntoRequestUrl for &str {
+    fn into_request_url(self, base: Option<&Url>) -> Result<Url, String> {
+        match (Url::parse(self), base) {
+            (Ok(url), _) => Ok(url),
+            (Err(_), Some(base)) => base
+                .join(self)
+                .map_err(|e| format!("cannot resolve it against base_url: {e}")),
+            (Err(e), None) => Err(format!(
+                "not an absolute url ({e}); a path needs a named client with a `base_url`"
+            )),
+        }
+    }
+}
+
+impl IntoRequestUrl for String {
+    fn into_request_url(self, base: Option<&Url>) -> Result<Url, String> {
+        self.as_str().into_request_url(base)
+    }
+}
+
+impl IntoRequestUrl for &String {
+    fn into_request_url(self, base: Option<&Url>) -> Result<Url, String> {
+        self.as_str().into_request_url(base)
+    }
+}
+
+impl IntoRequestUrl for Url {
+    fn into_request_url(self, _base: Option<&Url>) -> Result<Url, String> {
+        Ok(self)
+    }
+}
+
+impl IntoRequestUrl for &Url {
+    fn into_request_url(self, _base: Option<&Url>) -> Result<Url, String> {
+        Ok(self.clone())
     }
 }

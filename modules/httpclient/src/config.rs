@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use modular_core::FieldError;
@@ -83,12 +84,19 @@ pub struct HttpClientConfig {
     /// An HTTP proxy for every request (`proxy.url` is sensitive: it may carry credentials).
     #[config(nested)]
     pub proxy: ProxyConfig,
+    /// Which servers are trusted (extra CA files) and the client certificate presented.
+    #[config(nested)]
+    pub tls: ClientTlsConfig,
     /// Retry policy for idempotent requests.
     #[config(nested)]
     pub retry: RetryConfig,
     /// Request and response logging.
     #[config(nested)]
     pub verbose: VerboseConfig,
+    /// Named clients (`clients.payments`), each with its own base URL, headers, timeouts and
+    /// retry policy over the settings above; see [`NamedClientConfig`].
+    #[config(nested)]
+    pub clients: BTreeMap<String, NamedClientConfig>,
     /// Upstream URLs the health check requests (sensitive: URLs may carry credentials).
     #[config(sensitive)]
     pub health_probe: Vec<HealthProbeConfig>,
@@ -116,8 +124,10 @@ impl fmt::Debug for HttpClientConfig {
             .field("decompression", &self.decompression)
             .field("redirects", &self.redirects)
             .field("proxy", &self.proxy)
+            .field("tls", &self.tls)
             .field("retry", &self.retry)
             .field("verbose", &self.verbose)
+            .field("clients", &self.clients)
             .field("health_probe", &self.health_probe)
             .field("health", &self.health)
             .finish()
@@ -136,10 +146,164 @@ impl Default for HttpClientConfig {
             decompression: true,
             redirects: RedirectConfig::default(),
             proxy: ProxyConfig::default(),
+            tls: ClientTlsConfig::default(),
             retry: RetryConfig::default(),
             verbose: VerboseConfig::default(),
+            clients: BTreeMap::new(),
             health_probe: Vec::new(),
             health: ProviderConfig::default(),
+        }
+    }
+}
+
+/// `httpclient.clients.<name>`: a named client, for one upstream.
+///
+/// A named client starts from every setting of the `httpclient` section and replaces those it
+/// sets: `request_timeout`, `connect_timeout`, `user_agent` and `retry` replace the section's
+/// values, and `default_headers` are added to the section's (a name in both takes this
+/// client's value). `base_url` lets requests name a path only (`client.get("/v1/orders")`). Each
+/// named client has its own connection pool, and is rebuilt with the others on every reload
+/// that changes the section; a handle from [`HttpClient::named`](crate::HttpClient::named)
+/// follows those rebuilds. The name is the `client` label of its metrics (`default` is the
+/// section's own client, so it cannot name one).
+///
+/// ```yaml
+/// httpclient:
+///   request_timeout: 30s
+///   clients:
+///     payments:
+///       base_url: https://payments.internal/api/
+///       request_timeout: 5s
+///       default_headers: { x-api-key: "..." }   # sensitive
+///       retry: { max_retries: 0 }
+/// ```
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct NamedClientConfig {
+    /// The URL a path-only request is resolved against: an absolute `http` or `https` URL
+    /// without credentials or query (put those in `default_headers`). A path starting with `/`
+    /// replaces the base's path; one without keeps the base's path up to its last `/`.
+    pub base_url: Option<String>,
+    /// Headers added to every request of this client, over the section's (sensitive).
+    #[config(sensitive)]
+    pub default_headers: BTreeMap<String, String>,
+    /// Replaces the section's `request_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Option<Duration>,
+    /// Replaces the section's `connect_timeout`.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Option<Duration>,
+    /// Replaces the section's `user_agent`.
+    pub user_agent: Option<String>,
+    /// Replaces the section's whole `retry` policy.
+    pub retry: Option<RetryConfig>,
+}
+
+impl fmt::Debug for NamedClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&str, &str> = self
+            .default_headers
+            .keys()
+            .map(|name| (name.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("NamedClientConfig")
+            .field("base_url", &self.base_url)
+            .field("default_headers", &headers)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
+            .field("retry", &self.retry)
+            .finish()
+    }
+}
+
+impl HttpClientConfig {
+    /// The settings the named client `name` runs with: this section with that client's values
+    /// over it, without named clients or health probes of its own. `None` when no client has
+    /// that name.
+    pub fn named(&self, name: &str) -> Option<HttpClientConfig> {
+        let named = self.clients.get(name)?;
+        let mut settings = self.clone();
+        settings.clients = BTreeMap::new();
+        settings.health_probe = Vec::new();
+        settings.default_headers.extend(
+            named
+                .default_headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        if let Some(timeout) = named.request_timeout {
+            settings.request_timeout = timeout;
+        }
+        if let Some(timeout) = named.connect_timeout {
+            settings.connect_timeout = timeout;
+        }
+        if let Some(agent) = &named.user_agent {
+            settings.user_agent.clone_from(agent);
+        }
+        if let Some(retry) = &named.retry {
+            settings.retry = retry.clone();
+        }
+        Some(settings)
+    }
+
+    fn check_named_clients(&self, errors: &mut Vec<FieldError>) {
+        for (name, named) in &self.clients {
+            let at = |field: &str| format!("clients.{name}.{field}");
+            if name.trim().is_empty() || name == crate::metrics::DEFAULT_CLIENT {
+                errors.push(FieldError::new(
+                    format!("clients.{name}"),
+                    format!(
+                        "`{name}` cannot name a client (empty, or `{}`, the section's own)",
+                        crate::metrics::DEFAULT_CLIENT
+                    ),
+                ));
+            }
+            if let Some(base) = &named.base_url {
+                match probe_url(base) {
+                    Err(message) => errors.push(FieldError::new(at("base_url"), message)),
+                    Ok(url) if !url.username().is_empty() || url.password().is_some() => {
+                        errors.push(FieldError::new(
+                            at("base_url"),
+                            "must not carry credentials; put them in `default_headers`",
+                        ));
+                    }
+                    Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+                        errors.push(FieldError::new(
+                            at("base_url"),
+                            "must not carry a query or a fragment",
+                        ));
+                    }
+                    Ok(_) => {}
+                }
+            }
+            // The effective settings are validated whole; a problem in a field this client
+            // sets is reported under its own path (the others are the section's, reported
+            // there already).
+            let Some(settings) = self.named(name) else {
+                continue;
+            };
+            let own = |path: &str| {
+                let top = path.split('.').next().unwrap_or(path);
+                match top {
+                    "request_timeout" => named.request_timeout.is_some(),
+                    "connect_timeout" => named.connect_timeout.is_some(),
+                    "user_agent" => named.user_agent.is_some(),
+                    "retry" => named.retry.is_some(),
+                    "default_headers" => path
+                        .strip_prefix("default_headers.")
+                        .is_some_and(|header| named.default_headers.contains_key(header)),
+                    _ => false,
+                }
+            };
+            if let Err(found) = settings.validate_own_fields() {
+                errors.extend(
+                    found
+                        .into_iter()
+                        .filter(|e| own(&e.path))
+                        .map(|e| FieldError::new(at(&e.path), e.message)),
+                );
+            }
         }
     }
 }
@@ -235,6 +399,61 @@ impl fmt::Debug for ProxyConfig {
             .field("url", &self.url.as_ref().map(|_| REDACTED))
             .field("no_proxy", &self.no_proxy)
             .finish()
+    }
+}
+
+/// `httpclient.tls`: the certificate authorities the client trusts and the certificate it
+/// presents to servers that ask for one (mutual TLS).
+///
+/// By default the platform's roots are trusted (the operating system's store, through
+/// rustls-platform-verifier). `ca_files` adds PEM bundles of private CAs to them, or replaces
+/// them with `ca_only: true`. `client_cert_file` (a PEM chain, leaf first) and
+/// `client_key_file` (its PEM private key: PKCS#8, PKCS#1 or SEC1) are set together. The files
+/// are read when the client is built, at start and on each reload that changes this section or
+/// any other client setting: replacing the files on disk takes effect with the next reload. A
+/// file that cannot be read or parsed fails the build or the reload with its key path; the
+/// running client is kept.
+///
+/// ```yaml
+/// httpclient:
+///   tls:
+///     ca_files: [/etc/modular/internal-ca.pem]
+///     client_cert_file: /etc/modular/client.crt
+///     client_key_file: /etc/modular/client.key
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, modular_core::DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTlsConfig {
+    /// PEM files of CA certificates trusted besides (or, with `ca_only`, instead of) the
+    /// platform's roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Trust only `ca_files`, not the platform's roots.
+    pub ca_only: bool,
+    /// The client certificate chain (PEM), presented when a server asks for one.
+    pub client_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub client_key_file: Option<PathBuf>,
+}
+
+impl ClientTlsConfig {
+    fn check(&self, errors: &mut Vec<FieldError>) {
+        if self.ca_only && self.ca_files.is_empty() {
+            errors.push(FieldError::new(
+                "tls.ca_only",
+                "trusting only `tls.ca_files` needs at least one file there",
+            ));
+        }
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) => errors.push(FieldError::new(
+                "tls.client_key_file",
+                "a client certificate needs its key: set `tls.client_key_file` too",
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                "tls.client_cert_file",
+                "a client key needs its certificate: set `tls.client_cert_file` too",
+            )),
+            _ => {}
+        }
     }
 }
 
@@ -342,6 +561,20 @@ impl HealthProbeConfig {
 impl HttpClientConfig {
     /// Every problem of this section, each with its path relative to the section.
     pub fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = match self.validate_own_fields() {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors,
+        };
+        self.check_named_clients(&mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Every check but the named clients'.
+    fn validate_own_fields(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
         positive(&mut errors, "request_timeout", self.request_timeout);
         positive(&mut errors, "connect_timeout", self.connect_timeout);
@@ -387,6 +620,7 @@ impl HttpClientConfig {
                 ));
             }
         }
+        self.tls.check(&mut errors);
         self.retry.check(&mut errors);
         self.verbose.check(&mut errors);
         check_probes(&self.health_probe, &mut errors);

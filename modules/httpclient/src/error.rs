@@ -35,6 +35,31 @@ pub enum HttpClientError {
         /// Why it is invalid.
         reason: String,
     },
+    /// A TLS file (`tls.ca_files`, `tls.client_cert_file`, `tls.client_key_file`) could not be
+    /// read or holds no usable certificate or key. The message names the file, never its
+    /// contents.
+    #[error("cannot use {field} `{}`: {reason}", path.display())]
+    TlsFile {
+        /// The config field, relative to the section (`tls.ca_files.0`).
+        field: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The request named a URL that cannot be used: a relative one on a client without
+    /// `base_url`, or one that does not parse.
+    #[error("invalid request url: {reason}")]
+    InvalidUrl {
+        /// Why (the URL itself is not repeated: it may carry a token).
+        reason: String,
+    },
+    /// The named client was removed by a reload after this handle was taken.
+    #[error("no http client is named `{name}` (removed from `httpclient.clients` by a reload)")]
+    UnknownClient {
+        /// The name.
+        name: String,
+    },
     /// The request could not be built (an invalid URL, a body that failed to serialize).
     #[error("invalid request: {}", chain(source))]
     InvalidRequest {
@@ -82,6 +107,9 @@ impl HttpClientError {
             | Self::Request { source, .. } => Some(source),
             Self::InvalidConfig { .. }
             | Self::InvalidHeader { .. }
+            | Self::TlsFile { .. }
+            | Self::InvalidUrl { .. }
+            | Self::UnknownClient { .. }
             | Self::MissingSection { .. } => None,
         }
     }

@@ -68,6 +68,22 @@
 //!     max_retry_after: 60s      # >= max_delay: a longer Retry-After ends the retries
 //!     max_elapsed: 120s         # > 0: no retry starts later than this after the first attempt
 //!     jitter: 0.2               # 0..=1: each delay is drawn from [d * (1 - jitter), d]
+//!   proxy:
+//!     url: ~                    # http(s)://[user:pw@]proxy:3128 (sensitive); unset: HTTP(S)_PROXY env
+//!     no_proxy: []              # hosts, .suffixes, IPs or CIDR ranges reached directly
+//!   tls:
+//!     ca_files: []              # PEM bundles of private CAs, trusted besides the platform's roots
+//!     ca_only: false            # true: trust only ca_files
+//!     client_cert_file: ~       # PEM chain presented to servers that ask (mutual TLS)
+//!     client_key_file: ~        # its PEM key; set both or neither
+//!   clients:                    # named clients over these settings: HttpClient::named("payments")
+//!     payments:
+//!       base_url: https://payments.internal/api/   # paths resolve against it; no credentials
+//!       request_timeout: 5s     # each of these replaces the section's value when set
+//!       connect_timeout: 2s
+//!       user_agent: shop/1.0
+//!       default_headers: { x-api-key: "..." }      # added to the section's (sensitive)
+//!       retry: { max_retries: 0 }                  # replaces the whole retry policy
 //!   verbose:
 //!     enabled: false
 //!     redact_headers: []        # besides authorization, proxy-authorization, cookie, set-cookie
@@ -90,7 +106,11 @@
 //! header names or values, and probes with a malformed or non-http(s) URL, a duplicate name, a
 //! method other than GET/HEAD, a status outside 100..=599 or a timeout above
 //! [`MAX_PROBE_TIMEOUT`]. Each error carries its path (`httpclient.retry.max_retries`,
-//! `httpclient.health_probe.1.url`) and the source that set it.
+//! `httpclient.health_probe.1.url`) and the source that set it. A named client is checked with
+//! the same rules, its errors under its own path (`httpclient.clients.payments.base_url`); it
+//! cannot be named `default` (the section's own client's metrics label). A TLS file that
+//! cannot be read or parsed fails the build or the reload with its path
+//! (`tls.ca_files.0`), never quoting its contents.
 //!
 //! # Dynamic fields
 //!
@@ -197,13 +217,14 @@ mod metrics;
 mod modifier;
 mod module;
 mod retry;
+mod tls;
 mod verbose;
 
-pub use client::{HttpClient, RequestBuilder};
+pub use client::{HttpClient, IntoRequestUrl, RequestBuilder};
 pub use config::{
-    DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig, MAX_LOGGED_BODY_BYTES,
-    MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP, ProxyConfig, RedirectConfig,
-    RetryConfig, VerboseConfig,
+    ClientTlsConfig, DEFAULT_HEALTH_TIMEOUT, HealthProbeConfig, HttpClientConfig,
+    MAX_LOGGED_BODY_BYTES, MAX_PROBE_TIMEOUT, MAX_REDIRECTS_CAP, MAX_RETRIES_CAP,
+    NamedClientConfig, ProxyConfig, RedirectConfig, RetryConfig, VerboseConfig,
 };
 pub use error::HttpClientError;
 pub use health::HttpClientHealth;

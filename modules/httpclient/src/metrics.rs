@@ -9,8 +9,9 @@
 //! A request counts once, with its final outcome, and its duration runs from the first attempt
 //! to the final answer's head (retries and their delays included). `method` is one of the nine
 //! standard methods or `other`; `status_class` is `1xx` to `5xx`, or `error` when no answer
-//! came (connect error, timeout, reset). URLs are never labels. `client` is `default` (the one
-//! client there is).
+//! came (connect error, timeout, reset). URLs are never labels. `client` is `default` for the
+//! section's own client and the name of each named client (`httpclient.clients.<name>`), a set
+//! the configuration bounds.
 //!
 //! Handles are registered once, when the client is built; without a recorder (metrics off)
 //! they are no-ops.
@@ -20,7 +21,7 @@ use std::time::Duration;
 use metrics::{Counter, Histogram};
 use reqwest::{Method, StatusCode};
 
-/// The label of the one client.
+/// The label of the section's own client.
 pub(crate) const DEFAULT_CLIENT: &str = "default";
 
 const METHODS: [&str; 10] = [
@@ -39,7 +40,7 @@ pub(crate) struct ClientSeries {
 }
 
 impl ClientSeries {
-    pub(crate) fn new(client: &'static str) -> Self {
+    pub(crate) fn new(client: &str) -> Self {
         if !modular_core::metrics::is_recording() {
             return Self {
                 requests: Vec::new(),
@@ -53,7 +54,7 @@ impl ClientSeries {
                 CLASSES.iter().map(move |class| {
                     metrics::counter!(
                         "modular_httpclient_requests_total",
-                        "client" => client,
+                        "client" => client.to_owned(),
                         "method" => *method,
                         "status_class" => *class,
                     )
@@ -62,10 +63,13 @@ impl ClientSeries {
             .collect();
         Self {
             requests,
-            retries: metrics::counter!("modular_httpclient_retries_total", "client" => client),
+            retries: metrics::counter!(
+                "modular_httpclient_retries_total",
+                "client" => client.to_owned(),
+            ),
             duration: metrics::histogram!(
                 "modular_httpclient_request_duration_seconds",
-                "client" => client,
+                "client" => client.to_owned(),
             ),
         }
     }

@@ -315,8 +315,18 @@ async fn requests_retries_and_latency_are_recorded_as_metrics_without_urls() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let refused = format!("http://127.0.0.1:{}/", modular_testkit::free_port());
+    let refused_port = modular_testkit::RefusedPort::new();
+    let refused = format!("{}/", refused_port.http_url());
     client.head(&refused).send().await.unwrap_err();
+    // A named client records under its own name.
+    let named = HttpClient::new(HttpClientConfig {
+        clients: [("billing".to_owned(), Default::default())].into(),
+        ..HttpClientConfig::default()
+    })
+    .unwrap()
+    .named("billing")
+    .unwrap();
+    named.get(server.url("/echo")).send().await.unwrap();
 
     let text = exporter.render();
     let value = |series: &str| -> f64 {
@@ -335,6 +345,10 @@ async fn requests_retries_and_latency_are_recorded_as_metrics_without_urls() {
     assert!(value(&series("DELETE", "4xx")) >= 1.0, "{text}");
     assert!(value(&series("HEAD", "error")) >= 1.0, "{text}");
     assert!(
+        value(&series("GET", "2xx").replace("default", "billing")) >= 1.0,
+        "{text}"
+    );
+    assert!(
         value("modular_httpclient_retries_total{client=\"default\"}") >= 3.0,
         "{text}"
     );
@@ -352,8 +366,9 @@ async fn requests_retries_and_latency_are_recorded_as_metrics_without_urls() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connect_error_is_retried_then_reported_with_the_attempt_count() {
-    // Nothing listens on a port that was free a moment ago.
-    let url = format!("http://127.0.0.1:{}/", modular_testkit::free_port());
+    // A port held bound without listening refuses every connection.
+    let refused = modular_testkit::RefusedPort::new();
+    let url = format!("{}/", refused.http_url());
     let client = client(2, 100, 0.0);
     let started = tokio::time::Instant::now();
 

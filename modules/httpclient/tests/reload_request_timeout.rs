@@ -356,10 +356,8 @@ async fn a_proxy_reload_routes_the_next_request_through_it_except_for_no_proxy_h
 
     // A proxy that is down fails every request, except to the hosts in no_proxy.
     // Its credentials never appear in the error, however deep the chain is read.
-    let dead = format!(
-        "http://proxyuser:proxy-s3cret@127.0.0.1:{}",
-        modular_testkit::free_port()
-    );
+    let refused = modular_testkit::RefusedPort::new();
+    let dead = format!("http://proxyuser:proxy-s3cret@{}", refused.addr());
     reload(&app, "httpclient.proxy.url", json!(dead)).await;
     let error = client.get(server.url("/echo")).send().await.unwrap_err();
     assert!(error.is_connect(), "{error}");

@@ -256,3 +256,72 @@ async fn responses_are_compressed_with_brotli_or_zstd_for_clients_that_ask_for_t
     }
     Ok(())
 }
+
+/// Every CORS field but `allowed_origins` (the conformance kit's) is observed on the live
+/// stack after its own reload: a preflight's allowed methods, headers and max age, an answer's
+/// exposed headers and credentials flag.
+#[tokio::test]
+async fn a_reload_of_each_cors_field_changes_the_next_preflight_or_answer() -> anyhow::Result<()> {
+    const ORIGIN: &str = "https://app.example";
+    let test = start(&format!(
+        "router:\n  cors:\n    allowed_origins: [\"{ORIGIN}\"]\n    allowed_methods: [GET]\n"
+    ))
+    .await?;
+    let preflight = || {
+        test.http
+            .request(reqwest::Method::OPTIONS, test.url("/greet"))
+            .header("origin", ORIGIN)
+            .header("access-control-request-method", "PUT")
+            .header("access-control-request-headers", "x-tenant")
+            .send()
+    };
+    let header = |answer: &reqwest::Response, name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    let set = |key: &str, value: serde_json::Value| {
+        let app = &test.app;
+        let key = format!("router.cors.{key}");
+        async move {
+            let outcome = app.set_override(&key, value).await?;
+            anyhow::ensure!(outcome.is_applied(), "{key}: {outcome:?}");
+            anyhow::Ok(())
+        }
+    };
+
+    let before = preflight().await?;
+    assert!(!header(&before, "access-control-allow-methods").contains("put"));
+    assert!(!header(&before, "access-control-allow-headers").contains("x-tenant"));
+    assert_eq!(header(&before, "access-control-max-age"), "");
+
+    set("allowed_methods", serde_json::json!(["GET", "PUT"])).await?;
+    let methods = preflight().await?;
+    assert!(header(&methods, "access-control-allow-methods").contains("put"));
+
+    set("allowed_headers", serde_json::json!(["x-tenant"])).await?;
+    let headers = preflight().await?;
+    assert!(header(&headers, "access-control-allow-headers").contains("x-tenant"));
+
+    set("max_age", serde_json::json!("10m")).await?;
+    assert_eq!(header(&preflight().await?, "access-control-max-age"), "600");
+
+    let simple = || test.get("/greet").header("origin", ORIGIN).send();
+    let plain = simple().await?;
+    assert_eq!(header(&plain, "access-control-expose-headers"), "");
+    assert_eq!(header(&plain, "access-control-allow-credentials"), "");
+
+    set("exposed_headers", serde_json::json!(["x-request-id"])).await?;
+    let exposed = simple().await?;
+    assert!(header(&exposed, "access-control-expose-headers").contains("x-request-id"));
+
+    set("allow_credentials", serde_json::json!(true)).await?;
+    assert_eq!(
+        header(&simple().await?, "access-control-allow-credentials"),
+        "true"
+    );
+    Ok(())
+}

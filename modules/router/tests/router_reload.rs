@@ -149,7 +149,7 @@ async fn a_toggle_for_an_unknown_route_fails_the_reload_and_drops_earlier_prepar
 }
 
 async fn build_error(yaml: &str) -> anyhow::Result<String> {
-    match build(modular_testkit::free_port(), yaml, |b| b).await {
+    match build(0, yaml, |b| b).await {
         Ok(_) => anyhow::bail!("invalid settings were accepted:\n{yaml}"),
         Err(error) => Ok(error.to_string()),
     }
@@ -193,8 +193,7 @@ async fn a_zero_health_timeout_is_rejected_with_its_path() -> anyhow::Result<()>
 async fn a_reload_of_health_optional_and_timeout_changes_the_live_registration()
 -> anyhow::Result<()> {
     let server_optional = "  health:\n    optional: true\n";
-    let (app, _dir, config, _health, _gate) =
-        build(modular_testkit::free_port(), server_optional, |b| b).await?;
+    let (app, _dir, config, _health, _gate) = build(0, server_optional, |b| b).await?;
     let aggregator = app.health().expect("aggregator").clone();
     let before = aggregator.provider_options("router").expect("registered");
     assert_eq!(before.timeout, modular_router::DEFAULT_HEALTH_TIMEOUT);

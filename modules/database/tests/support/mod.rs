@@ -32,6 +32,8 @@ pub struct Fixture {
     pub url: String,
     pub dir: TempDir,
     pub events: EventBus,
+    /// A loopback port held bound without listening, for `unreachable_url`.
+    refused: modular_testkit::RefusedPort,
 }
 
 impl Fixture {
@@ -49,6 +51,7 @@ impl Fixture {
             url,
             dir,
             events: EventBus::new(),
+            refused: modular_testkit::RefusedPort::new(),
         })
     }
 
@@ -117,7 +120,7 @@ impl Fixture {
 
     /// A URL to a port where nothing listens (connections are refused).
     pub fn unreachable_url(&self) -> String {
-        let port = modular_testkit::free_port();
+        let port = self.refused.port();
         match self.backend {
             Backend::Postgres => format!("postgres://postgres@127.0.0.1:{port}/test"),
             Backend::MariaDb => format!("mysql://root@127.0.0.1:{port}/test"),
