@@ -154,14 +154,7 @@ pub fn display_url(url: &Url) -> String {
     let _ = shown.set_password(None);
     let _ = shown.set_username("");
     if let Some(query) = url.query() {
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) => format!("{key}=[REDACTED]"),
-                None => pair.to_owned(),
-            })
-            .collect();
-        shown.set_query(Some(&redacted.join("&")));
+        shown.set_query(Some(&modular_core::config::redact_query(query)));
     }
     shown.to_string()
 }

@@ -220,10 +220,19 @@ fn with_stack(
             .get(&span_header)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        // The query often carries tokens: its values never reach a span or a log line.
+        let uri = match request.uri().query() {
+            Some(query) => format!(
+                "{}?{}",
+                request.uri().path(),
+                modular_core::config::redact_query(query)
+            ),
+            None => request.uri().path().to_owned(),
+        };
         tracing::info_span!(
             "http",
             method = %request.method(),
-            uri = %request.uri(),
+            uri = %uri,
             request_id = id,
         )
     });

@@ -38,6 +38,20 @@ impl Visit for Fields {
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        _id: &tracing::span::Id,
+        _ctx: Context<'_, S>,
+    ) {
+        let mut fields = Fields(format!("span={} ", attrs.metadata().name()));
+        attrs.record(&mut fields);
+        self.0.lock().unwrap().push(Captured {
+            level: *attrs.metadata().level(),
+            fields: fields.0,
+        });
+    }
+
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
         let mut fields = Fields(String::new());
         event.record(&mut fields);
@@ -84,5 +98,35 @@ async fn probes_answered_503_during_an_outage_log_at_debug_and_other_5xx_at_erro
             .any(|e| e.level == tracing::Level::ERROR && e.fields.contains("500")),
         "{events:?}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_request_span_shows_query_keys_but_never_their_values() -> anyhow::Result<()> {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let test = start("").await?;
+    capture.taken();
+
+    let answer = test
+        .get("/greet?access_token=q-s3cret-value&page=2")
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 200);
+
+    let seen = capture.taken();
+    let span = seen
+        .iter()
+        .find(|c| c.fields.starts_with("span=http "))
+        .expect("the request span");
+    assert!(
+        span.fields
+            .contains("uri=/greet?access_token=[REDACTED]&page=[REDACTED]"),
+        "{span:?}"
+    );
+    for captured in &seen {
+        assert!(!captured.fields.contains("q-s3cret-value"), "{captured:?}");
+    }
     Ok(())
 }

@@ -9,6 +9,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// What every redacted value shows instead of itself.
 pub const REDACTED: &str = "[REDACTED]";
 
+/// A URL query with every value replaced by [`REDACTED`] and the keys kept, for logs, spans
+/// and errors: queries often carry tokens (`access_token=..&page=2` becomes
+/// `access_token=[REDACTED]&page=[REDACTED]`). A pair without `=` is a bare key and kept.
+///
+/// ```
+/// assert_eq!(
+///     modular_core::config::redact_query("token=abc&page=2&flag"),
+///     "token=[REDACTED]&page=[REDACTED]&flag"
+/// );
+/// ```
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) => format!("{key}={REDACTED}"),
+            None => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A configuration value that must never be shown: `Debug`, `Display` and `Serialize` all
 /// produce `[REDACTED]`, and a diff of a secret carries only fingerprints.
 ///
