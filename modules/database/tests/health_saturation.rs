@@ -77,17 +77,33 @@ async fn the_degraded_threshold_is_above_ninety_percent_in_use() -> anyhow::Resu
         held.push(support::acquire_within(&pool, BOUND).await??);
     }
     // 18 of 20 = 90%: not above the threshold.
+    settled(&db, 18).await?;
     let report = support::report(&app, "primary").await?;
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
 
-    // 19 of 20 = 95%: degraded, and the ping still ran on the last free connection.
+    // 19 of 20 = 95%: degraded, and the ping still ran on the last free connection. The
+    // previous check's ping connection goes back to the pool in a task of its own: wait until
+    // it is back, or this check would count it as in use and see 20 of 20.
     held.push(support::acquire_within(&pool, BOUND).await??);
+    settled(&db, 19).await?;
     let report = support::report(&app, "primary").await?;
     assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
     assert!(report.message.contains("19 of 20"), "{report:?}");
     assert!(report.details.contains_key("latency_ms"), "{report:?}");
     drop(held);
     app.stop().await?;
+    Ok(())
+}
+
+/// Waits until exactly `in_use` connections of `primary` are checked out: a connection
+/// dropped by a health check or by start-up returns to the pool in a task of its own.
+async fn settled(db: &modular_database::DatabaseService, in_use: u32) -> anyhow::Result<()> {
+    tokio::time::timeout(BOUND, async {
+        while db.stats("primary").map(|s| s.in_use) != Some(in_use) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await?;
     Ok(())
 }
 
