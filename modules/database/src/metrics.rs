@@ -8,6 +8,12 @@ use crate::pool::PoolStats;
 
 /// The series the database module records. Labels: `connection` (a configured name), and
 /// `state` on [`POOL_CONNECTIONS`](names::POOL_CONNECTIONS).
+///
+/// There is no acquire-wait series: sqlx 0.9 offers no hook around `Pool::acquire` (its
+/// `before_acquire` runs on an idle connection already taken, not while waiting), and the
+/// application calls its typed pools directly, so a timed wrapper would count only the callers
+/// that remember to use it. Waiting shows instead as `in_use` equal to `max_connections` in
+/// these gauges, and as the health check's `degraded` "pool saturated" report.
 pub mod names {
     /// Gauge: open connections of each connection's pool by `state`, `idle` or `in_use`.
     pub const POOL_CONNECTIONS: &str = "modular_database_pool_connections";
