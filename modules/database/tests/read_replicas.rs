@@ -78,17 +78,27 @@ async fn mariadb_reads_fail_over_to_the_primary_while_the_replica_is_down() -> a
     reads_fail_over_to_the_primary_while_the_replica_is_down(Backend::MariaDb).await
 }
 
+fn sqlite_file(f: &Fixture, name: &str) -> String {
+    format!("sqlite://{}", f.dir.path().join(name).display())
+}
+
+/// SQLite files `primary.db` and its replica `r1.db`, configured as `primary` and `r1`.
+fn sqlite_primary_and_replica() -> Fixture {
+    let f = Fixture::new(Backend::Sqlite).expect("sqlite always runs");
+    f.write_config(json!({
+        "connections": {
+            "primary": f.connection(&sqlite_file(&f, "primary.db"), json!({})),
+            "r1": f.connection(&sqlite_file(&f, "r1.db"), json!({ "replica_of": "primary" })),
+        },
+    }));
+    f
+}
+
 #[tokio::test]
 async fn reads_take_usable_replicas_in_turn_and_a_reload_adds_or_removes_one() -> anyhow::Result<()>
 {
-    let f = Fixture::new(Backend::Sqlite).expect("sqlite always runs");
-    let file = |name: &str| format!("sqlite://{}", f.dir.path().join(name).display());
-    f.write_config(json!({
-        "connections": {
-            "primary": f.connection(&file("primary.db"), json!({})),
-            "r1": f.connection(&file("r1.db"), json!({ "replica_of": "primary" })),
-        },
-    }));
+    let f = sqlite_primary_and_replica();
+    let file = |name: &str| sqlite_file(&f, name);
     let app = f.start().await?;
     let db = support::service(&app);
     assert_eq!(db.reader("primary").unwrap().connection, "r1");
@@ -122,14 +132,8 @@ async fn reads_take_usable_replicas_in_turn_and_a_reload_adds_or_removes_one() -
 
 #[tokio::test]
 async fn bad_replica_of_values_are_rejected_with_their_paths() -> anyhow::Result<()> {
-    let f = Fixture::new(Backend::Sqlite).expect("sqlite always runs");
-    let file = |name: &str| format!("sqlite://{}", f.dir.path().join(name).display());
-    f.write_config(json!({
-        "connections": {
-            "primary": f.connection(&file("primary.db"), json!({})),
-            "r1": f.connection(&file("r1.db"), json!({ "replica_of": "primary" })),
-        },
-    }));
+    let f = sqlite_primary_and_replica();
+    let file = |name: &str| sqlite_file(&f, name);
     let app = f.start().await?;
     for (key, value, message) in [
         (

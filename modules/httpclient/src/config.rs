@@ -109,11 +109,7 @@ pub struct HttpClientConfig {
 
 impl fmt::Debug for HttpClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: BTreeMap<&str, &str> = self
-            .default_headers
-            .keys()
-            .map(|name| (name.as_str(), REDACTED))
-            .collect();
+        let headers = redacted_values(&self.default_headers);
         f.debug_struct("HttpClientConfig")
             .field("request_timeout", &self.request_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -201,11 +197,7 @@ pub struct NamedClientConfig {
 
 impl fmt::Debug for NamedClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let headers: BTreeMap<&str, &str> = self
-            .default_headers
-            .keys()
-            .map(|name| (name.as_str(), REDACTED))
-            .collect();
+        let headers = redacted_values(&self.default_headers);
         f.debug_struct("NamedClientConfig")
             .field("base_url", &self.base_url)
             .field("default_headers", &headers)
@@ -752,6 +744,14 @@ pub(crate) fn probe_url(url: &str) -> Result<reqwest::Url, String> {
         return Err("must be an absolute http or https url with a host".to_owned());
     }
     Ok(parsed)
+}
+
+/// Header names with every value shown as [`REDACTED`], for `Debug`.
+fn redacted_values(headers: &BTreeMap<String, String>) -> BTreeMap<&str, &str> {
+    headers
+        .keys()
+        .map(|name| (name.as_str(), REDACTED))
+        .collect()
 }
 
 /// `10.0.0.0/8`, `::1/128`: an address, a slash, a prefix length.
