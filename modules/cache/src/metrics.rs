@@ -32,6 +32,7 @@ pub(crate) struct CacheSeries {
     pub(crate) hits: Counter,
     pub(crate) misses: Counter,
     pub(crate) evictions: Counter,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     redis: Vec<Histogram>,
 }
 
@@ -62,6 +63,7 @@ impl CacheSeries {
     }
 
     /// Records one Redis command's round trip.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn redis_command(&self, operation: &str, took: std::time::Duration) {
         if let Some(i) = OPERATIONS.iter().position(|op| *op == operation)
             && let Some(histogram) = self.redis.get(i)

@@ -104,7 +104,8 @@ async fn a_reload_to_an_unreachable_url_fails_and_the_old_connection_keeps_servi
     };
     let before = h.cache_report().await.details.get("address").cloned();
     let version = h.app.config().version();
-    let port = modular_testkit::free_port();
+    let refused = modular_testkit::RefusedPort::new();
+    let port = refused.port();
     let outcome = h
         .app
         .set_override(
