@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 /// | `redis.url` | yes | a new connection is opened, checked with `PING`, then swapped in |
 /// | `redis.tls.ca_file` | yes | read again and a new connection opened with it, like a `redis.url` change |
 /// | `redis.key_prefix` | no | entries under the old prefix would become unreachable, and `clear` could no longer remove them |
-/// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in |
+/// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in; the connect timeout also bounds each automatic reconnect after an outage |
 /// | `health.latency_threshold` | yes | read at each health check |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit |
 ///
