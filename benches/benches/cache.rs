@@ -59,11 +59,14 @@ fn memory(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("cache");
     let next = AtomicU64::new(0);
+    // The next of the 10,000 keys, in turn.
+    let key = || {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
+        keys[i].as_str()
+    };
     group.bench_function("memory_get_hit", |b| {
         b.to_async(&rt).iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
-            let cache = &cache;
-            let key = keys[i].as_str();
+            let (cache, key) = (&cache, key());
             async move { std::hint::black_box(cache.get(key).await.unwrap()) }
         });
     });
@@ -73,17 +76,13 @@ fn memory(c: &mut Criterion) {
     });
     group.bench_function("memory_set", |b| {
         b.to_async(&rt).iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
-            let cache = &cache;
-            let key = keys[i].as_str();
+            let (cache, key) = (&cache, key());
             async move { cache.set(key, &VALUE, None).await.unwrap() }
         });
     });
     group.bench_function("moka_get_hit", |b| {
         b.to_async(&rt).iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
-            let moka = &moka;
-            let key = keys[i].as_str();
+            let (moka, key) = (&moka, key());
             async move { std::hint::black_box(moka.get(key).await.unwrap()) }
         });
     });
@@ -93,19 +92,13 @@ fn memory(c: &mut Criterion) {
     });
     group.bench_function("moka_set", |b| {
         b.to_async(&rt).iter(|| {
-            let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
-            let moka = &moka;
-            let key = keys[i].as_str();
+            let (moka, key) = (&moka, key());
             // What the module does too: an owned key and an owned copy of the value.
             async move { moka.insert(key.to_owned(), VALUE.to_vec()).await }
         });
     });
     group.finish();
 
-    let key = || {
-        let i = next.fetch_add(1, Ordering::Relaxed) as usize % keys.len();
-        keys[i].as_str()
-    };
     rt.block_on(async {
         interleaved(
             "cache/memory_get_hit",
