@@ -14,6 +14,8 @@ enum Target {
     AtMostNs(f64),
     /// A ratio (computed from two medians) must be at least this.
     AtLeastRatio(f64),
+    /// A ratio (ours / the raw library's) must be at most this.
+    AtMostRatio(f64),
     /// Recorded, no target.
     None,
 }
@@ -175,10 +177,22 @@ const ROWS: &[Row] = &[
         target: Target::None,
     },
     Row {
+        name: "cache, memory get (hit) vs raw moka, same bound and TTL",
+        reference: "-",
+        measure: Measure::Ratio("cache/memory_get_hit", "cache/moka_get_hit"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
         name: "cache, memory set",
         reference: "-",
         measure: Measure::Median("cache/memory_set"),
         target: Target::None,
+    },
+    Row {
+        name: "cache, memory set vs raw moka",
+        reference: "-",
+        measure: Measure::Ratio("cache/memory_set", "cache/moka_set"),
+        target: Target::AtMostRatio(1.1),
     },
     Row {
         name: "cache, Redis get (loopback round trip)",
@@ -187,10 +201,34 @@ const ROWS: &[Row] = &[
         target: Target::None,
     },
     Row {
+        name: "cache, Redis get vs raw redis-rs `ConnectionManager`",
+        reference: "-",
+        measure: Measure::Ratio("cache/redis_get", "cache/raw_redis_get"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
         name: "cache, Redis set (loopback round trip)",
         reference: "-",
         measure: Measure::Median("cache/redis_set"),
         target: Target::None,
+    },
+    Row {
+        name: "cache, Redis set vs raw redis-rs `ConnectionManager`",
+        reference: "-",
+        measure: Measure::Ratio("cache/redis_set", "cache/raw_redis_set"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
+        name: "httpclient GET (local axum, keep-alive)",
+        reference: "-",
+        measure: Measure::Median("httpclient/modular_get"),
+        target: Target::None,
+    },
+    Row {
+        name: "httpclient GET vs raw reqwest, same server and timeouts",
+        reference: "-",
+        measure: Measure::Ratio("httpclient/modular_get", "httpclient/reqwest_get"),
+        target: Target::AtMostRatio(1.1),
     },
 ];
 
@@ -257,8 +295,12 @@ pub fn table(criterion: &Path) -> String {
             (Target::AtLeastRatio(t), Some(m)) => {
                 (format!("≥ {t}x"), if m >= *t { "met" } else { "MISSED" })
             }
+            (Target::AtMostRatio(t), Some(m)) => {
+                (format!("≤ {t}x"), if m <= *t { "met" } else { "MISSED" })
+            }
             (Target::AtMostNs(t), None) => (format!("≤ {}", format_ns(*t)), "-"),
             (Target::AtLeastRatio(t), None) => (format!("≥ {t}x"), "-"),
+            (Target::AtMostRatio(t), None) => (format!("≤ {t}x"), "-"),
             (Target::None, _) => ("-".to_owned(), "recorded"),
         };
         out.push_str(&format!(
@@ -288,10 +330,22 @@ mod tests {
         write("diff/simple_one_change", 18.0);
         write("diff/simple_value_one_change", 540.0);
         write("registry/get_named", 45.0);
+        write("cache/memory_get_hit", 320.0);
+        write("cache/moka_get_hit", 300.0);
+        write("cache/memory_set", 1500.0);
+        write("cache/moka_set", 1000.0);
         let table = table(&dir);
         assert!(table.contains("| diff, simple config (5 fields), one change | seed: ~1.5 µs | ≤ 40.0 ns | 18.0 ns | met |"), "{table}");
         assert!(table.contains("| 30.00x | met |"), "{table}");
         assert!(table.contains("45.0 ns | MISSED |"), "{table}");
+        assert!(
+            table.contains("same bound and TTL | - | ≤ 1.1x | 1.07x | met |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("memory set vs raw moka | - | ≤ 1.1x | 1.50x | MISSED |"),
+            "{table}"
+        );
         assert!(
             table.contains("| diff, simple config, no change | - | ≤ 15.0 ns | not measured | - |"),
             "{table}"

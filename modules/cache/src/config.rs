@@ -1,5 +1,6 @@
 //! [`CacheConfig`]: the `cache` section, which fields reload at runtime and why the others do not.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use modular_core::{DynamicConfig, FieldError, Secret};
@@ -13,8 +14,9 @@ use serde::{Deserialize, Serialize};
 /// | `default_ttl` | yes | read at each write, so entries written after a reload get the new expiry |
 /// | `max_items` | yes (memory engine) | the memory cache is rebuilt aside and the hottest entries carried over; on the Redis engine a change is refused (the server's `maxmemory` bounds it) |
 /// | `redis.url` | yes | a new connection is opened, checked with `PING`, then swapped in |
+/// | `redis.tls.ca_file` | yes | read again and a new connection opened with it, like a `redis.url` change |
 /// | `redis.key_prefix` | no | entries under the old prefix would become unreachable, and `clear` could no longer remove them |
-/// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in |
+/// | `redis.connect_timeout`, `redis.command_timeout` | yes | a new connection with the new timeouts is swapped in; the connect timeout also bounds each automatic reconnect after an outage |
 /// | `health.latency_threshold` | yes | read at each health check |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit |
 ///
@@ -24,10 +26,12 @@ use serde::{Deserialize, Serialize};
 ///   default_ttl: 5m          # 0s: entries never expire unless a write says so
 ///   max_items: 10000         # memory engine only
 ///   redis:
-///     url: redis://127.0.0.1:6379
+///     url: rediss://:password@redis.internal:6380   # rediss:// is TLS
 ///     key_prefix: "myapp:cache:"
 ///     connect_timeout: 2s
 ///     command_timeout: 500ms
+///     tls:
+///       ca_file: /etc/myapp/redis-ca.pem   # a private CA; unset: the system's roots
 ///   health:
 ///     latency_threshold: 50ms
 ///     timeout: 150ms
@@ -86,8 +90,8 @@ impl std::fmt::Display for CacheEngine {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` (or `unix:///path`); may hold a password, so it
-    /// is a secret.
+    /// `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS, or `unix:///path`; may
+    /// hold a password, so it is a secret.
     #[config(dynamic)]
     pub url: Secret<String>,
     /// Every key is stored as `<key_prefix><key>`; `clear` removes only keys under it. Static.
@@ -100,6 +104,25 @@ pub struct RedisConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub command_timeout: Duration,
+    /// TLS settings of a `rediss://` URL.
+    #[config(nested)]
+    pub tls: RedisTlsConfig,
+}
+
+/// `cache.redis.tls`: how a `rediss://` connection verifies the server.
+///
+/// The server certificate is always verified, against `ca_file` when set, else against the
+/// system's root certificates; it must name the URL's host (a DNS name or an IP address in
+/// its subject alternative names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisTlsConfig {
+    /// A PEM file with the CA certificate(s) that sign the server's certificate (a private
+    /// CA); they replace the system roots. Read when a connection is opened (start-up and each
+    /// reload that reconnects), so a file replaced in place is picked up by the next reconnect
+    /// a reload asks for, not by the automatic reconnects after an outage.
+    #[config(dynamic)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `cache.health`: how the health check judges the backend.
@@ -141,6 +164,7 @@ impl Default for RedisConfig {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             connect_timeout: Duration::from_secs(2),
             command_timeout: Duration::from_millis(500),
+            tls: RedisTlsConfig::default(),
         }
     }
 }
@@ -184,8 +208,30 @@ impl CacheConfig {
         {
             errors.push(FieldError::new("redis.url", message));
         }
+        if self.engine == CacheEngine::Redis
+            && let Some(path) = &self.redis.tls.ca_file
+        {
+            if path.as_os_str().is_empty() {
+                errors.push(FieldError::new(
+                    "redis.tls.ca_file",
+                    "must not be empty: leave it unset to use the system's root certificates",
+                ));
+            } else if !is_tls_url(self.redis.url.expose()) {
+                errors.push(FieldError::new(
+                    "redis.tls.ca_file",
+                    "is only used by a rediss:// url, and redis.url is not one",
+                ));
+            }
+        }
         FieldError::collect(errors)
     }
+}
+
+/// Whether `url` asks for TLS (`rediss://`).
+pub(crate) fn is_tls_url(url: &str) -> bool {
+    url.trim_start()
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
 }
 
 /// Why `url` cannot be used; the message never repeats the URL, which may hold a password.

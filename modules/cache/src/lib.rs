@@ -49,10 +49,12 @@
 //!   default_ttl: 5m            # dynamic; 0s = never expire
 //!   max_items: 10000           # dynamic; memory engine bound
 //!   redis:
-//!     url: redis://127.0.0.1:6379   # dynamic; a secret (may hold a password)
+//!     url: redis://127.0.0.1:6379   # dynamic; a secret (may hold a password); rediss:// is TLS
 //!     key_prefix: "myapp:cache:"    # static; every key lives under it
 //!     connect_timeout: 2s           # dynamic
 //!     command_timeout: 500ms        # dynamic
+//!     tls:
+//!       ca_file: /etc/myapp/redis-ca.pem  # dynamic; a private CA for rediss:// (unset: system roots)
 //!   health:
 //!     latency_threshold: 50ms  # dynamic
 //!     timeout: 150ms           # static
@@ -61,7 +63,19 @@
 //!
 //! Rejected at load and at reload, with the key path: `max_items: 0`, an unknown `engine`, a
 //! malformed `redis.url` (when `engine` is `redis`), an empty `redis.key_prefix` (it scopes
-//! `clear`), zero timeouts, and unknown keys.
+//! `clear`), a `redis.tls.ca_file` without a `rediss://` URL, zero timeouts, and unknown keys.
+//!
+//! # TLS (`rediss://`)
+//!
+//! A `rediss://` URL connects over TLS (rustls on aws-lc-rs, the workspace's one crypto
+//! provider, installed by the first TLS connection if the application has not). The server's
+//! certificate is always verified and must name the URL's host; `redis.tls.ca_file` (PEM, one
+//! or more certificates) replaces the system roots for a private CA. A refused handshake fails
+//! start-up or the reload with the reason and the address, never the URL or its password:
+//! `cannot connect to redis at 10.0.0.5:6380 within 2s: … invalid peer certificate: UnknownIssuer`.
+//! Every first connection (start-up, a reconnecting reload) is tried once directly before the
+//! auto-reconnecting connection manager takes over, so such a reason is reported rather than
+//! hidden behind retries and a timeout.
 //!
 //! # Dynamic fields
 //!
@@ -76,9 +90,10 @@
 //!   TinyLFU frequency sketch private, so "hottest" is approximated by the number of reads each
 //!   entry served since it was last written. Writers wait while the copy runs (readers do not),
 //!   so no write is lost or left stale.
-//! - `redis.url`, `redis.connect_timeout`, `redis.command_timeout`: a new `ConnectionManager`
-//!   is opened and checked with `PING` within the (new) `connect_timeout`, then swapped in;
-//!   when that fails the reload fails and the old connection keeps serving. The new engine is
+//! - `redis.url`, `redis.tls.ca_file`, `redis.connect_timeout`, `redis.command_timeout`: a
+//!   new `ConnectionManager` is opened and checked with `PING` within the (new)
+//!   `connect_timeout`, then swapped in; when that fails the reload fails and the old
+//!   connection keeps serving. The new engine is
 //!   prepared aside and swapped in only when every module of the reload has prepared; an aborted
 //!   reload drops it (emitting `com.modular.cache.reload.aborted`).
 //! - `health.latency_threshold`: read by the next check.
@@ -128,7 +143,8 @@
 //! # Feature flags
 //!
 //! - `redis` (off by default): the `redis` engine, through the redis crate's
-//!   `ConnectionManager`. Without it, `engine: redis` is rejected at load with the reason.
+//!   `ConnectionManager`, `rediss://` included. Without it, `engine: redis` is rejected at load
+//!   with the reason.
 //!
 //! [moka]: https://docs.rs/moka
 
@@ -144,7 +160,7 @@ mod reload;
 mod service;
 
 pub use crate::config::{
-    CacheConfig, CacheEngine, CacheHealthConfig, DEFAULT_KEY_PREFIX, RedisConfig,
+    CacheConfig, CacheEngine, CacheHealthConfig, DEFAULT_KEY_PREFIX, RedisConfig, RedisTlsConfig,
 };
 pub use crate::error::CacheError;
 pub use crate::module::CacheModule;

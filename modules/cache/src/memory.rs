@@ -15,8 +15,8 @@ use moka::future::Cache;
 pub(crate) struct MemoryStore {
     cache: Cache<String, Arc<Entry>>,
     max_items: u64,
-    /// `modular_cache_evictions_total`, passed on to a rebuilt cache.
-    evictions: metrics::Counter,
+    /// `modular_cache_evictions_total` (metrics on), passed on to a rebuilt cache.
+    evictions: Option<metrics::Counter>,
 }
 
 /// A stored value with its absolute expiry and a read counter.
@@ -89,21 +89,28 @@ impl MemoryStore {
     /// An empty cache holding at most `max_items` entries.
     #[cfg(test)]
     pub(crate) fn new(max_items: u64) -> Self {
-        Self::with_evictions(max_items, metrics::Counter::noop())
+        Self::with_evictions(max_items, None)
     }
 
-    /// An empty cache that counts the entries it evicts for size into `evictions`.
-    pub(crate) fn with_evictions(max_items: u64, evictions: metrics::Counter) -> Self {
-        let counter = evictions.clone();
-        let cache = Cache::builder()
+    /// An empty cache that counts the entries it evicts for size into `evictions`, if any.
+    ///
+    /// Without a counter no eviction listener is installed: moka serialises every write of a
+    /// cache with a listener through a per-key lock (to deliver notifications in order), which
+    /// more than doubles the cost of a `set`.
+    pub(crate) fn with_evictions(max_items: u64, evictions: Option<metrics::Counter>) -> Self {
+        let builder = Cache::builder()
             .max_capacity(max_items)
-            .expire_after(EntryExpiry)
-            .eviction_listener(move |_key, _value, cause| {
-                if cause == moka::notification::RemovalCause::Size {
-                    counter.increment(1);
-                }
-            })
-            .build();
+            .expire_after(EntryExpiry);
+        let cache = match evictions.clone() {
+            Some(counter) => builder
+                .eviction_listener(move |_key, _value, cause| {
+                    if cause == moka::notification::RemovalCause::Size {
+                        counter.increment(1);
+                    }
+                })
+                .build(),
+            None => builder.build(),
+        };
         Self {
             cache,
             max_items,

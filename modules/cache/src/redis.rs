@@ -2,6 +2,7 @@
 //! command under a deadline.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use modular_core::Secret;
@@ -26,6 +27,7 @@ const SCAN_COUNT: usize = 1000;
 pub(crate) struct RedisStore {
     conn: ConnectionManager,
     url: Secret<String>,
+    ca_file: Option<PathBuf>,
     address: String,
     key_prefix: String,
     connect_timeout: Duration,
@@ -39,12 +41,16 @@ const LOAD_LOCK_TTL: Duration = Duration::from_secs(10);
 impl RedisStore {
     /// Opens a connection for `config` with keys under `key_prefix`, and checks it with `PING`,
     /// all within `config.connect_timeout`.
+    ///
+    /// A `rediss://` URL connects over TLS, verifying the server against
+    /// `config.tls.ca_file` when set (else the system's roots).
     pub(crate) async fn connect(
         config: &RedisConfig,
         key_prefix: &str,
         series: crate::metrics::CacheSeries,
     ) -> Result<Self, CacheError> {
         let connect_timeout = config.connect_timeout;
+        let deadline = tokio::time::Instant::now() + connect_timeout;
         let info = config
             .url
             .expose()
@@ -61,7 +67,49 @@ impl RedisStore {
             timeout: connect_timeout,
             reason,
         };
-        let client = redis::Client::open(info).map_err(|e| connect_error(e.to_string()))?;
+        let client = match (
+            &config.tls.ca_file,
+            crate::config::is_tls_url(config.url.expose()),
+        ) {
+            (Some(ca_file), true) => {
+                let root_cert = read_ca_file(ca_file).await.map_err(&connect_error)?;
+                modular_core::install_default_crypto_provider();
+                redis::Client::build_with_tls(
+                    info,
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(root_cert),
+                    },
+                )
+            }
+            (_, tls) => {
+                if tls {
+                    modular_core::install_default_crypto_provider();
+                }
+                redis::Client::open(info)
+            }
+        }
+        .map_err(|e| connect_error(e.to_string()))?;
+
+        // One direct attempt first: the manager retries every failure with back-off, which
+        // would hide why the connection fails (refused, an untrusted certificate, a wrong
+        // password) behind "no answer in time". It is dropped once it has answered.
+        let probe_config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(connect_timeout));
+        let probe = tokio::time::timeout_at(deadline, async {
+            let mut probe = client
+                .get_multiplexed_async_connection_with_config(&probe_config)
+                .await?;
+            redis::cmd("PING").query_async::<String>(&mut probe).await
+        })
+        .await;
+        match probe {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => return Err(connect_error(describe_connect_error(&error))),
+            Err(_) => return Err(connect_error("no answer in time".to_owned())),
+        }
+
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
@@ -73,13 +121,15 @@ impl RedisStore {
         let store = Self {
             conn,
             url: config.url.clone(),
+            ca_file: config.tls.ca_file.clone(),
             address: address.clone(),
             key_prefix: key_prefix.to_owned(),
             connect_timeout,
             command_timeout: config.command_timeout,
             series,
         };
-        match store.ping(connect_timeout).await {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match store.ping(left.max(Duration::from_millis(1))).await {
             Ok(_) => Ok(store),
             Err(CacheError::Timeout { .. }) => {
                 Err(connect_error("no answer to PING in time".to_owned()))
@@ -104,6 +154,7 @@ impl RedisStore {
     /// Whether `config` needs another connection than this one (URL or timeouts changed).
     pub(crate) fn differs_from(&self, config: &RedisConfig) -> bool {
         self.url != config.url
+            || self.ca_file != config.tls.ca_file
             || self.connect_timeout != config.connect_timeout
             || self.command_timeout != config.command_timeout
     }
@@ -349,6 +400,36 @@ impl RedisStore {
             cursor = next;
         }
     }
+}
+
+/// The PEM bytes of `redis.tls.ca_file`, checked to hold at least one certificate (the redis
+/// crate would otherwise trust nothing and fail every handshake with a vaguer error).
+async fn read_ca_file(path: &Path) -> Result<Vec<u8>, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let shown = path.display();
+    let pem = tokio::fs::read(path)
+        .await
+        .map_err(|error| format!("cannot read redis.tls.ca_file `{shown}`: {error}"))?;
+    let mut certificates = 0;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        certificate.map_err(|error| {
+            format!("redis.tls.ca_file `{shown}` is not a valid PEM file: {error}")
+        })?;
+        certificates += 1;
+    }
+    if certificates == 0 {
+        return Err(format!(
+            "redis.tls.ca_file `{shown}` holds no PEM certificate"
+        ));
+    }
+    Ok(pem)
+}
+
+/// The redis crate's error for a failed first connection, as one line. Its texts name the
+/// failure (refused, `invalid peer certificate: UnknownIssuer`, `Password authentication failed`), never the URL.
+fn describe_connect_error(error: &redis::RedisError) -> String {
+    error.to_string()
 }
 
 fn set_command(key: String, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {

@@ -47,6 +47,30 @@ async fn an_unknown_engine_is_rejected_with_its_path() {
 }
 
 #[tokio::test]
+async fn a_ca_file_without_a_rediss_url_is_rejected_with_its_path() {
+    let error = startup_error(json!({ "engine": "redis", "redis": {
+        "url": "redis://127.0.0.1:6379",
+        "tls": { "ca_file": "/etc/ssl/ca.pem" },
+    } }))
+    .await;
+    assert!(
+        error.contains(
+            "cache.redis.tls.ca_file: is only used by a rediss:// url, and redis.url is not one"
+        ),
+        "{error}"
+    );
+    let error = startup_error(json!({ "engine": "redis", "redis": {
+        "url": "rediss://127.0.0.1:6380",
+        "tls": { "ca_file": "" },
+    } }))
+    .await;
+    assert!(
+        error.contains("cache.redis.tls.ca_file: must not be empty"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_redis_url_is_rejected_with_its_path() {
     let error =
         startup_error(json!({ "engine": "redis", "redis": { "url": "redis//127.0.0.1:6379" } }))

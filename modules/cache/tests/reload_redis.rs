@@ -104,7 +104,8 @@ async fn a_reload_to_an_unreachable_url_fails_and_the_old_connection_keeps_servi
     };
     let before = h.cache_report().await.details.get("address").cloned();
     let version = h.app.config().version();
-    let port = modular_testkit::free_port();
+    let refused = modular_testkit::RefusedPort::new();
+    let port = refused.port();
     let outcome = h
         .app
         .set_override(
@@ -270,5 +271,74 @@ async fn a_max_items_change_on_the_redis_engine_is_refused_and_changes_nothing()
         h.events_of("engine.reloaded").is_empty(),
         "nothing was reloaded"
     );
+    h.finish().await
+}
+
+/// `redis.connect_timeout` bounds the running engine's reconnects, not only the reload's own
+/// connection: the same outage and the same slow link are survived before the reload and not
+/// after it.
+///
+/// Real time, not paused: the link is a real TCP proxy in front of the real server, and paused
+/// time would advance past its delays while the runtime idles on real sockets.
+#[tokio::test]
+async fn a_connect_timeout_reload_bounds_the_reconnects_of_the_running_engine() -> anyhow::Result<()>
+{
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return Ok(());
+    };
+    let (proxy, proxied) = support::redis_proxy(&url).await?;
+    let (section, prefix) = support::redis_section(
+        "connect_timeout_reload",
+        &proxied,
+        json!({ "redis": { "connect_timeout": "5s", "command_timeout": "2s" } }),
+    );
+    let mut h = support::start(section).await?;
+    h.prefix = prefix;
+    h.cache.set("k", b"v", None).await?;
+    // 300 ms each way: a new connection's set-up (its `CLIENT SETINFO` round trip) takes at
+    // least 600 ms; one command round trip too, within the 2 s command timeout.
+    let slow = Duration::from_millis(300);
+
+    // Before: the connection drops and the link is slow; the reconnect fits in 5 s.
+    proxy.set_latency(slow);
+    proxy.cut();
+    proxy.restore();
+    let survived = support::eventually(Duration::from_secs(15), || async {
+        h.cache.get("k").await.ok().flatten().as_deref() == Some(&b"v"[..])
+    })
+    .await;
+    assert!(survived, "a slow reconnect under connect_timeout 5s failed");
+
+    proxy.set_latency(Duration::ZERO);
+    let outcome = h
+        .app
+        .set_override("cache.redis.connect_timeout", json!("200ms"))
+        .await?;
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let reloaded = h
+        .wait_for_event("engine.reloaded", Duration::from_secs(1), |_| true)
+        .await;
+    assert_eq!(reloaded["fields"], json!(["redis.connect_timeout"]));
+    assert_eq!(reloaded["reconnected"], json!(true));
+    assert_eq!(h.cache.get("k").await?.as_deref(), Some(&b"v"[..]));
+
+    // After: the same drop on the same slow link; every reconnect attempt now gives up at
+    // 200 ms, so no command gets through.
+    proxy.set_latency(slow);
+    proxy.cut();
+    proxy.restore();
+    for attempt in 0..3 {
+        let result = h.cache.get("k").await;
+        assert!(
+            result.as_ref().is_err_and(CacheError::is_connection_error),
+            "attempt {attempt}: a reconnect needing 600 ms got through under connect_timeout 200ms: {result:?}"
+        );
+    }
+
+    // A fast link again: the next reconnect fits in 200 ms.
+    proxy.set_latency(Duration::ZERO);
+    h.wait_for_health(HealthStatus::Healthy, Duration::from_secs(20))
+        .await;
+    assert_eq!(h.cache.get("k").await?.as_deref(), Some(&b"v"[..]));
     h.finish().await
 }

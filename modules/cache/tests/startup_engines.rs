@@ -65,8 +65,9 @@ async fn a_redis_cache_connects_at_startup_and_announces_it() -> anyhow::Result<
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_startup_with_its_address() {
-    // Not service-backed: nothing listens on the port.
-    let port = modular_testkit::free_port();
+    // Not service-backed: the port is held bound without listening, so it refuses.
+    let refused = modular_testkit::RefusedPort::new();
+    let port = refused.port();
     let built = Application::builder()
         .env_prefix(None)
         .config_defaults(json!({ "cache": {

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod suite;
+pub mod tls_redis;
 
 use std::future::Future;
 use std::path::Path;
