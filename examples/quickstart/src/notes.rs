@@ -16,7 +16,7 @@
 //!
 //! The notes live on the database module's default connection, SQLite by default, PostgreSQL
 //! or MariaDB / MySQL when the quickstart is built with the `postgres` or `mysql` feature and
-//! the URL points there ([`store`](crate::store) holds the SQL of each driver). The schema is a
+//! the URL points there ([`store`] holds the SQL of each driver). The schema is a
 //! sqlx migrations directory per driver under [`MIGRATIONS_DIR`]
 //! (`examples/quickstart/migrations/{sqlite,postgres,mysql}`); `main` configures the one of the
 //! URL's driver as the `primary` connection's `migrations`, so the database module runs it when
