@@ -26,8 +26,13 @@ fn base(ctx: &ProbeContext) -> Result<String, String> {
 }
 
 fn client() -> Result<reqwest::Client, String> {
+    // Raw answers: the compression probe reads `content-encoding`, which a decoding client
+    // removes (the workspace's reqwest has gzip, brotli and zstd on for the httpclient).
     reqwest::Client::builder()
         .no_proxy()
+        .no_gzip()
+        .no_brotli()
+        .no_zstd()
         .build()
         .map_err(|e| e.to_string())
 }

@@ -253,7 +253,13 @@ pub async fn start_with(
         port,
         health,
         gate,
-        http: reqwest::Client::builder().no_proxy().build()?,
+        // Raw answers: the tests read `content-encoding`, which a decoding client removes.
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .no_gzip()
+            .no_brotli()
+            .no_zstd()
+            .build()?,
     })
 }
 
