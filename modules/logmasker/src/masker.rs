@@ -455,11 +455,15 @@ impl FieldVisitor<'_, '_> {
         }
         self.separator()?;
         match value {
-            Rendered::Str(s) => match action {
+            Rendered::Str(s) => {
+                let masked = action.apply(s);
                 // A kept part stays quoted, as the value would have been.
-                Action::Partial { .. } => write!(self.writer, "{name}={:?}", action.apply(s)),
-                _ => write!(self.writer, "{name}={}", action.apply(s)),
-            },
+                if masked.starts_with('[') {
+                    write!(self.writer, "{name}={masked}")
+                } else {
+                    write!(self.writer, "{name}={masked:?}")
+                }
+            }
             Rendered::Debug(d) => {
                 let text = format!("{d:?}");
                 write!(self.writer, "{name}={}", action.apply(&text))

@@ -352,9 +352,17 @@ impl RuleSet {
             let regex = RegexBuilder::new(&source)
                 .size_limit(config.compiled_size_limit)
                 .build()
-                .map_err(|error| LogMaskerError::Rule {
-                    path: format!("{path}.regex"),
-                    message: format!("invalid regex: {error}"),
+                .map_err(|error| match error {
+                    regex::Error::CompiledTooBig(limit) => LogMaskerError::Rule {
+                        path: "compiled_size_limit".to_owned(),
+                        message: format!(
+                            "the pattern of {path} does not compile within {limit} bytes"
+                        ),
+                    },
+                    error => LogMaskerError::Rule {
+                        path: format!("{path}.regex"),
+                        message: format!("invalid regex: {error}"),
+                    },
                 })?;
             let secret = regex.capture_names().position(|n| n == Some("secret"));
             sources.push(source);

@@ -106,3 +106,94 @@ pub fn with_ips(mut config: LogMaskerConfig) -> LogMaskerConfig {
         .push(MaskRule::builtin(Builtin::Ipv6, Strategy::Redact));
     config
 }
+
+/// An application running the module over `masker`, its section `section`, with the
+/// module's events at hand.
+pub struct App {
+    pub app: modular_core::Application,
+    pub masker: Masker,
+    pub events: modular_core::events::EventStream,
+}
+
+pub async fn start(section: Value, masker: &Masker) -> anyhow::Result<App> {
+    start_with(section, masker, false).await
+}
+
+pub async fn start_with(section: Value, masker: &Masker, tripwire: bool) -> anyhow::Result<App> {
+    let mut app = build(section, masker, tripwire).await?;
+    app.start().await?;
+    let events = app
+        .events()
+        .subscribe(modular_core::events::EventFilter::prefix(
+            "com.modular.logmasker.",
+        ));
+    Ok(App {
+        app,
+        masker: masker.clone(),
+        events,
+    })
+}
+
+pub async fn build(
+    section: Value,
+    masker: &Masker,
+    tripwire: bool,
+) -> Result<modular_core::Application, modular_core::Error> {
+    let mut builder = modular_core::Application::builder()
+        .env_prefix(None)
+        .config_defaults(serde_json::json!({ "logmasker": section }))
+        .module(modular_logmasker::LogMaskerModule::with_masker(
+            masker.clone(),
+        ))
+        .with_reload_options(modular_core::reload::ReloadOptions {
+            watch_files: false,
+            health_gate: false,
+            ..modular_core::reload::ReloadOptions::default()
+        })
+        .with_health_aggregator()
+        .handle_signals(false);
+    if tripwire {
+        builder = builder.module(modular_testkit::conformance::Tripwire::after("logmasker"));
+    }
+    builder.build().await
+}
+
+impl App {
+    /// The data of every `com.modular.logmasker.<ty>` event received so far.
+    pub fn events_of(&mut self, ty: &str) -> Vec<Value> {
+        use cloudevents::AttributesReader as _;
+        let full = format!("com.modular.logmasker.{ty}");
+        self.events
+            .drain()
+            .iter()
+            .filter(|e| e.ty() == full)
+            .map(|e| {
+                modular_core::events::event_data(e)
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
+            .collect()
+    }
+
+    /// The module's health report, freshly checked.
+    pub async fn health(&self) -> modular_core::health::HealthReport {
+        let health = self.app.health().expect("health aggregator");
+        let answer = health.force_refresh().await;
+        answer
+            .reports
+            .iter()
+            .find(|r| r.module == "logmasker")
+            .cloned()
+            .expect("a logmasker report")
+    }
+
+    /// What `f` logs through the masker's text layer.
+    pub fn log(&self, f: impl FnOnce()) -> String {
+        text_with(&self.masker, f)
+    }
+
+    pub async fn finish(mut self) -> anyhow::Result<()> {
+        self.app.stop().await?;
+        Ok(())
+    }
+}
