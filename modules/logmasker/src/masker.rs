@@ -79,6 +79,8 @@ pub struct MaskerStats {
     pub rules: usize,
     /// Whether the live set masks at all.
     pub enabled: bool,
+    /// The size limit the live set was compiled under.
+    pub compiled_size_limit: usize,
 }
 
 /// A compiled rule set waiting to be swapped in; dropping it leaves the live set as it is.
@@ -292,6 +294,7 @@ impl Masker {
             rejected_reloads: self.shared.rejections.load(Ordering::Relaxed),
             rules: rules.rule_count(),
             enabled: rules.enabled(),
+            compiled_size_limit: rules.compiled_size_limit(),
         }
     }
 

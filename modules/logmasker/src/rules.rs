@@ -296,6 +296,7 @@ pub struct RuleSet {
     patterns: Vec<PatternRule>,
     /// The rule count, for health details and events.
     rule_count: usize,
+    compiled_size_limit: usize,
     series: MaskerSeries,
 }
 
@@ -384,6 +385,7 @@ impl RuleSet {
         Ok(Self {
             enabled: config.enabled,
             rule_count: rules.len(),
+            compiled_size_limit: config.compiled_size_limit,
             fields,
             set,
             patterns,
@@ -400,8 +402,14 @@ impl RuleSet {
             set: RegexSet::empty(),
             patterns: Vec::new(),
             rule_count: 0,
+            compiled_size_limit: 0,
             series: MaskerSeries::new(),
         }
+    }
+
+    /// The size limit the set was compiled under.
+    pub fn compiled_size_limit(&self) -> usize {
+        self.compiled_size_limit
     }
 
     /// The masker-wide counters, registered when the set was compiled.
