@@ -25,7 +25,7 @@ use crate::rules::{Builtin, compile_pattern};
 ///       strategy: hash          # keyed, stable within the process
 ///     - field: session_id
 ///       strategy: drop          # the field is not written at all
-///     - builtin: credit_card    # bearer, jwt, aws_access_key, private_key, credit_card, iban, email, ipv4, ipv6
+///     - builtin: credit_card    # bearer, url_password, jwt, aws_access_key, private_key, credit_card, iban, email, ipv4, ipv6
 ///       strategy: partial
 ///       keep_last: 4
 ///     - builtin: ipv4           # opt-in

@@ -95,7 +95,8 @@
 //!     optional: true
 //! ```
 //!
-//! Built-ins ([`Builtin`]): `bearer` (the token after `Bearer`), `jwt`, `aws_access_key`,
+//! Built-ins ([`Builtin`]): `bearer` (the token after `Bearer`), `url_password` (the password
+//! of a URL's user info, `postgres://user:[REDACTED]@host`), `jwt`, `aws_access_key`,
 //! `private_key` (a PEM block, or from its `BEGIN` line to the end of a cut value),
 //! `credit_card` (brand prefixes and lengths plus the Luhn check, so timestamps and ids of the
 //! same length stay), `iban` (mod-97 check), `email`, and opt-in `ipv4` (version strings look

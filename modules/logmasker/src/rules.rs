@@ -19,6 +19,9 @@ use crate::metrics::MaskerSeries;
 pub enum Builtin {
     /// `Bearer <token>` (the token is masked, the scheme kept).
     Bearer,
+    /// The password of a URL's user info (`postgres://user:<password>@host`; only the
+    /// password is masked).
+    UrlPassword,
     /// A JSON Web Token (`eyJ...`.`eyJ...`.`...`).
     Jwt,
     /// An AWS access key id (`AKIA`, `ASIA`, `ABIA`, `ACCA` and 16 more).
@@ -41,8 +44,9 @@ pub enum Builtin {
 
 impl Builtin {
     /// Every built-in, in the order they are listed in errors.
-    pub const ALL: [Builtin; 9] = [
+    pub const ALL: [Builtin; 10] = [
         Self::Bearer,
+        Self::UrlPassword,
         Self::Jwt,
         Self::AwsAccessKey,
         Self::PrivateKey,
@@ -57,6 +61,7 @@ impl Builtin {
     pub fn name(self) -> &'static str {
         match self {
             Self::Bearer => "bearer",
+            Self::UrlPassword => "url_password",
             Self::Jwt => "jwt",
             Self::AwsAccessKey => "aws_access_key",
             Self::PrivateKey => "private_key",
@@ -82,6 +87,7 @@ impl Builtin {
     pub fn shortest(self) -> usize {
         match self {
             Self::Bearer => 8,
+            Self::UrlPassword => 1,
             Self::Jwt => 10,
             Self::AwsAccessKey => 20,
             Self::PrivateKey => 40,
@@ -96,6 +102,9 @@ impl Builtin {
     fn regex(self) -> &'static str {
         match self {
             Self::Bearer => r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})",
+            Self::UrlPassword => {
+                r#"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@"']*:(?P<secret>[^\s@/"']+)@"#
+            }
             Self::Jwt => r"\beyJ[A-Za-z0-9_-]{2,}\.eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*",
             Self::AwsAccessKey => r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b",
             Self::PrivateKey => {

@@ -14,6 +14,11 @@ const SAMPLES: &[(Builtin, &str, &str)] = &[
         "abcDEF123456789xyz",
     ),
     (
+        Builtin::UrlPassword,
+        "postgres://app:s3cr3t-pw@db.internal:5432/notes",
+        "s3cr3t-pw",
+    ),
+    (
         Builtin::Jwt,
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
         "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
@@ -143,6 +148,17 @@ fn a_bearer_token_keeps_its_scheme() {
         tracing::info!("header was Bearer abcDEF123456789xyz");
     });
     assert!(output.contains("Bearer [REDACTED]"), "{output}");
+}
+
+#[test]
+fn a_url_password_is_masked_and_the_rest_of_the_url_kept() {
+    let output = support::text(&config(), || {
+        tracing::info!("connecting to postgres://app:s3cr3t-pw@db.internal:5432/notes");
+    });
+    assert!(
+        output.contains("postgres://app:[REDACTED]@db.internal:5432/notes"),
+        "{output}"
+    );
 }
 
 #[test]
