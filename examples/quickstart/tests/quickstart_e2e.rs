@@ -202,6 +202,13 @@ impl Api {
     }
 
     async fn admin_reload(&self) -> Value {
+        let (status, outcome) = self.admin_reload_answer().await;
+        assert_eq!(status, StatusCode::OK);
+        outcome
+    }
+
+    /// `POST /admin/reload`, whatever it answers (422 for a rejected reload).
+    async fn admin_reload_answer(&self) -> (StatusCode, Value) {
         let response = self
             .http
             .post(format!("{}/admin/reload", self.base))
@@ -209,8 +216,8 @@ impl Api {
             .send()
             .await
             .expect("POST /admin/reload");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("a JSON answer")
+        let status = response.status();
+        (status, response.json().await.expect("a JSON answer"))
     }
 
     async fn admin_config(&self) -> Value {
@@ -1221,14 +1228,7 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
     );
     config.text = with_primary_url(&config.text, &unreachable);
     config.write();
-    let response = api
-        .http
-        .post(format!("{}/admin/reload", api.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("POST /admin/reload");
-    let outcome: Value = response.json().await.expect("a JSON answer");
+    let (_, outcome) = api.admin_reload_answer().await;
     assert_ne!(outcome["status"], "applied", "{outcome}");
     assert!(!outcome.to_string().contains(DB_PASSWORD), "{outcome}");
     assert_eq!(api.get("/readyz").await.status(), StatusCode::OK);

@@ -37,21 +37,23 @@ fn under_b(line: &str) -> bool {
     line.contains("account=\"AC**************89\"") && line.contains("mail [HASH:")
 }
 
-#[test]
-fn every_line_is_masked_entirely_under_one_rule_set_while_strategies_switch() {
-    let masker = Masker::from_config(&set(true)).unwrap();
-    let capture = support::Capture::default();
-    let dispatch =
-        tracing::Dispatch::new(tracing_subscriber::registry().with(masker.layer(capture.clone())));
+/// `threads` threads log through `dispatch` (each at least `min_lines` lines, and until the
+/// switching ends) while the masker's set switches between A and B 100 times.
+fn log_while_switching(
+    masker: &Masker,
+    dispatch: &tracing::Dispatch,
+    threads: u64,
+    min_lines: u64,
+) {
     let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..4)
+    let handles: Vec<_> = (0..threads)
         .map(|t| {
             let dispatch = dispatch.clone();
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || {
                     let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) || n < 200 {
+                    while !stop.load(Ordering::Relaxed) || n < min_lines {
                         tracing::info!(
                             account = "ACCOUNT-1234-56789",
                             thread = t,
@@ -69,9 +71,18 @@ fn every_line_is_masked_entirely_under_one_rule_set_while_strategies_switch() {
         std::thread::yield_now();
     }
     stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().unwrap();
+    for handle in handles {
+        handle.join().unwrap();
     }
+}
+
+#[test]
+fn every_line_is_masked_entirely_under_one_rule_set_while_strategies_switch() {
+    let masker = Masker::from_config(&set(true)).unwrap();
+    let capture = support::Capture::default();
+    let dispatch =
+        tracing::Dispatch::new(tracing_subscriber::registry().with(masker.layer(capture.clone())));
+    log_while_switching(&masker, &dispatch, 4, 200);
     let lines = capture.lines();
     assert!(lines.len() >= 800, "{} lines", lines.len());
     let (mut a, mut b) = (0, 0);
@@ -96,33 +107,7 @@ fn every_json_line_is_masked_entirely_under_one_rule_set_while_strategies_switch
     let dispatch = tracing::Dispatch::new(
         tracing_subscriber::registry().with(masker.json_layer(capture.clone())),
     );
-    let stop = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..3)
-        .map(|_| {
-            let dispatch = dispatch.clone();
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) || n < 100 {
-                        tracing::info!(
-                            account = "ACCOUNT-1234-56789",
-                            "mail carol.jones@example.com sent"
-                        );
-                        n += 1;
-                    }
-                });
-            })
-        })
-        .collect();
-    for i in 0..100 {
-        masker.apply(&set(i % 2 == 1)).unwrap();
-        std::thread::yield_now();
-    }
-    stop.store(true, Ordering::Relaxed);
-    for thread in threads {
-        thread.join().unwrap();
-    }
+    log_while_switching(&masker, &dispatch, 3, 100);
     let (mut a, mut b) = (0, 0);
     for line in capture.lines() {
         let value: serde_json::Value = serde_json::from_str(&line).unwrap();
