@@ -210,14 +210,25 @@ impl Api {
     /// `POST /admin/reload`, whatever it answers (422 for a rejected reload).
     async fn admin_reload_answer(&self) -> (StatusCode, Value) {
         let response = self
-            .http
-            .post(format!("{}/admin/reload", self.base))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("POST /admin/reload");
+            .admin_request(reqwest::Method::POST, "/admin/reload", TOKEN)
+            .await;
         let status = response.status();
         (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// An admin request with `token` as the bearer.
+    async fn admin_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     async fn admin_config(&self) -> Value {
@@ -1195,12 +1206,8 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
     // Bad admin tokens.
     for token in [WRONG_TOKEN, &format!("{TOKEN}x")] {
         let response = api
-            .http
-            .get(format!("{}/admin/config", api.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("GET /admin/config");
+            .admin_request(reqwest::Method::GET, "/admin/config", token)
+            .await;
         assert!(
             matches!(
                 response.status(),
