@@ -283,6 +283,10 @@ fn keyed_hash(value: &str) -> u64 {
 struct FieldRule {
     /// Lowercased glob.
     glob: String,
+    /// The glob's first and last bytes when they are literals: most names differ there, so
+    /// most rules are ruled out in two comparisons.
+    first: Option<u8>,
+    last: Option<u8>,
     action: Action,
     counter: Counter,
 }
@@ -336,8 +340,12 @@ impl RuleSet {
             let action = Action::from_rule(rule);
             if let Some(glob) = &rule.field {
                 let label = rule.name.clone().unwrap_or_else(|| glob.clone());
+                let glob = glob.to_lowercase();
+                let literal = |b: Option<&u8>| b.copied().filter(|b| *b != b'*' && *b != b'?');
                 fields.push(FieldRule {
-                    glob: glob.to_lowercase(),
+                    first: literal(glob.as_bytes().first()),
+                    last: literal(glob.as_bytes().last()),
+                    glob,
                     action,
                     counter: crate::metrics::values_masked(label),
                 });
@@ -441,7 +449,16 @@ impl RuleSet {
         if !self.enabled {
             return None;
         }
-        let rule = self.fields.iter().find(|r| glob_match(&r.glob, name))?;
+        let bytes = name.as_bytes();
+        let (first, last) = (
+            bytes.first().map(u8::to_ascii_lowercase),
+            bytes.last().map(u8::to_ascii_lowercase),
+        );
+        let rule = self.fields.iter().find(|r| {
+            r.first.is_none_or(|b| Some(b) == first)
+                && r.last.is_none_or(|b| Some(b) == last)
+                && glob_match(&r.glob, name)
+        })?;
         rule.counter.increment(1);
         Some(rule.action)
     }
