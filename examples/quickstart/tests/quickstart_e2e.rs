@@ -874,6 +874,23 @@ async fn webhook_receiver() -> (String, Received) {
     (format!("http://{addr}"), received)
 }
 
+/// The shipped config as [`launch_with`] writes it (port 0, the data directory beside).
+fn shipped_as_launched() -> String {
+    SHIPPED_CONFIG
+        .replace("port: 8080 ", "port: 0 ")
+        .replace("data_dir: data ", "data_dir: ../data ")
+}
+
+/// The shipped config with a webhook to `hook` and its probe of `probe_url`, the file watcher
+/// off (the tests reload through the admin API).
+async fn launch_with_webhook(hook: &str, probe_url: &str) -> Launched {
+    launch_with(
+        &webhook_config(&shipped_as_launched(), hook, probe_url),
+        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
+    )
+    .await
+}
+
 /// `notes.webhook_url` and a `webhook` probe of `probe_url`, in the config file.
 fn webhook_config(shipped: &str, hook: &str, probe_url: &str) -> String {
     let probe = format!(
@@ -900,21 +917,15 @@ fn webhook_config(shipped: &str, hook: &str, probe_url: &str) -> String {
 async fn the_webhook_receives_new_notes_and_a_down_one_fails_no_note_but_shows_in_health() {
     let (receiver, received) = webhook_receiver().await;
     // As `launch_with` writes it, so the rewrites below change only the webhook.
-    let shipped = SHIPPED_CONFIG
-        .replace("port: 8080 ", "port: 0 ")
-        .replace("data_dir: data ", "data_dir: ../data ");
+    let shipped = shipped_as_launched();
     let Launched {
         dir: _dir,
         mut config,
         mut app,
         api,
-    } = launch_with(
-        &webhook_config(
-            &shipped,
-            &format!("{receiver}/hook?token=hook-secret-1234"),
-            &format!("{receiver}/health"),
-        ),
-        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
+    } = launch_with_webhook(
+        &format!("{receiver}/hook?token=hook-secret-1234"),
+        &format!("{receiver}/health"),
     )
     .await;
     assert_eq!(
@@ -1178,9 +1189,6 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
     const HOOK_PASSWORD: &str = "e2e-hook-pass-8086";
     const HOOK_TOKEN: &str = "e2e-hook-token-6502";
     const WRONG_TOKEN: &str = "e2e-wrong-token-2600";
-    let shipped = SHIPPED_CONFIG
-        .replace("port: 8080 ", "port: 0 ")
-        .replace("data_dir: data ", "data_dir: ../data ");
     let down = modular_testkit::RefusedPort::new();
     let hook = format!(
         "{}/hook?token={HOOK_TOKEN}",
@@ -1192,11 +1200,7 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
         mut config,
         mut app,
         api,
-    } = launch_with(
-        &webhook_config(&shipped, &hook, &format!("{}/health", down.http_url())),
-        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
-    )
-    .await;
+    } = launch_with_webhook(&hook, &format!("{}/health", down.http_url())).await;
     assert!(
         app.log().contains("log masker ready"),
         "the masker module is installed:\n{}",
