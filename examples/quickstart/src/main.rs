@@ -35,7 +35,6 @@
 mod notes;
 mod store;
 
-use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,8 +46,11 @@ use modular_core::config::{ConfigSources, ConfigStore};
 use modular_database::{DatabaseModule, Driver};
 use modular_httpclient::HttpClientModule;
 use modular_httpserver::{HttpServerHandle, HttpServerModule};
+use modular_logmasker::LogMaskerModule;
 use modular_router::{AdminConfig, RouterModule};
 use serde_json::json;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::notes::{NotesConfig, NotesModule};
 
@@ -148,11 +150,15 @@ fn error_chain(error: &anyhow::Error) -> String {
 }
 
 async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    // Every line goes through the log masker (the `logmasker` section configures it once the
+    // module initialises; until then its default rules mask): secrets and personal data are
+    // masked in messages, fields and span fields before anything reaches stdout.
+    let masker = modular_logmasker::Masker::global();
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        .with_ansi(std::io::stdout().is_terminal())
+        .with(masker.layer(std::io::stdout))
         .init();
 
     let config_path = config_path()?;
@@ -188,6 +194,8 @@ async fn run() -> anyhow::Result<()> {
         // Modules start after their dependencies and stop in reverse. The server asks to start
         // after every other module (`InitContext::start_after_others`), so it stops first and
         // drains requests while the database and cache they use are still there.
+        // First, so its rules are loaded before the other modules log.
+        .module(LogMaskerModule::new())
         .module(DatabaseModule::new())
         .module(CacheModule::new())
         .module(HttpClientModule::new())

@@ -11,7 +11,9 @@
 //!
 //! Besides the walkthrough: a database swap clears the cached notes; the webhook reaches a
 //! local receiver, and a webhook that is down fails no note but shows in health; the notes'
-//! own health check fails without its table and recovers.
+//! own health check fails without its table and recovers; with the log masker installed, a
+//! walkthrough of failures never writes the admin token, a database password or webhook
+//! credentials.
 //!
 //! Every wait is a bounded poll with a generous deadline; nothing asserts how fast anything is.
 #![allow(clippy::expect_used)]
@@ -200,15 +202,33 @@ impl Api {
     }
 
     async fn admin_reload(&self) -> Value {
+        let (status, outcome) = self.admin_reload_answer().await;
+        assert_eq!(status, StatusCode::OK);
+        outcome
+    }
+
+    /// `POST /admin/reload`, whatever it answers (422 for a rejected reload).
+    async fn admin_reload_answer(&self) -> (StatusCode, Value) {
         let response = self
-            .http
-            .post(format!("{}/admin/reload", self.base))
-            .bearer_auth(TOKEN)
+            .admin_request(reqwest::Method::POST, "/admin/reload", TOKEN)
+            .await;
+        let status = response.status();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    /// An admin request with `token` as the bearer.
+    async fn admin_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::Response {
+        self.http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token)
             .send()
             .await
-            .expect("POST /admin/reload");
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.expect("a JSON answer")
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
     async fn admin_config(&self) -> Value {
@@ -854,6 +874,23 @@ async fn webhook_receiver() -> (String, Received) {
     (format!("http://{addr}"), received)
 }
 
+/// The shipped config as [`launch_with`] writes it (port 0, the data directory beside).
+fn shipped_as_launched() -> String {
+    SHIPPED_CONFIG
+        .replace("port: 8080 ", "port: 0 ")
+        .replace("data_dir: data ", "data_dir: ../data ")
+}
+
+/// The shipped config with a webhook to `hook` and its probe of `probe_url`, the file watcher
+/// off (the tests reload through the admin API).
+async fn launch_with_webhook(hook: &str, probe_url: &str) -> Launched {
+    launch_with(
+        &webhook_config(&shipped_as_launched(), hook, probe_url),
+        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
+    )
+    .await
+}
+
 /// `notes.webhook_url` and a `webhook` probe of `probe_url`, in the config file.
 fn webhook_config(shipped: &str, hook: &str, probe_url: &str) -> String {
     let probe = format!(
@@ -880,21 +917,15 @@ fn webhook_config(shipped: &str, hook: &str, probe_url: &str) -> String {
 async fn the_webhook_receives_new_notes_and_a_down_one_fails_no_note_but_shows_in_health() {
     let (receiver, received) = webhook_receiver().await;
     // As `launch_with` writes it, so the rewrites below change only the webhook.
-    let shipped = SHIPPED_CONFIG
-        .replace("port: 8080 ", "port: 0 ")
-        .replace("data_dir: data ", "data_dir: ../data ");
+    let shipped = shipped_as_launched();
     let Launched {
         dir: _dir,
         mut config,
         mut app,
         api,
-    } = launch_with(
-        &webhook_config(
-            &shipped,
-            &format!("{receiver}/hook?token=hook-secret-1234"),
-            &format!("{receiver}/health"),
-        ),
-        &[("MODULAR_RELOAD__WATCH_FILES", "false")],
+    } = launch_with_webhook(
+        &format!("{receiver}/hook?token=hook-secret-1234"),
+        &format!("{receiver}/health"),
     )
     .await;
     assert_eq!(
@@ -1147,4 +1178,76 @@ async fn servers_the_notes_api_works_on_mariadb() {
         .execute(&admin)
         .await
         .expect("drop the database");
+}
+
+/// With the log masker installed (issue 18), a walkthrough of failures never writes the admin
+/// token, a database URL's password or a webhook's credentials: bad admin tokens, a reload to
+/// an unreachable database URL with a password, and outbound errors to a webhook that is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_log_with_the_masker_installed() {
+    const DB_PASSWORD: &str = "e2e-db-pass-5150";
+    const HOOK_PASSWORD: &str = "e2e-hook-pass-8086";
+    const HOOK_TOKEN: &str = "e2e-hook-token-6502";
+    const WRONG_TOKEN: &str = "e2e-wrong-token-2600";
+    let down = modular_testkit::RefusedPort::new();
+    let hook = format!(
+        "{}/hook?token={HOOK_TOKEN}",
+        down.http_url()
+            .replacen("://", &format!("://hook:{HOOK_PASSWORD}@"), 1)
+    );
+    let Launched {
+        dir: _dir,
+        mut config,
+        mut app,
+        api,
+    } = launch_with_webhook(&hook, &format!("{}/health", down.http_url())).await;
+    assert!(
+        app.log().contains("log masker ready"),
+        "the masker module is installed:\n{}",
+        app.log()
+    );
+
+    // Bad admin tokens.
+    for token in [WRONG_TOKEN, &format!("{TOKEN}x")] {
+        let response = api
+            .admin_request(reqwest::Method::GET, "/admin/config", token)
+            .await;
+        assert!(
+            matches!(
+                response.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ),
+            "{}",
+            response.status()
+        );
+    }
+
+    // Outbound errors: the webhook is down.
+    let (status, _) = api.post_note(r#"{"text": "nobody listens"}"#).await;
+    assert_eq!(status, StatusCode::CREATED);
+    eventually(
+        "the failed delivery in the log",
+        CHANGE_DEADLINE,
+        || async { app.log().contains("webhook delivery failed").then_some(()) },
+    )
+    .await;
+
+    // A reload to an unreachable database URL carrying a password: refused, the service stays.
+    let unreachable = format!(
+        "postgres://notes:{DB_PASSWORD}@127.0.0.1:{}/notes",
+        down.addr().port()
+    );
+    config.text = with_primary_url(&config.text, &unreachable);
+    config.write();
+    let (_, outcome) = api.admin_reload_answer().await;
+    assert_ne!(outcome["status"], "applied", "{outcome}");
+    assert!(!outcome.to_string().contains(DB_PASSWORD), "{outcome}");
+    assert_eq!(api.get("/readyz").await.status(), StatusCode::OK);
+
+    let status = app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", app.log());
+    let log = app.log();
+    for secret in [TOKEN, WRONG_TOKEN, DB_PASSWORD, HOOK_PASSWORD, HOOK_TOKEN] {
+        assert!(!log.contains(secret), "`{secret}` reached the log:\n{log}");
+    }
 }
