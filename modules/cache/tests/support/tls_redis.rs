@@ -65,7 +65,6 @@ pub struct TlsRedis {
     pub pki: TestPki,
     pub port: u16,
     child: Option<Child>,
-    starts: usize,
 }
 
 impl TlsRedis {
@@ -88,12 +87,13 @@ impl TlsRedis {
             pki: TestPki::new("redis")?,
             port: 0,
             child: None,
-            starts: 0,
         };
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            // A port free a moment ago; when another process takes it first, redis-server
-            // exits without printing "Ready", and the next attempt takes another.
+            // redis-server cannot take port 0 for TLS (0 turns TLS off), cannot inherit a
+            // bound socket, and TLS does not run on its unix socket; so a port free a moment
+            // ago it must be. When another process takes it first, redis-server exits without
+            // logging "Ready", and the next attempt takes another.
             server.port = modular_testkit::free_port();
             match server.spawn() {
                 Ok(()) => return Ok(Some(server)),
@@ -127,14 +127,12 @@ impl TlsRedis {
         self.spawn()
     }
 
+    /// Spawns the server with its log on stdout, read by a thread of its own, and waits (for
+    /// at most [`READY_WITHIN`]) until the log says it is ready, or ends because it exited.
     fn spawn(&mut self) -> anyhow::Result<()> {
-        self.starts += 1;
-        let log = self
-            .pki
-            .dir
-            .path()
-            .join(format!("redis-{}.log", self.starts));
-        let child = Command::new("redis-server")
+        use std::io::BufRead as _;
+
+        let mut child = Command::new("redis-server")
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .args(["--tls-port", &self.port.to_string()])
             .arg("--tls-cert-file")
@@ -148,41 +146,41 @@ impl TlsRedis {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.pki.dir.path())
-            .arg("--logfile")
-            .arg(&log)
+            // An empty log file name logs to stdout.
+            .args(["--logfile", ""])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
+        let stdout = child.stdout.take().expect("stdout is piped");
         self.child = Some(child);
-        let deadline = std::time::Instant::now() + READY_WITHIN;
-        loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("Ready to accept connections") {
-                return Ok(());
+        let (ready, readiness) = std::sync::mpsc::channel::<Result<(), String>>();
+        // The thread drains the log for the server's whole life, so it never blocks on a full
+        // pipe; it ends when the server exits.
+        std::thread::spawn(move || {
+            let mut last = String::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("Ready to accept connections") {
+                    let _ = ready.send(Ok(()));
+                }
+                last = line;
             }
-            let exited = self
-                .child
-                .as_mut()
-                .map(|child| child.try_wait())
-                .transpose()?
-                .flatten();
-            if let Some(status) = exited {
-                self.child = None;
-                anyhow::bail!(
-                    "redis-server on tls port {} exited ({status}): {}",
-                    self.port,
-                    text.lines().last().unwrap_or_default()
-                );
+            let _ = ready.send(Err(last));
+        });
+        match readiness.recv_timeout(READY_WITHIN) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(last)) => {
+                self.stop();
+                anyhow::bail!("redis-server on tls port {} exited: {last}", self.port)
             }
-            if std::time::Instant::now() >= deadline {
+            Err(_) => {
                 self.stop();
                 anyhow::bail!(
-                    "redis-server on tls port {} never got ready: {text}",
+                    "redis-server on tls port {} never got ready within {READY_WITHIN:?}",
                     self.port
-                );
+                )
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
