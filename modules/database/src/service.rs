@@ -198,24 +198,23 @@ impl DatabaseService {
     pub fn reader(&self, primary: &str) -> Option<ReadPool> {
         let state = self.state.load();
         let own = state.connections.get(primary)?;
-        let usable: Vec<&Arc<Connection>> = state
-            .connections
-            .values()
-            .filter(|c| c.config.replica_of.as_deref() == Some(primary))
-            .filter(|c| c.usable.load(Ordering::Relaxed) && !c.pool.is_closed())
-            .collect();
-        if usable.is_empty() {
-            return Some(ReadPool {
-                connection: own.name.clone(),
-                is_replica: false,
-                pool: own.pool.clone(),
-            });
-        }
-        let turn = self.next_replica.fetch_add(1, Ordering::Relaxed) % usable.len();
-        let chosen = usable[turn];
+        // Two passes over the few connections, so a read allocates nothing.
+        let usable = || {
+            state.connections.values().filter(|c| {
+                c.config.replica_of.as_deref() == Some(primary)
+                    && c.usable.load(Ordering::Relaxed)
+                    && !c.pool.is_closed()
+            })
+        };
+        // A health check between the passes may take a replica out: then the primary serves.
+        let replica = match usable().count() {
+            0 => None,
+            count => usable().nth(self.next_replica.fetch_add(1, Ordering::Relaxed) % count),
+        };
+        let chosen = replica.unwrap_or(own);
         Some(ReadPool {
             connection: chosen.name.clone(),
-            is_replica: true,
+            is_replica: replica.is_some(),
             pool: chosen.pool.clone(),
         })
     }

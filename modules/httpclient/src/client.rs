@@ -77,6 +77,19 @@ pub(crate) struct ClientSet {
 }
 
 impl ClientSet {
+    fn generation(&self) -> u64 {
+        self.default.generation
+    }
+}
+
+/// A client generation built aside by a reload, not yet sending: owned, so the commit numbers
+/// it before anything can share it.
+pub(crate) struct PreparedClient {
+    default: ClientState,
+    named: BTreeMap<String, ClientState>,
+}
+
+impl PreparedClient {
     fn build(settings: Arc<HttpClientConfig>, generation: u64) -> Result<Self, HttpClientError> {
         let mut named = BTreeMap::new();
         for name in settings.clients.keys() {
@@ -95,28 +108,34 @@ impl ClientSet {
                     )],
                 })?;
             let state = ClientState::build(Arc::new(own), name, base, generation)?;
-            named.insert(name.clone(), Arc::new(state));
+            named.insert(name.clone(), state);
         }
         let default = ClientState::build(settings, DEFAULT_CLIENT, None, generation)?;
-        Ok(Self {
-            default: Arc::new(default),
-            named,
-        })
+        Ok(Self { default, named })
     }
 
-    fn generation(&self) -> u64 {
-        self.default.generation
+    /// The set to install, every client numbered `generation`.
+    fn into_set(self, generation: u64) -> ClientSet {
+        let number = |mut state: ClientState| {
+            state.generation = generation;
+            Arc::new(state)
+        };
+        ClientSet {
+            default: number(self.default),
+            named: self
+                .named
+                .into_iter()
+                .map(|(name, state)| (name, number(state)))
+                .collect(),
+        }
     }
 }
-
-/// A client generation built aside by a reload, not yet sending.
-pub(crate) struct PreparedClient(ClientSet);
 
 impl std::fmt::Debug for PreparedClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedClient")
-            .field("generation", &self.0.generation())
-            .field("named", &self.0.named.keys().collect::<Vec<_>>())
+            .field("generation", &self.default.generation)
+            .field("named", &self.named.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -156,7 +175,7 @@ impl HttpClient {
         config: Arc<HttpClientConfig>,
         events: Option<ModuleContext>,
     ) -> Result<Self, HttpClientError> {
-        let set = ClientSet::build(config, 1)?;
+        let set = PreparedClient::build(config, 1)?.into_set(1);
         Ok(Self {
             shared: Arc::new(Shared {
                 state: ArcSwap::from_pointee(set),
@@ -215,12 +234,13 @@ impl HttpClient {
         // Any generation's client can describe a request: the one that sends it is chosen at
         // send time.
         let state = self.current();
-        let base = state.as_ref().ok().and_then(|s| s.base_url.clone());
+        let base = state.as_ref().ok().and_then(|s| s.base_url.as_ref());
+        let resolved = url.into_request_url(base);
         let describing = match &state {
             Ok(state) => state.client.clone(),
             Err(_) => self.shared.state.load().default.client.clone(),
         };
-        let (inner, deferred) = match (url.into_request_url(base.as_ref()), state) {
+        let (inner, deferred) = match (resolved, state) {
             (Ok(url), state) => (describing.request(method, url), state.err()),
             // Never sent: `deferred` is reported first. A removed client is the first problem.
             (Err(reason), state) => (
@@ -487,7 +507,7 @@ impl HttpClient {
         settings: Arc<HttpClientConfig>,
     ) -> Result<PreparedClient, HttpClientError> {
         let previous = self.shared.state.load().generation();
-        ClientSet::build(settings, previous + 1).map(PreparedClient)
+        PreparedClient::build(settings, previous + 1)
     }
 
     /// Makes a prepared client current (one swap; requests already running finish on the old
@@ -498,25 +518,9 @@ impl HttpClient {
             .rebuild
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let PreparedClient(ClientSet { default, named }) = next;
         let previous = self.shared.state.load().generation();
         let generation = previous + 1;
-        // Not shared yet: the prepared states have no other owner.
-        let renumber = |state: Arc<ClientState>| match Arc::try_unwrap(state) {
-            Ok(mut state) => {
-                state.generation = generation;
-                Arc::new(state)
-            }
-            Err(shared) => shared,
-        };
-        let next = ClientSet {
-            default: renumber(default),
-            named: named
-                .into_iter()
-                .map(|(name, state)| (name, renumber(state)))
-                .collect(),
-        };
-        self.shared.state.store(Arc::new(next));
+        self.shared.state.store(Arc::new(next.into_set(generation)));
         tracing::info!(
             module = "httpclient",
             generation,
