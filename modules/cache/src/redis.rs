@@ -268,13 +268,16 @@ impl RedisStore {
             message: error.to_string(),
         };
         let lock = self.key(&format!("{key}:__lock"));
+        // The holder's own token: a release deletes the lock only while it still holds this
+        // value, never a lock another caller took after this one's expired.
+        let token = lock_token();
         let lock_ttl = LOAD_LOCK_TTL.as_millis() as u64;
         let deadline = tokio::time::Instant::now() + LOAD_LOCK_TTL;
         let mut delay = Duration::from_millis(5);
         loop {
             let mut conn = self.conn.clone();
             let mut cmd = redis::cmd("SET");
-            cmd.arg(&lock).arg(1).arg("NX").arg("PX").arg(lock_ttl);
+            cmd.arg(&lock).arg(&token).arg("NX").arg("PX").arg(lock_ttl);
             let acquired: Option<String> = self
                 .run("get_or_load", self.command_timeout, async move {
                     cmd.query_async(&mut conn).await
@@ -292,8 +295,8 @@ impl RedisStore {
                 }
                 .await;
                 let mut conn = self.conn.clone();
-                let mut release = redis::cmd("DEL");
-                release.arg(&lock);
+                let mut release = redis::cmd("EVAL");
+                release.arg(RELEASE_LOCK).arg(1).arg(&lock).arg(&token);
                 let _: Result<u64, CacheError> = self
                     .run("get_or_load", self.command_timeout, async move {
                         release.query_async(&mut conn).await
@@ -453,6 +456,24 @@ fn escape_glob(prefix: &str) -> String {
         escaped.push(c);
     }
     escaped
+}
+
+/// Deletes the lock key only while it holds this caller's token (compare and delete, atomic
+/// on the server).
+const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
+/// A value no other `get_or_load` call (in this process or another) holds at the same time:
+/// the process id, a per-process counter and the time.
+fn lock_token() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 #[cfg(test)]

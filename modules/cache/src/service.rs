@@ -54,8 +54,11 @@ pub trait Cache: Send + Sync + 'static {
     /// protection): on the memory engine through moka's `try_get_with`; on Redis through a
     /// short lock key (`SET <key>:__lock NX PX 10s`) that one caller holds while it loads, the
     /// others polling for the value (5 ms doubling to 100 ms) and loading themselves only if the
-    /// holder neither stores a value nor releases the lock within its 10 s. A loader error is
-    /// [`CacheError::Load`] for every waiter, and nothing is stored.
+    /// holder neither stores a value nor releases the lock within its 10 s. The lock holds the
+    /// holder's own token and is released only while it still does. A loader error is
+    /// [`CacheError::Load`] and nothing is stored: on memory for every waiter of that load; on
+    /// Redis for the caller whose loader failed, after which the next waiter takes the lock and
+    /// runs its own loader (no error is shared across processes).
     ///
     /// This default implementation (for other `Cache` implementations) does not coalesce.
     async fn get_or_load(
@@ -585,21 +588,29 @@ impl Cache for CacheService {
         loader: Loader<'_>,
     ) -> Result<Vec<u8>, CacheError> {
         let engine = self.engine.load_full();
-        let ttl = engine.ttl(ttl);
+        let resolved = engine.ttl(ttl);
         let (value, loaded) = match &engine.store {
+            // Not under the write gate: holding it across the caller's loader would make a
+            // `max_items` rebuild, and every write queued behind it, wait for that loader.
             Store::Memory(memory) => {
-                let _shared = self.shared_gate().await;
-                memory
-                    .get_or_load(key, ttl, loader)
-                    .await
-                    .map_err(|error| CacheError::Load {
-                        key: key.to_owned(),
-                        message: error.to_string(),
-                    })?
+                let (value, loaded) =
+                    memory
+                        .get_or_load(key, resolved, loader)
+                        .await
+                        .map_err(|error| CacheError::Load {
+                            key: key.to_owned(),
+                            message: error.to_string(),
+                        })?;
+                // A rebuild that committed while the loader ran left this value in the old
+                // engine: store it in the one serving now.
+                if loaded && !Arc::ptr_eq(&engine, &self.engine.load()) {
+                    self.set(key, &value, ttl).await?;
+                }
+                (value, loaded)
             }
             #[cfg(feature = "redis")]
             Store::Redis(redis) => {
-                let result = redis.get_or_load(key, ttl, loader).await;
+                let result = redis.get_or_load(key, resolved, loader).await;
                 self.observe(redis, &result);
                 result?
             }
