@@ -49,8 +49,6 @@ use modular_httpserver::{HttpServerHandle, HttpServerModule};
 use modular_logmasker::LogMaskerModule;
 use modular_router::{AdminConfig, RouterModule};
 use serde_json::json;
-use tracing_subscriber::layer::SubscriberExt as _;
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::notes::{NotesConfig, NotesModule};
 
@@ -153,13 +151,7 @@ async fn run() -> anyhow::Result<()> {
     // Every line goes through the log masker (the `logmasker` section configures it once the
     // module initialises; until then its default rules mask): secrets and personal data are
     // masked in messages, fields and span fields before anything reaches stdout.
-    let masker = modular_logmasker::Masker::global();
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with(masker.layer(std::io::stdout))
-        .init();
+    modular_logmasker::install()?;
 
     let config_path = config_path()?;
     let Prepared {

@@ -78,7 +78,9 @@
 //! driver). [`DatabaseService::reader`] returns the pool to read from: the primary's usable
 //! replicas in turn, or the primary itself when none is usable. A replica is usable until a
 //! health check finds it unhealthy, and again from the first check that sees it answer; so
-//! reads move off a failed replica within one probe interval, without a reload. Writes, and
+//! reads move off a failed replica within one probe interval, without a reload. That needs
+//! health checks to run: Kubernetes probes of `/readyz` do, and an application without probes
+//! sets `HealthOptions::with_background_refresh` so a dead replica is noticed anyway. Writes, and
 //! reads that must see them at once, use [`DatabaseService::pool`]: replicas lag.
 //!
 //! ```no_run

@@ -343,8 +343,6 @@ impl HttpClient {
                         attempt,
                     )),
                     Err(error) => {
-                        // reqwest's own message repeats the URL, query string included.
-                        let error = error.without_url();
                         tracing::info!(
                             target: VERBOSE_TARGET,
                             method = %method,

@@ -190,7 +190,8 @@
 //! A request counts once, with its final outcome; its duration runs from the first attempt to
 //! the final answer's head, retries and their delays included. `method` is a standard method or
 //! `other`; `status_class` is `1xx`..`5xx`, or `error` when no answer came. `client` is
-//! `default` (named clients do not exist yet). URLs, hosts and paths are never labels.
+//! `default` for the section's own client and the name of each named client
+//! (`httpclient.clients.<name>`). URLs, hosts and paths are never labels.
 //!
 //! # Verbose logging
 //!

@@ -476,8 +476,8 @@ impl Reloadable for ServerReload {
 }
 
 impl ServerReload {
-    /// When `tls.client_ca` or `tls.client_auth` changed, or the CA file has new content: the
-    /// CA loaded and a TLS configuration built aside, with the CA's fingerprint, for the commit
+    /// When `tls.client_ca` or `tls.client_auth` changed: the CA loaded and a TLS
+    /// configuration built aside, with the CA's fingerprint, for the commit
     /// to swap in. A CA that cannot be loaded fails the prepare (naming `tls.client_ca`); the
     /// verifier in force stays.
     async fn prepare_client_ca(
@@ -488,16 +488,12 @@ impl ServerReload {
         if self.shared.server.tls.is_none() {
             return Ok(None);
         }
+        // New content in the same file is the watcher's to pick up (it skips a replacement it
+        // already found bad); a reload of other fields never reads the file.
         let changed = changes
             .iter()
             .any(|c| c.is_under("tls.client_ca") || c.is_under("tls.client_auth"));
-        let in_force = self
-            .shared
-            .client_ca
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .in_force;
-        if !changed && tls::client_ca_fingerprint(&config.tls) == in_force {
+        if !changed {
             return Ok(None);
         }
         let client_ca = tls::load_client_ca_off_runtime(&config.tls).await?;

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -42,6 +42,10 @@ struct Shared {
     dropped_checked: AtomicU64,
     /// Why the last reload's rule set failed to compile, until one compiles again.
     rejected: Mutex<Option<String>>,
+    /// A rejection no health check has reported yet. The health check reports it once: a
+    /// reverted source reloads nothing (core skips a module whose section did not change), so
+    /// a rejection held until the next commit would keep health degraded after the fix.
+    rejected_unseen: AtomicBool,
     rejections: AtomicU64,
     drop_sources: Mutex<Vec<DropSource>>,
 }
@@ -142,14 +146,15 @@ impl Masker {
                 dropped: AtomicU64::new(0),
                 dropped_checked: AtomicU64::new(0),
                 rejected: Mutex::new(None),
+                rejected_unseen: AtomicBool::new(false),
                 rejections: AtomicU64::new(0),
                 drop_sources: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Compiles `config`'s rules aside (the live set keeps masking). A failure is remembered
-    /// (health turns degraded) until a later set is committed.
+    /// Compiles `config`'s rules aside (the live set keeps masking). A failure turns the next
+    /// health check degraded, and stays in `last_rejection` until a later set is committed.
     pub fn prepare(&self, config: &LogMaskerConfig) -> Result<PreparedRules, LogMaskerError> {
         match RuleSet::compile(config) {
             Ok(rules) => Ok(PreparedRules {
@@ -158,6 +163,7 @@ impl Masker {
             }),
             Err(error) => {
                 self.shared.rejections.fetch_add(1, Ordering::Relaxed);
+                self.shared.rejected_unseen.store(true, Ordering::Relaxed);
                 *self
                     .shared
                     .rejected
@@ -308,6 +314,11 @@ impl Masker {
     }
 
     /// Lines dropped since the previous call (the health check's window).
+    /// Whether a reload was rejected since the previous call (the health check's window).
+    pub(crate) fn rejected_since_last_check(&self) -> bool {
+        self.shared.rejected_unseen.swap(false, Ordering::Relaxed)
+    }
+
     pub(crate) fn dropped_since_last_check(&self) -> u64 {
         let total = self.dropped_total();
         let before = self.shared.dropped_checked.swap(total, Ordering::Relaxed);

@@ -164,8 +164,11 @@ impl Reloadable for MaskerReloader {
 ///
 /// - `degraded` when the writer dropped lines since the previous check (a failing or
 ///   backpressured writer; trackers added with [`Masker::track_dropped`] count too), or when
-///   the last reload's rules failed to compile (the last good set keeps masking) until a set
-///   compiles again;
+///   a reload's rules failed to compile since the previous check (the last good set keeps
+///   masking). Like dropped lines it is reported for one check: reverting the bad source
+///   reloads nothing, so a state held until the next commit could outlive the fix; the
+///   reload's own `failed` outcome, the `rules.rejected` event and core's reload breaker keep
+///   the record;
 /// - `healthy` otherwise.
 ///
 /// Details: `rules`, `enabled`, `lines_masked`, `values_masked`, `dropped_lines`,
@@ -182,6 +185,7 @@ impl HealthProvider for MaskerHealth {
         let stats = self.masker.stats();
         let dropped = self.masker.dropped_since_last_check();
         let rejection = self.masker.last_rejection();
+        let newly_rejected = self.masker.rejected_since_last_check();
         let mut details = Map::new();
         details.insert("rules".to_owned(), json!(stats.rules));
         details.insert("enabled".to_owned(), json!(stats.enabled));
@@ -190,7 +194,7 @@ impl HealthProvider for MaskerHealth {
         details.insert("dropped_lines".to_owned(), json!(stats.dropped_lines));
         details.insert("dropped_since_last_check".to_owned(), json!(dropped));
         details.insert("rejected_reloads".to_owned(), json!(stats.rejected_reloads));
-        let (status, message) = match (&rejection, dropped) {
+        let (status, message) = match (rejection.as_ref().filter(|_| newly_rejected), dropped) {
             (Some(error), _) => (
                 HealthStatus::Degraded,
                 format!(

@@ -148,8 +148,11 @@ async fn a_rule_set_that_fails_to_compile_fails_the_reload_and_the_running_rules
     );
     assert_eq!(report.details["rejected_reloads"], json!(1));
 
-    // A set that compiles clears it.
+    // Reverting the bad change reloads nothing (the section is as it runs), and health does
+    // not stay degraded for a rejection already reported.
     h.app.clear_overrides().await?;
+    assert_eq!(h.health().await.status, HealthStatus::Healthy);
+    // A set that compiles clears it.
     let outcome = h
         .app
         .set_override(
