@@ -220,19 +220,10 @@ fn with_stack(
             .get(&span_header)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        // The query often carries tokens: its values never reach a span or a log line.
-        let uri = match request.uri().query() {
-            Some(query) => format!(
-                "{}?{}",
-                request.uri().path(),
-                modular_core::config::redact_query(query)
-            ),
-            None => request.uri().path().to_owned(),
-        };
         tracing::info_span!(
             "http",
             method = %request.method(),
-            uri = %uri,
+            uri = %SpanUri(request.uri()),
             request_id = id,
         )
     });
@@ -364,6 +355,20 @@ fn header_names(names: &[String]) -> Result<Vec<HeaderName>, String> {
         .iter()
         .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("{n:?}: {e}")))
         .collect()
+}
+
+/// A request's path and query for its span, the query's values redacted (they often carry
+/// tokens); written only when the span is recorded.
+struct SpanUri<'a>(&'a http::Uri);
+
+impl std::fmt::Display for SpanUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.path())?;
+        match self.0.query() {
+            Some(query) => write!(f, "?{}", modular_core::config::RedactedQuery(query)),
+            None => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,14 +20,27 @@ pub const REDACTED: &str = "[REDACTED]";
 /// );
 /// ```
 pub fn redact_query(query: &str) -> String {
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) => format!("{key}={REDACTED}"),
-            None => pair.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    RedactedQuery(query).to_string()
+}
+
+/// [`redact_query`] as a `Display` value: written on demand, so a log field or span field
+/// that is disabled costs nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct RedactedQuery<'a>(pub &'a str);
+
+impl std::fmt::Display for RedactedQuery<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, pair) in self.0.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((key, _)) => write!(f, "{key}={REDACTED}")?,
+                None => f.write_str(pair)?,
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A configuration value that must never be shown: `Debug`, `Display` and `Serialize` all
