@@ -91,6 +91,8 @@ pub(crate) struct PreparedClient {
 
 impl PreparedClient {
     fn build(settings: Arc<HttpClientConfig>, generation: u64) -> Result<Self, HttpClientError> {
+        // Named clients take the section's `tls`: its files are read once for all of them.
+        let tls = tls::load(&settings.tls)?;
         let mut named = BTreeMap::new();
         for name in settings.clients.keys() {
             let Some(own) = settings.named(name) else {
@@ -107,10 +109,10 @@ impl PreparedClient {
                         e.to_string(),
                     )],
                 })?;
-            let state = ClientState::build(Arc::new(own), name, base, generation)?;
+            let state = ClientState::build(Arc::new(own), &tls, name, base, generation)?;
             named.insert(name.clone(), state);
         }
-        let default = ClientState::build(settings, DEFAULT_CLIENT, None, generation)?;
+        let default = ClientState::build(settings, &tls, DEFAULT_CLIENT, None, generation)?;
         Ok(Self { default, named })
     }
 
@@ -653,6 +655,7 @@ fn why_retry(outcome: &Result<Response, reqwest::Error>) -> Option<RetryReason> 
 impl ClientState {
     fn build(
         settings: Arc<HttpClientConfig>,
+        tls: &tls::TlsMaterial,
         label: &str,
         base_url: Option<Url>,
         generation: u64,
@@ -690,7 +693,7 @@ impl ClientState {
                 .no_proxy(no_proxy);
             builder = builder.proxy(proxy);
         }
-        builder = tls::apply(builder, &settings.tls)?;
+        builder = tls.apply(builder);
         let client = builder
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)

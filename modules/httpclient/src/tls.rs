@@ -7,14 +7,35 @@ use reqwest::{Certificate, ClientBuilder, Identity};
 use crate::config::ClientTlsConfig;
 use crate::error::HttpClientError;
 
-/// Adds the configured trust roots and client identity to `builder`.
+/// The trust roots and client identity of `httpclient.tls`, read once per client generation
+/// and given to the section's client and every named one (they share the section's `tls`).
+#[derive(Clone)]
+pub(crate) struct TlsMaterial {
+    roots: Vec<Certificate>,
+    ca_only: bool,
+    identity: Option<Identity>,
+}
+
+impl TlsMaterial {
+    /// Adds the roots and the identity to `builder`.
+    pub(crate) fn apply(&self, mut builder: ClientBuilder) -> ClientBuilder {
+        if self.ca_only {
+            builder = builder.tls_certs_only(self.roots.iter().cloned());
+        } else if !self.roots.is_empty() {
+            builder = builder.tls_certs_merge(self.roots.iter().cloned());
+        }
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
+        }
+        builder
+    }
+}
+
+/// Reads the configured trust roots and client identity.
 ///
 /// The files are small and read synchronously: this runs when a client generation is built,
 /// at start or in a reload's prepare step, never on a request path.
-pub(crate) fn apply(
-    mut builder: ClientBuilder,
-    tls: &ClientTlsConfig,
-) -> Result<ClientBuilder, HttpClientError> {
+pub(crate) fn load(tls: &ClientTlsConfig) -> Result<TlsMaterial, HttpClientError> {
     let mut roots = Vec::new();
     for (i, path) in tls.ca_files.iter().enumerate() {
         let field = format!("tls.ca_files.{i}");
@@ -29,11 +50,7 @@ pub(crate) fn apply(
         }
         roots.extend(certs);
     }
-    if tls.ca_only {
-        builder = builder.tls_certs_only(roots);
-    } else if !roots.is_empty() {
-        builder = builder.tls_certs_merge(roots);
-    }
+    let mut identity = None;
     if let (Some(cert), Some(key)) = (&tls.client_cert_file, &tls.client_key_file) {
         let chain = read("tls.client_cert_file", cert)?;
         if !contains_section(&chain, "CERTIFICATE") {
@@ -55,11 +72,14 @@ pub(crate) fn apply(
         let mut both = key_pem;
         both.push(b'\n');
         both.extend_from_slice(&chain);
-        let identity =
-            Identity::from_pem(&both).map_err(|e| unusable("tls.client_key_file", key, e))?;
-        builder = builder.identity(identity);
+        identity =
+            Some(Identity::from_pem(&both).map_err(|e| unusable("tls.client_key_file", key, e))?);
     }
-    Ok(builder)
+    Ok(TlsMaterial {
+        roots,
+        ca_only: tls.ca_only,
+        identity,
+    })
 }
 
 fn read(field: &str, path: &Path) -> Result<Vec<u8>, HttpClientError> {
