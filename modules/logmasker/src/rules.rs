@@ -269,8 +269,8 @@ impl Action {
     }
 }
 
-/// The replacement of `redact`.
-pub const REDACTED: &str = "[REDACTED]";
+/// The replacement of `redact`: core's, so masked values read like redacted config values.
+pub use modular_core::config::REDACTED;
 
 /// SipHash with a random key drawn once per process.
 fn keyed_hash(value: &str) -> u64 {
