@@ -272,13 +272,13 @@ impl LogMaskerConfig {
             errors.push(FieldError::new("compiled_size_limit", "must be > 0, got 0"));
         }
         for (index, rule) in self.rules.iter().enumerate() {
-            validate_rule(index, rule, &mut errors);
+            validate_rule(index, rule, self.compiled_size_limit, &mut errors);
         }
         FieldError::collect(errors)
     }
 }
 
-fn validate_rule(index: usize, rule: &MaskRule, errors: &mut Vec<FieldError>) {
+fn validate_rule(index: usize, rule: &MaskRule, size_limit: usize, errors: &mut Vec<FieldError>) {
     let path = |key: &str| format!("rules.{index}.{key}");
     let kinds = [&rule.field, &rule.builtin, &rule.regex]
         .iter()
@@ -310,13 +310,20 @@ fn validate_rule(index: usize, rule: &MaskRule, errors: &mut Vec<FieldError>) {
             )),
         }
     }
-    if let Some(regex) = &rule.regex
-        && let Err(error) = compile_pattern(regex)
-    {
-        errors.push(FieldError::new(
-            path("regex"),
-            format!("invalid regex: {error}"),
-        ));
+    if let Some(regex) = &rule.regex {
+        // Under the configured limit, so a pattern too big for it is rejected here with its
+        // path (a zero limit is reported on its own).
+        match compile_pattern(regex, size_limit.max(1)) {
+            Ok(_) => {}
+            Err(regex::Error::CompiledTooBig(limit)) => errors.push(FieldError::new(
+                path("regex"),
+                format!("the pattern does not compile within compiled_size_limit ({limit} bytes)"),
+            )),
+            Err(error) => errors.push(FieldError::new(
+                path("regex"),
+                format!("invalid regex: {error}"),
+            )),
+        }
     }
     match &rule.strategy {
         Strategy::Unknown(name) => errors.push(FieldError::new(

@@ -532,6 +532,10 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let rules = self.masker.shared.rules.load_full();
+        if !rules.enabled() {
+            // Nothing to mask: the line goes straight to the writer.
+            return self.inner.format_event(ctx, writer, event);
+        }
         let scope = LineScope::enter(self.masker.id(), Arc::clone(&rules));
         // A nested line (an event from inside a Debug impl) finds the buffer taken and uses
         // its own.
@@ -545,9 +549,7 @@ where
         let fields_masked = scope.fields_masked();
         drop(scope);
         let result = formatted.and_then(|()| {
-            let (line, values) = if !rules.enabled() {
-                (Cow::Borrowed(buffer.as_str()), 0)
-            } else if self.json {
+            let (line, values) = if self.json {
                 mask_json(&rules, &buffer)
             } else {
                 rules.mask_text(&buffer)
@@ -583,35 +585,32 @@ fn mask_value(rules: &RuleSet, value: &mut Value) -> usize {
     match value {
         Value::Object(map) => {
             let mut masked = 0;
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for key in keys {
+            map.retain(|key, value| {
                 let action = if key == "message" {
                     None
                 } else {
-                    rules.field_action(&key)
+                    rules.field_action(key)
                 };
                 match action {
                     Some(Action::Drop) => {
-                        map.remove(&key);
                         masked += 1;
+                        false
                     }
                     Some(action) => {
-                        if let Some(v) = map.get_mut(&key) {
-                            let text = match &mut *v {
-                                Value::String(s) => std::mem::take(s),
-                                other => other.to_string(),
-                            };
-                            *v = Value::String(action.apply(&text));
-                            masked += 1;
-                        }
+                        let text = match &mut *value {
+                            Value::String(s) => std::mem::take(s),
+                            other => other.to_string(),
+                        };
+                        *value = Value::String(action.apply(&text));
+                        masked += 1;
+                        true
                     }
                     None => {
-                        if let Some(v) = map.get_mut(&key) {
-                            masked += mask_value(rules, v);
-                        }
+                        masked += mask_value(rules, value);
+                        true
                     }
                 }
-            }
+            });
             masked
         }
         Value::Array(items) => items.iter_mut().map(|v| mask_value(rules, v)).sum(),

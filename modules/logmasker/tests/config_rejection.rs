@@ -108,3 +108,21 @@ async fn a_bad_regex_reload_is_rejected_and_the_running_rules_stay() -> anyhow::
     assert!(output.contains("customer=[REDACTED]"), "{output}");
     h.finish().await
 }
+
+#[tokio::test]
+async fn a_pattern_too_big_for_compiled_size_limit_is_refused_with_its_path_and_fits_a_larger_one()
+-> anyhow::Result<()> {
+    // A bounded repetition of a Unicode class: small to write, large once compiled.
+    let big = json!([{ "regex": "\\w{200}" }]);
+    let error = build_error(json!({ "compiled_size_limit": 64 << 10, "rules": big.clone() })).await;
+    assert!(error.contains("logmasker.rules.0.regex"), "{error}");
+    assert!(error.contains("compiled_size_limit"), "{error}");
+
+    // Under the default limit the same rule compiles, and masks.
+    let masker = Masker::new();
+    let h = support::start(json!({ "rules": big }), &masker).await?;
+    let long = "x".repeat(200);
+    let output = h.log(|| tracing::info!("id {long}"));
+    assert!(output.contains("id [REDACTED]"), "{output}");
+    h.finish().await
+}

@@ -20,7 +20,7 @@ pub use diff::{
 pub use epoch::ConfigSnapshot;
 pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
-pub use secret::{REDACTED, RedactedQuery, Secret, redact_query};
+pub use secret::{REDACTED, RedactedQuery, Secret, keyed_hash, redact_query};
 pub use source::{
     ConfigSources, DEFAULT_ENV_PREFIX, MAX_SOURCE_BYTES, TextFormat, YAML_ALIAS_EVENTS_PER_BYTE,
     nest,

@@ -114,14 +114,22 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
     }
 }
 
+/// The process's one hashing key, drawn at random on first use.
 fn fingerprint_key() -> &'static std::collections::hash_map::RandomState {
     static KEY: OnceLock<std::collections::hash_map::RandomState> = OnceLock::new();
     KEY.get_or_init(std::collections::hash_map::RandomState::new)
 }
 
+/// A keyed hash of `value` (SipHash under a key drawn once per process): stable within the
+/// process, so equal values correlate, and unreadable outside it. Config fingerprints and the
+/// log masker's `hash` strategy both use it.
+pub fn keyed_hash<T: Hash + ?Sized>(value: &T) -> u64 {
+    fingerprint_key().hash_one(value)
+}
+
 /// Keyed fingerprint of a hashable value, 8 hex digits.
 pub fn fingerprint_hash<T: Hash + ?Sized>(value: &T) -> String {
-    format!("{:08x}", fingerprint_key().hash_one(value) as u32)
+    format!("{:08x}", keyed_hash(value) as u32)
 }
 
 /// Keyed fingerprint of a JSON value (used for `sensitive` fields, whose types need not be
