@@ -230,6 +230,33 @@ const ROWS: &[Row] = &[
         measure: Measure::Ratio("httpclient/modular_get", "httpclient/reqwest_get"),
         target: Target::AtMostRatio(1.1),
     },
+    Row {
+        name: "log event with 5 fields through `fmt` alone (sink)",
+        reference: "-",
+        measure: Measure::Median("logmasker_event_5_fields/fmt"),
+        target: Target::None,
+    },
+    Row {
+        name: "the same event through `fmt` + masker (default rules) vs `fmt` alone",
+        reference: "plain fmt, same run",
+        measure: Measure::Ratio(
+            "logmasker_event_5_fields/fmt_masked",
+            "logmasker_event_5_fields/fmt",
+        ),
+        target: Target::AtMostRatio(1.5),
+    },
+    Row {
+        name: "1 KB ordinary message scanned by the masker (nothing to mask)",
+        reference: "-",
+        measure: Measure::Median("logmasker/scan_1kb"),
+        target: Target::AtMostNs(2_000.0),
+    },
+    Row {
+        name: "1 KB message with one e-mail address, masked",
+        reference: "-",
+        measure: Measure::Median("logmasker/scan_1kb_one_secret"),
+        target: Target::None,
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.

@@ -422,6 +422,13 @@ fn parse_new_note(body: &[u8], max_bytes: usize) -> Result<String, ApiError> {
     Ok(note.text)
 }
 
+/// The note's first 200 characters, for the log.
+fn preview(text: &str) -> &str {
+    text.char_indices()
+        .nth(200)
+        .map_or(text, |(end, _)| &text[..end])
+}
+
 /// Now, as the notes store it: RFC 3339 in UTC with milliseconds (`2026-11-25T17:56:19.653Z`).
 fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -434,6 +441,9 @@ async fn create_note(State(notes): State<Arc<Notes>>, body: Bytes) -> Result<Res
     let id = store::insert(&pool, &text, &created_at)
         .await
         .map_err(ApiError::database)?;
+    // User content in a log line, as real services write it: the log masker keeps the
+    // personal data in it (e-mail addresses, card numbers, tokens) out of the log.
+    tracing::debug!(module = MODULE_NAME, id, text = %preview(&text), "note created");
     notes
         .ctx
         .emit("note.created", json!({ "id": id, "bytes": text.len() }));
