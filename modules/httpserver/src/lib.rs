@@ -172,6 +172,9 @@
 //!   validity starts, `degraded` within `tls.expiry_warning` (14 days) of expiry, or when
 //!   changed certificate files could not be loaded; `healthy` otherwise. Details: serial,
 //!   subject, not_before, not_after, expires_in_seconds, source, path.
+//! - `httpserver:client_ca` (with `tls.client_ca`, readiness): `degraded` while the CA file
+//!   holds content the watcher could not load (clients are verified against the previous CA
+//!   meanwhile), `healthy` again once a CA loads.
 //!
 //! # Events
 //!

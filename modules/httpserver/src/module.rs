@@ -71,6 +71,8 @@ struct ClientCaState {
     in_force: Option<u64>,
     /// The content that last failed to load (not retried until it changes).
     failed: Option<u64>,
+    /// Why it failed, for health, until a CA is installed again.
+    failure: Option<String>,
 }
 
 impl Shared {
@@ -87,6 +89,7 @@ impl Shared {
         *state = ClientCaState {
             in_force: fingerprint,
             failed: None,
+            failure: None,
         };
         tracing::info!(
             module = MODULE_NAME,
@@ -121,6 +124,7 @@ impl Shared {
                 self.server.stats.series.tls_reload(false);
                 tracing::error!(module = MODULE_NAME, %error, "client CA file changed but cannot be loaded; verifying against the previous CA");
                 state.failed = now;
+                state.failure = Some(error.to_string());
             }
         }
     }
@@ -309,6 +313,7 @@ impl Module for HttpServerModule {
             client_ca: Mutex::new(ClientCaState {
                 in_force: client_ca.map(|ca| ca.fingerprint),
                 failed: None,
+                failure: None,
             }),
         });
         ctx.services().register(Arc::new(HttpServerHandle {
@@ -527,6 +532,9 @@ impl HealthProvider for ServerHealth {
         if let Some(tls) = &self.0.tls {
             reports.push(certificate_report(&self.0.server, tls));
         }
+        if self.0.server.config.load().tls.client_ca.is_some() {
+            reports.push(client_ca_report(&self.0));
+        }
         Ok(reports)
     }
 }
@@ -626,6 +634,28 @@ async fn accepted_within(
             }
         }
     }
+}
+
+/// `client_ca`: degraded while the file holds content that cannot be loaded (a broken
+/// Secret update), with clients verified against the previous CA meanwhile.
+fn client_ca_report(shared: &Shared) -> HealthReport {
+    let state = shared
+        .client_ca
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let (status, message) = match &state.failure {
+        Some(error) => (
+            HealthStatus::Degraded,
+            format!(
+                "client CA file changed but cannot be loaded ({error}); verifying against the previous CA"
+            ),
+        ),
+        None => (
+            HealthStatus::Healthy,
+            "verifying client certificates against the CA file in force".to_owned(),
+        ),
+    };
+    HealthReport::new(MODULE_NAME, "client_ca", status).with_message(message)
 }
 
 fn certificate_report(server: &Server, tls: &Tls) -> HealthReport {

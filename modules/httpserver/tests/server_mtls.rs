@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use modular_core::ReloadStatus;
+use modular_core::health::HealthStatus;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
@@ -143,9 +144,34 @@ async fn new_content_in_the_client_ca_file_is_picked_up_by_the_file_watcher() ->
     let test = build(&yaml).await?.start().await?;
     assert!(served(hello_as(&test, Some(old.client("alice"))).await));
 
-    // A bad replacement is ignored: the CA in force stays.
+    // A bad replacement is ignored: the CA in force stays, and health says so until a good
+    // one arrives.
+    let aggregator = test.app.health().expect("aggregator").clone();
+    let client_ca = || async {
+        let health = aggregator.force_refresh().await;
+        health
+            .report("httpserver", "client_ca")
+            .cloned()
+            .expect("a client_ca report")
+    };
+    assert_eq!(client_ca().await.status, HealthStatus::Healthy);
     std::fs::write(&served_path, "not a certificate")?;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let began = Instant::now();
+    let degraded = loop {
+        let report = client_ca().await;
+        if report.status == HealthStatus::Degraded {
+            break report;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "the watcher never saw the bad file: {report:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        degraded.message.contains("cannot be loaded"),
+        "{degraded:?}"
+    );
     assert!(served(hello_as(&test, Some(old.client("alice"))).await));
 
     // Kubernetes-style: the same path gets the new CA.
@@ -159,6 +185,7 @@ async fn new_content_in_the_client_ca_file_is_picked_up_by_the_file_watcher() ->
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(served(hello_as(&test, Some(new.client("bob"))).await));
+    assert_eq!(client_ca().await.status, HealthStatus::Healthy);
     Ok(())
 }
 
