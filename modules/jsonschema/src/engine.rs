@@ -47,8 +47,12 @@ pub(crate) fn compile(
     });
     let mut schemas = HashMap::new();
     for file in files {
-        let validator = jsonschema::options()
-            .with_draft(options.draft)
+        let mut builder = jsonschema::options();
+        // `$schema` names the draft when present; `with_draft` would override it.
+        if file.document.get("$schema").is_none() {
+            builder = builder.with_draft(options.draft);
+        }
+        let validator = builder
             .should_validate_formats(options.formats)
             .with_base_uri(file_uri(&file.file))
             .with_retriever(SharedRetriever(Arc::clone(&retriever)))
