@@ -43,15 +43,14 @@ pub(crate) fn spawn(
 ) {
     let cancel = ctx.cancellation().clone();
     let context = ctx.clone();
+    // The first watch is in place before `start` returns: a file changed right after start
+    // is seen.
+    let mut current = Some(arm(&plans.borrow_and_update()));
     ctx.spawn(async move {
         loop {
-            let plan = plans.borrow_and_update().clone();
-            let (events, mut changed) = mpsc::channel::<()>(1);
-            // Kept alive for as long as this plan holds; dropping it stops the watch.
-            let _watch = if plan.enabled {
-                watch_directories(&plan.directories, events)
-            } else {
-                None
+            let (plan, _watch, mut changed) = match current.take() {
+                Some(armed) => armed,
+                None => arm(&plans.borrow_and_update()),
             };
             loop {
                 tokio::select! {
@@ -77,6 +76,24 @@ pub(crate) fn spawn(
             }
         }
     });
+}
+
+/// A plan in force: the watch (kept alive while it holds; dropping it stops watching) and
+/// its event queue.
+type Armed = (
+    WatchPlan,
+    Option<notify::RecommendedWatcher>,
+    mpsc::Receiver<()>,
+);
+
+fn arm(plan: &WatchPlan) -> Armed {
+    let (events, changed) = mpsc::channel::<()>(1);
+    let watch = if plan.enabled {
+        watch_directories(&plan.directories, events)
+    } else {
+        None
+    };
+    (plan.clone(), watch, changed)
 }
 
 fn watch_directories(
