@@ -1,0 +1,127 @@
+//! The module conformance kit (modular-testkit): the "backend" is the schema directory, cut
+//! by breaking a schema file (the watcher recompiles, the set is rejected, health degrades)
+//! and restored by fixing it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use modular_jsonschema::{JsonSchemaModule, JsonSchemas};
+use modular_testkit::conformance::{Conformance, Probe, ProbeContext, fault_fn, probe};
+use serde_json::{Value, json};
+use support::write;
+
+const NOTE: &str = r#"{"properties": {"title": {"type": "string", "maxLength": 5}}}"#;
+
+fn live(ctx: &ProbeContext) -> Arc<JsonSchemas> {
+    ctx.services()
+        .get::<JsonSchemas>()
+        .expect("the JsonSchemas service")
+}
+
+/// The live set says `instance` is `valid` against `schema`.
+fn judges(schema: &'static str, instance: Value, valid: bool) -> Probe {
+    probe(move |ctx| {
+        let instance = instance.clone();
+        async move {
+            let got = live(&ctx).is_valid(schema, &instance);
+            (got == valid)
+                .then_some(())
+                .ok_or(format!("{schema}: {instance} judged valid={got}"))
+        }
+    })
+}
+
+#[tokio::test]
+async fn the_jsonschema_module_passes_the_conformance_kit() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemas: PathBuf = dir.path().join("schemas");
+    write(&schemas, "note.json", NOTE);
+    write(&schemas, "mail.json", r#"{"format": "email"}"#);
+    // `prefixItems` is a 2020-12 keyword; draft 7 ignores it.
+    write(
+        &schemas,
+        "tuple.json",
+        r#"{"prefixItems": [{"type": "integer"}]}"#,
+    );
+    let extra = write(dir.path(), "extra/label.json", r#"{"type": "string"}"#);
+
+    let (cut_dir, restore_dir) = (schemas.clone(), schemas.clone());
+    let fault = fault_fn(
+        move |_ctx| {
+            let dir = cut_dir.clone();
+            async move {
+                write(&dir, "note.json", "{\"properties\": ");
+            }
+        },
+        move |_ctx| {
+            let dir = restore_dir.clone();
+            async move {
+                write(&dir, "note.json", NOTE);
+            }
+        },
+    );
+    Conformance::new("jsonschema", |b| b.module(JsonSchemaModule::new()))
+        .valid(json!({ "jsonschema": {
+            "schemas": { "dir": schemas },
+            "watch": { "enabled": true, "debounce": "20ms" },
+        } }))
+        .invalid("jsonschema.schemas.dir", json!("/definitely/not/here"))
+        .invalid("jsonschema.default_draft", json!("8"))
+        .invalid("jsonschema.remote.timeout", json!("0s"))
+        .invalid_at(
+            "jsonschema.schemas.files.note",
+            [("jsonschema.schemas.files", json!({ "note": extra }))],
+        )
+        .invalid("jsonschema.formats", json!("sometimes"))
+        .change(
+            "formats",
+            [("jsonschema.formats", json!(false))],
+            judges("mail", json!("not an address"), true),
+        )
+        .change(
+            "default_draft",
+            [("jsonschema.default_draft", json!("7"))],
+            judges("tuple", json!(["x"]), true),
+        )
+        .change(
+            "schemas.files",
+            [("jsonschema.schemas.files", json!({ "label": extra }))],
+            probe(|ctx| async move {
+                let label = live(&ctx).get("label").ok_or("no label schema")?;
+                label
+                    .validate(&json!(1))
+                    .is_err()
+                    .then_some(())
+                    .ok_or("label accepts a number".to_owned())
+            }),
+        )
+        .change(
+            "health.optional",
+            [("jsonschema.health.optional", json!(true))],
+            probe(|ctx| async move {
+                let health = ctx
+                    .services()
+                    .get::<modular_core::health::HealthAggregator>()
+                    .ok_or("no aggregator")?;
+                let optional = health
+                    .force_refresh()
+                    .await
+                    .reports
+                    .iter()
+                    .find(|r| r.module == "jsonschema")
+                    .map(|r| r.optional);
+                (optional == Some(true))
+                    .then_some(())
+                    .ok_or(format!("optional is {optional:?}"))
+            }),
+        )
+        .boxed_fault(fault)
+        .recover_within(Duration::from_secs(15))
+        .run()
+        .await
+        .assert_passed();
+}
