@@ -63,6 +63,7 @@ impl Module for JsonSchemaModule {
             .map_err(|_| {
                 format!("jsonschema: compiling the schemas took longer than {COMPILE_TIMEOUT:?}")
             })??;
+        crate::metrics::compiled(true);
         let fingerprint = compiled.fingerprint;
         let schemas = JsonSchemas::new(compiled.set);
         schemas.state().fingerprint = Some(fingerprint);

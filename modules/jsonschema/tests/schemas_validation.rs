@@ -628,3 +628,45 @@ async fn bad_files_fail_the_build_with_the_path_and_the_file() {
     let text = build_error(builder(config(unresolved.path(), json!({})))).await;
     assert!(text.contains("dangling.json"), "{text}");
 }
+
+/// The value of the first series line holding every one of `parts`.
+fn series(text: &str, parts: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| parts.iter().all(|p| l.contains(p)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn validations_are_counted_by_schema_and_outcome_and_timed() {
+    let exporter = modular_core::metrics::MetricsExporter::install().unwrap();
+    let f = fixture(&[("metered.json", r#"{"type": "integer"}"#)], json!({})).await;
+    assert!(f.schemas.validate("metered", &json!(1)).is_ok());
+    assert!(f.schemas.is_valid("metered", &json!(2)));
+    assert!(f.schemas.validate("metered", &json!("x")).is_err());
+    let text = exporter.render();
+    let total = "modular_jsonschema_validations_total";
+    assert_eq!(
+        series(&text, &[total, "schema=\"metered\"", "outcome=\"valid\""]),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, &[total, "schema=\"metered\"", "outcome=\"invalid\""]),
+        1.0,
+        "{text}"
+    );
+    let count = "modular_jsonschema_validation_duration_seconds_count";
+    assert_eq!(series(&text, &[count, "schema=\"metered\""]), 3.0, "{text}");
+    assert!(
+        series(
+            &text,
+            &[
+                "modular_jsonschema_compilations_total",
+                "outcome=\"applied\""
+            ]
+        ) >= 1.0,
+        "{text}"
+    );
+}
