@@ -20,8 +20,9 @@ use crate::schemas::JsonSchemas;
 ///   running set is not current; a config reload recompiles);
 /// - `healthy` otherwise.
 ///
-/// Details: `schemas` (the names), `generation`, `rejected_total`, and `file` and `error` of
-/// the failure when there is one.
+/// Details: `schemas` (the names), `generation`, `rejected_total`, `watch` (the watch in
+/// force: `enabled`, `debounce_ms`, `directories`), and `file` and `error` of the failure
+/// when there is one.
 pub(crate) struct SchemaHealth {
     schemas: JsonSchemas,
     config: ConfigHandle<JsonSchemaConfig>,
@@ -37,12 +38,13 @@ impl SchemaHealth {
 impl HealthProvider for SchemaHealth {
     async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
         let set = self.schemas.current();
-        let (rejection, rejected_total, fingerprint) = {
+        let (rejection, rejected_total, fingerprint, watching) = {
             let state = self.schemas.state();
             (
                 state.rejection.clone(),
                 state.rejected_total,
                 state.fingerprint,
+                state.watching.clone(),
             )
         };
         let config = self.config.get();
@@ -50,6 +52,16 @@ impl HealthProvider for SchemaHealth {
         details.insert("schemas".to_owned(), json!(set.names()));
         details.insert("generation".to_owned(), json!(set.generation()));
         details.insert("rejected_total".to_owned(), json!(rejected_total));
+        if let Some(plan) = &watching {
+            details.insert(
+                "watch".to_owned(),
+                json!({
+                    "enabled": plan.enabled,
+                    "debounce_ms": u64::try_from(plan.debounce.as_millis()).unwrap_or(u64::MAX),
+                    "directories": plan.directories,
+                }),
+            );
+        }
         let (status, message) = if let Some(rejection) = rejection {
             details.insert("file".to_owned(), json!(rejection.file));
             details.insert("error".to_owned(), json!(rejection.error));

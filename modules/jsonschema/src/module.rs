@@ -10,14 +10,14 @@ use modular_core::{
     BoxError, ConfigChange, ConfigHandle, InitContext, Module, ModuleContext, PreparedReload,
     ReloadContext, Reloadable,
 };
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 
 use crate::compiler::{self, COMPILE_TIMEOUT};
 use crate::config::JsonSchemaConfig;
 use crate::error::JsonSchemaError;
 use crate::health::SchemaHealth;
 use crate::schemas::JsonSchemas;
-use crate::watcher::{self, WatchPlan};
+use crate::watcher::{self, Armed, WatchPlan};
 
 /// The module's name, its section and its health registration.
 pub(crate) const NAME: &str = "jsonschema";
@@ -35,7 +35,8 @@ pub struct JsonSchemaModule {
 struct Running {
     schemas: JsonSchemas,
     config: ConfigHandle<JsonSchemaConfig>,
-    plan: watch::Sender<WatchPlan>,
+    /// Where reload commits send their prepared watch; taken by `start`.
+    watches: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Armed>>>,
 }
 
 impl JsonSchemaModule {
@@ -79,12 +80,12 @@ impl Module for JsonSchemaModule {
                 .add_section_check(section, schemas.section_check(schema))?;
         }
         ctx.services().register(Arc::new(schemas.clone()));
-        let (plan, _) = watch::channel(WatchPlan::of(&config));
+        let (watches, watches_rx) = mpsc::unbounded_channel();
         ctx.register_reloadable(Arc::new(SchemaReloader {
             schemas: schemas.clone(),
             context: ctx.context(),
             health: ctx.services().get::<HealthAggregator>(),
-            plan: plan.clone(),
+            watches,
         }));
         ctx.register_health_provider(
             NAME,
@@ -95,7 +96,7 @@ impl Module for JsonSchemaModule {
         self.running = Some(Running {
             schemas,
             config: handle,
-            plan,
+            watches: std::sync::Mutex::new(Some(watches_rx)),
         });
         Ok(())
     }
@@ -104,11 +105,23 @@ impl Module for JsonSchemaModule {
         let Some(running) = &self.running else {
             return Ok(());
         };
+        let Some(watches) = running
+            .watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        else {
+            return Ok(());
+        };
+        // The first watch is in place before `start` returns: a file changed right after
+        // start is seen.
+        let first = watcher::arm(WatchPlan::of(&running.config.get()));
         watcher::spawn(
             ctx,
             running.schemas.clone(),
             running.config.clone(),
-            running.plan.subscribe(),
+            first,
+            watches,
         );
         Ok(())
     }
@@ -121,7 +134,7 @@ struct SchemaReloader {
     schemas: JsonSchemas,
     context: ModuleContext,
     health: Option<Arc<HealthAggregator>>,
-    plan: watch::Sender<WatchPlan>,
+    watches: mpsc::UnboundedSender<Armed>,
 }
 
 impl std::fmt::Debug for SchemaReloader {
@@ -156,10 +169,13 @@ impl Reloadable for SchemaReloader {
                 return Err(error.into());
             }
         };
+        // The new watch is built aside too; it watches from now on, but only its commit
+        // hands it to the task (an aborted reload drops it, and the old watch stays).
+        let armed = watcher::arm(WatchPlan::of(&config));
         let schemas = self.schemas.clone();
         let context = self.context.clone();
         let health = self.health.clone();
-        let plan = self.plan.clone();
+        let watches = self.watches.clone();
         Ok(PreparedReload::new(move || {
             compiler::publish(
                 &schemas,
@@ -171,7 +187,9 @@ impl Reloadable for SchemaReloader {
             if let Some(health) = &health {
                 health.set_provider_options(NAME, provider_options(&config));
             }
-            plan.send_replace(WatchPlan::of(&config));
+            schemas.state().watching = Some(armed.plan.clone());
+            // The task is gone only when the application stops.
+            let _ = watches.send(armed);
         }))
     }
 }

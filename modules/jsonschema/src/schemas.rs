@@ -222,6 +222,8 @@ pub(crate) struct State {
     pub(crate) options_epoch: u64,
     /// What the files held when last compiled (successfully or not).
     pub(crate) fingerprint: Option<u64>,
+    /// The watch in force (set when it is handed to the watcher task).
+    pub(crate) watching: Option<crate::watcher::WatchPlan>,
 }
 
 impl std::fmt::Debug for JsonSchemas {

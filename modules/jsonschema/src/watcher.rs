@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use modular_core::{ConfigHandle, ModuleContext};
 use notify::{RecursiveMode, Watcher as _};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::compiler::{self, COMPILE_TIMEOUT, Epoch};
 use crate::config::JsonSchemaConfig;
@@ -34,66 +34,73 @@ impl WatchPlan {
     }
 }
 
-/// Spawns the watcher task, owned by the module context and stopped by its cancellation.
-pub(crate) fn spawn(
-    ctx: &ModuleContext,
-    schemas: JsonSchemas,
-    config: ConfigHandle<JsonSchemaConfig>,
-    mut plans: watch::Receiver<WatchPlan>,
-) {
-    let cancel = ctx.cancellation().clone();
-    let context = ctx.clone();
-    // The first watch is in place before `start` returns: a file changed right after start
-    // is seen.
-    let mut current = Some(arm(&plans.borrow_and_update()));
-    ctx.spawn(async move {
-        loop {
-            let (plan, _watch, mut changed) = match current.take() {
-                Some(armed) => armed,
-                None => arm(&plans.borrow_and_update()),
-            };
-            loop {
-                tokio::select! {
-                    () = cancel.cancelled() => return,
-                    next = plans.changed() => {
-                        if next.is_err() {
-                            return;
-                        }
-                        break;
-                    }
-                    Some(()) = changed.recv() => {
-                        // Trailing debounce: wait until the directory is quiet.
-                        loop {
-                            tokio::select! {
-                                () = cancel.cancelled() => return,
-                                () = tokio::time::sleep(plan.debounce) => break,
-                                Some(()) = changed.recv() => {}
-                            }
-                        }
-                        recompile(&schemas, &context, &config).await;
-                    }
-                }
-            }
-        }
-    });
+/// A watch set up aside from a plan: the `notify` watcher (watching from the moment it is
+/// built; dropping it stops the watch) and its event queue. A config reload prepares one and
+/// hands it to the task at commit, so the new watch covers the new files from the commit on.
+pub(crate) struct Armed {
+    pub(crate) plan: WatchPlan,
+    _watcher: Option<notify::RecommendedWatcher>,
+    changed: mpsc::Receiver<()>,
 }
 
-/// A plan in force: the watch (kept alive while it holds; dropping it stops watching) and
-/// its event queue.
-type Armed = (
-    WatchPlan,
-    Option<notify::RecommendedWatcher>,
-    mpsc::Receiver<()>,
-);
+impl std::fmt::Debug for Armed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Armed")
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
 
-fn arm(plan: &WatchPlan) -> Armed {
+/// Builds the watch `plan` describes (none when it is disabled).
+pub(crate) fn arm(plan: WatchPlan) -> Armed {
     let (events, changed) = mpsc::channel::<()>(1);
-    let watch = if plan.enabled {
+    let watcher = if plan.enabled {
         watch_directories(&plan.directories, events)
     } else {
         None
     };
-    (plan.clone(), watch, changed)
+    Armed {
+        plan,
+        _watcher: watcher,
+        changed,
+    }
+}
+
+/// Spawns the watcher task over `first`, owned by the module context and stopped by its
+/// cancellation; each watch sent on `next` replaces the current one.
+pub(crate) fn spawn(
+    ctx: &ModuleContext,
+    schemas: JsonSchemas,
+    config: ConfigHandle<JsonSchemaConfig>,
+    first: Armed,
+    mut next: mpsc::UnboundedReceiver<Armed>,
+) {
+    let cancel = ctx.cancellation().clone();
+    let context = ctx.clone();
+    schemas.state().watching = Some(first.plan.clone());
+    ctx.spawn(async move {
+        let mut current = first;
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                armed = next.recv() => match armed {
+                    Some(armed) => current = armed,
+                    None => return,
+                },
+                Some(()) = current.changed.recv() => {
+                    // Trailing debounce: wait until the directory is quiet.
+                    loop {
+                        tokio::select! {
+                            () = cancel.cancelled() => return,
+                            () = tokio::time::sleep(current.plan.debounce) => break,
+                            Some(()) = current.changed.recv() => {}
+                        }
+                    }
+                    recompile(&schemas, &context, &config).await;
+                }
+            }
+        }
+    });
 }
 
 fn watch_directories(

@@ -35,6 +35,29 @@ fn judges(schema: &'static str, instance: Value, valid: bool) -> Probe {
     })
 }
 
+/// The health report's `watch` detail (the watch in force) has `key` = `expected`.
+fn watch_detail(key: &'static str, expected: Value) -> Probe {
+    probe(move |ctx| {
+        let expected = expected.clone();
+        async move {
+            let health = ctx
+                .services()
+                .get::<modular_core::health::HealthAggregator>()
+                .ok_or("no aggregator")?;
+            let answer = health.force_refresh().await;
+            let report = answer
+                .reports
+                .iter()
+                .find(|r| r.module == "jsonschema")
+                .ok_or("no report")?;
+            let got = json!(report.details)["watch"][key].clone();
+            (got == expected)
+                .then_some(())
+                .ok_or(format!("watch.{key} is {got}"))
+        }
+    })
+}
+
 #[tokio::test]
 async fn the_jsonschema_module_passes_the_conformance_kit() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,6 +121,21 @@ async fn the_jsonschema_module_passes_the_conformance_kit() {
                     .then_some(())
                     .ok_or("label accepts a number".to_owned())
             }),
+        )
+        .change(
+            "watch.debounce",
+            [("jsonschema.watch.debounce", json!("40ms"))],
+            watch_detail("debounce_ms", json!(40)),
+        )
+        .change(
+            "watch.enabled",
+            [("jsonschema.watch.enabled", json!(false))],
+            watch_detail("enabled", json!(false)),
+        )
+        .change(
+            "watch.enabled back on",
+            [("jsonschema.watch.enabled", json!(true))],
+            watch_detail("enabled", json!(true)),
         )
         .change(
             "health.optional",

@@ -493,3 +493,63 @@ async fn a_failed_prepare_leaves_the_running_set_emits_rejected_and_a_good_reloa
     assert_eq!(schemas_health(&f.app).await.0, HealthStatus::Healthy);
     let _: &JsonSchemas = &f.schemas;
 }
+
+#[tokio::test]
+async fn the_schema_directory_is_dynamic_and_the_watch_follows_it() {
+    let f = support::fixture(
+        &[("note.json", TITLE_MAX_5)],
+        json!({"jsonschema": {"watch": {"enabled": true, "debounce": "20ms"}}}),
+    )
+    .await;
+    let other = tempfile::tempdir().unwrap();
+    write(other.path(), "tag.json", r#"{"type": "string"}"#);
+    set(&f.app, "jsonschema.schemas.dir", json!(other.path()));
+    let outcome = f.app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(f.schemas.names(), ["tag"]);
+    let (_, _, details) = schemas_health(&f.app).await;
+    assert_eq!(
+        details["watch"]["directories"],
+        json!([other.path()]),
+        "{details}"
+    );
+
+    // An edit in the new directory is followed; one in the old is not a schema any more.
+    let mut events = subscribe(&f.app);
+    write(other.path(), "tag.json", r#"{"type": "integer"}"#);
+    next_event(&mut events, "com.modular.jsonschema.schemas.reloaded").await;
+    assert!(f.schemas.is_valid("tag", &json!(1)));
+}
+
+#[tokio::test]
+async fn the_watch_debounce_and_the_health_timeout_are_dynamic() {
+    let f = support::fixture(
+        &[("note.json", TITLE_MAX_5)],
+        json!({"jsonschema": {"watch": {"enabled": true, "debounce": "20ms"}}}),
+    )
+    .await;
+    let (_, _, details) = schemas_health(&f.app).await;
+    assert_eq!(details["watch"]["debounce_ms"], 20, "{details}");
+    let timeout = || {
+        f.app
+            .health()
+            .unwrap()
+            .provider_options("jsonschema")
+            .unwrap()
+            .timeout
+    };
+    assert_eq!(timeout(), std::time::Duration::from_millis(500));
+
+    set(&f.app, "jsonschema.watch.debounce", json!("40ms"));
+    set(&f.app, "jsonschema.health.timeout", json!("2s"));
+    let outcome = f.app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let (_, _, details) = schemas_health(&f.app).await;
+    assert_eq!(details["watch"]["debounce_ms"], 40, "{details}");
+    assert_eq!(timeout(), std::time::Duration::from_secs(2));
+    // The re-armed watch still follows edits.
+    let mut events = subscribe(&f.app);
+    write(f.dir.path(), "note.json", TITLE_MAX_2);
+    next_event(&mut events, "com.modular.jsonschema.schemas.reloaded").await;
+    assert!(!f.schemas.is_valid("note", &json!({"title": "abc"})));
+}
