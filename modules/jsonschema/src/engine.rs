@@ -112,11 +112,12 @@ fn path_of(uri: &str) -> Option<PathBuf> {
 /// A build error's reason with its location in the schema.
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
     let at = error.instance_path().to_string();
-    if at.is_empty() {
+    let text = if at.is_empty() {
         error.to_string()
     } else {
         format!("at {at}: {error}")
-    }
+    };
+    crate::remote::redact_userinfo(&text)
 }
 
 /// Serves `$ref` targets: the set's own files, schema files in their directories, and the

@@ -15,6 +15,30 @@ use crate::loader::{self, SchemaFile};
 /// ever new URLs).
 const MAX_DOCUMENTS: usize = 64;
 
+/// `text` with the user info of every URL in it (`https://user:pass@host`) replaced by
+/// `[REDACTED]`: a `$ref` may carry credentials, and errors, events and logs must not.
+pub(crate) fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str(modular_core::config::REDACTED);
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The `host[:port]` of an `http(s)://` URI.
 pub(crate) fn host_of(uri: &str) -> Option<String> {
     let rest = uri
@@ -99,7 +123,7 @@ fn compile_error(file: &SchemaFile, message: String) -> JsonSchemaError {
     JsonSchemaError::Compile {
         path: file.path.clone(),
         file: file.file.display().to_string(),
-        message,
+        message: redact_userinfo(&message),
     }
 }
 
@@ -127,7 +151,19 @@ fn remote_refs(document: &Value) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{allowed, host_of};
+    use super::{allowed, host_of, redact_userinfo};
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact_userinfo("cannot fetch https://ada:hunter2@h.example:8/a.json#/x: boom"),
+            "cannot fetch https://[REDACTED]@h.example:8/a.json#/x: boom"
+        );
+        assert_eq!(
+            redact_userinfo("file:///a/b.json and http://h/x"),
+            "file:///a/b.json and http://h/x"
+        );
+    }
 
     #[test]
     fn a_host_is_allowed_by_name_or_by_name_and_port() {

@@ -1,6 +1,7 @@
 //! The module conformance kit (modular-testkit): the "backend" is the schema directory, cut
 //! by breaking a schema file (the watcher recompiles, the set is rejected, health degrades)
-//! and restored by fixing it.
+//! and restored by fixing it. `remote.allowed_hosts` and `remote.timeout` only act while a
+//! set compiles; tests/reload_schemas.rs observes them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -13,6 +14,8 @@ use modular_jsonschema::{JsonSchemaModule, JsonSchemas};
 use modular_testkit::conformance::{Conformance, Probe, ProbeContext, fault_fn, probe};
 use serde_json::{Value, json};
 use support::write;
+
+const SECRET: &str = "hunter2-in-a-ref";
 
 const NOTE: &str = r#"{"properties": {"title": {"type": "string", "maxLength": 5}}}"#;
 
@@ -71,6 +74,20 @@ async fn the_jsonschema_module_passes_the_conformance_kit() {
         r#"{"prefixItems": [{"type": "integer"}]}"#,
     );
     let extra = write(dir.path(), "extra/label.json", r#"{"type": "string"}"#);
+    // A remote `$ref` with credentials in its URL, on an allowed in-process host: the
+    // password must not leave (errors, events, logs, health).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let remote = axum::Router::new().route(
+        "/code.json",
+        axum::routing::get(|| async { r#"{"type": "string", "maxLength": 3}"# }),
+    );
+    tokio::spawn(async move { axum::serve(listener, remote).await });
+    write(
+        &schemas,
+        "code.json",
+        &format!(r#"{{"$ref": "http://ada:{SECRET}@{host}/code.json"}}"#),
+    );
 
     let (cut_dir, restore_dir) = (schemas.clone(), schemas.clone());
     let fault = fault_fn(
@@ -91,6 +108,7 @@ async fn the_jsonschema_module_passes_the_conformance_kit() {
         .valid(json!({ "jsonschema": {
             "schemas": { "dir": schemas },
             "watch": { "enabled": true, "debounce": "20ms" },
+            "remote": { "allowed_hosts": [host] },
         } }))
         .invalid("jsonschema.schemas.dir", json!("/definitely/not/here"))
         .invalid("jsonschema.default_draft", json!("8"))
@@ -158,6 +176,7 @@ async fn the_jsonschema_module_passes_the_conformance_kit() {
             }),
         )
         .boxed_fault(fault)
+        .secret(SECRET)
         .recover_within(Duration::from_secs(15))
         .run()
         .await

@@ -670,3 +670,34 @@ async fn validations_are_counted_by_schema_and_outcome_and_timed() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn credentials_in_a_remote_ref_never_reach_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // Allowed but unreachable (a refused port), and not allowed: both errors name the URL.
+    let port = modular_testkit::RefusedPort::new();
+    let allowed = format!("127.0.0.1:{}", port.port());
+    write(
+        dir.path(),
+        "a.json",
+        &format!(r#"{{"$ref": "http://ada:hunter2@{allowed}/a.json"}}"#),
+    );
+    let text = build_error(builder(config(
+        dir.path(),
+        json!({"jsonschema": {"remote": {"allowed_hosts": [allowed]}}}),
+    )))
+    .await;
+    assert!(text.contains("cannot fetch"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    write(
+        dir.path(),
+        "a.json",
+        r#"{"$ref": "https://ada:hunter2@elsewhere.example/a.json"}"#,
+    );
+    let text = build_error(builder(config(dir.path(), json!({})))).await;
+    assert!(
+        text.contains("not in jsonschema.remote.allowed_hosts"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
