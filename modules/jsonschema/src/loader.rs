@@ -100,6 +100,10 @@ pub(crate) fn read_sources(
         }
         let file = absolute(&file);
         if let Some(existing) = by_name.get(&name) {
+            // The directory's file named again under the same name in `files`: one schema.
+            if existing.file == file {
+                continue;
+            }
             errors.push(LoadError {
                 path,
                 file: Some(file.clone()),

@@ -498,6 +498,25 @@ async fn named_files_join_the_directory_and_may_reference_files_beside_them() {
 }
 
 #[tokio::test]
+async fn a_directory_file_named_again_under_its_own_name_is_one_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let note = write(dir.path(), "note.json", r#"{"type": "object"}"#);
+    let mut app = builder(config(
+        dir.path(),
+        json!({"jsonschema": {"schemas": {"files": {"note": note, "memo": note}}}}),
+    ))
+    .build()
+    .await
+    .unwrap();
+    let schemas = app
+        .services()
+        .require::<modular_jsonschema::JsonSchemas>()
+        .unwrap();
+    assert_eq!(schemas.names(), ["memo", "note"]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_unknown_schema_name_is_one_error() {
     let f = fixture(&[("a.json", "{}")], json!({})).await;
     let errors = f.schemas.validate("nope", &json!({})).unwrap_err();
