@@ -99,13 +99,23 @@ pub(crate) fn publish(
     true
 }
 
-/// Records a failed recompilation (the running set stays): health turns degraded naming
-/// the file, `schemas.rejected` is emitted.
+/// What a failed recompilation was about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Failed {
+    /// The files changed on disk (content `fingerprint`) and do not compile: the running set
+    /// is no longer what the files say, so health is degraded until they compile again.
+    Files { fingerprint: u64 },
+    /// A config reload's candidate does not compile: the reload fails and the running config
+    /// and set stay, both current; the outcome, the event and core's breaker record it.
+    Candidate,
+}
+
+/// Records a failed recompilation (the running set stays) and emits `schemas.rejected`.
 pub(crate) fn reject(
     schemas: &JsonSchemas,
     context: &ModuleContext,
     error: &JsonSchemaError,
-    fingerprint: Option<u64>,
+    failed: Failed,
     trigger: &str,
 ) {
     let rejection = Rejection {
@@ -116,10 +126,11 @@ pub(crate) fn reject(
     {
         let mut state = schemas.state();
         state.rejected_total += 1;
-        if fingerprint.is_some() {
-            state.fingerprint = fingerprint;
+        state.last_rejection = Some(rejection.clone());
+        if let Failed::Files { fingerprint } = failed {
+            state.fingerprint = Some(fingerprint);
+            state.rejection = Some(rejection.clone());
         }
-        state.rejection = Some(rejection.clone());
     }
     crate::metrics::compiled(false);
     tracing::warn!(module = "jsonschema", trigger, %error, "schemas rejected; the running set keeps validating");

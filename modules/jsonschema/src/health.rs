@@ -13,9 +13,12 @@ use crate::schemas::JsonSchemas;
 
 /// One report, component `schemas`:
 ///
-/// - `degraded` while the last recompilation (a file change or a config reload) failed: the
-///   message names the file and the location, and the last good set keeps validating. It
-///   stays degraded until a recompilation succeeds (fixing the file is one);
+/// - `degraded` while the schema files on disk do not compile (an edit the watcher picked
+///   up): the message names the file and the location, and the last good set keeps
+///   validating. It stays degraded until the files compile again (fixing or reverting the
+///   file). A config reload whose candidate does not compile is not a health matter: the
+///   reload fails, the running config and set stay and both are current (the outcome, the
+///   `schemas.rejected` event and core's breaker record it; `details.last_rejection` too);
 /// - `degraded` when the watcher is off and the files changed since they were compiled (the
 ///   running set is not current; a config reload recompiles);
 /// - `healthy` otherwise.
@@ -38,13 +41,14 @@ impl SchemaHealth {
 impl HealthProvider for SchemaHealth {
     async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
         let set = self.schemas.current();
-        let (rejection, rejected_total, fingerprint, watching) = {
+        let (rejection, rejected_total, fingerprint, watching, last) = {
             let state = self.schemas.state();
             (
                 state.rejection.clone(),
                 state.rejected_total,
                 state.fingerprint,
                 state.watching.clone(),
+                state.last_rejection.clone(),
             )
         };
         let config = self.config.get();
@@ -52,6 +56,9 @@ impl HealthProvider for SchemaHealth {
         details.insert("schemas".to_owned(), json!(set.names()));
         details.insert("generation".to_owned(), json!(set.generation()));
         details.insert("rejected_total".to_owned(), json!(rejected_total));
+        if let Some(last) = &last {
+            details.insert("last_rejection".to_owned(), json!(last));
+        }
         if let Some(plan) = &watching {
             details.insert(
                 "watch".to_owned(),

@@ -142,14 +142,19 @@
 //! # Health
 //!
 //! One report, component `schemas` (readiness; `health.timeout`, `health.optional`):
-//! - `degraded` while the last recompilation failed (a file edit or a config reload): the
-//!   message and `details.file`/`details.error` name the file and location; the last good
-//!   set keeps validating. A successful recompilation (the file fixed) makes it healthy;
+//! - `degraded` while the schema files on disk do not compile (an edit the watcher picked
+//!   up): the message and `details.file`/`details.error` name the file and location; the
+//!   last good set keeps validating. Fixing (or reverting) the file makes it healthy. A
+//!   config reload whose candidate does not compile fails the reload instead; the running
+//!   config and set stay current, so health stays as it was (`details.last_rejection`
+//!   keeps the record);
 //! - `degraded` when the watcher is off and the files differ from what was compiled (the
 //!   running set is not current);
 //! - `healthy` otherwise: every configured schema compiled and current.
 //!
-//! Details: `schemas` (names), `generation`, `rejected_total`, `file`, `error`.
+//! Details: `schemas` (names), `generation`, `rejected_total`, `watch` (`enabled`,
+//! `debounce_ms`, `directories` of the watch in force), `file` and `error` (while degraded),
+//! `last_rejection`.
 //!
 //! # Events
 //!

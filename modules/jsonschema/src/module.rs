@@ -165,7 +165,13 @@ impl Reloadable for SchemaReloader {
         let compiled = match compiler::compile(&config, generation).await {
             Ok(compiled) => compiled,
             Err(error) => {
-                compiler::reject(&self.schemas, &self.context, &error, None, "reload");
+                compiler::reject(
+                    &self.schemas,
+                    &self.context,
+                    &error,
+                    compiler::Failed::Candidate,
+                    "reload",
+                );
                 return Err(error.into());
             }
         };

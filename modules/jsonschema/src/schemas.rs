@@ -214,8 +214,10 @@ pub(crate) struct Shared {
 /// What health and the reloads read and write beside the set.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    /// The last recompilation's failure, until one succeeds.
+    /// The files' failure to compile, until they compile (what health reports).
     pub(crate) rejection: Option<Rejection>,
+    /// The last failure of any recompilation (files or a config candidate).
+    pub(crate) last_rejection: Option<Rejection>,
     pub(crate) rejected_total: u64,
     /// Bumped by every config commit, so a watcher compilation begun under older options
     /// does not overwrite a set the config reload just committed.
@@ -277,9 +279,16 @@ impl JsonSchemas {
         self.shared.current.load().names()
     }
 
-    /// The last failed recompilation, until one succeeds.
+    /// Why the schema files on disk do not compile, while they do not (the running set is
+    /// the last one that did).
     pub fn rejection(&self) -> Option<Rejection> {
         self.state().rejection.clone()
+    }
+
+    /// The last failed recompilation of any kind (a file change or a config reload's
+    /// candidate), kept after later successes.
+    pub fn last_rejection(&self) -> Option<Rejection> {
+        self.state().last_rejection.clone()
     }
 
     /// A [`SectionCheck`] that validates a config section against the schema named

@@ -158,6 +158,12 @@ pub(crate) async fn recompile(
         Ok(compiled) => {
             compiler::publish(schemas, context, compiled, "watch", Epoch::Expect(epoch));
         }
-        Err(error) => compiler::reject(schemas, context, &error, Some(fingerprint), "watch"),
+        Err(error) => compiler::reject(
+            schemas,
+            context,
+            &error,
+            compiler::Failed::Files { fingerprint },
+            "watch",
+        ),
     }
 }
