@@ -85,7 +85,9 @@ fn validate(c: &mut Criterion) {
         assert!(raw.is_valid(&doc));
         assert!(schemas.validate("order", &doc).is_ok());
         let mut group = c.benchmark_group(format!("jsonschema/{name}"));
-        group.bench_function("raw", |b| b.iter(|| raw.is_valid(std::hint::black_box(&doc))));
+        group.bench_function("raw", |b| {
+            b.iter(|| raw.is_valid(std::hint::black_box(&doc)))
+        });
         group.bench_function("module", |b| {
             b.iter(|| schemas.validate("order", std::hint::black_box(&doc)))
         });
