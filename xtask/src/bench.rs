@@ -257,6 +257,36 @@ const ROWS: &[Row] = &[
         measure: Measure::Median("logmasker/scan_1kb_one_secret"),
         target: Target::None,
     },
+    Row {
+        name: "a valid 1 KB order through the raw compiled `jsonschema::Validator::is_valid`",
+        reference: "-",
+        measure: Measure::Median("jsonschema_validate_1kb/raw"),
+        target: Target::None,
+    },
+    Row {
+        name: "the same document through the jsonschema module vs raw",
+        reference: "raw, same run",
+        measure: Measure::Ratio(
+            "jsonschema_validate_1kb/module",
+            "jsonschema_validate_1kb/raw",
+        ),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
+        name: "a valid 100 KB order, raw `is_valid`",
+        reference: "-",
+        measure: Measure::Median("jsonschema_validate_100kb/raw"),
+        target: Target::None,
+    },
+    Row {
+        name: "the same 100 KB document through the jsonschema module vs raw",
+        reference: "raw, same run",
+        measure: Measure::Ratio(
+            "jsonschema_validate_100kb/module",
+            "jsonschema_validate_100kb/raw",
+        ),
+        target: Target::AtMostRatio(1.1),
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.

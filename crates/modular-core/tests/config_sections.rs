@@ -248,3 +248,77 @@ fn an_environment_scalar_where_a_section_belongs_names_the_variable() {
         Ok(())
     });
 }
+
+/// A module that attaches a check to the free section `my_app` in `init`: `limit` must be a
+/// number of at most 10 (standing in for what a JSON Schema would say).
+#[derive(Debug)]
+struct Checker;
+
+fn limit_at_most_ten(value: &serde_json::Value) -> Result<(), Vec<modular_core::FieldError>> {
+    match value.get("limit").and_then(serde_json::Value::as_u64) {
+        Some(limit) if limit <= 10 => Ok(()),
+        _ => Err(vec![modular_core::FieldError::new(
+            "limit",
+            format!("must be a number <= 10, got {}", value["limit"]),
+        )]),
+    }
+}
+
+#[modular_core::async_trait]
+impl Module for Checker {
+    fn name(&self) -> &str {
+        "checker"
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        ctx.config_store()
+            .add_section_check("my_app", std::sync::Arc::new(limit_at_most_ten))?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_section_check_fails_the_build_with_the_key_path_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", "my_app: {limit: 11}\n");
+    let built = app(&file)
+        .free_section("my_app")
+        .module(Checker)
+        .build()
+        .await;
+    let text = built.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("my_app.limit"), "{text}");
+    assert!(text.contains("must be a number <= 10, got 11"), "{text}");
+    assert!(text.contains("config.yaml"), "{text}");
+}
+
+#[tokio::test]
+async fn a_section_check_rejects_a_reload_with_the_key_path_and_file_and_keeps_the_running_config()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", "my_app: {limit: 3}\n");
+    let app = app(&file)
+        .free_section("my_app")
+        .module(Checker)
+        .with_dynamic_reload()
+        .build()
+        .await
+        .unwrap();
+    let version = app.config().version();
+    write(dir.path(), "config.yaml", "my_app: {limit: 30}\n");
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    let error = &outcome.errors[0];
+    assert_eq!(error.path, "my_app.limit");
+    assert!(error.source.ends_with("config.yaml"), "{error:?}");
+    assert_eq!(error.message, "must be a number <= 10, got 30");
+    assert_eq!(app.config().version(), version);
+    // A value that passes is applied like any other change.
+    write(
+        dir.path(),
+        "config.yaml",
+        "my_app: {limit: 4}\ncache: {max_items: 6}\n",
+    );
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+}

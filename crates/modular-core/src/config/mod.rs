@@ -27,5 +27,5 @@ pub use source::{
 };
 pub use store::{
     AnySection, CORE_SECTIONS, Candidate, CandidateSections, ConfigStore, SectionBinding,
-    SectionConfig,
+    SectionCheck, SectionConfig,
 };

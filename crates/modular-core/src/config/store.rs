@@ -14,7 +14,7 @@ use super::epoch::{ConfigSnapshot, Epoch};
 use super::errors::{ValidationError, ValidationErrors, from_figment};
 use super::handle::ConfigHandle;
 use super::source::{ConfigSources, TextFormat};
-use super::{ConfigChange, DynamicConfig};
+use super::{ConfigChange, DynamicConfig, FieldError};
 
 pub use super::epoch::AnySection;
 
@@ -55,6 +55,59 @@ pub trait SectionBinding: Send + Sync {
     /// `GET /admin/config/overrides` shows. The default redacts the whole value.
     fn redacted_value_at(&self, _path: &[&str], _value: &Value) -> Value {
         Value::String(super::REDACTED.to_owned())
+    }
+}
+
+/// A check of one section's raw value, run in reload step 2 beside the typed `validate()`
+/// hook: how a module (jsonschema) or the application attaches rules to a section it does not
+/// own, without core knowing what the rules are.
+///
+/// It receives the section as the candidate sets it, as JSON (an empty object when the
+/// candidate has no such section), and returns field errors with paths relative to the
+/// section (`pool.max`, `items.0.name`; empty for the section itself). The store prefixes
+/// them with the section and adds the source that set each one, like a type error. A plain
+/// `Fn(&Value) -> Result<(), Vec<FieldError>>` is a check.
+pub trait SectionCheck: Send + Sync {
+    /// Checks the section's candidate value.
+    fn check(&self, value: &Value) -> Result<(), Vec<FieldError>>;
+}
+
+impl<F> SectionCheck for F
+where
+    F: Fn(&Value) -> Result<(), Vec<FieldError>> + Send + Sync,
+{
+    fn check(&self, value: &Value) -> Result<(), Vec<FieldError>> {
+        self(value)
+    }
+}
+
+/// The raw value of section `name` in `figment` (an empty object when absent) checked by
+/// `check`, its errors as validation errors with the full path and their source.
+fn run_check(name: &str, check: &dyn SectionCheck, figment: &Figment) -> Vec<ValidationError> {
+    let value = match figment.extract_inner::<Value>(name) {
+        Ok(value) => value,
+        Err(e) if is_missing_section(&e, name) => Value::Object(serde_json::Map::new()),
+        // Not JSON-shaped at all: the typed section (if any) or figment reports it.
+        Err(e) => return from_figment(e, Some(name)),
+    };
+    match check.check(&value) {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| {
+                let path = if e.path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name}.{}", e.path)
+                };
+                let source = source_of(figment, &path);
+                ValidationError {
+                    path,
+                    source,
+                    message: e.message,
+                }
+            })
+            .collect(),
     }
 }
 
@@ -286,6 +339,7 @@ pub struct ConfigStore {
     // `Some` once the application has said which sections exist: every other top-level key
     // is then an error.
     known_sections: RwLock<Option<BTreeSet<String>>>,
+    checks: RwLock<Vec<(String, Arc<dyn SectionCheck>)>>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -309,7 +363,28 @@ impl ConfigStore {
             epoch: Epoch::new(1, Vec::new()),
             loaded_fingerprint: Mutex::new(None),
             known_sections: RwLock::new(None),
+            checks: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Attaches `check` to section `section` (any section: a module's, a free one): from now
+    /// on every candidate's section must pass it, or the reload is rejected with the errors'
+    /// paths and sources. The configuration loaded at start-up is checked at once; when it
+    /// fails, the errors are returned and the check is not attached (a module calling this in
+    /// `init` fails `build()` with them).
+    pub fn add_section_check(
+        &self,
+        section: &str,
+        check: Arc<dyn SectionCheck>,
+    ) -> Result<(), ValidationErrors> {
+        if let Some(figment) = read(&self.initial).as_ref() {
+            let errors = run_check(section, check.as_ref(), figment);
+            if !errors.is_empty() {
+                return Err(ValidationErrors(errors));
+            }
+        }
+        write(&self.checks).push((section.to_owned(), check));
+        Ok(())
     }
 
     /// The sources.
@@ -408,8 +483,9 @@ impl ConfigStore {
         Ok(Candidate { figment, sections })
     }
 
-    /// Deserializes and validates every registered section from `figment`; every error of
-    /// every section is returned, each with its path and source. Once
+    /// Deserializes and validates every registered section from `figment`, and runs every
+    /// [`SectionCheck`] on its section's raw value; every error of every section is returned,
+    /// each with its path and source. Once
     /// [`ConfigStore::require_known_sections`] was called, a top-level key that is no known
     /// section is an error too.
     pub fn validate(&self, figment: &Figment) -> Result<CandidateSections, Vec<ValidationError>> {
@@ -420,6 +496,10 @@ impl ConfigStore {
                 Ok(value) => sections.push((binding, value)),
                 Err(e) => errors.extend(e),
             }
+        }
+        let checks = read(&self.checks).clone();
+        for (section, check) in &checks {
+            errors.extend(run_check(section, check.as_ref(), figment));
         }
         errors.extend(self.unknown_sections(figment));
         if errors.is_empty() {
