@@ -48,7 +48,7 @@ use std::time::Duration;
 use modular_core::config::ConfigStore;
 use modular_core::events::{AttributesReader, EventFilter, EventStream};
 use modular_core::health::HealthStatus;
-use modular_core::reload::{ReloadOptions, ReloadOrchestrator};
+use modular_core::reload::ReloadOrchestrator;
 use modular_core::{
     Application, ApplicationBuilder, BoxError, ConfigChange, InitContext, Module, PreparedReload,
     ReloadContext, ReloadOutcome, ReloadStatus, Reloadable, ServiceRegistry,
@@ -294,16 +294,7 @@ impl Conformance {
     }
 
     fn builder(&self, config: Value) -> ApplicationBuilder {
-        let builder = Application::builder()
-            .env_prefix(None)
-            .config_defaults(config)
-            .with_reload_options(ReloadOptions {
-                watch_files: false,
-                health_gate: false,
-                ..ReloadOptions::default()
-            })
-            .with_health_aggregator()
-            .handle_signals(false);
+        let builder = crate::test_builder().config_defaults(config);
         (self.build)(builder).module(Tripwire::after(&self.module))
     }
 

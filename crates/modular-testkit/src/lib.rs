@@ -84,6 +84,7 @@
 // Tests may unwrap: a panic there is the test failing. Non-test builds still deny it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod app;
 pub mod conformance;
 mod crypto;
 mod fault_proxy;
@@ -91,6 +92,7 @@ mod logging;
 mod net;
 mod services;
 
+pub use crate::app::test_builder;
 pub use crate::crypto::install_crypto_provider;
 pub use crate::fault_proxy::FaultProxy;
 pub use crate::logging::init_tracing;

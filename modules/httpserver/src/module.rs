@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use chrono::Utc;
 use modular_core::config::{ConfigChange, ConfigHandle};
 use modular_core::health::{
@@ -62,6 +63,9 @@ struct Shared {
     /// The client CA in force; the lock also makes a reload's commit and the file watcher
     /// swap the TLS configuration one at a time.
     client_ca: Mutex<ClientCaState>,
+    /// Why the client CA file's current content failed to load, until a CA is installed
+    /// again: read by health without waiting for a load in progress under `client_ca`.
+    client_ca_failure: ArcSwapOption<String>,
 }
 
 /// Which client CA content is in force, and which failed to load.
@@ -71,8 +75,6 @@ struct ClientCaState {
     in_force: Option<u64>,
     /// The content that last failed to load (not retried until it changes).
     failed: Option<u64>,
-    /// Why it failed, for health, until a CA is installed again.
-    failure: Option<String>,
 }
 
 impl Shared {
@@ -89,8 +91,8 @@ impl Shared {
         *state = ClientCaState {
             in_force: fingerprint,
             failed: None,
-            failure: None,
         };
+        self.client_ca_failure.store(None);
         tracing::info!(
             module = MODULE_NAME,
             client_ca = fingerprint.is_some(),
@@ -124,7 +126,8 @@ impl Shared {
                 self.server.stats.series.tls_reload(false);
                 tracing::error!(module = MODULE_NAME, %error, "client CA file changed but cannot be loaded; verifying against the previous CA");
                 state.failed = now;
-                state.failure = Some(error.to_string());
+                self.client_ca_failure
+                    .store(Some(Arc::new(error.to_string())));
             }
         }
     }
@@ -313,8 +316,8 @@ impl Module for HttpServerModule {
             client_ca: Mutex::new(ClientCaState {
                 in_force: client_ca.map(|ca| ca.fingerprint),
                 failed: None,
-                failure: None,
             }),
+            client_ca_failure: ArcSwapOption::empty(),
         });
         ctx.services().register(Arc::new(HttpServerHandle {
             shared: Arc::clone(&shared),
@@ -639,11 +642,7 @@ async fn accepted_within(
 /// `client_ca`: degraded while the file holds content that cannot be loaded (a broken
 /// Secret update), with clients verified against the previous CA meanwhile.
 fn client_ca_report(shared: &Shared) -> HealthReport {
-    let state = shared
-        .client_ca
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    let (status, message) = match &state.failure {
+    let (status, message) = match shared.client_ca_failure.load().as_deref() {
         Some(error) => (
             HealthStatus::Degraded,
             format!(

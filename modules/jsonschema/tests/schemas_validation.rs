@@ -7,7 +7,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{build_error, builder, config, fixture, write};
+use support::{build_error, builder, built, config, fixture, write};
 
 /// Asserts `valid` passes `schema` and `invalid` fails with an error at `instance_path`
 /// whose schema path ends with `keyword`.
@@ -474,17 +474,11 @@ async fn named_files_join_the_directory_and_may_reference_files_beside_them() {
     );
     let schemas_dir = dir.path().join("schemas");
     write(&schemas_dir, "tag.json", r#"{"type": "string"}"#);
-    let mut app = builder(json!({"jsonschema": {
+    let (mut app, schemas) = built(json!({"jsonschema": {
         "schemas": {"dir": schemas_dir, "files": {"note": note}},
         "watch": {"enabled": false}
     }}))
-    .build()
-    .await
-    .unwrap();
-    let schemas = app
-        .services()
-        .require::<modular_jsonschema::JsonSchemas>()
-        .unwrap();
+    .await;
     assert_eq!(schemas.names(), ["note", "tag"]);
     check(
         &schemas,
@@ -501,17 +495,11 @@ async fn named_files_join_the_directory_and_may_reference_files_beside_them() {
 async fn a_directory_file_named_again_under_its_own_name_is_one_schema() {
     let dir = tempfile::tempdir().unwrap();
     let note = write(dir.path(), "note.json", r#"{"type": "object"}"#);
-    let mut app = builder(config(
+    let (mut app, schemas) = built(config(
         dir.path(),
         json!({"jsonschema": {"schemas": {"files": {"note": note, "memo": note}}}}),
     ))
-    .build()
-    .await
-    .unwrap();
-    let schemas = app
-        .services()
-        .require::<modular_jsonschema::JsonSchemas>()
-        .unwrap();
+    .await;
     assert_eq!(schemas.names(), ["memo", "note"]);
     app.stop().await.unwrap();
 }
@@ -555,11 +543,7 @@ async fn a_remote_ref_is_refused_unless_its_host_is_allowed() {
         dir.path(),
         json!({"jsonschema": {"remote": {"allowed_hosts": [addr.to_string()]}}}),
     );
-    let mut app = builder(allowed).build().await.unwrap();
-    let schemas = app
-        .services()
-        .require::<modular_jsonschema::JsonSchemas>()
-        .unwrap();
+    let (mut app, schemas) = built(allowed).await;
     check(
         &schemas,
         "remote",

@@ -92,23 +92,29 @@ fn run_check(name: &str, check: &dyn SectionCheck, figment: &Figment) -> Vec<Val
     };
     match check.check(&value) {
         Ok(()) => Vec::new(),
-        Err(errors) => errors
-            .into_iter()
-            .map(|e| {
-                let path = if e.path.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{name}.{}", e.path)
-                };
-                let source = source_of(figment, &path);
-                ValidationError {
-                    path,
-                    source,
-                    message: e.message,
-                }
-            })
-            .collect(),
+        Err(errors) => in_section(name, figment, errors),
     }
+}
+
+/// Field errors of section `name` (paths relative to it) as validation errors with the full
+/// path and the source that set each one.
+fn in_section(name: &str, figment: &Figment, errors: Vec<FieldError>) -> Vec<ValidationError> {
+    errors
+        .into_iter()
+        .map(|e| {
+            let path = if e.path.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}.{}", e.path)
+            };
+            let source = source_of(figment, &path);
+            ValidationError {
+                path,
+                source,
+                message: e.message,
+            }
+        })
+        .collect()
 }
 
 struct TypedSection<T> {
@@ -153,22 +159,7 @@ pub(crate) fn extract_section<T: SectionConfig>(
         if errors.is_empty() {
             return Ok(value);
         }
-        Err(errors
-            .into_iter()
-            .map(|e| {
-                let path = if e.path.is_empty() {
-                    name.to_owned()
-                } else {
-                    format!("{name}.{}", e.path)
-                };
-                let source = source_of(figment, &path);
-                ValidationError {
-                    path,
-                    source,
-                    message: e.message,
-                }
-            })
-            .collect())
+        Err(in_section(name, figment, errors))
     }
 }
 

@@ -11,7 +11,6 @@ use cloudevents::AttributesReader as _;
 use modular_core::Application;
 use modular_core::events::{Event, EventBus, EventFilter, EventStream, event_data};
 use modular_core::health::HealthReport;
-use modular_core::reload::ReloadOptions;
 use modular_database::sqlx::{self, AssertSqlSafe};
 use modular_database::{DatabaseModule, DatabaseService, DbPool};
 use modular_testkit::Service;
@@ -95,18 +94,10 @@ impl Fixture {
     }
 
     pub async fn build(&self) -> Result<Application, modular_core::Error> {
-        Application::builder()
+        modular_testkit::test_builder()
             .config_file(self.config_path())
-            .env_prefix(None)
             .event_bus(self.events.clone())
             .module(DatabaseModule::new())
-            .with_reload_options(ReloadOptions {
-                watch_files: false,
-                health_gate: false,
-                ..ReloadOptions::default()
-            })
-            .with_health_aggregator()
-            .handle_signals(false)
             .shutdown_timeout(Duration::from_secs(15))
             .build()
             .await

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modular_core::events::{AttributesReader as _, EventFilter, EventStream};
-use modular_core::reload::ReloadOptions;
 use modular_core::{Application, ApplicationBuilder};
 use modular_jsonschema::{JsonSchemaModule, JsonSchemas};
 use serde_json::{Value, json};
@@ -47,16 +46,8 @@ pub fn config(dir: &Path, extra: Value) -> Value {
 /// An application with the module (and dynamic reload, health) over `config`, without
 /// environment variables or signals.
 pub fn builder(config: Value) -> ApplicationBuilder {
-    Application::builder()
-        .env_prefix(None)
+    modular_testkit::test_builder()
         .config_defaults(config)
-        .with_reload_options(ReloadOptions {
-            watch_files: false,
-            health_gate: false,
-            ..ReloadOptions::default()
-        })
-        .with_health_aggregator()
-        .handle_signals(false)
         .module(JsonSchemaModule::new())
 }
 
@@ -73,10 +64,16 @@ pub async fn fixture(files: &[(&str, &str)], extra: Value) -> Fixture {
     for (name, text) in files {
         write(dir.path(), name, text);
     }
-    let mut app = builder(config(dir.path(), extra)).build().await.unwrap();
+    let (mut app, schemas) = built(config(dir.path(), extra)).await;
     app.start().await.unwrap();
-    let schemas = app.services().require::<JsonSchemas>().unwrap();
     Fixture { dir, app, schemas }
+}
+
+/// The application built (not started) over `config`, and its schemas.
+pub async fn built(config: Value) -> (Application, Arc<JsonSchemas>) {
+    let app = builder(config).build().await.unwrap();
+    let schemas = app.services().require::<JsonSchemas>().unwrap();
+    (app, schemas)
 }
 
 /// The build error's text.
