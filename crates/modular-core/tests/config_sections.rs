@@ -322,3 +322,39 @@ async fn a_section_check_rejects_a_reload_with_the_key_path_and_file_and_keeps_t
     let outcome = app.reload().await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
 }
+
+#[tokio::test]
+async fn a_section_check_attached_by_the_builder_guards_the_build_and_every_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "config.yaml", "my_app: {limit: 12}\n");
+    let built = app(&file)
+        .free_section("my_app")
+        .section_check("my_app", std::sync::Arc::new(limit_at_most_ten))
+        .build()
+        .await;
+    let text = built.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("my_app.limit"), "{text}");
+    assert!(text.contains("config.yaml"), "{text}");
+
+    write(dir.path(), "config.yaml", "my_app: {limit: 2}\n");
+    let app = app(&file)
+        .free_section("my_app")
+        .section_check("my_app", std::sync::Arc::new(limit_at_most_ten))
+        .with_dynamic_reload()
+        .build()
+        .await
+        .unwrap();
+    let version = app.config().version();
+    write(dir.path(), "config.yaml", "my_app: {limit: 99}\n");
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert_eq!(outcome.errors[0].path, "my_app.limit");
+    assert_eq!(app.config().version(), version);
+    write(
+        dir.path(),
+        "config.yaml",
+        "my_app: {limit: 9}\ncache: {max_items: 6}\n",
+    );
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+}

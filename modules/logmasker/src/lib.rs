@@ -119,7 +119,8 @@
 //! # Reload
 //!
 //! `prepare` compiles the whole new rule set aside; it fails (the reload is `failed`, event
-//! `rules.rejected`, health degraded) when the patterns do not compile together within
+//! `rules.rejected`, `last_rejection` in the health details; health itself stays as it was,
+//! since the running set is current) when the patterns do not compile together within
 //! `compiled_size_limit`, and the running set keeps masking. `commit` swaps the
 //! `Arc<RuleSet>` behind an `ArcSwap`; an aborted reload drops the prepared set.
 //!
@@ -127,8 +128,9 @@
 //!
 //! One report, component `rules`, registered optional by default (`health.optional`):
 //! `degraded` when the writer dropped lines since the previous check (failed writes, and
-//! counters added with [`Masker::track_dropped`], such as a non-blocking writer's), or while
-//! the last reload's rule set failed to compile (until one compiles); otherwise `healthy`.
+//! counters added with [`Masker::track_dropped`], such as a non-blocking writer's);
+//! otherwise `healthy`. A rejected reload leaves the running set current, so it shows in the
+//! details, not the status.
 //! Details: `rules`, `enabled`, `lines_masked`, `values_masked`, `dropped_lines`,
 //! `dropped_since_last_check`, `rejected_reloads`, `last_rejection`.
 //!

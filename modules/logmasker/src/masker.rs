@@ -42,10 +42,6 @@ struct Shared {
     dropped_checked: AtomicU64,
     /// Why the last reload's rule set failed to compile, until one compiles again.
     rejected: Mutex<Option<String>>,
-    /// A rejection no health check has reported yet. The health check reports it once: a
-    /// reverted source reloads nothing (core skips a module whose section did not change), so
-    /// a rejection held until the next commit would keep health degraded after the fix.
-    rejected_unseen: AtomicBool,
     rejections: AtomicU64,
     drop_sources: Mutex<Vec<DropSource>>,
 }
@@ -146,7 +142,6 @@ impl Masker {
                 dropped: AtomicU64::new(0),
                 dropped_checked: AtomicU64::new(0),
                 rejected: Mutex::new(None),
-                rejected_unseen: AtomicBool::new(false),
                 rejections: AtomicU64::new(0),
                 drop_sources: Mutex::new(Vec::new()),
             }),
@@ -163,7 +158,6 @@ impl Masker {
             }),
             Err(error) => {
                 self.shared.rejections.fetch_add(1, Ordering::Relaxed);
-                self.shared.rejected_unseen.store(true, Ordering::Relaxed);
                 *self
                     .shared
                     .rejected
@@ -314,11 +308,6 @@ impl Masker {
     }
 
     /// Lines dropped since the previous call (the health check's window).
-    /// Whether a reload was rejected since the previous call (the health check's window).
-    pub(crate) fn rejected_since_last_check(&self) -> bool {
-        self.shared.rejected_unseen.swap(false, Ordering::Relaxed)
-    }
-
     pub(crate) fn dropped_since_last_check(&self) -> u64 {
         let total = self.dropped_total();
         let before = self.shared.dropped_checked.swap(total, Ordering::Relaxed);

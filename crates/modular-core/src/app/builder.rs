@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ConfigSources, TextFormat};
+use crate::config::{ConfigSources, SectionCheck, TextFormat};
 use crate::events::EventBus;
 use crate::health::HealthOptions;
 use crate::module::Module;
@@ -26,6 +26,7 @@ pub struct ApplicationBuilder {
     pub(crate) services: Arc<ServiceRegistry>,
     pub(crate) handle_signals: bool,
     pub(crate) free_sections: Vec<String>,
+    pub(crate) section_checks: Vec<(String, Arc<dyn SectionCheck>)>,
 }
 
 impl std::fmt::Debug for ApplicationBuilder {
@@ -58,6 +59,7 @@ impl Default for ApplicationBuilder {
             services: Arc::new(ServiceRegistry::new()),
             handle_signals: true,
             free_sections: Vec::new(),
+            section_checks: Vec::new(),
         }
     }
 }
@@ -156,6 +158,45 @@ impl ApplicationBuilder {
     /// `build()` and rejects a reload with `unknown section "cahce" (did you mean "cache"?)`.
     pub fn free_section(mut self, name: impl Into<String>) -> Self {
         self.free_sections.push(name.into());
+        self
+    }
+
+    /// Attaches a [`SectionCheck`] to section `section` (a module's or a free one): the
+    /// configuration loaded by `build()` must pass it (else `build()` fails with the errors'
+    /// key paths and sources), and so must every reload candidate (else the reload is
+    /// rejected in step 2, like a type error, and the running config stays). A module that
+    /// needs a service for its check (the jsonschema module's schemas, say) attaches it in
+    /// `init` through [`InitContext::config_store`](crate::InitContext::config_store) instead.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), modular_core::Error> {
+    /// use modular_core::Application;
+    /// use modular_core::FieldError;
+    ///
+    /// let check = |value: &serde_json::Value| -> Result<(), Vec<FieldError>> {
+    ///     match value.get("workers").and_then(|w| w.as_u64()) {
+    ///         Some(n) if n > 64 => Err(vec![FieldError::new("workers", "must be at most 64")]),
+    ///         _ => Ok(()),
+    ///     }
+    /// };
+    /// let app = Application::builder()
+    ///     .env_prefix(None)
+    ///     .handle_signals(false)
+    ///     .free_section("my_app")
+    ///     .config_defaults(serde_json::json!({ "my_app": { "workers": 8 } }))
+    ///     .section_check("my_app", std::sync::Arc::new(check))
+    ///     .build()
+    ///     .await?;
+    /// # drop(app);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn section_check(
+        mut self,
+        section: impl Into<String>,
+        check: Arc<dyn SectionCheck>,
+    ) -> Self {
+        self.section_checks.push((section.into(), check));
         self
     }
 

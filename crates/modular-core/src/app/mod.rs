@@ -127,6 +127,7 @@ impl Application {
             services,
             handle_signals,
             free_sections,
+            section_checks,
         } = builder;
 
         let nodes: Vec<(String, Vec<String>)> = modules
@@ -140,6 +141,9 @@ impl Application {
 
         let store = Arc::new(ConfigStore::new(sources));
         store.load_initial()?;
+        for (section, check) in section_checks {
+            store.add_section_check(&section, check)?;
+        }
         // The `reload:` section tunes the machinery; keys it sets win over the code's options.
         let reload = match reload {
             Some(options) => {
