@@ -57,6 +57,7 @@ impl Memory {
         *self.doc.lock().unwrap() = RemoteSnapshot {
             value,
             revision: Some(revision.to_string()),
+            errors: Vec::new(),
         };
     }
 }
@@ -137,6 +138,21 @@ async fn a_remote_layer_sits_between_the_files_around_it_and_a_remote_reload_rec
         app.config().source_revisions().get("memory://fleet/app"),
         Some(&"8".to_owned())
     );
+
+    // A part the source could not read rejects the candidate with its path.
+    *remote.doc.lock().unwrap() = RemoteSnapshot {
+        value: json!({ "cache": { "max_items": 7 } }),
+        revision: Some("10".to_owned()),
+        errors: vec![modular_core::FieldError::new(
+            "cache.label",
+            "not YAML: unclosed quote at line 1",
+        )],
+    };
+    let outcome = reloader.reload(ReloadTrigger::Remote).await;
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert_eq!(outcome.errors[0].path, "cache.label");
+    assert_eq!(outcome.errors[0].source, "memory://fleet/app (revision 10)");
+    assert_eq!(handle.get().max_items, 6);
 }
 
 #[tokio::test]

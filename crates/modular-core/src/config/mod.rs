@@ -23,7 +23,7 @@ pub use handle::ConfigHandle;
 pub use secret::{REDACTED, RedactedQuery, Secret, keyed_hash, redact_query};
 pub use source::{
     ConfigSources, DEFAULT_ENV_PREFIX, MAX_SOURCE_BYTES, RemoteSnapshot, RemoteSource, TextFormat,
-    YAML_ALIAS_EVENTS_PER_BYTE, nest, source_revisions,
+    YAML_ALIAS_EVENTS_PER_BYTE, nest, parse_yaml, source_revisions,
 };
 pub use store::{
     AnySection, CORE_SECTIONS, Candidate, CandidateSections, ConfigStore, SectionBinding,

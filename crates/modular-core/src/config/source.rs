@@ -79,6 +79,10 @@ pub struct RemoteSnapshot {
     pub value: Value,
     /// The revision it was read at, when the source has revisions.
     pub revision: Option<String>,
+    /// Parts of the document the source could not read (a key whose text is not YAML), by
+    /// the dotted config path they would set: each rejects the candidate with that path and
+    /// the source, like a syntax error in a file.
+    pub errors: Vec<super::FieldError>,
 }
 
 /// The metadata name marking a remote layer: `remote:<name>\n<revision>`.
@@ -258,6 +262,13 @@ impl ConfigSources {
                     } else {
                         format!("{name} (revision {revision})")
                     };
+                    for error in &snapshot.errors {
+                        errors.push(ValidationError {
+                            path: error.path.clone(),
+                            source: shown.clone(),
+                            message: error.message.clone(),
+                        });
+                    }
                     let value = match snapshot.value {
                         Value::Null => Value::Object(serde_json::Map::new()),
                         value => value,
@@ -359,6 +370,13 @@ fn check_size(size: u64, source: &str) -> Result<(), ValidationError> {
             "configuration is {size} bytes, larger than the maximum of {MAX_SOURCE_BYTES} bytes"
         ),
     })
+}
+
+/// Parses YAML text (a remote source's document) into a JSON value, with the same bounds as
+/// a config file: at most [`MAX_SOURCE_BYTES`], alias expansion bounded by the input's length.
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    check_size(text.len() as u64, "yaml").map_err(|e| e.message)?;
+    <Yaml as Format>::from_str(text).map_err(|e| e.to_string())
 }
 
 /// YAML through serde-saphyr, with alias expansion bounded in proportion to the input.
