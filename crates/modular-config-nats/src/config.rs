@@ -89,7 +89,13 @@ fn default_instance() -> String {
         .unwrap_or_else(|| "host".to_owned());
     let host: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{host}-{}", std::process::id())
 }

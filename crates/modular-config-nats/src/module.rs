@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
+use modular_core::events::EventBus;
 use modular_core::health::{
     HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus, ProviderOptions,
 };
 use modular_core::reload::{ReloadOrchestrator, ReloadOutcome, ReloadStatus, ReloadTrigger};
-use modular_core::events::EventBus;
 use modular_core::{BoxError, ConfigHandle, InitContext, Module, ModuleContext};
 use serde_json::{Map, json};
 use tokio::time::Instant;
@@ -102,10 +102,7 @@ impl Shared {
         match store.put(self.status_key(), bytes.into()).await {
             Ok(_) => {}
             Err(error) => {
-                let error = self
-                    .source
-                    .client_error("write status", &error)
-                    .to_string();
+                let error = self.source.client_error("write status", &error).to_string();
                 tracing::debug!(module = NAME, %error, "fleet status not written");
                 self.source.lost(error);
             }
@@ -201,10 +198,7 @@ impl Runner {
         let mut backoff = MIN_BACKOFF;
         // A change seen while it could not be applied (or before the loop): apply once the
         // debounce has passed.
-        let mut due: Option<Instant> = source
-            .state()
-            .from_cache
-            .then(Instant::now);
+        let mut due: Option<Instant> = source.state().from_cache.then(Instant::now);
         loop {
             // Connected: watch first, then read everything, so nothing put in between is lost.
             let store = match source.store() {
@@ -407,7 +401,11 @@ impl HealthProvider for SourceHealth {
                 format!(
                     "the key-value store is unreachable; serving revision {}{}",
                     state.revision,
-                    if state.from_cache { " from the local cache" } else { "" }
+                    if state.from_cache {
+                        " from the local cache"
+                    } else {
+                        ""
+                    }
                 ),
             )
         };

@@ -39,7 +39,11 @@ pub struct NatsKvOptions {
 
 impl NatsKvOptions {
     /// The options for `service` in `bucket` at `url`, cached at no path, 2 s to connect.
-    pub fn new(url: impl Into<String>, bucket: impl Into<String>, service: impl Into<String>) -> Self {
+    pub fn new(
+        url: impl Into<String>,
+        bucket: impl Into<String>,
+        service: impl Into<String>,
+    ) -> Self {
         Self {
             url: url.into(),
             bucket: bucket.into(),
@@ -78,6 +82,36 @@ impl std::fmt::Debug for NatsKvOptions {
             .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
+}
+
+/// Opens key-value bucket `bucket`, creating it (with `history` values per key) when missing.
+///
+/// The bucket's stream is created here with the key-value conventions (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, rollups allowed, deletes denied, direct get) rather than by
+/// `create_key_value`, which first asks for the account's API level and fails on a
+/// NATS server 2.9 (Debian 12's).
+pub async fn open_bucket(
+    js: &async_nats::jetstream::Context,
+    bucket: &str,
+    history: i64,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: history.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value(bucket).await?)
 }
 
 /// `scheme://user:password@host/...` without `user:password@`.
@@ -261,17 +295,9 @@ impl NatsKv {
             .await
             .map_err(|e| self.client_error("connect", &e))?;
         let js = async_nats::jetstream::new(client);
-        match js.get_key_value(&self.options.bucket).await {
-            Ok(store) => Ok(store),
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: self.options.bucket.clone(),
-                    history: self.options.history,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| self.client_error("create bucket", &e)),
-        }
+        open_bucket(&js, &self.options.bucket, self.options.history)
+            .await
+            .map_err(|e| self.client_error("open bucket", &e))
     }
 
     pub(crate) fn client_error(&self, what: &str, error: &dyn std::fmt::Display) -> FleetError {
@@ -424,7 +450,10 @@ impl NatsKv {
 /// over it, so a crash never leaves half a cache.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp",
