@@ -18,7 +18,7 @@ pub const FLEET_PATH: &str = "/admin/fleet";
 
 pub(crate) fn register(services: &ServiceRegistry, shared: Arc<Shared>) {
     let routes = RouteRegistry::shared(services);
-    routes.route(
+    routes.admin_route(
         NAME,
         FLEET_PATH,
         get(move || {
