@@ -200,6 +200,13 @@ impl Runner {
         // debounce has passed.
         let mut due: Option<Instant> = source.state().from_cache.then(Instant::now);
         loop {
+            // The client reconnects by itself: wait for it rather than queue requests.
+            if source.has_client() && !source.client_connected() {
+                source.lost("disconnected; the client is reconnecting".to_owned());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
             // Connected: watch first, then read everything, so nothing put in between is lost.
             let store = match source.store() {
                 Some(store) => store,
@@ -269,6 +276,10 @@ impl Runner {
                         self.apply().await;
                     }
                     _ = heartbeat.tick() => {
+                        if !source.client_connected() {
+                            source.lost("disconnected; the client is reconnecting".to_owned());
+                            break;
+                        }
                         self.shared.write_last().await;
                         if !source.is_connected() {
                             // The write failed: read everything again once the server is
@@ -374,7 +385,6 @@ impl HealthProvider for SourceHealth {
         let state = self.shared.source.state();
         let mut details = Map::new();
         details.insert("revision".to_owned(), json!(state.revision));
-        details.insert("connected".to_owned(), json!(state.connected));
         details.insert("from_cache".to_owned(), json!(state.from_cache));
         details.insert(
             "last_contact".to_owned(),
@@ -387,7 +397,9 @@ impl HealthProvider for SourceHealth {
                 self.shared.source.as_ref()
             )),
         );
-        let (status, message) = if state.connected {
+        let connected = state.connected && self.shared.source.client_connected();
+        details.insert("connected".to_owned(), json!(connected));
+        let (status, message) = if connected {
             (
                 HealthStatus::Healthy,
                 format!("watching revision {}", state.revision),

@@ -179,6 +179,7 @@ pub struct NatsKv {
     options: NatsKvOptions,
     state: Mutex<State>,
     store: Mutex<Option<kv::Store>>,
+    client: Mutex<Option<async_nats::Client>>,
     changed: watch::Sender<u64>,
 }
 
@@ -202,6 +203,7 @@ impl NatsKv {
             options,
             state: Mutex::new(State::default()),
             store: Mutex::new(None),
+            client: Mutex::new(None),
             changed: watch::Sender::new(0),
         });
         let first = tokio::time::timeout(this.options.connect_timeout, async {
@@ -261,9 +263,26 @@ impl NatsKv {
         self.state().revision
     }
 
-    /// Whether the last contact with the server succeeded.
+    /// Whether the client is connected and the last contact with the server succeeded.
     pub fn is_connected(&self) -> bool {
-        self.state().connected
+        self.state().connected && self.client_connected()
+    }
+
+    /// Whether the client's connection is up (it reconnects by itself after a loss).
+    pub(crate) fn client_connected(&self) -> bool {
+        self.client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// Whether a client exists (whatever its connection's state).
+    pub(crate) fn has_client(&self) -> bool {
+        self.client
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Bumped on every change to the service's keys (what the fleet module watches).
@@ -294,6 +313,7 @@ impl NatsKv {
             .connect(url.as_str())
             .await
             .map_err(|e| self.client_error("connect", &e))?;
+        *self.client.lock().unwrap_or_else(PoisonError::into_inner) = Some(client.clone());
         let js = async_nats::jetstream::new(client);
         open_bucket(&js, &self.options.bucket, self.options.history)
             .await

@@ -195,10 +195,10 @@ async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_st
     let (bucket_name, service) = names();
     let store = bucket(&url, &bucket_name).await;
     let mut fleet = Vec::new();
-    for i in 0..3 {
+    for i in 0..10 {
         let options = NatsKvOptions::new(&url, &bucket_name, &service);
-        // Instance 2 has a local rule: at most 100 items.
-        let strict = i == 2;
+        // Instance 9 has a local rule: at most 100 items.
+        let strict = i == 9;
         fleet.push(
             Instance::start(options, &format!("n{i}"), move |b| {
                 if strict {
@@ -221,7 +221,7 @@ async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_st
             .await?,
         );
     }
-    let mut nacks = fleet[2]
+    let mut nacks = fleet[9]
         .app
         .events()
         .subscribe(EventFilter::exact(NACK_EVENT));
@@ -229,33 +229,33 @@ async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_st
         .put(format!("{service}.notes.max_items"), "500".into())
         .await?
         .to_string();
-    for instance in &fleet[..2] {
-        eventually("the two lenient instances apply it", async || {
+    for instance in &fleet[..9] {
+        eventually("the nine lenient instances apply it", async || {
             instance.notes.get().max_items == 500
         })
         .await;
     }
-    eventually("two ACKs and one NACK", async || {
+    eventually("nine ACKs and one NACK", async || {
         let all = statuses(&store, &service).await;
         all.iter()
             .filter(|s| s.revision.as_deref() == Some(&revision))
             .count()
-            == 3
+            == 10
     })
     .await;
     let all = statuses(&store, &service).await;
-    let nack = all.iter().find(|s| s.instance == "n2").unwrap();
+    let nack = all.iter().find(|s| s.instance == "n9").unwrap();
     assert_eq!(nack.status, "nack", "{all:?}");
     assert_eq!(nack.reload, "rejected");
     let error = nack.error.as_deref().unwrap();
     assert!(error.contains("notes.max_items"), "{error}");
     assert!(error.contains("at most 100 on this instance"), "{error}");
-    assert_eq!(all.iter().filter(|s| s.status == "ack").count(), 2);
+    assert_eq!(all.iter().filter(|s| s.status == "ack").count(), 9);
     // The NACKing instance keeps its running config, and said so on its event bus.
-    assert_eq!(fleet[2].notes.get().max_items, 10);
+    assert_eq!(fleet[9].notes.get().max_items, 10);
     let event = nacks.recv().await.unwrap();
     let data = modular_core::events::event_data(&event).unwrap();
-    assert_eq!(data["instance"], "n2");
+    assert_eq!(data["instance"], "n9");
     assert_eq!(data["revision"], revision);
 
     // A key that is not YAML is a NACK with its path everywhere, and nothing changes.
@@ -263,12 +263,12 @@ async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_st
         .put(format!("{service}.notes.greeting"), "'unclosed".into())
         .await?
         .to_string();
-    eventually("three NACKs of the bad key", async || {
+    eventually("ten NACKs of the bad key", async || {
         let all = statuses(&store, &service).await;
         all.iter()
             .filter(|s| s.revision.as_deref() == Some(&bad) && s.status == "nack")
             .count()
-            == 3
+            == 10
     })
     .await;
     let all = statuses(&store, &service).await;

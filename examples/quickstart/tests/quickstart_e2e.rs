@@ -1052,7 +1052,7 @@ async fn the_notes_health_fails_without_its_table_and_recovers() {
 }
 
 /// A name no earlier run used: this process and the time.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "fleet"))]
 fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
