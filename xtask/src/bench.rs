@@ -287,6 +287,12 @@ const ROWS: &[Row] = &[
         ),
         target: Target::AtMostRatio(1.1),
     },
+    Row {
+        name: "fleet config: one NATS KV put to the last of ten instances applied",
+        reference: "issue 24: spread < 500 ms",
+        measure: Measure::Median("fleet/put_to_ten_applied"),
+        target: Target::AtMostNs(500_000_000.0),
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.

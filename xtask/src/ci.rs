@@ -63,7 +63,7 @@ fn clippy(sh: &Shell) -> Result<()> {
 }
 
 /// The quickstart's end-to-end tests that need servers (`servers_*`), built once more with
-/// `--features postgres,mysql,redis`: the README walkthrough on PostgreSQL (a fresh schema per
+/// `--features postgres,mysql,redis,fleet`: the README walkthrough on PostgreSQL (a fresh schema per
 /// run) and Redis (a fresh key prefix), and the notes API on MariaDB (a fresh database). The
 /// `tests` step before it ensured the services and exported their `MODULAR_TEST_*` URLs into
 /// `sh`; its default build runs the same file on SQLite and the memory cache only.
@@ -74,7 +74,7 @@ fn quickstart_on_servers(sh: &Shell) -> Result<()> {
             "-p",
             "quickstart",
             "--features",
-            "postgres,mysql,redis",
+            "postgres,mysql,redis,fleet",
             "--test",
             "quickstart_e2e",
             "--",

@@ -8,7 +8,7 @@
 //! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, the
 //!   docs (`cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`, default and
 //!   all features), then `test`, then the quickstart's end-to-end tests once more with its
-//!   `postgres,mysql,redis` features against those servers; each step's name and time are
+//!   `postgres,mysql,redis,fleet` features against those servers; each step's name and time are
 //!   printed.
 //! - `cargo xtask bench [--table] [ARGS]...`: run the criterion benchmarks (ARGS go to
 //!   `cargo bench`), then print the `docs/PERFORMANCE.md` table; `--table` only prints it.

@@ -52,6 +52,7 @@ pub struct RouteContribution {
     owner: String,
     router: Router,
     paths: Vec<String>,
+    admin: bool,
 }
 
 impl RouteContribution {
@@ -70,6 +71,12 @@ impl RouteContribution {
     pub fn paths(&self) -> &[String] {
         &self.paths
     }
+
+    /// Whether it is an admin endpoint ([`RouteRegistry::admin_route`]): the router serves it
+    /// behind the admin guard, with the built-in `/admin/*` endpoints.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
 }
 
 impl fmt::Debug for RouteContribution {
@@ -77,6 +84,7 @@ impl fmt::Debug for RouteContribution {
         f.debug_struct("RouteContribution")
             .field("owner", &self.owner)
             .field("paths", &self.paths)
+            .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
 }
@@ -129,6 +137,30 @@ impl RouteRegistry {
             owner: owner.into(),
             router,
             paths: vec![path.to_owned()],
+            admin: false,
+        });
+    }
+
+    /// Adds an admin endpoint (`path` under `/admin/`): the router serves it behind the same
+    /// guard as its own `/admin/*` endpoints (the admin token, or an
+    /// [`AccessPolicy`] granting [`Right::Admin`]), outside the application routes' limits
+    /// and timeout, and not at all while admin access is off.
+    ///
+    /// # Panics
+    ///
+    /// When `path` does not start with `/admin/`, or as [`RouteRegistry::route`]: a
+    /// programming error, caught by the application as a failed `init`.
+    pub fn admin_route(&self, owner: impl Into<String>, path: &str, method_router: MethodRouter) {
+        assert!(
+            path.starts_with("/admin/"),
+            "admin route {path:?} must be under /admin/"
+        );
+        let router = Router::new().route(path, method_router);
+        self.push(RouteContribution {
+            owner: owner.into(),
+            router,
+            paths: vec![path.to_owned()],
+            admin: true,
         });
     }
 
@@ -144,6 +176,7 @@ impl RouteRegistry {
             owner: owner.into(),
             router,
             paths,
+            admin: false,
         });
     }
 
@@ -320,6 +353,26 @@ mod tests {
             .map(|c| c.owner().to_owned())
             .collect();
         assert_eq!(owners, ["legacy"]);
+    }
+
+    #[test]
+    fn admin_contributions_are_flagged_and_must_be_under_admin() {
+        let routes = RouteRegistry::new();
+        routes.admin_route("fleet", "/admin/fleet", get(|| async { "" }));
+        routes.route("orders", "/orders", get(|| async { "" }));
+        let flags: Vec<(String, bool)> = routes
+            .contributions()
+            .iter()
+            .map(|c| (c.owner().to_owned(), c.is_admin()))
+            .collect();
+        assert_eq!(
+            flags,
+            [("fleet".to_owned(), true), ("orders".to_owned(), false)]
+        );
+        let outside = std::panic::catch_unwind(|| {
+            RouteRegistry::new().admin_route("x", "/fleet", get(|| async { "" }));
+        });
+        assert!(outside.is_err());
     }
 
     #[test]

@@ -32,6 +32,8 @@
 //! deadline (30 s): the server first (`httpserver.drain_delay`, then up to
 //! `httpserver.shutdown_timeout` for requests in flight), the database last.
 
+#[cfg(feature = "fleet")]
+mod fleet;
 mod notes;
 mod store;
 
@@ -57,7 +59,12 @@ const USAGE: &str = "usage: quickstart [--config PATH]
   --config PATH   the config file (default: examples/quickstart/config.yaml)
 
 Every key can be overridden with MODULAR_<SECTION>__<KEY> environment variables,
-for example MODULAR_HTTPSERVER__PORT=9090 or MODULAR_ADMIN__TOKEN=...";
+for example MODULAR_HTTPSERVER__PORT=9090 or MODULAR_ADMIN__TOKEN=...
+
+Built with --features fleet, QUICKSTART_FLEET_URL=nats://127.0.0.1:4222 layers the service's
+keys of a NATS JetStream key-value bucket over the config file and reloads on every change
+(QUICKSTART_FLEET_BUCKET, default `config`; QUICKSTART_FLEET_SERVICE, default `quickstart`;
+the last revision is cached in <notes.data_dir>/fleet-cache.json).";
 
 /// The config file: `--config PATH` (or `--config=PATH`), else the package's `config.yaml`.
 fn config_path() -> anyhow::Result<PathBuf> {
@@ -177,12 +184,16 @@ async fn run() -> anyhow::Result<()> {
             "migrations": store::migrations_dir(notes::MIGRATIONS_DIR, driver),
         } } }
     });
-    let mut app = Application::builder()
+    let builder = Application::builder()
         // The lowest layer, so the config file and the environment can still replace it. The
         // notes' schema is the `primary` connection's migrations of the URL's driver, by
         // absolute path (a relative one would depend on the working directory).
         .config_defaults(defaults)
-        .config_file(&config_path)
+        .config_file(&config_path);
+    // The fleet's keys sit above the file: one change reaches every instance.
+    #[cfg(feature = "fleet")]
+    let builder = fleet::layer(builder, &data_dir).await?;
+    let mut app = builder
         // Modules start after their dependencies and stop in reverse. The server asks to start
         // after every other module (`InitContext::start_after_others`), so it stops first and
         // drains requests while the database and cache they use are still there.

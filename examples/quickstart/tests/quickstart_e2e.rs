@@ -1052,7 +1052,7 @@ async fn the_notes_health_fails_without_its_table_and_recovers() {
 }
 
 /// A name no earlier run used: this process and the time.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "fleet"))]
 fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1313,5 +1313,82 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
         CARD,
     ] {
         assert!(!log.contains(secret), "`{secret}` reached the log:\n{log}");
+    }
+}
+
+/// Ten quickstart processes on one bucket: one put reaches them all, and every instance's
+/// `/admin/fleet` lists ten ACKs of its revision. `cargo xtask ci` runs it with
+/// `--features fleet` against the local NATS.
+#[cfg(feature = "fleet")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
+    let Some(url) = modular_testkit::service(modular_testkit::Service::Nats) else {
+        return;
+    };
+    let bucket = format!("e2e_fleet_{}", run_id());
+    let client = async_nats::connect(url.as_str()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let store = modular_config_nats::ops::open_bucket(&js, &bucket, 5)
+        .await
+        .expect("the bucket");
+    let mut fleet = Vec::new();
+    for i in 0..10 {
+        let id = format!("q{i}");
+        fleet.push(
+            launch(&[
+                ("MODULAR_ADMIN__TOKEN", TOKEN),
+                ("QUICKSTART_FLEET_URL", url.as_str()),
+                ("QUICKSTART_FLEET_BUCKET", bucket.as_str()),
+                ("QUICKSTART_FLEET_SERVICE", "notes_e2e"),
+                ("MODULAR_FLEET__INSTANCE_ID", id.as_str()),
+                ("MODULAR_FLEET__HEARTBEAT", "1s"),
+            ])
+            .await,
+        );
+    }
+    let revision = store
+        .put("notes_e2e.notes.list_limit", "7".into())
+        .await
+        .expect("put")
+        .to_string();
+    for launched in &fleet {
+        eventually(
+            "ten ACKs of the put on this instance",
+            CHANGE_DEADLINE,
+            || {
+                let api = &launched.api;
+                let revision = revision.clone();
+                async move {
+                    let response = api
+                        .admin_request(reqwest::Method::GET, "/admin/fleet", TOKEN)
+                        .await;
+                    if response.status() != StatusCode::OK {
+                        return None;
+                    }
+                    let body: Value = response.json().await.ok()?;
+                    (body["acks"] == json!(10) && body["revisions"][revision.as_str()] == json!(10))
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+        let config = launched.api.admin_config().await;
+        assert_eq!(
+            config["config"]["notes"]["list_limit"],
+            json!(7),
+            "{config}"
+        );
+    }
+    // Without the admin token, the fleet's state is not shown.
+    let response = fleet[0]
+        .api
+        .http
+        .get(format!("{}/admin/fleet", fleet[0].api.base))
+        .send()
+        .await
+        .expect("GET /admin/fleet");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    for mut launched in fleet {
+        launched.app.terminate().await;
     }
 }

@@ -89,6 +89,7 @@ pub(crate) fn build(
     // Limits bound contributed routes only, so their keys must name one of those.
     let mut contributed: Vec<&str> = contributions
         .iter()
+        .filter(|c| !c.is_admin())
         .flat_map(|c| c.paths().iter().map(String::as_str))
         .collect();
     contributed.sort_unstable();
@@ -104,7 +105,11 @@ pub(crate) fn build(
 
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
-    let admin = endpoints::admin::routes(endpoints);
+    let admin_contributions: Vec<Router> = contributions
+        .iter()
+        .filter(|c| c.is_admin())
+        .map(|c| c.router().clone())
+        .collect();
     let metrics = endpoints::metrics::routes(endpoints.metrics_exporter());
     let owners = summary.owners.join(", ");
     let timeout = (!config.request_timeout.is_zero()).then(|| {
@@ -114,9 +119,11 @@ pub(crate) fn build(
     // (and leave the running router alone), not the process.
     let merged = catch(&owners, || {
         let mut router = Router::new();
-        for contribution in contributions {
+        for contribution in contributions.iter().filter(|c| !c.is_admin()) {
             router = router.merge(contribution.router().clone());
         }
+        // Inside `catch`: an admin contribution that overlaps a built-in endpoint panics.
+        let admin = endpoints::admin::routes(endpoints, admin_contributions);
         // The request timeout bounds the contributed (application) routes only: a cache-miss
         // probe may wait for the providers' own timeouts and an admin reload may rebuild pools,
         // and neither may be cut into a bare 503.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{TOKEN, admin_yaml, json, start, text};
+use support::{TOKEN, admin_yaml, json, start, start_with, text};
 
 #[tokio::test]
 async fn without_a_token_the_admin_endpoints_do_not_exist() -> anyhow::Result<()> {
@@ -393,5 +393,53 @@ async fn a_seeded_fuzz_of_the_plan_endpoint_is_refused_case_by_case_with_paths()
         config["version"], 1,
         "a refused plan changed the running config"
     );
+    Ok(())
+}
+
+/// A module's admin endpoint, contributed through `RouteRegistry::admin_route`.
+#[derive(Debug)]
+struct Widgets;
+
+#[modular_core::async_trait]
+impl modular_core::Module for Widgets {
+    fn name(&self) -> &str {
+        "widgets"
+    }
+
+    async fn init(
+        &mut self,
+        ctx: &mut modular_core::InitContext<'_>,
+    ) -> Result<(), modular_core::BoxError> {
+        modular_core::http::RouteRegistry::shared(ctx.services()).admin_route(
+            "widgets",
+            "/admin/widgets",
+            axum::routing::get(|| async { "three widgets" }),
+        );
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_contributed_admin_endpoint_sits_behind_the_admin_guard() -> anyhow::Result<()> {
+    let test = start_with(&admin_yaml(), |b| b.module(Widgets)).await?;
+    let missing = test.get("/admin/widgets").send().await?;
+    assert_eq!(missing.status(), 401);
+    let wrong = test
+        .get("/admin/widgets")
+        .bearer_auth("test-admin-token-0123456780")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 403);
+    let (status, body) = text(test.get("/admin/widgets").bearer_auth(TOKEN)).await?;
+    assert_eq!((status, body.as_str()), (200, "three widgets"));
+
+    // Without admin access at all, it does not exist.
+    let closed = start_with("", |b| b.module(Widgets)).await?;
+    let response = closed
+        .get("/admin/widgets")
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    assert_eq!(response.status(), 404);
     Ok(())
 }

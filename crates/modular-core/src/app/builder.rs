@@ -108,6 +108,17 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Adds a remote layer ([`RemoteSource`](crate::config::RemoteSource), such as a NATS
+    /// JetStream key-value bucket) above the sources added so far: a file added after it wins
+    /// over it, one added before loses. The environment and runtime overrides stay above it.
+    pub fn config_remote(
+        mut self,
+        source: std::sync::Arc<dyn crate::config::RemoteSource>,
+    ) -> Self {
+        self.sources = self.sources.remote(source);
+        self
+    }
+
     /// Replaces every config source.
     pub fn config_sources(mut self, sources: ConfigSources) -> Self {
         self.sources = sources;

@@ -22,8 +22,8 @@ pub use errors::{ValidationError, ValidationErrors};
 pub use handle::ConfigHandle;
 pub use secret::{REDACTED, RedactedQuery, Secret, keyed_hash, redact_query};
 pub use source::{
-    ConfigSources, DEFAULT_ENV_PREFIX, MAX_SOURCE_BYTES, TextFormat, YAML_ALIAS_EVENTS_PER_BYTE,
-    nest,
+    ConfigSources, DEFAULT_ENV_PREFIX, MAX_SOURCE_BYTES, RemoteSnapshot, RemoteSource, TextFormat,
+    YAML_ALIAS_EVENTS_PER_BYTE, nest, parse_yaml, source_revisions,
 };
 pub use store::{
     AnySection, CORE_SECTIONS, Candidate, CandidateSections, ConfigStore, SectionBinding,

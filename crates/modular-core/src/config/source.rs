@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::{Dict, Map};
@@ -46,6 +47,57 @@ enum Layer {
         path: PathBuf,
         required: bool,
     },
+    Remote {
+        source: Arc<dyn RemoteSource>,
+    },
+}
+
+/// A configuration layer fed from outside the process: a key-value store, a config server.
+///
+/// The source keeps its latest document in memory (its own task watches the remote end and
+/// triggers a reload with [`ReloadTrigger::Remote`](crate::ReloadTrigger::Remote) when it
+/// changes); every load of the configuration reads [`RemoteSource::snapshot`], so a candidate
+/// sees one revision whole. It layers where it was added among the files
+/// ([`ConfigSources::remote`]): after a file it wins over that file, before it the file wins.
+/// The environment and runtime overrides stay above it.
+///
+/// Values it sets are attributed to `"<name> (revision <r>)"` in errors, and every version's
+/// history entry and reload outcome carry the revision each remote layer was at
+/// (`source_revisions`).
+pub trait RemoteSource: Send + Sync + 'static {
+    /// The name errors and provenance show: where the document comes from, never with
+    /// credentials (`nats://127.0.0.1:4222/kv/app`).
+    fn name(&self) -> String;
+    /// The latest document (top-level sections as keys) and its revision.
+    fn snapshot(&self) -> RemoteSnapshot;
+}
+
+/// What a [`RemoteSource`] holds now.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteSnapshot {
+    /// The document: top-level keys are sections (`{"cache": {"max_items": 10}}`).
+    pub value: Value,
+    /// The revision it was read at, when the source has revisions.
+    pub revision: Option<String>,
+    /// Parts of the document the source could not read (a key whose text is not YAML), by
+    /// the dotted config path they would set: each rejects the candidate with that path and
+    /// the source, like a syntax error in a file.
+    pub errors: Vec<super::FieldError>,
+}
+
+/// The metadata name marking a remote layer: `remote:<name>\n<revision>`.
+const REMOTE_MARK: &str = "remote:";
+
+/// The revision of every remote layer `figment` was built from, by source name.
+pub fn source_revisions(figment: &Figment) -> BTreeMap<String, String> {
+    figment
+        .metadata()
+        .filter_map(|m| {
+            let rest = m.name.strip_prefix(REMOTE_MARK)?;
+            let (name, revision) = rest.split_once('\n')?;
+            Some((name.to_owned(), revision.to_owned()))
+        })
+        .collect()
 }
 
 // Configuration text and default values may hold secrets (a password in embedded YAML), so
@@ -68,6 +120,10 @@ impl std::fmt::Debug for Layer {
                 .field("path", path)
                 .field("required", required)
                 .finish(),
+            Self::Remote { source } => f
+                .debug_struct("Remote")
+                .field("name", &source.name())
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -159,6 +215,19 @@ impl ConfigSources {
         self
     }
 
+    /// Adds a remote layer above every layer added so far (see [`RemoteSource`]).
+    pub fn remote(mut self, source: Arc<dyn RemoteSource>) -> Self {
+        self.layers.push(Layer::Remote { source });
+        self
+    }
+
+    /// Whether any layer is a remote source.
+    pub fn has_remote(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, Layer::Remote { .. }))
+    }
+
     /// The files whose changes should trigger a reload.
     pub fn files(&self) -> Vec<PathBuf> {
         self.layers
@@ -183,6 +252,32 @@ impl ConfigSources {
             figment = match layer {
                 Layer::Defaults { name, value } => {
                     figment.merge(SectionMaps(Named::new(name, value.clone())))
+                }
+                Layer::Remote { source } => {
+                    let snapshot = source.snapshot();
+                    let name = source.name();
+                    let revision = snapshot.revision.unwrap_or_default();
+                    let shown = if revision.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name} (revision {revision})")
+                    };
+                    for error in &snapshot.errors {
+                        errors.push(ValidationError {
+                            path: error.path.clone(),
+                            source: shown.clone(),
+                            message: error.message.clone(),
+                        });
+                    }
+                    let value = match snapshot.value {
+                        Value::Null => Value::Object(serde_json::Map::new()),
+                        value => value,
+                    };
+                    figment.merge(SectionMaps(Named {
+                        name: format!("{REMOTE_MARK}{name}\n{revision}"),
+                        source: shown,
+                        value,
+                    }))
                 }
                 Layer::Text { name, format, text } => {
                     if let Err(error) = check_size(text.len() as u64, name) {
@@ -275,6 +370,13 @@ fn check_size(size: u64, source: &str) -> Result<(), ValidationError> {
             "configuration is {size} bytes, larger than the maximum of {MAX_SOURCE_BYTES} bytes"
         ),
     })
+}
+
+/// Parses YAML text (a remote source's document) into a JSON value, with the same bounds as
+/// a config file: at most [`MAX_SOURCE_BYTES`], alias expansion bounded by the input's length.
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    check_size(text.len() as u64, "yaml").map_err(|e| e.message)?;
+    <Yaml as Format>::from_str(text).map_err(|e| e.to_string())
 }
 
 /// YAML through serde-saphyr, with alias expansion bounded in proportion to the input.
@@ -511,6 +613,8 @@ impl Provider for EnvLayer {
 /// A serialized layer whose errors name it (`override`, `defaults`).
 struct Named {
     name: String,
+    /// What errors show as the source.
+    source: String,
     value: Value,
 }
 
@@ -518,6 +622,7 @@ impl Named {
     fn new(name: &str, value: Value) -> Self {
         Self {
             name: name.to_owned(),
+            source: name.to_owned(),
             value,
         }
     }
@@ -527,7 +632,7 @@ impl Provider for Named {
     fn metadata(&self) -> Metadata {
         Metadata::from(
             self.name.clone(),
-            figment::Source::Custom(self.name.clone()),
+            figment::Source::Custom(self.source.clone()),
         )
     }
 

@@ -331,6 +331,7 @@ pub struct ConfigStore {
     // is then an error.
     known_sections: RwLock<Option<BTreeSet<String>>>,
     checks: RwLock<Vec<(String, Arc<dyn SectionCheck>)>>,
+    revisions: Mutex<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for ConfigStore {
@@ -355,6 +356,7 @@ impl ConfigStore {
             loaded_fingerprint: Mutex::new(None),
             known_sections: RwLock::new(None),
             checks: RwLock::new(Vec::new()),
+            revisions: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -378,6 +380,17 @@ impl ConfigStore {
         Ok(())
     }
 
+    /// The revision of each remote layer ([`RemoteSource`](super::RemoteSource)) the running
+    /// configuration was read at, by source name (empty without remote layers).
+    pub fn source_revisions(&self) -> BTreeMap<String, String> {
+        lock(&self.revisions).clone()
+    }
+
+    /// Records the remote revisions of a committed candidate (the reload pipeline).
+    pub(crate) fn set_source_revisions(&self, revisions: BTreeMap<String, String>) {
+        *lock(&self.revisions) = revisions;
+    }
+
     /// The sources.
     pub fn sources(&self) -> &ConfigSources {
         &self.sources
@@ -388,6 +401,7 @@ impl ConfigStore {
         let fingerprint = crate::reload::content_fingerprint(&self.sources.files());
         let figment = self.figment(None).map_err(ValidationErrors)?;
         *lock(&self.loaded_fingerprint) = Some(fingerprint);
+        *lock(&self.revisions) = super::source::source_revisions(&figment);
         *write(&self.initial) = Some(figment);
         Ok(())
     }

@@ -30,6 +30,9 @@ pub struct HistoryEntry {
     pub health_gate: Option<String>,
     /// Why the gate reverted it.
     pub health_gate_reason: Option<String>,
+    /// The revision of each remote config layer it was read at, by source name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_revisions: BTreeMap<String, String>,
     /// The typed sections of this version (kept for rollback, never serialized).
     #[serde(skip)]
     pub(crate) sections: Vec<(String, AnySection)>,

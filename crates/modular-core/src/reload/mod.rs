@@ -52,6 +52,9 @@ pub enum ReloadTrigger {
     Rollback,
     /// The health gate reverted a reload.
     HealthGate,
+    /// A remote configuration source ([`RemoteSource`](crate::config::RemoteSource)) changed:
+    /// a key-value store or config server pushed a new revision.
+    Remote,
 }
 
 impl ReloadTrigger {
@@ -65,6 +68,7 @@ impl ReloadTrigger {
             Self::Override => "override",
             Self::Rollback => "rollback",
             Self::HealthGate => "health_gate",
+            Self::Remote => "remote",
         }
     }
 }

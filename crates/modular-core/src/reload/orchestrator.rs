@@ -188,6 +188,7 @@ impl ReloadOrchestrator {
             outcome: "initial".to_owned(),
             health_gate: None,
             health_gate_reason: None,
+            source_revisions: store.source_revisions(),
             sections: current_sections(&store),
             overrides: store.overrides(),
         });

@@ -91,6 +91,10 @@ pub struct ReloadOutcome {
     pub health_gate: Option<String>,
     /// Whether this was a dry run.
     pub dry_run: bool,
+    /// The revision of each remote config layer the committed version was read at, by source
+    /// name (empty without remote layers or when nothing was committed).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub source_revisions: std::collections::BTreeMap<String, String>,
     /// How long it took.
     pub duration_ms: f64,
 }
@@ -117,6 +121,7 @@ impl ReloadOutcome {
             plan: Vec::new(),
             health_gate: None,
             dry_run: false,
+            source_revisions: std::collections::BTreeMap::new(),
             duration_ms: 0.0,
         }
     }

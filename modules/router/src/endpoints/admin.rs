@@ -52,7 +52,26 @@ pub(crate) const PATHS: &[&str] = &[
 ];
 
 /// The admin routes, each behind the token check.
-pub(crate) fn routes(endpoints: &Arc<Endpoints>) -> Router {
+/// The built-in admin endpoints plus the modules' admin contributions
+/// ([`RouteRegistry::admin_route`](modular_core::http::RouteRegistry::admin_route)), all
+/// behind the same guard.
+pub(crate) fn routes(endpoints: &Arc<Endpoints>, contributed: Vec<Router>) -> Router {
+    let mut extra = Router::new();
+    for router in contributed {
+        extra = extra.merge(router);
+    }
+    let extra = if extra.has_routes() {
+        extra.route_layer(middleware::from_fn_with_state(
+            Arc::clone(endpoints),
+            require_token,
+        ))
+    } else {
+        extra
+    };
+    builtin(endpoints).merge(extra)
+}
+
+fn builtin(endpoints: &Arc<Endpoints>) -> Router {
     Router::new()
         .route("/admin/reload", post(reload))
         .route("/admin/reload/plan", post(plan))

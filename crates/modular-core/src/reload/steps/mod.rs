@@ -72,8 +72,12 @@ impl Worker {
         let from_sources = source.is_sources();
 
         // 1-2. Load and validate.
-        let candidate = match load::load(&store, source).and_then(|l| validate::validate(&store, l))
-        {
+        let loaded = load::load(&store, source);
+        let revisions = match &loaded {
+            Ok(load::Loaded::Figment(figment)) => Some(crate::config::source_revisions(figment)),
+            _ => None,
+        };
+        let candidate = match loaded.and_then(|l| validate::validate(&store, l)) {
             Ok(candidate) => candidate,
             Err(errors) => {
                 outcome.status = ReloadStatus::Rejected;
@@ -221,6 +225,10 @@ impl Worker {
             &prepared.skipped,
         );
         outcome.version = version;
+        if let Some(revisions) = revisions {
+            store.set_source_revisions(revisions);
+        }
+        outcome.source_revisions = store.source_revisions();
         for module in &outcome.reloaded {
             self.pending_skipped.remove(module);
         }

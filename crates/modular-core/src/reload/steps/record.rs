@@ -51,6 +51,7 @@ pub(crate) fn record(
         },
         health_gate: None,
         health_gate_reason: None,
+        source_revisions: shared.store.source_revisions(),
         sections: current_sections(&shared.store),
         overrides: shared.store.overrides(),
     });

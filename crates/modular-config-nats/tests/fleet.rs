@@ -1,0 +1,427 @@
+//! Fleet config against the real NATS JetStream: one put reaches every instance, each ACKs or
+//! NACKs it in the bucket, start-up falls back to the cache, an outage is ridden out, and the
+//! credentials in the URL never leave.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use modular_config_nats::{FleetModule, InstanceStatus, NACK_EVENT, NatsKv, NatsKvOptions, ops};
+use modular_core::events::EventFilter;
+use modular_core::health::HealthStatus;
+use modular_core::{
+    Application, BoxError, ConfigHandle, DynamicConfig, FieldError, InitContext, Module,
+};
+use modular_testkit::{FaultProxy, RefusedPort, Service, test_builder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(default, deny_unknown_fields)]
+struct NotesConfig {
+    #[config(dynamic)]
+    max_items: u32,
+    #[config(dynamic)]
+    greeting: String,
+}
+
+impl Default for NotesConfig {
+    fn default() -> Self {
+        Self {
+            max_items: 10,
+            greeting: "hello".to_owned(),
+        }
+    }
+}
+
+/// An application module reading `notes`; its config handle is what the tests watch.
+#[derive(Debug, Default)]
+struct Notes {
+    handle: Arc<Mutex<Option<ConfigHandle<NotesConfig>>>>,
+}
+
+#[modular_core::async_trait]
+impl Module for Notes {
+    fn name(&self) -> &str {
+        "notes"
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        *self.handle.lock().unwrap() = Some(ctx.config::<NotesConfig>()?);
+        Ok(())
+    }
+}
+
+struct Instance {
+    app: Application,
+    kv: Arc<NatsKv>,
+    notes: ConfigHandle<NotesConfig>,
+}
+
+impl Instance {
+    async fn start(
+        options: NatsKvOptions,
+        id: &str,
+        customize: impl FnOnce(modular_core::ApplicationBuilder) -> modular_core::ApplicationBuilder,
+    ) -> anyhow::Result<Self> {
+        let kv = NatsKv::connect(options).await?;
+        let notes = Notes::default();
+        let handle = Arc::clone(&notes.handle);
+        let builder = test_builder()
+            .config_remote(kv.clone())
+            .config_defaults(json!({ "fleet": { "instance_id": id, "heartbeat": "200ms", "ttl": "30s", "debounce": "20ms" } }))
+            .module(notes)
+            .module(FleetModule::new(kv.clone()));
+        let mut app = customize(builder).build().await?;
+        app.start().await?;
+        let notes = handle.lock().unwrap().clone().unwrap();
+        Ok(Self { app, kv, notes })
+    }
+
+    async fn health(&self) -> modular_core::health::HealthReport {
+        let answer = self.app.health().unwrap().force_refresh().await;
+        answer
+            .reports
+            .iter()
+            .find(|r| r.module == "fleet")
+            .cloned()
+            .expect("a fleet report")
+    }
+}
+
+/// A bucket and service of this test's own.
+fn names() -> (String, String) {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    (
+        format!("fleet_{}_{n}_{stamp}", std::process::id()),
+        format!("svc{n}"),
+    )
+}
+
+async fn bucket(url: &str, name: &str) -> kv::Store {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    ops::open_bucket(&js, name, 5).await.unwrap()
+}
+
+/// Polls `check` until it holds, for at most 20 s (real broker round trips, no fixed sleep).
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn statuses(store: &kv::Store, service: &str) -> Vec<InstanceStatus> {
+    ops::fleet_statuses(store, service, Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_put_reaches_every_instance_and_each_acks_the_same_revision() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    store
+        .put(
+            service.as_str(),
+            "notes: {max_items: 20, greeting: hi}\n".into(),
+        )
+        .await?;
+    let mut fleet = Vec::new();
+    for i in 0..10 {
+        let options = NatsKvOptions::new(&url, &bucket_name, &service);
+        fleet.push(Instance::start(options, &format!("i{i}"), |b| b).await?);
+    }
+    for instance in &fleet {
+        assert_eq!(instance.notes.get().max_items, 20);
+        assert_eq!(instance.notes.get().greeting, "hi");
+    }
+    // A dotted key wins over the document.
+    let revision = store
+        .put(format!("{service}.notes.max_items"), "35".into())
+        .await?;
+    for instance in &fleet {
+        eventually("every instance applies the put", async || {
+            instance.notes.get().max_items == 35
+        })
+        .await;
+        let history = instance.app.reloader().unwrap().history();
+        let last = history.last().unwrap();
+        assert_eq!(last.trigger.as_ref().map(|t| t.as_str()), Some("remote"));
+        assert_eq!(
+            last.source_revisions.values().next(),
+            Some(&revision.to_string())
+        );
+    }
+    eventually("ten ACKs of the revision", async || {
+        let all = statuses(&store, &service).await;
+        all.len() == 10
+            && all
+                .iter()
+                .all(|s| s.status == "ack" && s.revision.as_deref() == Some(&revision.to_string()))
+    })
+    .await;
+    // The document's other values still hold (the key layered over it).
+    assert_eq!(fleet[3].notes.get().greeting, "hi");
+    for mut instance in fleet {
+        instance.app.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_stays()
+-> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    let mut fleet = Vec::new();
+    for i in 0..10 {
+        let options = NatsKvOptions::new(&url, &bucket_name, &service);
+        // Instance 9 has a local rule: at most 100 items.
+        let strict = i == 9;
+        fleet.push(
+            Instance::start(options, &format!("n{i}"), move |b| {
+                if strict {
+                    b.section_check(
+                        "notes",
+                        Arc::new(
+                            |v: &Value| match v.get("max_items").and_then(Value::as_u64) {
+                                Some(n) if n > 100 => Err(vec![FieldError::new(
+                                    "max_items",
+                                    format!("must be at most 100 on this instance, got {n}"),
+                                )]),
+                                _ => Ok(()),
+                            },
+                        ),
+                    )
+                } else {
+                    b
+                }
+            })
+            .await?,
+        );
+    }
+    let mut nacks = fleet[9]
+        .app
+        .events()
+        .subscribe(EventFilter::exact(NACK_EVENT));
+    let revision = store
+        .put(format!("{service}.notes.max_items"), "500".into())
+        .await?
+        .to_string();
+    for instance in &fleet[..9] {
+        eventually("the nine lenient instances apply it", async || {
+            instance.notes.get().max_items == 500
+        })
+        .await;
+    }
+    eventually("nine ACKs and one NACK", async || {
+        let all = statuses(&store, &service).await;
+        all.iter()
+            .filter(|s| s.revision.as_deref() == Some(&revision))
+            .count()
+            == 10
+    })
+    .await;
+    let all = statuses(&store, &service).await;
+    let nack = all.iter().find(|s| s.instance == "n9").unwrap();
+    assert_eq!(nack.status, "nack", "{all:?}");
+    assert_eq!(nack.reload, "rejected");
+    let error = nack.error.as_deref().unwrap();
+    assert!(error.contains("notes.max_items"), "{error}");
+    assert!(error.contains("at most 100 on this instance"), "{error}");
+    assert_eq!(all.iter().filter(|s| s.status == "ack").count(), 9);
+    // The NACKing instance keeps its running config, and said so on its event bus.
+    assert_eq!(fleet[9].notes.get().max_items, 10);
+    let event = nacks.recv().await.unwrap();
+    let data = modular_core::events::event_data(&event).unwrap();
+    assert_eq!(data["instance"], "n9");
+    assert_eq!(data["revision"], revision);
+
+    // A key that is not YAML is a NACK with its path everywhere, and nothing changes.
+    let bad = store
+        .put(format!("{service}.notes.greeting"), "'unclosed".into())
+        .await?
+        .to_string();
+    eventually("ten NACKs of the bad key", async || {
+        let all = statuses(&store, &service).await;
+        all.iter()
+            .filter(|s| s.revision.as_deref() == Some(&bad) && s.status == "nack")
+            .count()
+            == 10
+    })
+    .await;
+    let all = statuses(&store, &service).await;
+    assert!(
+        all.iter()
+            .all(|s| s.error.as_deref().unwrap_or("").contains("notes.greeting")),
+        "{all:?}"
+    );
+    assert_eq!(fleet[0].notes.get().greeting, "hello");
+    for mut instance in fleet {
+        instance.app.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_without_the_store_serves_the_cached_revision_or_fails_naming_the_url()
+-> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    store
+        .put(format!("{service}.notes.max_items"), "77".into())
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("fleet-cache.json");
+    // A first run caches the revision.
+    let mut first = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service).cache_path(&cache),
+        "c0",
+        |b| b,
+    )
+    .await?;
+    assert_eq!(first.notes.get().max_items, 77);
+    first.app.stop().await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&cache)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // The store is down: the cached revision serves, and the source is degraded.
+    let down = RefusedPort::new();
+    let secret = "s3cret-fleet-pass";
+    let down_url = format!("nats://fleet:{secret}@127.0.0.1:{}", down.port());
+    let mut cached = Instance::start(
+        NatsKvOptions::new(&down_url, &bucket_name, &service)
+            .cache_path(&cache)
+            .connect_timeout(Duration::from_millis(300)),
+        "c1",
+        |b| b,
+    )
+    .await?;
+    assert_eq!(cached.notes.get().max_items, 77);
+    let report = cached.health().await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert_eq!(report.details["from_cache"], json!(true));
+    let shown = format!("{report:?} {:?} {:?}", cached.kv, cached.kv.options());
+    assert!(!shown.contains(secret), "{shown}");
+    let history = cached.app.reloader().unwrap().history();
+    let history = serde_json::to_string(&history)?;
+    assert!(!history.contains(secret), "{history}");
+    cached.app.stop().await?;
+
+    // No cache: build fails with the URL, without the password.
+    let error = NatsKv::connect(
+        NatsKvOptions::new(&down_url, &bucket_name, &service)
+            .cache_path(dir.path().join("none.json"))
+            .connect_timeout(Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains(&format!("nats://127.0.0.1:{}", down.port())),
+        "{error}"
+    );
+    assert!(error.contains("none.json"), "{error}");
+    assert!(!error.contains(secret), "{error}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_degrades_the_source_and_a_change_put_meanwhile_applies_on_reconnect()
+-> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    let upstream: std::net::SocketAddr = url
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("a nats://ip:port URL");
+    let proxy = FaultProxy::start(upstream).await?;
+    let mut instance = Instance::start(
+        NatsKvOptions::new(format!("nats://{}", proxy.addr()), &bucket_name, &service),
+        "o0",
+        |b| b,
+    )
+    .await?;
+    assert_eq!(instance.health().await.status, HealthStatus::Healthy);
+    proxy.cut();
+    eventually("the source turns degraded", async || {
+        instance.health().await.status == HealthStatus::Degraded
+    })
+    .await;
+    // The instance keeps serving its config; a change is put while it cannot see it.
+    assert_eq!(instance.notes.get().max_items, 10);
+    let revision = store
+        .put(format!("{service}.notes.max_items"), "12".into())
+        .await?
+        .to_string();
+    proxy.restore();
+    eventually("the change applies after the reconnect", async || {
+        instance.notes.get().max_items == 12
+    })
+    .await;
+    eventually("the source recovers", async || {
+        instance.health().await.status == HealthStatus::Healthy
+    })
+    .await;
+    eventually("the ACK of the change is in the bucket", async || {
+        statuses(&store, &service)
+            .await
+            .iter()
+            .any(|s| s.instance == "o0" && s.revision.as_deref() == Some(&revision))
+    })
+    .await;
+    instance.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn malformed_options_are_rejected_with_the_option() {
+    let error = NatsKv::connect(NatsKvOptions::new("http://x", "b", "s"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("url"), "{error}");
+    let error = NatsKv::connect(NatsKvOptions::new("nats://127.0.0.1:1", "bad bucket", "s"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("bucket"), "{error}");
+    let error = NatsKv::connect(NatsKvOptions::new("nats://127.0.0.1:1", "b", "a.b"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("service"), "{error}");
+}
