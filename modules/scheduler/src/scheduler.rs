@@ -952,11 +952,14 @@ impl Scheduler {
                         let mut all = vec![due.at];
                         all.extend(passed);
                         let generation = job.generation;
+                        let paused = job.paused || !settings.enabled;
                         drop(jobs);
                         if let Some(next) = next {
                             self.push(name, next, generation);
                         }
-                        self.misfire(name, all, now);
+                        if !paused {
+                            self.catch_up_late(name, all, now, &settings);
+                        }
                         return;
                     }
                     (Trigger::Cron, next)
@@ -1001,6 +1004,34 @@ impl Scheduler {
             return;
         }
         self.dispatch(name, job, due.at, trigger, settings, handler);
+    }
+
+    /// Several occurrences came due at once (a stalled process): those more than the job's
+    /// tolerance late go to its misfire policy, the others run as usual.
+    fn catch_up_late(
+        &self,
+        name: &str,
+        all: Vec<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        settings: &Settings,
+    ) {
+        let (late, on_time): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|at| (now - *at).to_std().unwrap_or(Duration::ZERO) > settings.tolerance);
+        if !late.is_empty() {
+            self.misfire(name, late, now);
+        }
+        let Some(handler) = self.handler(name) else {
+            return;
+        };
+        let mut jobs = lock(&self.inner.jobs);
+        let Some(job) = jobs.get_mut(name) else {
+            return;
+        };
+        for at in on_time {
+            let settings = Arc::clone(&job.settings);
+            self.dispatch(name, job, at, Trigger::Cron, settings, Arc::clone(&handler));
+        }
     }
 
     /// Queues one run of `job` for `scheduled_at`, or reports it missed when the job is at
