@@ -248,3 +248,63 @@ pub async fn build_error(builder: ApplicationBuilder) -> String {
         Err(error) => error.to_string(),
     }
 }
+
+/// Polls `check` every 20 ms (real time) until it holds or `within` passes.
+pub async fn wait_until(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An application with the database module (one connection `primary` at `url`) and the
+/// scheduler persisting on it, over `scheduler` (the section), on the system clock.
+pub async fn persisted_app(
+    url: &str,
+    scheduler: Value,
+    module: impl FnOnce(SchedulerModule) -> SchedulerModule,
+) -> (Application, Scheduler, EventStream, ConfigFile) {
+    let mut section = json!({ "persistence": { "connection": "primary", "lease": "1s" } });
+    merge(&mut section, scheduler);
+    let config = json!({
+        "database": { "connections": { "primary": {
+            "url": url, "connect_timeout": "3s", "acquire_timeout": "3s", "ping_timeout": "1s",
+        } } },
+        "scheduler": section,
+    });
+    let file = ConfigFile::new(&config);
+    let module = module(SchedulerModule::new());
+    let scheduler = module.scheduler();
+    let mut app = modular_testkit::test_builder()
+        .config_file(&file.path)
+        .module(modular_database::DatabaseModule::new())
+        .module(module)
+        .build()
+        .await
+        .unwrap();
+    let events = app
+        .events()
+        .subscribe_with_capacity(EventFilter::prefix("com.modular.scheduler."), 4096);
+    app.start().await.unwrap();
+    (app, scheduler, events, file)
+}
+
+/// Every event of `kind` in `events` so far, as data.
+pub fn drain_of(events: &mut EventStream, kind: &str) -> Vec<Value> {
+    let ty = format!("com.modular.scheduler.{kind}");
+    let mut out = Vec::new();
+    while let Some(event) = events.try_recv() {
+        if event.ty() == ty {
+            if let Some(cloudevents::Data::Json(value)) = event.data() {
+                out.push(value.clone());
+            }
+        }
+    }
+    out
+}
