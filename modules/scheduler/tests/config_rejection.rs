@@ -10,12 +10,17 @@ use support::{ConfigFile, Recorder, build_error, builder};
 async fn rejected(config: Value) -> String {
     let file = ConfigFile::new(&config);
     let jobs = Recorder::default();
-    build_error(builder(&file, SchedulerModule::new().job("report", jobs.ok()))).await
+    build_error(builder(
+        &file,
+        SchedulerModule::new().job("report", jobs.ok()),
+    ))
+    .await
 }
 
 #[tokio::test]
 async fn an_invalid_cron_names_the_path_and_the_position() {
-    let error = rejected(json!({ "scheduler": { "jobs": { "report": { "cron": "61 0 * * *" } } } })).await;
+    let error =
+        rejected(json!({ "scheduler": { "jobs": { "report": { "cron": "61 0 * * *" } } } })).await;
     assert!(error.contains("scheduler.jobs.report.cron"), "{error}");
     assert!(error.contains("position 1 (minute field)"), "{error}");
 }
@@ -23,7 +28,8 @@ async fn an_invalid_cron_names_the_path_and_the_position() {
 #[tokio::test]
 async fn a_cron_with_too_many_fields_is_rejected() {
     let error =
-        rejected(json!({ "scheduler": { "jobs": { "report": { "cron": "* * * * * * * *" } } } })).await;
+        rejected(json!({ "scheduler": { "jobs": { "report": { "cron": "* * * * * * * *" } } } }))
+            .await;
     assert!(error.contains("scheduler.jobs.report.cron"), "{error}");
     assert!(error.contains("got 8"), "{error}");
 }
@@ -35,7 +41,10 @@ async fn an_unknown_time_zone_is_rejected() {
     } } } }))
     .await;
     assert!(error.contains("scheduler.jobs.report.timezone"), "{error}");
-    assert!(error.contains("unknown time zone \"Europe/Atlantis\""), "{error}");
+    assert!(
+        error.contains("unknown time zone \"Europe/Atlantis\""),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -47,9 +56,13 @@ async fn zero_workers_are_rejected() {
 
 #[tokio::test]
 async fn a_job_without_a_handler_is_rejected_at_start() {
-    let error = rejected(json!({ "scheduler": { "jobs": { "nightly": { "cron": "0 0 * * *" } } } })).await;
+    let error =
+        rejected(json!({ "scheduler": { "jobs": { "nightly": { "cron": "0 0 * * *" } } } })).await;
     assert!(error.contains("scheduler.jobs.nightly"), "{error}");
-    assert!(error.contains("no job handler registered under \"nightly\""), "{error}");
+    assert!(
+        error.contains("no job handler registered under \"nightly\""),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -65,7 +78,11 @@ async fn an_unknown_field_and_a_bad_misfire_policy_are_rejected() {
 
 #[tokio::test]
 async fn a_persistence_connection_without_a_pool_fails_start() {
-    let error = rejected(json!({ "scheduler": { "persistence": { "connection": "missing" } } })).await;
-    assert!(error.contains("scheduler.persistence.connection"), "{error}");
+    let error =
+        rejected(json!({ "scheduler": { "persistence": { "connection": "missing" } } })).await;
+    assert!(
+        error.contains("scheduler.persistence.connection"),
+        "{error}"
+    );
     assert!(error.contains("\"missing\""), "{error}");
 }

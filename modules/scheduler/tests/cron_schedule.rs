@@ -83,8 +83,10 @@ async fn a_time_the_spring_change_skips_does_not_run_that_day() {
     advance(Duration::from_secs(2 * 24 * 3600)).await;
     let runs = jobs.scheduled();
     assert!(
-        !runs.iter().any(|r| r.date_naive() == utc("2026-03-29T12:00:00Z").date_naive()
-            && *r < utc("2026-03-29T01:00:00Z")),
+        !runs.iter().any(
+            |r| r.date_naive() == utc("2026-03-29T12:00:00Z").date_naive()
+                && *r < utc("2026-03-29T01:00:00Z")
+        ),
         "{runs:?}"
     );
     assert!(runs.contains(&utc("2026-03-30T00:30:00Z")), "{runs:?}");
@@ -100,7 +102,10 @@ async fn last_day_of_month_and_nth_weekday_expressions_run_on_their_days() {
             "second_friday": { "cron": "0 0 * * 5#2" },
         })),
         utc("2026-02-01T00:00:30Z"),
-        |m| m.job("last", last.ok()).job("second_friday", second_friday.ok()),
+        |m| {
+            m.job("last", last.ok())
+                .job("second_friday", second_friday.ok())
+        },
     )
     .await;
     advance(Duration::from_secs(60 * 24 * 3600)).await;
@@ -123,7 +128,9 @@ async fn one_shot_and_interval_jobs_run_from_code() {
         m.job("once", once.ok()).job("every", every.ok())
     })
     .await;
-    f.scheduler.run_after("once", Duration::from_secs(30)).unwrap();
+    f.scheduler
+        .run_after("once", Duration::from_secs(30))
+        .unwrap();
     f.scheduler
         .run_at("once", utc("2026-01-01T00:00:10Z"))
         .unwrap();

@@ -76,7 +76,12 @@ async fn a_panicking_job_is_caught_and_the_scheduler_keeps_running() {
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     let failed = f.drain("job.failed");
     assert_eq!(failed[0]["outcome"], json!("panicked"));
-    assert!(failed[0]["error"].as_str().unwrap().contains("first run explodes"));
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("first run explodes")
+    );
     let status = f.scheduler.status("boom").unwrap();
     assert_eq!(status.runs.get("panicked"), Some(&1));
     assert_eq!(status.runs.get("completed"), Some(&1));
@@ -102,9 +107,16 @@ async fn a_failing_run_is_retried_with_exponential_backoff() {
     advance(Duration::from_secs(20)).await;
     let calls = jobs.calls();
     assert_eq!(calls.len(), 4, "{calls:?}");
-    let gaps: Vec<u64> = calls.windows(2).map(|w| (w[1].at - w[0].at).as_secs()).collect();
+    let gaps: Vec<u64> = calls
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs())
+        .collect();
     assert_eq!(gaps, [1, 2, 3], "1s, 2s, then capped at 3s");
-    assert!(calls.iter().all(|c| c.scheduled_at == utc("2026-01-01T01:00:00Z")));
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.scheduled_at == utc("2026-01-01T01:00:00Z"))
+    );
     let failed = f.drain("job.failed");
     assert_eq!(failed.len(), 3, "one per failed attempt, none final");
     assert_eq!(failed[0]["retry_in_ms"], json!(1000));
@@ -129,7 +141,11 @@ async fn an_occurrence_beyond_max_concurrent_is_missed() {
     );
     let missed = f.drain("job.missed");
     assert_eq!(missed.len(), 2, "{missed:?}");
-    assert!(missed.iter().all(|m| m["reason"] == json!("max_concurrent")));
+    assert!(
+        missed
+            .iter()
+            .all(|m| m["reason"] == json!("max_concurrent"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -142,7 +158,10 @@ async fn the_pool_bounds_how_many_runs_execute_at_once() {
             "b": { "cron": "0 * * * * *", "timeout": "1h" },
         } } }),
         utc("2026-01-01T00:00:59Z"),
-        |m| m.job("a", a.sleeping(Duration::from_secs(10))).job("b", b.sleeping(Duration::from_secs(10))),
+        |m| {
+            m.job("a", a.sleeping(Duration::from_secs(10)))
+                .job("b", b.sleeping(Duration::from_secs(10)))
+        },
     )
     .await;
     advance(Duration::from_secs(2)).await;
@@ -150,7 +169,11 @@ async fn the_pool_bounds_how_many_runs_execute_at_once() {
     assert_eq!(f.scheduler.queue_depth(), 1);
     assert_eq!(a.count() + b.count(), 1);
     advance(Duration::from_secs(10)).await;
-    assert_eq!(a.count() + b.count(), 2, "the second ran when the first freed the worker");
+    assert_eq!(
+        a.count() + b.count(),
+        2,
+        "the second ran when the first freed the worker"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -149,8 +149,10 @@ async fn a_reload_changes_timeout_retry_enabled_and_max_concurrent_of_the_next_r
     assert_eq!(outcome["status"], json!("applied"), "{outcome}");
     advance(Duration::from_secs(60)).await;
     assert_eq!(jobs.count(), 3, "the next run retried once");
-    f.reload(&section(json!({ "job": { "cron": "0 * * * * *", "enabled": false } })))
-        .await;
+    f.reload(&section(
+        json!({ "job": { "cron": "0 * * * * *", "enabled": false } }),
+    ))
+    .await;
     advance(Duration::from_secs(120)).await;
     assert_eq!(jobs.count(), 3, "disabled");
     assert!(!f.scheduler.status("job").unwrap().enabled);

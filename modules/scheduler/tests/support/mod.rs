@@ -67,8 +67,11 @@ impl Recorder {
     pub fn sleeping(
         &self,
         for_: Duration,
-    ) -> impl Fn(JobContext) -> std::pin::Pin<Box<dyn std::future::Future<Output = modular_scheduler::JobResult> + Send>>
-    + Send
+    ) -> impl Fn(
+        JobContext,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = modular_scheduler::JobResult> + Send>,
+    > + Send
     + Sync
     + 'static {
         let calls = Arc::clone(&self.calls);
@@ -173,8 +176,9 @@ impl Fixture {
             };
             self.seen.push((event.ty().to_owned(), data));
         }
-        let (mine, rest): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.seen).into_iter().partition(|(t, _)| *t == ty);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.seen)
+            .into_iter()
+            .partition(|(t, _)| *t == ty);
         self.seen = rest;
         mine.into_iter().map(|(_, v)| v).collect()
     }
