@@ -15,7 +15,7 @@ use futures::FutureExt as _;
 use modular_core::{BoxError, ModuleContext};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -1050,28 +1050,32 @@ impl Scheduler {
             self.missed(name, job, scheduled_at, now, "max_concurrent");
             return;
         }
-        let capacity = self.inner.queue_capacity.load(Ordering::Relaxed);
-        if self.inner.queued.load(Ordering::Relaxed) >= capacity {
-            self.inner.rejected_full.fetch_add(1, Ordering::Relaxed);
-            self.inner.saturated.store(true, Ordering::Relaxed);
-            self.missed(name, job, scheduled_at, now, "queue_full");
-            return;
+        // A free worker is taken at once; only a run that must wait is queued.
+        let permit = Arc::clone(&self.inner.pool).try_acquire_owned().ok();
+        if permit.is_none() {
+            let capacity = self.inner.queue_capacity.load(Ordering::Relaxed);
+            if self.inner.queued.load(Ordering::Relaxed) >= capacity {
+                self.inner.rejected_full.fetch_add(1, Ordering::Relaxed);
+                self.inner.saturated.store(true, Ordering::Relaxed);
+                self.missed(name, job, scheduled_at, now, "queue_full");
+                return;
+            }
+            job.waiting.push(scheduled_at);
+            let depth = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::queue_depth(depth);
         }
         job.active += 1;
-        job.waiting.push(scheduled_at);
         if trigger != Trigger::Manual {
             job.last_scheduled = Some(
                 job.last_scheduled
                     .map_or(scheduled_at, |l| l.max(scheduled_at)),
             );
         }
-        let depth = self.inner.queued.fetch_add(1, Ordering::Relaxed) + 1;
-        metrics::queue_depth(depth);
         let this = self.clone();
         let name: Arc<str> = Arc::from(name);
         let next = job.next_run;
         self.inner.tasks.spawn(async move {
-            this.run(name, scheduled_at, trigger, settings, handler, next)
+            this.run(name, scheduled_at, trigger, settings, handler, next, permit)
                 .await;
         });
     }
@@ -1086,20 +1090,32 @@ impl Scheduler {
         settings: Arc<Settings>,
         handler: Arc<dyn JobHandler>,
         next: Option<DateTime<Utc>>,
+        permit: Option<OwnedSemaphorePermit>,
     ) {
         let inner = &self.inner;
-        let permit = tokio::select! {
-            permit = Arc::clone(&inner.pool).acquire_owned() => permit.ok(),
-            () = inner.cancel.cancelled() => None,
+        let permit = match permit {
+            Some(permit) => Some(permit),
+            None => {
+                let permit = tokio::select! {
+                    permit = Arc::clone(&inner.pool).acquire_owned() => permit.ok(),
+                    () = inner.cancel.cancelled() => None,
+                };
+                let depth = inner
+                    .queued
+                    .fetch_sub(1, Ordering::Relaxed)
+                    .saturating_sub(1);
+                metrics::queue_depth(depth);
+                if depth == 0 {
+                    inner.saturated.store(false, Ordering::Relaxed);
+                }
+                if let Some(job) = lock(&inner.jobs).get_mut(&*name)
+                    && let Some(i) = job.waiting.iter().position(|w| *w == scheduled_at)
+                {
+                    job.waiting.swap_remove(i);
+                }
+                permit
+            }
         };
-        let depth = inner
-            .queued
-            .fetch_sub(1, Ordering::Relaxed)
-            .saturating_sub(1);
-        metrics::queue_depth(depth);
-        if depth == 0 {
-            inner.saturated.store(false, Ordering::Relaxed);
-        }
         let Some(permit) = permit else {
             self.release(&name);
             return;
