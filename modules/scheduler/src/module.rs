@@ -32,8 +32,10 @@ const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The scheduler module, named `scheduler`.
 ///
-/// Handlers can be registered here (before `build()`) or on the [`Scheduler`] service by any
-/// module's `init`; every job in the config must have one by the time the module starts.
+/// Handlers are registered here or on [`SchedulerModule::scheduler`]'s service before
+/// `build()`: every job in the config must have one when the module initialises (a job
+/// without one fails `build()` with its path), and a reload that adds a job must find its
+/// handler registered by then.
 #[derive(Debug)]
 pub struct SchedulerModule {
     scheduler: Scheduler,
@@ -110,6 +112,10 @@ impl Module for SchedulerModule {
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
         let handle = ctx.config::<SchedulerConfig>()?;
         let config = handle.get();
+        // Checked now against the start-up config (a job without a handler fails `build()`)
+        // and in every reload's validate step.
+        ctx.config_store()
+            .add_section_check(NAME, handlers_check(self.scheduler.clone()))?;
         ctx.services().register(Arc::new(self.scheduler.clone()));
         ctx.register_reloadable(Arc::new(SchedulerReloader {
             scheduler: self.scheduler.clone(),
@@ -128,8 +134,6 @@ impl Module for SchedulerModule {
         let Some(handle) = &self.config else {
             return Ok(());
         };
-        ctx.config_store()
-            .add_section_check(NAME, handlers_check(self.scheduler.clone()))?;
         let config = handle.get();
         if let Some(connection) = &config.persistence.connection {
             let store = Store::lookup(ctx.services(), connection)?;

@@ -159,6 +159,16 @@ pub struct JobStatus {
     pub runs: BTreeMap<String, u64>,
     /// Occurrences reported missed.
     pub missed: u64,
+    /// The per-run timeout in force.
+    pub timeout: Duration,
+    /// Runs of this job at once.
+    pub max_concurrent: u32,
+    /// Attempts per run.
+    pub max_attempts: u32,
+    /// The misfire policy.
+    pub misfire: MisfirePolicy,
+    /// Lateness that counts as missed.
+    pub tolerance: Duration,
 }
 
 /// The settings a run starts with (a reload does not change a run already going).
@@ -544,6 +554,26 @@ impl Scheduler {
     /// The size of the worker pool.
     pub fn workers(&self) -> usize {
         self.inner.workers.load(Ordering::Relaxed)
+    }
+
+    /// Runs that may wait for a worker.
+    pub fn queue_capacity(&self) -> usize {
+        self.inner.queue_capacity.load(Ordering::Relaxed)
+    }
+
+    /// Consecutive failures that degrade health.
+    pub fn failure_threshold(&self) -> u32 {
+        self.inner.failure_threshold.load(Ordering::Relaxed)
+    }
+
+    /// The lease and the history bound in force (with persistence).
+    pub fn persistence_settings(&self) -> Option<(Duration, u32)> {
+        self.inner.persistence.get().map(|p| {
+            (
+                Duration::from_millis(p.lease_ms.load(Ordering::Relaxed)),
+                p.history.load(Ordering::Relaxed),
+            )
+        })
     }
 
     /// Runs waiting for a worker.
@@ -1532,6 +1562,11 @@ fn status_of(name: &str, job: &Job) -> JobStatus {
         active: job.active,
         runs: job.runs.clone(),
         missed: job.missed,
+        timeout: job.settings.timeout,
+        max_concurrent: job.settings.max_concurrent,
+        max_attempts: job.settings.retry.max_attempts,
+        misfire: job.settings.misfire,
+        tolerance: job.settings.tolerance,
     }
 }
 

@@ -55,7 +55,7 @@ async fn zero_workers_are_rejected() {
 }
 
 #[tokio::test]
-async fn a_job_without_a_handler_is_rejected_at_start() {
+async fn a_job_without_a_handler_is_rejected_at_build() {
     let error =
         rejected(json!({ "scheduler": { "jobs": { "nightly": { "cron": "0 0 * * *" } } } })).await;
     assert!(error.contains("scheduler.jobs.nightly"), "{error}");

@@ -29,7 +29,11 @@ async fn n_consecutive_failures_degrade_health_until_a_run_succeeds() {
     )
     .await;
     advance(Duration::from_millis(1100)).await;
-    assert_eq!(f.health().await.status, HealthStatus::Healthy, "one failure is below the threshold");
+    assert_eq!(
+        f.health().await.status,
+        HealthStatus::Healthy,
+        "one failure is below the threshold"
+    );
     advance(Duration::from_secs(1)).await;
     let report = f.health().await;
     assert_eq!(report.status, HealthStatus::Degraded);
@@ -77,7 +81,10 @@ async fn a_job_waiting_past_its_tolerance_is_overdue() {
             "quick": { "cron": "1 0 * * * *", "tolerance": "5s" },
         } } }),
         utc("2026-01-01T00:59:59Z"),
-        |m| m.job("long", jobs.sleeping(Duration::from_secs(60))).job("quick", jobs.ok()),
+        |m| {
+            m.job("long", jobs.sleeping(Duration::from_secs(60)))
+                .job("quick", jobs.ok())
+        },
     )
     .await;
     advance(Duration::from_secs(4)).await; // 01:00:03: quick waits, 2 s late
