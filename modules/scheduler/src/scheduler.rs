@@ -1112,6 +1112,7 @@ impl Scheduler {
 
     /// One run: wait for a worker, claim (with persistence), attempts under the timeout with
     /// panics caught and retries, then record.
+    #[allow(clippy::too_many_arguments)]
     async fn run(
         self,
         name: Arc<str>,

@@ -1,7 +1,7 @@
 //! Once per fleet on the real PostgreSQL and MariaDB: three app instances in one process
 //! share the database and run each occurrence exactly once; a killed lease holder's run is
 //! taken over once its lease expires.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 mod support;
 

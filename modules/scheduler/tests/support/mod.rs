@@ -1,6 +1,6 @@
 //! Shared fixtures: an application with the scheduler over a config file it can rewrite,
 //! a recording job handler and event helpers.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
