@@ -203,7 +203,7 @@ impl Settings {
 
 #[derive(Clone, Debug)]
 enum Plan {
-    Cron(CronSchedule),
+    Cron(Box<CronSchedule>),
     Interval(Duration),
     Once,
     Manual,
@@ -653,7 +653,7 @@ impl Scheduler {
                 if same_plan && was_enabled == job_config.enabled && job.next_run.is_some() {
                     continue;
                 }
-                job.plan = Plan::Cron(schedule.clone());
+                job.plan = Plan::Cron(Box::new(schedule.clone()));
                 job.generation += 1;
                 // The next occurrence after now, or, on a first start with persisted state,
                 // catch-up is handled by `start`.

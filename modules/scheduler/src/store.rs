@@ -69,6 +69,10 @@ pub(crate) struct PersistedJob {
     pub(crate) consecutive_failures: i64,
 }
 
+/// A `scheduler_jobs` row: name, last_scheduled_at, last_run_at, last_status,
+/// consecutive_failures.
+type JobRow = (String, Option<i64>, Option<i64>, Option<String>, i64);
+
 /// One finished run, as recorded.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Finished<'a> {
@@ -224,7 +228,7 @@ impl Store {
     /// Every job's persisted state.
     pub(crate) async fn load(&self) -> Result<HashMap<String, PersistedJob>, SchedulerError> {
         on_store!(self, |pool, sql| {
-            let rows: Vec<(String, Option<i64>, Option<i64>, Option<String>, i64)> = sqlx::query_as(sql(
+            let rows: Vec<JobRow> = sqlx::query_as(sql(
                 "SELECT name, last_scheduled_at, last_run_at, last_status, consecutive_failures FROM scheduler_jobs",
             ))
             .fetch_all(&*pool)

@@ -1,6 +1,11 @@
 //! Shared fixtures: an application with the scheduler over a config file it can rewrite,
 //! a recording job handler and event helpers.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::type_complexity
+)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -304,10 +309,10 @@ pub fn drain_of(events: &mut EventStream, kind: &str) -> Vec<Value> {
     let ty = format!("com.modular.scheduler.{kind}");
     let mut out = Vec::new();
     while let Some(event) = events.try_recv() {
-        if event.ty() == ty {
-            if let Some(cloudevents::Data::Json(value)) = event.data() {
-                out.push(value.clone());
-            }
+        if event.ty() == ty
+            && let Some(cloudevents::Data::Json(value)) = event.data()
+        {
+            out.push(value.clone());
         }
     }
     out
