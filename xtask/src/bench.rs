@@ -293,6 +293,18 @@ const ROWS: &[Row] = &[
         measure: Measure::Median("fleet/put_to_ten_applied"),
         target: Target::AtMostNs(500_000_000.0),
     },
+    Row {
+        name: "scheduler: register and schedule 10,000 one-shot jobs",
+        reference: "-",
+        measure: Measure::Median("scheduler_schedule/10000_jobs"),
+        target: Target::None,
+    },
+    Row {
+        name: "scheduler lateness p99, 1,000 due jobs",
+        reference: "-",
+        measure: Measure::Median("scheduler_lateness/p99_1000_due"),
+        target: Target::AtMostNs(5_000_000.0),
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.

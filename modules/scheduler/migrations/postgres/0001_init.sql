@@ -1,0 +1,21 @@
+-- Job state and runs (the claim rows) of the scheduler module. Times are epoch milliseconds.
+CREATE TABLE IF NOT EXISTS scheduler_jobs (
+    name TEXT PRIMARY KEY,
+    last_scheduled_at BIGINT,
+    next_run_at BIGINT,
+    last_run_at BIGINT,
+    last_status TEXT,
+    consecutive_failures BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS scheduler_runs (
+    job TEXT NOT NULL,
+    scheduled_at BIGINT NOT NULL,
+    instance TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    started_at BIGINT NOT NULL,
+    finished_at BIGINT,
+    lease_until BIGINT NOT NULL,
+    error TEXT,
+    PRIMARY KEY (job, scheduled_at)
+);
