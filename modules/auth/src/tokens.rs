@@ -26,7 +26,7 @@ pub struct Claims {
     /// The issuer.
     pub iss: String,
     /// The audiences.
-    #[serde(deserialize_with = "one_or_many")]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub aud: Vec<String>,
     /// Expiry, Unix seconds.
     pub exp: u64,
