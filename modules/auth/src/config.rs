@@ -281,7 +281,10 @@ impl AuthConfig {
             errors.push(FieldError::new("issuer", "must not be empty"));
         }
         if self.audience.is_empty() {
-            errors.push(FieldError::new("audience", "must name at least one audience"));
+            errors.push(FieldError::new(
+                "audience",
+                "must name at least one audience",
+            ));
         }
         if self.leeway > Duration::from_secs(300) {
             errors.push(FieldError::new("leeway", "must be at most 5m"));
@@ -350,7 +353,12 @@ impl AuthConfig {
             ));
         }
         let c = &s.cookie;
-        if c.name.is_empty() || !c.name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+        if c.name.is_empty()
+            || !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
             errors.push(FieldError::new(
                 "sessions.cookie.name",
                 format!("not a cookie name: \"{}\"", c.name),

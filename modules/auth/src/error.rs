@@ -122,7 +122,9 @@ pub enum AuthError {
     #[error(transparent)]
     Store(#[from] KvError),
     /// `sessions.store: shared` without a key-value service in the registry.
-    #[error("auth.sessions.store is shared but no key-value service (the cache module) is registered")]
+    #[error(
+        "auth.sessions.store is shared but no key-value service (the cache module) is registered"
+    )]
     NoSharedStore,
     /// A reload hook was called without its section.
     #[error("reload of `{module}` carried no `auth` section")]

@@ -60,7 +60,11 @@ impl AuthHealth {
             ),
             Some(k) if !expired.is_empty() => (
                 HealthStatus::Degraded,
-                format!("keys past not_after: {} (signing with {})", expired.join(", "), k.kid),
+                format!(
+                    "keys past not_after: {} (signing with {})",
+                    expired.join(", "),
+                    k.kid
+                ),
             ),
             Some(k) if signing_expiry.is_some_and(|t| t <= now + 7 * 24 * 3600) => (
                 HealthStatus::Degraded,
@@ -94,7 +98,10 @@ impl AuthHealth {
                 HealthStatus::Unhealthy,
                 "session store did not return the value written".to_owned(),
             ),
-            Ok(Err(e)) => (HealthStatus::Unhealthy, format!("session store failed: {e}")),
+            Ok(Err(e)) => (
+                HealthStatus::Unhealthy,
+                format!("session store failed: {e}"),
+            ),
             Err(_) => (
                 HealthStatus::Unhealthy,
                 format!("session store did not answer within {STORE_PROBE_TIMEOUT:?}"),

@@ -93,7 +93,9 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let challenge = |error: Option<&str>| {
             let value = match error {
-                Some(e) => format!("Bearer realm=\"modular\", error=\"invalid_token\", error_description=\"{e}\""),
+                Some(e) => format!(
+                    "Bearer realm=\"modular\", error=\"invalid_token\", error_description=\"{e}\""
+                ),
                 None => "Bearer realm=\"modular\"".to_owned(),
             };
             HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
@@ -163,7 +165,9 @@ impl Auth {
                 permissions: Vec::new(),
                 via: Via::Session,
             }),
-            Ok(None) => Err(Rejection::Invalid("the session is unknown or expired".to_owned())),
+            Ok(None) => Err(Rejection::Invalid(
+                "the session is unknown or expired".to_owned(),
+            )),
             Err(e) => Err(Rejection::Unavailable(e.to_string())),
         }
     }
@@ -224,11 +228,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(Self(principal.clone()));
         }
-        let auth = parts
-            .extensions
-            .get::<Auth>()
-            .cloned()
-            .ok_or_else(|| Rejection::Unavailable("the auth layer is not installed".to_owned()))?;
+        let auth =
+            parts.extensions.get::<Auth>().cloned().ok_or_else(|| {
+                Rejection::Unavailable("the auth layer is not installed".to_owned())
+            })?;
         let principal = auth.authenticate(&parts.headers).await?;
         parts.extensions.insert(principal.clone());
         Ok(Self(principal))
@@ -300,7 +303,10 @@ pub struct GuardService<S> {
 
 impl<S> tower::Service<Request<Body>> for GuardService<S>
 where
-    S: tower::Service<Request<Body>, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: tower::Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;

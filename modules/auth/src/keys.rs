@@ -75,7 +75,8 @@ fn min_hmac_len(algorithm: Algorithm) -> Option<usize> {
 }
 
 fn read(path: &std::path::Path, field: String) -> Result<Vec<u8>, Problem> {
-    std::fs::read(path).map_err(|e| FieldError::new(field, format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| FieldError::new(field, format!("cannot read {}: {e}", path.display())))
 }
 
 /// Parses one key; `retired_at` is carried by the caller.
@@ -104,7 +105,10 @@ fn load(kid: &str, config: &KeyConfig, auth: &AuthConfig) -> Result<LoadedKey, V
         if config.private_key_file.is_some() || config.public_key_file.is_some() {
             return Err(vec![FieldError::new(
                 format!("{base}.private_key_file"),
-                format!("{} is an HMAC algorithm: give `secret`, not key files", config.algorithm),
+                format!(
+                    "{} is an HMAC algorithm: give `secret`, not key files",
+                    config.algorithm
+                ),
             )]);
         }
         let Some(secret) = &config.secret else {
@@ -133,13 +137,20 @@ fn load(kid: &str, config: &KeyConfig, auth: &AuthConfig) -> Result<LoadedKey, V
         if config.secret.is_some() {
             return Err(vec![FieldError::new(
                 format!("{base}.secret"),
-                format!("{} is not an HMAC algorithm: give private_key_file or public_key_file", config.algorithm),
+                format!(
+                    "{} is not an HMAC algorithm: give private_key_file or public_key_file",
+                    config.algorithm
+                ),
             )]);
         }
         let malformed = |field: &str, path: &std::path::Path, e: jsonwebtoken::errors::Error| {
             vec![FieldError::new(
                 format!("{base}.{field}"),
-                format!("{}: not a {} PEM key: {e}", path.display(), config.algorithm),
+                format!(
+                    "{}: not a {} PEM key: {e}",
+                    path.display(),
+                    config.algorithm
+                ),
             )]
         };
         let encoding = match &config.private_key_file {
@@ -174,13 +185,19 @@ fn load(kid: &str, config: &KeyConfig, auth: &AuthConfig) -> Result<LoadedKey, V
             (None, None) => {
                 return Err(vec![FieldError::new(
                     format!("{base}.private_key_file"),
-                    format!("{} needs private_key_file or public_key_file", config.algorithm),
+                    format!(
+                        "{} needs private_key_file or public_key_file",
+                        config.algorithm
+                    ),
                 )]);
             }
         }) else {
             return Err(vec![FieldError::new(
                 format!("{base}.private_key_file"),
-                format!("the {} key's public half cannot be derived", config.algorithm),
+                format!(
+                    "the {} key's public half cannot be derived",
+                    config.algorithm
+                ),
             )]);
         };
         let decoding = match public {
@@ -188,7 +205,10 @@ fn load(kid: &str, config: &KeyConfig, auth: &AuthConfig) -> Result<LoadedKey, V
             None => DecodingKey::from_jwk(&jwk).map_err(|e| {
                 vec![FieldError::new(
                     format!("{base}.private_key_file"),
-                    format!("the {} key's public half cannot be used: {e}", config.algorithm),
+                    format!(
+                        "the {} key's public half cannot be used: {e}",
+                        config.algorithm
+                    ),
                 )]
             })?,
         };
@@ -227,7 +247,10 @@ impl KeyRing {
 
     /// Parses every key of `config`; a key already retired in `previous` keeps its
     /// retirement time, a newly retired one is retired now.
-    pub(crate) fn build(config: &AuthConfig, previous: Option<&KeyRing>) -> Result<Self, Vec<Problem>> {
+    pub(crate) fn build(
+        config: &AuthConfig,
+        previous: Option<&KeyRing>,
+    ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut keys = HashMap::new();
         let now = Instant::now();

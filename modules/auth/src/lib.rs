@@ -99,13 +99,12 @@ mod store;
 mod tokens;
 
 pub use config::{
-    AuthConfig, CookieConfig, KeyConfig, PasswordConfig, SessionConfig, StoreKind,
-    ThrottleConfig,
+    AuthConfig, CookieConfig, KeyConfig, PasswordConfig, SessionConfig, StoreKind, ThrottleConfig,
 };
 pub use error::{AuthError, TokenError};
 pub use http::{
-    Authenticated, Guard, GuardService, JWKS_PATH, Principal, Rejection, Requirement,
-    RolePolicy, Via,
+    Authenticated, Guard, GuardService, JWKS_PATH, Principal, Rejection, Requirement, RolePolicy,
+    Via,
 };
 pub use keys::{ALGORITHMS, KeyRing};
 pub use login::{LoginAttempt, LoginSuccess};

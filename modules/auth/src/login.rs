@@ -66,10 +66,16 @@ impl Auth {
                 .is_some_and(|n| n >= u64::from(max))
         };
         let mut scope = None;
-        if over(store.get(&account_key).await?, throttle.max_failures_per_account) {
+        if over(
+            store.get(&account_key).await?,
+            throttle.max_failures_per_account,
+        ) {
             scope = Some("account");
         } else if let Some(ip) = attempt.client
-            && over(store.get(&client_key(ip)).await?, throttle.max_failures_per_client)
+            && over(
+                store.get(&client_key(ip)).await?,
+                throttle.max_failures_per_client,
+            )
         {
             scope = Some("client");
         }

@@ -65,11 +65,13 @@ impl Module for AuthModule {
         let config = handle.get();
         // A shared store registered by a module initialised earlier is used now; otherwise
         // it is looked up again at start, after every module's init.
-        let store: Arc<dyn KeyValue> = match (config.sessions.store, ctx.services().get::<dyn KeyValue>()) {
-            (StoreKind::Shared, Some(shared)) => shared,
-            _ => Arc::new(MemoryStore::new()),
-        };
-        let auth = Auth::build(Arc::clone(&config), store, Some(ctx.context())).map_err(describe)?;
+        let store: Arc<dyn KeyValue> =
+            match (config.sessions.store, ctx.services().get::<dyn KeyValue>()) {
+                (StoreKind::Shared, Some(shared)) => shared,
+                _ => Arc::new(MemoryStore::new()),
+            };
+        let auth =
+            Auth::build(Arc::clone(&config), store, Some(ctx.context())).map_err(describe)?;
         ctx.services().register(Arc::new(auth.clone()));
         ctx.services()
             .register::<dyn AccessPolicy>(Arc::new(RolePolicy::new(auth.clone())));
@@ -132,7 +134,8 @@ impl Reloadable for AuthReloader {
             .ok_or_else(|| AuthError::MissingSection {
                 module: ctx.module().to_owned(),
             })?;
-        let state = State::build(Arc::clone(&config), Some(&self.auth.state())).map_err(describe)?;
+        let state =
+            State::build(Arc::clone(&config), Some(&self.auth.state())).map_err(describe)?;
         let auth = self.auth.clone();
         let health = self.health.clone();
         Ok(PreparedReload::new(move || {

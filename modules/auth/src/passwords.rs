@@ -11,14 +11,60 @@ use crate::service::Auth;
 
 /// The most common passwords (lowercase), refused by the policy when `reject_common` is on.
 const COMMON: &[&str] = &[
-    "123456", "123456789", "12345678", "password", "qwerty", "qwerty123", "1234567890",
-    "111111", "1234567", "password1", "12345", "123123", "000000", "iloveyou", "1234",
-    "abc123", "dragon", "monkey", "letmein", "football", "baseball", "welcome", "admin",
-    "login", "princess", "sunshine", "master", "shadow", "superman", "trustno1",
-    "passw0rd", "password123", "qwertyuiop", "123qwe", "1q2w3e4r", "zaq12wsx",
-    "changeme", "secret", "administrator", "welcome1", "p@ssw0rd", "qazwsx", "654321",
-    "michael", "charlie", "aa123456", "whatever", "freedom", "hello123", "starwars",
-    "password1234", "correcthorsebatterystaple", "letmein123", "adminadmin",
+    "123456",
+    "123456789",
+    "12345678",
+    "password",
+    "qwerty",
+    "qwerty123",
+    "1234567890",
+    "111111",
+    "1234567",
+    "password1",
+    "12345",
+    "123123",
+    "000000",
+    "iloveyou",
+    "1234",
+    "abc123",
+    "dragon",
+    "monkey",
+    "letmein",
+    "football",
+    "baseball",
+    "welcome",
+    "admin",
+    "login",
+    "princess",
+    "sunshine",
+    "master",
+    "shadow",
+    "superman",
+    "trustno1",
+    "passw0rd",
+    "password123",
+    "qwertyuiop",
+    "123qwe",
+    "1q2w3e4r",
+    "zaq12wsx",
+    "changeme",
+    "secret",
+    "administrator",
+    "welcome1",
+    "p@ssw0rd",
+    "qazwsx",
+    "654321",
+    "michael",
+    "charlie",
+    "aa123456",
+    "whatever",
+    "freedom",
+    "hello123",
+    "starwars",
+    "password1234",
+    "correcthorsebatterystaple",
+    "letmein123",
+    "adminadmin",
 ];
 
 /// The hasher in force: argon2id with the configured parameters, and the policy.
@@ -49,8 +95,13 @@ impl std::fmt::Debug for PasswordCheck {
 
 impl Hasher {
     pub(crate) fn new(config: &PasswordConfig) -> Result<Self, FieldError> {
-        let params = Params::new(config.memory_kib, config.iterations, config.parallelism, None)
-            .map_err(|e| FieldError::new("passwords", format!("invalid argon2id parameters: {e}")))?;
+        let params = Params::new(
+            config.memory_kib,
+            config.iterations,
+            config.parallelism,
+            None,
+        )
+        .map_err(|e| FieldError::new("passwords", format!("invalid argon2id parameters: {e}")))?;
         Ok(Self {
             params,
             policy: config.clone(),

@@ -79,7 +79,8 @@ impl Auth {
         };
         let config = self.config();
         let now = now_ms();
-        let absolute = u64::try_from(config.sessions.absolute_lifetime.as_millis()).unwrap_or(u64::MAX);
+        let absolute =
+            u64::try_from(config.sessions.absolute_lifetime.as_millis()).unwrap_or(u64::MAX);
         if now.saturating_sub(session.created_at_ms) >= absolute {
             store.delete(&key(id)).await?;
             return Ok(None);
@@ -113,10 +114,16 @@ impl Auth {
         let config = self.config();
         let idle = config.sessions.idle_timeout;
         let absolute = config.sessions.absolute_lifetime;
-        let age = std::time::Duration::from_millis(session.last_seen_ms.saturating_sub(session.created_at_ms));
-        let ttl = idle.min(absolute.saturating_sub(age)).max(std::time::Duration::from_millis(1));
+        let age = std::time::Duration::from_millis(
+            session.last_seen_ms.saturating_sub(session.created_at_ms),
+        );
+        let ttl = idle
+            .min(absolute.saturating_sub(age))
+            .max(std::time::Duration::from_millis(1));
         let bytes = serde_json::to_vec(session).map_err(|e| AuthError::Hashing(e.to_string()))?;
-        self.store().set(&key(&session.id), &bytes, Some(ttl)).await?;
+        self.store()
+            .set(&key(&session.id), &bytes, Some(ttl))
+            .await?;
         Ok(())
     }
 

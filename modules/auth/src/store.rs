@@ -39,10 +39,7 @@ fn live(expires: Option<Instant>) -> bool {
 #[async_trait::async_trait]
 impl KeyValue for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let value = self
-            .entries
-            .get(key)
-            .map(|e| (live(e.1), e.0.clone()));
+        let value = self.entries.get(key).map(|e| (live(e.1), e.0.clone()));
         match value {
             Some((true, value)) => Ok(Some(value)),
             Some((false, _)) => {
@@ -55,7 +52,8 @@ impl KeyValue for MemoryStore {
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), KvError> {
         let expires = ttl.map(|ttl| Instant::now() + ttl);
-        self.entries.insert(key.to_owned(), (value.to_vec(), expires));
+        self.entries
+            .insert(key.to_owned(), (value.to_vec(), expires));
         Ok(())
     }
 
@@ -110,8 +108,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn entries_expire_on_tokio_time() {
         let store = MemoryStore::new();
-        store.set("k", b"v", Some(Duration::from_secs(5))).await.ok();
-        assert_eq!(store.get("k").await.ok().flatten().as_deref(), Some(&b"v"[..]));
+        store
+            .set("k", b"v", Some(Duration::from_secs(5)))
+            .await
+            .ok();
+        assert_eq!(
+            store.get("k").await.ok().flatten().as_deref(),
+            Some(&b"v"[..])
+        );
         tokio::time::advance(Duration::from_secs(6)).await;
         assert_eq!(store.get("k").await.ok().flatten(), None);
     }

@@ -262,7 +262,11 @@ impl Auth {
         let family = claims.fam.unwrap_or_default();
         let ttl = self.state().config.refresh_ttl;
         self.store()
-            .set(&format!("auth:refresh:family:{family}"), b"revoked", Some(ttl))
+            .set(
+                &format!("auth:refresh:family:{family}"),
+                b"revoked",
+                Some(ttl),
+            )
             .await?;
         Ok(())
     }

@@ -34,17 +34,28 @@ async fn an_expired_signing_key_is_unhealthy_until_a_reload_rotates_it() {
     .await;
     let keys = report(&app, "keys").await;
     assert_eq!(keys.status, HealthStatus::Unhealthy, "{keys:?}");
-    assert!(keys.message.contains("the signing key k1 has expired"), "{}", keys.message);
-    app.set_overrides([
-        ("auth.signing_key".to_owned(), json!("k2")),
-        ("auth.keys.k1.retired".to_owned(), json!(true)),
-    ].into()).await.unwrap();
+    assert!(
+        keys.message.contains("the signing key k1 has expired"),
+        "{}",
+        keys.message
+    );
+    app.set_overrides(
+        [
+            ("auth.signing_key".to_owned(), json!("k2")),
+            ("auth.keys.k1.retired".to_owned(), json!(true)),
+        ]
+        .into(),
+    )
+    .await
+    .unwrap();
     let keys = report(&app, "keys").await;
     // k1 is still past not_after (and still verifying in its overlap): degraded, not failing.
     assert_eq!(keys.status, HealthStatus::Degraded, "{keys:?}");
     assert_eq!(keys.details["signing_kid"], "k2");
     assert_eq!(keys.details["retired"], json!(["k1"]));
-    app.set_override("auth.keys.k1.not_after", json!(now() + 365 * 24 * 3600)).await.unwrap();
+    app.set_override("auth.keys.k1.not_after", json!(now() + 365 * 24 * 3600))
+        .await
+        .unwrap();
     let keys = report(&app, "keys").await;
     assert_eq!(keys.status, HealthStatus::Healthy, "{keys:?}");
     app.stop().await.unwrap();

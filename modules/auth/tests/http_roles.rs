@@ -36,10 +36,18 @@ impl Module for App {
             "app",
             axum::Router::new()
                 .route("/ops", get(who).layer(auth.require_role("ops")))
-                .route("/orders", get(who).layer(auth.require_permission("orders:read")))
+                .route(
+                    "/orders",
+                    get(who).layer(auth.require_permission("orders:read")),
+                )
                 .route("/me", get(who).layer(auth.require_authenticated()))
                 .route("/whoami", get(who).layer(auth.layer())),
-            vec!["/ops".into(), "/orders".into(), "/me".into(), "/whoami".into()],
+            vec![
+                "/ops".into(),
+                "/orders".into(),
+                "/me".into(),
+                "/whoami".into(),
+            ],
         );
         Ok(())
     }
@@ -72,7 +80,12 @@ async fn serve(extra: Value) -> Server {
         .await
         .unwrap();
     app.start().await.unwrap();
-    let addr = app.services().require::<HttpServerHandle>().unwrap().local_addr().unwrap();
+    let addr = app
+        .services()
+        .require::<HttpServerHandle>()
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let auth = (*app.services().require::<Auth>().unwrap()).clone();
     Server {
         app,
@@ -83,7 +96,11 @@ async fn serve(extra: Value) -> Server {
 }
 
 impl Server {
-    async fn get(&self, path: &str, headers: &[(&str, String)]) -> (u16, reqwest::header::HeaderMap, String) {
+    async fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         let mut request = self.client.get(format!("{}{path}", self.base));
         for (k, v) in headers {
             request = request.header(*k, v);
@@ -114,7 +131,10 @@ async fn the_jwks_endpoint_publishes_the_signing_key() {
     assert_eq!(jwks["keys"][0]["kid"], "ec");
     assert_eq!(jwks["keys"][0]["kty"], "EC");
     assert_eq!(jwks["keys"][0]["alg"], "ES256");
-    assert!(jwks["keys"][0].get("d").is_none(), "no private part: {body}");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private part: {body}"
+    );
     let mut server = server;
     server.app.stop().await.unwrap();
 }
@@ -127,18 +147,31 @@ async fn the_guards_answer_401_with_a_challenge_and_403_with_json() {
     assert_eq!(headers["www-authenticate"], "Bearer realm=\"modular\"");
     let (status, headers, body) = server.get("/ops", &bearer("a.b.c")).await;
     assert_eq!(status, 401, "{body}");
-    assert!(headers["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
-    let (status, headers, body) = server.get("/ops", &bearer(&server.token(&["user"], &[]))).await;
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    let (status, headers, body) = server
+        .get("/ops", &bearer(&server.token(&["user"], &[])))
+        .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(headers["content-type"], "application/json");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"], "forbidden");
     assert_eq!(body["role"], "ops");
-    let (status, _, body) = server.get("/ops", &bearer(&server.token(&["ops"], &[]))).await;
+    let (status, _, body) = server
+        .get("/ops", &bearer(&server.token(&["ops"], &[])))
+        .await;
     assert_eq!((status, body.as_str()), (200, "ada"));
-    let (status, _, _) = server.get("/orders", &bearer(&server.token(&["ops"], &[]))).await;
+    let (status, _, _) = server
+        .get("/orders", &bearer(&server.token(&["ops"], &[])))
+        .await;
     assert_eq!(status, 403);
-    let (status, _, body) = server.get("/orders", &bearer(&server.token(&[], &["orders:read"]))).await;
+    let (status, _, body) = server
+        .get("/orders", &bearer(&server.token(&[], &["orders:read"])))
+        .await;
     assert_eq!((status, body.as_str()), (200, "ada"));
     let (status, _, body) = server.get("/me", &bearer(&server.token(&[], &[]))).await;
     assert_eq!((status, body.as_str()), (200, "ada"));
@@ -148,7 +181,11 @@ async fn the_guards_answer_401_with_a_challenge_and_403_with_json() {
 #[tokio::test]
 async fn the_extractor_accepts_a_session_cookie_until_the_session_is_revoked() {
     let mut server = serve(json!({})).await;
-    let session = server.auth.create_session("grace", &[], None).await.unwrap();
+    let session = server
+        .auth
+        .create_session("grace", &[], None)
+        .await
+        .unwrap();
     let cookie = vec![("cookie", format!("other=1; modular_session={}", session.id))];
     let (status, _, body) = server.get("/whoami", &cookie).await;
     assert_eq!((status, body.as_str()), (200, "grace"));
@@ -157,7 +194,12 @@ async fn the_extractor_accepts_a_session_cookie_until_the_session_is_revoked() {
     server.auth.revoke_session(&session.id).await.unwrap();
     let (status, headers, _) = server.get("/whoami", &cookie).await;
     assert_eq!(status, 401);
-    assert!(headers["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     let (status, _, _) = server.get("/whoami", &[]).await;
     assert_eq!(status, 401);
     server.app.stop().await.unwrap();
@@ -172,14 +214,22 @@ async fn a_role_in_admin_roles_reaches_the_admin_endpoints_besides_the_admin_tok
     assert!(!body.contains(SECRET) && !body.contains(ADMIN_TOKEN));
     let (status, _, _) = server.get("/admin/config", &bearer(ADMIN_TOKEN)).await;
     assert_eq!(status, 200);
-    let (status, _, _) = server.get("/admin/config", &bearer(&server.token(&["user"], &[]))).await;
+    let (status, _, _) = server
+        .get("/admin/config", &bearer(&server.token(&["user"], &[])))
+        .await;
     assert_eq!(status, 403);
     let (status, _, _) = server.get("/admin/config", &[]).await;
     assert_eq!(status, 401);
-    let (status, _, _) = server.get("/admin/config", &bearer("wrong-opaque-token-0123456789")).await;
+    let (status, _, _) = server
+        .get("/admin/config", &bearer("wrong-opaque-token-0123456789"))
+        .await;
     assert_eq!(status, 403);
     // Roles are dynamic: ops no longer administers once admin_roles names only sre.
-    server.app.set_override("auth.admin_roles", json!(["sre"])).await.unwrap();
+    server
+        .app
+        .set_override("auth.admin_roles", json!(["sre"]))
+        .await
+        .unwrap();
     let (status, _, _) = server.get("/admin/config", &bearer(&ops)).await;
     assert_eq!(status, 403);
     server.app.stop().await.unwrap();
@@ -199,14 +249,26 @@ async fn a_role_in_health_details_roles_sees_health_details() {
     let mut server = serve(json!({})).await;
     let (_, _, anonymous) = server.get("/health", &[]).await;
     assert!(!messages(&anonymous), "{anonymous}");
-    let (_, _, user) = server.get("/health", &bearer(&server.token(&["user"], &[]))).await;
+    let (_, _, user) = server
+        .get("/health", &bearer(&server.token(&["user"], &[])))
+        .await;
     assert!(!messages(&user), "{user}");
-    let (_, _, sre) = server.get("/health", &bearer(&server.token(&["sre"], &[]))).await;
+    let (_, _, sre) = server
+        .get("/health", &bearer(&server.token(&["sre"], &[])))
+        .await;
     assert!(messages(&sre), "{sre}");
-    let (_, _, ops) = server.get("/health", &bearer(&server.token(&["ops"], &[]))).await;
+    let (_, _, ops) = server
+        .get("/health", &bearer(&server.token(&["ops"], &[])))
+        .await;
     assert!(messages(&ops), "admin roles see details too: {ops}");
-    server.app.set_override("auth.health_details_roles", json!([])).await.unwrap();
-    let (_, _, sre) = server.get("/health", &bearer(&server.token(&["sre"], &[]))).await;
+    server
+        .app
+        .set_override("auth.health_details_roles", json!([]))
+        .await
+        .unwrap();
+    let (_, _, sre) = server
+        .get("/health", &bearer(&server.token(&["sre"], &[])))
+        .await;
     assert!(!messages(&sre), "{sre}");
     server.app.stop().await.unwrap();
 }

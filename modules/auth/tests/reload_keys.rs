@@ -44,12 +44,15 @@ async fn a_rotation_signs_with_the_new_key_and_the_retired_one_verifies_until_th
     let old = auth.issue_access("ada", &[], &[]).unwrap();
     assert_eq!(kid(&old), "k1");
 
-    merge(&mut config, json!({ "auth": {
+    merge(
+        &mut config,
+        json!({ "auth": {
         "signing_key": "k2",
         "keys": {
             "k1": { "retired": true },
             "k2": { "algorithm": "ES256", "private_key_file": fixture("ec.pem") },
-        } } }));
+        } } }),
+    );
     write_config(&path, &config);
     let outcome = app.reload().await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
@@ -59,8 +62,17 @@ async fn a_rotation_signs_with_the_new_key_and_the_retired_one_verifies_until_th
     let new = auth.issue_access("ada", &[], &[]).unwrap();
     assert_eq!(kid(&new), "k2");
     assert_eq!(auth.verify(&new).unwrap().sub, "ada");
-    assert_eq!(auth.verify(&old).unwrap().sub, "ada", "the retired key verifies in the overlap");
-    let published: Vec<_> = auth.jwks().keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    assert_eq!(
+        auth.verify(&old).unwrap().sub,
+        "ada",
+        "the retired key verifies in the overlap"
+    );
+    let published: Vec<_> = auth
+        .jwks()
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
     assert_eq!(published, ["k2"]);
 
     // An unrelated reload does not restart the overlap.
@@ -77,7 +89,9 @@ async fn a_rotation_signs_with_the_new_key_and_the_retired_one_verifies_until_th
 
 #[tokio::test]
 async fn a_removed_key_stops_verifying_at_once() {
-    let mut config = section(json!({ "auth": { "keys": { "k2": { "algorithm": "HS256", "secret": SECRET2 } } } }));
+    let mut config = section(
+        json!({ "auth": { "keys": { "k2": { "algorithm": "HS256", "secret": SECRET2 } } } }),
+    );
     let (_dir, path, mut app, auth) = from_file(&config).await;
     let old = auth.issue_access("ada", &[], &[]).unwrap();
     config["auth"]["signing_key"] = json!("k2");
@@ -93,11 +107,17 @@ async fn a_removed_key_stops_verifying_at_once() {
 async fn a_changed_secret_invalidates_tokens_signed_with_the_old_one() {
     let (mut app, auth) = started(section(json!({}))).await;
     let old = auth.issue_access("ada", &[], &[]).unwrap();
-    let outcome = app.set_override("auth.keys.k1.secret", json!(SECRET2)).await.unwrap();
+    let outcome = app
+        .set_override("auth.keys.k1.secret", json!(SECRET2))
+        .await
+        .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert!(!serde_json::to_string(&outcome).unwrap().contains(SECRET2));
     assert_eq!(auth.verify(&old), Err(TokenError::BadSignature));
-    assert!(auth.verify(&auth.issue_access("ada", &[], &[]).unwrap()).is_ok());
+    assert!(
+        auth.verify(&auth.issue_access("ada", &[], &[]).unwrap())
+            .is_ok()
+    );
     app.stop().await.unwrap();
 }
 
@@ -118,8 +138,13 @@ async fn issuer_audience_and_ttl_reloads_change_issued_and_accepted_tokens() {
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert_eq!(auth.verify(&before), Err(TokenError::WrongIssuer));
-    let after = auth.verify(&auth.issue_access("ada", &[], &[]).unwrap()).unwrap();
-    assert_eq!((after.iss.as_str(), after.aud.clone()), ("https://new.test", vec!["api2".to_owned()]));
+    let after = auth
+        .verify(&auth.issue_access("ada", &[], &[]).unwrap())
+        .unwrap();
+    assert_eq!(
+        (after.iss.as_str(), after.aud.clone()),
+        ("https://new.test", vec!["api2".to_owned()])
+    );
     assert_eq!(after.exp - after.iat, 120);
     app.stop().await.unwrap();
 }
@@ -127,20 +152,29 @@ async fn issuer_audience_and_ttl_reloads_change_issued_and_accepted_tokens() {
 #[tokio::test]
 async fn refresh_ttl_and_leeway_reloads_apply_to_new_tokens() {
     let (mut app, auth) = started(section(json!({}))).await;
-    app.set_overrides([
-        ("auth.refresh_ttl".to_owned(), json!("1h")),
-        ("auth.leeway".to_owned(), json!("0s")),
-    ].into()).await.unwrap();
+    app.set_overrides(
+        [
+            ("auth.refresh_ttl".to_owned(), json!("1h")),
+            ("auth.leeway".to_owned(), json!("0s")),
+        ]
+        .into(),
+    )
+    .await
+    .unwrap();
     let pair = auth.issue("ada", &[], &[]).unwrap();
-    let claims = jsonwebtoken::dangerous::insecure_decode::<modular_auth::Claims>(&pair.refresh_token)
-        .unwrap()
-        .claims;
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode::<modular_auth::Claims>(&pair.refresh_token)
+            .unwrap()
+            .claims;
     assert_eq!(claims.exp - claims.iat, 3600);
     // Leeway 0: a token that expired 10 s ago (within the default 30 s) is now refused.
     let now = jsonwebtoken::get_current_timestamp();
     let mut c: modular_auth::Claims = serde_json::from_value(support::claims("ada")).unwrap();
     c.exp = now - 10;
-    assert_eq!(auth.verify(&auth.sign(&c).unwrap()), Err(TokenError::Expired));
+    assert_eq!(
+        auth.verify(&auth.sign(&c).unwrap()),
+        Err(TokenError::Expired)
+    );
     app.stop().await.unwrap();
 }
 
@@ -153,16 +187,27 @@ async fn a_password_parameter_reload_rehashes_on_the_next_login() {
         let hash = hash.to_owned();
         let auth = auth.clone();
         async move {
-            auth.login(LoginAttempt { account: "ada", password: "Correct-Horse-42", stored_hash: Some(&hash), client: None })
-                .await
-                .unwrap()
+            auth.login(LoginAttempt {
+                account: "ada",
+                password: "Correct-Horse-42",
+                stored_hash: Some(&hash),
+                client: None,
+            })
+            .await
+            .unwrap()
         }
     };
     assert_eq!(attempt(&stored).await.check.rehash, None);
-    let outcome = app.set_override("auth.passwords.iterations", json!(2)).await.unwrap();
+    let outcome = app
+        .set_override("auth.passwords.iterations", json!(2))
+        .await
+        .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     let success = attempt(&stored).await;
-    let upgraded = success.check.rehash.expect("a rehash after the parameters changed");
+    let upgraded = success
+        .check
+        .rehash
+        .expect("a rehash after the parameters changed");
     assert!(upgraded.contains("m=256,t=2,p=1"), "{upgraded}");
     assert_eq!(attempt(&upgraded).await.check.rehash, None);
     app.stop().await.unwrap();
@@ -172,21 +217,45 @@ async fn a_password_parameter_reload_rehashes_on_the_next_login() {
 async fn a_password_policy_reload_changes_what_is_accepted() {
     let (mut app, auth) = started(section(json!({}))).await;
     assert!(auth.hash_password("lowercaseonly-long").await.is_ok());
-    app.set_override("auth.passwords.min_classes", json!(3)).await.unwrap();
+    app.set_override("auth.passwords.min_classes", json!(3))
+        .await
+        .unwrap();
     let error = auth.hash_password("lowercaseonly-long").await.unwrap_err();
     assert!(error.to_string().contains("at least 3 of"), "{error}");
-    app.set_overrides([
-        ("auth.passwords.min_length".to_owned(), json!(20)),
-        ("auth.passwords.max_length".to_owned(), json!(30)),
-    ].into()).await.unwrap();
-    assert!(auth.password_policy_violations("Short-Pass-1").iter().any(|p| p.contains("at least 20")));
-    assert!(auth.password_policy_violations(&"Aa1-".repeat(10)).iter().any(|p| p.contains("at most 30")));
-    assert!(auth.password_policy_violations("Password").iter().any(|p| p.contains("common")));
-    app.set_overrides([
-        ("auth.passwords.reject_common".to_owned(), json!(false)),
-        ("auth.passwords.min_length".to_owned(), json!(4)),
-        ("auth.passwords.min_classes".to_owned(), json!(1)),
-    ].into()).await.unwrap();
+    app.set_overrides(
+        [
+            ("auth.passwords.min_length".to_owned(), json!(20)),
+            ("auth.passwords.max_length".to_owned(), json!(30)),
+        ]
+        .into(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        auth.password_policy_violations("Short-Pass-1")
+            .iter()
+            .any(|p| p.contains("at least 20"))
+    );
+    assert!(
+        auth.password_policy_violations(&"Aa1-".repeat(10))
+            .iter()
+            .any(|p| p.contains("at most 30"))
+    );
+    assert!(
+        auth.password_policy_violations("Password")
+            .iter()
+            .any(|p| p.contains("common"))
+    );
+    app.set_overrides(
+        [
+            ("auth.passwords.reject_common".to_owned(), json!(false)),
+            ("auth.passwords.min_length".to_owned(), json!(4)),
+            ("auth.passwords.min_classes".to_owned(), json!(1)),
+        ]
+        .into(),
+    )
+    .await
+    .unwrap();
     assert!(auth.password_policy_violations("Password").is_empty());
     app.stop().await.unwrap();
 }
@@ -194,8 +263,16 @@ async fn a_password_policy_reload_changes_what_is_accepted() {
 #[tokio::test]
 async fn a_static_store_change_is_refused_as_restart_required() {
     let (mut app, _auth) = started(section(json!({}))).await;
-    let outcome = app.set_override("auth.sessions.store", json!("shared")).await.unwrap();
+    let outcome = app
+        .set_override("auth.sessions.store", json!("shared"))
+        .await
+        .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Rejected);
-    assert!(outcome.error.unwrap_or_default().contains("restart required: auth.sessions.store"));
+    assert!(
+        outcome
+            .error
+            .unwrap_or_default()
+            .contains("restart required: auth.sessions.store")
+    );
     app.stop().await.unwrap();
 }

@@ -15,7 +15,12 @@ fn hs() -> modular_auth::Auth {
 fn sign_hs(claims: &Value, kid: Option<&str>) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = kid.map(str::to_owned);
-    encode(&header, claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -53,7 +58,10 @@ fn a_public_key_verifies_what_its_private_half_signed() {
         let signer = auth_with("k", vec![("k", private(alg, private_file))]);
         let verifier = auth_with(
             "hs",
-            vec![("hs", hmac("HS256", SECRET)), ("k", public(alg, public_file))],
+            vec![
+                ("hs", hmac("HS256", SECRET)),
+                ("k", public(alg, public_file)),
+            ],
         );
         let token = signer.issue_access("ada", &[], &[]).unwrap();
         assert_eq!(verifier.verify(&token).unwrap().sub, "ada", "{alg}");
@@ -65,9 +73,15 @@ fn alg_none_is_refused() {
     let header = b64(br#"{"alg":"none","typ":"JWT","kid":"hs"}"#);
     let payload = b64(claims("mallory").to_string().as_bytes());
     let auth = hs();
-    assert_eq!(auth.verify(&format!("{header}.{payload}.")), Err(TokenError::Malformed));
+    assert_eq!(
+        auth.verify(&format!("{header}.{payload}.")),
+        Err(TokenError::Malformed)
+    );
     let header = b64(br#"{"alg":"None","kid":"hs"}"#);
-    assert_eq!(auth.verify(&format!("{header}.{payload}.")), Err(TokenError::Malformed));
+    assert_eq!(
+        auth.verify(&format!("{header}.{payload}.")),
+        Err(TokenError::Malformed)
+    );
 }
 
 #[test]
@@ -76,7 +90,12 @@ fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let public_pem = std::fs::read(fixture("rsa.pub.pem")).unwrap();
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("rsa".to_owned());
-    let forged = encode(&header, &claims("mallory"), &EncodingKey::from_secret(&public_pem)).unwrap();
+    let forged = encode(
+        &header,
+        &claims("mallory"),
+        &EncodingKey::from_secret(&public_pem),
+    )
+    .unwrap();
     assert_eq!(auth.verify(&forged), Err(TokenError::WrongAlgorithm));
 }
 
@@ -86,7 +105,10 @@ fn an_expired_token_is_refused_past_the_leeway_and_accepted_within_it() {
     let now = jsonwebtoken::get_current_timestamp();
     let mut c = claims("ada");
     c["exp"] = json!(now - 120);
-    assert_eq!(auth.verify(&sign_hs(&c, Some("hs"))), Err(TokenError::Expired));
+    assert_eq!(
+        auth.verify(&sign_hs(&c, Some("hs"))),
+        Err(TokenError::Expired)
+    );
     // The default leeway is 30s.
     c["exp"] = json!(now - 10);
     assert!(auth.verify(&sign_hs(&c, Some("hs"))).is_ok());
@@ -96,14 +118,20 @@ fn an_expired_token_is_refused_past_the_leeway_and_accepted_within_it() {
 fn a_token_not_yet_valid_is_refused() {
     let mut c = claims("ada");
     c["nbf"] = json!(jsonwebtoken::get_current_timestamp() + 300);
-    assert_eq!(hs().verify(&sign_hs(&c, Some("hs"))), Err(TokenError::NotYetValid));
+    assert_eq!(
+        hs().verify(&sign_hs(&c, Some("hs"))),
+        Err(TokenError::NotYetValid)
+    );
 }
 
 #[test]
 fn a_wrong_audience_is_refused() {
     let mut c = claims("ada");
     c["aud"] = json!("another-api");
-    assert_eq!(hs().verify(&sign_hs(&c, Some("hs"))), Err(TokenError::WrongAudience));
+    assert_eq!(
+        hs().verify(&sign_hs(&c, Some("hs"))),
+        Err(TokenError::WrongAudience)
+    );
     c["aud"] = json!(["x", "api"]);
     assert!(hs().verify(&sign_hs(&c, Some("hs"))).is_ok());
 }
@@ -112,7 +140,10 @@ fn a_wrong_audience_is_refused() {
 fn a_wrong_issuer_is_refused() {
     let mut c = claims("ada");
     c["iss"] = json!("https://evil.test");
-    assert_eq!(hs().verify(&sign_hs(&c, Some("hs"))), Err(TokenError::WrongIssuer));
+    assert_eq!(
+        hs().verify(&sign_hs(&c, Some("hs"))),
+        Err(TokenError::WrongIssuer)
+    );
 }
 
 #[test]
@@ -132,15 +163,26 @@ fn a_tampered_payload_is_refused() {
     let parts: Vec<&str> = token.split('.').collect();
     let mut c = claims("ada");
     c["roles"] = json!(["admin"]);
-    let forged = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     assert_eq!(auth.verify(&forged), Err(TokenError::BadSignature));
 }
 
 #[test]
 fn an_unknown_or_missing_kid_is_refused() {
     let auth = hs();
-    assert_eq!(auth.verify(&sign_hs(&claims("ada"), Some("nope"))), Err(TokenError::UnknownKey));
-    assert_eq!(auth.verify(&sign_hs(&claims("ada"), None)), Err(TokenError::UnknownKey));
+    assert_eq!(
+        auth.verify(&sign_hs(&claims("ada"), Some("nope"))),
+        Err(TokenError::UnknownKey)
+    );
+    assert_eq!(
+        auth.verify(&sign_hs(&claims("ada"), None)),
+        Err(TokenError::UnknownKey)
+    );
     assert_eq!(auth.verify("not.a.jwt"), Err(TokenError::Malformed));
     assert_eq!(auth.verify(""), Err(TokenError::Malformed));
 }
@@ -160,10 +202,16 @@ async fn a_refresh_token_is_single_use_and_its_reuse_revokes_the_family() {
     assert_eq!(auth.verify(&second.access_token).unwrap().roles, ["ops"]);
     // The stolen copy is used again: refused, and the family is revoked...
     let reused = auth.refresh(&first.refresh_token).await.unwrap_err();
-    assert!(matches!(reused, AuthError::Token(TokenError::RefreshReused)), "{reused:?}");
+    assert!(
+        matches!(reused, AuthError::Token(TokenError::RefreshReused)),
+        "{reused:?}"
+    );
     // ...so the legitimate holder's newer refresh token stops working too.
     let revoked = auth.refresh(&second.refresh_token).await.unwrap_err();
-    assert!(matches!(revoked, AuthError::Token(TokenError::RefreshRevoked)), "{revoked:?}");
+    assert!(
+        matches!(revoked, AuthError::Token(TokenError::RefreshRevoked)),
+        "{revoked:?}"
+    );
     // Another family is untouched.
     let other = auth.issue("bob", &[], &[]).unwrap();
     assert!(auth.refresh(&other.refresh_token).await.is_ok());
@@ -175,12 +223,18 @@ async fn access_and_refresh_tokens_are_not_interchangeable() {
     let pair = auth.issue("ada", &[], &[]).unwrap();
     assert_eq!(
         auth.verify(&pair.refresh_token),
-        Err(TokenError::WrongType { found: "refresh", expected: "access" })
+        Err(TokenError::WrongType {
+            found: "refresh",
+            expected: "access"
+        })
     );
     let error = auth.refresh(&pair.access_token).await.unwrap_err();
     assert!(matches!(
         error,
-        AuthError::Token(TokenError::WrongType { found: "access", expected: "refresh" })
+        AuthError::Token(TokenError::WrongType {
+            found: "access",
+            expected: "refresh"
+        })
     ));
 }
 
@@ -207,7 +261,11 @@ fn the_jwks_publishes_public_keys_by_kid_and_never_an_hmac_secret() {
         ],
     );
     let jwks = auth.jwks();
-    let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+    let kids: Vec<_> = jwks
+        .keys
+        .iter()
+        .filter_map(|k| k.common.key_id.clone())
+        .collect();
     assert_eq!(kids, ["ec", "ed", "rsa"]);
     let text = serde_json::to_string(&jwks).unwrap();
     assert!(!text.contains(&support::b64(SECRET.as_bytes())) && !text.contains(SECRET));
@@ -217,7 +275,9 @@ fn the_jwks_publishes_public_keys_by_kid_and_never_an_hmac_secret() {
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
     validation.set_audience(&["api"]);
-    let claims = jsonwebtoken::decode::<Claims>(&token, &key, &validation).unwrap().claims;
+    let claims = jsonwebtoken::decode::<Claims>(&token, &key, &validation)
+        .unwrap()
+        .claims;
     assert_eq!(claims.sub, "ada");
 }
 

@@ -50,10 +50,12 @@ pub fn public(algorithm: &str, file: &str) -> KeyConfig {
 
 /// A config whose ring is `keys`, signing with `signing`.
 pub fn config_with(signing: &str, keys: Vec<(&str, KeyConfig)>) -> AuthConfig {
-    let mut config = AuthConfig::default();
-    config.issuer = "https://issuer.test".to_owned();
-    config.audience = vec!["api".to_owned()];
-    config.signing_key = signing.to_owned();
+    let mut config = AuthConfig {
+        issuer: "https://issuer.test".to_owned(),
+        audience: vec!["api".to_owned()],
+        signing_key: signing.to_owned(),
+        ..AuthConfig::default()
+    };
     for (kid, key) in keys {
         config.keys.insert(kid.to_owned(), key);
     }
