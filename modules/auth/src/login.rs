@@ -125,3 +125,17 @@ impl Auth {
         Ok(LoginSuccess { check })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dummy_hash_parses_so_an_unknown_account_costs_a_full_verification() {
+        let parsed = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH);
+        assert!(parsed.is_ok(), "{parsed:?}");
+        let hasher = crate::passwords::Hasher::new(&crate::PasswordConfig::default());
+        let check = hasher.map(|h| h.verify("anything", DUMMY_HASH).map(|c| c.matches));
+        assert!(matches!(check, Ok(Ok(false))));
+    }
+}

@@ -2,8 +2,8 @@
 //! rotation (a new id on login, the old one revoked), revocation, and the cookie.
 //!
 //! A session is stored under `auth:session:<id>` as JSON; its TTL is re-set on every read to
-//! the smaller of `idle_timeout` and what is left of `absolute_lifetime`. Ids are 128 random
-//! bits (UUIDv4), compared by the store's lookup, never by the application.
+//! the smaller of `idle_timeout` and what is left of `absolute_lifetime`. Ids are 122 random
+//! bits (UUIDv4, from the OS generator), compared by the store's lookup, never by the application.
 
 use serde::{Deserialize, Serialize};
 
