@@ -327,3 +327,16 @@ async fn sessions_refresh_tokens_and_throttling_live_in_the_real_redis_shared_by
     one.stop().await.unwrap();
     two.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_refresh_reuse_emits_an_event_without_the_token() {
+    let (mut app, auth) = started(section(json!({}))).await;
+    let mut events = subscribe(&app);
+    let pair = auth.issue("ada", &[], &[]).unwrap();
+    auth.refresh(&pair.refresh_token).await.unwrap();
+    assert!(auth.refresh(&pair.refresh_token).await.is_err());
+    let event = next_event(&mut events, "com.modular.auth.refresh.reuse_detected").await;
+    assert_eq!(event["subject"], "ada");
+    assert!(!event.to_string().contains(&pair.refresh_token));
+    app.stop().await.unwrap();
+}
