@@ -305,6 +305,36 @@ const ROWS: &[Row] = &[
         measure: Measure::Median("scheduler_lateness/p99_1000_due"),
         target: Target::AtMostNs(5_000_000.0),
     },
+    Row {
+        name: "an HS256 access token, raw jsonwebtoken (`decode_header` + `decode`)",
+        reference: "-",
+        measure: Measure::Median("auth_verify_hs256/raw"),
+        target: Target::None,
+    },
+    Row {
+        name: "the same HS256 token through the auth module (`Auth::verify`) vs raw",
+        reference: "raw, same run",
+        measure: Measure::Ratio("auth_verify_hs256/module", "auth_verify_hs256/raw"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
+        name: "an ES256 access token, raw jsonwebtoken",
+        reference: "-",
+        measure: Measure::Median("auth_verify_es256/raw"),
+        target: Target::None,
+    },
+    Row {
+        name: "the same ES256 token through the auth module vs raw",
+        reference: "raw, same run",
+        measure: Measure::Ratio("auth_verify_es256/module", "auth_verify_es256/raw"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
+        name: "argon2id password verify at the OWASP defaults (m=19 MiB, t=2, p=1), through the module",
+        reference: "raw argon2, same run",
+        measure: Measure::Median("auth_argon2id_verify/module"),
+        target: Target::None,
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.
