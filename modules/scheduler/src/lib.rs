@@ -100,6 +100,12 @@
 //! holder). After a restart, a config job's occurrences since its last handled one follow
 //! its misfire policy, and none that ran before runs again.
 //!
+//! # Admin endpoints
+//!
+//! Behind the router's admin guard ([`ADMIN_PATHS`]): `GET /admin/scheduler/jobs` and
+//! `GET /admin/scheduler/jobs/{name}` (statuses), `POST /admin/scheduler/jobs/{name}/run`,
+//! `/pause` and `/resume` (`202` with the job's state, `404` for an unknown job).
+//!
 //! # Health
 //!
 //! One report, component `jobs` (readiness):
@@ -141,6 +147,7 @@
 //! - `mysql`: on a MariaDB/MySQL pool.
 //!
 //! Without persistence no feature is needed at run time.
+mod admin;
 mod clock;
 mod config;
 mod cron;
@@ -151,6 +158,7 @@ mod module;
 mod scheduler;
 mod store;
 
+pub use admin::ADMIN_PATHS;
 pub use clock::Clock;
 pub use config::{JobConfig, MisfirePolicy, PersistenceConfig, RetryConfig, SchedulerConfig};
 pub use cron::{CronProblem, CronSchedule, parse as parse_cron};

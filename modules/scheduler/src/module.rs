@@ -117,6 +117,7 @@ impl Module for SchedulerModule {
         ctx.config_store()
             .add_section_check(NAME, handlers_check(self.scheduler.clone()))?;
         ctx.services().register(Arc::new(self.scheduler.clone()));
+        crate::admin::register(ctx.services(), &self.scheduler);
         ctx.register_reloadable(Arc::new(SchedulerReloader {
             scheduler: self.scheduler.clone(),
             health: ctx.services().get::<HealthAggregator>(),
