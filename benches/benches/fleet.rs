@@ -60,9 +60,11 @@ fn put_to_ten_applied(c: &mut Criterion) {
         let mut apps = Vec::new();
         let mut handles = Vec::new();
         for i in 0..10 {
-            let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket, "bench"))
-                .await
-                .expect("connect");
+            let kv = NatsKv::connect(
+                NatsKvOptions::new(&url, &bucket, "bench").connect_timeout(Duration::from_secs(30)),
+            )
+            .await
+            .expect("connect");
             let notes = Notes::default();
             let handle = Arc::clone(&notes.0);
             let mut app = Application::builder()

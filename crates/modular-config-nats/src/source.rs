@@ -38,7 +38,7 @@ pub struct NatsKvOptions {
 }
 
 impl NatsKvOptions {
-    /// The options for `service` in `bucket` at `url`, cached at no path, 2 s to connect.
+    /// The options for `service` in `bucket` at `url`, cached at no path, 5 s to connect.
     pub fn new(
         url: impl Into<String>,
         bucket: impl Into<String>,
@@ -49,7 +49,7 @@ impl NatsKvOptions {
             bucket: bucket.into(),
             service: service.into(),
             cache_path: None,
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(5),
             history: 5,
         }
     }
