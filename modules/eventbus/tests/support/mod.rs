@@ -87,3 +87,22 @@ pub fn redis_engine(url: &str, prefix: &str) -> Value {
 pub fn nats_engine(url: &str, prefix: &str) -> Value {
     json!({ "type": "nats", "url": url, "prefix": prefix.replace(['-', ':'], "_"), "visibility_timeout": "1s", "connect_timeout": "1s", "publish_timeout": "1s" })
 }
+
+/// A fault proxy in front of the server of `url`; returns it and the same URL through it.
+pub async fn proxy(url: &str) -> anyhow::Result<(modular_testkit::FaultProxy, String)> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (userinfo, host_port) = match authority.rsplit_once('@') {
+        Some((u, hp)) => (format!("{u}@"), hp),
+        None => (String::new(), authority),
+    };
+    let upstream = tokio::net::lookup_host(host_port)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host_port} resolves to nothing"))?;
+    let proxy = modular_testkit::FaultProxy::start(upstream).await?;
+    modular_testkit::wait_for_tcp(proxy.addr(), Duration::from_secs(5)).await?;
+    let path = rest.strip_prefix(authority).unwrap_or_default();
+    let proxied = format!("{scheme}://{userinfo}{}{path}", proxy.addr());
+    Ok((proxy, proxied))
+}
