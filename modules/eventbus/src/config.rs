@@ -335,10 +335,16 @@ impl EventbusConfig {
         }
         let d = &self.delivery;
         if d.max_attempts == 0 {
-            errors.push(FieldError::new("delivery.max_attempts", "must be >= 1, got 0"));
+            errors.push(FieldError::new(
+                "delivery.max_attempts",
+                "must be >= 1, got 0",
+            ));
         }
         if d.concurrency == 0 {
-            errors.push(FieldError::new("delivery.concurrency", "must be >= 1, got 0"));
+            errors.push(FieldError::new(
+                "delivery.concurrency",
+                "must be >= 1, got 0",
+            ));
         }
         if d.max_backoff < d.initial_backoff {
             errors.push(FieldError::new(
@@ -363,7 +369,10 @@ impl EventbusConfig {
                 errors.push(FieldError::new("forward.topic", message));
             }
             if forward.types.is_empty() {
-                errors.push(FieldError::new("forward.types", "must list at least one type"));
+                errors.push(FieldError::new(
+                    "forward.types",
+                    "must list at least one type",
+                ));
             }
             for (i, ty) in forward.types.iter().enumerate() {
                 let head = ty.strip_suffix('*').unwrap_or(ty);
@@ -407,7 +416,10 @@ impl EngineConfig {
             _ => {}
         }
         if self.queue_size == 0 {
-            errors.push(FieldError::new(format!("{at}.queue_size"), "must be > 0, got 0"));
+            errors.push(FieldError::new(
+                format!("{at}.queue_size"),
+                "must be > 0, got 0",
+            ));
         }
         for (field, value) in [
             ("block_timeout", self.block_timeout),
@@ -416,7 +428,10 @@ impl EngineConfig {
             ("visibility_timeout", self.visibility_timeout),
         ] {
             if value.is_zero() {
-                errors.push(FieldError::new(format!("{at}.{field}"), "must be > 0s, got 0s"));
+                errors.push(FieldError::new(
+                    format!("{at}.{field}"),
+                    "must be > 0s, got 0s",
+                ));
             }
         }
         if let Some(prefix) = &self.prefix

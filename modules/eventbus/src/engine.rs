@@ -65,6 +65,8 @@ pub(crate) struct SubscriptionStats {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct EngineStats {
     pub(crate) dropped: u64,
+    /// The memory engine's queue length per subscription.
+    pub(crate) queue_size: Option<usize>,
     pub(crate) subscriptions: Vec<SubscriptionStats>,
 }
 

@@ -2,7 +2,9 @@
 //! attributes (`time`, `datacontenttype`) of an event a caller built.
 
 use cloudevents::event::{Data, ExtensionValue};
-use cloudevents::{AttributesReader as _, AttributesWriter as _, Event, EventBuilder as _, EventBuilderV10};
+use cloudevents::{
+    AttributesReader as _, AttributesWriter as _, Event, EventBuilder as _, EventBuilderV10,
+};
 use serde::Serialize;
 
 use crate::error::EventbusError;
@@ -58,8 +60,14 @@ pub(crate) fn probe_event(topic: &str) -> Event {
 pub(crate) fn dead_lettered(event: &Event, topic: &str, attempts: u32, reason: &str) -> Event {
     let mut copy = event.clone();
     copy.set_extension("deadlettertopic", ExtensionValue::String(topic.to_owned()));
-    copy.set_extension("deadletterattempts", ExtensionValue::Integer(i64::from(attempts)));
-    copy.set_extension("deadletterreason", ExtensionValue::String(reason.to_owned()));
+    copy.set_extension(
+        "deadletterattempts",
+        ExtensionValue::Integer(i64::from(attempts)),
+    );
+    copy.set_extension(
+        "deadletterreason",
+        ExtensionValue::String(reason.to_owned()),
+    );
     copy
 }
 
@@ -69,8 +77,12 @@ mod tests {
 
     #[test]
     fn wrapped_payloads_carry_every_required_attribute() {
-        let event = wrap("com.example.order.created", "/shop", &serde_json::json!({"id": 1}))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let event = wrap(
+            "com.example.order.created",
+            "/shop",
+            &serde_json::json!({"id": 1}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(event.ty(), "com.example.order.created");
         assert!(event.time().is_some());
         assert_eq!(event.datacontenttype(), Some("application/json"));

@@ -1,10 +1,12 @@
 //! The event bus's health check: one report per engine.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use modular_core::health::{HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus};
+use modular_core::health::{
+    HealthContext, HealthError, HealthProvider, HealthReport, HealthStatus,
+};
 use serde_json::{Map, json};
 
 use crate::service::{EngineSlot, MessageBus};
@@ -54,15 +56,25 @@ impl MessageBus {
                 .with_details(details);
         }
         details.insert("connected".to_owned(), json!(true));
-        details.insert("round_trip_ms".to_owned(), json!(round_trip.as_secs_f64() * 1000.0));
+        details.insert(
+            "round_trip_ms".to_owned(),
+            json!(round_trip.as_secs_f64() * 1000.0),
+        );
         let stats = slot.engine.stats().await;
         let before = slot.dropped_seen.swap(stats.dropped, Ordering::Relaxed);
         let dropped_since = stats.dropped.saturating_sub(before);
         let lag = stats.subscriptions.iter().map(|s| s.lag).max().unwrap_or(0);
         let pending: u64 = stats.subscriptions.iter().map(|s| s.pending).sum();
         for sub in &stats.subscriptions {
-            let group = if sub.group.starts_with("fanout-") { "fanout" } else { sub.group.as_str() };
+            let group = if sub.group.starts_with("fanout-") {
+                "fanout"
+            } else {
+                sub.group.as_str()
+            };
             crate::metrics::Series::new().lag(&slot.name, &sub.pattern, group, sub.lag);
+        }
+        if let Some(size) = stats.queue_size {
+            details.insert("queue_size".to_owned(), json!(size));
         }
         details.insert("dropped".to_owned(), json!(stats.dropped));
         details.insert("dropped_since_last".to_owned(), json!(dropped_since));
@@ -70,11 +82,26 @@ impl MessageBus {
         details.insert("pending".to_owned(), json!(pending));
         details.insert("subscriptions".to_owned(), json!(stats.subscriptions));
         let (status, message) = if lag > health.max_lag {
-            (HealthStatus::Degraded, format!("a subscription lags by {lag} events (max_lag {})", health.max_lag))
+            (
+                HealthStatus::Degraded,
+                format!(
+                    "a subscription lags by {lag} events (max_lag {})",
+                    health.max_lag
+                ),
+            )
         } else if dropped_since > health.max_dropped {
-            (HealthStatus::Degraded, format!("{dropped_since} events dropped since the last check (max_dropped {})", health.max_dropped))
+            (
+                HealthStatus::Degraded,
+                format!(
+                    "{dropped_since} events dropped since the last check (max_dropped {})",
+                    health.max_dropped
+                ),
+            )
         } else {
-            (HealthStatus::Healthy, format!("round trip in {round_trip:.1?}"))
+            (
+                HealthStatus::Healthy,
+                format!("round trip in {round_trip:.1?}"),
+            )
         };
         HealthReport::new("eventbus", slot.name.as_str(), status)
             .with_message(message)

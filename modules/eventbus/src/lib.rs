@@ -163,8 +163,8 @@ mod service;
 mod topic;
 
 pub use crate::config::{
-    DEFAULT_SOURCE, DeliveryConfig, EngineConfig, EngineType, EventbusConfig,
-    EventbusHealthConfig, ForwardConfig, Overflow, RouteConfig,
+    DEFAULT_SOURCE, DeliveryConfig, EngineConfig, EngineType, EventbusConfig, EventbusHealthConfig,
+    ForwardConfig, Overflow, RouteConfig,
 };
 pub use crate::error::EventbusError;
 pub use crate::event::wrap;

@@ -45,7 +45,10 @@ impl MemoryEngine {
     }
 
     fn matching(&self, topic: &str) -> Vec<Arc<Group>> {
-        let groups = self.groups.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         groups
             .iter()
             .filter(|g| g.spec.pattern.matches(topic))
@@ -101,10 +104,15 @@ impl Engine for MemoryEngine {
 
     async fn subscribe(&self, spec: &SubscribeSpec) -> Result<PendingSubscription, EventbusError> {
         let group = {
-            let mut groups = self.groups.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut groups = self
+                .groups
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let existing = groups
                 .iter()
-                .find(|g| !spec.fan_out && g.spec.group == spec.group && g.spec.pattern == spec.pattern)
+                .find(|g| {
+                    !spec.fan_out && g.spec.group == spec.group && g.spec.pattern == spec.pattern
+                })
                 .cloned();
             match existing {
                 Some(group) => group,
@@ -170,6 +178,7 @@ impl Engine for MemoryEngine {
             .clone();
         EngineStats {
             dropped: self.dropped.load(Ordering::Relaxed),
+            queue_size: Some(self.queue_size),
             subscriptions: groups
                 .iter()
                 .map(|g| SubscriptionStats {

@@ -31,7 +31,8 @@ impl Series {
 
     pub(crate) fn published(&self, engine: &str) {
         if self.on {
-            metrics::counter!("modular_eventbus_published_total", "engine" => engine.to_owned()).increment(1);
+            metrics::counter!("modular_eventbus_published_total", "engine" => engine.to_owned())
+                .increment(1);
         }
     }
 
@@ -43,7 +44,8 @@ impl Series {
 
     pub(crate) fn dropped(&self, engine: &str, n: u64) {
         if self.on {
-            metrics::counter!("modular_eventbus_dropped_total", "engine" => engine.to_owned()).increment(n);
+            metrics::counter!("modular_eventbus_dropped_total", "engine" => engine.to_owned())
+                .increment(n);
         }
     }
 
@@ -51,14 +53,18 @@ impl Series {
         if !self.on {
             return;
         }
-        let labels = [("engine", engine.to_owned()), ("pattern", pattern.to_owned())];
+        let labels = [
+            ("engine", engine.to_owned()),
+            ("pattern", pattern.to_owned()),
+        ];
         metrics::counter!("modular_eventbus_delivered_total", &labels).increment(1);
         if ok {
             metrics::counter!("modular_eventbus_acked_total", &labels).increment(1);
         } else {
             metrics::counter!("modular_eventbus_nacked_total", &labels).increment(1);
         }
-        metrics::histogram!("modular_eventbus_handler_duration_seconds", &labels).record(took.as_secs_f64());
+        metrics::histogram!("modular_eventbus_handler_duration_seconds", &labels)
+            .record(took.as_secs_f64());
     }
 
     pub(crate) fn dead_lettered(&self, engine: &str, pattern: &str) {

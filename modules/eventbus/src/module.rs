@@ -75,11 +75,14 @@ impl Module for EventbusModule {
 
     async fn start(&self, ctx: &ModuleContext) -> Result<(), BoxError> {
         if let Some(bus) = &self.bus {
-            crate::forward::spawn(bus.clone(), ctx.events().subscribe_named(
-                "eventbus.forward",
-                EventFilter::All,
-                modular_core::events::DEFAULT_OBSERVER_CAPACITY,
-            ));
+            crate::forward::spawn(
+                bus.clone(),
+                ctx.events().subscribe_named(
+                    "eventbus.forward",
+                    EventFilter::All,
+                    modular_core::events::DEFAULT_OBSERVER_CAPACITY,
+                ),
+            );
         }
         Ok(())
     }

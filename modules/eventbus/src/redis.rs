@@ -11,7 +11,9 @@ use std::time::Duration;
 use cloudevents::Event;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::streams::{StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimOptions, StreamAutoClaimReply, StreamReadOptions, StreamReadReply,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -54,7 +56,11 @@ struct Tracked {
 
 impl RedisEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config.url.as_ref().map(|u| u.expose().as_str()).unwrap_or_default();
+        let url = config
+            .url
+            .as_ref()
+            .map(|u| u.expose().as_str())
+            .unwrap_or_default();
         let address = crate::config::address_of(url);
         let connect_error = |reason: String| EventbusError::Connect {
             engine: name.to_owned(),
@@ -91,7 +97,10 @@ impl RedisEngine {
             client,
             conn,
             address,
-            prefix: config.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
+            prefix: config
+                .prefix
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             publish_timeout: config.publish_timeout,
             connect_timeout: config.connect_timeout,
             visibility_timeout: config.visibility_timeout,
@@ -127,7 +136,10 @@ impl RedisEngine {
     ) -> Result<Vec<String>, redis::RedisError> {
         let topics: HashSet<String> = conn.smembers(format!("{prefix}_topics")).await?;
         let mut added = Vec::new();
-        let mut topics: Vec<String> = topics.into_iter().filter(|t| spec.pattern.matches(t)).collect();
+        let mut topics: Vec<String> = topics
+            .into_iter()
+            .filter(|t| spec.pattern.matches(t))
+            .collect();
         topics.sort();
         for topic in topics {
             let key = format!("{prefix}{topic}");
@@ -161,7 +173,11 @@ impl Engine for RedisEngine {
         let payload = crate::engine::encode(event)?;
         let key = self.key(topic);
         let mut conn = self.conn.clone();
-        let first = !self.known.lock().unwrap_or_else(PoisonError::into_inner).contains(topic);
+        let first = !self
+            .known
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(topic);
         let result = tokio::time::timeout(self.publish_timeout, async {
             if first {
                 let _: () = redis::pipe()
@@ -172,7 +188,9 @@ impl Engine for RedisEngine {
                     .query_async(&mut conn)
                     .await?;
             } else {
-                let _: String = conn.xadd(&key, "*", &[("event", payload.as_slice())]).await?;
+                let _: String = conn
+                    .xadd(&key, "*", &[("event", payload.as_slice())])
+                    .await?;
             }
             Ok::<(), redis::RedisError>(())
         })
@@ -180,7 +198,10 @@ impl Engine for RedisEngine {
         match result {
             Ok(Ok(())) => {
                 if first {
-                    self.known.lock().unwrap_or_else(PoisonError::into_inner).insert(topic.to_owned());
+                    self.known
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(topic.to_owned());
                 }
                 Ok(())
             }
@@ -258,7 +279,8 @@ impl Engine for RedisEngine {
                 .arg(payload.as_slice())
                 .query_async(&mut conn)
                 .await?;
-            let read: Vec<(String, HashMap<String, redis::Value>)> = conn.xrange(&key, &id, &id).await?;
+            let read: Vec<(String, HashMap<String, redis::Value>)> =
+                conn.xrange(&key, &id, &id).await?;
             Ok::<bool, redis::RedisError>(read.len() == 1)
         })
         .await;
@@ -284,10 +306,21 @@ impl Engine for RedisEngine {
 
     async fn stats(&self) -> EngineStats {
         let tracked: Vec<(SubscribeSpec, Vec<String>)> = {
-            let mut subs = self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut subs = self
+                .subscriptions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             subs.retain(|t| !t.stop.is_cancelled());
             subs.iter()
-                .map(|t| (t.spec.clone(), t.streams.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+                .map(|t| {
+                    (
+                        t.spec.clone(),
+                        t.streams
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clone(),
+                    )
+                })
                 .collect()
         };
         let mut conn = self.conn.clone();
@@ -302,18 +335,28 @@ impl Engine for RedisEngine {
             for key in streams {
                 let groups: Result<Vec<HashMap<String, redis::Value>>, _> = tokio::time::timeout(
                     self.publish_timeout,
-                    redis::cmd("XINFO").arg("GROUPS").arg(&key).query_async(&mut conn),
+                    redis::cmd("XINFO")
+                        .arg("GROUPS")
+                        .arg(&key)
+                        .query_async(&mut conn),
                 )
                 .await
-                .unwrap_or_else(|_| Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out"))));
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((redis::ErrorKind::Io, "timed out")))
+                });
                 let Ok(groups) = groups else { continue };
                 for group in groups {
-                    let name: Option<String> = group.get("name").and_then(|v| redis::from_redis_value(v.clone()).ok());
+                    let name: Option<String> = group
+                        .get("name")
+                        .and_then(|v| redis::from_redis_value(v.clone()).ok());
                     if name.as_deref() != Some(spec.group.as_str()) {
                         continue;
                     }
                     let number = |field: &str| -> u64 {
-                        group.get(field).and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok()).unwrap_or(0)
+                        group
+                            .get(field)
+                            .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                            .unwrap_or(0)
                     };
                     stats.lag += number("lag");
                     stats.pending += number("pending");
@@ -323,6 +366,7 @@ impl Engine for RedisEngine {
         }
         EngineStats {
             dropped: 0,
+            queue_size: None,
             subscriptions: out,
         }
     }
@@ -356,11 +400,20 @@ impl Pump {
                 let known = self.streams();
                 if let Ok(Ok(added)) = tokio::time::timeout(
                     self.publish_timeout,
-                    RedisEngine::join_streams(&mut self.conn, &self.prefix, &self.spec, &known, "0"),
+                    RedisEngine::join_streams(
+                        &mut self.conn,
+                        &self.prefix,
+                        &self.spec,
+                        &known,
+                        "0",
+                    ),
                 )
                 .await
                 {
-                    self.streams.lock().unwrap_or_else(PoisonError::into_inner).extend(added);
+                    self.streams
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend(added);
                 }
             }
             let streams = self.streams();
@@ -382,7 +435,8 @@ impl Pump {
                     .set_response_timeout(Some(BLOCK + self.publish_timeout));
                 match tokio::time::timeout(
                     self.connect_timeout,
-                    self.client.get_multiplexed_async_connection_with_config(&config),
+                    self.client
+                        .get_multiplexed_async_connection_with_config(&config),
                 )
                 .await
                 {
@@ -393,7 +447,9 @@ impl Pump {
                     }
                 }
             }
-            let Some(conn) = reader.as_mut() else { continue };
+            let Some(conn) = reader.as_mut() else {
+                continue;
+            };
             let options = StreamReadOptions::default()
                 .group(&self.spec.group, &self.consumer)
                 .count(BATCH)
@@ -417,7 +473,10 @@ impl Pump {
                 Err(error) => {
                     if error.code() == Some("NOGROUP") {
                         // The stream was deleted: forget it; the refresh re-creates the group.
-                        self.streams.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                        self.streams
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .clear();
                     } else {
                         tracing::debug!(module = "eventbus", engine = %self.engine, error = %describe(&error), "redis read failed; retrying");
                         reader = None;
@@ -430,7 +489,10 @@ impl Pump {
     }
 
     fn streams(&self) -> Vec<String> {
-        self.streams.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     async fn pause(&self, wait: Duration) {
@@ -534,7 +596,12 @@ struct RedisAcker {
 impl Acker for RedisAcker {
     async fn ack(self: Box<Self>) -> Result<(), EventbusError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, conn.xack::<_, _, _, usize>(&self.key, &self.group, &[&self.id])).await {
+        match tokio::time::timeout(
+            self.timeout,
+            conn.xack::<_, _, _, usize>(&self.key, &self.group, &[&self.id]),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(EventbusError::Publish {
                 engine: self.engine.clone(),

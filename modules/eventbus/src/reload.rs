@@ -43,11 +43,11 @@ impl Reloadable for EventbusReloader {
         ctx: &ReloadContext,
         changes: &[ConfigChange],
     ) -> Result<PreparedReload, BoxError> {
-        let config = ctx
-            .new_config::<EventbusConfig>()
-            .ok_or_else(|| EventbusError::MissingSection {
-                module: ctx.module().to_owned(),
-            })?;
+        let config =
+            ctx.new_config::<EventbusConfig>()
+                .ok_or_else(|| EventbusError::MissingSection {
+                    module: ctx.module().to_owned(),
+                })?;
         let fields: Vec<String> = changes.iter().map(|c| c.field_path.to_string()).collect();
         let prepared = match self.bus.prepare(&config).await {
             Ok(prepared) => prepared,

@@ -97,7 +97,13 @@ impl Subscription {
     /// Stops delivering; queued events on a durable engine stay with the broker.
     pub fn unsubscribe(&self) {
         self.shared.cancel.cancel();
-        if let Some(attached) = self.shared.attached.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        if let Some(attached) = self
+            .shared
+            .attached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
             attached.stop.cancel();
         }
     }
@@ -184,7 +190,12 @@ impl State {
 /// A prepared next state (reload phase one).
 pub(crate) struct PreparedState {
     state: Arc<State>,
-    attachments: Vec<(Arc<SubscriptionShared>, String, Arc<dyn Engine>, PendingSubscription)>,
+    attachments: Vec<(
+        Arc<SubscriptionShared>,
+        String,
+        Arc<dyn Engine>,
+        PendingSubscription,
+    )>,
     pub(crate) reconnected: Vec<String>,
 }
 
@@ -301,12 +312,17 @@ impl MessageBus {
     }
 
     /// Subscribes a fan-out handler to `pattern` (`orders.*`, `orders.>`).
-    pub async fn subscribe<F, Fut>(&self, pattern: &str, handler: F) -> Result<Subscription, EventbusError>
+    pub async fn subscribe<F, Fut>(
+        &self,
+        pattern: &str,
+        handler: F,
+    ) -> Result<Subscription, EventbusError>
     where
         F: Fn(Delivery) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
-        self.subscribe_with(pattern, Delivering::FanOut, handler).await
+        self.subscribe_with(pattern, Delivering::FanOut, handler)
+            .await
     }
 
     /// Subscribes `handler` as a member of consumer group `group`: each event to one member.
@@ -342,7 +358,11 @@ impl MessageBus {
         let (group, fan_out) = match delivering {
             Delivering::FanOut => (format!("fanout-{}", uuid::Uuid::now_v7().simple()), true),
             Delivering::Group(group) => {
-                if group.is_empty() || !group.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                if group.is_empty()
+                    || !group
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
                     return Err(EventbusError::Topic(format!(
                         "group `{group}`: use letters, digits, `-` and `_`"
                     )));
@@ -366,9 +386,18 @@ impl MessageBus {
             .route_pattern(&shared.pattern)
             .ok_or(EventbusError::Stopped)?;
         let pending = slot.engine.subscribe(&spec(&shared)).await?;
-        self.activate(&shared, slot.name.clone(), Arc::clone(&slot.engine), pending);
+        self.activate(
+            &shared,
+            slot.name.clone(),
+            Arc::clone(&slot.engine),
+            pending,
+        );
         {
-            let mut subs = self.inner.subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut subs = self
+                .inner
+                .subscriptions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             subs.retain(|w| w.strong_count() > 0);
             subs.push(Arc::downgrade(&shared));
         }
@@ -384,13 +413,21 @@ impl MessageBus {
         engine: Arc<dyn Engine>,
         pending: PendingSubscription,
     ) {
-        let PendingSubscription { source, stop, start } = pending;
+        let PendingSubscription {
+            source,
+            stop,
+            start,
+        } = pending;
         start();
-        let previous = shared.attached.lock().unwrap_or_else(PoisonError::into_inner).replace(Attached {
-            engine_name: engine_name.clone(),
-            engine,
-            stop: stop.clone(),
-        });
+        let previous = shared
+            .attached
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(Attached {
+                engine_name: engine_name.clone(),
+                engine,
+                stop: stop.clone(),
+            });
         if let Some(previous) = previous {
             previous.stop.cancel();
         }
@@ -446,7 +483,11 @@ impl MessageBus {
     /// Runs the handler with retries and back-off; acknowledges, or dead-letters after
     /// `delivery.max_attempts` (or at once on [`Nack::reject`]).
     async fn deliver(&self, shared: &SubscriptionShared, engine: &str, incoming: Incoming) {
-        let Incoming { topic, event, acker } = incoming;
+        let Incoming {
+            topic,
+            event,
+            acker,
+        } = incoming;
         let mut attempt = 1;
         let outcome = loop {
             let delivery = Delivery {
@@ -459,9 +500,12 @@ impl MessageBus {
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|panic| Err(Nack::retry(panic_message(&panic))));
-            self.inner
-                .series
-                .handled(engine, shared.pattern.as_str(), started.elapsed(), result.is_ok());
+            self.inner.series.handled(
+                engine,
+                shared.pattern.as_str(),
+                started.elapsed(),
+                result.is_ok(),
+            );
             let nack = match result {
                 Ok(()) => break Ok(()),
                 Err(nack) => nack,
@@ -492,7 +536,14 @@ impl MessageBus {
                 }
             }
             Err((nack, attempts)) => {
-                let dead_letter_topic = self.inner.state.load().config.delivery.dead_letter_topic.clone();
+                let dead_letter_topic = self
+                    .inner
+                    .state
+                    .load()
+                    .config
+                    .delivery
+                    .dead_letter_topic
+                    .clone();
                 let copy = crate::event::dead_lettered(&event, &topic, attempts, &nack.reason);
                 let published = if shared.pattern.matches(&dead_letter_topic) {
                     // Never feed a subscription its own dead letters.
@@ -502,7 +553,9 @@ impl MessageBus {
                 };
                 match published {
                     Ok(()) => {
-                        self.inner.series.dead_lettered(engine, shared.pattern.as_str());
+                        self.inner
+                            .series
+                            .dead_lettered(engine, shared.pattern.as_str());
                         tracing::warn!(module = "eventbus", engine, topic, attempts, reason = %nack.reason, "event dead-lettered");
                         self.emit(
                             "delivery.dead_lettered",
@@ -557,17 +610,27 @@ impl MessageBus {
 
     /// Reload phase one: connects changed engines aside and sets up every subscription that
     /// moves on its new engine, without delivering from it yet.
-    pub(crate) async fn prepare(&self, config: &EventbusConfig) -> Result<PreparedState, EventbusError> {
+    pub(crate) async fn prepare(
+        &self,
+        config: &EventbusConfig,
+    ) -> Result<PreparedState, EventbusError> {
         let current = self.inner.state.load_full();
         let (state, reconnected) = build_state(config, Some(&current)).await?;
         let mut attachments = Vec::new();
         for shared in self.live_subscriptions() {
-            let Some(target) = state.route_pattern(&shared.pattern) else { continue };
+            let Some(target) = state.route_pattern(&shared.pattern) else {
+                continue;
+            };
             if self.attached_to(&shared, &target.name, &target.engine) {
                 continue;
             }
             let pending = target.engine.subscribe(&spec(&shared)).await?;
-            attachments.push((shared, target.name.clone(), Arc::clone(&target.engine), pending));
+            attachments.push((
+                shared,
+                target.name.clone(),
+                Arc::clone(&target.engine),
+                pending,
+            ));
         }
         Ok(PreparedState {
             state: Arc::new(state),
@@ -579,7 +642,9 @@ impl MessageBus {
     /// Reload phase two: swaps the state in (new publishes go to the new engines), moves the
     /// prepared subscriptions, and resizes every handler pool.
     pub(crate) fn commit(&self, prepared: PreparedState) {
-        let PreparedState { state, attachments, .. } = prepared;
+        let PreparedState {
+            state, attachments, ..
+        } = prepared;
         let concurrency = state.config.delivery.concurrency;
         self.inner.state.store(Arc::clone(&state));
         for (shared, name, engine, pending) in attachments {
@@ -625,7 +690,12 @@ impl MessageBus {
         self.inner.state.load().config.delivery.concurrency
     }
 
-    fn attached_to(&self, shared: &SubscriptionShared, name: &str, engine: &Arc<dyn Engine>) -> bool {
+    fn attached_to(
+        &self,
+        shared: &SubscriptionShared,
+        name: &str,
+        engine: &Arc<dyn Engine>,
+    ) -> bool {
         shared
             .attached
             .lock()
@@ -648,7 +718,12 @@ impl MessageBus {
     /// Stops every subscription and waits (up to `deadline`) for running handlers.
     pub async fn shutdown(&self, deadline: Duration) {
         for shared in self.live_subscriptions() {
-            if let Some(attached) = shared.attached.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            if let Some(attached) = shared
+                .attached
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
                 attached.stop.cancel();
             }
         }
@@ -756,9 +831,13 @@ async fn connect(name: &str, config: &EngineConfig) -> Result<Arc<dyn Engine>, E
     match config.kind {
         EngineType::Memory => Ok(Arc::new(crate::memory::MemoryEngine::new(config))),
         #[cfg(feature = "redis")]
-        EngineType::Redis => Ok(Arc::new(crate::redis::RedisEngine::connect(name, config).await?)),
+        EngineType::Redis => Ok(Arc::new(
+            crate::redis::RedisEngine::connect(name, config).await?,
+        )),
         #[cfg(feature = "nats")]
-        EngineType::Nats => Ok(Arc::new(crate::nats::NatsEngine::connect(name, config).await?)),
+        EngineType::Nats => Ok(Arc::new(
+            crate::nats::NatsEngine::connect(name, config).await?,
+        )),
         #[allow(unreachable_patterns)]
         other => Err(EventbusError::Connect {
             engine: name.to_owned(),

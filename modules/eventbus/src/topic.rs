@@ -27,7 +27,11 @@ impl Pattern {
         let mut tokens = Vec::with_capacity(parts.len());
         for (i, part) in parts.iter().enumerate() {
             let token = match *part {
-                "" => return Err(format!("`{text}` has an empty token (two dots, or a leading or trailing dot)")),
+                "" => {
+                    return Err(format!(
+                        "`{text}` has an empty token (two dots, or a leading or trailing dot)"
+                    ));
+                }
                 "*" => Token::One,
                 ">" if i + 1 == parts.len() => Token::Tail,
                 ">" => return Err(format!("`{text}`: `>` may only be the last token")),

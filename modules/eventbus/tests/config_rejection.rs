@@ -25,21 +25,34 @@ async fn an_unknown_engine_type_is_rejected_with_its_path() {
 
 #[tokio::test]
 async fn a_route_to_a_missing_engine_is_rejected_with_its_path() {
-    let error = startup_error(json!({ "routes": [{ "topics": ["orders.*"], "engine": "durable" }] })).await;
-    assert!(error.contains("eventbus.routes[0].engine: names engine `durable`"), "{error}");
+    let error =
+        startup_error(json!({ "routes": [{ "topics": ["orders.*"], "engine": "durable" }] })).await;
+    assert!(
+        error.contains("eventbus.routes[0].engine: names engine `durable`"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
 async fn a_wildcard_syntax_error_is_rejected_with_its_path() {
-    let error = startup_error(json!({ "routes": [{ "topics": ["ok.*", "orders.>.eu"], "engine": "memory" }] })).await;
+    let error = startup_error(
+        json!({ "routes": [{ "topics": ["ok.*", "orders.>.eu"], "engine": "memory" }] }),
+    )
+    .await;
     assert!(error.contains("eventbus.routes[0].topics[1]"), "{error}");
     assert!(error.contains("`>` may only be the last token"), "{error}");
 }
 
 #[tokio::test]
 async fn a_url_without_a_host_is_rejected_without_echoing_the_password() {
-    let error = startup_error(json!({ "engines": { "s": { "type": "redis", "url": "redis://:hunter2@/0" } } })).await;
-    assert!(error.contains("eventbus.engines.s.url: has no host"), "{error}");
+    let error = startup_error(
+        json!({ "engines": { "s": { "type": "redis", "url": "redis://:hunter2@/0" } } }),
+    )
+    .await;
+    assert!(
+        error.contains("eventbus.engines.s.url: has no host"),
+        "{error}"
+    );
     assert!(!error.contains("hunter2"), "{error}");
 }
 
@@ -52,9 +65,17 @@ async fn a_default_naming_a_missing_engine_is_rejected() {
 #[tokio::test]
 async fn zero_sizes_and_unknown_keys_are_rejected() {
     let error = startup_error(json!({ "delivery": { "concurrency": 0 } })).await;
-    assert!(error.contains("eventbus.delivery.concurrency: must be >= 1"), "{error}");
-    let error = startup_error(json!({ "engines": { "memory": { "type": "memory", "queue_size": 0 } } })).await;
-    assert!(error.contains("eventbus.engines.memory.queue_size"), "{error}");
+    assert!(
+        error.contains("eventbus.delivery.concurrency: must be >= 1"),
+        "{error}"
+    );
+    let error =
+        startup_error(json!({ "engines": { "memory": { "type": "memory", "queue_size": 0 } } }))
+            .await;
+    assert!(
+        error.contains("eventbus.engines.memory.queue_size"),
+        "{error}"
+    );
     let error = startup_error(json!({ "routez": [] })).await;
     assert!(error.contains("routez"), "{error}");
 }

@@ -5,8 +5,8 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudevents::AttributesReader as _;
@@ -24,11 +24,21 @@ fn section(url: &str, test: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_redis_round_trip_delivers_the_cloudevent() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let h = start(section(&url, "rt")).await.unwrap();
     let (handler, mut rx) = collector();
     let _sub = h.bus.subscribe("orders.created", handler).await.unwrap();
-    let sent = h.bus.publish_data("orders.created", "com.example.order.created", &json!({"id": 1})).await.unwrap();
+    let sent = h
+        .bus
+        .publish_data(
+            "orders.created",
+            "com.example.order.created",
+            &json!({"id": 1}),
+        )
+        .await
+        .unwrap();
     let got = next(&mut rx, SOON).await;
     assert_eq!(got.event.id(), sent.id());
     assert_eq!(got.topic, "orders.created");
@@ -37,12 +47,20 @@ async fn a_redis_round_trip_delivers_the_cloudevent() {
 
 #[tokio::test]
 async fn redis_wildcards_pick_up_streams_created_later() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let h = start(section(&url, "wild")).await.unwrap();
     let (handler, mut rx) = collector();
     let _sub = h.bus.subscribe("orders.>", handler).await.unwrap();
-    h.bus.publish_data("orders.eu.created", "t", &1).await.unwrap();
-    h.bus.publish_data("invoices.created", "t", &2).await.unwrap();
+    h.bus
+        .publish_data("orders.eu.created", "t", &1)
+        .await
+        .unwrap();
+    h.bus
+        .publish_data("invoices.created", "t", &2)
+        .await
+        .unwrap();
     assert_eq!(next(&mut rx, SOON).await.topic, "orders.eu.created");
     h.bus.publish_data("orders.us", "t", &3).await.unwrap();
     assert_eq!(next(&mut rx, SOON).await.topic, "orders.us");
@@ -53,7 +71,9 @@ async fn redis_wildcards_pick_up_streams_created_later() {
 
 #[tokio::test]
 async fn a_redis_consumer_group_splits_and_fan_out_gets_everything() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let h = start(section(&url, "group")).await.unwrap();
     h.bus.publish_data("jobs.run", "t", &0).await.unwrap(); // creates the stream
     let (a, mut a_rx) = collector();
@@ -83,18 +103,27 @@ async fn a_redis_consumer_group_splits_and_fan_out_gets_everything() {
 
 #[tokio::test]
 async fn a_failing_redis_handler_is_retried_then_dead_lettered() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let mut s = section(&url, "dlq");
     s["delivery"] = json!({ "max_attempts": 3, "initial_backoff": "10ms", "max_backoff": "20ms" });
     let h = start(s).await.unwrap();
-    h.bus.publish_data("eventbus.dead_letter", "t", &0).await.unwrap();
+    h.bus
+        .publish_data("eventbus.dead_letter", "t", &0)
+        .await
+        .unwrap();
     h.bus.publish_data("pay.charge", "t", &0).await.unwrap();
     let attempts = Arc::new(AtomicU32::new(0));
     let seen = Arc::clone(&attempts);
-    let _sub = h.bus.subscribe_group("pay.*", "billing", move |_d| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        async { Err(Nack::retry("declined")) }
-    }).await.unwrap();
+    let _sub = h
+        .bus
+        .subscribe_group("pay.*", "billing", move |_d| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Err(Nack::retry("declined")) }
+        })
+        .await
+        .unwrap();
     let (dead, mut dead_rx) = collector();
     let _dlq = h.bus.subscribe("eventbus.dead_letter", dead).await.unwrap();
     let sent = h.bus.publish_data("pay.charge", "t", &1).await.unwrap();
@@ -106,24 +135,37 @@ async fn a_failing_redis_handler_is_retried_then_dead_lettered() {
 
 #[tokio::test]
 async fn an_unacknowledged_entry_is_reclaimed_after_the_visibility_timeout() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let prefix = unique("claim");
     let s = json!({ "engines": { "streams": redis_engine(&url, &prefix) } });
     // The first member takes the event and never finishes (its handler hangs).
     let first = start(s.clone()).await.unwrap();
     first.bus.publish_data("work.item", "t", &0).await.unwrap();
     let (taken_tx, mut taken_rx) = tokio::sync::mpsc::unbounded_channel();
-    let _stuck = first.bus.subscribe_group("work.*", "crew", move |d| {
-        let _ = taken_tx.send(d.event.id().to_owned());
-        futures::future::pending()
-    }).await.unwrap();
+    let _stuck = first
+        .bus
+        .subscribe_group("work.*", "crew", move |d| {
+            let _ = taken_tx.send(d.event.id().to_owned());
+            futures::future::pending()
+        })
+        .await
+        .unwrap();
     let sent = first.bus.publish_data("work.item", "t", &1).await.unwrap();
-    let taken = tokio::time::timeout(SOON, taken_rx.recv()).await.unwrap().unwrap();
+    let taken = tokio::time::timeout(SOON, taken_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(taken, sent.id());
     // A second member of the group claims it once it has been idle for 1 s.
     let second = start(s).await.unwrap();
     let (handler, mut rx) = collector();
-    let _sub = second.bus.subscribe_group("work.*", "crew", handler).await.unwrap();
+    let _sub = second
+        .bus
+        .subscribe_group("work.*", "crew", handler)
+        .await
+        .unwrap();
     let got = next(&mut rx, SOON).await;
     assert_eq!(got.event.id(), sent.id());
     second.stop().await;
@@ -132,7 +174,9 @@ async fn an_unacknowledged_entry_is_reclaimed_after_the_visibility_timeout() {
 
 #[tokio::test]
 async fn a_redis_outage_loses_no_event_and_health_recovers() {
-    let Some(url) = modular_testkit::service(Service::Redis) else { return };
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
     let (proxy, proxied) = support::proxy(&url).await.unwrap();
     let mut s = section(&proxied, "outage");
     s["engines"]["streams"]["publish_timeout"] = json!("300ms");
@@ -140,10 +184,14 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
     h.bus.publish_data("load.tick", "t", &-1).await.unwrap();
     let delivered = Arc::new(Mutex::new(HashSet::new()));
     let seen = Arc::clone(&delivered);
-    let _sub = h.bus.subscribe_group("load.*", "counter", move |d| {
-        seen.lock().unwrap().insert(d.event.id().to_owned());
-        async { Ok(()) }
-    }).await.unwrap();
+    let _sub = h
+        .bus
+        .subscribe_group("load.*", "counter", move |d| {
+            seen.lock().unwrap().insert(d.event.id().to_owned());
+            async { Ok(()) }
+        })
+        .await
+        .unwrap();
     let health = h.app.health().unwrap().clone();
     let mut accepted = Vec::new();
     let mut failed = 0;
@@ -156,7 +204,11 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
         }
         if i == 500 {
             let answer = health.force_refresh().await;
-            let report = answer.reports.iter().find(|r| r.module == "eventbus").unwrap();
+            let report = answer
+                .reports
+                .iter()
+                .find(|r| r.module == "eventbus")
+                .unwrap();
             went_unhealthy = report.status == HealthStatus::Unhealthy;
             proxy.restore();
         }
@@ -176,13 +228,21 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
         if lost == 0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "lost {lost} of {} accepted", accepted.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lost {lost} of {} accepted",
+            accepted.len()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut healthy = false;
     for _ in 0..50 {
         let answer = health.force_refresh().await;
-        if answer.reports.iter().any(|r| r.module == "eventbus" && r.status == HealthStatus::Healthy) {
+        if answer
+            .reports
+            .iter()
+            .any(|r| r.module == "eventbus" && r.status == HealthStatus::Healthy)
+        {
             healthy = true;
             break;
         }
