@@ -146,3 +146,36 @@ async fn the_redis_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
         .assert_passed();
     Ok(())
 }
+
+#[tokio::test]
+async fn the_nats_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (proxy, proxied) = support::proxy(&url).await?;
+    let proxy = Arc::new(proxy);
+    let prefix = support::unique("conformance");
+    let proxy_addr = proxy.addr().to_string();
+    let direct_addr = proxy.upstream().to_string();
+    let address_is = |expected: String| {
+        probe(move |ctx| {
+            let expected = expected.clone();
+            async move {
+                let seen = bus(&ctx).engine_address("js");
+                check(seen.as_deref() == Some(expected.as_str()), seen)
+            }
+        })
+    };
+    let c = Conformance::new("eventbus", |b| b.module(EventbusModule::new()))
+        .valid(json!({ "eventbus": { "engines": { "js": support::nats_engine(&proxied, &prefix) }, "health": { "timeout": "500ms" } } }))
+        .invalid("eventbus.engines.js.url", json!("nats://user:pw@:4222"))
+        .change("engines.js.url (directly)", [("eventbus.engines.js.url", json!(url))], address_is(direct_addr))
+        .change("engines.js.url (back through the proxy)", [("eventbus.engines.js.url", json!(proxied))], address_is(proxy_addr));
+    delivery_changes(c)
+        .fault(proxy)
+        .secret("nats://user:pw@:4222")
+        .run()
+        .await
+        .assert_passed();
+    Ok(())
+}

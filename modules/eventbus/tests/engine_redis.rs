@@ -202,7 +202,7 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
         if i == 300 {
             proxy.cut();
         }
-        if i == 500 {
+        if i == 340 {
             let answer = health.force_refresh().await;
             let report = answer
                 .reports
