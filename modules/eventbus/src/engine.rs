@@ -46,8 +46,9 @@ pub(crate) struct PendingSubscription {
     pub(crate) source: Source,
     /// Stops the engine side (pump, memory group); the dispatcher then drains what is queued.
     pub(crate) stop: CancellationToken,
-    /// Starts delivering (spawns the pump); called at commit, or at once for a new subscription.
-    pub(crate) start: Box<dyn FnOnce() + Send>,
+    /// Starts delivering (spawns the pump on the bus's task tracker, so shutdown waits for it);
+    /// called at commit, or at once for a new subscription.
+    pub(crate) start: Box<dyn FnOnce(&tokio_util::task::TaskTracker) + Send>,
 }
 
 /// One subscription's backlog, as the broker reports it.

@@ -138,10 +138,10 @@ impl Engine for MemoryEngine {
         Ok(PendingSubscription {
             source,
             stop,
-            start: Box::new(move || {
+            start: Box::new(move |tasks| {
                 // The last member leaving removes the group: its sender goes, so the
                 // dispatchers drain what is queued and end.
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     watched.cancelled().await;
                     if group.members.fetch_sub(1, Ordering::Relaxed) == 1 {
                         groups

@@ -253,13 +253,13 @@ impl Engine for RedisEngine {
         Ok(PendingSubscription {
             source: Arc::new(tokio::sync::Mutex::new(rx)),
             stop,
-            start: Box::new(move || {
+            start: Box::new(move |tasks| {
                 {
                     let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
                     subs.retain(|t| !t.stop.is_cancelled());
                     subs.push(tracked);
                 }
-                tokio::spawn(pump.run());
+                tasks.spawn(pump.run());
             }),
         })
     }

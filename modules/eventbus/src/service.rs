@@ -187,15 +187,18 @@ impl State {
     }
 }
 
+/// A subscription moving to another engine: its pending engine subscription, not started.
+type Attachment = (
+    Arc<SubscriptionShared>,
+    String,
+    Arc<dyn Engine>,
+    PendingSubscription,
+);
+
 /// A prepared next state (reload phase one).
 pub(crate) struct PreparedState {
     state: Arc<State>,
-    attachments: Vec<(
-        Arc<SubscriptionShared>,
-        String,
-        Arc<dyn Engine>,
-        PendingSubscription,
-    )>,
+    attachments: Vec<Attachment>,
     pub(crate) reconnected: Vec<String>,
 }
 
@@ -418,7 +421,7 @@ impl MessageBus {
             stop,
             start,
         } = pending;
-        start();
+        start(&self.inner.tasks);
         let previous = shared
             .attached
             .lock()
