@@ -162,9 +162,22 @@ async fn a_rejected_event_is_dead_lettered_without_retry() {
         .unwrap();
     let (dead, mut dead_rx) = collector();
     let _dlq = h.bus.subscribe("eventbus.dead_letter", dead).await.unwrap();
-    h.bus.publish_data("pay.charge", "t", &1).await.unwrap();
+    let mut events = h
+        .app
+        .events()
+        .subscribe(modular_core::events::EventFilter::exact(
+            "com.modular.eventbus.delivery.dead_lettered",
+        ));
+    let sent = h.bus.publish_data("pay.charge", "t", &1).await.unwrap();
     next(&mut dead_rx, SOON).await;
     assert_eq!(attempts.load(Ordering::SeqCst), 1);
+    let event = tokio::time::timeout(SOON, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let data = modular_core::events::event_data(&event).cloned().unwrap();
+    assert_eq!(data["event_id"], json!(sent.id()));
+    assert_eq!(data["reason"], json!("malformed"));
     h.stop().await;
 }
 

@@ -193,6 +193,12 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
         .await
         .unwrap();
     let health = h.app.health().unwrap().clone();
+    let mut connection_events =
+        h.app
+            .events()
+            .subscribe(modular_core::events::EventFilter::prefix(
+                "com.modular.eventbus.connection.",
+            ));
     let mut accepted = Vec::new();
     let mut failed = 0;
     let mut went_unhealthy = false;
@@ -249,5 +255,22 @@ async fn a_redis_outage_loses_no_event_and_health_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healthy, "health did not come back");
+    let types: Vec<String> = connection_events
+        .drain()
+        .iter()
+        .map(|e| e.ty().to_owned())
+        .collect();
+    assert!(
+        types
+            .iter()
+            .any(|t| t == "com.modular.eventbus.connection.lost"),
+        "{types:?}"
+    );
+    assert!(
+        types
+            .iter()
+            .any(|t| t == "com.modular.eventbus.connection.restored"),
+        "{types:?}"
+    );
     h.stop().await;
 }
