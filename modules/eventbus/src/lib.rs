@@ -144,6 +144,13 @@
 //! - `redis` (off by default): the `redis` engine (Redis Streams, consumer groups).
 //! - `nats` (off by default): the `nats` engine (JetStream, durable pull consumers; TLS on
 //!   aws-lc-rs, the workspace's one crypto provider).
+//!
+//! # Not yet
+//!
+//! RabbitMQ (`amqp`, lapin) and MQTT (rumqttc) engines; NATS core (fire-and-forget) subjects
+//! (every `nats` topic goes through JetStream); CloudEvents binary mode (structured JSON
+//! everywhere); trimming of Redis streams (`XADD` without `MAXLEN`: trim them with a retention
+//! job of your own).
 
 mod config;
 mod engine;
