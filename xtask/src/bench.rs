@@ -335,6 +335,37 @@ const ROWS: &[Row] = &[
         measure: Measure::Median("auth_argon2id_verify/module"),
         target: Target::None,
     },
+    },
+    Row {
+        name: "eventbus, memory publish → deliver, per event",
+        reference: "-",
+        measure: Measure::Median("eventbus/memory_publish_deliver"),
+        target: Target::None,
+    },
+    Row {
+        name: "eventbus, NATS JetStream publish (until the ack)",
+        reference: "-",
+        measure: Measure::Median("eventbus/nats_publish"),
+        target: Target::None,
+    },
+    Row {
+        name: "eventbus, NATS publish vs raw async-nats JetStream, same event",
+        reference: "the raw library",
+        measure: Measure::Ratio("eventbus/nats_publish", "eventbus/raw_nats_publish"),
+        target: Target::AtMostRatio(1.1),
+    },
+    Row {
+        name: "eventbus, Redis Streams publish (`XADD`)",
+        reference: "-",
+        measure: Measure::Median("eventbus/redis_publish"),
+        target: Target::None,
+    },
+    Row {
+        name: "eventbus, Redis publish vs raw redis-rs `ConnectionManager`, same event",
+        reference: "the raw library",
+        measure: Measure::Ratio("eventbus/redis_publish", "eventbus/raw_redis_publish"),
+        target: Target::AtMostRatio(1.1),
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.
