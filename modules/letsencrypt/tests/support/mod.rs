@@ -163,9 +163,12 @@ pub fn tls_client(root_pem: &str) -> tokio_rustls::TlsConnector {
     for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder()
+    let mut config = rustls::ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // Every handshake is a full one: a resumed session reports the certificate it started
+    // with, not the one served now.
+    config.resumption = rustls::client::Resumption::disabled();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
