@@ -275,6 +275,17 @@ impl LetsEncrypt {
         true
     }
 
+    /// When certificate `name` enters its renewal window under the running `renew_before`
+    /// (`None` before its first issuance).
+    pub fn renewal_at(&self, name: &str) -> Option<DateTime<Utc>> {
+        let renew_before = self.config().renew_before;
+        lock(&self.inner.states)
+            .get(name)?
+            .issued
+            .as_ref()
+            .map(|issued| renewal_at(issued, renew_before))
+    }
+
     /// The account contacts the CA holds, once the account was used.
     pub fn account_contacts(&self) -> Option<Vec<String>> {
         lock(&self.inner.contacts_sent).clone()
@@ -312,6 +323,12 @@ impl LetsEncrypt {
     /// at again now.
     pub(crate) fn commit(&self, config: LetsEncryptConfig, mut loaded: Loaded) {
         {
+            let previous = self.config();
+            // Every certificate's renewal time moves with these; otherwise only a new or
+            // changed certificate is looked at now (a reload does not cut a backoff short).
+            let all = previous.renew_before != config.renew_before
+                || previous.check_interval != config.check_interval
+                || previous.retry != config.retry;
             let mut states = lock(&self.inner.states);
             states.retain(|name, _| config.certificates.contains_key(name));
             let now = Instant::now();
@@ -322,8 +339,10 @@ impl LetsEncrypt {
                         loaded.remove(name).flatten(),
                     )
                 });
+                if all || state.domains != certificate.domains || state.issued.is_none() {
+                    state.next_check = now;
+                }
                 state.domains = certificate.domains.clone();
-                state.next_check = now;
             }
         }
         self.inner.config.store(Arc::new(config));
