@@ -112,9 +112,18 @@ impl AcmeClient {
             }
             None => {
                 let refs: Vec<&str> = contacts.iter().map(String::as_str).collect();
-                let eab = self.external_account.as_ref().map(|eab| {
-                    ExternalAccountKey::new(eab.key_id.clone(), eab.hmac_key.expose().as_bytes())
-                });
+                let eab = match &self.external_account {
+                    Some(eab) => {
+                        let key = base64url_decode(eab.hmac_key.expose()).ok_or_else(|| {
+                            LetsEncryptError::acme(
+                                "account",
+                                "external_account.hmac_key is not base64url",
+                            )
+                        })?;
+                        Some(ExternalAccountKey::new(eab.key_id.clone(), &key))
+                    }
+                    None => None,
+                };
                 let (account, credentials) = self
                     .builder()?
                     .create(
@@ -223,6 +232,30 @@ impl AcmeClient {
     }
 }
 
+/// Decodes base64url (RFC 4648 §5, padding optional), as CAs hand out EAB MAC keys.
+pub(crate) fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// A new key of `key_type` (PEM, PKCS#8) and a CSR for `domains` signed by it (DER).
 fn csr(domains: &[String], key_type: KeyType) -> Result<(String, Vec<u8>), LetsEncryptError> {
     let algorithm = match key_type {
@@ -247,6 +280,14 @@ fn csr(domains: &[String], key_type: KeyType) -> Result<(String, Vec<u8>), LetsE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64url_decodes_with_and_without_padding() {
+        assert_eq!(base64url_decode("aGk").unwrap(), b"hi");
+        assert_eq!(base64url_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(base64url_decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert!(base64url_decode("a b").is_none());
+    }
 
     #[test]
     fn every_key_type_yields_a_key_and_a_csr() {
