@@ -62,20 +62,45 @@ fn listener_certificate(dir: &Path) -> Result<()> {
     )?;
     let steps: [Vec<String>; 3] = [
         [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "3650", "-subj", "/CN=modular pebble listener CA", "-keyout",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            "/CN=modular pebble listener CA",
+            "-keyout",
         ]
         .iter()
         .map(|s| (*s).to_owned())
-        .chain([path("listener-ca.key"), "-out".to_owned(), path("listener-ca.pem")])
+        .chain([
+            path("listener-ca.key"),
+            "-out".to_owned(),
+            path("listener-ca.pem"),
+        ])
         .collect(),
         [
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
-            "/CN=127.0.0.1", "-keyout",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
         ]
         .iter()
         .map(|s| (*s).to_owned())
-        .chain([path("listener.key"), "-out".to_owned(), path("listener.csr")])
+        .chain([
+            path("listener.key"),
+            "-out".to_owned(),
+            path("listener.csr"),
+        ])
         .collect(),
         ["x509", "-req", "-days", "3650", "-in"]
             .iter()

@@ -343,10 +343,26 @@ impl Backend {
                 Some(launch(
                     program,
                     &[
-                        "--start", "--oknodo", "--background", "--exec", &daemon, "--",
-                        "-http01", "", "-https01", "", "-tlsalpn01", "", "-defaultIPv6", "",
-                        "-defaultIPv4", "127.0.0.1", "-dns01", pebble::DNS_SERVER,
-                        "-management", "127.0.0.1:8055",
+                        "--start",
+                        "--oknodo",
+                        "--background",
+                        "--exec",
+                        &daemon,
+                        "--",
+                        "-http01",
+                        "",
+                        "-https01",
+                        "",
+                        "-tlsalpn01",
+                        "",
+                        "-defaultIPv6",
+                        "",
+                        "-defaultIPv4",
+                        "127.0.0.1",
+                        "-dns01",
+                        pebble::DNS_SERVER,
+                        "-management",
+                        "127.0.0.1:8055",
                     ],
                 ))
             }
@@ -363,8 +379,16 @@ impl Backend {
                 let mut launch = launch(
                     program,
                     &[
-                        "--start", "--oknodo", "--background", "--exec", &daemon, "--",
-                        "-config", &config, "-dnsserver", pebble::DNS_SERVER,
+                        "--start",
+                        "--oknodo",
+                        "--background",
+                        "--exec",
+                        &daemon,
+                        "--",
+                        "-config",
+                        &config,
+                        "-dnsserver",
+                        pebble::DNS_SERVER,
                     ],
                 );
                 // No sleeps before validation, no nonce rejections, a fresh authorization in

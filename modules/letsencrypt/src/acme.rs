@@ -93,8 +93,8 @@ impl AcmeClient {
             .map_err(|e| LetsEncryptError::storage(&path, e))?;
         let account = match stored {
             Some(json) => {
-                let credentials: AccountCredentials = serde_json::from_str(&json)
-                    .map_err(|e| LetsEncryptError::storage(&path, e))?;
+                let credentials: AccountCredentials =
+                    serde_json::from_str(&json).map_err(|e| LetsEncryptError::storage(&path, e))?;
                 let account = self
                     .builder()?
                     .from_credentials(credentials)
@@ -142,7 +142,11 @@ impl AcmeClient {
                 self.storage
                     .write_account(&self.directory_url, &json)
                     .map_err(|e| LetsEncryptError::storage(&path, e))?;
-                tracing::info!(module = "letsencrypt", account = account.id(), "ACME account created");
+                tracing::info!(
+                    module = "letsencrypt",
+                    account = account.id(),
+                    "ACME account created"
+                );
                 account
             }
         };
@@ -151,7 +155,10 @@ impl AcmeClient {
     }
 
     /// Brings the account's contacts at the CA up to `contacts`.
-    pub(crate) async fn update_contacts(&self, contacts: &[String]) -> Result<(), LetsEncryptError> {
+    pub(crate) async fn update_contacts(
+        &self,
+        contacts: &[String],
+    ) -> Result<(), LetsEncryptError> {
         self.account(contacts).await.map(|_| ())
     }
 

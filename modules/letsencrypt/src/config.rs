@@ -295,7 +295,10 @@ pub(crate) fn check_domain(domain: &str) -> Result<(), String> {
         if label.starts_with('-') || label.ends_with('-') {
             return bad("a label starts or ends with '-'");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("only letters, digits and '-' are allowed");
         }
     }
@@ -304,11 +307,9 @@ pub(crate) fn check_domain(domain: &str) -> Result<(), String> {
 
 /// Creates the directory (0700) if needed and proves it writable with a probe file.
 fn check_storage_dir(dir: &Path) -> Result<(), String> {
-    crate::storage::ensure_dir(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::storage::ensure_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let probe = dir.join(".write-probe");
-    std::fs::write(&probe, b"")
-        .map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
+    std::fs::write(&probe, b"").map_err(|e| format!("{} is not writable: {e}", dir.display()))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -321,7 +322,15 @@ mod tests {
     fn domains_are_checked_label_by_label() {
         assert!(check_domain("a.test").is_ok());
         assert!(check_domain("xn--bcher-kva.example").is_ok());
-        for bad in ["", "localhost", "a..test", "-a.test", "a_b.test", "A.test", "a.test."] {
+        for bad in [
+            "",
+            "localhost",
+            "a..test",
+            "-a.test",
+            "a_b.test",
+            "A.test",
+            "a.test.",
+        ] {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
         assert!(check_domain("*.a.test").unwrap_err().contains("dns-01"));

@@ -334,10 +334,7 @@ impl LetsEncrypt {
             let now = Instant::now();
             for (name, certificate) in &config.certificates {
                 let state = states.entry(name.clone()).or_insert_with(|| {
-                    CertState::new(
-                        certificate.domains.clone(),
-                        loaded.remove(name).flatten(),
-                    )
+                    CertState::new(certificate.domains.clone(), loaded.remove(name).flatten())
                 });
                 if all || state.domains != certificate.domains || state.issued.is_none() {
                     state.next_check = now;
@@ -389,9 +386,8 @@ impl LetsEncrypt {
                     next = next.min(state.next_check);
                     continue;
                 }
-                let need = need(state, config.renew_before, wall).or_else(|| {
-                    forced.contains(name).then_some(Need::Renewal)
-                });
+                let need = need(state, config.renew_before, wall)
+                    .or_else(|| forced.contains(name).then_some(Need::Renewal));
                 match need {
                     Some(need) => {
                         if need == Need::Renewal
@@ -402,7 +398,11 @@ impl LetsEncrypt {
                             expiring.push((name.clone(), issued.not_after));
                         }
                         state.ordering = true;
-                        orders.push((name.clone(), state.domains.clone(), need != Need::Missing || state.issued.is_some()));
+                        orders.push((
+                            name.clone(),
+                            state.domains.clone(),
+                            need != Need::Missing || state.issued.is_some(),
+                        ));
                     }
                     None => {
                         let opens = state
@@ -428,7 +428,11 @@ impl LetsEncrypt {
             );
         }
         let contacts = config.contacts();
-        if lock(&self.inner.contacts_sent).as_ref().is_some_and(|sent| *sent != contacts) && orders.is_empty() {
+        if lock(&self.inner.contacts_sent)
+            .as_ref()
+            .is_some_and(|sent| *sent != contacts)
+            && orders.is_empty()
+        {
             let inner = Arc::clone(&self.inner);
             let contacts = contacts.clone();
             jobs.spawn(async move {
@@ -506,7 +510,11 @@ impl LetsEncrypt {
                 drop(states);
                 *lock(&self.inner.contacts_sent) = Some(config.contacts());
                 self.publish_table();
-                let verb = if renewal { "certificate.renewed" } else { "certificate.issued" };
+                let verb = if renewal {
+                    "certificate.renewed"
+                } else {
+                    "certificate.issued"
+                };
                 tracing::info!(module = "letsencrypt", certificate = %name, "certificate {}", if renewal { "renewed" } else { "issued" });
                 ctx.emit(verb, data);
             }

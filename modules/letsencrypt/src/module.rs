@@ -107,7 +107,8 @@ struct CertificateReloader {
 
 impl std::fmt::Debug for CertificateReloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CertificateReloader").finish_non_exhaustive()
+        f.debug_struct("CertificateReloader")
+            .finish_non_exhaustive()
     }
 }
 

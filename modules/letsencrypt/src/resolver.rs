@@ -101,9 +101,8 @@ mod tests {
         modular_core::install_default_crypto_provider();
         let generated = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
         let provider = rustls::crypto::CryptoProvider::get_default().unwrap();
-        let der = rustls_pki_types::PrivateKeyDer::Pkcs8(
-            generated.signing_key.serialize_der().into(),
-        );
+        let der =
+            rustls_pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
         Arc::new(CertifiedKey::from_der(vec![generated.cert.der().clone()], der, provider).unwrap())
     }
 

@@ -68,9 +68,11 @@ impl Storage {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         // FNV-1a: stable across processes (the file must be found again after a restart).
-        let hash = directory_url.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = directory_url
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
         self.dir
             .join("accounts")
             .join(format!("{host}-{:08x}.json", hash as u32))
@@ -191,7 +193,10 @@ mod tests {
         assert_eq!(mode(&storage.key_path("web")), 0o600);
         assert_eq!(mode(&storage.chain_path("web")), 0o600);
         let read = storage.read_certificate("web").unwrap().unwrap();
-        assert_eq!((read.chain_pem.as_str(), read.key_pem.as_str()), ("chain2", "key2"));
+        assert_eq!(
+            (read.chain_pem.as_str(), read.key_pem.as_str()),
+            ("chain2", "key2")
+        );
         let leftovers: Vec<_> = fs::read_dir(storage.chain_path("web").parent().unwrap())
             .unwrap()
             .filter_map(Result::ok)
@@ -205,9 +210,21 @@ mod tests {
     fn accounts_are_kept_per_directory_url() {
         let root = tempfile::tempdir().unwrap();
         let storage = Storage::open(root.path()).unwrap();
-        storage.write_account("https://a.example/dir", "{}").unwrap();
-        assert!(storage.read_account("https://a.example/dir").unwrap().is_some());
-        assert!(storage.read_account("https://b.example/dir").unwrap().is_none());
+        storage
+            .write_account("https://a.example/dir", "{}")
+            .unwrap();
+        assert!(
+            storage
+                .read_account("https://a.example/dir")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            storage
+                .read_account("https://b.example/dir")
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(mode(&storage.account_path("https://a.example/dir")), 0o600);
     }
 }

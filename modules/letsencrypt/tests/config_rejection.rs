@@ -31,35 +31,52 @@ async fn build_error(extra: Value) -> String {
 #[tokio::test]
 async fn a_domain_that_is_not_a_dns_name_is_refused_with_its_path() {
     let error = build_error(json!({ "letsencrypt": { "certificates": { "web": { "domains": ["a.test", "not a name"] } } } })).await;
-    assert!(error.contains("letsencrypt.certificates.web.domains.1"), "{error}");
+    assert!(
+        error.contains("letsencrypt.certificates.web.domains.1"),
+        "{error}"
+    );
     assert!(error.contains("not a valid DNS name"), "{error}");
 }
 
 #[tokio::test]
 async fn an_empty_domain_list_is_refused_with_its_path() {
-    let error = build_error(json!({ "letsencrypt": { "certificates": { "web": { "domains": [] } } } })).await;
-    assert!(error.contains("letsencrypt.certificates.web.domains"), "{error}");
+    let error =
+        build_error(json!({ "letsencrypt": { "certificates": { "web": { "domains": [] } } } }))
+            .await;
+    assert!(
+        error.contains("letsencrypt.certificates.web.domains"),
+        "{error}"
+    );
     assert!(error.contains("at least one domain"), "{error}");
 }
 
 #[tokio::test]
 async fn an_unwritable_storage_dir_is_refused_with_its_path() {
-    let error = build_error(json!({ "letsencrypt": { "storage_dir": "/proc/modular-acme" } })).await;
+    let error =
+        build_error(json!({ "letsencrypt": { "storage_dir": "/proc/modular-acme" } })).await;
     assert!(error.contains("letsencrypt.storage_dir"), "{error}");
     assert!(error.contains("/proc/modular-acme"), "{error}");
 }
 
 #[tokio::test]
 async fn a_directory_url_that_is_not_https_is_refused_with_its_path() {
-    let error = build_error(json!({ "letsencrypt": { "directory_url": "http://127.0.0.1:14000/dir" } })).await;
+    let error =
+        build_error(json!({ "letsencrypt": { "directory_url": "http://127.0.0.1:14000/dir" } }))
+            .await;
     assert!(error.contains("letsencrypt.directory_url"), "{error}");
     assert!(error.contains("https"), "{error}");
 }
 
 #[tokio::test]
 async fn wildcards_unknown_challenges_and_zero_durations_are_refused() {
-    let error = build_error(json!({ "letsencrypt": { "certificates": { "web": { "domains": ["*.a.test"] } } } })).await;
-    assert!(error.contains("letsencrypt.certificates.web.domains.0"), "{error}");
+    let error = build_error(
+        json!({ "letsencrypt": { "certificates": { "web": { "domains": ["*.a.test"] } } } }),
+    )
+    .await;
+    assert!(
+        error.contains("letsencrypt.certificates.web.domains.0"),
+        "{error}"
+    );
     let error = build_error(json!({ "letsencrypt": { "challenge": "carrier-pigeon" } })).await;
     assert!(error.contains("letsencrypt.challenge"), "{error}");
     let error = build_error(json!({ "letsencrypt": { "renew_before": "0s" } })).await;

@@ -26,7 +26,9 @@ use support::*;
 const SECRET: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
 
 fn live(ctx: &ProbeContext) -> Arc<LetsEncrypt> {
-    ctx.services().get::<LetsEncrypt>().expect("the LetsEncrypt service")
+    ctx.services()
+        .get::<LetsEncrypt>()
+        .expect("the LetsEncrypt service")
 }
 
 /// The certificate (issued by then: the probe waits for the first issuance) enters its
@@ -43,7 +45,10 @@ fn renews_before(days: i64) -> modular_testkit::conformance::Probe {
             at = le.renewal_at("web");
         }
         let at = at.ok_or("no certificate")?;
-        let not_after = le.certificate("web").and_then(|c| c.not_after).ok_or("no expiry")?;
+        let not_after = le
+            .certificate("web")
+            .and_then(|c| c.not_after)
+            .ok_or("no expiry")?;
         (not_after - at == chrono::Duration::days(days))
             .then_some(())
             .ok_or(format!("renewal at {at}, expiry {not_after}"))
@@ -88,12 +93,18 @@ async fn the_letsencrypt_module_passes_the_conformance_kit() {
             .module(HttpServerModule::new())
     })
     .valid(valid)
-    .invalid("letsencrypt.directory_url", json!("http://127.0.0.1:14000/dir"))
+    .invalid(
+        "letsencrypt.directory_url",
+        json!("http://127.0.0.1:14000/dir"),
+    )
     .invalid("letsencrypt.storage_dir", json!("/proc/modular-acme"))
     .invalid("letsencrypt.certificates.web.domains", json!([]))
     .invalid_at(
         "letsencrypt.certificates.web.domains.0",
-        [("letsencrypt.certificates.web.domains", json!(["not a name"]))],
+        [(
+            "letsencrypt.certificates.web.domains",
+            json!(["not a name"]),
+        )],
     )
     .invalid("letsencrypt.renew_before", json!("0s"))
     .change(
@@ -108,7 +119,10 @@ async fn the_letsencrypt_module_passes_the_conformance_kit() {
     )
     .change(
         "certificates",
-        [("letsencrypt.certificates.api", json!({ "domains": ["e.test"] }))],
+        [(
+            "letsencrypt.certificates.api",
+            json!({ "domains": ["e.test"] }),
+        )],
         probe(|ctx| async move {
             let le = live(&ctx);
             // The new certificate is ordered at once; the probe waits for its issuance.

@@ -30,14 +30,26 @@ async fn a_certificate_never_issued_is_degraded_in_the_grace_and_unhealthy_after
         "letsencrypt": { "startup_grace": "1h" },
         "httpserver": { "port": 0, "tls": { "enabled": true, "source": "service" } },
     });
-    let mut app = builder(config(&pebble, &directory, &storage.path().join("acme"), extra))
-        .build()
-        .await
-        .unwrap();
+    let mut app = builder(config(
+        &pebble,
+        &directory,
+        &storage.path().join("acme"),
+        extra,
+    ))
+    .build()
+    .await
+    .unwrap();
     let mut events = subscribe(&app);
     app.start().await.unwrap();
-    let failed = next_event(&mut events, "com.modular.letsencrypt.certificate.renewal_failed").await;
-    assert!(failed["error"].as_str().unwrap().contains("ACME account"), "{failed}");
+    let failed = next_event(
+        &mut events,
+        "com.modular.letsencrypt.certificate.renewal_failed",
+    )
+    .await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("ACME account"),
+        "{failed}"
+    );
 
     let addr = app
         .services()
@@ -46,7 +58,10 @@ async fn a_certificate_never_issued_is_degraded_in_the_grace_and_unhealthy_after
         .local_addr()
         .unwrap();
     let client = tls_client(&generated.cert.pem());
-    assert!(handshake(&client, addr, "a.test").await.is_err(), "no certificate yet");
+    assert!(
+        handshake(&client, addr, "a.test").await.is_err(),
+        "no certificate yet"
+    );
 
     let report_now = report(&app, "web").await;
     assert_eq!(report_now.status, HealthStatus::Degraded, "{report_now:?}");

@@ -34,8 +34,14 @@ async fn two_names_are_issued_by_http01_and_served_after_a_restart_with_the_ca_d
     let status = service(&app).certificate("web").unwrap();
     assert!(status.names.contains(&"a.test".to_owned()), "{status:?}");
     assert!(status.names.contains(&"b.test".to_owned()), "{status:?}");
-    assert!(status.issuer.as_deref().unwrap().contains("Pebble"), "{status:?}");
-    assert_eq!(report(&app, "web").await.status, modular_core::health::HealthStatus::Healthy);
+    assert!(
+        status.issuer.as_deref().unwrap().contains("Pebble"),
+        "{status:?}"
+    );
+    assert_eq!(
+        report(&app, "web").await.status,
+        modular_core::health::HealthStatus::Healthy
+    );
     app.stop().await.unwrap();
     drop(port);
 
@@ -50,8 +56,12 @@ async fn two_names_are_issued_by_http01_and_served_after_a_restart_with_the_ca_d
     // 2. Restart with the CA unreachable: httpserver serves the stored certificate at once.
     let refused = modular_testkit::RefusedPort::new();
     let down = format!("https://127.0.0.1:{}/dir", refused.port());
-    let extra = json!({ "httpserver": { "port": 0, "tls": { "enabled": true, "source": "service" } } });
-    let mut app = builder(config(&pebble, &down, &dir, extra)).build().await.unwrap();
+    let extra =
+        json!({ "httpserver": { "port": 0, "tls": { "enabled": true, "source": "service" } } });
+    let mut app = builder(config(&pebble, &down, &dir, extra))
+        .build()
+        .await
+        .unwrap();
     app.start().await.unwrap();
     let addr = app
         .services()
@@ -75,7 +85,14 @@ async fn two_names_are_issued_by_http01_and_served_after_a_restart_with_the_ca_d
     let root_file = storage.path().join("pebble-root.pem");
     std::fs::write(&root_file, &root).unwrap();
     let output = tokio::process::Command::new("openssl")
-        .args(["s_client", "-connect", &addr.to_string(), "-servername", "a.test", "-CAfile"])
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "a.test",
+            "-CAfile",
+        ])
         .arg(&root_file)
         .args(["-verify_return_error", "-showcerts"])
         .stdin(std::process::Stdio::null())
@@ -85,6 +102,9 @@ async fn two_names_are_issued_by_http01_and_served_after_a_restart_with_the_ca_d
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
     assert!(text.contains("Pebble Intermediate"), "{text}");
-    assert_eq!(report(&app, "web").await.status, modular_core::health::HealthStatus::Healthy);
+    assert_eq!(
+        report(&app, "web").await.status,
+        modular_core::health::HealthStatus::Healthy
+    );
     app.stop().await.unwrap();
 }

@@ -37,7 +37,10 @@ async fn certificates_domains_key_type_and_contact_reload_live() {
         .await
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
-    assert!(resolver.lookup("a.test").is_some(), "the old certificate serves meanwhile");
+    assert!(
+        resolver.lookup("a.test").is_some(),
+        "the old certificate serves meanwhile"
+    );
     next_event(&mut events, "com.modular.letsencrypt.certificate.renewed").await;
     let web = le.certificate("web").unwrap();
     assert!(web.names.contains(&"c.test".to_owned()), "{web:?}");
@@ -45,14 +48,20 @@ async fn certificates_domains_key_type_and_contact_reload_live() {
 
     // A certificate added, then removed.
     let outcome = app
-        .set_override("letsencrypt.certificates.api", json!({ "domains": ["d.test"] }))
+        .set_override(
+            "letsencrypt.certificates.api",
+            json!({ "domains": ["d.test"] }),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     let issued = next_event(&mut events, "com.modular.letsencrypt.certificate.issued").await;
     assert_eq!(issued["certificate"], "api");
     assert!(resolver.lookup("d.test").is_some());
-    let outcome = app.remove_override("letsencrypt.certificates.api").await.unwrap();
+    let outcome = app
+        .remove_override("letsencrypt.certificates.api")
+        .await
+        .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert!(resolver.lookup("d.test").is_none(), "removed at commit");
     assert!(le.certificate("api").is_none());
@@ -60,7 +69,10 @@ async fn certificates_domains_key_type_and_contact_reload_live() {
     // key_type and contact_email: the next order uses them.
     let mut overrides = std::collections::BTreeMap::new();
     overrides.insert("letsencrypt.key_type".to_owned(), json!("rsa2048"));
-    overrides.insert("letsencrypt.contact_email".to_owned(), json!("new@example.test"));
+    overrides.insert(
+        "letsencrypt.contact_email".to_owned(),
+        json!("new@example.test"),
+    );
     let outcome = app.set_overrides(overrides).await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
     assert!(le.renew("web"));

@@ -43,7 +43,11 @@ async fn renewals_swap_the_served_certificate_and_outages_degrade_then_recover()
         .set_override("letsencrypt.renew_before", json!("36500days"))
         .await
         .unwrap();
-    assert_eq!(outcome.status, modular_core::ReloadStatus::Applied, "{outcome:?}");
+    assert_eq!(
+        outcome.status,
+        modular_core::ReloadStatus::Applied,
+        "{outcome:?}"
+    );
     let expiring = next_event(&mut events, "com.modular.letsencrypt.certificate.expiring").await;
     assert_eq!(expiring["certificate"], "web");
     let renewed = next_event(&mut events, "com.modular.letsencrypt.certificate.renewed").await;
@@ -51,7 +55,11 @@ async fn renewals_swap_the_served_certificate_and_outages_degrade_then_recover()
     assert_ne!(second.serial, first.serial);
     assert_eq!(renewed["serial"].as_str(), second.serial.as_deref());
     let (_new, chain) = handshake(&client, addr, "b.test").await.unwrap();
-    assert_eq!(Some(serial_and_issuer(&chain[0]).0), second.serial, "new handshakes get the new certificate");
+    assert_eq!(
+        Some(serial_and_issuer(&chain[0]).0),
+        second.serial,
+        "new handshakes get the new certificate"
+    );
     assert!(echo(&mut open).await, "the open connection keeps working");
     assert_eq!(report(&app, "web").await.status, HealthStatus::Healthy);
 
@@ -60,8 +68,11 @@ async fn renewals_swap_the_served_certificate_and_outages_degrade_then_recover()
     assert!(service(&app).renew("web"));
     let mut delays = Vec::new();
     for attempt in 1..=3 {
-        let failed =
-            next_event(&mut events, "com.modular.letsencrypt.certificate.renewal_failed").await;
+        let failed = next_event(
+            &mut events,
+            "com.modular.letsencrypt.certificate.renewal_failed",
+        )
+        .await;
         assert_eq!(failed["attempt"], attempt);
         delays.push(failed["retry_in_ms"].as_u64().unwrap());
     }
@@ -71,7 +82,12 @@ async fn renewals_swap_the_served_certificate_and_outages_degrade_then_recover()
     assert!((640..=960).contains(&delays[2]), "{delays:?}");
     let degraded = report(&app, "web").await;
     assert_eq!(degraded.status, HealthStatus::Degraded, "{degraded:?}");
-    assert!(degraded.details["last_error"].as_str().unwrap().contains("ACME"));
+    assert!(
+        degraded.details["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("ACME")
+    );
     assert!(degraded.details["not_after"].is_string());
     assert!(degraded.details["days_left"].is_number());
     // Still serving the current certificate meanwhile.
