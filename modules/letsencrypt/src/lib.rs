@@ -2,6 +2,8 @@
 //! staging environment, or any RFC 8555 CA such as pebble), kept in a storage directory,
 //! served per SNI name through the TLS resolver seam, renewed before they expire.
 //!
+//! `docs/letsencrypt.md` says how it fits and why it is built this way.
+//!
 //! # A guided tour
 //!
 //! - [`LetsEncryptModule`] reads the `letsencrypt` section ([`LetsEncryptConfig`]). At init

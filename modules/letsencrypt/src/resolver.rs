@@ -56,6 +56,23 @@ impl CertificateResolver {
         Self::default()
     }
 
+    /// A resolver over fixed certificates: each key with the names it serves (`*.` for a
+    /// wildcard), a later key winning a name two share. For tests, benchmarks and
+    /// certificates managed elsewhere; the module fills its own from the CA.
+    pub fn with_certificates(
+        certificates: impl IntoIterator<Item = (Vec<String>, Arc<CertifiedKey>)>,
+    ) -> Self {
+        let certificates: Vec<(Vec<String>, Arc<CertifiedKey>)> =
+            certificates.into_iter().collect();
+        let resolver = Self::new();
+        resolver.publish(Table::build(
+            certificates
+                .iter()
+                .map(|(names, key)| (names.as_slice(), key)),
+        ));
+        resolver
+    }
+
     /// Replaces the table: new handshakes see it, open connections keep their session.
     pub(crate) fn publish(&self, table: Table) {
         self.table.store(Arc::new(table));
