@@ -17,8 +17,7 @@ fn key(name: &str) -> Arc<CertifiedKey> {
     modular_core::install_default_crypto_provider();
     let generated = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
     let provider = rustls::crypto::CryptoProvider::get_default().unwrap();
-    let der =
-        rustls_pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let der = rustls_pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
     Arc::new(CertifiedKey::from_der(vec![generated.cert.der().clone()], der, provider).unwrap())
 }
 
@@ -26,14 +25,20 @@ fn resolve(c: &mut Criterion) {
     let mut certificates = Vec::new();
     let mut raw = HashMap::new();
     for i in 0..20 {
-        let names = vec![format!("app{i}.example.com"), format!("www.app{i}.example.com")];
+        let names = vec![
+            format!("app{i}.example.com"),
+            format!("www.app{i}.example.com"),
+        ];
         let key = key(&names[0]);
         for name in &names {
             raw.insert(name.clone(), Arc::clone(&key));
         }
         certificates.push((names, key));
     }
-    certificates.push((vec!["*.tenants.example.com".to_owned()], key("*.tenants.example.com")));
+    certificates.push((
+        vec!["*.tenants.example.com".to_owned()],
+        key("*.tenants.example.com"),
+    ));
     let resolver = CertificateResolver::with_certificates(certificates);
     assert!(resolver.lookup("www.app7.example.com").is_some());
     assert!(resolver.lookup("acme.tenants.example.com").is_some());

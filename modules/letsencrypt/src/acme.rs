@@ -2,6 +2,7 @@
 //! on first use, and one order from new-order to the downloaded chain.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use instant_acme::{
@@ -13,6 +14,7 @@ use tokio::sync::Mutex;
 use crate::challenge::{Http01Tokens, TokenGuard};
 use crate::config::{ChallengeType, ExternalAccount, KeyType};
 use crate::error::LetsEncryptError;
+use crate::resolver::CertificateResolver;
 use crate::storage::{Storage, StoredCertificate};
 
 /// The longest one order may take, from new-order to the downloaded chain.
@@ -168,6 +170,7 @@ impl AcmeClient {
         &self,
         request: &OrderRequest,
         tokens: &Http01Tokens,
+        resolver: &Arc<CertificateResolver>,
     ) -> Result<StoredCertificate, LetsEncryptError> {
         let account = self.account(&request.contacts).await?;
         let identifiers: Vec<Identifier> = request
@@ -179,7 +182,7 @@ impl AcmeClient {
             .new_order(&NewOrder::new(&identifiers))
             .await
             .map_err(|e| LetsEncryptError::acme("order", e))?;
-        let mut guard = TokenGuard::new(tokens.clone());
+        let mut guard = TokenGuard::new(tokens.clone(), Arc::clone(resolver));
         let mut authorizations = order.authorizations();
         while let Some(result) = authorizations.next().await {
             let mut authorization = result.map_err(|e| LetsEncryptError::acme("order", e))?;
@@ -193,13 +196,23 @@ impl AcmeClient {
                     ));
                 }
             }
-            let kind = match request.challenge {
-                ChallengeType::Http01 => AcmeChallenge::Http01,
+            let (kind, label) = match request.challenge {
+                ChallengeType::Http01 => (AcmeChallenge::Http01, "http-01"),
+                ChallengeType::TlsAlpn01 => (AcmeChallenge::TlsAlpn01, "tls-alpn-01"),
             };
             let mut challenge = authorization.challenge(kind).ok_or_else(|| {
-                LetsEncryptError::acme("challenge", "the CA offers no http-01 challenge")
+                LetsEncryptError::acme("challenge", format!("the CA offers no {label} challenge"))
             })?;
-            guard.publish(&challenge.token, challenge.key_authorization().as_str());
+            let key_authorization = challenge.key_authorization();
+            match request.challenge {
+                ChallengeType::Http01 => {
+                    guard.publish(&challenge.token, key_authorization.as_str());
+                }
+                ChallengeType::TlsAlpn01 => {
+                    let name = challenge.identifier().to_string();
+                    guard.publish_alpn(&name, key_authorization.digest().as_ref())?;
+                }
+            }
             challenge
                 .set_ready()
                 .await

@@ -168,6 +168,11 @@ pub enum ChallengeType {
     #[default]
     #[serde(rename = "http-01")]
     Http01,
+    /// A self-signed certificate carrying the key authorization's digest, served by the
+    /// resolver to a handshake on port 443 that offers only the `acme-tls/1` protocol
+    /// (RFC 8737): no port 80 needed; the HTTPS listener must use `tls.source: service`.
+    #[serde(rename = "tls-alpn-01")]
+    TlsAlpn01,
 }
 
 /// `letsencrypt.key_type`.

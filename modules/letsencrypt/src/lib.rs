@@ -20,7 +20,8 @@
 //!   from storage or created (External Account Binding when configured) and stored; HTTP-01
 //!   challenges are answered at `/.well-known/acme-challenge/{token}`, a route added to the
 //!   core route registry (the router module serves it; the CA connects on port 80, or the
-//!   CA's configured HTTP port). Keys are ECDSA P-256 by default (P-384, RSA 2048 optional).
+//!   CA's configured HTTP port); with `challenge: tls-alpn-01` the resolver answers the CA's
+//!   `acme-tls/1` handshakes on the HTTPS listener itself (RFC 8737). Keys are ECDSA P-256 by default (P-384, RSA 2048 optional).
 //!   Failures are retried with exponential backoff and jitter; one order per certificate at
 //!   a time.
 //! - [`LetsEncrypt`] is the service in the registry: each certificate's
@@ -79,8 +80,7 @@
 //!
 //! # Features
 //!
-//! None. Not yet offered: TLS-ALPN-01, DNS-01 (and so wildcard names), ACME Renewal
-//! Information.
+//! None. Not yet offered: DNS-01 (and so wildcard names), ACME Renewal Information.
 
 mod acme;
 mod certificate;

@@ -549,11 +549,14 @@ async fn order(
     name: &str,
     request: &OrderRequest,
 ) -> Result<Issued, LetsEncryptError> {
-    let stored = tokio::time::timeout(ORDER_TIMEOUT, inner.acme.order(request, &inner.tokens))
-        .await
-        .map_err(|_| {
-            LetsEncryptError::acme("order", format!("no certificate within {ORDER_TIMEOUT:?}"))
-        })??;
+    let stored = tokio::time::timeout(
+        ORDER_TIMEOUT,
+        inner.acme.order(request, &inner.tokens, &inner.resolver),
+    )
+    .await
+    .map_err(|_| {
+        LetsEncryptError::acme("order", format!("no certificate within {ORDER_TIMEOUT:?}"))
+    })??;
     let issued = Issued::parse(name, &stored)?;
     inner
         .storage

@@ -17,14 +17,48 @@ use rustls::sign::CertifiedKey;
 #[derive(Debug, Default)]
 pub struct CertificateResolver {
     table: ArcSwap<Table>,
+    /// TLS-ALPN-01 challenge certificates by name, answered only to `acme-tls/1`
+    /// handshakes.
+    challenges: dashmap::DashMap<String, Arc<CertifiedKey>>,
 }
+
+/// The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 
 /// Name → certificate, as of one moment.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    exact: HashMap<String, Arc<CertifiedKey>>,
+    exact: HashMap<String, Arc<CertifiedKey>, Fnv>,
     /// Keyed by the parent: `example.com` for `*.example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
+    wildcard: HashMap<String, Arc<CertifiedKey>, Fnv>,
+}
+
+/// FNV-1a: a few nanoseconds for a host name, where SipHash takes tens. An unkeyed hash is
+/// safe here: the keys are the configured names, and a client's SNI only probes the table,
+/// it never inserts, so no one can fill it with colliding keys.
+type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
+
+#[derive(Debug)]
+struct FnvHasher(u64);
+
+impl Default for FnvHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Table {
@@ -78,6 +112,15 @@ impl CertificateResolver {
         self.table.store(Arc::new(table));
     }
 
+    /// Serves `key` to `acme-tls/1` handshakes for `name` until [`Self::withdraw_challenge`].
+    pub(crate) fn publish_challenge(&self, name: &str, key: Arc<CertifiedKey>) {
+        self.challenges.insert(name.to_owned(), key);
+    }
+
+    pub(crate) fn withdraw_challenge(&self, name: &str) {
+        self.challenges.remove(name);
+    }
+
     /// How many names are served.
     pub fn names(&self) -> usize {
         self.table.load().len()
@@ -106,6 +149,18 @@ fn lookup_in(table: &Table, name: &str) -> Option<Arc<CertifiedKey>> {
 impl ResolvesServerCert for CertificateResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = client_hello.server_name()?;
+        if !self.challenges.is_empty()
+            && client_hello
+                .alpn()
+                .is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+        {
+            // A validation handshake gets the challenge certificate or nothing, never the
+            // served one (RFC 8737 §3).
+            return self
+                .challenges
+                .get(&name.to_ascii_lowercase())
+                .map(|key| Arc::clone(&key));
+        }
         self.lookup(name)
     }
 }
