@@ -342,6 +342,7 @@ impl LetsEncrypt {
                 state.domains = certificate.domains.clone();
             }
         }
+        lock(&self.inner.forced).retain(|name| config.certificates.contains_key(name));
         self.inner.config.store(Arc::new(config));
         self.publish_table();
         self.inner.wake.notify_one();
@@ -372,7 +373,9 @@ impl LetsEncrypt {
         let config = self.config();
         let now = Instant::now();
         let wall = Utc::now();
-        let forced: Vec<String> = std::mem::take(&mut *lock(&self.inner.forced));
+        // A forced renewal of a certificate whose order is running waits for the next round.
+        let forced: Vec<String> = lock(&self.inner.forced).clone();
+        let mut consumed: Vec<String> = Vec::new();
         let mut next = now + config.check_interval;
         let mut orders = Vec::new();
         let mut expiring = Vec::new();
@@ -385,6 +388,9 @@ impl LetsEncrypt {
                 if state.next_check > now {
                     next = next.min(state.next_check);
                     continue;
+                }
+                if forced.contains(name) {
+                    consumed.push(name.clone());
                 }
                 let need = need(state, config.renew_before, wall)
                     .or_else(|| forced.contains(name).then_some(Need::Renewal));
@@ -417,6 +423,7 @@ impl LetsEncrypt {
                 }
             }
         }
+        lock(&self.inner.forced).retain(|name| !consumed.contains(name));
         for (name, not_after) in expiring {
             ctx.emit(
                 "certificate.expiring",
