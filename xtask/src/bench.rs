@@ -366,6 +366,25 @@ const ROWS: &[Row] = &[
         measure: Measure::Ratio("eventbus/redis_publish", "eventbus/raw_redis_publish"),
         target: Target::AtMostRatio(1.1),
     },
+    },
+    Row {
+        name: "certificate lookup per TLS handshake (letsencrypt resolver, exact SNI name, 20 certificates)",
+        reference: "-",
+        measure: Measure::Median("letsencrypt_resolve/exact"),
+        target: Target::AtMostNs(100.0),
+    },
+    Row {
+        name: "certificate lookup per TLS handshake, wildcard match",
+        reference: "-",
+        measure: Measure::Median("letsencrypt_resolve/wildcard"),
+        target: Target::AtMostNs(100.0),
+    },
+    Row {
+        name: "raw `HashMap<String, Arc<CertifiedKey>>` get + clone, same names (the physical reference)",
+        reference: "-",
+        measure: Measure::Median("letsencrypt_resolve/raw_hashmap"),
+        target: Target::None,
+    },
 ];
 
 /// Runs the benchmarks (unless `table_only`), then prints the table.

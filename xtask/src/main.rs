@@ -22,6 +22,7 @@
 mod bench;
 mod ci;
 mod duplicates;
+mod pebble;
 mod services;
 mod test_suite;
 mod workspace;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
+use crate::pebble;
+
 /// How long a started service may take to listen; RabbitMQ is the slow one.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a start command itself may run before it is killed.
@@ -35,6 +37,7 @@ pub fn command() -> Result<()> {
 /// Checks every service, starts the installed ones that are down, waits for them and prints the
 /// status table to stderr.
 pub fn ensure() -> Report {
+    install_missing_in_ci();
     let mut rows: Vec<(Backend, State)> = Vec::new();
     let launched_at = Instant::now();
     for backend in Backend::ALL {
@@ -66,11 +69,28 @@ pub struct Report {
 impl Report {
     /// `(variable, url)` for every service that is up.
     pub fn exports(&self) -> Vec<(&'static str, String)> {
-        self.rows
+        let mut exports: Vec<(&'static str, String)> = self
+            .rows
             .iter()
             .filter(|(_, state)| state.is_up())
             .map(|(backend, _)| (backend.env_var(), backend.url()))
-            .collect()
+            .collect();
+        if self
+            .rows
+            .iter()
+            .any(|(backend, state)| *backend == Backend::Pebble && state.is_up())
+        {
+            // The CA of pebble's own HTTPS listener, and where its issuing root is served.
+            exports.push((
+                "MODULAR_TEST_PEBBLE_CA",
+                pebble::listener_ca().display().to_string(),
+            ));
+            exports.push((
+                "MODULAR_TEST_PEBBLE_MANAGEMENT_URL",
+                pebble::MANAGEMENT_URL.to_owned(),
+            ));
+        }
+        exports
     }
 
     /// The names of the services that are not up.
@@ -86,7 +106,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<11} {:>5}  {:<8} detail",
+            "{:<12} {:>5}  {:<8} detail",
             "service", "port", "state"
         );
         for (backend, state) in &self.rows {
@@ -101,7 +121,7 @@ impl Report {
                 State::Down { reason } => ("down", reason.clone()),
             };
             let line = format!(
-                "{:<11} {:>5}  {:<8} {detail}",
+                "{:<12} {:>5}  {:<8} {detail}",
                 backend.name(),
                 backend.port(),
                 word
@@ -120,6 +140,10 @@ enum Backend {
     RabbitMq,
     Mosquitto,
     Nats,
+    /// pebble's DNS (and management API); pebble resolves every name through it.
+    ChallTestSrv,
+    /// The ACME test CA.
+    Pebble,
 }
 
 #[derive(Debug)]
@@ -147,16 +171,19 @@ impl State {
 struct Launch {
     program: PathBuf,
     args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
 }
 
 impl Backend {
-    const ALL: [Backend; 6] = [
+    const ALL: [Backend; 8] = [
         Backend::Postgres,
         Backend::MariaDb,
         Backend::Redis,
         Backend::RabbitMq,
         Backend::Mosquitto,
         Backend::Nats,
+        Backend::ChallTestSrv,
+        Backend::Pebble,
     ];
 
     fn name(self) -> &'static str {
@@ -167,6 +194,8 @@ impl Backend {
             Backend::RabbitMq => "RabbitMQ",
             Backend::Mosquitto => "Mosquitto",
             Backend::Nats => "NATS",
+            Backend::ChallTestSrv => "challtestsrv",
+            Backend::Pebble => "pebble",
         }
     }
 
@@ -178,6 +207,8 @@ impl Backend {
             Backend::RabbitMq => 5672,
             Backend::Mosquitto => 1883,
             Backend::Nats => 4222,
+            Backend::ChallTestSrv => 8055,
+            Backend::Pebble => 14000,
         }
     }
 
@@ -190,6 +221,7 @@ impl Backend {
             Backend::RabbitMq => "rabbitmq-server",
             Backend::Mosquitto => "mosquitto",
             Backend::Nats => "nats-server",
+            Backend::ChallTestSrv | Backend::Pebble => "pebble",
         }
     }
 
@@ -202,6 +234,8 @@ impl Backend {
             Backend::RabbitMq => "MODULAR_TEST_AMQP_URL",
             Backend::Mosquitto => "MODULAR_TEST_MQTT_URL",
             Backend::Nats => "MODULAR_TEST_NATS_URL",
+            Backend::ChallTestSrv => "MODULAR_TEST_CHALLTESTSRV_URL",
+            Backend::Pebble => "MODULAR_TEST_PEBBLE_URL",
         }
     }
 
@@ -213,6 +247,8 @@ impl Backend {
             Backend::RabbitMq => "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             Backend::Mosquitto => "mqtt://127.0.0.1:1883".to_owned(),
             Backend::Nats => "nats://127.0.0.1:4222".to_owned(),
+            Backend::ChallTestSrv => pebble::CHALLTESTSRV_URL.to_owned(),
+            Backend::Pebble => pebble::DIRECTORY_URL.to_owned(),
         }
     }
 
@@ -228,6 +264,7 @@ impl Backend {
         let launch = |program: PathBuf, args: &[&str]| Launch {
             program,
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            env: Vec::new(),
         };
         match self {
             Backend::Postgres => {
@@ -297,6 +334,72 @@ impl Backend {
                     ],
                 ))
             }
+            // Only DNS (every name is 127.0.0.1, no AAAA) and the management API: the module
+            // under test answers the challenges itself on pebble's ports 5001 and 5002.
+            Backend::ChallTestSrv => {
+                let daemon = find_program("pebble-challtestsrv")?;
+                let program = find_program("start-stop-daemon")?;
+                let daemon = daemon.display().to_string();
+                Some(launch(
+                    program,
+                    &[
+                        "--start",
+                        "--oknodo",
+                        "--background",
+                        "--exec",
+                        &daemon,
+                        "--",
+                        "-http01",
+                        "",
+                        "-https01",
+                        "",
+                        "-tlsalpn01",
+                        "",
+                        "-defaultIPv6",
+                        "",
+                        "-defaultIPv4",
+                        "127.0.0.1",
+                        "-dns01",
+                        pebble::DNS_SERVER,
+                        "-management",
+                        "127.0.0.1:8055",
+                    ],
+                ))
+            }
+            Backend::Pebble => {
+                let daemon = find_program("pebble")?.display().to_string();
+                let program = find_program("start-stop-daemon")?;
+                let config = match pebble::prepare(&workspace_root()) {
+                    Ok(config) => config.display().to_string(),
+                    Err(error) => {
+                        eprintln!("pebble: {error:#}");
+                        return None;
+                    }
+                };
+                let mut launch = launch(
+                    program,
+                    &[
+                        "--start",
+                        "--oknodo",
+                        "--background",
+                        "--exec",
+                        &daemon,
+                        "--",
+                        "-config",
+                        &config,
+                        "-dnsserver",
+                        pebble::DNS_SERVER,
+                    ],
+                );
+                // No sleeps before validation, no nonce rejections, a fresh authorization in
+                // every order (so every test exercises its challenge).
+                launch.env = vec![
+                    ("PEBBLE_VA_NOSLEEP", "1"),
+                    ("PEBBLE_WFE_NONCEREJECT", "0"),
+                    ("PEBBLE_AUTHZREUSE", "0"),
+                ];
+                Some(launch)
+            }
         }
     }
 }
@@ -310,6 +413,7 @@ impl Launch {
             .map_err(|error| format!("cannot create start log {}: {error}", log.display()))?;
         let mut child = Command::new(&self.program)
             .args(&self.args)
+            .envs(self.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
@@ -352,6 +456,48 @@ impl Launch {
         }
         line
     }
+}
+
+/// Under CI (`CI=true`), the packages that are not installed by the machine image but that
+/// the tests need (pebble, openssl for its listener certificate) are installed with apt-get.
+fn install_missing_in_ci() {
+    let in_ci = env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    if !in_ci {
+        return;
+    }
+    let wanted: Vec<&str> = [("pebble", "pebble"), ("openssl", "openssl")]
+        .into_iter()
+        .filter(|(program, _)| find_program(program).is_none())
+        .map(|(_, package)| package)
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let Some(apt) = find_program("apt-get") else {
+        eprintln!("CI: {} missing and no apt-get", wanted.join(", "));
+        return;
+    };
+    eprintln!("$ apt-get install -y {}", wanted.join(" "));
+    let quiet = |command: &mut Command| {
+        command
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    let _ = quiet(Command::new(&apt).arg("update"));
+    if !quiet(Command::new(&apt).args(["install", "-y"]).args(&wanted)) {
+        eprintln!("CI: apt-get install {} failed", wanted.join(" "));
+    }
+}
+
+/// The workspace root (xtask lives one directory below it).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Waits, all together, for the services whose start command succeeded.

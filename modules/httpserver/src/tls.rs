@@ -358,7 +358,9 @@ pub(crate) fn server_config(
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_cert_resolver(resolver);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // `acme-tls/1` last: only a TLS-ALPN-01 validation (RFC 8737) offers it, and alone; a
+    // resolver that answers it (letsencrypt) serves the challenge certificate to it.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"acme-tls/1".to_vec()];
     Ok(Arc::new(config))
 }
 
