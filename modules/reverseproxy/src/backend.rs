@@ -316,3 +316,104 @@ impl Backend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend() -> Backend {
+        Backend::new("p", http::uri::Authority::from_static("127.0.0.1:1"))
+    }
+
+    fn breaker(failures: u32) -> BreakerConfig {
+        BreakerConfig {
+            failures,
+            open_for: Duration::from_secs(5),
+        }
+    }
+
+    fn no_outlier() -> OutlierConfig {
+        OutlierConfig {
+            consecutive_failures: 0,
+            ..OutlierConfig::default()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breaker_half_opens_for_one_trial_and_a_failed_trial_reopens_it() {
+        let b = backend();
+        let (outlier, breaker) = (no_outlier(), breaker(2));
+        let now = Instant::now();
+        b.record(Outcome::Failure, &outlier, &breaker, now);
+        assert_eq!(b.availability(now), Availability::Available);
+        let opened = b.record(Outcome::Failure, &outlier, &breaker, now);
+        assert_eq!(opened, Some(Transition::BreakerOpened));
+        assert_eq!(b.availability(now), Availability::Unavailable);
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let later = Instant::now();
+        assert_eq!(b.availability(later), Availability::Trial);
+        assert!(b.claim_trial(later), "the first request is the trial");
+        assert!(!b.claim_trial(later), "only one trial at a time");
+        assert_eq!(b.availability(later), Availability::Unavailable);
+        // One failed trial re-opens it at once (not after `failures` more).
+        assert_eq!(
+            b.record(Outcome::Failure, &outlier, &breaker, later),
+            Some(Transition::BreakerOpened)
+        );
+        assert_eq!(b.breaker(), Breaker::Open(later + Duration::from_secs(5)));
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let again = Instant::now();
+        assert!(b.claim_trial(again));
+        b.record(Outcome::Success, &outlier, &breaker, again);
+        assert_eq!(b.breaker(), Breaker::Closed);
+        assert_eq!(b.availability(again), Availability::Available);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn outlier_ejections_grow_and_end() {
+        let b = backend();
+        let outlier = OutlierConfig {
+            consecutive_failures: 2,
+            base_ejection: Duration::from_secs(1),
+            max_ejection: Duration::from_secs(3),
+        };
+        let off = breaker(0);
+        let mut lengths = Vec::new();
+        for _ in 0..3 {
+            let now = Instant::now();
+            b.record(Outcome::ServerError, &outlier, &off, now);
+            match b.record(Outcome::ServerError, &outlier, &off, now) {
+                Some(Transition::Ejected(length)) => lengths.push(length),
+                other => panic!("not ejected: {other:?}"),
+            }
+            assert_eq!(b.availability(now), Availability::Unavailable);
+            tokio::time::advance(length_or(&lengths)).await;
+            assert_eq!(b.availability(Instant::now()), Availability::Available);
+        }
+        assert_eq!(
+            lengths,
+            [1, 2, 3].map(Duration::from_secs),
+            "doubling, capped at max_ejection"
+        );
+    }
+
+    fn length_or(lengths: &[Duration]) -> Duration {
+        lengths.last().copied().unwrap_or_default()
+    }
+
+    #[test]
+    fn checks_mark_down_after_n_failures_and_up_after_m_successes() {
+        let b = backend();
+        assert_eq!(b.record_check(false, Some("503".into()), 3, 2), None);
+        assert_eq!(b.record_check(false, None, 3, 2), None);
+        assert!(b.is_up(), "two failures are not three");
+        assert_eq!(b.record_check(false, None, 3, 2), Some(Transition::Down));
+        assert_eq!(b.record_check(true, None, 3, 2), None);
+        assert!(!b.is_up(), "one success is not two");
+        assert_eq!(b.record_check(false, None, 3, 2), None, "the run restarts");
+        assert_eq!(b.record_check(true, None, 3, 2), None);
+        assert_eq!(b.record_check(true, None, 3, 2), Some(Transition::Up));
+    }
+}
