@@ -166,8 +166,13 @@ pub struct App {
 }
 
 pub async fn start(section: Value) -> anyhow::Result<App> {
+    start_with(section, json!({})).await
+}
+
+/// As [`start`], with `httpserver` settings merged over the test defaults.
+pub async fn start_with(section: Value, server: Value) -> anyhow::Result<App> {
     modular_testkit::install_crypto_provider();
-    let mut app = build(section).await?;
+    let mut app = build_with(section, server).await?;
     app.start().await?;
     let port = app
         .services()
@@ -193,9 +198,17 @@ pub async fn start(section: Value) -> anyhow::Result<App> {
 }
 
 pub async fn build(section: Value) -> Result<Application, modular_core::Error> {
+    build_with(section, json!({})).await
+}
+
+pub async fn build_with(section: Value, server: Value) -> Result<Application, modular_core::Error> {
+    let mut httpserver = json!({ "host": "127.0.0.1", "port": 0, "drain_delay": "0s" });
+    if let (Some(base), Some(extra)) = (httpserver.as_object_mut(), server.as_object()) {
+        base.extend(extra.clone());
+    }
     modular_testkit::test_builder()
         .config_defaults(json!({
-            "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" },
+            "httpserver": httpserver,
             "reverseproxy": section,
         }))
         .module(ReverseProxyModule::new())
