@@ -338,10 +338,18 @@ impl RouteConfig {
 }
 
 /// `scheme://host:port` of a backend URL, or why it is not one.
-pub(crate) fn parse_backend_url(url: &str) -> Result<http::uri::Authority, String> {
-    let uri: http::Uri = url
+pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, String> {
+    // Never echo credentials: a URL with userinfo is shown without it.
+    let url = match raw.rsplit_once('@') {
+        Some((before, after)) => match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://[REDACTED]@{after}"),
+            None => format!("[REDACTED]@{after}"),
+        },
+        None => raw.to_owned(),
+    };
+    let uri: http::Uri = raw
         .parse()
-        .map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        .map_err(|_| format!("`{url}` is not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(other) => {

@@ -105,6 +105,11 @@ impl Table {
         self.routes.iter().find(|r| r.matches(method, host, path))
     }
 
+    /// The retry budget (a fraction of recent requests).
+    pub fn retry_budget(&self) -> f64 {
+        self.retry_budget
+    }
+
     /// The distinct path prefixes, for the route registry.
     pub fn prefixes(&self) -> Vec<String> {
         let mut prefixes: Vec<String> = self.routes.iter().map(|r| r.prefix.clone()).collect();
