@@ -172,7 +172,9 @@ impl Backend {
     /// When it may take requests again, if it is ejected or open.
     pub fn retry_after(&self, now: Instant) -> Option<Duration> {
         let state = lock(&self.state);
-        let ejected = state.ejected_until.map(|u| u.saturating_duration_since(now));
+        let ejected = state
+            .ejected_until
+            .map(|u| u.saturating_duration_since(now));
         let open = match state.breaker {
             Breaker::Open(until) => Some(until.saturating_duration_since(now)),
             _ => None,

@@ -347,9 +347,7 @@ pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, Strin
         },
         None => raw.to_owned(),
     };
-    let uri: http::Uri = raw
-        .parse()
-        .map_err(|_| format!("`{url}` is not a URL"))?;
+    let uri: http::Uri = raw.parse().map_err(|_| format!("`{url}` is not a URL"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(other) => {
@@ -483,7 +481,10 @@ pub(crate) fn normalize_prefix(prefix: &str) -> String {
 fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
     let path = |key: &str| format!("pools.{name}.{key}");
     if pool.backends.is_empty() {
-        errors.push(FieldError::new(path("backends"), "needs at least one backend"));
+        errors.push(FieldError::new(
+            path("backends"),
+            "needs at least one backend",
+        ));
     }
     let mut urls = BTreeSet::new();
     for (index, backend) in pool.backends.iter().enumerate() {

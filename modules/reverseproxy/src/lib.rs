@@ -89,8 +89,8 @@ mod table;
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
 pub use budget::RetryBudget;
 pub use config::{
-    Balance, BackendConfig, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig,
-    Protocol, ReverseProxyConfig, RouteConfig, RouteMatch,
+    BackendConfig, Balance, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig, Protocol,
+    ReverseProxyConfig, RouteConfig, RouteMatch,
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;

@@ -263,7 +263,9 @@ impl HealthProvider for ProxyHealth {
             );
         }
         if reports.is_empty() {
-            reports.push(HealthReport::new(NAME, "pools", HealthStatus::Healthy).with_message("no pools"));
+            reports.push(
+                HealthReport::new(NAME, "pools", HealthStatus::Healthy).with_message("no pools"),
+            );
         }
         Ok(reports)
     }

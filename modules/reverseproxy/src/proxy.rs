@@ -226,10 +226,9 @@ impl Proxy {
                 format!("pool `{}` has no healthy backend\n", pool.name),
             )
                 .into_response();
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             return response;
         }
         metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => "none", "status" => "5xx").increment(1);
@@ -419,4 +418,3 @@ impl HttpBody for Streamed {
         self.inner.size_hint()
     }
 }
-

@@ -17,7 +17,11 @@ async fn three() -> (Upstream, Upstream, Upstream) {
     )
 }
 
-async fn counts(app: &support::App, n: usize, header: Option<(&str, String)>) -> HashMap<String, usize> {
+async fn counts(
+    app: &support::App,
+    n: usize,
+    header: Option<(&str, String)>,
+) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for i in 0..n {
         let mut request = app.http.get(app.url(&format!("/r{i}")));
@@ -139,7 +143,10 @@ async fn consistent_hash_keeps_a_key_on_one_backend_and_spreads_keys() {
     let counts = counts(&app, 1, Some(("cookie", "a=1; session=s-42".to_owned()))).await;
     let first = counts.keys().next().unwrap().clone();
     let again = counts_for_cookie(&app, "theme=dark; session=s-42").await;
-    assert_eq!(first, again, "the cookie's value decides, not the other cookies");
+    assert_eq!(
+        first, again,
+        "the cookie's value decides, not the other cookies"
+    );
 
     let mut spread: HashMap<String, usize> = HashMap::new();
     for key in 0..300 {

@@ -28,14 +28,20 @@ fn one_pool(backends: Value) -> Value {
 #[tokio::test]
 async fn a_backend_url_without_scheme_is_refused_with_its_path() {
     let error = build_error(one_pool(json!([{ "url": "127.0.0.1:9001" }]))).await;
-    assert!(error.contains("reverseproxy.pools.p.backends.0.url"), "{error}");
+    assert!(
+        error.contains("reverseproxy.pools.p.backends.0.url"),
+        "{error}"
+    );
     assert!(error.contains("no scheme"), "{error}");
 }
 
 #[tokio::test]
 async fn a_backend_url_without_host_is_refused_with_its_path() {
     let error = build_error(one_pool(json!([{ "url": "http://" }]))).await;
-    assert!(error.contains("reverseproxy.pools.p.backends.0.url"), "{error}");
+    assert!(
+        error.contains("reverseproxy.pools.p.backends.0.url"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +51,10 @@ async fn a_weight_of_zero_is_refused_with_its_path() {
         { "url": "http://127.0.0.1:9002", "weight": 0 },
     ])))
     .await;
-    assert!(error.contains("reverseproxy.pools.p.backends.1.weight"), "{error}");
+    assert!(
+        error.contains("reverseproxy.pools.p.backends.1.weight"),
+        "{error}"
+    );
     assert!(error.contains("must be > 0"), "{error}");
 }
 
@@ -71,7 +80,10 @@ async fn an_unknown_balancing_mode_is_refused_with_its_path() {
     }))
     .await;
     assert!(error.contains("reverseproxy.pools.p.balance"), "{error}");
-    assert!(error.contains("unknown balancing mode `random_walk`"), "{error}");
+    assert!(
+        error.contains("unknown balancing mode `random_walk`"),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -102,13 +114,18 @@ async fn a_reload_to_an_unknown_pool_is_rejected_and_the_table_stays() {
     .unwrap();
     let outcome = app
         .app
-        .set_override("reverseproxy.routes", json!([{ "match": { "prefix": "/" }, "pool": "ghost" }]))
+        .set_override(
+            "reverseproxy.routes",
+            json!([{ "match": { "prefix": "/" }, "pool": "ghost" }]),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Rejected);
     let paths: Vec<String> = outcome.errors.iter().map(|e| e.path.clone()).collect();
     assert!(
-        paths.iter().any(|p| p.contains("reverseproxy.routes.0.pool")),
+        paths
+            .iter()
+            .any(|p| p.contains("reverseproxy.routes.0.pool")),
         "{paths:?}"
     );
     assert_eq!(app.backend("/still").await, "api");

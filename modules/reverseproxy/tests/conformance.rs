@@ -114,7 +114,9 @@ async fn the_reverse_proxy_passes_the_conformance_kit() {
                     let after = hits.load(std::sync::atomic::Ordering::SeqCst);
                     (status == 200 && after > before)
                         .then_some(())
-                        .ok_or(format!("status {status}, second backend hits {before} -> {after}"))
+                        .ok_or(format!(
+                            "status {status}, second backend hits {before} -> {after}"
+                        ))
                 }
             }),
         )

@@ -76,10 +76,12 @@ async fn a_backend_killed_mid_traffic_fails_no_request_and_comes_back_after_m_ch
     let statuses: Vec<HealthStatus> = app.reports().await.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [HealthStatus::Degraded]);
     let ok_while_down = ok.load(Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(5), || async {
-        ok.load(Ordering::SeqCst) > ok_while_down + 50
-    })
-    .await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            ok.load(Ordering::SeqCst) > ok_while_down + 50
+        })
+        .await
+    );
 
     cut.restore();
     let restored_at = tokio::time::Instant::now();
@@ -100,8 +102,14 @@ async fn a_backend_killed_mid_traffic_fails_no_request_and_comes_back_after_m_ch
     let statuses: Vec<HealthStatus> = app.reports().await.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [HealthStatus::Healthy]);
     let events: Vec<String> = app.events().into_iter().map(|(ty, _)| ty).collect();
-    assert!(events.contains(&"com.modular.reverseproxy.backend.down".to_owned()), "{events:?}");
-    assert!(events.contains(&"com.modular.reverseproxy.backend.up".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"com.modular.reverseproxy.backend.down".to_owned()),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&"com.modular.reverseproxy.backend.up".to_owned()),
+        "{events:?}"
+    );
     app.finish().await;
 }
 
@@ -127,7 +135,10 @@ async fn a_pool_without_reachable_backends_is_unhealthy_and_recovers() {
     assert_eq!(report.component, "pool.p");
     let backend = &report.details["backends"][a.addr.to_string()];
     assert_eq!(backend["state"], "down", "{backend}");
-    assert!(backend["last_error"].as_str().unwrap().contains("503"), "{backend}");
+    assert!(
+        backend["last_error"].as_str().unwrap().contains("503"),
+        "{backend}"
+    );
     a.healthy.store(true, Ordering::SeqCst);
     let healthy = eventually(Duration::from_secs(5), || async {
         app.reports().await[0].status == HealthStatus::Healthy

@@ -58,7 +58,11 @@ async fn routes_match_prefix_host_and_method_and_rewrite_the_path() {
     assert_eq!(body["backend"], "admin");
     assert_eq!(body["path"], "/v2/orders");
     assert_eq!(app.backend("/v1/orders").await, "web", "GET is not POST");
-    assert_eq!(app.backend("/apis").await, "web", "prefixes match whole segments");
+    assert_eq!(
+        app.backend("/apis").await,
+        "web",
+        "prefixes match whole segments"
+    );
     app.finish().await;
 }
 
@@ -93,9 +97,15 @@ async fn headers_are_added_removed_forwarded_and_hop_by_hop_ones_dropped() {
     assert_eq!(headers["x-gateway"], "modular");
     assert_eq!(headers["x-kept"], "yes");
     assert!(headers.get("x-internal").is_none(), "{headers}");
-    assert!(headers.get("x-hop").is_none(), "named by Connection: {headers}");
+    assert!(
+        headers.get("x-hop").is_none(),
+        "named by Connection: {headers}"
+    );
     assert_eq!(headers["x-forwarded-proto"], "http");
-    assert_eq!(headers["x-forwarded-host"], format!("127.0.0.1:{}", app.port));
+    assert_eq!(
+        headers["x-forwarded-host"],
+        format!("127.0.0.1:{}", app.port)
+    );
     assert!(
         headers["x-forwarded-for"]
             .as_str()
@@ -105,7 +115,10 @@ async fn headers_are_added_removed_forwarded_and_hop_by_hop_ones_dropped() {
     );
     let forwarded = headers["forwarded"].as_str().unwrap();
     assert!(forwarded.contains("proto=http"), "{forwarded}");
-    assert!(forwarded.contains(&format!("host=\"127.0.0.1:{}\"", app.port)), "{forwarded}");
+    assert!(
+        forwarded.contains(&format!("host=\"127.0.0.1:{}\"", app.port)),
+        "{forwarded}"
+    );
     app.finish().await;
 }
 

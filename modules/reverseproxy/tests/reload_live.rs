@@ -42,7 +42,12 @@ async fn replacing_every_backend_under_keep_alive_load_fails_no_request() {
             }
         }));
     }
-    assert!(eventually(Duration::from_secs(5), || async { old1.hits() + old2.hits() > 100 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            old1.hits() + old2.hits() > 100
+        })
+        .await
+    );
     let old_backends: Vec<_> = app.proxy().table().backends().cloned().collect();
 
     let outcome = app
@@ -115,7 +120,10 @@ async fn an_in_flight_request_finishes_on_the_backend_it_started_on() {
     );
     let outcome = app
         .app
-        .set_override("reverseproxy.pools.p.backends", json!([{ "url": new.url() }]))
+        .set_override(
+            "reverseproxy.pools.p.backends",
+            json!([{ "url": new.url() }]),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied);
@@ -150,8 +158,18 @@ async fn routes_weights_and_balancing_change_live() {
     let outcome = app.app.set_overrides(overrides).await.unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{:?}", outcome.error);
     // The router rebuilds from the registry: wait for the new prefix to be served.
-    assert!(eventually(Duration::from_secs(5), || async { app.get("/two").await.0 == 200 }).await);
-    assert!(eventually(Duration::from_secs(5), || async { app.get("/one").await.0 == 404 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/two").await.0 == 200
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/one").await.0 == 404
+        })
+        .await
+    );
     let mut a_count = 0;
     for _ in 0..40 {
         if app.backend("/two/x").await == "a" {

@@ -28,7 +28,9 @@ async fn a_websocket_upgrade_is_spliced_through_and_echoes() {
     }))
     .await
     .unwrap();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port))
+        .await
+        .unwrap();
     stream
         .write_all(
             b"GET /upgrade HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
@@ -46,7 +48,19 @@ Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     // A masked WebSocket text frame "hello": the upstream echoes bytes as they come.
-    let frame = [0x81u8, 0x85, 1, 2, 3, 4, b'h' ^ 1, b'e' ^ 2, b'l' ^ 3, b'l' ^ 4, b'o' ^ 1];
+    let frame = [
+        0x81u8,
+        0x85,
+        1,
+        2,
+        3,
+        4,
+        b'h' ^ 1,
+        b'e' ^ 2,
+        b'l' ^ 3,
+        b'l' ^ 4,
+        b'o' ^ 1,
+    ];
     for _ in 0..3 {
         stream.write_all(&frame).await.unwrap();
         let mut back = [0u8; 11];
@@ -89,7 +103,7 @@ async fn a_1_gib_download_and_upload_stream_with_bounded_memory() {
     while let Some(chunk) = response.chunk().await.unwrap() {
         received += chunk.len() as u64;
         chunks += 1;
-        if chunks % 256 == 0 {
+        if chunks.is_multiple_of(256) {
             peak = peak.max(rss_kib());
         }
     }
@@ -110,7 +124,7 @@ async fn a_1_gib_download_and_upload_stream_with_bounded_memory() {
     while let Some(chunk) = response.chunk().await.unwrap() {
         echoed += chunk.len() as u64;
         chunks += 1;
-        if chunks % 256 == 0 {
+        if chunks.is_multiple_of(256) {
             peak = peak.max(rss_kib());
         }
     }

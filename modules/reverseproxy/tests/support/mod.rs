@@ -235,7 +235,10 @@ impl App {
     }
 
     pub fn proxy(&self) -> Arc<Proxy> {
-        self.app.services().get::<Proxy>().expect("the proxy service")
+        self.app
+            .services()
+            .get::<Proxy>()
+            .expect("the proxy service")
     }
 
     /// GET `path`, answering status and JSON (Null when not JSON).
