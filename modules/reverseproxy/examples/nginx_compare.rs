@@ -133,7 +133,13 @@ http {{
 /// Runs wrk against `url` and parses requests/s and the p99 latency (seconds).
 fn wrk(url: &str, seconds: u64) -> anyhow::Result<(f64, f64)> {
     let output = Command::new("wrk")
-        .args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{seconds}s"), "--latency", url])
+        .args([
+            "-t2",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
         .output()
         .context("run wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
