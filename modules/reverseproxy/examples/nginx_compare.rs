@@ -79,7 +79,15 @@ async fn main() -> anyhow::Result<()> {
         let (rps, p99) = wrk(url, seconds)?;
         results.push((*name, rps, p99));
     }
-    let _ = nginx.kill();
+    // `-s stop` (SIGTERM to the master) stops its workers too; killing the master would
+    // orphan them.
+    let _ = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-s", "stop"])
+        .status();
     let _ = nginx.wait();
     let _ = std::fs::remove_dir_all(&dir);
     proxy.stop().await?;
