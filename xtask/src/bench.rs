@@ -383,6 +383,11 @@ const ROWS: &[Row] = &[
         name: "raw `HashMap<String, Arc<CertifiedKey>>` get + clone, same names (the physical reference)",
         reference: "-",
         measure: Measure::Median("letsencrypt_resolve/raw_hashmap"),
+    },
+    Row {
+        name: "64 GETs over 8 keep-alive connections through the reverseproxy vs directly to the same upstream (time ratio)",
+        reference: "direct, same run",
+        measure: Measure::Ratio("reverseproxy/proxy", "reverseproxy/direct"),
         target: Target::None,
     },
 ];
@@ -398,11 +403,46 @@ pub fn run(sh: &Shell, args: Vec<String>, table_only: bool) -> Result<()> {
             .args(["bench", "--package", "modular-benches"])
             .args(args)
             .run()?;
+        proxy_vs_nginx(sh)?;
     }
     let root = workspace::root();
     let criterion = workspace::target_dir(&root).join("criterion");
     println!("{}", table(&criterion));
     Ok(())
+}
+
+/// The reverseproxy module vs nginx on the same upstream with wrk (64 keep-alive
+/// connections); needs the Debian packages `nginx` and `wrk`, skipped with one line without.
+fn proxy_vs_nginx(sh: &Shell) -> Result<()> {
+    let missing: Vec<&str> = ["nginx", "wrk"]
+        .into_iter()
+        .filter(|tool| !on_path(tool))
+        .collect();
+    if !missing.is_empty() {
+        println!(
+            "skipping reverseproxy vs nginx: {} not installed (apt-get install nginx wrk)",
+            missing.join(" and ")
+        );
+        return Ok(());
+    }
+    workspace::cargo(sh)
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "modular-reverseproxy",
+            "--example",
+            "nginx_compare",
+        ])
+        .run()?;
+    Ok(())
+}
+
+fn on_path(tool: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| dir.join(tool).is_file())
 }
 
 /// Criterion stores `group/function` results under `group/function` with any further `/` in the

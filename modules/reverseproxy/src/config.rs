@@ -1,0 +1,567 @@
+//! [`ReverseProxyConfig`]: the `reverseproxy` section; every field reloads at runtime.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use modular_core::{DynamicConfig, FieldError};
+use serde::{Deserialize, Serialize};
+
+/// The `reverseproxy` configuration section. Every field is dynamic: a reload builds the
+/// new routing table (routes, pools, backends, balancers, checkers) aside and swaps it in
+/// whole; a request already running finishes on the backend it started on.
+///
+/// | field | dynamic | what |
+/// |---|---|---|
+/// | `routes` | yes | matched in order of the longest prefix, then host, then methods |
+/// | `pools` | yes | named pools of backends with a balancing mode, checks, outlier and breaker settings |
+/// | `retry_budget` | yes | retries allowed as a fraction of recent requests (default `0.2`) |
+/// | `health.optional` | yes | whether the module's health leaves readiness alone |
+///
+/// ```yaml
+/// reverseproxy:
+///   routes:
+///     - match: { prefix: /api/, host: api.test, methods: [GET, POST] }
+///       pool: api
+///       strip_prefix: true
+///       timeout: 5s
+///       add_headers: { x-gateway: modular }
+///       remove_headers: [x-internal]
+///   pools:
+///     api:
+///       balance: round_robin      # weighted, least_outstanding, consistent_hash
+///       backends:
+///         - { url: "http://127.0.0.1:9001", weight: 2 }
+///         - { url: "http://127.0.0.1:9002" }
+///       health_check: { path: /health, interval: 5s, timeout: 1s }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(dynamic, validate = "Self::validate_config")]
+pub struct ReverseProxyConfig {
+    /// The routes.
+    pub routes: Vec<RouteConfig>,
+    /// The pools, by name.
+    pub pools: BTreeMap<String, PoolConfig>,
+    /// At most this fraction of the requests of the last 10 s may be retries (at least 3
+    /// retries are always allowed), so retries cannot multiply an outage.
+    pub retry_budget: f64,
+    /// Health registration.
+    #[config(nested)]
+    pub health: ReverseProxyHealthConfig,
+}
+
+impl Default for ReverseProxyConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            pools: BTreeMap::new(),
+            retry_budget: 0.2,
+            health: ReverseProxyHealthConfig::default(),
+        }
+    }
+}
+
+/// `reverseproxy.health`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, DynamicConfig)]
+#[serde(deny_unknown_fields, default)]
+#[config(dynamic)]
+pub struct ReverseProxyHealthConfig {
+    /// Whether an unhealthy proxy leaves readiness alone.
+    pub optional: bool,
+}
+
+/// One route.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The route's name in metrics; defaults to its prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What requests it takes.
+    #[serde(rename = "match", default)]
+    pub matches: RouteMatch,
+    /// The pool it forwards to.
+    pub pool: String,
+    /// Remove the prefix from the forwarded path (`/api/users` goes out as `/users`).
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Replace the prefix by this path (`/v2/`), instead of stripping it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<String>,
+    /// Until the backend's response headers arrive, retries included.
+    #[serde(default = "default_timeout", with = "modular_core::humantime_serde")]
+    pub timeout: Duration,
+    /// Headers set on the forwarded request.
+    #[serde(default)]
+    pub add_headers: BTreeMap<String, String>,
+    /// Headers removed from the forwarded request.
+    #[serde(default)]
+    pub remove_headers: Vec<String>,
+    /// Extra attempts for an idempotent request without a body (to another backend).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Backend statuses that are retried (connect errors always are).
+    #[serde(default = "default_retry_on")]
+    pub retry_on: Vec<u16>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+fn default_retry_on() -> Vec<u16> {
+    vec![502, 503, 504]
+}
+
+/// `routes[].match`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteMatch {
+    /// A path prefix on segment boundaries: `/api` takes `/api` and `/api/...`, not `/apis`.
+    pub prefix: String,
+    /// The `Host` (port ignored), exact and case-insensitive; none takes every host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The methods taken; empty takes every method.
+    pub methods: Vec<String>,
+}
+
+impl Default for RouteMatch {
+    fn default() -> Self {
+        Self {
+            prefix: "/".to_owned(),
+            host: None,
+            methods: Vec::new(),
+        }
+    }
+}
+
+/// One pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The backends.
+    pub backends: Vec<BackendConfig>,
+    /// How a backend is chosen.
+    #[serde(default)]
+    pub balance: Balance,
+    /// `consistent_hash`: the header whose value is hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_header: Option<String>,
+    /// `consistent_hash`: the cookie whose value is hashed (when no header is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_cookie: Option<String>,
+    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge).
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Active health checks; none means backends are up unless ejected or open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// Passive outlier detection.
+    #[serde(default)]
+    pub outlier: OutlierConfig,
+    /// The per-backend circuit breaker.
+    #[serde(default)]
+    pub breaker: BreakerConfig,
+    /// An optional pool's trouble makes the module degraded at worst.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `pools.<name>.backends[]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// `http://host:port` (a path is ignored).
+    pub url: String,
+    /// Share under `weighted` (and `consistent_hash`); must be > 0.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// The balancing mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+#[non_exhaustive]
+pub enum Balance {
+    /// Each healthy backend in turn.
+    #[default]
+    RoundRobin,
+    /// Smooth weighted round robin (nginx's algorithm).
+    Weighted,
+    /// The healthy backend with the fewest requests in flight (ties in turn).
+    LeastOutstanding,
+    /// A hash ring over `hash_header` or `hash_cookie`; requests without the key go round robin.
+    ConsistentHash,
+    /// Not a mode; validation rejects it with its path.
+    Unknown(String),
+}
+
+impl Balance {
+    /// The mode's name as written in YAML.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::Weighted => "weighted",
+            Self::LeastOutstanding => "least_outstanding",
+            Self::ConsistentHash => "consistent_hash",
+            Self::Unknown(name) => name,
+        }
+    }
+}
+
+impl From<String> for Balance {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "round_robin" => Self::RoundRobin,
+            "weighted" => Self::Weighted,
+            "least_outstanding" | "least_outstanding_requests" => Self::LeastOutstanding,
+            "consistent_hash" => Self::ConsistentHash,
+            _ => Self::Unknown(name),
+        }
+    }
+}
+
+impl From<Balance> for String {
+    fn from(balance: Balance) -> Self {
+        balance.as_str().to_owned()
+    }
+}
+
+/// The protocol spoken to a pool's backends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2 over plain TCP (prior knowledge).
+    H2c,
+}
+
+/// `pools.<name>.health_check`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// The path requested with `GET`.
+    pub path: String,
+    /// Between two checks of a backend.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub interval: Duration,
+    /// A random extra delay up to this, so checkers do not beat in step.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub jitter: Duration,
+    /// One check's deadline.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub timeout: Duration,
+    /// Statuses that pass; empty means any 2xx.
+    pub expected_statuses: Vec<u16>,
+    /// Consecutive failed checks that mark an up backend down.
+    pub unhealthy_threshold: u32,
+    /// Consecutive passed checks that mark a down backend up.
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            path: "/health".to_owned(),
+            interval: Duration::from_secs(5),
+            jitter: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+            expected_statuses: Vec::new(),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        }
+    }
+}
+
+/// `pools.<name>.outlier`: consecutive 5xx answers or connect errors eject a backend for
+/// `base_ejection`, doubling per further ejection up to `max_ejection`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierConfig {
+    /// Consecutive failures that eject; 0 turns outlier detection off.
+    pub consecutive_failures: u32,
+    /// The first ejection's length.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub base_ejection: Duration,
+    /// The longest ejection.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub max_ejection: Duration,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(300),
+        }
+    }
+}
+
+/// `pools.<name>.breaker`: consecutive connect errors or timeouts open it; after `open_for`
+/// one trial request goes through (half-open): success closes it, failure re-opens it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open it; 0 turns the breaker off.
+    pub failures: u32,
+    /// How long it stays open before a trial.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub open_for: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            failures: 3,
+            open_for: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RouteConfig {
+    /// The route's metric label.
+    pub fn label(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.matches.prefix)
+    }
+}
+
+/// `scheme://host:port` of a backend URL, or why it is not one.
+pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, String> {
+    // Never echo credentials: a URL with userinfo is shown without it.
+    let url = match raw.rsplit_once('@') {
+        Some((before, after)) => match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://[REDACTED]@{after}"),
+            None => format!("[REDACTED]@{after}"),
+        },
+        None => raw.to_owned(),
+    };
+    let uri: http::Uri = raw.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "`{url}`: scheme `{other}` is not supported, expected http"
+            ));
+        }
+        None => return Err(format!("`{url}` has no scheme, expected http://host:port")),
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("`{url}` has no host"))?;
+    if authority.host().is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "a backend URL must not carry credentials (backend {})",
+            authority.host()
+        ));
+    }
+    Ok(authority)
+}
+
+impl ReverseProxyConfig {
+    /// Every problem the section has, each with its path (`pools.api.backends.0.url`, ...).
+    pub fn validate_config(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if !(0.0..=1.0).contains(&self.retry_budget) {
+            errors.push(FieldError::new(
+                "retry_budget",
+                format!("must be within 0..=1, got {}", self.retry_budget),
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for (index, route) in self.routes.iter().enumerate() {
+            let path = |key: &str| format!("routes.{index}.{key}");
+            let prefix = &route.matches.prefix;
+            if !prefix.starts_with('/') {
+                errors.push(FieldError::new(
+                    path("match.prefix"),
+                    format!("must start with `/`, got `{prefix}`"),
+                ));
+            }
+            if let Some(rewrite) = &route.rewrite
+                && !rewrite.starts_with('/')
+            {
+                errors.push(FieldError::new(
+                    path("rewrite"),
+                    format!("must start with `/`, got `{rewrite}`"),
+                ));
+            }
+            for (m, method) in route.matches.methods.iter().enumerate() {
+                if http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).is_err() {
+                    errors.push(FieldError::new(
+                        path(&format!("match.methods.{m}")),
+                        format!("`{method}` is not an HTTP method"),
+                    ));
+                }
+            }
+            let mut methods: Vec<String> = route
+                .matches
+                .methods
+                .iter()
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+            methods.sort();
+            let key = (
+                normalize_prefix(prefix),
+                route.matches.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                methods,
+            );
+            if !seen.insert(key) {
+                errors.push(FieldError::new(
+                    path("match"),
+                    "duplicates the match of an earlier route",
+                ));
+            }
+            if !self.pools.contains_key(&route.pool) {
+                errors.push(FieldError::new(
+                    path("pool"),
+                    format!("unknown pool `{}`", route.pool),
+                ));
+            }
+            if route.timeout.is_zero() {
+                errors.push(FieldError::new(path("timeout"), "must be > 0, got 0s"));
+            }
+            for (h, name) in route.add_headers.keys().enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    errors.push(FieldError::new(
+                        path(&format!("add_headers.{name}")),
+                        format!("`{name}` is not a header name (entry {h})"),
+                    ));
+                }
+            }
+            for (name, value) in &route.add_headers {
+                if http::HeaderValue::from_str(value).is_err() {
+                    errors.push(FieldError::new(
+                        path(&format!("add_headers.{name}")),
+                        "is not a valid header value",
+                    ));
+                }
+            }
+            for (h, name) in route.remove_headers.iter().enumerate() {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    errors.push(FieldError::new(
+                        path(&format!("remove_headers.{h}")),
+                        format!("`{name}` is not a header name"),
+                    ));
+                }
+            }
+        }
+        for (name, pool) in &self.pools {
+            validate_pool(name, pool, &mut errors);
+        }
+        FieldError::collect(errors)
+    }
+}
+
+/// `/api/` and `/api` match the same requests.
+pub(crate) fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
+    let path = |key: &str| format!("pools.{name}.{key}");
+    if pool.backends.is_empty() {
+        errors.push(FieldError::new(
+            path("backends"),
+            "needs at least one backend",
+        ));
+    }
+    let mut urls = BTreeSet::new();
+    for (index, backend) in pool.backends.iter().enumerate() {
+        match parse_backend_url(&backend.url) {
+            Ok(authority) => {
+                if !urls.insert(authority.to_string()) {
+                    errors.push(FieldError::new(
+                        path(&format!("backends.{index}.url")),
+                        format!("duplicates backend {authority}"),
+                    ));
+                }
+            }
+            Err(message) => errors.push(FieldError::new(
+                path(&format!("backends.{index}.url")),
+                message,
+            )),
+        }
+        if backend.weight == 0 {
+            errors.push(FieldError::new(
+                path(&format!("backends.{index}.weight")),
+                "must be > 0, got 0",
+            ));
+        }
+    }
+    match &pool.balance {
+        Balance::Unknown(mode) => errors.push(FieldError::new(
+            path("balance"),
+            format!(
+                "unknown balancing mode `{mode}`, expected round_robin, weighted, least_outstanding or consistent_hash"
+            ),
+        )),
+        Balance::ConsistentHash if pool.hash_header.is_none() && pool.hash_cookie.is_none() => {
+            errors.push(FieldError::new(
+                path("hash_header"),
+                "consistent_hash needs hash_header or hash_cookie",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(check) = &pool.health_check {
+        if !check.path.starts_with('/') {
+            errors.push(FieldError::new(
+                path("health_check.path"),
+                format!("must start with `/`, got `{}`", check.path),
+            ));
+        }
+        if check.interval.is_zero() {
+            errors.push(FieldError::new(
+                path("health_check.interval"),
+                "must be > 0, got 0s",
+            ));
+        }
+        if check.timeout.is_zero() {
+            errors.push(FieldError::new(
+                path("health_check.timeout"),
+                "must be > 0, got 0s",
+            ));
+        }
+        if check.unhealthy_threshold == 0 {
+            errors.push(FieldError::new(
+                path("health_check.unhealthy_threshold"),
+                "must be > 0, got 0",
+            ));
+        }
+        if check.healthy_threshold == 0 {
+            errors.push(FieldError::new(
+                path("health_check.healthy_threshold"),
+                "must be > 0, got 0",
+            ));
+        }
+        for (index, status) in check.expected_statuses.iter().enumerate() {
+            if !(100..=599).contains(status) {
+                errors.push(FieldError::new(
+                    path(&format!("health_check.expected_statuses.{index}")),
+                    format!("`{status}` is not an HTTP status"),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! # modular-reverseproxy
+//!
+//! The `reverseproxy` module: routes requests by path prefix, host and method to named pools
+//! of backends, balanced round robin, weighted, by fewest requests in flight or by a
+//! consistent hash of a header or cookie; backends are health-checked actively (with
+//! hysteresis) and passively (outlier ejection), each behind a circuit breaker that really
+//! half-opens. Idempotent requests without a body are retried on connect errors and
+//! configured statuses to another backend, within a retry budget. Bodies stream both ways
+//! (nothing is buffered); `Upgrade` (WebSocket) connections are spliced through. The whole
+//! table reloads live: built aside, swapped in one `ArcSwap` store.
+//!
+//! It serves through the router module: the module contributes one catch-all route per
+//! distinct prefix to the core [`RouteRegistry`](modular_core::http::RouteRegistry), and the
+//! handler routes with the live table.
+//!
+//! ```yaml
+//! reverseproxy:
+//!   retry_budget: 0.2
+//!   routes:
+//!     - match: { prefix: /api/, host: api.test, methods: [GET, POST] }
+//!       pool: api
+//!       strip_prefix: true        # /api/users goes out as /users (or `rewrite: /v2/`)
+//!       timeout: 5s               # until the response headers, retries included
+//!       retries: 2
+//!       retry_on: [502, 503, 504]
+//!       add_headers: { x-gateway: modular }
+//!       remove_headers: [x-internal]
+//!   pools:
+//!     api:
+//!       balance: round_robin      # weighted | least_outstanding | consistent_hash
+//!       # hash_header: x-user     # or hash_cookie: session, for consistent_hash
+//!       protocol: http1           # or h2c
+//!       backends:
+//!         - { url: "http://127.0.0.1:9001", weight: 2 }
+//!         - { url: "http://127.0.0.1:9002" }
+//!       health_check:
+//!         { path: /health, interval: 5s, jitter: 500ms, timeout: 1s,
+//!           expected_statuses: [200], unhealthy_threshold: 3, healthy_threshold: 2 }
+//!       outlier: { consecutive_failures: 5, base_ejection: 10s, max_ejection: 5m }
+//!       breaker: { failures: 3, open_for: 5s }
+//!       optional: false
+//! ```
+//!
+//! ## Dynamic fields
+//!
+//! Every field is dynamic (see [`ReverseProxyConfig`]). A reload builds the new table aside:
+//! a backend whose pool and URL stay keeps its health, breaker and counters; a new backend
+//! starts up; a removed one gets no new request and is dropped when its last request ends.
+//! Requests already running finish on the table and backend they started on. A reload
+//! with a route to an unknown pool, a backend URL without scheme or host, a weight of 0, a
+//! duplicate route match or an unknown balancing mode is rejected with its path, and the
+//! running table stays.
+//!
+//! ## Health
+//!
+//! One report per pool, component `pool.<name>`: `healthy` when every backend takes
+//! requests, `degraded` when some are down, ejected or open, `unhealthy` when none is (an
+//! `optional` pool is `degraded` at worst). Details per backend: `state`, `breaker`,
+//! `last_check`, `last_error`, `outstanding`, `requests`, `ejections`. The registration's
+//! optionality is `reverseproxy.health.optional`.
+//!
+//! ## Events
+//!
+//! `com.modular.reverseproxy.backend.up`, `.backend.down` (active checks, with `pool` and
+//! `backend`), `.backend.ejected` (outlier detection, with `ejected_ms`), and
+//! `.table.reloaded` (with `version` and `fields`).
+//!
+//! ## Metrics
+//!
+//! `modular_reverseproxy_requests_total` (route, pool, backend, status class),
+//! `modular_reverseproxy_upstream_duration_seconds` (pool),
+//! `modular_reverseproxy_retries_total` and `_retries_denied_total` (route),
+//! `modular_reverseproxy_breaker_state`, `_backend_up` and `_active_requests` (pool, backend).
+//!
+//! ## Features
+//!
+//! None. Backends speak HTTP/1.1 or h2c; TLS to backends is not implemented yet.
+
+mod backend;
+mod budget;
+mod checker;
+pub mod config;
+mod error;
+mod metrics;
+mod module;
+mod proxy;
+mod table;
+
+pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
+pub use budget::RetryBudget;
+pub use config::{
+    BackendConfig, Balance, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig, Protocol,
+    ReverseProxyConfig, RouteConfig, RouteMatch,
+};
+pub use error::ReverseProxyError;
+pub use module::ReverseProxyModule;
+pub use proxy::Proxy;
+pub use table::{Pool, Route, Table};

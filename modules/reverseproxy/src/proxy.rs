@@ -1,0 +1,420 @@
+//! [`Proxy`]: forwards a request to a backend of its route's pool and streams the answer
+//! back; retries, the retry budget, forwarding headers and upgrades live here.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::time::Instant;
+
+use crate::backend::{Backend, Outcome, Transition};
+use crate::config::Protocol;
+use crate::metrics as m;
+use crate::table::{Pool, Route, Table};
+
+/// Emits a module event (`noun.verb`, data).
+pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
+
+/// The live proxy: the current table and the clients, shared by every request.
+pub struct Proxy {
+    pub(crate) table: ArcSwap<Table>,
+    http1: Client<HttpConnector, Body>,
+    h2c: Client<HttpConnector, Body>,
+    budget: crate::budget::RetryBudget,
+    pub(crate) emit: Emit,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("table", &self.table.load())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Headers that belong to one connection (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+impl Proxy {
+    /// A proxy over `table`, emitting events through `emit`.
+    pub fn new(table: Table, emit: Emit) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let http1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(connector.clone());
+        let h2c = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Self {
+            table: ArcSwap::from_pointee(table),
+            http1,
+            h2c,
+            budget: crate::budget::RetryBudget::new(),
+            emit,
+        }
+    }
+
+    /// The table requests are routed with now.
+    pub fn table(&self) -> Arc<Table> {
+        self.table.load_full()
+    }
+
+    /// Forwards one request.
+    pub async fn handle(self: Arc<Self>, mut request: Request<Body>) -> Response {
+        let table = self.table.load_full();
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        let Some(route) = table.route(request.method(), host.as_deref(), request.uri().path())
+        else {
+            return (StatusCode::NOT_FOUND, "no route\n").into_response();
+        };
+        let started = Instant::now();
+        self.budget.record_request(started);
+        let upgrade = is_upgrade(request.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        let path_and_query = {
+            let path = route.upstream_path(parts.uri.path());
+            match parts.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.into_owned(),
+            }
+        };
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        prepare_headers(&mut parts.headers, route, host.as_deref(), upgrade, peer);
+        let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
+        let attempts = if replayable { 1 + route.retries } else { 1 };
+        let pool = &route.pool;
+        let mut body = Some(body);
+        let mut tried: Vec<usize> = Vec::new();
+        let deadline = started + route.timeout;
+        let mut last_error = "no healthy backend".to_owned();
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                if !self.budget.try_retry(Instant::now(), table.retry_budget) {
+                    metrics::counter!(m::RETRIES_DENIED, "route" => route.label.clone())
+                        .increment(1);
+                    break;
+                }
+                metrics::counter!(m::RETRIES, "route" => route.label.clone()).increment(1);
+            }
+            let now = Instant::now();
+            let Some(index) = pool.choose(&parts.headers, &tried, now) else {
+                break;
+            };
+            tried.push(index);
+            let backend = Arc::clone(&pool.backends[index]);
+            let uri = match Uri::builder()
+                .scheme("http")
+                .authority(backend.authority.clone())
+                .path_and_query(path_and_query.as_str())
+                .build()
+            {
+                Ok(uri) => uri,
+                Err(error) => {
+                    return (StatusCode::BAD_REQUEST, format!("bad path: {error}\n"))
+                        .into_response();
+                }
+            };
+            let mut upstream = Request::new(body.take().unwrap_or_else(Body::empty));
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri;
+            *upstream.headers_mut() = parts.headers.clone();
+            if pool.protocol == Protocol::H2c {
+                *upstream.version_mut() = http::Version::HTTP_2;
+                upstream.headers_mut().remove(header::HOST);
+            }
+            let guard = Outstanding::new(&backend);
+            backend.requests.fetch_add(1, Ordering::Relaxed);
+            let client = match pool.protocol {
+                Protocol::Http1 => &self.http1,
+                Protocol::H2c => &self.h2c,
+            };
+            let sent = tokio::time::timeout_at(deadline, client.request(upstream)).await;
+            let now = Instant::now();
+            metrics::histogram!(m::UPSTREAM_SECONDS, "pool" => pool.name.clone())
+                .record(now.duration_since(started).as_secs_f64());
+            match sent {
+                Ok(Ok(mut response)) => {
+                    let status = response.status();
+                    let outcome = if status.is_server_error() {
+                        Outcome::ServerError
+                    } else {
+                        Outcome::Success
+                    };
+                    self.record(pool, &backend, outcome, now);
+                    if attempt + 1 < attempts && route.retry_on.contains(&status.as_u16()) {
+                        last_error = format!("backend {} answered {status}", backend.label());
+                        continue;
+                    }
+                    count(route, pool, &backend, status);
+                    if status == StatusCode::SWITCHING_PROTOCOLS
+                        && let Some(client_upgrade) = client_upgrade
+                    {
+                        let upstream_upgrade = hyper::upgrade::on(&mut response);
+                        tokio::spawn(splice(client_upgrade, upstream_upgrade));
+                        let (mut parts, _) = response.into_parts();
+                        strip_response_headers(&mut parts.headers, true);
+                        return Response::from_parts(parts, Body::empty());
+                    }
+                    let (mut parts, incoming) = response.into_parts();
+                    strip_response_headers(&mut parts.headers, false);
+                    let body = Body::new(Streamed {
+                        inner: incoming,
+                        _guard: guard,
+                    });
+                    return Response::from_parts(parts, body);
+                }
+                Ok(Err(error)) => {
+                    self.record(pool, &backend, Outcome::Failure, now);
+                    last_error = format!("backend {} failed: {error}", backend.label());
+                    tracing::debug!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), %error, "upstream request failed");
+                    if !error.is_connect() && !replayable {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    self.record(pool, &backend, Outcome::Failure, now);
+                    metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => backend.label().to_owned(), "status" => "timeout").increment(1);
+                    return (
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!(
+                            "backend {} did not answer within {:?}\n",
+                            backend.label(),
+                            route.timeout
+                        ),
+                    )
+                        .into_response();
+                }
+            }
+        }
+        if tried.is_empty() {
+            let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
+            metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => "none", "status" => "5xx").increment(1);
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("pool `{}` has no healthy backend\n", pool.name),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return response;
+        }
+        metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => "none", "status" => "5xx").increment(1);
+        (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
+    }
+
+    fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
+        let transition = backend.record(outcome, &pool.outlier, &pool.breaker, now);
+        match transition {
+            Some(Transition::Ejected(length)) => {
+                tracing::warn!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), seconds = length.as_secs_f64(), "backend ejected");
+                (self.emit)(
+                    "backend.ejected",
+                    serde_json::json!({
+                        "pool": pool.name,
+                        "backend": backend.label(),
+                        "ejected_ms": u64::try_from(length.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                );
+            }
+            Some(Transition::BreakerOpened) => {
+                tracing::warn!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), "backend breaker opened");
+            }
+            _ => {}
+        }
+        metrics::gauge!(m::BREAKER_STATE, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
+            .set(backend.breaker_gauge());
+    }
+}
+
+fn count(route: &Route, pool: &Pool, backend: &Backend, status: StatusCode) {
+    let class = match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => backend.label().to_owned(), "status" => class).increment(1);
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers (and those `Connection` names), applies the route's header
+/// changes, and adds `X-Forwarded-*` and `Forwarded`.
+fn prepare_headers(
+    headers: &mut HeaderMap,
+    route: &Route,
+    host: Option<&str>,
+    upgrade: bool,
+    peer: Option<std::net::IpAddr>,
+) {
+    remove_hop_by_hop(headers);
+    if !upgrade {
+        headers.remove(header::UPGRADE);
+    } else {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    for name in &route.remove_headers {
+        headers.remove(name);
+    }
+    for (name, value) in &route.add_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let Some(host) = host
+        && let Ok(value) = HeaderValue::from_str(host)
+    {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    let xff = HeaderName::from_static("x-forwarded-for");
+    let mut forwarded = String::new();
+    if let Some(peer) = peer {
+        let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
+            Some(before) => format!("{before}, {peer}"),
+            None => peer.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&chain) {
+            headers.insert(xff, value);
+        }
+        match peer {
+            std::net::IpAddr::V4(ip) => forwarded.push_str(&format!("for={ip};")),
+            std::net::IpAddr::V6(ip) => forwarded.push_str(&format!("for=\"[{ip}]\";")),
+        }
+    }
+    forwarded.push_str("proto=http");
+    if let Some(host) = host {
+        forwarded.push_str(&format!(";host=\"{host}\""));
+    }
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        headers.append(header::FORWARDED, value);
+    }
+}
+
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .filter(|n| n != header::UPGRADE)
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+fn strip_response_headers(headers: &mut HeaderMap, upgrade: bool) {
+    let keep_connection = upgrade.then(|| headers.get(header::CONNECTION).cloned());
+    remove_hop_by_hop(headers);
+    if let Some(Some(connection)) = keep_connection {
+        headers.insert(header::CONNECTION, connection);
+    } else if !upgrade {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (Ok(client), Ok(upstream)) = (client.await, upstream.await) else {
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+}
+
+/// Counts a request in flight on its backend until its response body is gone.
+struct Outstanding(Arc<Backend>);
+
+impl Outstanding {
+    fn new(backend: &Arc<Backend>) -> Self {
+        backend.outstanding.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(backend))
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The backend's response body, streamed frame by frame to the client.
+struct Streamed {
+    inner: Incoming,
+    _guard: Outstanding,
+}
+
+impl HttpBody for Streamed {
+    type Data = axum::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
