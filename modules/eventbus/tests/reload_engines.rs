@@ -170,7 +170,12 @@ async fn a_concurrency_reload_resizes_the_handler_pool() {
     for i in 0..8 {
         h.bus.publish_data("work.x", "t", &i).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One handler holds the gate; with concurrency 1 no second one may start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while running.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no handler started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(peak.load(Ordering::SeqCst), 1);
     let outcome = h
         .app
@@ -178,7 +183,16 @@ async fn a_concurrency_reload_resizes_the_handler_pool() {
         .await
         .unwrap();
     assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The pool grows to four: wait for it (bounded), not for a fixed time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while peak.load(Ordering::SeqCst) < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pool never ran 4 handlers at once (peak {})",
+            peak.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(peak.load(Ordering::SeqCst), 4);
     gate.add_permits(100);
     h.stop().await;

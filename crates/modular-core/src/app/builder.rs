@@ -177,7 +177,7 @@ impl ApplicationBuilder {
     /// key paths and sources), and so must every reload candidate (else the reload is
     /// rejected in step 2, like a type error, and the running config stays). A module that
     /// needs a service for its check (the jsonschema module's schemas, say) attaches it in
-    /// `init` through [`InitContext::config_store`](crate::InitContext::config_store) instead.
+    /// `init` through [`ModuleContext::config_store`](crate::ModuleContext::config_store) instead.
     ///
     /// ```
     /// # async fn demo() -> Result<(), modular_core::Error> {
