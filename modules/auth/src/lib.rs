@@ -92,6 +92,7 @@ mod keys;
 mod login;
 pub mod metrics;
 mod module;
+mod oidc;
 mod passwords;
 mod service;
 mod sessions;
@@ -99,7 +100,8 @@ mod store;
 mod tokens;
 
 pub use config::{
-    AuthConfig, CookieConfig, KeyConfig, PasswordConfig, SessionConfig, StoreKind, ThrottleConfig,
+    AuthConfig, CookieConfig, KeyConfig, OidcConfig, OidcProviderConfig, PasswordConfig,
+    SessionConfig, StoreKind, ThrottleConfig,
 };
 pub use error::{AuthError, TokenError};
 pub use http::{
@@ -109,6 +111,7 @@ pub use http::{
 pub use keys::{ALGORITHMS, KeyRing};
 pub use login::{LoginAttempt, LoginSuccess};
 pub use module::AuthModule;
+pub use oidc::{OIDC_CALLBACK_PATH, OIDC_LOGIN_PATH, OidcError, OidcLogin, OidcRedirect};
 pub use passwords::PasswordCheck;
 pub use service::Auth;
 pub use sessions::Session;
