@@ -146,7 +146,7 @@ impl AuthHealth {
             ),
         };
         let age = cache.fetched_at.map(|at| at.elapsed().as_secs());
-        HealthReport::new("auth", &format!("oidc.{}", provider.name), status)
+        HealthReport::new("auth", format!("oidc.{}", provider.name), status)
             .with_message(message)
             .with_detail("issuer", provider.config.issuer.clone())
             .with_detail("kids", json!(kids))
