@@ -68,6 +68,8 @@ struct IssuerState {
     codes: Mutex<HashMap<String, Code>>,
     secret: Mutex<String>,
     wrong_nonce: AtomicBool,
+    /// Merged into the ID token's claims.
+    patch: Mutex<Value>,
     jwks_fetches: AtomicUsize,
 }
 
@@ -92,6 +94,7 @@ impl Issuer {
             codes: Mutex::new(HashMap::new()),
             secret: Mutex::new(CLIENT_SECRET.to_owned()),
             wrong_nonce: AtomicBool::new(false),
+            patch: Mutex::new(json!({})),
             jwks_fetches: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
@@ -212,10 +215,11 @@ async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
         code.nonce
     };
     let now = jsonwebtoken::get_current_timestamp();
-    let claims = json!({
+    let mut claims = json!({
         "iss": s.issuer, "sub": "alice", "aud": CLIENT_ID,
         "iat": now, "exp": now + 300, "nonce": nonce, "email": "alice@example.test",
     });
+    merge(&mut claims, s.patch.lock().unwrap().clone());
     let signing = s.signing.lock().unwrap();
     let mut header = Header::new(signing.alg);
     header.kid = Some(signing.kid.clone());
@@ -430,6 +434,31 @@ async fn an_id_token_with_another_nonce_is_rejected() {
         "the ID token's nonce does not match the login"
     );
     assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn id_tokens_with_another_audience_or_issuer_or_expired_are_rejected() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    let now = jsonwebtoken::get_current_timestamp();
+    for (patch, expected) in [
+        (json!({ "aud": "someone-else" }), "InvalidAudience"),
+        (json!({ "iss": "http://evil.test" }), "InvalidIssuer"),
+        (json!({ "exp": now - 3600 }), "ExpiredSignature"),
+    ] {
+        *issuer.state.patch.lock().unwrap() = patch.clone();
+        let (status, body, cookies) = full_login(&site).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the ID token is invalid"),
+            "{patch}: {error}"
+        );
+        assert!(error.contains(expected), "{patch}: {error}");
+        assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    }
+    *issuer.state.patch.lock().unwrap() = json!({});
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
     app.stop().await.unwrap();
 }
 
@@ -650,5 +679,49 @@ async fn providers_are_added_changed_and_removed_by_reload() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_module_serves_the_login_routes_through_the_router_and_http_server() {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let mut provider = provider_json(&issuer, "127.0.0.1:1".parse().unwrap(), CLIENT_SECRET);
+    // The server's port is known only after start: the browser's redirect is re-pointed.
+    provider["redirect_url"] = json!("http://app.test/auth/oidc/test/callback");
+    let mut app = builder(section(json!({ "auth": {
+        "sessions": { "cookie": { "secure": false } },
+        "oidc": { "providers": { "test": provider } },
+    }, "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" } })))
+    .module(modular_router::RouterModule::new())
+    .module(modular_httpserver::HttpServerModule::new())
+    .build()
+    .await
+    .unwrap();
+    app.start().await.unwrap();
+    let addr = app
+        .services()
+        .require::<modular_httpserver::HttpServerHandle>()
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let site = Site {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let (url, cookie) = authorize_at(&site, "test").await;
+    assert!(
+        url.starts_with("http://app.test/auth/oidc/test/callback?code="),
+        "{url}"
+    );
+    let url = url.replace("http://app.test", &site.base);
+    let (status, body, cookies) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subject"], "test:alice");
+    assert!(cookies.iter().any(|c| c.starts_with("modular_session=")));
     app.stop().await.unwrap();
 }
