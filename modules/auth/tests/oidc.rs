@@ -540,6 +540,37 @@ async fn an_issuer_outage_degrades_health_and_logins_with_cached_keys_still_veri
 }
 
 #[tokio::test]
+async fn the_health_check_refreshes_the_jwks_only_when_older_than_jwks_max_age() {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]["jwks_max_age"] = json!("5m");
+    let (mut app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    let fetches = issuer.fetches();
+    assert_eq!(
+        report(&app, "oidc.test").await.status,
+        HealthStatus::Healthy
+    );
+    assert_eq!(issuer.fetches(), fetches, "fresh: no refresh");
+    // Past jwks_max_age (paused clock moved, then running again for the real sockets).
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(301)).await;
+    tokio::time::resume();
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(issuer.fetches(), fetches + 1, "stale: refreshed once");
+    assert_eq!(
+        report(&app, "oidc.test").await.status,
+        HealthStatus::Healthy
+    );
+    assert_eq!(issuer.fetches(), fetches + 1, "fresh again");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_provider_whose_issuer_is_down_from_the_start_is_unhealthy() {
     modular_testkit::install_crypto_provider();
     let down = modular_testkit::RefusedPort::new();
