@@ -370,6 +370,7 @@ async fn setup() -> (Issuer, Application, Auth, Site) {
 async fn the_full_login_flow_creates_a_session_from_a_verified_id_token() {
     let (_issuer, mut app, auth, site) = setup().await;
     assert_eq!(auth.oidc_providers(), vec!["test".to_owned()]);
+    let mut events = subscribe(&app);
     let (status, body, cookies) = full_login(&site).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["subject"], "test:alice");
@@ -392,6 +393,11 @@ async fn the_full_login_flow_creates_a_session_from_a_verified_id_token() {
             .iter()
             .any(|c| c.starts_with("modular_session_oidc_state=;") && c.contains("Max-Age=0")),
         "{cookies:?}"
+    );
+    let event = next_event(&mut events, "com.modular.auth.login.succeeded").await;
+    assert_eq!(
+        event,
+        json!({ "account": "test:alice", "method": "oidc", "provider": "test" })
     );
     let health = report(&app, "oidc.test").await;
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
