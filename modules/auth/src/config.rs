@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `sessions.store` | no | `memory` (default) or `shared` (the registry's key-value service, for example the cache module's Redis); chosen at start |
 /// | `sessions.*` (others) | yes | idle and absolute lifetimes, cookie settings |
 /// | `admin_roles`, `health_details_roles` | yes | roles granting `/admin/*` and health details through the access policy |
+/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `redirect_url`, `scopes`, `jwks_max_age`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options |
 ///
 /// Every dynamic field is applied by building the whole new state aside (the key ring reads
@@ -88,6 +89,9 @@ pub struct AuthConfig {
     /// Roles that grant health details.
     #[config(dynamic)]
     pub health_details_roles: Vec<String>,
+    /// OIDC / OAuth2 login providers.
+    #[config(dynamic)]
+    pub oidc: OidcConfig,
     /// Health registration.
     #[config(nested)]
     pub health: ProviderConfig,
@@ -109,6 +113,7 @@ impl Default for AuthConfig {
             sessions: SessionConfig::default(),
             admin_roles: Vec::new(),
             health_details_roles: Vec::new(),
+            oidc: OidcConfig::default(),
             health: ProviderConfig::default(),
         }
     }
@@ -272,6 +277,59 @@ impl Default for CookieConfig {
     }
 }
 
+/// `auth.oidc`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The providers by name (the `{provider}` of `/auth/oidc/{provider}/login`).
+    pub providers: BTreeMap<String, OidcProviderConfig>,
+}
+
+/// One provider of `auth.oidc.providers`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcProviderConfig {
+    /// The issuer URL; discovery is `<issuer>/.well-known/openid-configuration` and the ID
+    /// token's `iss` must equal it.
+    pub issuer: String,
+    /// The client id (required; the ID token's `aud` must contain it).
+    pub client_id: String,
+    /// The client secret (`client_secret_post` at the token endpoint); none for a public
+    /// client, which relies on PKCE alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret<String>>,
+    /// The callback URL registered at the provider (`.../auth/oidc/<name>/callback`).
+    pub redirect_url: String,
+    /// Scopes requested; `openid` is always added.
+    pub scopes: Vec<String>,
+    /// How old the cached JWKS may get before the health check refreshes it (0: at every
+    /// check). A token with an unknown `kid` refreshes it at once.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub jwks_max_age: Duration,
+}
+
+impl Default for OidcProviderConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: None,
+            redirect_url: String::new(),
+            scopes: vec![
+                "openid".to_owned(),
+                "profile".to_owned(),
+                "email".to_owned(),
+            ],
+            jwks_max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && reqwest::Url::parse(url).is_ok_and(|u| u.host().is_some())
+}
+
 impl AuthConfig {
     /// Everything, including that every key parses (PEM files are read): each error with its
     /// path; a secret's value never appears in a message.
@@ -381,6 +439,43 @@ impl AuthConfig {
                 "sessions.cookie.path",
                 format!("must start with /, got \"{}\"", c.path),
             ));
+        }
+        for (name, p) in &self.oidc.providers {
+            let path = |field: &str| format!("oidc.providers.{name}.{field}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+            {
+                errors.push(FieldError::new(
+                    format!("oidc.providers.{name}"),
+                    "a provider name is letters, digits, - and _",
+                ));
+            }
+            if !is_http_url(&p.issuer) {
+                errors.push(FieldError::new(
+                    path("issuer"),
+                    format!("must be an http(s) URL, got \"{}\"", p.issuer),
+                ));
+            }
+            if p.client_id.is_empty() {
+                errors.push(FieldError::new(path("client_id"), "must not be empty"));
+            }
+            if p.client_secret
+                .as_ref()
+                .is_some_and(|s| s.expose().is_empty())
+            {
+                errors.push(FieldError::new(
+                    path("client_secret"),
+                    "must not be empty (leave it out for a public client)",
+                ));
+            }
+            if !is_http_url(&p.redirect_url) {
+                errors.push(FieldError::new(
+                    path("redirect_url"),
+                    format!("must be an http(s) URL, got \"{}\"", p.redirect_url),
+                ));
+            }
         }
         FieldError::collect(errors)
     }

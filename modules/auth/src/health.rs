@@ -29,7 +29,12 @@ pub(crate) struct AuthHealth {
 #[async_trait::async_trait]
 impl HealthProvider for AuthHealth {
     async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
-        Ok(vec![self.keys(), self.sessions().await])
+        let mut reports = vec![self.keys(), self.sessions().await];
+        let providers: Vec<_> = self.auth.state().oidc.values().cloned().collect();
+        for provider in providers {
+            reports.push(self.oidc(&provider).await);
+        }
+        Ok(reports)
     }
 }
 
@@ -80,6 +85,72 @@ impl AuthHealth {
             .with_detail("signing_kid", ring.signing_kid())
             .with_detail("kids", json!(ring.kids()))
             .with_detail("retired", json!(retired))
+    }
+
+    /// Component `oidc.<provider>`: refreshes the JWKS first when it is older than the
+    /// provider's `jwks_max_age` (or was never fetched), within 300 ms; `healthy` when the last
+    /// refresh succeeded, `degraded` when it failed and cached keys are in use, `unhealthy`
+    /// when no key is cached.
+    async fn oidc(&self, provider: &crate::oidc::Provider) -> HealthReport {
+        let stale = {
+            let cache = provider
+                .cache
+                .jwks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            cache
+                .fetched_at
+                .is_none_or(|at| at.elapsed() >= provider.config.jwks_max_age)
+        };
+        if stale {
+            match tokio::time::timeout(STORE_PROBE_TIMEOUT, self.auth.refresh_jwks(provider)).await
+            {
+                Ok(_) => {}
+                Err(_) => {
+                    let mut cache = provider
+                        .cache
+                        .jwks
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    cache.last_error = Some(format!(
+                        "JWKS refresh did not finish within {STORE_PROBE_TIMEOUT:?}"
+                    ));
+                }
+            }
+        }
+        let cache = provider
+            .cache
+            .jwks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let kids: Vec<&str> = cache
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.as_deref())
+            .collect();
+        let (status, message) = match (&cache.last_error, cache.keys.is_empty()) {
+            (_, true) => (
+                HealthStatus::Unhealthy,
+                format!(
+                    "no usable JWKS keys: {}",
+                    cache.last_error.as_deref().unwrap_or("none published")
+                ),
+            ),
+            (Some(error), false) => (
+                HealthStatus::Degraded,
+                format!("{error}; {} cached keys in use", cache.keys.len()),
+            ),
+            (None, false) => (
+                HealthStatus::Healthy,
+                format!("JWKS fresh, {} keys", cache.keys.len()),
+            ),
+        };
+        let age = cache.fetched_at.map(|at| at.elapsed().as_secs());
+        HealthReport::new("auth", format!("oidc.{}", provider.name), status)
+            .with_message(message)
+            .with_detail("issuer", provider.config.issuer.clone())
+            .with_detail("kids", json!(kids))
+            .with_detail("jwks_age_seconds", json!(age))
     }
 
     async fn sessions(&self) -> HealthReport {

@@ -28,6 +28,15 @@
 //!     cookie: { name: sid, secure: true, http_only: true, same_site: lax, path: / }
 //!   admin_roles: [ops]
 //!   health_details_roles: [sre]
+//!   oidc:
+//!     providers:
+//!       corp:
+//!         issuer: https://login.example.com
+//!         client_id: modular-app
+//!         client_secret: "${CORP_CLIENT_SECRET}"
+//!         redirect_url: https://app.example.com/auth/oidc/corp/callback
+//!         scopes: [email]
+//!         jwks_max_age: 5m
 //! ```
 //!
 //! # Dynamic fields
@@ -62,16 +71,33 @@
 //! reaches `/admin/*` (and health details), one in `health_details_roles` health details,
 //! besides the router's admin token.
 //!
+//! # OIDC login
+//!
+//! `GET /auth/oidc/{provider}/login` ([`OIDC_LOGIN_PATH`]) redirects to the provider with
+//! `state`, `nonce` and a PKCE S256 challenge and sets a state cookie;
+//! `GET /auth/oidc/{provider}/callback` ([`OIDC_CALLBACK_PATH`]) checks the state (single
+//! use, bound to the cookie), exchanges the code with the verifier, verifies the ID token
+//! against the provider's JWKS (cached; refreshed once on an unknown `kid`; asymmetric
+//! algorithms only; `iss`, `aud` = `client_id`, `exp`, `nonce`), reads the user info and
+//! creates a session for `<provider>:<sub>`. [`Auth::oidc_begin`] and [`Auth::oidc_finish`]
+//! are the same flow without HTTP; [`OidcError`] says why a login failed. Providers are
+//! dynamic (added, removed, secret rotated; the JWKS cache survives while the issuer
+//! stays). Implemented over reqwest (redirects disabled) and jsonwebtoken, not the
+//! `openidconnect` crate.
+//!
 //! # Health
 //!
 //! Component `keys`: unhealthy when the signing key is past `not_after`; degraded when
 //! another key is, or the signing key expires within 7 days. Component `sessions`: a probe
-//! write/read/delete in the store within 300 ms, unhealthy otherwise.
+//! write/read/delete in the store within 300 ms, unhealthy otherwise. Component
+//! `oidc.<provider>`: the JWKS is refreshed when older than `jwks_max_age`; healthy when the
+//! last refresh succeeded, degraded when it failed and cached keys are in use, unhealthy when
+//! no key is cached.
 //!
 //! # Events
 //!
 //! `com.modular.auth.login.succeeded`, `.login.failed`, `.login.throttled` (account, client,
-//! never the password), `.key.rotated` (previous_kid, kid), `.refresh.reuse_detected`
+//! never the password; OIDC logins carry `method: oidc` and the provider), `.key.rotated` (previous_kid, kid), `.refresh.reuse_detected`
 //! (subject, family), `.session.revoked`.
 //!
 //! # Metrics
@@ -82,7 +108,7 @@
 //! # Features
 //!
 //! None. JWT crypto is aws-lc-rs (jsonwebtoken's `aws_lc_rs`), the workspace's one provider.
-//! OIDC login is not implemented yet.
+//! OIDC uses the workspace's reqwest (rustls) and sha2 for the PKCE challenge.
 
 mod config;
 mod error;
@@ -92,6 +118,7 @@ mod keys;
 mod login;
 pub mod metrics;
 mod module;
+mod oidc;
 mod passwords;
 mod service;
 mod sessions;
@@ -99,7 +126,8 @@ mod store;
 mod tokens;
 
 pub use config::{
-    AuthConfig, CookieConfig, KeyConfig, PasswordConfig, SessionConfig, StoreKind, ThrottleConfig,
+    AuthConfig, CookieConfig, KeyConfig, OidcConfig, OidcProviderConfig, PasswordConfig,
+    SessionConfig, StoreKind, ThrottleConfig,
 };
 pub use error::{AuthError, TokenError};
 pub use http::{
@@ -109,6 +137,7 @@ pub use http::{
 pub use keys::{ALGORITHMS, KeyRing};
 pub use login::{LoginAttempt, LoginSuccess};
 pub use module::AuthModule;
+pub use oidc::{OIDC_CALLBACK_PATH, OIDC_LOGIN_PATH, OidcError, OidcLogin, OidcRedirect};
 pub use passwords::PasswordCheck;
 pub use service::Auth;
 pub use sessions::Session;

@@ -77,8 +77,12 @@ impl Module for AuthModule {
             .register::<dyn AccessPolicy>(Arc::new(RolePolicy::new(auth.clone())));
         RouteRegistry::shared(ctx.services()).add_with_paths(
             NAME,
-            auth.jwks_router(),
-            vec![JWKS_PATH.to_owned()],
+            auth.jwks_router().merge(auth.oidc_router()),
+            vec![
+                JWKS_PATH.to_owned(),
+                crate::oidc::OIDC_LOGIN_PATH.to_owned(),
+                crate::oidc::OIDC_CALLBACK_PATH.to_owned(),
+            ],
         );
         ctx.register_reloadable(Arc::new(AuthReloader {
             auth: auth.clone(),

@@ -19,6 +19,7 @@ pub(crate) struct State {
     pub(crate) config: Arc<AuthConfig>,
     pub(crate) keys: KeyRing,
     pub(crate) hasher: Hasher,
+    pub(crate) oidc: std::collections::BTreeMap<String, Arc<crate::oidc::Provider>>,
 }
 
 impl State {
@@ -29,10 +30,12 @@ impl State {
     ) -> Result<Self, Vec<FieldError>> {
         let keys = KeyRing::build(&config, previous.map(|p| &p.keys))?;
         let hasher = Hasher::new(&config.passwords).map_err(|e| vec![e])?;
+        let oidc = crate::oidc::build_providers(&config.oidc, previous.map(|p| &p.oidc));
         Ok(Self {
             config,
             keys,
             hasher,
+            oidc,
         })
     }
 }
@@ -67,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) store: ArcSwap<StoreHandle>,
     pub(crate) context: Option<ModuleContext>,
     pub(crate) metrics: crate::metrics::Series,
+    /// The client for OIDC issuers (redirects disabled).
+    pub(crate) http: reqwest::Client,
 }
 
 impl fmt::Debug for Auth {
@@ -99,6 +104,7 @@ impl Auth {
                 store: ArcSwap::from_pointee(StoreHandle(store)),
                 context,
                 metrics: crate::metrics::Series::new(),
+                http: crate::oidc::http_client(),
             }),
         })
     }

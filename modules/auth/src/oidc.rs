@@ -1,0 +1,747 @@
+//! OIDC / OAuth2 login: discovery, the authorization-code flow with PKCE (S256), state and
+//! nonce, ID-token verification against the provider's JWKS (cached, refreshed on an unknown
+//! `kid`), user info, and the two routes `GET /auth/oidc/{provider}/login` and
+//! `GET /auth/oidc/{provider}/callback`.
+//!
+//! Implemented over the workspace's reqwest client (redirects disabled) and jsonwebtoken,
+//! not the `openidconnect` crate (see `docs/auth.md`, "OIDC login").
+//!
+//! A login stores its pending state (provider, nonce, PKCE verifier) in the key-value store
+//! under `auth:oidc:<state>` for 10 minutes; the callback takes it out (single use) and also
+//! requires the state cookie set by the login redirect to match, so a callback URL replayed
+//! or forged in another browser is refused.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+use crate::config::OidcProviderConfig;
+use crate::service::Auth;
+use crate::sessions::Session;
+
+/// How long a started login may take to come back to the callback.
+const PENDING_TTL: Duration = Duration::from_secs(600);
+
+/// Each request to the issuer (discovery, JWKS, token, user info).
+const ISSUER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The login route.
+pub const OIDC_LOGIN_PATH: &str = "/auth/oidc/{provider}/login";
+/// The callback route.
+pub const OIDC_CALLBACK_PATH: &str = "/auth/oidc/{provider}/callback";
+
+/// Algorithms accepted on ID tokens (asymmetric only: never `none`, never HMAC).
+const ID_TOKEN_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Why an OIDC login failed. Never carries a client secret, code, token or verifier.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OidcError {
+    /// No provider by that name is configured.
+    #[error("unknown OIDC provider `{0}`")]
+    UnknownProvider(String),
+    /// The issuer could not be reached or answered badly.
+    #[error("OIDC provider `{provider}`: {message}")]
+    Issuer {
+        /// The provider.
+        provider: String,
+        /// What failed (no secrets).
+        message: String,
+    },
+    /// The callback's `state` is unknown, expired, already used or not this browser's.
+    #[error("the login state is unknown, expired, already used or does not match this browser")]
+    BadState,
+    /// The provider answered the authorization request with an error.
+    #[error("the provider refused the login: {0}")]
+    Refused(String),
+    /// The code exchange failed.
+    #[error("the code exchange failed: {0}")]
+    TokenExchange(String),
+    /// The ID token did not verify.
+    #[error("the ID token is invalid: {0}")]
+    IdToken(String),
+    /// The ID token's nonce is not the one of this login.
+    #[error("the ID token's nonce does not match the login")]
+    BadNonce,
+    /// The session could not be created.
+    #[error(transparent)]
+    Auth(#[from] crate::AuthError),
+}
+
+impl OidcError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownProvider(_) => StatusCode::NOT_FOUND,
+            Self::Issuer { .. } | Self::TokenExchange(_) => StatusCode::BAD_GATEWAY,
+            Self::Auth(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// The discovery document's fields used here.
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+}
+
+/// The provider's cached JWKS and the outcome of its last refresh.
+#[derive(Debug, Default)]
+pub(crate) struct JwksCache {
+    pub(crate) keys: Vec<Jwk>,
+    pub(crate) fetched_at: Option<Instant>,
+    pub(crate) last_error: Option<String>,
+}
+
+/// What survives a reload while the issuer stays: discovery and the JWKS cache.
+#[derive(Debug, Default)]
+pub(crate) struct ProviderCache {
+    discovery: Mutex<Option<Arc<Discovery>>>,
+    pub(crate) jwks: Mutex<JwksCache>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// One configured provider.
+pub(crate) struct Provider {
+    pub(crate) name: String,
+    pub(crate) config: OidcProviderConfig,
+    pub(crate) cache: Arc<ProviderCache>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("issuer", &self.config.issuer)
+            .field("client_id", &self.config.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the providers of a new state; a provider whose issuer is unchanged keeps its
+/// discovery and JWKS cache (a rotated client secret does not drop the keys).
+pub(crate) fn build_providers(
+    config: &crate::config::OidcConfig,
+    previous: Option<&BTreeMap<String, Arc<Provider>>>,
+) -> BTreeMap<String, Arc<Provider>> {
+    config
+        .providers
+        .iter()
+        .map(|(name, p)| {
+            let cache = previous
+                .and_then(|prev| prev.get(name))
+                .filter(|old| old.config.issuer == p.issuer)
+                .map(|old| Arc::clone(&old.cache))
+                .unwrap_or_default();
+            (
+                name.clone(),
+                Arc::new(Provider {
+                    name: name.clone(),
+                    config: p.clone(),
+                    cache,
+                }),
+            )
+        })
+        .collect()
+}
+
+/// The pending state of a started login.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    provider: String,
+    nonce: String,
+    verifier: String,
+}
+
+/// A started login: where to send the browser, and the state to bind to it.
+#[derive(Clone)]
+pub struct OidcRedirect {
+    /// The provider's authorization URL with every parameter.
+    pub url: String,
+    /// The `state` (also set as the state cookie by the login route).
+    pub state: String,
+}
+
+impl fmt::Debug for OidcRedirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcRedirect").finish_non_exhaustive()
+    }
+}
+
+/// A finished login.
+#[derive(Clone, Debug)]
+pub struct OidcLogin {
+    /// The provider.
+    pub provider: String,
+    /// The session's subject: `<provider>:<sub>`.
+    pub subject: String,
+    /// The verified ID token's claims.
+    pub claims: Value,
+    /// The user info answer (when the provider has a user info endpoint).
+    pub userinfo: Option<Value>,
+    /// The session created for the login.
+    pub session: Session,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A PKCE verifier (two UUIDv4s: 244 random bits, 64 characters) and its S256 challenge.
+fn pkce() -> (String, String) {
+    let verifier = format!(
+        "{}{}",
+        crate::tokens::random_id(),
+        crate::tokens::random_id()
+    );
+    let challenge = b64url(&sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// Constant-time equality for state and nonce.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+pub(crate) fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ISSUER_TIMEOUT)
+        .build()
+        .unwrap_or_default()
+}
+
+fn pending_key(state: &str) -> String {
+    format!("auth:oidc:{state}")
+}
+
+impl Auth {
+    /// The configured OIDC provider names.
+    pub fn oidc_providers(&self) -> Vec<String> {
+        self.state().oidc.keys().cloned().collect()
+    }
+
+    pub(crate) fn oidc_provider(&self, name: &str) -> Result<Arc<Provider>, OidcError> {
+        self.state()
+            .oidc
+            .get(name)
+            .cloned()
+            .ok_or_else(|| OidcError::UnknownProvider(name.to_owned()))
+    }
+
+    async fn discovery(&self, provider: &Provider) -> Result<Arc<Discovery>, OidcError> {
+        if let Some(d) = provider.cache.discovery.lock().ok().and_then(|d| d.clone()) {
+            return Ok(d);
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            provider.config.issuer.trim_end_matches('/')
+        );
+        let issuer_error = |message: String| OidcError::Issuer {
+            provider: provider.name.clone(),
+            message,
+        };
+        let response = self
+            .inner
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| issuer_error(format!("discovery failed: {}", e.without_url())))?;
+        if !response.status().is_success() {
+            return Err(issuer_error(format!(
+                "discovery answered {}",
+                response.status()
+            )));
+        }
+        let discovery: Discovery = response
+            .json()
+            .await
+            .map_err(|e| issuer_error(format!("bad discovery document: {}", e.without_url())))?;
+        if discovery.issuer != provider.config.issuer {
+            return Err(issuer_error(format!(
+                "discovery names issuer \"{}\", configured \"{}\"",
+                discovery.issuer, provider.config.issuer
+            )));
+        }
+        let discovery = Arc::new(discovery);
+        if let Ok(mut slot) = provider.cache.discovery.lock() {
+            *slot = Some(Arc::clone(&discovery));
+        }
+        Ok(discovery)
+    }
+
+    /// Fetches the provider's JWKS now (discovery first when not cached). On failure the
+    /// cached keys stay in use and the failure is recorded (health turns degraded); the
+    /// number of keys cached on success.
+    pub async fn oidc_refresh_jwks(&self, provider: &str) -> Result<usize, OidcError> {
+        let provider = self.oidc_provider(provider)?;
+        self.refresh_jwks(&provider).await
+    }
+
+    pub(crate) async fn refresh_jwks(&self, provider: &Provider) -> Result<usize, OidcError> {
+        let _single_flight = provider.cache.refresh.lock().await;
+        let outcome = async {
+            let discovery = self.discovery(provider).await?;
+            let issuer_error = |message: String| OidcError::Issuer {
+                provider: provider.name.clone(),
+                message,
+            };
+            let response = self
+                .inner
+                .http
+                .get(&discovery.jwks_uri)
+                .send()
+                .await
+                .map_err(|e| issuer_error(format!("JWKS fetch failed: {}", e.without_url())))?;
+            if !response.status().is_success() {
+                return Err(issuer_error(format!("JWKS answered {}", response.status())));
+            }
+            let set: JwkSet = response
+                .json()
+                .await
+                .map_err(|e| issuer_error(format!("bad JWKS: {}", e.without_url())))?;
+            Ok(set.keys)
+        }
+        .await;
+        let mut cache = provider
+            .cache
+            .jwks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match outcome {
+            Ok(keys) => {
+                let n = keys.len();
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                cache.last_error = None;
+                tracing::debug!(module = "auth", provider = %provider.name, keys = n, "JWKS refreshed");
+                Ok(n)
+            }
+            Err(e) => {
+                tracing::warn!(module = "auth", provider = %provider.name, error = %e, "JWKS refresh failed; cached keys stay");
+                cache.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    fn cached_key(provider: &Provider, kid: Option<&str>) -> Option<Jwk> {
+        let cache = provider.cache.jwks.lock().ok()?;
+        match kid {
+            Some(kid) => cache
+                .keys
+                .iter()
+                .find(|k| k.common.key_id.as_deref() == Some(kid))
+                .cloned(),
+            None if cache.keys.len() == 1 => cache.keys.first().cloned(),
+            None => None,
+        }
+    }
+
+    /// Starts a login at `provider`: stores state, nonce and PKCE verifier, and answers the
+    /// authorization URL.
+    pub async fn oidc_begin(&self, provider: &str) -> Result<OidcRedirect, OidcError> {
+        let provider = self.oidc_provider(provider)?;
+        let discovery = self.discovery(&provider).await?;
+        let state = crate::tokens::random_id();
+        let nonce = crate::tokens::random_id();
+        let (verifier, challenge) = pkce();
+        let pending = Pending {
+            provider: provider.name.clone(),
+            nonce: nonce.clone(),
+            verifier,
+        };
+        let value = serde_json::to_vec(&pending).map_err(|e| OidcError::IdToken(e.to_string()))?;
+        self.store()
+            .set(&pending_key(&state), &value, Some(PENDING_TTL))
+            .await
+            .map_err(crate::AuthError::from)?;
+        let mut scopes = vec!["openid".to_owned()];
+        scopes.extend(
+            provider
+                .config
+                .scopes
+                .iter()
+                .filter(|s| *s != "openid")
+                .cloned(),
+        );
+        let mut url = reqwest::Url::parse(&discovery.authorization_endpoint).map_err(|e| {
+            OidcError::Issuer {
+                provider: provider.name.clone(),
+                message: format!("bad authorization_endpoint: {e}"),
+            }
+        })?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &provider.config.client_id)
+            .append_pair("redirect_uri", &provider.config.redirect_url)
+            .append_pair("scope", &scopes.join(" "))
+            .append_pair("state", &state)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(OidcRedirect {
+            url: url.to_string(),
+            state,
+        })
+    }
+
+    /// Finishes a login: takes the pending state out (single use; `browser_state` is the
+    /// state cookie and must match), exchanges the code with the PKCE verifier, verifies the
+    /// ID token (JWKS key by `kid`, refreshed once when unknown; `iss`, `aud`, `exp`,
+    /// `nonce`), reads the user info and creates a session for `<provider>:<sub>`.
+    pub async fn oidc_finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        browser_state: Option<&str>,
+    ) -> Result<OidcLogin, OidcError> {
+        let outcome = self
+            .oidc_finish_inner(provider, code, state, browser_state)
+            .await;
+        match &outcome {
+            Ok(login) => {
+                self.inner.metrics.login("succeeded");
+                self.emit(
+                    "login.succeeded",
+                    json!({ "account": login.subject, "method": "oidc", "provider": provider }),
+                );
+            }
+            Err(e) => {
+                self.inner.metrics.login("failed");
+                self.emit(
+                    "login.failed",
+                    json!({ "method": "oidc", "provider": provider, "reason": e.to_string() }),
+                );
+            }
+        }
+        outcome
+    }
+
+    async fn oidc_finish_inner(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        browser_state: Option<&str>,
+    ) -> Result<OidcLogin, OidcError> {
+        let provider = self.oidc_provider(provider)?;
+        if !browser_state.is_some_and(|b| same(b, state)) {
+            return Err(OidcError::BadState);
+        }
+        let store = self.store();
+        let key = pending_key(state);
+        let raw = store
+            .get(&key)
+            .await
+            .map_err(crate::AuthError::from)?
+            .ok_or(OidcError::BadState)?;
+        store.delete(&key).await.map_err(crate::AuthError::from)?;
+        let pending: Pending = serde_json::from_slice(&raw).map_err(|_| OidcError::BadState)?;
+        if pending.provider != provider.name {
+            return Err(OidcError::BadState);
+        }
+        let discovery = self.discovery(&provider).await?;
+
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", provider.config.redirect_url.as_str()),
+            ("code_verifier", pending.verifier.as_str()),
+            ("client_id", provider.config.client_id.as_str()),
+        ];
+        if let Some(secret) = &provider.config.client_secret {
+            form.push(("client_secret", secret.expose().as_str()));
+        }
+        let response = self
+            .inner
+            .http
+            .post(&discovery.token_endpoint)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| OidcError::TokenExchange(e.without_url().to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            let error = response
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default();
+            return Err(OidcError::TokenExchange(format!(
+                "the token endpoint answered {status} {error}"
+            )));
+        }
+        let tokens: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| OidcError::TokenExchange(format!("bad answer: {}", e.without_url())))?;
+        let id_token = tokens
+            .id_token
+            .ok_or_else(|| OidcError::TokenExchange("no id_token in the answer".to_owned()))?;
+        let claims = self
+            .verify_id_token(&provider, &discovery, &id_token)
+            .await?;
+        let nonce = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+        if !same(nonce, &pending.nonce) {
+            return Err(OidcError::BadNonce);
+        }
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| OidcError::IdToken("no `sub` claim".to_owned()))?
+            .to_owned();
+        let userinfo = match (&discovery.userinfo_endpoint, &tokens.access_token) {
+            (Some(endpoint), Some(access)) => {
+                let info: Value = self
+                    .inner
+                    .http
+                    .get(endpoint)
+                    .bearer_auth(access)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                    .map_err(|e| OidcError::Issuer {
+                        provider: provider.name.clone(),
+                        message: format!("user info failed: {}", e.without_url()),
+                    })?
+                    .json()
+                    .await
+                    .map_err(|e| OidcError::Issuer {
+                        provider: provider.name.clone(),
+                        message: format!("bad user info: {}", e.without_url()),
+                    })?;
+                if info.get("sub").and_then(Value::as_str) != Some(sub.as_str()) {
+                    return Err(OidcError::IdToken(
+                        "the user info `sub` differs from the ID token's".to_owned(),
+                    ));
+                }
+                Some(info)
+            }
+            _ => None,
+        };
+        let subject = format!("{}:{sub}", provider.name);
+        let session = self.create_session(&subject, &[], None).await?;
+        Ok(OidcLogin {
+            provider: provider.name.clone(),
+            subject,
+            claims,
+            userinfo,
+            session,
+        })
+    }
+
+    async fn verify_id_token(
+        &self,
+        provider: &Provider,
+        discovery: &Discovery,
+        id_token: &str,
+    ) -> Result<Value, OidcError> {
+        let header =
+            decode_header(id_token).map_err(|_| OidcError::IdToken("malformed".to_owned()))?;
+        if !ID_TOKEN_ALGORITHMS.contains(&header.alg) {
+            return Err(OidcError::IdToken(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header.kid.as_deref();
+        let jwk = match Self::cached_key(provider, kid) {
+            Some(jwk) => jwk,
+            None => {
+                // Unknown kid: the issuer may have rotated; refresh once.
+                let _ = self.refresh_jwks(provider).await;
+                Self::cached_key(provider, kid).ok_or_else(|| {
+                    OidcError::IdToken(format!(
+                        "no key with kid {:?} in the provider's JWKS",
+                        kid.unwrap_or("")
+                    ))
+                })?
+            }
+        };
+        if let Some(alg) = jwk.common.key_algorithm
+            && alg.to_string() != format!("{:?}", header.alg)
+        {
+            return Err(OidcError::IdToken(
+                "the token's algorithm is not its key's".to_owned(),
+            ));
+        }
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|e| OidcError::IdToken(format!("unusable JWK: {e}")))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&discovery.issuer]);
+        validation.set_audience(&[&provider.config.client_id]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.config().leeway.as_secs();
+        decode::<Value>(id_token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| OidcError::IdToken(e.to_string()))
+    }
+
+    fn state_cookie_name(&self) -> String {
+        format!("{}_oidc_state", self.config().sessions.cookie.name)
+    }
+
+    fn state_cookie(&self, value: &str, max_age: u64) -> String {
+        let config = self.config();
+        let mut cookie = format!(
+            "{}={value}; Path=/auth/oidc; Max-Age={max_age}; HttpOnly; SameSite=Lax",
+            self.state_cookie_name()
+        );
+        if config.sessions.cookie.secure {
+            cookie.push_str("; Secure");
+        }
+        cookie
+    }
+
+    fn browser_state(&self, headers: &HeaderMap) -> Option<String> {
+        let name = self.state_cookie_name();
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    }
+
+    /// The router serving `GET /auth/oidc/{provider}/login` (303 to the provider, with the
+    /// state cookie) and `GET /auth/oidc/{provider}/callback` (code exchange; 200 with the
+    /// session cookie and `{subject, provider, claims, userinfo}`, or 4xx/502 with
+    /// `{error}`).
+    pub fn oidc_router(&self) -> axum::Router {
+        let login = self.clone();
+        let callback = self.clone();
+        axum::Router::new()
+            .route(
+                OIDC_LOGIN_PATH,
+                axum::routing::get(move |Path(provider): Path<String>| {
+                    let auth = login.clone();
+                    async move { auth.login_route(&provider).await }
+                }),
+            )
+            .route(
+                OIDC_CALLBACK_PATH,
+                axum::routing::get(
+                    move |Path(provider): Path<String>,
+                          Query(query): Query<BTreeMap<String, String>>,
+                          headers: HeaderMap| {
+                        let auth = callback.clone();
+                        async move { auth.callback_route(&provider, &query, &headers).await }
+                    },
+                ),
+            )
+    }
+
+    async fn login_route(&self, provider: &str) -> Response {
+        match self.oidc_begin(provider).await {
+            Ok(redirect) => {
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                let headers = response.headers_mut();
+                if let Ok(location) = HeaderValue::from_str(&redirect.url) {
+                    headers.insert(header::LOCATION, location);
+                }
+                if let Ok(cookie) = HeaderValue::from_str(
+                    &self.state_cookie(&redirect.state, PENDING_TTL.as_secs()),
+                ) {
+                    headers.append(header::SET_COOKIE, cookie);
+                }
+                response
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn callback_route(
+        &self,
+        provider: &str,
+        query: &BTreeMap<String, String>,
+        headers: &HeaderMap,
+    ) -> Response {
+        if let Some(error) = query.get("error") {
+            return error_response(&OidcError::Refused(error.clone()));
+        }
+        let (Some(code), Some(state)) = (query.get("code"), query.get("state")) else {
+            return error_response(&OidcError::BadState);
+        };
+        let browser = self.browser_state(headers);
+        match self
+            .oidc_finish(provider, code, state, browser.as_deref())
+            .await
+        {
+            Ok(login) => {
+                let mut response = axum::Json(json!({
+                    "subject": login.subject,
+                    "provider": login.provider,
+                    "claims": login.claims,
+                    "userinfo": login.userinfo,
+                }))
+                .into_response();
+                let headers = response.headers_mut();
+                for cookie in [
+                    self.session_cookie(&login.session),
+                    self.state_cookie("", 0),
+                ] {
+                    if let Ok(value) = HeaderValue::from_str(&cookie) {
+                        headers.append(header::SET_COOKIE, value);
+                    }
+                }
+                response
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+fn error_response(error: &OidcError) -> Response {
+    (
+        error.status(),
+        axum::Json(json!({ "error": error.to_string() })),
+    )
+        .into_response()
+}

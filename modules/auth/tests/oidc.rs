@@ -1,0 +1,764 @@
+//! OIDC login against an in-process issuer (axum on 127.0.0.1:0 serving discovery, JWKS,
+//! authorize, token and user info; ID tokens signed with jsonwebtoken): the full flow, a key
+//! rotation at the issuer, an issuer outage through a FaultProxy, bad state and nonce, config
+//! validation and reload of providers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use modular_auth::Auth;
+use modular_core::health::{HealthAggregator, HealthReport, HealthStatus};
+use modular_core::{Application, ReloadStatus};
+use modular_testkit::FaultProxy;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use support::*;
+
+const CLIENT_ID: &str = "modular-app";
+const CLIENT_SECRET: &str = "oidc-client-secret-never-echoed-0123";
+const ROTATED_SECRET: &str = "oidc-rotated-client-secret-4567";
+
+struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+}
+
+fn signing_key(kid: &str, alg: Algorithm, pem: &str) -> (SigningKey, Jwk) {
+    let bytes = std::fs::read(fixture(pem)).unwrap();
+    let key = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&bytes).unwrap(),
+        _ => EncodingKey::from_rsa_pem(&bytes).unwrap(),
+    };
+    let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    (
+        SigningKey {
+            kid: kid.to_owned(),
+            alg,
+            key,
+        },
+        jwk,
+    )
+}
+
+struct Code {
+    nonce: String,
+    challenge: String,
+    redirect_uri: String,
+}
+
+struct IssuerState {
+    issuer: String,
+    jwks_uri: String,
+    signing: Mutex<SigningKey>,
+    published: Mutex<Vec<Jwk>>,
+    codes: Mutex<HashMap<String, Code>>,
+    secret: Mutex<String>,
+    wrong_nonce: AtomicBool,
+    /// Merged into the ID token's claims.
+    patch: Mutex<Value>,
+    jwks_fetches: AtomicUsize,
+}
+
+/// The in-process issuer; its JWKS is served through `proxy` (cut it for an outage).
+struct Issuer {
+    state: Arc<IssuerState>,
+    proxy: FaultProxy,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Issuer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = FaultProxy::start(addr).await.unwrap();
+        let (key, jwk) = signing_key("k1", Algorithm::ES256, "ec.pem");
+        let state = Arc::new(IssuerState {
+            issuer: format!("http://{addr}"),
+            jwks_uri: format!("http://{}/jwks", proxy.addr()),
+            signing: Mutex::new(key),
+            published: Mutex::new(vec![jwk]),
+            codes: Mutex::new(HashMap::new()),
+            secret: Mutex::new(CLIENT_SECRET.to_owned()),
+            wrong_nonce: AtomicBool::new(false),
+            patch: Mutex::new(json!({})),
+            jwks_fetches: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(discovery),
+            )
+            .route("/jwks", axum::routing::get(jwks))
+            .route("/authorize", axum::routing::get(authorize))
+            .route("/token", axum::routing::post(token))
+            .route("/userinfo", axum::routing::get(userinfo))
+            .with_state(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            state,
+            proxy,
+            _server: server,
+        }
+    }
+
+    /// Rotates to an RS256 key `k2`; the JWKS publishes only `k2` afterwards.
+    fn rotate(&self) {
+        let (key, jwk) = signing_key("k2", Algorithm::RS256, "rsa.pem");
+        *self.state.signing.lock().unwrap() = key;
+        *self.state.published.lock().unwrap() = vec![jwk];
+    }
+
+    fn fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+}
+
+async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
+    axum::Json(json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": format!("{}/authorize", s.issuer),
+        "token_endpoint": format!("{}/token", s.issuer),
+        "userinfo_endpoint": format!("{}/userinfo", s.issuer),
+        "jwks_uri": s.jwks_uri,
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256", "RS256"],
+    }))
+    .into_response()
+}
+
+async fn jwks(State(s): State<Arc<IssuerState>>) -> Response {
+    s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    axum::Json(JwkSet {
+        keys: s.published.lock().unwrap().clone(),
+    })
+    .into_response()
+}
+
+async fn authorize(
+    State(s): State<Arc<IssuerState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], CLIENT_ID);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert!(q["scope"].split(' ').any(|s| s == "openid"), "{q:?}");
+    let code = uuid::Uuid::new_v4().simple().to_string();
+    s.codes.lock().unwrap().insert(
+        code.clone(),
+        Code {
+            nonce: q["nonce"].clone(),
+            challenge: q["code_challenge"].clone(),
+            redirect_uri: q["redirect_uri"].clone(),
+        },
+    );
+    Redirect::to(&format!(
+        "{}?code={code}&state={}",
+        q["redirect_uri"], q["state"]
+    ))
+    .into_response()
+}
+
+async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
+    let f: HashMap<String, String> = reqwest::Url::parse(&format!("http://form/?{body}"))
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let bad = |error: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({ "error": error })),
+        )
+            .into_response()
+    };
+    if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || f.get("client_secret") != Some(&*s.secret.lock().unwrap())
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({ "error": "invalid_client" })),
+        )
+            .into_response();
+    }
+    let Some(code) = f
+        .get("code")
+        .and_then(|c| s.codes.lock().unwrap().remove(c))
+    else {
+        return bad("invalid_grant");
+    };
+    let verifier = f.get("code_verifier").cloned().unwrap_or_default();
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if challenge != code.challenge || f.get("redirect_uri") != Some(&code.redirect_uri) {
+        return bad("invalid_grant");
+    }
+    let nonce = if s.wrong_nonce.load(Ordering::SeqCst) {
+        "not-the-login-nonce".to_owned()
+    } else {
+        code.nonce
+    };
+    let now = jsonwebtoken::get_current_timestamp();
+    let mut claims = json!({
+        "iss": s.issuer, "sub": "alice", "aud": CLIENT_ID,
+        "iat": now, "exp": now + 300, "nonce": nonce, "email": "alice@example.test",
+    });
+    merge(&mut claims, s.patch.lock().unwrap().clone());
+    let signing = s.signing.lock().unwrap();
+    let mut header = Header::new(signing.alg);
+    header.kid = Some(signing.kid.clone());
+    let id_token = jsonwebtoken::encode(&header, &claims, &signing.key).unwrap();
+    axum::Json(json!({
+        "access_token": "access-alice", "token_type": "Bearer", "expires_in": 300,
+        "id_token": id_token,
+    }))
+    .into_response()
+}
+
+async fn userinfo(headers: HeaderMap) -> Response {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some("Bearer access-alice")
+    {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    axum::Json(json!({ "sub": "alice", "email": "alice@example.test", "name": "Alice" }))
+        .into_response()
+}
+
+/// The app side: the module's OIDC routes served on their own listener.
+struct Site {
+    base: String,
+    client: reqwest::Client,
+}
+
+async fn site_listener() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+fn serve(listener: tokio::net::TcpListener, auth: &Auth) -> Site {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = auth.oidc_router();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    Site {
+        base,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+fn provider_json(issuer: &Issuer, site: SocketAddr, secret: &str) -> Value {
+    json!({
+        "issuer": issuer.state.issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": secret,
+        "redirect_url": format!("http://{site}/auth/oidc/test/callback"),
+        "scopes": ["email"],
+        "jwks_max_age": "0s",
+    })
+}
+
+fn oidc_section(issuer: &Issuer, site: SocketAddr) -> Value {
+    section(json!({ "auth": {
+        "sessions": { "cookie": { "secure": false } },
+        "oidc": { "providers": { "test": provider_json(issuer, site, CLIENT_SECRET) } },
+    } }))
+}
+
+/// The browser's two steps: the login redirect (303 + state cookie) and the provider's
+/// authorize redirect back; answers the callback URL and the state cookie.
+async fn authorize_at(site: &Site, provider: &str) -> (String, String) {
+    let login = site
+        .client
+        .get(format!("{}/auth/oidc/{provider}/login", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SEE_OTHER);
+    let cookie = login.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.starts_with("modular_session_oidc_state="),
+        "{cookie}"
+    );
+    let authorize = login.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let back = site.client.get(&authorize).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER, "{authorize}");
+    let callback = back.headers()[header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (callback, cookie)
+}
+
+async fn callback(site: &Site, url: &str, cookie: &str) -> (StatusCode, Value, Vec<String>) {
+    let response = site
+        .client
+        .get(url)
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let cookies = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    (status, response.json().await.unwrap(), cookies)
+}
+
+async fn full_login(site: &Site) -> (StatusCode, Value, Vec<String>) {
+    let (url, cookie) = authorize_at(site, "test").await;
+    callback(site, &url, &cookie).await
+}
+
+async fn report(app: &Application, component: &str) -> HealthReport {
+    let health = app.services().require::<HealthAggregator>().unwrap();
+    health
+        .force_refresh()
+        .await
+        .reports
+        .iter()
+        .find(|r| r.module == "auth" && r.component == component)
+        .cloned()
+        .unwrap_or_else(|| panic!("no auth component {component}"))
+}
+
+async fn setup() -> (Issuer, Application, Auth, Site) {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let (app, auth) = started(oidc_section(&issuer, addr)).await;
+    let site = serve(listener, &auth);
+    (issuer, app, auth, site)
+}
+
+#[tokio::test]
+async fn the_full_login_flow_creates_a_session_from_a_verified_id_token() {
+    let (_issuer, mut app, auth, site) = setup().await;
+    assert_eq!(auth.oidc_providers(), vec!["test".to_owned()]);
+    let mut events = subscribe(&app);
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subject"], "test:alice");
+    assert_eq!(body["claims"]["email"], "alice@example.test");
+    assert_eq!(body["userinfo"]["name"], "Alice");
+    let session_cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("modular_session="))
+        .expect("a session cookie");
+    let id = session_cookie
+        .trim_start_matches("modular_session=")
+        .split(';')
+        .next()
+        .unwrap();
+    let session = auth.session(id).await.unwrap().expect("the session exists");
+    assert_eq!(session.subject, "test:alice");
+    // The state cookie is cleared.
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("modular_session_oidc_state=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    let event = next_event(&mut events, "com.modular.auth.login.succeeded").await;
+    assert_eq!(
+        event,
+        json!({ "account": "test:alice", "method": "oidc", "provider": "test" })
+    );
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_or_reused_or_foreign_state_is_rejected() {
+    let (_issuer, mut app, _auth, site) = setup().await;
+    // A state never issued.
+    let (url, cookie) = authorize_at(&site, "test").await;
+    let forged = url.split("&state=").next().unwrap().to_owned() + "&state=forged";
+    let (status, body, _) = callback(&site, &forged, "modular_session_oidc_state=forged").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("state"), "{body}");
+    // The right state without this browser's cookie (a callback replayed elsewhere).
+    let (status, body, _) = callback(&site, &url, "other=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // The real one works once ...
+    let (status, body, _) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // ... and never again.
+    let (status, body, _) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_id_token_with_another_nonce_is_rejected() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    issuer.state.wrong_nonce.store(true, Ordering::SeqCst);
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        body["error"],
+        "the ID token's nonce does not match the login"
+    );
+    assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn id_tokens_with_another_audience_or_issuer_or_expired_are_rejected() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    let now = jsonwebtoken::get_current_timestamp();
+    for (patch, expected) in [
+        (json!({ "aud": "someone-else" }), "InvalidAudience"),
+        (json!({ "iss": "http://evil.test" }), "InvalidIssuer"),
+        (json!({ "exp": now - 3600 }), "ExpiredSignature"),
+    ] {
+        *issuer.state.patch.lock().unwrap() = patch.clone();
+        let (status, body, cookies) = full_login(&site).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the ID token is invalid"),
+            "{patch}: {error}"
+        );
+        assert!(error.contains(expected), "{patch}: {error}");
+        assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    }
+    *issuer.state.patch.lock().unwrap() = json!({});
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_error_and_an_unknown_provider_are_refused() {
+    let (_issuer, mut app, _auth, site) = setup().await;
+    let r = site
+        .client
+        .get(format!("{}/auth/oidc/nope/login", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let (status, body, _) = callback(
+        &site,
+        &format!(
+            "{}/auth/oidc/test/callback?error=access_denied&state=x",
+            site.base
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("access_denied"));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_rotation_at_the_issuer_refreshes_the_jwks_on_the_unknown_kid() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fetches = issuer.fetches();
+    // A second login with the same key uses the cache.
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(issuer.fetches(), fetches, "the cached JWKS was used");
+    issuer.rotate();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.fetches(), fetches + 1, "one refresh for the new kid");
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(health.details["kids"], json!(["k2"]));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_issuer_outage_degrades_health_and_logins_with_cached_keys_still_verify() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(
+        report(&app, "oidc.test").await.status,
+        HealthStatus::Healthy
+    );
+
+    issuer.proxy.cut();
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Degraded, "{health:?}");
+    assert!(
+        health.message.contains("cached keys in use"),
+        "{}",
+        health.message
+    );
+    assert!(!health.message.contains(CLIENT_SECRET));
+    // The ID token's kid is cached: the login verifies without the JWKS endpoint.
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A rotated key cannot be fetched while the JWKS is cut: refused, not accepted.
+    issuer.rotate();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("kid"), "{body}");
+
+    issuer.proxy.restore();
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_health_check_refreshes_the_jwks_only_when_older_than_jwks_max_age() {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]["jwks_max_age"] = json!("5m");
+    let (mut app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    let fetches = issuer.fetches();
+    assert_eq!(
+        report(&app, "oidc.test").await.status,
+        HealthStatus::Healthy
+    );
+    assert_eq!(issuer.fetches(), fetches, "fresh: no refresh");
+    // Past jwks_max_age (paused clock moved, then running again for the real sockets).
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(301)).await;
+    tokio::time::resume();
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(issuer.fetches(), fetches + 1, "stale: refreshed once");
+    assert_eq!(
+        report(&app, "oidc.test").await.status,
+        HealthStatus::Healthy
+    );
+    assert_eq!(issuer.fetches(), fetches + 1, "fresh again");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_whose_issuer_is_down_from_the_start_is_unhealthy() {
+    modular_testkit::install_crypto_provider();
+    let down = modular_testkit::RefusedPort::new();
+    let (mut app, _auth) = started(section(
+        json!({ "auth": { "oidc": { "providers": { "down": {
+        "issuer": format!("http://{}", down.addr()),
+        "client_id": CLIENT_ID,
+        "redirect_url": "http://127.0.0.1:1/auth/oidc/down/callback",
+    } } } } }),
+    ))
+    .await;
+    let health = report(&app, "oidc.down").await;
+    assert_eq!(health.status, HealthStatus::Unhealthy, "{health:?}");
+    assert!(
+        health.message.contains("no usable JWKS keys"),
+        "{}",
+        health.message
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_without_client_id_is_rejected_with_its_path_and_secrets_are_not_echoed() {
+    let error = build_error(builder(section(
+        json!({ "auth": { "oidc": { "providers": { "corp": {
+        "issuer": "https://login.example.com",
+        "client_secret": CLIENT_SECRET,
+        "redirect_url": "not a url",
+    } } } } }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.client_id"),
+        "{error}"
+    );
+    assert!(
+        error.contains("auth.oidc.providers.corp.redirect_url"),
+        "{error}"
+    );
+    assert!(!error.contains(CLIENT_SECRET), "{error}");
+
+    let config: modular_auth::OidcProviderConfig = serde_json::from_value(json!({
+        "issuer": "https://login.example.com", "client_id": "x", "client_secret": CLIENT_SECRET,
+        "redirect_url": "https://app.example.com/cb",
+    }))
+    .unwrap();
+    assert!(!format!("{config:?}").contains(CLIENT_SECRET));
+    assert!(
+        !serde_json::to_string(&config)
+            .unwrap()
+            .contains(CLIENT_SECRET)
+    );
+}
+
+fn write_config(path: &Path, config: &Value) {
+    let aside = path.with_extension("tmp");
+    std::fs::write(&aside, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+    std::fs::rename(aside, path).unwrap();
+}
+
+#[tokio::test]
+async fn providers_are_added_changed_and_removed_by_reload() {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let mut config = section(json!({ "auth": { "sessions": { "cookie": { "secure": false } } } }));
+    write_config(&path, &config);
+    let mut app = modular_testkit::test_builder()
+        .config_file(&path)
+        .module(modular_auth::AuthModule::new())
+        .build()
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    let auth = (*app.services().require::<Auth>().unwrap()).clone();
+    let site = serve(listener, &auth);
+    assert!(auth.oidc_providers().is_empty());
+
+    // Added.
+    merge(
+        &mut config,
+        json!({ "auth": { "oidc": { "providers": { "test": provider_json(&issuer, addr, CLIENT_SECRET) } } } }),
+    );
+    write_config(&path, &config);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    let fetches = issuer.fetches();
+
+    // The issuer rotates the client secret: logins fail until the reload carries it.
+    *issuer.state.secret.lock().unwrap() = ROTATED_SECRET.to_owned();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid_client"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(CLIENT_SECRET));
+    config["auth"]["oidc"]["providers"]["test"]["client_secret"] = json!(ROTATED_SECRET);
+    write_config(&path, &config);
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied);
+    assert!(
+        !serde_json::to_string(&outcome)
+            .unwrap()
+            .contains(ROTATED_SECRET)
+    );
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(
+        issuer.fetches(),
+        fetches,
+        "the JWKS cache survived the secret rotation"
+    );
+
+    // A provider without client id is refused by reload; the running one stays.
+    config["auth"]["oidc"]["providers"]["test"]["client_id"] = json!("");
+    write_config(&path, &config);
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert!(
+        serde_json::to_string(&outcome)
+            .unwrap()
+            .contains("auth.oidc.providers.test.client_id")
+    );
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+
+    // Removed.
+    config["auth"]["oidc"] = json!({ "providers": {} });
+    write_config(&path, &config);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    assert!(auth.oidc_providers().is_empty());
+    let r = site
+        .client
+        .get(format!("{}/auth/oidc/test/login", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_module_serves_the_login_routes_through_the_router_and_http_server() {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let mut provider = provider_json(&issuer, "127.0.0.1:1".parse().unwrap(), CLIENT_SECRET);
+    // The server's port is known only after start: the browser's redirect is re-pointed.
+    provider["redirect_url"] = json!("http://app.test/auth/oidc/test/callback");
+    let mut app = builder(section(json!({ "auth": {
+        "sessions": { "cookie": { "secure": false } },
+        "oidc": { "providers": { "test": provider } },
+    }, "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" } })))
+    .module(modular_router::RouterModule::new())
+    .module(modular_httpserver::HttpServerModule::new())
+    .build()
+    .await
+    .unwrap();
+    app.start().await.unwrap();
+    let addr = app
+        .services()
+        .require::<modular_httpserver::HttpServerHandle>()
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let site = Site {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    };
+    let (url, cookie) = authorize_at(&site, "test").await;
+    assert!(
+        url.starts_with("http://app.test/auth/oidc/test/callback?code="),
+        "{url}"
+    );
+    let url = url.replace("http://app.test", &site.base);
+    let (status, body, cookies) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["subject"], "test:alice");
+    assert!(cookies.iter().any(|c| c.starts_with("modular_session=")));
+    app.stop().await.unwrap();
+}
