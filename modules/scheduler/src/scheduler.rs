@@ -1151,7 +1151,7 @@ impl Scheduler {
             self.release(&name);
             return;
         };
-        let mut permit = Some(permit);
+        let permit = Some(permit);
         // The occurrence key: a manual run is its own occurrence (its start time).
         let key = millis(scheduled_at);
         if let Some(p) = inner.persistence.get() {
@@ -1182,7 +1182,7 @@ impl Scheduler {
                     // holder) and take it over then.
                     let this = self.clone();
                     inner.tasks.spawn(async move {
-                        this.watch_lease(name, scheduled_at, trigger, settings, handler, next)
+                        this.watch_lease(name, scheduled_at, trigger, settings, handler)
                             .await;
                     });
                     return;
@@ -1213,6 +1213,47 @@ impl Scheduler {
             json!({ "job": &*name, "scheduled_at": scheduled_at, "trigger": trigger.as_str(),
                     "lateness_ms": u64::try_from(lateness.as_millis()).unwrap_or(u64::MAX) }),
         );
+        let (outcome, attempt, permit) = self
+            .attempts(
+                &name,
+                scheduled_at,
+                trigger,
+                &settings,
+                &handler,
+                key,
+                permit,
+            )
+            .await;
+        drop(permit);
+        self.record(
+            &name,
+            scheduled_at,
+            key,
+            trigger,
+            &settings,
+            outcome,
+            attempt,
+        )
+        .await;
+    }
+
+    /// Runs the attempts of one occurrence: each under the job's timeout and the lease, panics
+    /// caught, retried with backoff up to `retry.max_attempts` (the worker is released while a
+    /// retry waits). Returns the last outcome, the attempts made, and the worker still held.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempts(
+        &self,
+        name: &Arc<str>,
+        scheduled_at: DateTime<Utc>,
+        trigger: Trigger,
+        settings: &Settings,
+        handler: &Arc<dyn JobHandler>,
+        key: i64,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> (Outcome, u32, Option<OwnedSemaphorePermit>) {
+        let name = Arc::clone(name);
+        let inner = &self.inner;
+        let mut permit = permit;
         let mut attempt = 1;
         let outcome = loop {
             let ctx = JobContext {
@@ -1266,17 +1307,7 @@ impl Scheduler {
             permit = Some(again);
             attempt += 1;
         };
-        drop(permit);
-        self.record(
-            &name,
-            scheduled_at,
-            key,
-            trigger,
-            &settings,
-            outcome,
-            attempt,
-        )
-        .await;
+        (outcome, attempt, permit)
     }
 
     /// Runs `work` while renewing this instance's lease on the occurrence.
@@ -1306,7 +1337,6 @@ impl Scheduler {
         trigger: Trigger,
         settings: Arc<Settings>,
         handler: Arc<dyn JobHandler>,
-        next: Option<DateTime<Utc>>,
     ) {
         let Some(p) = self.inner.persistence.get() else {
             return;
@@ -1336,8 +1366,7 @@ impl Scheduler {
                 Ok(Claim::Done) => return,
                 Ok(Claim::Won | Claim::TakenOver) => {
                     tracing::info!(module = "scheduler", job = %name, scheduled_at = %scheduled_at, "took over a run whose lease expired");
-                    // Give the claim back to `run` by re-dispatching: the row is ours now, so
-                    // its claim finds it held by this instance... run it directly instead.
+                    // The row is ours now: run the occurrence here.
                     {
                         let mut jobs = lock(&self.inner.jobs);
                         if let Some(job) = jobs.get_mut(&*name) {
@@ -1345,7 +1374,7 @@ impl Scheduler {
                         }
                     }
                     self.inner.queued.fetch_add(1, Ordering::Relaxed);
-                    self.run_claimed(name, scheduled_at, trigger, settings, handler, next)
+                    self.run_claimed(name, scheduled_at, trigger, settings, handler)
                         .await;
                     return;
                 }
@@ -1361,12 +1390,7 @@ impl Scheduler {
         trigger: Trigger,
         settings: Arc<Settings>,
         handler: Arc<dyn JobHandler>,
-        next: Option<DateTime<Utc>>,
     ) {
-        // Renew first so a second claim by `run` sees our fresh lease as ours: `claim` on a
-        // row held by this very instance is a takeover only once expired, so mark it
-        // expired for ourselves by running the attempts straight away.
-        let _ = next;
         let inner = &self.inner;
         let permit = tokio::select! {
             permit = Arc::clone(&inner.pool).acquire_owned() => permit.ok(),
@@ -1382,34 +1406,17 @@ impl Scheduler {
             "job.started",
             json!({ "job": &*name, "scheduled_at": scheduled_at, "trigger": trigger.as_str(), "takeover": true }),
         );
-        let mut attempt = 1;
-        let outcome = loop {
-            let ctx = JobContext {
-                name: Arc::clone(&name),
+        let (outcome, attempt, permit) = self
+            .attempts(
+                &name,
                 scheduled_at,
-                attempt,
                 trigger,
-                cancellation: inner.cancel.child_token(),
-            };
-            let work = tokio::time::timeout(
-                settings.timeout,
-                AssertUnwindSafe(handler.call(ctx)).catch_unwind(),
-            );
-            let outcome = match self.with_lease(&name, key, work).await {
-                Ok(Ok(Ok(()))) => Outcome::Completed,
-                Ok(Ok(Err(error))) => Outcome::Failed(error.to_string()),
-                Ok(Err(panic)) => Outcome::Panicked(modular_core::panic_message(&*panic)),
-                Err(_) => Outcome::TimedOut,
-            };
-            if outcome == Outcome::Completed || attempt >= settings.retry.max_attempts {
-                break outcome;
-            }
-            tokio::select! {
-                () = tokio::time::sleep(settings.retry.backoff(attempt)) => {}
-                () = inner.cancel.cancelled() => break outcome,
-            }
-            attempt += 1;
-        };
+                &settings,
+                &handler,
+                key,
+                Some(permit),
+            )
+            .await;
         drop(permit);
         self.record(
             &name,

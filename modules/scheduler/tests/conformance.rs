@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use modular_database::DatabaseModule;
 use modular_scheduler::{JobContext, JobStatus, MisfirePolicy, Scheduler, SchedulerModule};
-use modular_testkit::conformance::{Conformance, Probe, ProbeContext, probe};
+use modular_testkit::conformance::{Conformance, Probe, ProbeContext, health_optional_is, probe};
 use modular_testkit::{FaultProxy, Service};
 use serde_json::json;
 
@@ -148,20 +148,7 @@ async fn the_scheduler_module_passes_the_conformance_kit() {
     .change(
         "health.optional",
         [("scheduler.health.optional", json!(true))],
-        probe(|ctx| async move {
-            let health = ctx
-                .services()
-                .get::<modular_core::health::HealthAggregator>()
-                .ok_or("no aggregator")?;
-            let optional = health
-                .force_refresh()
-                .await
-                .reports
-                .iter()
-                .find(|r| r.module == "scheduler")
-                .map(|r| r.optional);
-            expect("optional", optional, Some(true))
-        }),
+        health_optional_is("scheduler", true),
     )
     .fault(proxy)
     .secret(PASSWORD)
