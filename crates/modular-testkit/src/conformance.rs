@@ -99,6 +99,27 @@ where
     Probe(Arc::new(move |ctx| Box::pin(f(ctx))))
 }
 
+/// A probe that passes when `module`'s health report says `optional: expected`: what every
+/// module's `health.optional` change observes (the aggregator's registration, refreshed).
+pub fn health_optional_is(module: &'static str, expected: bool) -> Probe {
+    probe(move |ctx| async move {
+        let health = ctx
+            .services()
+            .get::<modular_core::health::HealthAggregator>()
+            .ok_or("no health aggregator")?;
+        let optional = health
+            .force_refresh()
+            .await
+            .reports
+            .iter()
+            .find(|r| r.module == module)
+            .map(|r| r.optional);
+        (optional == Some(expected)).then_some(()).ok_or(format!(
+            "{module}: optional is {optional:?}, expected {expected}"
+        ))
+    })
+}
+
 /// A way to take the module's backend away and bring it back.
 pub trait Fault: Send + Sync {
     /// Makes the backend unreachable (or the module's health otherwise fail).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use modular_auth::{Auth, AuthModule};
 use modular_cache::CacheModule;
 use modular_testkit::Service;
-use modular_testkit::conformance::{Conformance, Probe, ProbeContext, probe};
+use modular_testkit::conformance::{Conformance, Probe, ProbeContext, health_optional_is, probe};
 use serde_json::json;
 use support::{SECRET, SECRET2};
 
@@ -163,22 +163,7 @@ async fn the_auth_module_passes_the_conformance_kit() {
     .change(
         "health.optional",
         [("auth.health.optional", json!(true))],
-        probe(|ctx| async move {
-            let health = ctx
-                .services()
-                .get::<modular_core::health::HealthAggregator>()
-                .ok_or("no aggregator")?;
-            let optional = health
-                .force_refresh()
-                .await
-                .reports
-                .iter()
-                .find(|r| r.module == "auth")
-                .map(|r| r.optional);
-            (optional == Some(true))
-                .then_some(())
-                .ok_or(format!("optional is {optional:?}"))
-        }),
+        health_optional_is("auth", true),
     )
     .fault(proxy)
     .secret(SECRET)

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use modular_jsonschema::{JsonSchemaModule, JsonSchemas};
-use modular_testkit::conformance::{Conformance, Probe, ProbeContext, fault_fn, probe};
+use modular_testkit::conformance::{
+    Conformance, Probe, ProbeContext, fault_fn, health_optional_is, probe,
+};
 use serde_json::{Value, json};
 use support::write;
 
@@ -158,22 +160,7 @@ async fn the_jsonschema_module_passes_the_conformance_kit() {
         .change(
             "health.optional",
             [("jsonschema.health.optional", json!(true))],
-            probe(|ctx| async move {
-                let health = ctx
-                    .services()
-                    .get::<modular_core::health::HealthAggregator>()
-                    .ok_or("no aggregator")?;
-                let optional = health
-                    .force_refresh()
-                    .await
-                    .reports
-                    .iter()
-                    .find(|r| r.module == "jsonschema")
-                    .map(|r| r.optional);
-                (optional == Some(true))
-                    .then_some(())
-                    .ok_or(format!("optional is {optional:?}"))
-            }),
+            health_optional_is("jsonschema", true),
         )
         .boxed_fault(fault)
         .secret(SECRET)

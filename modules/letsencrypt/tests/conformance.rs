@@ -17,7 +17,9 @@ use modular_httpserver::HttpServerModule;
 use modular_letsencrypt::{LetsEncrypt, LetsEncryptModule};
 use modular_router::RouterModule;
 use modular_testkit::FaultProxy;
-use modular_testkit::conformance::{Conformance, ProbeContext, fault_fn, probe};
+use modular_testkit::conformance::{
+    Conformance, ProbeContext, fault_fn, health_optional_is, probe,
+};
 use serde_json::json;
 use support::*;
 
@@ -141,22 +143,7 @@ async fn the_letsencrypt_module_passes_the_conformance_kit() {
     .change(
         "health.optional",
         [("letsencrypt.health.optional", json!(true))],
-        probe(|ctx| async move {
-            let health = ctx
-                .services()
-                .get::<modular_core::health::HealthAggregator>()
-                .ok_or("no aggregator")?;
-            let optional = health
-                .force_refresh()
-                .await
-                .reports
-                .iter()
-                .find(|r| r.module == "letsencrypt")
-                .map(|r| r.optional);
-            (optional == Some(true))
-                .then_some(())
-                .ok_or(format!("optional is {optional:?}"))
-        }),
+        health_optional_is("letsencrypt", true),
     )
     .boxed_fault(fault)
     .secret(SECRET)

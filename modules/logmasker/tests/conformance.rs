@@ -7,7 +7,9 @@ mod support;
 use std::sync::Arc;
 
 use modular_logmasker::Masker;
-use modular_testkit::conformance::{Conformance, Probe, ProbeContext, fault_fn, probe};
+use modular_testkit::conformance::{
+    Conformance, Probe, ProbeContext, fault_fn, health_optional_is, probe,
+};
 use serde_json::json;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -113,21 +115,7 @@ async fn the_log_masker_passes_the_conformance_kit() {
     .change(
         "health.optional",
         [("logmasker.health.optional", json!(false))],
-        probe(|ctx| async move {
-            let health = ctx
-                .services()
-                .get::<modular_core::health::HealthAggregator>()
-                .ok_or("no aggregator")?;
-            let answer = health.force_refresh().await;
-            let optional = answer
-                .reports
-                .iter()
-                .find(|r| r.module == "logmasker")
-                .map(|r| r.optional);
-            (optional == Some(false))
-                .then_some(())
-                .ok_or(format!("optional is {optional:?}"))
-        }),
+        health_optional_is("logmasker", false),
     )
     .boxed_fault(fault)
     .run()

@@ -10,7 +10,9 @@ use std::time::Duration;
 use axum::body::Body;
 use modular_reverseproxy::{Proxy, ReverseProxyModule};
 use modular_testkit::FaultProxy;
-use modular_testkit::conformance::{Conformance, Probe, ProbeContext, fault_fn, probe};
+use modular_testkit::conformance::{
+    Conformance, Probe, ProbeContext, fault_fn, health_optional_is, probe,
+};
 use serde_json::json;
 use support::Upstream;
 
@@ -133,21 +135,7 @@ async fn the_reverse_proxy_passes_the_conformance_kit() {
         .change(
             "health.optional",
             [("reverseproxy.health.optional", json!(true))],
-            probe(|ctx| async move {
-                let health = ctx
-                    .services()
-                    .get::<modular_core::health::HealthAggregator>()
-                    .ok_or("no aggregator")?;
-                let answer = health.force_refresh().await;
-                let optional = answer
-                    .reports
-                    .iter()
-                    .find(|r| r.module == "reverseproxy")
-                    .map(|r| r.optional);
-                (optional == Some(true))
-                    .then_some(())
-                    .ok_or(format!("optional is {optional:?}"))
-            }),
+            health_optional_is("reverseproxy", true),
         )
         .secret(SECRET)
         .boxed_fault(fault)
