@@ -4,6 +4,13 @@
 //! parent (`*.example.com` for `a.example.com`). A name nobody holds a certificate for (and
 //! every handshake before the first issuance) gets `None`, which rustls turns into a
 //! handshake failure alert; nothing panics.
+//!
+//! The per-handshake lookup allocates nothing and hashes the name once: the table is one map
+//! of *suffixes*, each slot holding the certificate of that exact name and the certificate of
+//! the wildcard one label below it (`b.test` holds `b.test` and `*.b.test`). The name is
+//! hashed right to left (FNV-1a, ASCII case folded on the fly), so the same pass yields the
+//! hash of the whole name and the hash of its parent (the name with its leftmost label
+//! stripped): one probe for the exact match, a second only when that misses.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,37 +35,65 @@ pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
 /// Name → certificate, as of one moment.
 #[derive(Debug, Default)]
 pub(crate) struct Table {
-    exact: HashMap<String, Arc<CertifiedKey>, Fnv>,
-    /// Keyed by the parent: `example.com` for `*.example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>, Fnv>,
+    /// [`name_hash`] of a suffix → the slots of that hash (one, barring a collision).
+    slots: HashMap<u64, Vec<Slot>, PassThrough>,
+    names: usize,
 }
 
-/// FNV-1a: a few nanoseconds for a host name, where SipHash takes tens. An unkeyed hash is
-/// safe here: the keys are the configured names, and a client's SNI only probes the table,
-/// it never inserts, so no one can fill it with colliding keys.
-type Fnv = std::hash::BuildHasherDefault<FnvHasher>;
-
+/// One suffix: its exact certificate and the wildcard certificate of its children.
 #[derive(Debug)]
-struct FnvHasher(u64);
-
-impl Default for FnvHasher {
-    fn default() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
+struct Slot {
+    /// Lowercase, no wildcard label.
+    name: Box<str>,
+    exact: Option<Arc<CertifiedKey>>,
+    wildcard: Option<Arc<CertifiedKey>>,
 }
 
-impl std::hash::Hasher for FnvHasher {
+/// The keys are already FNV-1a hashes of the names: hashing them again would only cost time.
+/// An unkeyed hash is safe here: the keys are the configured names, and a client's SNI only
+/// probes the table, it never inserts, so no one can fill it with colliding keys.
+type PassThrough = std::hash::BuildHasherDefault<PassThroughHasher>;
+
+#[derive(Debug, Default)]
+struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (the key is a `u64`); fold anything else in for safety.
         for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(FNV_PRIME);
         }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
     }
 
     #[inline]
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// FNV-1a of `name` read right to left, ASCII case folded: the hash of the whole name, and
+/// the hash of the parent with where the parent starts (`None` for a single label).
+#[inline]
+fn name_hash(name: &[u8]) -> (u64, Option<(u64, usize)>) {
+    let mut hash = FNV_OFFSET;
+    let mut parent = None;
+    for (i, byte) in name.iter().enumerate().rev() {
+        if *byte == b'.' {
+            // The last dot seen (the leftmost) wins: the parent is everything after it.
+            parent = Some((hash, i + 1));
+        }
+        hash = (hash ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
+    }
+    (hash, parent)
 }
 
 impl Table {
@@ -69,18 +104,64 @@ impl Table {
         let mut table = Self::default();
         for (names, key) in certificates {
             for name in names {
-                match name.strip_prefix("*.") {
-                    Some(parent) => table.wildcard.insert(parent.to_owned(), Arc::clone(key)),
-                    None => table.exact.insert(name.clone(), Arc::clone(key)),
+                let (suffix, wildcard) = match name.strip_prefix("*.") {
+                    Some(parent) => (parent, true),
+                    None => (name.as_str(), false),
                 };
+                let slot = table.slot_mut(&suffix.to_ascii_lowercase());
+                let held = if wildcard {
+                    &mut slot.wildcard
+                } else {
+                    &mut slot.exact
+                };
+                if held.replace(Arc::clone(key)).is_none() {
+                    table.names += 1;
+                }
             }
         }
         table
     }
 
+    fn slot_mut(&mut self, name: &str) -> &mut Slot {
+        let (hash, _) = name_hash(name.as_bytes());
+        let bucket = self.slots.entry(hash).or_default();
+        let at = match bucket.iter().position(|slot| *slot.name == *name) {
+            Some(at) => at,
+            None => {
+                bucket.push(Slot {
+                    name: name.into(),
+                    exact: None,
+                    wildcard: None,
+                });
+                bucket.len() - 1
+            }
+        };
+        &mut bucket[at]
+    }
+
+    #[inline]
+    fn slot(&self, hash: u64, name: &[u8]) -> Option<&Slot> {
+        self.slots
+            .get(&hash)?
+            .iter()
+            .find(|slot| slot.name.as_bytes().eq_ignore_ascii_case(name))
+    }
+
+    /// The certificate for `name`: exact, then the wildcard one label up.
+    #[inline]
+    fn find(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
+        let name = name.as_bytes();
+        let (hash, parent) = name_hash(name);
+        if let Some(key) = self.slot(hash, name).and_then(|slot| slot.exact.as_ref()) {
+            return Some(key);
+        }
+        let (hash, start) = parent.filter(|(_, start)| *start > 1)?;
+        self.slot(hash, &name[start..])?.wildcard.as_ref()
+    }
+
     /// The names served.
     pub(crate) fn len(&self) -> usize {
-        self.exact.len() + self.wildcard.len()
+        self.names
     }
 }
 
@@ -130,20 +211,8 @@ impl CertificateResolver {
     /// wildcard one label up.
     #[inline]
     pub fn lookup(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
-        let table = self.table.load();
-        if server_name.bytes().any(|b| b.is_ascii_uppercase()) {
-            return lookup_in(&table, &server_name.to_ascii_lowercase());
-        }
-        lookup_in(&table, server_name)
+        self.table.load().find(server_name).cloned()
     }
-}
-
-fn lookup_in(table: &Table, name: &str) -> Option<Arc<CertifiedKey>> {
-    if let Some(key) = table.exact.get(name) {
-        return Some(Arc::clone(key));
-    }
-    let (_, parent) = name.split_once('.')?;
-    table.wildcard.get(parent).cloned()
 }
 
 impl ResolvesServerCert for CertificateResolver {
@@ -196,6 +265,33 @@ mod tests {
         assert!(resolver.lookup("b.test").is_none());
         assert!(resolver.lookup("z.y.b.test").is_none());
         assert!(resolver.lookup("test").is_none());
+        assert!(resolver.lookup("").is_none());
+        assert!(resolver.lookup(".b.test").is_none());
         assert_eq!(resolver.names(), 3);
+    }
+
+    #[test]
+    fn a_name_and_its_wildcard_share_a_slot_and_the_later_certificate_wins() {
+        let (first, second, wild) = (key("b.test"), key("b.test"), key("*.b.test"));
+        let apex = vec!["b.test".to_owned()];
+        let wild_names = vec!["*.B.test".to_owned()];
+        let table = Table::build([
+            (apex.as_slice(), &first),
+            (wild_names.as_slice(), &wild),
+            (apex.as_slice(), &second),
+        ]);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.slots.len(), 1);
+        assert!(Arc::ptr_eq(table.find("B.Test").unwrap(), &second));
+        assert!(Arc::ptr_eq(table.find("x.b.TEST").unwrap(), &wild));
+    }
+
+    #[test]
+    fn the_reversed_hash_of_a_name_carries_its_parents_hash() {
+        let (_, parent) = name_hash(b"www.Example.com");
+        let (parent_hash, start) = parent.unwrap();
+        assert_eq!(start, 4);
+        assert_eq!(name_hash(b"example.com").0, parent_hash);
+        assert_eq!(name_hash(b"localhost").1, None);
     }
 }
