@@ -2,6 +2,8 @@
 //! name looked up in the current table (an `ArcSwap` load, a hash lookup, an `Arc` clone).
 //! - `letsencrypt_resolve/exact`: a name among 20 certificates of 2 names each.
 //! - `letsencrypt_resolve/wildcard`: a name only a `*.` certificate covers (one miss first).
+//! - `letsencrypt_resolve/wildcard_mixed_case`: the same name with capitals (a client may send
+//!   any case; the lookup folds it without allocating).
 //! - `letsencrypt_resolve/raw_hashmap`: a plain `HashMap` get and clone of the same key.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -49,6 +51,9 @@ fn resolve(c: &mut Criterion) {
     });
     group.bench_function("wildcard", |b| {
         b.iter(|| resolver.lookup(black_box("acme.tenants.example.com")))
+    });
+    group.bench_function("wildcard_mixed_case", |b| {
+        b.iter(|| resolver.lookup(black_box("Acme.Tenants.Example.com")))
     });
     group.bench_function("raw_hashmap", |b| {
         b.iter(|| raw.get(black_box("www.app7.example.com")).cloned())

@@ -90,6 +90,21 @@ impl Report {
                 pebble::MANAGEMENT_URL.to_owned(),
             ));
         }
+        let up = |wanted: Backend| {
+            self.rows
+                .iter()
+                .any(|(backend, state)| *backend == wanted && state.is_up())
+        };
+        if up(Backend::Bind9) && up(Backend::PebbleDns) {
+            exports.push((
+                "MODULAR_TEST_PEBBLE_DNS_MANAGEMENT_URL",
+                pebble::DNS_MANAGEMENT_URL.to_owned(),
+            ));
+            exports.push((
+                "MODULAR_TEST_BIND9_TSIG_KEY",
+                pebble::bind9_key().display().to_string(),
+            ));
+        }
         exports
     }
 
@@ -144,6 +159,10 @@ enum Backend {
     ChallTestSrv,
     /// The ACME test CA.
     Pebble,
+    /// The DNS-01 test zone (RFC 2136 updates with a TSIG key).
+    Bind9,
+    /// A second pebble resolving through bind9, for DNS-01.
+    PebbleDns,
 }
 
 #[derive(Debug)]
@@ -175,7 +194,7 @@ struct Launch {
 }
 
 impl Backend {
-    const ALL: [Backend; 8] = [
+    const ALL: [Backend; 10] = [
         Backend::Postgres,
         Backend::MariaDb,
         Backend::Redis,
@@ -184,6 +203,8 @@ impl Backend {
         Backend::Nats,
         Backend::ChallTestSrv,
         Backend::Pebble,
+        Backend::Bind9,
+        Backend::PebbleDns,
     ];
 
     fn name(self) -> &'static str {
@@ -196,6 +217,8 @@ impl Backend {
             Backend::Nats => "NATS",
             Backend::ChallTestSrv => "challtestsrv",
             Backend::Pebble => "pebble",
+            Backend::Bind9 => "bind9",
+            Backend::PebbleDns => "pebble-dns",
         }
     }
 
@@ -209,6 +232,8 @@ impl Backend {
             Backend::Nats => 4222,
             Backend::ChallTestSrv => 8055,
             Backend::Pebble => 14000,
+            Backend::Bind9 => pebble::BIND9_PORT,
+            Backend::PebbleDns => 14001,
         }
     }
 
@@ -221,7 +246,8 @@ impl Backend {
             Backend::RabbitMq => "rabbitmq-server",
             Backend::Mosquitto => "mosquitto",
             Backend::Nats => "nats-server",
-            Backend::ChallTestSrv | Backend::Pebble => "pebble",
+            Backend::ChallTestSrv | Backend::Pebble | Backend::PebbleDns => "pebble",
+            Backend::Bind9 => "bind9",
         }
     }
 
@@ -236,6 +262,8 @@ impl Backend {
             Backend::Nats => "MODULAR_TEST_NATS_URL",
             Backend::ChallTestSrv => "MODULAR_TEST_CHALLTESTSRV_URL",
             Backend::Pebble => "MODULAR_TEST_PEBBLE_URL",
+            Backend::Bind9 => "MODULAR_TEST_BIND9_ADDR",
+            Backend::PebbleDns => "MODULAR_TEST_PEBBLE_DNS_URL",
         }
     }
 
@@ -249,6 +277,8 @@ impl Backend {
             Backend::Nats => "nats://127.0.0.1:4222".to_owned(),
             Backend::ChallTestSrv => pebble::CHALLTESTSRV_URL.to_owned(),
             Backend::Pebble => pebble::DIRECTORY_URL.to_owned(),
+            Backend::Bind9 => pebble::BIND9_SERVER.to_owned(),
+            Backend::PebbleDns => pebble::DNS_DIRECTORY_URL.to_owned(),
         }
     }
 
@@ -366,29 +396,74 @@ impl Backend {
                     ],
                 ))
             }
-            Backend::Pebble => {
+            // In the foreground under start-stop-daemon (which backgrounds it), as the current
+            // user, everything under its runtime directory in /tmp.
+            Backend::Bind9 => {
+                let daemon = find_program("named")?.display().to_string();
+                let program = find_program("start-stop-daemon")?;
+                let config = match pebble::prepare_bind9(&workspace_root()) {
+                    Ok(config) => config.display().to_string(),
+                    Err(error) => {
+                        eprintln!("bind9: {error:#}");
+                        return None;
+                    }
+                };
+                let pidfile = pebble::bind9_dir().join("start.pid").display().to_string();
+                Some(launch(
+                    program,
+                    &[
+                        "--start",
+                        "--background",
+                        "--make-pidfile",
+                        "--pidfile",
+                        &pidfile,
+                        "--exec",
+                        &daemon,
+                        "--",
+                        "-f",
+                        "-4",
+                        "-c",
+                        &config,
+                    ],
+                ))
+            }
+            Backend::Pebble | Backend::PebbleDns => {
+                let (template, dns) = if self == Backend::Pebble {
+                    ("pebble-config.json", pebble::DNS_SERVER)
+                } else {
+                    ("pebble-dns-config.json", pebble::BIND9_SERVER)
+                };
                 let daemon = find_program("pebble")?.display().to_string();
                 let program = find_program("start-stop-daemon")?;
-                let config = match pebble::prepare(&workspace_root()) {
+                let config = match pebble::prepare(&workspace_root(), template) {
                     Ok(config) => config.display().to_string(),
                     Err(error) => {
                         eprintln!("pebble: {error:#}");
                         return None;
                     }
                 };
+                // A pidfile per instance: matched by `--exec` alone, the second pebble would be
+                // taken for the first one already running and not started.
+                let pidfile = pebble::runtime_dir()
+                    .join(template.replace(".json", ".pid"))
+                    .display()
+                    .to_string();
                 let mut launch = launch(
                     program,
                     &[
                         "--start",
                         "--oknodo",
                         "--background",
+                        "--make-pidfile",
+                        "--pidfile",
+                        &pidfile,
                         "--exec",
                         &daemon,
                         "--",
                         "-config",
                         &config,
                         "-dnsserver",
-                        pebble::DNS_SERVER,
+                        dns,
                     ],
                 );
                 // No sleeps before validation, no nonce rejections, a fresh authorization in
@@ -465,7 +540,11 @@ fn install_missing_in_ci() {
     if !in_ci {
         return;
     }
-    let wanted: Vec<&str> = [("pebble", "pebble"), ("openssl", "openssl")]
+    let wanted: Vec<&str> = [
+        ("pebble", "pebble"),
+        ("openssl", "openssl"),
+        ("named", "bind9"),
+    ]
         .into_iter()
         .filter(|(program, _)| find_program(program).is_none())
         .map(|(_, package)| package)
