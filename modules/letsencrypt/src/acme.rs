@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::challenge::{Http01Tokens, TokenGuard};
 use crate::config::{ChallengeType, ExternalAccount, KeyType};
+use crate::dns::{DnsProvider, DnsRecords};
 use crate::error::LetsEncryptError;
 use crate::resolver::CertificateResolver;
 use crate::storage::{Storage, StoredCertificate};
@@ -44,6 +45,8 @@ impl std::fmt::Debug for AcmeClient {
 pub(crate) struct OrderRequest {
     pub(crate) domains: Vec<String>,
     pub(crate) challenge: ChallengeType,
+    /// Where DNS-01 records go (wildcard names, `challenge: dns-01`).
+    pub(crate) dns: Option<Arc<dyn DnsProvider>>,
     pub(crate) key_type: KeyType,
     pub(crate) contacts: Vec<String>,
 }
@@ -165,12 +168,27 @@ impl AcmeClient {
     }
 
     /// Orders a certificate for `request.domains`, answers its challenges, and returns the
-    /// chain with its new key.
+    /// chain with its new key. DNS-01 records are removed again whatever the outcome.
     pub(crate) async fn order(
         &self,
         request: &OrderRequest,
         tokens: &Http01Tokens,
         resolver: &Arc<CertificateResolver>,
+    ) -> Result<StoredCertificate, LetsEncryptError> {
+        let mut records = DnsRecords::new(request.dns.clone());
+        let result = self
+            .run_order(request, tokens, resolver, &mut records)
+            .await;
+        records.clean().await;
+        result
+    }
+
+    async fn run_order(
+        &self,
+        request: &OrderRequest,
+        tokens: &Http01Tokens,
+        resolver: &Arc<CertificateResolver>,
+        records: &mut DnsRecords,
     ) -> Result<StoredCertificate, LetsEncryptError> {
         let account = self.account(&request.contacts).await?;
         let identifiers: Vec<Identifier> = request
@@ -196,21 +214,34 @@ impl AcmeClient {
                     ));
                 }
             }
-            let (kind, label) = match request.challenge {
+            // A wildcard can only be proven in DNS (RFC 8555 §7.1.3).
+            let challenge_type = if authorization.wildcard {
+                ChallengeType::Dns01
+            } else {
+                request.challenge
+            };
+            let (kind, label) = match challenge_type {
                 ChallengeType::Http01 => (AcmeChallenge::Http01, "http-01"),
                 ChallengeType::TlsAlpn01 => (AcmeChallenge::TlsAlpn01, "tls-alpn-01"),
+                ChallengeType::Dns01 => (AcmeChallenge::Dns01, "dns-01"),
             };
             let mut challenge = authorization.challenge(kind).ok_or_else(|| {
                 LetsEncryptError::acme("challenge", format!("the CA offers no {label} challenge"))
             })?;
             let key_authorization = challenge.key_authorization();
-            match request.challenge {
+            match challenge_type {
                 ChallengeType::Http01 => {
                     guard.publish(&challenge.token, key_authorization.as_str());
                 }
                 ChallengeType::TlsAlpn01 => {
                     let name = challenge.identifier().to_string();
                     guard.publish_alpn(&name, key_authorization.digest().as_ref())?;
+                }
+                ChallengeType::Dns01 => {
+                    let name = challenge.identifier().to_string();
+                    records
+                        .publish(&name, &key_authorization.dns_value())
+                        .await?;
                 }
             }
             challenge

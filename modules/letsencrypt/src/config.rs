@@ -24,7 +24,8 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 /// | `resolver_name` | no | the resolver is registered once; httpserver binds it at start |
 /// | `certificates` | yes | an added certificate or domain is ordered at once while the old certificate keeps serving; a removed certificate leaves the resolver |
 /// | `contact_email` | yes | the account's contact is updated at the CA by the next renewal round |
-/// | `challenge` | yes | the next order answers this challenge type |
+/// | `challenge` | yes | the next order answers this challenge type (wildcard names always use dns-01) |
+/// | `dns` | yes | the next order publishes its DNS-01 records through this server and key |
 /// | `key_type` | yes | the next issuance generates this key type |
 /// | `renew_before`, `check_interval`, `retry.*`, `startup_grace` | yes | read by the renewal task at its next round (a reload wakes it) and by the health check |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options are replaced at commit |
@@ -44,6 +45,14 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 ///   certificates:
 ///     web:
 ///       domains: [example.com, www.example.com]
+///     wild:                       # a wildcard name is validated by dns-01
+///       domains: ["*.example.com"]
+///   dns:                          # DNS-01 by RFC 2136 dynamic updates
+///     provider: rfc2136
+///     server: 192.0.2.53:53       # the zone's primary (IP and port)
+///     zone: example.com
+///     tsig: { name: acme-key, algorithm: hmac-sha256, secret: "${TSIG_SECRET}" }
+///     ttl: 60
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
@@ -93,6 +102,10 @@ pub struct LetsEncryptConfig {
     /// Certificate name → what it covers.
     #[config(dynamic, nested)]
     pub certificates: BTreeMap<String, CertificateConfig>,
+    /// Where DNS-01 records are published (needed by wildcard names and `challenge: dns-01`).
+    #[config(dynamic)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsConfig>,
     /// Health registration.
     #[config(nested)]
     pub health: ProviderConfig,
@@ -114,6 +127,7 @@ impl Default for LetsEncryptConfig {
             startup_grace: Duration::from_secs(600),
             resolver_name: None,
             certificates: BTreeMap::new(),
+            dns: None,
             health: ProviderConfig::default(),
         }
     }
@@ -161,6 +175,70 @@ pub struct ExternalAccount {
     pub hmac_key: Secret<String>,
 }
 
+/// `letsencrypt.dns`: the DNS server taking the `_acme-challenge` TXT records.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// The provider (only `rfc2136`).
+    pub provider: DnsProviderKind,
+    /// The zone's primary server, `IP:port`.
+    pub server: String,
+    /// The zone the records go into (the UPDATE's zone section).
+    pub zone: String,
+    /// The key the updates are signed with.
+    pub tsig: TsigConfig,
+    /// The records' TTL in seconds.
+    pub ttl: u32,
+    /// How long one update may take.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            provider: DnsProviderKind::Rfc2136,
+            server: String::new(),
+            zone: String::new(),
+            tsig: TsigConfig::default(),
+            ttl: 60,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `letsencrypt.dns.provider`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsProviderKind {
+    /// Dynamic updates (RFC 2136) signed with TSIG (RFC 8945).
+    #[default]
+    Rfc2136,
+}
+
+/// `letsencrypt.dns.tsig`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsigConfig {
+    /// The key's name, as the server knows it.
+    pub name: String,
+    /// The MAC algorithm.
+    pub algorithm: TsigAlgorithm,
+    /// The key, base64 (as `tsig-keygen` prints it).
+    pub secret: Secret<String>,
+}
+
+/// `letsencrypt.dns.tsig.algorithm`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TsigAlgorithm {
+    /// HMAC-SHA256.
+    #[default]
+    HmacSha256,
+    /// HMAC-SHA512.
+    HmacSha512,
+}
+
 /// `letsencrypt.challenge`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChallengeType {
@@ -173,6 +251,11 @@ pub enum ChallengeType {
     /// (RFC 8737): no port 80 needed; the HTTPS listener must use `tls.source: service`.
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    /// A TXT record at `_acme-challenge.<domain>` published through `letsencrypt.dns`: no
+    /// listener needed, and the only way to a wildcard name (which uses it whatever this
+    /// says).
+    #[serde(rename = "dns-01")]
+    Dns01,
 }
 
 /// `letsencrypt.key_type`.
@@ -232,6 +315,20 @@ impl LetsEncryptConfig {
                 "must be at least retry.initial",
             ));
         }
+        let needs_dns = self.challenge == ChallengeType::Dns01
+            || self
+                .certificates
+                .values()
+                .flat_map(|c| &c.domains)
+                .any(|d| d.starts_with("*."));
+        match &self.dns {
+            None if needs_dns => errors.push(FieldError::new(
+                "dns",
+                "dns-01 (challenge: dns-01, or a wildcard domain) needs a dns provider",
+            )),
+            None => {}
+            Some(dns) => check_dns(dns, &mut errors),
+        }
         for (name, certificate) in &self.certificates {
             if !is_certificate_name(name) {
                 errors.push(FieldError::new(
@@ -273,15 +370,51 @@ fn is_certificate_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// A DNS name a public CA would order: labels of letters, digits and inner hyphens, at most 63
-/// characters each and 253 in all, at least two labels, lowercase. A wildcard needs DNS-01,
-/// which this version does not offer, so `*.` is refused too.
-pub(crate) fn check_domain(domain: &str) -> Result<(), String> {
-    if domain.starts_with("*.") {
-        return Err(format!(
-            "{domain:?}: a wildcard name needs the dns-01 challenge, which is not available"
+fn check_dns(dns: &DnsConfig, errors: &mut Vec<FieldError>) {
+    if dns.server.parse::<std::net::SocketAddr>().is_err() {
+        errors.push(FieldError::new(
+            "dns.server",
+            format!("must be an IP address and port, got {:?}", dns.server),
         ));
     }
+    if let Err(message) = check_domain(&dns.zone) {
+        errors.push(FieldError::new("dns.zone", message));
+    }
+    if dns.tsig.name.is_empty()
+        || dns
+            .tsig
+            .name
+            .split('.')
+            .any(|l| l.is_empty() || l.len() > 63)
+    {
+        errors.push(FieldError::new(
+            "dns.tsig.name",
+            format!("not a key name: {:?}", dns.tsig.name),
+        ));
+    }
+    // The secret itself is never quoted back.
+    if crate::acme::base64url_decode(dns.tsig.secret.expose()).is_none_or(|key| key.is_empty()) {
+        errors.push(FieldError::new(
+            "dns.tsig.secret",
+            "must be a non-empty base64 key",
+        ));
+    }
+    if dns.timeout.is_zero() {
+        errors.push(FieldError::new("dns.timeout", "must be > 0s, got 0s"));
+    }
+}
+
+/// A DNS name a public CA would order: labels of letters, digits and inner hyphens, at most 63
+/// characters each and 253 in all, at least two labels, lowercase; or `*.` and such a name
+/// (a wildcard, validated by dns-01).
+pub(crate) fn check_domain(domain: &str) -> Result<(), String> {
+    match domain.strip_prefix("*.") {
+        Some(base) => check_name(base).map_err(|e| format!("{domain:?}: {e}")),
+        None => check_name(domain),
+    }
+}
+
+fn check_name(domain: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("{domain:?} is not a valid DNS name: {why}"));
     if domain.is_empty() || domain.len() > 253 {
         return bad("empty or longer than 253 characters");
@@ -338,6 +471,8 @@ mod tests {
         ] {
             assert!(check_domain(bad).is_err(), "{bad}");
         }
-        assert!(check_domain("*.a.test").unwrap_err().contains("dns-01"));
+        assert!(check_domain("*.a.test").is_ok());
+        assert!(check_domain("*.*.a.test").is_err());
+        assert!(check_domain("a.*.test").is_err());
     }
 }

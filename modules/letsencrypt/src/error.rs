@@ -30,6 +30,14 @@ pub enum LetsEncryptError {
         /// The CA's problem document or the transport error.
         message: String,
     },
+    /// A DNS-01 record could not be published or removed (never carries the TSIG secret).
+    #[error("letsencrypt: DNS update at {server}: {message}")]
+    Dns {
+        /// The DNS server.
+        server: String,
+        /// Why.
+        message: String,
+    },
     /// A key could not be generated or a CSR built.
     #[error("letsencrypt: key or CSR: {0}")]
     Key(String),
@@ -48,6 +56,13 @@ impl LetsEncryptError {
     pub(crate) fn acme(step: &'static str, error: impl std::fmt::Display) -> Self {
         Self::Acme {
             step,
+            message: error.to_string(),
+        }
+    }
+
+    pub(crate) fn dns(server: impl std::fmt::Display, error: impl std::fmt::Display) -> Self {
+        Self::Dns {
+            server: server.to_string(),
             message: error.to_string(),
         }
     }

@@ -86,20 +86,25 @@ mod acme;
 mod certificate;
 mod challenge;
 mod config;
+mod dns;
 mod error;
 mod health;
 mod manager;
 pub mod metrics;
 mod module;
 mod resolver;
+mod rfc2136;
 mod storage;
 
 pub use challenge::CHALLENGE_PATH;
 pub use config::{
-    CertificateConfig, ChallengeType, ExternalAccount, KeyType, LETS_ENCRYPT_PRODUCTION,
-    LETS_ENCRYPT_STAGING, LetsEncryptConfig, RetryConfig,
+    CertificateConfig, ChallengeType, DnsConfig, DnsProviderKind, ExternalAccount, KeyType,
+    LETS_ENCRYPT_PRODUCTION, LETS_ENCRYPT_STAGING, LetsEncryptConfig, RetryConfig, TsigAlgorithm,
+    TsigConfig,
 };
+pub use dns::DnsProvider;
 pub use error::LetsEncryptError;
 pub use manager::{CertificateStatus, LetsEncrypt};
 pub use module::LetsEncryptModule;
 pub use resolver::CertificateResolver;
+pub use rfc2136::Rfc2136Provider;

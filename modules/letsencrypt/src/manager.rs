@@ -435,6 +435,16 @@ impl LetsEncrypt {
             );
         }
         let contacts = config.contacts();
+        let dns: Option<Arc<dyn crate::dns::DnsProvider>> = match &config.dns {
+            Some(dns) if !orders.is_empty() => match crate::rfc2136::Rfc2136Provider::new(dns) {
+                Ok(provider) => Some(Arc::new(provider)),
+                Err(error) => {
+                    tracing::warn!(module = "letsencrypt", %error, "dns provider unusable");
+                    None
+                }
+            },
+            _ => None,
+        };
         if lock(&self.inner.contacts_sent)
             .as_ref()
             .is_some_and(|sent| *sent != contacts)
@@ -451,6 +461,7 @@ impl LetsEncrypt {
             let request = OrderRequest {
                 domains,
                 challenge: config.challenge,
+                dns: dns.clone(),
                 key_type: config.key_type,
                 contacts: contacts.clone(),
             };
