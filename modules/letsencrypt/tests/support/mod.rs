@@ -264,3 +264,97 @@ pub async fn report(app: &Application, name: &str) -> modular_core::health::Heal
         .cloned()
         .unwrap_or_else(|| panic!("no report for {name}"))
 }
+
+/// The DNS-01 setup `cargo xtask services` started: bind9 with the zone `example.test`
+/// taking TSIG-signed updates, and a second pebble resolving through it.
+#[derive(Clone, Debug)]
+pub struct DnsSetup {
+    /// The pebble resolving through bind9.
+    pub pebble: Pebble,
+    /// bind9's address.
+    pub server: String,
+    /// The TSIG key's name.
+    pub key_name: String,
+    /// The TSIG key, base64.
+    pub secret: String,
+}
+
+/// The DNS-01 setup, or `None` (one skip line) when bind9 or the second pebble is not up;
+/// a failure under `CI=true`.
+pub fn dns_setup() -> Option<DnsSetup> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let (Some(url), Some(ca), Some(management), Some(server), Some(key)) = (
+        var("MODULAR_TEST_PEBBLE_DNS_URL"),
+        var("MODULAR_TEST_PEBBLE_CA"),
+        var("MODULAR_TEST_PEBBLE_DNS_MANAGEMENT_URL"),
+        var("MODULAR_TEST_BIND9_ADDR"),
+        var("MODULAR_TEST_BIND9_TSIG_KEY"),
+    ) else {
+        let in_ci = var("CI").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        assert!(
+            !in_ci,
+            "MODULAR_TEST_PEBBLE_DNS_URL / MODULAR_TEST_BIND9_* not set and CI=true: run `cargo xtask services`"
+        );
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(b"skipped: MODULAR_TEST_PEBBLE_DNS_URL not set\n");
+        return None;
+    };
+    // `key "modular-acme" { algorithm hmac-sha256; secret "…"; };` as tsig-keygen writes it.
+    let text = std::fs::read_to_string(&key).unwrap();
+    let quoted = |after: &str| {
+        let rest = &text[text.find(after).unwrap() + after.len()..];
+        let rest = &rest[rest.find('"').unwrap() + 1..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    };
+    Some(DnsSetup {
+        pebble: Pebble {
+            url,
+            ca: PathBuf::from(ca),
+            management,
+        },
+        server,
+        key_name: quoted("key"),
+        secret: quoted("secret"),
+    })
+}
+
+/// The TXT values at `name`, asked of `server` over UDP (a bare RFC 1035 query).
+pub async fn txt_records(server: &str, name: &str) -> Vec<String> {
+    let mut query = vec![0x12, 0x34, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 16, 0, 1]);
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&query, server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("bind9 answers")
+        .unwrap();
+    let answer = &buf[..n];
+    let count = u16::from_be_bytes([answer[6], answer[7]]);
+    let mut at = query.len();
+    let mut values = Vec::new();
+    for _ in 0..count {
+        // The owner: a compression pointer to the question, or labels.
+        loop {
+            let len = answer[at];
+            if len & 0xc0 == 0xc0 {
+                at += 2;
+                break;
+            }
+            at += 1 + len as usize;
+            if len == 0 {
+                break;
+            }
+        }
+        let rdlength = u16::from_be_bytes([answer[at + 8], answer[at + 9]]) as usize;
+        let rdata = &answer[at + 10..at + 10 + rdlength];
+        values.push(String::from_utf8_lossy(&rdata[1..1 + rdata[0] as usize]).into_owned());
+        at += 10 + rdlength;
+    }
+    values
+}
