@@ -545,10 +545,10 @@ fn install_missing_in_ci() {
         ("openssl", "openssl"),
         ("named", "bind9"),
     ]
-        .into_iter()
-        .filter(|(program, _)| find_program(program).is_none())
-        .map(|(_, package)| package)
-        .collect();
+    .into_iter()
+    .filter(|(program, _)| find_program(program).is_none())
+    .map(|(_, package)| package)
+    .collect();
     if wanted.is_empty() {
         return;
     }
