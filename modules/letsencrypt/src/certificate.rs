@@ -78,6 +78,23 @@ impl Issued {
     }
 }
 
+/// A self-signed certificate for `domains` (a fresh ECDSA P-256 key), served before the first
+/// issuance when `self_signed_fallback` is on: clients that do not pin trust see a warning
+/// instead of a failed handshake.
+pub(crate) fn self_signed(domains: &[String]) -> Result<Arc<CertifiedKey>, LetsEncryptError> {
+    let key_error = |e: rcgen::Error| LetsEncryptError::Key(e.to_string());
+    let key = rcgen::KeyPair::generate().map_err(key_error)?;
+    let mut params = rcgen::CertificateParams::new(domains.to_vec()).map_err(key_error)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "modular self-signed fallback");
+    let cert = params.self_signed(&key).map_err(key_error)?;
+    let der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    CertifiedKey::from_der(vec![cert.der().clone()], der, provider()?.as_ref())
+        .map(Arc::new)
+        .map_err(|e| LetsEncryptError::Key(e.to_string()))
+}
+
 pub(crate) fn provider() -> Result<Arc<CryptoProvider>, LetsEncryptError> {
     modular_core::install_default_crypto_provider();
     CryptoProvider::get_default()

@@ -25,6 +25,7 @@ pub const LETS_ENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt
 /// | `certificates` | yes | an added certificate or domain is ordered at once while the old certificate keeps serving; a removed certificate leaves the resolver |
 /// | `contact_email` | yes | the account's contact is updated at the CA by the next renewal round |
 /// | `challenge` | yes | the next order answers this challenge type (wildcard names always use dns-01) |
+/// | `self_signed_fallback` | yes | the resolver's next table serves (or drops) the fallback certificates |
 /// | `dns` | yes | the next order publishes its DNS-01 records through this server and key |
 /// | `key_type` | yes | the next issuance generates this key type |
 /// | `renew_before`, `check_interval`, `retry.*`, `startup_grace` | yes | read by the renewal task at its next round (a reload wakes it) and by the health check |
@@ -102,6 +103,10 @@ pub struct LetsEncryptConfig {
     /// Certificate name → what it covers.
     #[config(dynamic, nested)]
     pub certificates: BTreeMap<String, CertificateConfig>,
+    /// Serve a self-signed certificate for a certificate's domains until its first issuance
+    /// succeeds (off: such handshakes fail with an alert).
+    #[config(dynamic)]
+    pub self_signed_fallback: bool,
     /// Where DNS-01 records are published (needed by wildcard names and `challenge: dns-01`).
     #[config(dynamic)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -127,6 +132,7 @@ impl Default for LetsEncryptConfig {
             startup_grace: Duration::from_secs(600),
             resolver_name: None,
             certificates: BTreeMap::new(),
+            self_signed_fallback: false,
             dns: None,
             health: ProviderConfig::default(),
         }

@@ -21,7 +21,11 @@
 //!   challenges are answered at `/.well-known/acme-challenge/{token}`, a route added to the
 //!   core route registry (the router module serves it; the CA connects on port 80, or the
 //!   CA's configured HTTP port); with `challenge: tls-alpn-01` the resolver answers the CA's
-//!   `acme-tls/1` handshakes on the HTTPS listener itself (RFC 8737). Keys are ECDSA P-256 by default (P-384, RSA 2048 optional).
+//!   `acme-tls/1` handshakes on the HTTPS listener itself (RFC 8737); with `challenge:
+//!   dns-01`, and always for a wildcard name, a TXT record is published through a
+//!   [`DnsProvider`] ([`Rfc2136Provider`]: TSIG-signed RFC 2136 updates, `letsencrypt.dns`)
+//!   and removed when the order ends. Keys are ECDSA P-256 by default (P-384, RSA 2048
+//!   optional).
 //!   Failures are retried with exponential backoff and jitter; one order per certificate at
 //!   a time.
 //! - [`LetsEncrypt`] is the service in the registry: each certificate's
@@ -38,6 +42,13 @@
 //!   certificates:
 //!     web:
 //!       domains: [example.com, www.example.com]
+//!     wild:
+//!       domains: ["*.example.com"]        # validated by dns-01
+//!   dns:
+//!     provider: rfc2136
+//!     server: 192.0.2.53:53
+//!     zone: example.com
+//!     tsig: { name: acme-key, algorithm: hmac-sha256, secret: "${TSIG_SECRET}" }
 //! httpserver:
 //!   port: 443
 //!   tls: { enabled: true, source: service }
@@ -49,7 +60,7 @@
 //!
 //! `certificates` (add or remove certificates and domains: a new order while the old
 //! certificate keeps serving; a removed certificate leaves the resolver at commit),
-//! `contact_email` (updated at the CA), `challenge`, `key_type`, `renew_before`,
+//! `contact_email` (updated at the CA), `challenge`, `dns`, `key_type`, `renew_before`,
 //! `check_interval`, `retry.*`, `startup_grace`, `health.*`. Static: `directory_url`,
 //! `directory_ca`, `external_account`, `storage_dir`, `resolver_name` (see
 //! [`LetsEncryptConfig`] for why).
@@ -80,7 +91,8 @@
 //!
 //! # Features
 //!
-//! None. Not yet offered: DNS-01 (and so wildcard names), ACME Renewal Information.
+//! None. Not yet offered: ACME Renewal Information (pebble 2.4, the CA tested against, has
+//! none).
 
 mod acme;
 mod certificate;

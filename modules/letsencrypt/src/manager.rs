@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     contacts_sent: Mutex<Option<Vec<String>>>,
     /// Certificates [`LetsEncrypt::renew`] asked for.
     forced: Mutex<Vec<String>>,
+    /// Self-signed fallbacks by certificate, with the domains they were made for.
+    fallbacks: Mutex<BTreeMap<String, (Vec<String>, Arc<rustls::sign::CertifiedKey>)>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -235,6 +237,7 @@ impl LetsEncrypt {
             started_at: Utc::now(),
             contacts_sent: Mutex::new(None),
             forced: Mutex::new(Vec::new()),
+            fallbacks: Mutex::new(BTreeMap::new()),
         });
         let this = Self { inner };
         this.publish_table();
@@ -303,17 +306,51 @@ impl LetsEncrypt {
         &self.inner.storage
     }
 
-    /// Rebuilds the resolver's table from every unexpired certificate.
+    /// Rebuilds the resolver's table from every unexpired certificate, with the self-signed
+    /// fallback of each certificate that has none when `self_signed_fallback` is on.
     fn publish_table(&self) {
         let now = Utc::now();
+        let fallback = self.config().self_signed_fallback;
         let states = lock(&self.inner.states);
+        let mut fallbacks = lock(&self.inner.fallbacks);
+        fallbacks.retain(|name, (domains, _)| {
+            fallback
+                && states.get(name).is_some_and(|state| {
+                    state.domains == *domains
+                        && !state.issued.as_ref().is_some_and(|i| i.not_after > now)
+                })
+        });
+        if fallback {
+            for (name, state) in states.iter() {
+                if state.issued.as_ref().is_some_and(|i| i.not_after > now)
+                    || fallbacks.contains_key(name)
+                {
+                    continue;
+                }
+                match crate::certificate::self_signed(&state.domains) {
+                    Ok(key) => {
+                        fallbacks.insert(name.clone(), (state.domains.clone(), key));
+                    }
+                    Err(error) => {
+                        tracing::warn!(module = "letsencrypt", certificate = %name, %error, "cannot make the self-signed fallback");
+                    }
+                }
+            }
+        }
+        // Issued certificates come last, so they win a name a fallback also holds.
         let table = Table::build(
-            states
+            fallbacks
                 .values()
-                .filter_map(|s| s.issued.as_ref())
-                .filter(|issued| issued.not_after > now)
-                .map(|issued| (issued.names.as_slice(), &issued.key)),
+                .map(|(domains, key)| (domains.as_slice(), key))
+                .chain(
+                    states
+                        .values()
+                        .filter_map(|s| s.issued.as_ref())
+                        .filter(|issued| issued.not_after > now)
+                        .map(|issued| (issued.names.as_slice(), &issued.key)),
+                ),
         );
+        drop(fallbacks);
         drop(states);
         self.inner.resolver.publish(table);
     }

@@ -135,3 +135,86 @@ async fn a_wildcard_certificate_is_issued_by_dns01_through_bind9_and_served_per_
     assert!(handshake(&client, addr, "a.b.example.test").await.is_err());
     app.stop().await.unwrap();
 }
+
+/// Where the DNS-01 pebble validates HTTP-01 (its `httpPort`); only this test listens there.
+const DNS_PEBBLE_HTTP_PORT: u16 = 5012;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_the_challenge_type_and_the_dns_key_applies_to_the_next_order() {
+    let Some(setup) = dns_setup() else { return };
+    let storage = tempfile::tempdir().unwrap();
+    let wrong = "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktISE=";
+    let config = json!({
+        "letsencrypt": {
+            "directory_url": setup.pebble.url,
+            "directory_ca": setup.pebble.ca,
+            "storage_dir": storage.path().join("acme"),
+            "challenge": "http-01",
+            "retry": { "initial": "300ms", "max": "300ms" },
+            "certificates": { "web": { "domains": ["www.example.test"] } },
+            "dns": {
+                "provider": "rfc2136",
+                "server": setup.server,
+                "zone": "example.test",
+                "tsig": { "name": setup.key_name, "secret": wrong },
+            },
+        },
+        "httpserver": { "host": "127.0.0.1", "port": DNS_PEBBLE_HTTP_PORT, "drain_delay": "0s", "shutdown_timeout": "1s" },
+    });
+    let mut app = builder(config).build().await.unwrap();
+    let mut events = subscribe(&app);
+    app.start().await.unwrap();
+    // http-01: bind9 answers www.example.test with 127.0.0.1, the route answers the token;
+    // the wrong DNS key is never used.
+    next_event(&mut events, "com.modular.letsencrypt.certificate.issued").await;
+    let le = service(&app);
+
+    // Switched to dns-01: the next order goes through the DNS provider, which the server
+    // refuses; the retry comes after the configured backoff (300 ms ±20 %).
+    let outcome = app
+        .set_override("letsencrypt.challenge", json!("dns-01"))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        modular_core::ReloadStatus::Applied,
+        "{outcome:?}"
+    );
+    assert!(le.renew("web"));
+    let failed = next_event(
+        &mut events,
+        "com.modular.letsencrypt.certificate.renewal_failed",
+    )
+    .await;
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("DNS update"), "{error}");
+    assert!(!error.contains(wrong), "{error}");
+    let retry_in = failed["retry_in_ms"].as_u64().unwrap();
+    assert!((240..=360).contains(&retry_in), "{failed}");
+    assert!(
+        le.resolver().lookup("www.example.test").is_some(),
+        "the old certificate serves"
+    );
+
+    // The right key, by reload: the next order succeeds through bind9. (A forced renewal is
+    // one attempt: the certificate is not due, so it is asked for again.)
+    let outcome = app
+        .set_override("letsencrypt.dns.tsig.secret", json!(setup.secret))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        modular_core::ReloadStatus::Applied,
+        "{outcome:?}"
+    );
+    assert!(le.renew("web"));
+    next_event(&mut events, "com.modular.letsencrypt.certificate.renewed").await;
+    let web = le.certificate("web").unwrap();
+    assert_eq!((web.failures, web.last_error), (0, None));
+    assert!(
+        txt_records(&setup.server, "_acme-challenge.www.example.test")
+            .await
+            .is_empty()
+    );
+    app.stop().await.unwrap();
+}
