@@ -68,9 +68,9 @@ async fn a_directory_url_that_is_not_https_is_refused_with_its_path() {
 }
 
 #[tokio::test]
-async fn wildcards_unknown_challenges_and_zero_durations_are_refused() {
+async fn nested_wildcards_unknown_challenges_and_zero_durations_are_refused() {
     let error = build_error(
-        json!({ "letsencrypt": { "certificates": { "web": { "domains": ["*.a.test"] } } } }),
+        json!({ "letsencrypt": { "certificates": { "web": { "domains": ["*.*.a.test"] } } } }),
     )
     .await;
     assert!(
@@ -98,4 +98,37 @@ async fn the_external_account_key_never_shows_in_debug_or_errors() {
     let debug = format!("{config:?}");
     assert!(!debug.contains("c2VjcmV0LWhtYWMta2V5"), "{debug}");
     assert!(debug.contains("kid-1"));
+}
+
+#[tokio::test]
+async fn a_wildcard_domain_without_a_dns_provider_is_refused() {
+    let error = build_error(
+        json!({ "letsencrypt": { "certificates": { "web": { "domains": ["*.a.test"] } } } }),
+    )
+    .await;
+    assert!(error.contains("letsencrypt.dns"), "{error}");
+    assert!(error.contains("dns-01"), "{error}");
+}
+
+#[tokio::test]
+async fn a_bad_dns_provider_is_refused_with_each_path_and_the_secret_never_shows() {
+    let secret = "not base64 !!";
+    let error = build_error(json!({ "letsencrypt": {
+        "challenge": "dns-01",
+        "dns": {
+            "provider": "rfc2136",
+            "server": "dns.example.test",
+            "zone": "not a zone",
+            "tsig": { "name": "acme-key", "secret": secret },
+        },
+    } }))
+    .await;
+    for path in [
+        "letsencrypt.dns.server",
+        "letsencrypt.dns.zone",
+        "letsencrypt.dns.tsig.secret",
+    ] {
+        assert!(error.contains(path), "{path}: {error}");
+    }
+    assert!(!error.contains(secret), "{error}");
 }
