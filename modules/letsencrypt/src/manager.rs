@@ -80,8 +80,11 @@ pub(crate) struct Inner {
     /// Certificates [`LetsEncrypt::renew`] asked for.
     forced: Mutex<Vec<String>>,
     /// Self-signed fallbacks by certificate, with the domains they were made for.
-    fallbacks: Mutex<BTreeMap<String, (Vec<String>, Arc<rustls::sign::CertifiedKey>)>>,
+    fallbacks: Mutex<BTreeMap<String, Fallback>>,
 }
+
+/// A self-signed fallback: the domains it was made for and its key.
+type Fallback = (Vec<String>, Arc<rustls::sign::CertifiedKey>);
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -317,7 +320,7 @@ impl LetsEncrypt {
             fallback
                 && states.get(name).is_some_and(|state| {
                     state.domains == *domains
-                        && !state.issued.as_ref().is_some_and(|i| i.not_after > now)
+                        && state.issued.as_ref().is_none_or(|i| i.not_after <= now)
                 })
         });
         if fallback {
