@@ -378,6 +378,12 @@ const ROWS: &[Row] = &[
         target: Target::AtMostNs(100.0),
     },
     Row {
+        name: "certificate lookup per TLS handshake, wildcard match, SNI name with capitals",
+        reference: "-",
+        measure: Measure::Median("letsencrypt_resolve/wildcard_mixed_case"),
+        target: Target::AtMostNs(100.0),
+    },
+    Row {
         name: "raw `HashMap<String, Arc<CertifiedKey>>` get + clone, same names (the physical reference)",
         reference: "-",
         measure: Measure::Median("letsencrypt_resolve/raw_hashmap"),
