@@ -14,7 +14,8 @@
 //!   handshake looks the SNI name up (exact, then the wildcard one label up) in a table that
 //!   is swapped whole when a certificate is issued, renewed or removed. A name without a
 //!   certificate, and every handshake before the first issuance, fails the handshake with an
-//!   alert; nothing panics.
+//!   alert (or, with `self_signed_fallback: true`, gets a self-signed certificate for the
+//!   configured domains until the CA's arrives); nothing panics.
 //! - The renewal task orders what is missing, what no longer covers its configured domains
 //!   and what is within `renew_before` of expiry, with instant-acme: the account is loaded
 //!   from storage or created (External Account Binding when configured) and stored; HTTP-01
@@ -60,7 +61,7 @@
 //!
 //! `certificates` (add or remove certificates and domains: a new order while the old
 //! certificate keeps serving; a removed certificate leaves the resolver at commit),
-//! `contact_email` (updated at the CA), `challenge`, `dns`, `key_type`, `renew_before`,
+//! `contact_email` (updated at the CA), `challenge`, `dns`, `self_signed_fallback`, `key_type`, `renew_before`,
 //! `check_interval`, `retry.*`, `startup_grace`, `health.*`. Static: `directory_url`,
 //! `directory_ca`, `external_account`, `storage_dir`, `resolver_name` (see
 //! [`LetsEncryptConfig`] for why).

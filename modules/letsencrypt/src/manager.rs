@@ -646,6 +646,77 @@ fn status(name: &str, state: &CertState) -> CertificateStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CertificateConfig;
+    use crate::storage::StoredCertificate;
+
+    /// A manager over one issued certificate `web` (self-signed, valid for years).
+    fn manager(config: &LetsEncryptConfig) -> (LetsEncrypt, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let generated = rcgen::generate_simple_self_signed(vec!["a.test".to_owned()]).unwrap();
+        let stored = StoredCertificate {
+            chain_pem: generated.cert.pem(),
+            key_pem: generated.signing_key.serialize_pem(),
+        };
+        let issued = Issued::parse("web", &stored).unwrap();
+        let mut states = BTreeMap::new();
+        states.insert(
+            "web".to_owned(),
+            CertState::new(vec!["a.test".to_owned()], Some(issued)),
+        );
+        (LetsEncrypt::new(config.clone(), storage, states), dir)
+    }
+
+    fn next_check(le: &LetsEncrypt) -> Instant {
+        le.with_states(|states| states["web"].next_check)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_of_the_renewal_timing_looks_at_every_certificate_again_at_once() {
+        let mut config = LetsEncryptConfig::default();
+        config.certificates.insert(
+            "web".to_owned(),
+            CertificateConfig {
+                domains: vec!["a.test".to_owned()],
+            },
+        );
+        let (le, _dir) = manager(&config);
+        let later = Instant::now() + Duration::from_secs(3600);
+        le.inner
+            .states
+            .lock()
+            .unwrap()
+            .get_mut("web")
+            .unwrap()
+            .next_check = later;
+
+        // Unrelated to the renewal timing (the challenge type): the next check stays.
+        let mut challenge = config.clone();
+        challenge.challenge = crate::config::ChallengeType::Dns01;
+        tokio::time::advance(Duration::from_secs(1)).await;
+        le.commit(challenge.clone(), Loaded::new());
+        assert_eq!(next_check(&le), later);
+        assert_eq!(le.config().challenge, crate::config::ChallengeType::Dns01);
+
+        for change in [
+            |c: &mut LetsEncryptConfig| c.check_interval = Duration::from_secs(60),
+            |c: &mut LetsEncryptConfig| c.retry.initial = Duration::from_secs(5),
+            |c: &mut LetsEncryptConfig| c.renew_before = Duration::from_secs(86_400),
+        ] {
+            le.inner
+                .states
+                .lock()
+                .unwrap()
+                .get_mut("web")
+                .unwrap()
+                .next_check = later;
+            let mut changed = le.config().as_ref().clone();
+            change(&mut changed);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            le.commit(changed, Loaded::new());
+            assert_eq!(next_check(&le), Instant::now(), "looked at now");
+        }
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_jitter() {
