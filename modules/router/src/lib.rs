@@ -193,6 +193,7 @@ mod endpoints;
 mod error;
 mod limits;
 mod module;
+mod openapi;
 mod route_metrics;
 mod security_headers;
 mod trace;
@@ -204,6 +205,7 @@ pub use config::{
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};
+pub use openapi::SECURITY_SCHEME;
 
 /// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.
 ///
