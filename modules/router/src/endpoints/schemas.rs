@@ -31,7 +31,7 @@ pub(crate) struct ErrorBody {
 #[serde(untagged)]
 pub(crate) enum Unavailable {
     /// `circuit_open`, with `Retry-After`.
-    CircuitOpen(ReloadOutcome),
+    CircuitOpen(Box<ReloadOutcome>),
     /// Dynamic reload is not enabled.
     NotEnabled(ErrorBody),
 }
