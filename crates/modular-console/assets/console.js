@@ -15,6 +15,7 @@
     history: null,
     timer: null,
     openDiffs: new Set(),
+    historySignature: null,
     rendered: false,
   };
 
@@ -174,7 +175,12 @@
     const entries = ((state.history && state.history.history) || []).slice().sort((a, b) => b.version - a.version);
     $('history-count').textContent = `(${entries.length} kept)`;
     const current = state.config ? state.config.version : (state.history && state.history.version);
-    const rows = pageOf('history', entries).map((entry) => {
+    const page = pageOf('history', entries);
+    // Rebuilt only when it changed, so a button is not replaced under the pointer mid-click.
+    const signature = JSON.stringify([current, page]);
+    if (signature === state.historySignature) return;
+    state.historySignature = signature;
+    const rows = page.map((entry) => {
       const changes = entry.changes || [];
       let diff;
       if (changes.length === 0) {
@@ -397,6 +403,7 @@
     sessionStorage.removeItem(TOKEN_KEY);
     state.token = null;
     state.health = state.config = state.history = null;
+    state.historySignature = null;
     needLogin('');
   }
 

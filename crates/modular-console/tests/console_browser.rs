@@ -119,15 +119,16 @@ async fn the_console_shows_every_check_follows_reloads_plans_and_rolls_back() ->
         "{changes}"
     );
 
-    // A bad candidate in the plan box: rejected, with its key path; nothing applied.
+    // A bad candidate in the plan box: rejected, with its key path; nothing applied. (Not a
+    // `knob.value`: the overrides set above sit over any candidate.)
     let input = browser.client.find(Locator::Id("plan-input")).await?;
-    input.send_keys("knob:\n  value: many\n").await?;
+    input.send_keys("console:\n  page_size: many\n").await?;
     click(&browser, "#plan-run").await?;
     browser
         .wait_until(
             "the rejection in the plan box",
             "const path = document.querySelector('#plan-result .plan-error .path');
-             return path !== null && path.textContent === 'knob.value'
+             return path !== null && path.textContent === 'console.page_size'
                  && document.querySelector('#plan-result .badge').textContent === 'rejected';",
         )
         .await?;
@@ -160,6 +161,13 @@ async fn the_console_shows_every_check_follows_reloads_plans_and_rolls_back() ->
     let top = top_history_row(&browser).await?;
     assert_eq!(top[1], "rollback", "{top}");
 
+    // From the top, with the file reload's diff open, for docs/img/console.png.
+    browser
+        .eval(
+            "document.querySelector('#history tbody tr[data-version=\"21\"] details').open = true;
+             window.scrollTo(0, 0); return true;",
+        )
+        .await?;
     let shot = browser.screenshot("console").await?;
     println!("screenshot: {}", shot.display());
 
