@@ -10,17 +10,19 @@
 //! ```no_run
 //! use modular_console::ConsoleModule;
 //! use modular_core::Application;
+//! use modular_httpserver::HttpServerModule;
+//! use modular_router::RouterModule;
 //! # async fn demo() -> Result<(), modular_core::Error> {
-//! # let (router, server) = ((), ());
 //! let app = Application::builder()
 //!     .config_file("config.yaml")
 //!     .module(ConsoleModule::new())
-//!     // .module(RouterModule::new()).module(HttpServerModule::new())
+//!     .module(RouterModule::new())
+//!     .module(HttpServerModule::new())
 //!     .with_dynamic_reload()
 //!     .with_health_aggregator()
 //!     .build()
 //!     .await?;
-//! # let _ = (app, router, server);
+//! # drop(app);
 //! # Ok(()) }
 //! ```
 //!
