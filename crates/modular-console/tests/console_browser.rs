@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use support::{Browser, ConsoleApp, config_yaml, start};
+use support::{Browser, ConsoleApp, SESSION_COOKIE, config_yaml, start, start_with_cookie_role};
 
 /// Every one of `names` has its row on the current page of the checks table.
 const EVERY_CHECK_SHOWN: &str = "const names = arguments[0];
@@ -300,6 +300,70 @@ async fn two_hundred_checks_and_two_hundred_versions_render_page_by_page() -> an
     )?;
     assert_eq!(buttons.len(), 50, "the last page holds versions 50 to 1");
 
+    browser.close().await?;
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_role_from_a_session_cookie_needs_no_login_form() -> anyhow::Result<()> {
+    let Some(browser) = Browser::start("console_browser (cookie role)").await? else {
+        return Ok(());
+    };
+    let app = start_with_cookie_role(3).await?;
+    // A cookie belongs to an origin: visit it first, as a login page of the auth module would.
+    browser
+        .client
+        .goto(&app.url("/admin/ui/console.css"))
+        .await?;
+    browser
+        .client
+        .execute(
+            "document.cookie = `${arguments[0]}=${arguments[1]}; path=/; SameSite=Strict`; return true;",
+            vec![json!(SESSION_COOKIE.0), json!(SESSION_COOKIE.1)],
+        )
+        .await?;
+    browser.client.goto(&app.url("/admin/ui")).await?;
+    browser
+        .wait_until(
+            "the dashboard, with no login form",
+            "return document.body.dataset.state === 'live'
+                 && document.querySelector('#checks tbody tr[data-check=\"checks:c002\"]') !== null",
+        )
+        .await?;
+    // Messages need the health-details right, which the role grants too; no token is kept,
+    // so there is none to log out of.
+    let seen = browser
+        .eval(
+            "return [document.querySelector('#checks tbody tr[data-check=\"checks:c002\"] .message').textContent,
+                     document.getElementById('logout').hidden, sessionStorage.length]",
+        )
+        .await?;
+    assert_eq!(seen, json!(["check number 2", true, 0]));
+    browser.close().await?;
+    app.stop().await
+}
+
+/// The harness itself: when the page is not there, the first wait fails (rather than
+/// passing on an empty page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_is_not_served_fails_the_harness_s_first_wait() -> anyhow::Result<()> {
+    let Some(browser) = Browser::start("console_browser (harness)").await? else {
+        return Ok(());
+    };
+    let app = support::start_with(1, 20, &config_yaml("first", "  enabled: false\n")).await?;
+    browser.client.goto(&app.url("/admin/ui")).await?;
+    let waited = browser
+        .wait_until_within(
+            "the login form",
+            "return document.body.dataset.state === 'login'",
+            std::time::Duration::from_secs(1),
+        )
+        .await;
+    let error = waited.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        error.starts_with("timed out after 1s waiting for the login form"),
+        "{error}"
+    );
     browser.close().await?;
     app.stop().await
 }

@@ -16,6 +16,7 @@ use modular_core::health::{
     HealthContext, HealthError, HealthOptions, HealthProvider, HealthReport, HealthStatus,
     ProviderOptions,
 };
+use modular_core::http::{AccessPolicy, Decision, Right};
 use modular_core::reload::{ReloadOptions, ReloadOrchestrator};
 use modular_core::{
     Application, BoxError, DynamicConfig, InitContext, Module, ReloadStatus, ReloadTrigger,
@@ -106,6 +107,46 @@ impl Module for Checks {
     }
 }
 
+/// The cookie [`CookieRole`] grants the admin role for, like an auth-module session.
+pub const SESSION_COOKIE: (&str, &str) = ("console_session", "operator");
+
+/// Stands in for the auth module's role policy: a request carrying [`SESSION_COOKIE`] has
+/// every right.
+#[derive(Debug)]
+struct CookiePolicy;
+
+impl AccessPolicy for CookiePolicy {
+    fn decide(&self, _right: Right, headers: &axum::http::HeaderMap) -> Decision {
+        let wanted = format!("{}={}", SESSION_COOKIE.0, SESSION_COOKIE.1);
+        let has = headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(';').any(|pair| pair.trim() == wanted));
+        if has {
+            Decision::Granted
+        } else {
+            Decision::Abstain
+        }
+    }
+}
+
+/// Registers [`CookiePolicy`].
+struct CookieRole;
+
+#[modular_core::async_trait]
+impl Module for CookieRole {
+    fn name(&self) -> &str {
+        "cookie_role"
+    }
+
+    async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<(), BoxError> {
+        ctx.services()
+            .register::<dyn AccessPolicy>(Arc::new(CookiePolicy));
+        Ok(())
+    }
+}
+
 /// A started application.
 pub struct ConsoleApp {
     pub app: Application,
@@ -132,11 +173,29 @@ pub async fn start(checks: usize, history: usize) -> anyhow::Result<ConsoleApp> 
 
 /// [`start`] with the given config file.
 pub async fn start_with(checks: usize, history: usize, yaml: &str) -> anyhow::Result<ConsoleApp> {
+    start_full(checks, history, yaml, false).await
+}
+
+/// [`start`] with an access policy granting the admin role to [`SESSION_COOKIE`].
+pub async fn start_with_cookie_role(checks: usize) -> anyhow::Result<ConsoleApp> {
+    start_full(checks, 20, &config_yaml("first", ""), true).await
+}
+
+async fn start_full(
+    checks: usize,
+    history: usize,
+    yaml: &str,
+    cookie_role: bool,
+) -> anyhow::Result<ConsoleApp> {
     modular_testkit::install_crypto_provider();
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, yaml)?;
-    let mut app = Application::builder()
+    let mut builder = Application::builder();
+    if cookie_role {
+        builder = builder.module(CookieRole);
+    }
+    let mut app = builder
         .config_file(&config)
         .env_prefix(None)
         .module(ConsoleModule::new())
@@ -317,7 +376,17 @@ impl Browser {
     /// Waits until `script` returns `true`, polling the DOM; fails after [`WAIT`] with
     /// `what` and the script's last value of `describe`.
     pub async fn wait_until(&self, what: &str, script: &str) -> anyhow::Result<()> {
-        let deadline = Instant::now() + WAIT;
+        self.wait_until_within(what, script, WAIT).await
+    }
+
+    /// [`Browser::wait_until`] with another bound.
+    pub async fn wait_until_within(
+        &self,
+        what: &str,
+        script: &str,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
         loop {
             if self.eval(script).await? == Value::Bool(true) {
                 return Ok(());
@@ -328,7 +397,7 @@ impl Browser {
                     .await
                     .unwrap_or(Value::Null);
                 bail!(
-                    "timed out after {WAIT:?} waiting for {what}; the page reads:\n{}",
+                    "timed out after {within:?} waiting for {what}; the page reads:\n{}",
                     body.as_str().unwrap_or("")
                 );
             }
