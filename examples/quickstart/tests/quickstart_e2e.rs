@@ -388,6 +388,7 @@ async fn walkthrough(backend: Backend) {
         "cache",
         "httpclient",
         "notes",
+        "console",
         "router",
         "httpserver",
     ] {
@@ -396,7 +397,13 @@ async fn walkthrough(backend: Backend) {
             "no start line for {module}:\n{log}"
         );
     }
-    for path in ["/health", "/readyz?verbose", "/metrics", "/admin/config"] {
+    for path in [
+        "/health",
+        "/readyz?verbose",
+        "/metrics",
+        "/admin/config",
+        "/admin/ui",
+    ] {
         assert!(
             log.contains(&format!("{}{path}", api.base)),
             "no URL for {path}:\n{log}"
@@ -494,6 +501,18 @@ async fn walkthrough(backend: Backend) {
     // The admin API needs the token (given through MODULAR_ADMIN__TOKEN).
     let anonymous = api.get("/admin/config").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // The console's page is a static shell (its login form asks for the token); the data it
+    // reads is behind the same guard.
+    let page = api.get("/admin/ui").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap_or_default()
+            .contains("modular console")
+    );
+    let settings = api.get("/admin/ui/settings").await;
+    assert_eq!(settings.status(), StatusCode::UNAUTHORIZED);
     let admin = api.admin_config().await;
     assert_eq!(admin["version"], 1);
     assert_eq!(admin["config"]["cache"]["default_ttl"], "5m");
