@@ -18,7 +18,6 @@ use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRE
 use http::{HeaderValue, StatusCode};
 use modular_core::config::ConfigHandle;
 use modular_core::http::RouteRegistry;
-use serde_json::json;
 
 use crate::config::ConsoleConfig;
 
@@ -42,28 +41,79 @@ const CSP: HeaderValue = HeaderValue::from_static(
      img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
 );
 
-/// Registers the page, its assets and its settings endpoint under `owner`.
+/// Registers the page, its assets and its settings endpoint under `owner`, and their OpenAPI
+/// description.
 pub(crate) fn register(routes: &RouteRegistry, owner: &str, config: ConfigHandle<ConsoleConfig>) {
-    let asset = |body: &'static str, content_type: &'static str| {
-        get(
-            move |State(config): State<ConfigHandle<ConsoleConfig>>| async move {
-                serve(&config, body, content_type)
-            },
-        )
-        .with_state(config.clone())
-    };
-    routes.route(owner, PAGE_PATH, asset(HTML, "text/html; charset=utf-8"));
-    routes.route(
-        owner,
-        SCRIPT_PATH,
-        asset(SCRIPT, "text/javascript; charset=utf-8"),
-    );
-    routes.route(owner, STYLE_PATH, asset(STYLE, "text/css; charset=utf-8"));
+    routes.route(owner, PAGE_PATH, get(page).with_state(config.clone()));
+    routes.route(owner, SCRIPT_PATH, get(script).with_state(config.clone()));
+    routes.route(owner, STYLE_PATH, get(style).with_state(config.clone()));
     routes.admin_route(
         owner,
         SETTINGS_PATH,
         get(settings).with_state(config.clone()),
     );
+    routes.document(owner, <ConsoleApi as utoipa::OpenApi>::openapi());
+}
+
+/// The page's OpenAPI description, merged into `GET /admin/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page, script, style, settings))]
+struct ConsoleApi;
+
+type Config = State<ConfigHandle<ConsoleConfig>>;
+
+/// The page shell: public (it carries no data; its script asks for the token).
+#[utoipa::path(
+    get,
+    path = "/admin/ui",
+    tag = "console",
+    summary = "The status page",
+    responses(
+        (status = 200, description = "the page", content_type = "text/html; charset=utf-8", body = String),
+        (status = 404, description = "`console.enabled` is false"),
+    ),
+)]
+async fn page(State(config): Config) -> Response {
+    serve(&config, HTML, "text/html; charset=utf-8")
+}
+
+/// The page's script.
+#[utoipa::path(
+    get,
+    path = "/admin/ui/console.js",
+    tag = "console",
+    summary = "The status page's script",
+    responses(
+        (status = 200, description = "the script", content_type = "text/javascript; charset=utf-8", body = String),
+        (status = 404, description = "`console.enabled` is false"),
+    ),
+)]
+async fn script(State(config): Config) -> Response {
+    serve(&config, SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// The page's stylesheet.
+#[utoipa::path(
+    get,
+    path = "/admin/ui/console.css",
+    tag = "console",
+    summary = "The status page's stylesheet",
+    responses(
+        (status = 200, description = "the stylesheet", content_type = "text/css; charset=utf-8", body = String),
+        (status = 404, description = "`console.enabled` is false"),
+    ),
+)]
+async fn style(State(config): Config) -> Response {
+    serve(&config, STYLE, "text/css; charset=utf-8")
+}
+
+/// The page's settings.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Settings {
+    /// How often the page polls, in milliseconds.
+    poll_interval_ms: u64,
+    /// Rows per page of the checks and the history.
+    page_size: usize,
 }
 
 fn serve(
@@ -84,15 +134,28 @@ fn serve(
     response
 }
 
-async fn settings(State(config): State<ConfigHandle<ConsoleConfig>>) -> Response {
+#[utoipa::path(
+    get,
+    path = "/admin/ui/settings",
+    tag = "console",
+    summary = "The status page's settings",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the settings", body = inline(Settings)),
+        (status = 404, description = "`console.enabled` is false"),
+        (status = 401, description = "no bearer token"),
+        (status = 403, description = "a bearer token that grants no admin access"),
+    ),
+)]
+async fn settings(State(config): Config) -> Response {
     let config = config.load();
     if !config.enabled {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let mut response = axum::Json(json!({
-        "poll_interval_ms": millis(config.poll_interval),
-        "page_size": config.page_size,
-    }))
+    let mut response = axum::Json(Settings {
+        poll_interval_ms: millis(config.poll_interval),
+        page_size: config.page_size,
+    })
     .into_response();
     response
         .headers_mut()
