@@ -15,7 +15,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::backend::{Backend, Transition};
 use crate::config::HealthCheckConfig;
-use crate::metrics as m;
 use crate::proxy::Emit;
 use crate::table::{Pool, Table};
 
@@ -109,10 +108,10 @@ async fn check_backend(
         check.unhealthy_threshold,
         check.healthy_threshold,
     );
-    metrics::gauge!(m::BACKEND_UP, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
+    backend
+        .up_series
         .set(if backend.is_up() { 1.0 } else { 0.0 });
-    metrics::gauge!(m::ACTIVE_REQUESTS, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
-        .set(backend.outstanding() as f64);
+    backend.active_series.set(backend.outstanding() as f64);
     let verb = match transition {
         Some(Transition::Up) => "up",
         Some(Transition::Down) => "down",

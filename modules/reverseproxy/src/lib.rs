@@ -85,6 +85,7 @@ mod metrics;
 mod module;
 mod proxy;
 mod table;
+mod upstream;
 
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
 pub use budget::RetryBudget;
