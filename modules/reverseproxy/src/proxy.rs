@@ -133,13 +133,12 @@ impl Proxy {
         let mut tried: Vec<usize> = Vec::new();
         let deadline = started + route.timeout;
         let mut last_error = String::new();
+        // A retry on a status takes its budget before the answer is let go (a refused one
+        // returns that answer); a retry after a failure takes it at the top of the loop.
+        let mut granted = false;
         for attempt in 0..attempts {
-            if attempt > 0 {
-                if !self.budget.try_retry(Instant::now(), table.retry_budget) {
-                    route.retries_denied_series.increment(1);
-                    break;
-                }
-                route.retries_series.increment(1);
+            if attempt > 0 && !std::mem::take(&mut granted) && !self.retry(route, &table) {
+                break;
             }
             let now = Instant::now();
             let Some(index) = pool.choose(&parts.headers, &tried, now) else {
@@ -211,7 +210,11 @@ impl Proxy {
                         Outcome::Success
                     };
                     self.record(pool, backend, outcome, now);
-                    if attempt + 1 < attempts && route.retry_on.contains(&status.as_u16()) {
+                    if attempt + 1 < attempts
+                        && route.retry_on.contains(&status.as_u16())
+                        && self.retry(route, &table)
+                    {
+                        granted = true;
                         last_error = format!("backend {} answered {status}", backend.label());
                         continue;
                     }
@@ -267,6 +270,17 @@ impl Proxy {
             return response;
         }
         (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
+    }
+
+    /// Takes a retry from the budget, counting it either way.
+    fn retry(&self, route: &Route, table: &Table) -> bool {
+        if self.budget.try_retry(Instant::now(), table.retry_budget) {
+            route.retries_series.increment(1);
+            true
+        } else {
+            route.retries_denied_series.increment(1);
+            false
+        }
     }
 
     fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
