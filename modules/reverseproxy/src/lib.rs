@@ -9,6 +9,11 @@
 //! (nothing is buffered); `Upgrade` (WebSocket) connections are spliced through. The whole
 //! table reloads live: built aside, swapped in one `ArcSwap` store.
 //!
+//! HTTP/1.1 backends are reached over a pool of keep-alive connections per backend, each
+//! driven by the request using it (no connection task, no channel hop per request);
+//! upgrades and h2c use hyper-util's pooled client. The client's address (the HTTP server's
+//! `ConnectInfo<SocketAddr>`) is appended to `X-Forwarded-For` and named in `Forwarded`.
+//!
 //! It serves through the router module: the module contributes one catch-all route per
 //! distinct prefix to the core [`RouteRegistry`](modular_core::http::RouteRegistry), and the
 //! handler routes with the live table.
