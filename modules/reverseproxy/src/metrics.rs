@@ -15,6 +15,24 @@ pub const BREAKER_STATE: &str = "modular_reverseproxy_breaker_state";
 pub const ACTIVE_REQUESTS: &str = "modular_reverseproxy_active_requests";
 /// Gauge: 1 when a backend is up by `pool` and `backend`.
 pub const BACKEND_UP: &str = "modular_reverseproxy_backend_up";
+/// Counter: mirrored requests by `route` and `result` (`match`, `mismatch`, `failed`,
+/// `skipped`: the mirror's status equals the client's, differs, the mirror got no answer,
+/// or too many mirrors were in flight).
+pub const SHADOW: &str = "modular_reverseproxy_shadow_total";
+
+/// `result` labels of [`SHADOW`], in [`shadow_series`] order.
+pub(crate) const SHADOW_RESULTS: [&str; 4] = ["match", "mismatch", "failed", "skipped"];
+
+/// The [`SHADOW`] counters of a route.
+pub(crate) fn shadow_series(route: &str) -> [metrics::Counter; 4] {
+    SHADOW_RESULTS.map(|result| {
+        if modular_core::metrics::is_recording() {
+            metrics::counter!(SHADOW, "route" => route.to_owned(), "result" => result)
+        } else {
+            metrics::Counter::noop()
+        }
+    })
+}
 
 use metrics::{Counter, Gauge, Histogram};
 

@@ -33,7 +33,40 @@ pub struct Proxy {
     h2c: Client<HttpConnector, Body>,
     budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
+    shadow_slots: Arc<tokio::sync::Semaphore>,
+    shadow_stats: ShadowStats,
 }
+
+/// Mirrored requests so far, by result (see [`ShadowConfig`](crate::ShadowConfig)).
+#[derive(Debug, Default)]
+pub struct ShadowStats {
+    counts: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl ShadowStats {
+    /// Mirrors whose status equalled the client's answer.
+    pub fn matched(&self) -> u64 {
+        self.counts[0].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors whose status differed.
+    pub fn mismatched(&self) -> u64 {
+        self.counts[1].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors that got no answer (no healthy backend, an error, the route's timeout).
+    pub fn failed(&self) -> u64 {
+        self.counts[2].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors not sent: too many were in flight.
+    pub fn skipped(&self) -> u64 {
+        self.counts[3].load(Ordering::Relaxed)
+    }
+}
+
+/// A mirror decided for one request: its pool, method and headers.
+struct Mirror(Arc<Pool>, Method, HeaderMap);
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +107,19 @@ impl Proxy {
             h2c,
             budget: crate::budget::RetryBudget::new(),
             emit,
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(crate::SHADOW_IN_FLIGHT)),
+            shadow_stats: ShadowStats::default(),
         }
+    }
+
+    /// Mirrored requests so far.
+    pub fn shadow_stats(&self) -> &ShadowStats {
+        &self.shadow_stats
+    }
+
+    /// Mirrored requests in flight now.
+    pub fn shadows_in_flight(&self) -> usize {
+        crate::SHADOW_IN_FLIGHT.saturating_sub(self.shadow_slots.available_permits())
     }
 
     /// The table requests are routed with now.
@@ -128,6 +173,14 @@ impl Proxy {
         prepare_headers(&mut parts.headers, route, host, upgrade, peer);
         let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
         let attempts = if replayable { 1 + route.retries } else { 1 };
+        let mut mirror = match &route.shadow {
+            Some((shadow, share)) if replayable && rand::random::<f64>() < *share => Some(Mirror(
+                Arc::clone(shadow),
+                parts.method.clone(),
+                parts.headers.clone(),
+            )),
+            _ => None,
+        };
         let pool = &route.pool;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
@@ -228,6 +281,9 @@ impl Proxy {
                         strip_response_headers(&mut parts.headers, true);
                         return Response::from_parts(parts, Body::empty());
                     }
+                    if let Some(mirror) = mirror.take() {
+                        self.mirror(route, mirror, path_and_query.clone(), status);
+                    }
                     let (mut parts, incoming) = response.into_parts();
                     strip_response_headers(&mut parts.headers, false);
                     let body = Body::new(upstream::Streamed::new(incoming, conn, guard));
@@ -270,6 +326,99 @@ impl Proxy {
             return response;
         }
         (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
+    }
+
+    /// Sends `mirror` in the background (bounded by [`crate::SHADOW_IN_FLIGHT`]) and compares
+    /// its status with the client's `answered`.
+    fn mirror(
+        self: &Arc<Self>,
+        route: &Route,
+        mirror: Mirror,
+        path: PathAndQuery,
+        answered: StatusCode,
+    ) {
+        let series = route.shadow_series.clone();
+        let Ok(permit) = Arc::clone(&self.shadow_slots).try_acquire_owned() else {
+            self.shadow_stats.counts[3].fetch_add(1, Ordering::Relaxed);
+            series[3].increment(1);
+            return;
+        };
+        let proxy = Arc::clone(self);
+        let timeout = route.timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let result = tokio::time::timeout(timeout, proxy.shadow_once(mirror, path)).await;
+            let index = match result {
+                Ok(Ok(status)) if status == answered => 0,
+                Ok(Ok(_)) => 1,
+                _ => 2,
+            };
+            proxy.shadow_stats.counts[index].fetch_add(1, Ordering::Relaxed);
+            series[index].increment(1);
+        });
+    }
+
+    /// One mirrored exchange; the body is read and dropped frame by frame.
+    async fn shadow_once(&self, mirror: Mirror, path: PathAndQuery) -> Result<StatusCode, String> {
+        use http_body_util::BodyExt as _;
+        let Mirror(pool, method, headers) = mirror;
+        let index = pool
+            .choose(&headers, &[], Instant::now())
+            .ok_or_else(|| format!("pool `{}` has no healthy backend", pool.name))?;
+        let backend = Arc::clone(&pool.backends[index]);
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() = method;
+        *request.headers_mut() = headers;
+        let guard = Outstanding::new(&backend);
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = match pool.protocol {
+            Protocol::Http1 => {
+                *request.uri_mut() = Uri::from(path);
+                if !request.headers().contains_key(header::HOST)
+                    && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
+                {
+                    request.headers_mut().insert(header::HOST, host);
+                }
+                upstream::send(&backend, request)
+                    .await
+                    .map(|(response, conn)| (response, Some(conn)))
+            }
+            Protocol::H2c => {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(http::uri::Scheme::HTTP);
+                uri.authority = Some(backend.authority.clone());
+                uri.path_and_query = Some(path);
+                *request.uri_mut() = Uri::from_parts(uri).map_err(|e| e.to_string())?;
+                *request.version_mut() = http::Version::HTTP_2;
+                request.headers_mut().remove(header::HOST);
+                self.h2c
+                    .request(request)
+                    .await
+                    .map(|response| (response, None))
+                    .map_err(SendError::Legacy)
+            }
+        };
+        let now = Instant::now();
+        match sent {
+            Ok((response, conn)) => {
+                let status = response.status();
+                let outcome = if status.is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Success
+                };
+                self.record(&pool, &backend, outcome, now);
+                let mut body = upstream::Streamed::new(response.into_body(), conn, guard);
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(|e| e.to_string())?;
+                }
+                Ok(status)
+            }
+            Err(error) => {
+                self.record(&pool, &backend, Outcome::Failure, now);
+                Err(error.to_string())
+            }
+        }
     }
 
     /// Takes a retry from the budget, counting it either way.

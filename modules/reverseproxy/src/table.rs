@@ -50,6 +50,9 @@ pub struct Route {
     pub(crate) unanswered: RequestSeries,
     pub(crate) retries_series: metrics::Counter,
     pub(crate) retries_denied_series: metrics::Counter,
+    /// The pool mirrored to and the share (0–1) of requests mirrored.
+    pub(crate) shadow: Option<(Arc<Pool>, f64)>,
+    pub(crate) shadow_series: [metrics::Counter; 4],
 }
 
 /// One pool of one config version; its backends may be shared with the previous version.
@@ -175,6 +178,18 @@ impl Route {
                     .map_err(|e| invalid("remove_headers".into(), e.to_string()))?,
             );
         }
+        let shadow = match &config.shadow {
+            None => None,
+            Some(shadow) => Some((
+                pools.get(&shadow.pool).cloned().ok_or_else(|| {
+                    invalid(
+                        "shadow.pool".into(),
+                        format!("unknown pool `{}`", shadow.pool),
+                    )
+                })?,
+                (shadow.percent / 100.0).clamp(0.0, 1.0),
+            )),
+        };
         let label = config.label();
         let series = pool
             .backends
@@ -182,6 +197,8 @@ impl Route {
             .map(|b| RequestSeries::new(label, &pool.name, b.label()))
             .collect();
         Ok(Self {
+            shadow_series: m::shadow_series(label),
+            shadow,
             series,
             unanswered: RequestSeries::new(label, &pool.name, "none"),
             retries_series: m::route_counter(m::RETRIES, label),
