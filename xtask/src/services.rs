@@ -534,7 +534,9 @@ impl Launch {
 }
 
 /// Under CI (`CI=true`), the packages that are not installed by the machine image but that
-/// the tests need (pebble, openssl for its listener certificate) are installed with apt-get.
+/// the tests need (pebble, openssl for its listener certificate, bind9 for DNS-01, chromium
+/// and chromedriver for the console's browser test, which starts chromedriver itself) are
+/// installed with apt-get.
 fn install_missing_in_ci() {
     let in_ci = env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     if !in_ci {
@@ -544,6 +546,8 @@ fn install_missing_in_ci() {
         ("pebble", "pebble"),
         ("openssl", "openssl"),
         ("named", "bind9"),
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
     ]
     .into_iter()
     .filter(|(program, _)| find_program(program).is_none())

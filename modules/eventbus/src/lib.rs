@@ -57,7 +57,7 @@
 //!       url: nats://user:pass@nats:4222     # dynamic; a secret
 //!       connect_timeout: 2s                 # dynamic
 //!       publish_timeout: 5s                 # dynamic
-//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XAUTOCLAIM idle)
+//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XCLAIM idle)
 //!       prefix: eventbus                    # static (subject prefix, stream EVENTBUS)
 //!     streams: { type: redis, url: "redis://127.0.0.1:6379/0" }
 //!   default: fast                           # dynamic; unset: the first engine by name
@@ -85,7 +85,7 @@
 //! | engine | guarantee | publish returns | redelivery |
 //! |---|---|---|---|
 //! | `memory` | at-most-once | once queued for every matching subscription; a full queue drops (counted, `Dropped` error), blocks, or blocks up to `block_timeout` | none: an event whose handler fails for good is dead-lettered |
-//! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XAUTOCLAIM`) by a group member after `visibility_timeout` |
+//! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XPENDING` + `XCLAIM`) by a group member after `visibility_timeout`; a member never re-claims what its own handler still holds |
 //! | `nats` | at-least-once | after the JetStream publish ack | unacknowledged messages are redelivered after `ack_wait` (`visibility_timeout`) |
 //!
 //! Events travel as CloudEvents structured-mode JSON; every event carries `id`, `source`,
