@@ -44,9 +44,11 @@ const CSP: HeaderValue = HeaderValue::from_static(
 /// Registers the page, its assets and its settings endpoint under `owner`, and their OpenAPI
 /// description.
 pub(crate) fn register(routes: &RouteRegistry, owner: &str, config: ConfigHandle<ConsoleConfig>) {
-    routes.route(owner, PAGE_PATH, get(page).with_state(config.clone()));
-    routes.route(owner, SCRIPT_PATH, get(script).with_state(config.clone()));
-    routes.route(owner, STYLE_PATH, get(style).with_state(config.clone()));
+    // Reachable without the token (a browser opening the page has none to send), but mounted
+    // with the admin API: while `admin.token` is unset they answer 404 like every `/admin/*`.
+    routes.admin_public_route(owner, PAGE_PATH, get(page).with_state(config.clone()));
+    routes.admin_public_route(owner, SCRIPT_PATH, get(script).with_state(config.clone()));
+    routes.admin_public_route(owner, STYLE_PATH, get(style).with_state(config.clone()));
     routes.admin_route(
         owner,
         SETTINGS_PATH,

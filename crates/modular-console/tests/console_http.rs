@@ -92,3 +92,22 @@ async fn a_bad_console_section_is_rejected_with_its_key_path_and_the_page_stays(
     assert_eq!(app.admin_json("/admin/ui/settings").await?["page_size"], 50);
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_admin_token_the_page_is_not_mounted_like_every_admin_path() -> anyhow::Result<()>
+{
+    let yaml = config_yaml("first", "").replace(&format!("admin:\n  token: {TOKEN}\n"), "");
+    assert!(!yaml.contains(TOKEN), "{yaml}");
+    let app = support::start_with(1, 20, &yaml).await?;
+    for path in [
+        "/admin/ui",
+        "/admin/ui/console.js",
+        "/admin/ui/console.css",
+        "/admin/ui/settings",
+        "/admin/config",
+    ] {
+        let status = app.http.get(app.url(path)).send().await?.status();
+        assert_eq!(status, 404, "{path}");
+    }
+    app.stop().await
+}

@@ -59,6 +59,7 @@ pub struct RouteContribution {
     router: Router,
     paths: Vec<String>,
     admin: bool,
+    guarded: bool,
 }
 
 impl RouteContribution {
@@ -83,6 +84,14 @@ impl RouteContribution {
     pub fn is_admin(&self) -> bool {
         self.admin
     }
+
+    /// Whether the admin guard checks the caller's credentials: `true` for
+    /// [`RouteRegistry::admin_route`], `false` for [`RouteRegistry::admin_public_route`]
+    /// (mounted with the admin API but open to callers without a token). `false` for
+    /// application routes, which the admin guard does not see.
+    pub fn is_guarded(&self) -> bool {
+        self.admin && self.guarded
+    }
 }
 
 impl fmt::Debug for RouteContribution {
@@ -91,6 +100,7 @@ impl fmt::Debug for RouteContribution {
             .field("owner", &self.owner)
             .field("paths", &self.paths)
             .field("admin", &self.admin)
+            .field("guarded", &self.guarded)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +162,7 @@ impl RouteRegistry {
             router,
             paths: vec![path.to_owned()],
             admin: false,
+            guarded: false,
         });
     }
 
@@ -165,16 +176,39 @@ impl RouteRegistry {
     /// When `path` does not start with `/admin/`, or as [`RouteRegistry::route`]: a
     /// programming error, caught by the application as a failed `init`.
     pub fn admin_route(&self, owner: impl Into<String>, path: &str, method_router: MethodRouter) {
+        self.push_admin(owner.into(), path, method_router, true);
+    }
+
+    /// Adds an admin endpoint that callers reach without credentials, such as a page shell
+    /// that asks the browser for the token and sends it with its own requests. Like
+    /// [`RouteRegistry::admin_route`] it is served outside the application routes' limits and
+    /// timeout, and not at all while admin access is off (it answers 404 then, like every
+    /// `/admin/*` path); it must carry no data an admin endpoint would guard.
+    ///
+    /// # Panics
+    ///
+    /// As [`RouteRegistry::admin_route`].
+    pub fn admin_public_route(
+        &self,
+        owner: impl Into<String>,
+        path: &str,
+        method_router: MethodRouter,
+    ) {
+        self.push_admin(owner.into(), path, method_router, false);
+    }
+
+    fn push_admin(&self, owner: String, path: &str, method_router: MethodRouter, guarded: bool) {
         assert!(
             path.starts_with("/admin/"),
             "admin route {path:?} must be under /admin/"
         );
         let router = Router::new().route(path, method_router);
         self.push(RouteContribution {
-            owner: owner.into(),
+            owner,
             router,
             paths: vec![path.to_owned()],
             admin: true,
+            guarded,
         });
     }
 
@@ -191,6 +225,7 @@ impl RouteRegistry {
             router,
             paths,
             admin: false,
+            guarded: false,
         });
     }
 
@@ -391,15 +426,20 @@ mod tests {
     fn admin_contributions_are_flagged_and_must_be_under_admin() {
         let routes = RouteRegistry::new();
         routes.admin_route("fleet", "/admin/fleet", get(|| async { "" }));
+        routes.admin_public_route("console", "/admin/ui", get(|| async { "" }));
         routes.route("orders", "/orders", get(|| async { "" }));
-        let flags: Vec<(String, bool)> = routes
+        let flags: Vec<(String, bool, bool)> = routes
             .contributions()
             .iter()
-            .map(|c| (c.owner().to_owned(), c.is_admin()))
+            .map(|c| (c.owner().to_owned(), c.is_admin(), c.is_guarded()))
             .collect();
         assert_eq!(
             flags,
-            [("fleet".to_owned(), true), ("orders".to_owned(), false)]
+            [
+                ("fleet".to_owned(), true, true),
+                ("console".to_owned(), true, false),
+                ("orders".to_owned(), false, false)
+            ]
         );
         let outside = std::panic::catch_unwind(|| {
             RouteRegistry::new().admin_route("x", "/fleet", get(|| async { "" }));

@@ -106,10 +106,10 @@ pub(crate) fn build(
 
     let health = endpoints::health::routes(endpoints);
     summary.health_endpoints = health.is_some();
-    let admin_contributions: Vec<Router> = contributions
+    let admin_contributions: Vec<(Router, bool)> = contributions
         .iter()
         .filter(|c| c.is_admin())
-        .map(|c| c.router().clone())
+        .map(|c| (c.router().clone(), c.is_guarded()))
         .collect();
     let metrics = endpoints::metrics::routes(endpoints.metrics_exporter());
     let spec = Arc::new(crate::openapi::ServedSpec::new(

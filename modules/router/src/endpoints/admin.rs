@@ -85,22 +85,48 @@ pub(crate) const PATHS: &[&str] = &[
 /// behind the same guard.
 pub(crate) fn routes(
     endpoints: &Arc<Endpoints>,
-    contributed: Vec<Router>,
+    contributed: Vec<(Router, bool)>,
     spec: Arc<crate::openapi::ServedSpec>,
 ) -> Router {
-    let mut extra = Router::new();
-    for router in contributed {
-        extra = extra.merge(router);
+    let (mut guarded, mut open) = (Router::new(), Router::new());
+    for (router, is_guarded) in contributed {
+        if is_guarded {
+            guarded = guarded.merge(router);
+        } else {
+            open = open.merge(router);
+        }
     }
-    let extra = if extra.has_routes() {
-        extra.route_layer(middleware::from_fn_with_state(
+    let guarded = if guarded.has_routes() {
+        guarded.route_layer(middleware::from_fn_with_state(
             Arc::clone(endpoints),
             require_token,
         ))
     } else {
-        extra
+        guarded
     };
-    builtin(endpoints, spec).merge(extra)
+    let open = if open.has_routes() {
+        open.route_layer(middleware::from_fn_with_state(
+            Arc::clone(endpoints),
+            require_admin_enabled,
+        ))
+    } else {
+        open
+    };
+    builtin(endpoints, spec).merge(guarded).merge(open)
+}
+
+/// The guard of [`RouteRegistry::admin_public_route`](modular_core::http::RouteRegistry::admin_public_route)
+/// endpoints: no credentials, but not mounted (404) while admin access is off.
+async fn require_admin_enabled(
+    State(ep): State<Arc<Endpoints>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if ep.admin_enabled() {
+        next.run(request).await
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
 }
 
 fn builtin(endpoints: &Arc<Endpoints>, spec: Arc<crate::openapi::ServedSpec>) -> Router {
