@@ -84,9 +84,35 @@ pub struct EngineConfig {
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub visibility_timeout: Duration,
-    /// Redis key prefix (default `modular:eventbus:`) or NATS subject prefix and stream name
-    /// (default `eventbus`, stream `EVENTBUS`). Static.
+    /// Redis key prefix (default `modular:eventbus:`), NATS subject prefix and stream name
+    /// (default `eventbus`, stream `EVENTBUS`), AMQP exchange name and queue name prefix
+    /// (default `eventbus`) or MQTT topic prefix (default `eventbus`). Static.
     pub prefix: Option<String>,
+    /// How events travel: `structured` (CloudEvents JSON, the default) or `binary` (attributes
+    /// as headers, data as the body) on engines whose transport has headers (redis, nats,
+    /// amqp). Readers accept both, so publishers may switch while subscribers run.
+    #[config(dynamic)]
+    pub mode: WireMode,
+    /// Redis only: trims each stream to about this many entries at every `XADD`
+    /// (`MAXLEN ~`); unset keeps every entry.
+    #[config(dynamic)]
+    pub max_len: Option<u64>,
+    /// NATS only: `false` publishes on core NATS subjects (fire-and-forget, at-most-once, no
+    /// stream, no ack); default `true` (JetStream).
+    #[config(dynamic)]
+    pub jetstream: bool,
+}
+
+/// CloudEvents content mode on the wire (`engines.<name>.mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WireMode {
+    /// The whole event as `application/cloudevents+json`.
+    #[default]
+    Structured,
+    /// Attributes as transport headers (`ce_<name>`), data as the body.
+    Binary,
 }
 
 /// An engine's kind.
@@ -101,15 +127,21 @@ pub enum EngineType {
     Redis,
     /// NATS JetStream with durable consumers; at-least-once (feature `nats`).
     Nats,
+    /// RabbitMQ topic exchange with durable queues; at-least-once (feature `amqp`).
+    Amqp,
+    /// MQTT 3.1.1, QoS 1 with shared subscriptions for groups (feature `mqtt`).
+    Mqtt,
 }
 
 impl EngineType {
-    /// `memory`, `redis` or `nats`.
+    /// `memory`, `redis`, `nats`, `amqp` or `mqtt`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Memory => "memory",
             Self::Redis => "redis",
             Self::Nats => "nats",
+            Self::Amqp => "amqp",
+            Self::Mqtt => "mqtt",
         }
     }
 
@@ -119,6 +151,8 @@ impl EngineType {
             Self::Memory => true,
             Self::Redis => cfg!(feature = "redis"),
             Self::Nats => cfg!(feature = "nats"),
+            Self::Amqp => cfg!(feature = "amqp"),
+            Self::Mqtt => cfg!(feature = "mqtt"),
         }
     }
 
@@ -127,6 +161,8 @@ impl EngineType {
             Self::Memory => &[],
             Self::Redis => &["redis", "rediss"],
             Self::Nats => &["nats", "tls"],
+            Self::Amqp => &["amqp"],
+            Self::Mqtt => &["mqtt", "tcp"],
         }
     }
 }
@@ -247,6 +283,9 @@ impl Default for EngineConfig {
             publish_timeout: Duration::from_secs(5),
             visibility_timeout: Duration::from_secs(30),
             prefix: None,
+            mode: WireMode::Structured,
+            max_len: None,
+            jetstream: true,
         }
     }
 }
@@ -433,6 +472,47 @@ impl EngineConfig {
                     "must be > 0s, got 0s",
                 ));
             }
+        }
+        if self.mode == WireMode::Binary
+            && matches!(self.kind, EngineType::Memory | EngineType::Mqtt)
+        {
+            let why = if self.kind == EngineType::Mqtt {
+                "MQTT 3.1.1 messages have no headers to carry the attributes"
+            } else {
+                "the memory engine does not serialize events"
+            };
+            errors.push(FieldError::new(
+                format!("{at}.mode"),
+                format!(
+                    "`binary` is not available on the {} engine: {why} (use `structured`)",
+                    self.kind
+                ),
+            ));
+        }
+        if let Some(max_len) = self.max_len {
+            if self.kind != EngineType::Redis {
+                errors.push(FieldError::new(
+                    format!("{at}.max_len"),
+                    format!(
+                        "is used by the redis engine only, not {} (remove it)",
+                        self.kind
+                    ),
+                ));
+            } else if max_len == 0 {
+                errors.push(FieldError::new(
+                    format!("{at}.max_len"),
+                    "must be > 0, got 0 (leave it unset to keep every entry)",
+                ));
+            }
+        }
+        if !self.jetstream && self.kind != EngineType::Nats {
+            errors.push(FieldError::new(
+                format!("{at}.jetstream"),
+                format!(
+                    "is used by the nats engine only, not {} (remove it)",
+                    self.kind
+                ),
+            ));
         }
         if let Some(prefix) = &self.prefix
             && prefix.is_empty()

@@ -152,6 +152,9 @@
 //! everywhere); trimming of Redis streams (`XADD` without `MAXLEN`: trim them with a retention
 //! job of your own).
 
+#[cfg(feature = "amqp")]
+mod amqp;
+mod binary;
 mod config;
 mod engine;
 mod error;
@@ -161,6 +164,8 @@ mod health;
 mod memory;
 mod metrics;
 mod module;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "redis")]
@@ -171,7 +176,7 @@ mod topic;
 
 pub use crate::config::{
     DEFAULT_SOURCE, DeliveryConfig, EngineConfig, EngineType, EventbusConfig, EventbusHealthConfig,
-    ForwardConfig, Overflow, RouteConfig,
+    ForwardConfig, Overflow, RouteConfig, WireMode,
 };
 pub use crate::error::EventbusError;
 pub use crate::event::wrap;
