@@ -764,30 +764,24 @@ impl Acker for AmqpAcker {
     }
 }
 
-/// The body and properties of `event` in `mode`.
+/// The body and properties of `event` in `mode` (binary: `cloudEvents_*` headers).
 fn encode(event: &Event, mode: WireMode) -> Result<(Vec<u8>, BasicProperties), EventbusError> {
-    let persistent = BasicProperties::default().with_delivery_mode(2);
-    match mode {
-        WireMode::Structured => Ok((
-            crate::engine::encode(event)?,
-            persistent.with_content_type(crate::binary::STRUCTURED_CONTENT_TYPE.into()),
-        )),
-        WireMode::Binary => {
-            let message = crate::binary::to_binary(event)?;
-            let mut table = FieldTable::default();
-            for (key, value) in message.headers {
-                table.insert(key.into(), AMQPValue::LongString(value.into()));
-            }
-            let mut properties = persistent.with_headers(table);
-            if let Some(content_type) = message.content_type {
-                properties = properties.with_content_type(content_type.into());
-            }
-            Ok((message.body, properties))
+    let message = crate::binary::encode(event, mode, "cloudEvents_")?;
+    let mut properties = BasicProperties::default().with_delivery_mode(2);
+    if !message.headers.is_empty() {
+        let mut table = FieldTable::default();
+        for (key, value) in message.headers {
+            table.insert(key.into(), AMQPValue::LongString(value.into()));
         }
+        properties = properties.with_headers(table);
     }
+    if let Some(content_type) = message.content_type {
+        properties = properties.with_content_type(content_type.into());
+    }
+    Ok((message.body, properties))
 }
 
-/// The event in a delivery: binary mode when it carries `ce_specversion`, else structured.
+/// The event in a delivery, in either mode.
 fn decode(body: &[u8], properties: &BasicProperties) -> Result<Event, String> {
     let headers: Vec<(String, String)> = properties
         .headers()
@@ -809,15 +803,11 @@ fn decode(body: &[u8], properties: &BasicProperties) -> Result<Event, String> {
                 .collect()
         })
         .unwrap_or_default();
-    if crate::binary::is_binary(&headers) {
-        let content_type = properties
-            .content_type()
-            .as_ref()
-            .map(|c| c.as_str().to_owned());
-        crate::binary::from_binary(&headers, content_type.as_deref(), body)
-    } else {
-        crate::engine::decode(body)
-    }
+    let content_type = properties
+        .content_type()
+        .as_ref()
+        .map(|c| c.as_str().to_owned());
+    crate::binary::decode(&headers, content_type.as_deref(), body)
 }
 
 /// lapin errors may quote the URI; drop it.

@@ -1,6 +1,7 @@
-//! CloudEvents binary content mode: the attributes as transport headers (`ce_<name>`, as the
-//! Kafka binding spells them; the AMQP binding's `cloudEvents_` and the HTTP/NATS `ce-` are
-//! read too), `datacontenttype` as the transport's content type, and the data as the body.
+//! CloudEvents binary content mode: the attributes as transport headers (`cloudEvents_<name>`
+//! on AMQP as its binding spells them, `ce-<name>` on NATS, `ce_<name>` fields on Redis; all
+//! three are read everywhere), `datacontenttype` as the transport's content type, and the data
+//! as the body.
 //! Engines whose transport has headers (NATS headers, AMQP message properties, Redis stream
 //! entry fields) use it when `mode: binary`; MQTT 3.1.1 has no headers and refuses it.
 
@@ -19,8 +20,6 @@ use crate::error::EventbusError;
 
 /// The content type a structured-mode message carries.
 pub(crate) const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
-/// The header prefix binary mode writes.
-pub(crate) const PREFIX: &str = "ce_";
 /// Header prefixes binary mode reads.
 const PREFIXES: [&str; 3] = ["ce_", "ce-", "cloudEvents_"];
 
@@ -32,13 +31,13 @@ pub(crate) struct BinaryMessage {
     pub(crate) body: Vec<u8>,
 }
 
-struct Collector(BinaryMessage);
+struct Collector(BinaryMessage, &'static str);
 
 impl BinarySerializer<BinaryMessage> for Collector {
     fn set_spec_version(mut self, spec_version: SpecVersion) -> MessageResult<Self> {
         self.0
             .headers
-            .push((format!("{PREFIX}specversion"), spec_version.to_string()));
+            .push((format!("{}specversion", self.1), spec_version.to_string()));
         Ok(self)
     }
 
@@ -48,7 +47,7 @@ impl BinarySerializer<BinaryMessage> for Collector {
         } else if name != "specversion" {
             self.0
                 .headers
-                .push((format!("{PREFIX}{name}"), value.to_string()));
+                .push((format!("{}{name}", self.1), value.to_string()));
         }
         Ok(self)
     }
@@ -56,7 +55,7 @@ impl BinarySerializer<BinaryMessage> for Collector {
     fn set_extension(mut self, name: &str, value: MessageAttributeValue) -> MessageResult<Self> {
         self.0
             .headers
-            .push((format!("{PREFIX}{name}"), value.to_string()));
+            .push((format!("{}{name}", self.1), value.to_string()));
         Ok(self)
     }
 
@@ -70,16 +69,52 @@ impl BinarySerializer<BinaryMessage> for Collector {
     }
 }
 
-/// `event` as headers, content type and body.
-pub(crate) fn to_binary(event: &Event) -> Result<BinaryMessage, EventbusError> {
+/// `event` as headers named `<prefix><attribute>`, content type and body.
+pub(crate) fn to_binary(
+    event: &Event,
+    prefix: &'static str,
+) -> Result<BinaryMessage, EventbusError> {
     event
         .clone()
-        .deserialize_binary(Collector(BinaryMessage {
-            headers: Vec::new(),
-            content_type: None,
-            body: Vec::new(),
-        }))
+        .deserialize_binary(Collector(
+            BinaryMessage {
+                headers: Vec::new(),
+                content_type: None,
+                body: Vec::new(),
+            },
+            prefix,
+        ))
         .map_err(|e| EventbusError::Encode(e.to_string()))
+}
+
+/// `event` on the wire in `mode`: structured is the JSON body (content type
+/// `application/cloudevents+json`) and no headers.
+pub(crate) fn encode(
+    event: &Event,
+    mode: crate::config::WireMode,
+    prefix: &'static str,
+) -> Result<BinaryMessage, EventbusError> {
+    match mode {
+        crate::config::WireMode::Structured => Ok(BinaryMessage {
+            headers: Vec::new(),
+            content_type: Some(STRUCTURED_CONTENT_TYPE.to_owned()),
+            body: crate::engine::encode(event)?,
+        }),
+        crate::config::WireMode::Binary => to_binary(event, prefix),
+    }
+}
+
+/// The event of a message in either mode: binary when the headers carry `specversion`.
+pub(crate) fn decode(
+    headers: &[(String, String)],
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Event, String> {
+    if is_binary(headers) {
+        from_binary(headers, content_type, body)
+    } else {
+        crate::engine::decode(body)
+    }
 }
 
 fn attribute_name(header: &str) -> Option<&str> {
@@ -187,7 +222,7 @@ mod tests {
             crate::event::wrap("com.example.t", "/s", &serde_json::json!({"a": [1, 2]}))
                 .unwrap_or_else(|e| panic!("{e}"));
         cloudevents::AttributesWriter::set_subject(&mut event, Some("sub"));
-        let message = to_binary(&event).unwrap_or_else(|e| panic!("{e}"));
+        let message = to_binary(&event, "ce_").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(message.content_type.as_deref(), Some("application/json"));
         assert!(
             message

@@ -558,6 +558,15 @@ pub(crate) fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
 }
 
 /// `host:port` of a URL, for messages and health details (never the credentials).
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn address_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();

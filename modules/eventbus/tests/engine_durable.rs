@@ -92,6 +92,7 @@ per_engine!(
     a_failing_handler_is_retried_then_dead_lettered,
     an_unacknowledged_event_is_redelivered_after_the_visibility_timeout,
     an_outage_loses_no_event_and_health_recovers,
+    binary_mode_carries_every_attribute_and_the_data,
 );
 
 // MQTT gives no visibility timeout (a stuck member keeps what it holds until its session
@@ -350,5 +351,30 @@ async fn an_outage_loses_no_event_and_health_recovers(e: Durable) {
             .any(|t| t == "com.modular.eventbus.connection.restored"),
         "{types:?}"
     );
+    h.stop().await;
+}
+
+async fn binary_mode_carries_every_attribute_and_the_data(e: Durable) {
+    use cloudevents::AttributesWriter as _;
+    let Some(url) = modular_testkit::service(e.service) else {
+        return;
+    };
+    let mut s = e.section(&url, "binary");
+    s["engines"][e.key]["mode"] = json!("binary");
+    let h = start(s).await.unwrap();
+    let (handler, mut rx) = collector();
+    let _sub = h.bus.subscribe("bin.*", handler).await.unwrap();
+    let mut event = modular_eventbus::wrap(
+        "com.example.binary.sent",
+        "/tests/binary",
+        &json!({"n": 1, "s": "x", "nested": [true, null]}),
+    )
+    .unwrap();
+    event.set_subject(Some("order-7"));
+    event.set_extension("tenant", "acme");
+    h.bus.publish("bin.made", event.clone()).await.unwrap();
+    let got = next(&mut rx, SOON).await;
+    assert_eq!(got.topic, "bin.made");
+    assert_eq!(got.event, event);
     h.stop().await;
 }
