@@ -201,17 +201,17 @@ impl AmqpEngine {
         }
     }
 
-    /// Publishes `payload` with `properties` and waits for the confirm.
+    /// Publishes `message` (body and properties) and waits for the confirm.
     async fn send(
         &self,
         exchange: &str,
         routing_key: &str,
         topic: &str,
-        payload: &[u8],
-        properties: BasicProperties,
+        message: (Vec<u8>, BasicProperties),
         timeout: Duration,
         operation: &'static str,
     ) -> Result<Arc<Live>, EventbusError> {
+        let (payload, properties) = message;
         let result = tokio::time::timeout(timeout, async {
             let live = self.link.get().await?;
             let confirm = live
@@ -220,7 +220,7 @@ impl AmqpEngine {
                     exchange.into(),
                     routing_key.into(),
                     BasicPublishOptions::default(),
-                    payload,
+                    &payload,
                     properties,
                 )
                 .await
@@ -320,8 +320,7 @@ impl Engine for AmqpEngine {
             &self.prefix,
             topic,
             topic,
-            &payload,
-            properties,
+            (payload, properties),
             self.publish_timeout,
             "publish",
         )
@@ -418,8 +417,7 @@ impl Engine for AmqpEngine {
             "",
             &queue,
             topic,
-            &payload,
-            properties,
+            (payload, properties),
             left,
             "health probe",
         )
@@ -463,15 +461,12 @@ impl Engine for AmqpEngine {
                 .collect()
         };
         let mut out = Vec::new();
-        let channel = match tokio::time::timeout(self.publish_timeout, async {
+        let channel = tokio::time::timeout(self.publish_timeout, async {
             let live = self.link.get().await.ok()?;
             live.connection.create_channel().await.ok()
         })
         .await
-        {
-            Ok(channel) => channel,
-            Err(_) => None,
-        };
+        .unwrap_or_default();
         for (spec, queue, pending) in tracked {
             let mut lag = 0;
             if let Some(channel) = channel.as_ref().filter(|c| c.status().connected()) {

@@ -15,7 +15,7 @@ use crate::topic::Pattern;
 /// |---|---|---|
 /// | `engines.<name>.type` | no | the delivery semantics, the stored events and the health component change with it: restart |
 /// | `engines.<name>.prefix` | no | events stored under the old prefix (Redis keys, NATS subjects) would be stranded |
-/// | `engines.<name>.url` and every other engine field | yes | the engine is rebuilt aside (a new connection, checked) and swapped in; in-flight handlers finish on the old one |
+/// | `engines.<name>.url` and every other engine field (`mode`, `max_len`, timeouts, …) | yes | the engine is rebuilt aside (a new connection, checked) and swapped in; in-flight handlers finish on the old one |
 /// | `engines` (adding or removing one) | yes | a new engine is connected aside; a removed one drains and closes |
 /// | `default`, `routes` | yes | the next publish routes by the new rules; subscriptions move to their new engine |
 /// | `delivery.*` | yes | read at each delivery; `concurrency` resizes every subscription's handler pool |
@@ -54,10 +54,11 @@ pub struct EventbusConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// `memory`, `redis` or `nats`. Static.
+    /// `memory`, `redis`, `nats`, `amqp` or `mqtt`. Static.
     #[serde(rename = "type")]
     pub kind: EngineType,
-    /// `redis://[user:password@]host[:port][/db]` or `nats://[user:password@]host[:port]`; a
+    /// `redis://[user:password@]host[:port][/db]`, `nats://[user:password@]host[:port]`,
+    /// `amqp://[user:password@]host[:port][/vhost]` or `mqtt://[user:password@]host[:port]`; a
     /// secret (it may hold a password).
     #[config(dynamic)]
     pub url: Option<Secret<String>>,
@@ -80,7 +81,8 @@ pub struct EngineConfig {
     #[serde(with = "humantime_serde")]
     pub publish_timeout: Duration,
     /// How long a delivered, unacknowledged event stays with its consumer before another
-    /// member of the group may claim it (Redis `XAUTOCLAIM` idle time, JetStream `ack_wait`).
+    /// member of the group may claim it (Redis `XAUTOCLAIM` idle time, JetStream `ack_wait`,
+    /// AMQP: the engine requeues it). Not used by MQTT, which has no such timeout.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub visibility_timeout: Duration,
@@ -97,10 +99,6 @@ pub struct EngineConfig {
     /// (`MAXLEN ~`); unset keeps every entry.
     #[config(dynamic)]
     pub max_len: Option<u64>,
-    /// NATS only: `false` publishes on core NATS subjects (fire-and-forget, at-most-once, no
-    /// stream, no ack); default `true` (JetStream).
-    #[config(dynamic)]
-    pub jetstream: bool,
 }
 
 /// CloudEvents content mode on the wire (`engines.<name>.mode`).
@@ -285,7 +283,6 @@ impl Default for EngineConfig {
             prefix: None,
             mode: WireMode::Structured,
             max_len: None,
-            jetstream: true,
         }
     }
 }
@@ -504,15 +501,6 @@ impl EngineConfig {
                     "must be > 0, got 0 (leave it unset to keep every entry)",
                 ));
             }
-        }
-        if !self.jetstream && self.kind != EngineType::Nats {
-            errors.push(FieldError::new(
-                format!("{at}.jetstream"),
-                format!(
-                    "is used by the nats engine only, not {} (remove it)",
-                    self.kind
-                ),
-            ));
         }
         if let Some(prefix) = &self.prefix
             && prefix.is_empty()

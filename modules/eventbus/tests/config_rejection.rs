@@ -118,11 +118,6 @@ async fn engine_fields_of_another_engine_type_are_rejected_with_their_path() {
         "{error}"
     );
     let error = startup_error(
-        json!({ "engines": { "s": { "type": "redis", "url": "redis://127.0.0.1:6379", "jetstream": false } } }),
-    )
-    .await;
-    assert!(error.contains("eventbus.engines.s.jetstream"), "{error}");
-    let error = startup_error(
         json!({ "engines": { "q": { "type": "amqp", "url": "amqps://127.0.0.1:5671/%2f" } } }),
     )
     .await;
