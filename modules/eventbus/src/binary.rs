@@ -105,6 +105,7 @@ pub(crate) fn encode(
 }
 
 /// The event of a message in either mode: binary when the headers carry `specversion`.
+#[cfg_attr(not(any(feature = "nats", feature = "amqp")), allow(dead_code))]
 pub(crate) fn decode(
     headers: &[(String, String)],
     content_type: Option<&str>,
