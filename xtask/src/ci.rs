@@ -5,20 +5,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use xshell::Shell;
 
-use crate::{duplicates, test_suite, workspace};
+use crate::{api_test, duplicates, test_suite, workspace};
 
 type Step = fn(&Shell) -> Result<()>;
 
-/// Runs fmt, clippy, the duplicate-major check, the docs, the tests and the quickstart's
-/// end-to-end tests on PostgreSQL, MariaDB and Redis, stopping at the first failure; prints
+/// Runs fmt, clippy, the duplicate-major check, the docs, the tests (the spec-drift test among
+/// them), schemathesis against the quickstart (`api-test`) and the quickstart's end-to-end tests
+/// on PostgreSQL, MariaDB and Redis, stopping at the first failure; prints
 /// each step's name and elapsed time, then a summary.
 pub fn run(sh: &Shell) -> Result<()> {
-    let steps: [(&str, Step); 6] = [
+    let steps: [(&str, Step); 7] = [
         ("fmt", fmt),
         ("clippy", clippy),
         ("duplicate majors", duplicates::check),
         ("docs", docs),
         ("tests", test_suite::run),
+        ("api test", api_test::run),
         ("quickstart on servers", quickstart_on_servers),
     ];
     let started = Instant::now();

@@ -7,9 +7,13 @@
 //!   `MODULAR_TEST_*` variables set.
 //! - `cargo xtask ci`: fmt check, clippy with `-D warnings`, the duplicate-major check, the
 //!   docs (`cargo doc --workspace --no-deps` with `RUSTDOCFLAGS="-D warnings"`, default and
-//!   all features), then `test`, then the quickstart's end-to-end tests once more with its
+//!   all features), then `test`, then `api-test`, then the quickstart's end-to-end tests once more with its
 //!   `postgres,mysql,redis,fleet` features against those servers; each step's name and time are
 //!   printed.
+//! - `cargo xtask api-test`: schemathesis (installed from PyPI into a venv under the target
+//!   dir) against the quickstart from `docs/openapi.json`, with and without the admin token
+//!   (part of `ci`, after the tests).
+//! - `cargo xtask openapi`: regenerate `docs/openapi.json` from the quickstart's served spec.
 //! - `cargo xtask bench [--table] [ARGS]...`: run the criterion benchmarks (ARGS go to
 //!   `cargo bench`), then print the `docs/PERFORMANCE.md` table; `--table` only prints it.
 //!
@@ -19,6 +23,7 @@
 // Tests may unwrap: a panic there is the test failing. Non-test builds still deny it.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod api_test;
 mod bench;
 mod ci;
 mod duplicates;
@@ -48,6 +53,10 @@ enum Command {
     Test,
     /// fmt check, clippy -D warnings, duplicate-major check, docs with -D warnings, then the tests.
     Ci,
+    /// schemathesis against the quickstart from docs/openapi.json, with and without the admin token.
+    ApiTest,
+    /// Regenerate docs/openapi.json from the spec the quickstart serves.
+    Openapi,
     /// Run the criterion benchmarks of modular-benches, then print the PERFORMANCE.md table.
     Bench {
         /// Only print the table from the last results; run nothing.
@@ -67,8 +76,22 @@ fn main() -> anyhow::Result<()> {
         Command::Services => services::command(),
         Command::Test => test_suite::run(&sh),
         Command::Ci => ci::run(&sh),
+        Command::ApiTest => api_test::run(&sh),
+        Command::Openapi => openapi(&sh),
         Command::Bench { table, args } => bench::run(&sh, args, table),
     }
+}
+
+/// Runs the spec-drift test with `UPDATE_OPENAPI=1`, which writes the served spec to
+/// `docs/openapi.json`.
+fn openapi(sh: &xshell::Shell) -> anyhow::Result<()> {
+    let _update = sh.push_env("UPDATE_OPENAPI", "1");
+    workspace::cargo(sh)
+        .args(["test", "-p", "quickstart", "--test", "quickstart_e2e", "--"])
+        .arg("the_served_openapi_spec_is_the_checked_in_one")
+        .run()?;
+    eprintln!("docs/openapi.json regenerated");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -459,17 +459,24 @@ impl Launch {
 }
 
 /// Under CI (`CI=true`), the packages that are not installed by the machine image but that
-/// the tests need (pebble, openssl for its listener certificate) are installed with apt-get.
+/// the tests need (pebble, openssl for its listener certificate, chromium and chromedriver
+/// for the console's browser test, which starts chromedriver itself) are installed with
+/// apt-get.
 fn install_missing_in_ci() {
     let in_ci = env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     if !in_ci {
         return;
     }
-    let wanted: Vec<&str> = [("pebble", "pebble"), ("openssl", "openssl")]
-        .into_iter()
-        .filter(|(program, _)| find_program(program).is_none())
-        .map(|(_, package)| package)
-        .collect();
+    let wanted: Vec<&str> = [
+        ("pebble", "pebble"),
+        ("openssl", "openssl"),
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ]
+    .into_iter()
+    .filter(|(program, _)| find_program(program).is_none())
+    .map(|(_, package)| package)
+    .collect();
     if wanted.is_empty() {
         return;
     }

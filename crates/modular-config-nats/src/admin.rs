@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,14 +19,32 @@ pub const FLEET_PATH: &str = "/admin/fleet";
 
 pub(crate) fn register(services: &ServiceRegistry, shared: Arc<Shared>) {
     let routes = RouteRegistry::shared(services);
-    routes.admin_route(
-        NAME,
-        FLEET_PATH,
-        get(move || {
-            let shared = Arc::clone(&shared);
-            async move { answer(&shared).await }
-        }),
-    );
+    routes.admin_route(NAME, FLEET_PATH, get(fleet).with_state(shared));
+    routes.document(NAME, <FleetApi as utoipa::OpenApi>::openapi());
+}
+
+/// The fleet endpoint's OpenAPI description, merged into `GET /admin/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(fleet))]
+struct FleetApi;
+
+#[utoipa::path(
+    get,
+    path = "/admin/fleet",
+    tag = "admin",
+    summary = "The fleet's reload acknowledgements",
+    description = "Every live instance's latest ACK or NACK of the key-value bucket's revision: \
+        `{service, instance, revision, acks, nacks, revisions, instances}`.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the fleet", body = Object),
+        (status = 503, description = "the key-value store is unreachable: `{service, error}`", body = Object),
+        (status = 401, description = "no bearer token"),
+        (status = 403, description = "a bearer token that grants no admin access"),
+    ),
+)]
+async fn fleet(State(shared): State<Arc<Shared>>) -> Response {
+    answer(&shared).await
 }
 
 async fn answer(shared: &Shared) -> Response {

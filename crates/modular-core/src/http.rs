@@ -5,6 +5,11 @@
 //! The [`AccessPolicy`] seam lets a module (auth) decide who may use `/admin/*` and see
 //! health details, without the router depending on it.
 //!
+//! A module describes its endpoints for `GET /admin/openapi.json` with
+//! [`RouteRegistry::document`]: an OpenAPI fragment (usually `MyApi::openapi()` of a
+//! `#[derive(utoipa::OpenApi)]` over the handlers' `#[utoipa::path]` annotations) that the router
+//! merges into the application's spec.
+//!
 //! Both types live here so that no module depends on another module's crate: a module that
 //! wants to answer HTTP looks the registry up in the service registry, and the server looks up
 //! the served router the same way.
@@ -43,6 +48,7 @@ use crate::registry::ServiceRegistry;
 /// [`RouteRegistry::add_with_paths`].
 pub struct RouteRegistry {
     contributions: Mutex<Vec<RouteContribution>>,
+    documents: Mutex<Vec<(String, utoipa::openapi::OpenApi)>>,
     changed: watch::Sender<u64>,
 }
 
@@ -99,6 +105,13 @@ impl fmt::Debug for RouteRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteRegistry")
             .field("contributions", &*lock(&self.contributions))
+            .field(
+                "documented",
+                &lock(&self.documents)
+                    .iter()
+                    .map(|(owner, _)| owner.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("generation", &self.generation())
             .finish()
     }
@@ -109,6 +122,7 @@ impl RouteRegistry {
     pub fn new() -> Self {
         Self {
             contributions: Mutex::new(Vec::new()),
+            documents: Mutex::new(Vec::new()),
             changed: watch::Sender::new(0),
         }
     }
@@ -180,15 +194,33 @@ impl RouteRegistry {
         });
     }
 
-    /// Removes every contribution of `owner`; returns how many there were.
+    /// Adds `owner`'s OpenAPI description of the routes it contributes (paths, their
+    /// operations, and the schemas they refer to in `components`). The router merges every
+    /// fragment into the spec it serves at `GET /admin/openapi.json`; an admin path's
+    /// operations should declare the `admin_token` security scheme, which the router defines.
+    pub fn document(&self, owner: impl Into<String>, fragment: utoipa::openapi::OpenApi) {
+        lock(&self.documents).push((owner.into(), fragment));
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    /// Every OpenAPI fragment with its owner, in the order they were added.
+    pub fn documents(&self) -> Vec<(String, utoipa::openapi::OpenApi)> {
+        lock(&self.documents).clone()
+    }
+
+    /// Removes every contribution and OpenAPI fragment of `owner`; returns how many
+    /// contributions there were.
     pub fn remove(&self, owner: &str) -> usize {
-        let removed = {
+        let (removed, undocumented) = {
             let mut contributions = lock(&self.contributions);
             let before = contributions.len();
             contributions.retain(|c| c.owner != owner);
-            before - contributions.len()
+            let mut documents = lock(&self.documents);
+            let documented = documents.len();
+            documents.retain(|(o, _)| o != owner);
+            (before - contributions.len(), documented - documents.len())
         };
-        if removed > 0 {
+        if removed + undocumented > 0 {
             self.changed.send_modify(|generation| *generation += 1);
         }
         removed
@@ -373,6 +405,22 @@ mod tests {
             RouteRegistry::new().admin_route("x", "/fleet", get(|| async { "" }));
         });
         assert!(outside.is_err());
+    }
+
+    #[test]
+    fn documents_are_kept_by_owner_and_removed_with_its_routes() {
+        let routes = RouteRegistry::new();
+        let fragment = utoipa::openapi::OpenApiBuilder::new().build();
+        routes.route("orders", "/orders", get(|| async { "" }));
+        routes.document("orders", fragment.clone());
+        routes.document("legacy", fragment);
+        assert_eq!(routes.generation(), 3);
+        assert_eq!(routes.remove("orders"), 1);
+        let owners: Vec<String> = routes.documents().into_iter().map(|(o, _)| o).collect();
+        assert_eq!(owners, ["legacy"]);
+        assert_eq!(routes.remove("legacy"), 0);
+        assert!(routes.documents().is_empty());
+        assert_eq!(routes.generation(), 5);
     }
 
     #[test]

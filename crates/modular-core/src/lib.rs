@@ -70,7 +70,10 @@
 //! # Feature flags
 //!
 //! - `http` (off by default): `http::RouteRegistry` and `http::ServedRouter`, the seam
-//!   through which modules contribute axum routes to the router module without depending on it.
+//!   through which modules contribute axum routes to the router module without depending on it,
+//!   and their OpenAPI fragments (`http::RouteRegistry::document`). Turns on `openapi`.
+//! - `openapi` (off by default): `utoipa::ToSchema` on the types the HTTP endpoints answer
+//!   (`ReloadOutcome`, `reload::HistoryEntry`, `health::HealthStatus`, ...).
 
 // The derive names `::modular_core`; this lets core derive it for its own config sections.
 extern crate self as modular_core;

@@ -1,8 +1,8 @@
 //! The quickstart: a real modular service on embedded defaults, with no server to install.
 //!
-//! `cargo run -p quickstart` starts the httpserver, router, database (SQLite), cache (memory)
-//! and httpclient modules plus this example's own `notes` module ([`notes`]), configured by
-//! `examples/quickstart/config.yaml`. The same binary runs on PostgreSQL or MariaDB / MySQL and
+//! `cargo run -p quickstart` starts the httpserver, router, database (SQLite), cache (memory),
+//! httpclient and console (the status page at `/admin/ui`) modules plus this example's own
+//! `notes` module ([`notes`]), configured by `examples/quickstart/config.yaml`. The same binary runs on PostgreSQL or MariaDB / MySQL and
 //! on Redis when built with the `postgres`, `mysql` or `redis` feature, chosen by config alone
 //! (the README shows the command for the local PostgreSQL and Redis). Edit that file while the service runs: dynamic fields
 //! reload live, a bad value is rejected with its key path, and a static field is refused with
@@ -43,6 +43,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use modular_cache::CacheModule;
+use modular_console::ConsoleModule;
 use modular_core::Application;
 use modular_core::config::{ConfigSources, ConfigStore};
 use modular_database::{DatabaseModule, Driver};
@@ -203,6 +204,8 @@ async fn run() -> anyhow::Result<()> {
         .module(CacheModule::new())
         .module(HttpClientModule::new())
         .module(NotesModule::new())
+        // The status page at /admin/ui (its data calls use the admin token).
+        .module(ConsoleModule::new())
         .module(RouterModule::new())
         .module(HttpServerModule::new())
         .with_dynamic_reload()
@@ -281,6 +284,7 @@ fn announce(app: &Application) {
         .unwrap_or(false);
     if admin {
         tracing::info!("admin config: {base}/admin/config (Authorization: Bearer <admin.token>)");
+        tracing::info!("console:      {base}/admin/ui (log in with admin.token)");
     } else {
         tracing::info!("admin config: not mounted (set admin.token or MODULAR_ADMIN__TOKEN)");
     }

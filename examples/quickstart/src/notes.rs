@@ -168,7 +168,7 @@ fn is_http_url(url: &str) -> bool {
 }
 
 /// A stored note.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     /// Its id, from 1.
     pub id: i64,
@@ -189,11 +189,42 @@ impl From<NoteRow> for Note {
 }
 
 /// The body of `POST /notes`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewNote {
+    /// The note; not blank, at most `notes.max_text_bytes` bytes.
     text: String,
 }
+
+/// The answer of `POST /notes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Created {
+    /// The new note's id.
+    id: i64,
+}
+
+/// The answer of `GET /notes`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct NoteList {
+    /// The latest notes, newest first, at most `notes.list_limit`.
+    notes: Vec<Note>,
+}
+
+/// An error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct ErrorBody {
+    /// What went wrong.
+    error: String,
+}
+
+/// The notes API's OpenAPI description, merged into the application's
+/// `GET /admin/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(create_note, list_notes, read_note),
+    components(schemas(Note, NewNote, Created, NoteList, ErrorBody))
+)]
+struct NotesApi;
 
 /// The notes' schemas as sqlx migrations, one directory per driver (`sqlite`, `postgres`,
 /// `mysql`); `main` configures the URL's one as the `primary` connection's `migrations`.
@@ -260,6 +291,7 @@ impl Module for NotesModule {
             "/notes/{id}",
             get(read_note).with_state(Arc::clone(&state)),
         );
+        routes.document(MODULE_NAME, <NotesApi as utoipa::OpenApi>::openapi());
         ctx.register_health_provider(
             MODULE_NAME,
             Arc::new(NotesHealth(Arc::clone(&state))),
@@ -434,6 +466,19 @@ fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+#[utoipa::path(
+    post,
+    path = "/notes",
+    tag = "notes",
+    summary = "Write a note",
+    request_body = NewNote,
+    responses(
+        (status = 201, description = "stored", body = Created),
+        (status = 400, description = "not a JSON note, blank, or too long", body = ErrorBody),
+        (status = 500, description = "the database failed", body = ErrorBody),
+        (status = 503, description = "the database is not available", body = ErrorBody),
+    ),
+)]
 async fn create_note(State(notes): State<Arc<Notes>>, body: Bytes) -> Result<Response, ApiError> {
     let text = parse_new_note(&body, notes.config.get().max_text_bytes)?;
     let pool = notes.pool()?;
@@ -452,9 +497,24 @@ async fn create_note(State(notes): State<Arc<Notes>>, body: Bytes) -> Result<Res
         text,
         created_at,
     });
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok((StatusCode::CREATED, Json(Created { id })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/notes/{id}",
+    tag = "notes",
+    summary = "Read a note",
+    description = "Through the cache: `x-cache: hit` or `miss`.",
+    params(("id" = i64, Path, description = "the note's id, from 1")),
+    responses(
+        (status = 200, description = "the note", body = Note),
+        (status = 400, description = "the id is not a positive integer", body = ErrorBody),
+        (status = 404, description = "no such note", body = ErrorBody),
+        (status = 500, description = "the database failed", body = ErrorBody),
+        (status = 503, description = "the database is not available", body = ErrorBody),
+    ),
+)]
 async fn read_note(
     State(notes): State<Arc<Notes>>,
     Path(id): Path<String>,
@@ -481,6 +541,17 @@ async fn read_note(
     Ok(with_cache_header(note, "miss"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/notes",
+    tag = "notes",
+    summary = "The latest notes",
+    responses(
+        (status = 200, description = "the latest notes", body = NoteList),
+        (status = 500, description = "the database failed", body = ErrorBody),
+        (status = 503, description = "the database is not available", body = ErrorBody),
+    ),
+)]
 async fn list_notes(State(notes): State<Arc<Notes>>) -> Result<Response, ApiError> {
     let limit = notes.config.get().list_limit;
     let pool = notes.pool()?;
@@ -488,7 +559,7 @@ async fn list_notes(State(notes): State<Arc<Notes>>) -> Result<Response, ApiErro
         .await
         .map_err(ApiError::database)?;
     let list: Vec<Note> = rows.into_iter().map(Note::from).collect();
-    Ok(Json(json!({ "notes": list })).into_response())
+    Ok(Json(NoteList { notes: list }).into_response())
 }
 
 /// `notes:table`: the `notes` table answers a query on the default connection.
@@ -574,7 +645,13 @@ impl IntoResponse for ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        (status, Json(json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response()
     }
 }
 

@@ -388,6 +388,7 @@ async fn walkthrough(backend: Backend) {
         "cache",
         "httpclient",
         "notes",
+        "console",
         "router",
         "httpserver",
     ] {
@@ -396,7 +397,13 @@ async fn walkthrough(backend: Backend) {
             "no start line for {module}:\n{log}"
         );
     }
-    for path in ["/health", "/readyz?verbose", "/metrics", "/admin/config"] {
+    for path in [
+        "/health",
+        "/readyz?verbose",
+        "/metrics",
+        "/admin/config",
+        "/admin/ui",
+    ] {
         assert!(
             log.contains(&format!("{}{path}", api.base)),
             "no URL for {path}:\n{log}"
@@ -494,6 +501,18 @@ async fn walkthrough(backend: Backend) {
     // The admin API needs the token (given through MODULAR_ADMIN__TOKEN).
     let anonymous = api.get("/admin/config").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // The console's page is a static shell (its login form asks for the token); the data it
+    // reads is behind the same guard.
+    let page = api.get("/admin/ui").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap_or_default()
+            .contains("modular console")
+    );
+    let settings = api.get("/admin/ui/settings").await;
+    assert_eq!(settings.status(), StatusCode::UNAUTHORIZED);
     let admin = api.admin_config().await;
     assert_eq!(admin["version"], 1);
     assert_eq!(admin["config"]["cache"]["default_ttl"], "5m");
@@ -1391,4 +1410,79 @@ async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
     for mut launched in fleet {
         launched.app.terminate().await;
     }
+}
+
+/// The checked-in spec (`docs/openapi.json`): what `cargo xtask api-test` fuzzes the quickstart
+/// against, and what readers see without running anything.
+const CHECKED_IN_SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+
+/// The spec the quickstart serves at `/admin/openapi.json` is the checked-in one, byte for byte
+/// (pretty JSON, sorted paths and schemas, one trailing newline). With `UPDATE_OPENAPI=1` the
+/// test writes the served spec there instead (`cargo xtask openapi`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_openapi_spec_is_the_checked_in_one() {
+    let launched = launch(&[]).await;
+    let response = launched
+        .api
+        .http
+        .get(format!("{}/admin/openapi.json", launched.api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET /admin/openapi.json");
+    assert_eq!(response.status(), StatusCode::OK);
+    let served = format!("{}\n", response.text().await.expect("the spec"));
+    let spec: Value = serde_json::from_str(&served).expect("the spec is JSON");
+    assert_eq!(spec["openapi"], "3.1.0");
+    assert!(
+        spec["paths"]["/notes"]["post"].is_object(),
+        "the notes are described"
+    );
+    if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+        fs::write(CHECKED_IN_SPEC, &served).expect("write docs/openapi.json");
+        return;
+    }
+    let checked_in = fs::read_to_string(CHECKED_IN_SPEC).unwrap_or_default();
+    if let Some(difference) = first_difference(&checked_in, &served) {
+        panic!(
+            "docs/openapi.json differs from the served spec ({difference}); regenerate it with \
+             `cargo xtask openapi` (UPDATE_OPENAPI=1 cargo test -p quickstart --test \
+             quickstart_e2e the_served_openapi_spec)"
+        );
+    }
+}
+
+/// Where two texts first differ, by line, or `None` when they are equal.
+fn first_difference(checked_in: &str, served: &str) -> Option<String> {
+    if checked_in == served {
+        return None;
+    }
+    let mut served_lines = served.lines();
+    for (number, line) in checked_in.lines().enumerate() {
+        match served_lines.next() {
+            Some(other) if other == line => {}
+            Some(other) => {
+                return Some(format!(
+                    "line {}: checked in {line:?}, served {other:?}",
+                    number + 1
+                ));
+            }
+            None => return Some(format!("the served spec ends before line {}", number + 1)),
+        }
+    }
+    Some(match served_lines.next() {
+        Some(extra) => format!("the served spec goes on: {extra:?}"),
+        None => "they differ in line endings".to_owned(),
+    })
+}
+
+#[test]
+fn a_changed_spec_is_reported_with_its_first_differing_line() {
+    assert_eq!(first_difference("a\nb\n", "a\nb\n"), None);
+    assert_eq!(
+        first_difference("a\n\"type\": \"string\"\n", "a\n\"type\": \"integer\"\n").as_deref(),
+        Some(r#"line 2: checked in "\"type\": \"string\"", served "\"type\": \"integer\"""#)
+    );
+    assert!(first_difference("a\n", "a\nb\n").is_some_and(|d| d.contains("goes on")));
+    assert!(first_difference("", "{}\n").is_some());
 }

@@ -194,22 +194,29 @@ impl Auth {
 
     /// The router serving `GET /.well-known/jwks.json` (the public keys; HMAC keys never).
     pub fn jwks_router(&self) -> axum::Router {
-        let auth = self.clone();
-        axum::Router::new().route(
-            JWKS_PATH,
-            axum::routing::get(move || {
-                let auth = auth.clone();
-                async move {
-                    let mut r = Json(auth.jwks()).into_response();
-                    r.headers_mut().insert(
-                        axum::http::header::CACHE_CONTROL,
-                        HeaderValue::from_static("max-age=60"),
-                    );
-                    r
-                }
-            }),
-        )
+        axum::Router::new()
+            .route(JWKS_PATH, axum::routing::get(jwks))
+            .with_state(self.clone())
     }
+}
+
+/// Answers the JWKS, cacheable for a minute.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    summary = "The public signing keys",
+    description = "A JSON Web Key Set (RFC 7517) of the asymmetric signing keys; HMAC keys never \
+        appear. `Cache-Control: max-age=60`.",
+    responses((status = 200, description = "the key set", body = Object)),
+)]
+pub(crate) async fn jwks(axum::extract::State(auth): axum::extract::State<Auth>) -> Response {
+    let mut r = Json(auth.jwks()).into_response();
+    r.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=60"),
+    );
+    r
 }
 
 /// Where the JWKS is served.

@@ -119,6 +119,7 @@ mod login;
 pub mod metrics;
 mod module;
 mod oidc;
+mod openapi;
 mod passwords;
 mod service;
 mod sessions;

@@ -84,6 +84,10 @@ impl Module for AuthModule {
                 crate::oidc::OIDC_CALLBACK_PATH.to_owned(),
             ],
         );
+        RouteRegistry::shared(ctx.services()).document(
+            NAME,
+            <crate::openapi::AuthApi as utoipa::OpenApi>::openapi(),
+        );
         ctx.register_reloadable(Arc::new(AuthReloader {
             auth: auth.clone(),
             health: ctx.services().get::<HealthAggregator>(),

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -655,27 +655,10 @@ impl Auth {
     /// session cookie and `{subject, provider, claims, userinfo}`, or 4xx/502 with
     /// `{error}`).
     pub fn oidc_router(&self) -> axum::Router {
-        let login = self.clone();
-        let callback = self.clone();
         axum::Router::new()
-            .route(
-                OIDC_LOGIN_PATH,
-                axum::routing::get(move |Path(provider): Path<String>| {
-                    let auth = login.clone();
-                    async move { auth.login_route(&provider).await }
-                }),
-            )
-            .route(
-                OIDC_CALLBACK_PATH,
-                axum::routing::get(
-                    move |Path(provider): Path<String>,
-                          Query(query): Query<BTreeMap<String, String>>,
-                          headers: HeaderMap| {
-                        let auth = callback.clone();
-                        async move { auth.callback_route(&provider, &query, &headers).await }
-                    },
-                ),
-            )
+            .route(OIDC_LOGIN_PATH, axum::routing::get(login))
+            .route(OIDC_CALLBACK_PATH, axum::routing::get(callback))
+            .with_state(self.clone())
     }
 
     async fn login_route(&self, provider: &str) -> Response {
@@ -738,10 +721,69 @@ impl Auth {
     }
 }
 
+/// Starts a login at `provider`.
+#[utoipa::path(
+    get,
+    path = "/auth/oidc/{provider}/login",
+    tag = "auth",
+    summary = "Start an OIDC login",
+    params(("provider" = String, Path, description = "a configured provider's name")),
+    responses(
+        (status = 303, description = "to the provider's authorization endpoint, with the state cookie"),
+        (status = 400, description = "the login cannot start", body = ErrorBody),
+        (status = 404, description = "no such provider", body = ErrorBody),
+        (status = 502, description = "the provider's discovery failed", body = ErrorBody),
+        (status = 503, description = "the auth module cannot sign in now", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn login(State(auth): State<Auth>, Path(provider): Path<String>) -> Response {
+    auth.login_route(&provider).await
+}
+
+/// Finishes a login: the provider redirected back with `code` and `state` (or `error`).
+#[utoipa::path(
+    get,
+    path = "/auth/oidc/{provider}/callback",
+    tag = "auth",
+    summary = "Finish an OIDC login",
+    description = "Exchanges the code; answers the session cookie and \
+        `{subject, provider, claims, userinfo}`.",
+    params(
+        ("provider" = String, Path, description = "a configured provider's name"),
+        ("code" = Option<String>, Query, description = "the authorization code"),
+        ("state" = Option<String>, Query, description = "the state the login sent"),
+        ("error" = Option<String>, Query, description = "the provider refused"),
+    ),
+    responses(
+        (status = 200, description = "signed in, with the session cookie", body = Object),
+        (status = 400, description = "a missing or wrong state, or a refusal", body = ErrorBody),
+        (status = 404, description = "no such provider", body = ErrorBody),
+        (status = 502, description = "the code exchange failed", body = ErrorBody),
+        (status = 503, description = "the auth module cannot sign in now", body = ErrorBody),
+    ),
+)]
+pub(crate) async fn callback(
+    State(auth): State<Auth>,
+    Path(provider): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    auth.callback_route(&provider, &query, &headers).await
+}
+
+/// An error answer of the login endpoints.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong.
+    error: String,
+}
+
 fn error_response(error: &OidcError) -> Response {
     (
         error.status(),
-        axum::Json(json!({ "error": error.to_string() })),
+        axum::Json(ErrorBody {
+            error: error.to_string(),
+        }),
     )
         .into_response()
 }

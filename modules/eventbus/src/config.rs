@@ -81,7 +81,7 @@ pub struct EngineConfig {
     #[serde(with = "humantime_serde")]
     pub publish_timeout: Duration,
     /// How long a delivered, unacknowledged event stays with its consumer before another
-    /// member of the group may claim it (Redis `XAUTOCLAIM` idle time, JetStream `ack_wait`,
+    /// member of the group may claim it (Redis `XCLAIM` idle time, JetStream `ack_wait`,
     /// AMQP: the engine requeues it). Not used by MQTT, which has no such timeout.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]

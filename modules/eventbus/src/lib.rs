@@ -57,7 +57,7 @@
 //!       url: nats://user:pass@nats:4222     # dynamic; a secret
 //!       connect_timeout: 2s                 # dynamic
 //!       publish_timeout: 5s                 # dynamic
-//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XAUTOCLAIM idle / AMQP requeue)
+//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XCLAIM idle / AMQP requeue)
 //!       prefix: eventbus                    # static (subject prefix, stream EVENTBUS)
 //!       mode: binary                        # dynamic: structured (default) | binary (redis, nats, amqp)
 //!     streams: { type: redis, url: "redis://127.0.0.1:6379/0", max_len: 100000 }  # max_len: dynamic, XADD MAXLEN ~
@@ -91,7 +91,7 @@
 //! | engine | guarantee | publish returns | redelivery |
 //! |---|---|---|---|
 //! | `memory` | at-most-once | once queued for every matching subscription; a full queue drops (counted, `Dropped` error), blocks, or blocks up to `block_timeout` | none: an event whose handler fails for good is dead-lettered |
-//! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XAUTOCLAIM`) by a group member after `visibility_timeout` |
+//! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XPENDING` + `XCLAIM`) by a group member after `visibility_timeout`; a member never re-claims what its own handler still holds |
 //! | `nats` | at-least-once | after the JetStream publish ack | unacknowledged messages are redelivered after `ack_wait` (`visibility_timeout`) |
 //! | `amqp` | at-least-once | after the publisher confirm (persistent message, durable topic exchange `<prefix>`) | a nack requeues at once; a delivery unsettled after `visibility_timeout` is requeued by the engine (a late ack of it is a no-op); a lost connection's unacknowledged deliveries are requeued by RabbitMQ |
 //! | `mqtt` | at-least-once (QoS 1) | after the broker's `PUBACK` (one publish at a time per engine) | only when the member's session reconnects: MQTT has no nack and no visibility timeout |

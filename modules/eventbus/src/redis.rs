@@ -1,7 +1,9 @@
 //! The `redis` engine: one Redis Stream per topic (`<prefix><topic>`), consumer groups per
 //! subscription group, `XADD` to publish, `XREADGROUP` to consume, `XACK` to settle, and
-//! `XAUTOCLAIM` to take over entries another member left unacknowledged past the visibility
-//! timeout. Wildcard subscriptions follow a registry set (`<prefix>_topics`) of every topic
+//! `XPENDING` + `XCLAIM` to take over entries left unacknowledged past the visibility timeout:
+//! another member's (it died or is stuck), or this member's own once its handler gave them back
+//! (a nack). A member never claims an entry its own handler is still working on, so a stuck
+//! handler cannot keep resetting the idle time of the entry it holds and starve the others. Wildcard subscriptions follow a registry set (`<prefix>_topics`) of every topic
 //! published to, so a stream created after the subscription is picked up within a second.
 
 use std::collections::{HashMap, HashSet};
@@ -12,7 +14,7 @@ use cloudevents::Event;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{
-    StreamAutoClaimOptions, StreamAutoClaimReply, StreamMaxlen, StreamReadOptions, StreamReadReply,
+    StreamClaimReply, StreamMaxlen, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -244,6 +246,7 @@ impl Engine for RedisEngine {
             spec: spec.clone(),
             consumer: format!("c-{}", uuid::Uuid::now_v7().simple()),
             streams: Arc::clone(&streams),
+            in_flight: InFlight::default(),
             visibility_timeout: self.visibility_timeout,
             connect_timeout: self.connect_timeout,
             publish_timeout: self.publish_timeout,
@@ -387,6 +390,7 @@ struct Pump {
     spec: SubscribeSpec,
     consumer: String,
     streams: Arc<Mutex<Vec<String>>>,
+    in_flight: InFlight,
     visibility_timeout: Duration,
     connect_timeout: Duration,
     publish_timeout: Duration,
@@ -508,26 +512,46 @@ impl Pump {
         }
     }
 
-    /// Takes over entries idle past the visibility timeout (another member died or is stuck).
-    /// `false` when Redis could not be reached.
+    /// Takes over entries idle past the visibility timeout, except those this member's handlers
+    /// still hold. `false` when Redis could not be reached.
     async fn claim(&mut self, streams: &[String]) -> bool {
         let idle = self.visibility_timeout.as_millis() as u64;
         for key in streams {
-            let claimed: Result<Result<StreamAutoClaimReply, _>, _> = tokio::time::timeout(
+            let pending: Result<Result<StreamPendingCountReply, _>, _> = tokio::time::timeout(
                 self.publish_timeout,
-                self.conn.xautoclaim_options(
-                    key.as_str(),
-                    &self.spec.group,
-                    &self.consumer,
-                    idle,
-                    "0-0",
-                    StreamAutoClaimOptions::default().count(BATCH),
-                ),
+                redis::cmd("XPENDING")
+                    .arg(key)
+                    .arg(&self.spec.group)
+                    .arg("IDLE")
+                    .arg(idle)
+                    .arg("-")
+                    .arg("+")
+                    .arg(BATCH)
+                    .query_async(&mut self.conn),
+            )
+            .await;
+            let ids: Vec<String> = match pending {
+                Ok(Ok(reply)) => reply
+                    .ids
+                    .into_iter()
+                    .filter(|p| p.consumer != self.consumer || !self.in_flight.holds(key, &p.id))
+                    .map(|p| p.id)
+                    .collect(),
+                _ => return false,
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            // XCLAIM checks the idle time again, so a member that claimed first wins.
+            let claimed: Result<Result<StreamClaimReply, _>, _> = tokio::time::timeout(
+                self.publish_timeout,
+                self.conn
+                    .xclaim(key.as_str(), &self.spec.group, &self.consumer, idle, &ids),
             )
             .await;
             match claimed {
                 Ok(Ok(reply)) => {
-                    for entry in reply.claimed {
+                    for entry in reply.ids {
                         if !self.forward(key, entry).await {
                             return true;
                         }
@@ -543,6 +567,7 @@ impl Pump {
     async fn forward(&self, key: &str, entry: redis::streams::StreamId) -> bool {
         let topic = key.strip_prefix(&self.prefix).unwrap_or(key).to_owned();
         let acker = RedisAcker {
+            _held: self.in_flight.hold(key, &entry.id),
             conn: self.conn.clone(),
             key: key.to_owned(),
             group: self.spec.group.clone(),
@@ -584,7 +609,49 @@ impl Pump {
     }
 }
 
+/// The entries this member's handlers hold, by `(stream key, entry id)`.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashSet<(String, String)>>>);
+
+impl InFlight {
+    fn hold(&self, key: &str, id: &str) -> Held {
+        let entry = (key.to_owned(), id.to_owned());
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(entry.clone());
+        Held {
+            set: self.clone(),
+            entry,
+        }
+    }
+
+    fn holds(&self, key: &str, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(key.to_owned(), id.to_owned()))
+    }
+}
+
+/// One held entry; released when its acker is settled or dropped.
+struct Held {
+    set: InFlight,
+    entry: (String, String),
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.entry);
+    }
+}
+
 struct RedisAcker {
+    _held: Held,
     conn: ConnectionManager,
     key: String,
     group: String,

@@ -85,12 +85,19 @@ async fn a_consumer_group_splits_and_fan_out_subscribers_each_get_everything() {
     for _ in 0..100 {
         next(&mut fan_rx, SOON).await;
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut a_count = 0;
+    // Every event reaches one member (bounded wait, not a fixed pause)...
+    let (mut a_count, mut b_count) = (0, 0);
+    while a_count + b_count < 100 {
+        tokio::select! {
+            Some(_) = a_rx.recv() => a_count += 1,
+            Some(_) = b_rx.recv() => b_count += 1,
+            () = tokio::time::sleep(SOON) => panic!("only {} delivered to the group", a_count + b_count),
+        }
+    }
+    // ...and none to both: the fan-out subscriber saw all 100, so nothing is still in flight.
     while a_rx.try_recv().is_ok() {
         a_count += 1;
     }
-    let mut b_count = 0;
     while b_rx.try_recv().is_ok() {
         b_count += 1;
     }

@@ -256,6 +256,9 @@ pub(crate) struct RequestService {
     pub(crate) limits: Limits,
     pub(crate) activity: Arc<Activity>,
     pub(crate) stats: Arc<Stats>,
+    /// The client's address, given to each request as axum's
+    /// [`ConnectInfo`](axum::extract::ConnectInfo)`<SocketAddr>` extension.
+    pub(crate) peer: std::net::SocketAddr,
 }
 
 /// Counts a request as in flight until dropped.
@@ -292,7 +295,10 @@ impl hyper::service::Service<Request<Incoming>> for RequestService {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
         let guard = InFlight::enter(&self.activity, &self.stats);
         // The router of this moment: a reload that swaps it later does not touch this request.
         let router = self.router.load();

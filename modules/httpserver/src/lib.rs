@@ -58,6 +58,9 @@
 //! requests (PING, WINDOW_UPDATE, SETTINGS) start no request head, so they never trip the
 //! header-read timeout and do not keep the connection from going idle; the protocol is told
 //! from the first bytes (ALPN `h2` over TLS, or the preface over cleartext, prior knowledge).
+//! Every request carries the client's address as axum's
+//! [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) extension, so a handler can take
+//! it as an extractor (the reverse proxy puts it into `X-Forwarded-For` and `Forwarded`).
 //!
 //! **Start and stop order**: the module calls `InitContext::start_after_others`, so it starts
 //! after every other module (it never serves a request before the modules that answer it are

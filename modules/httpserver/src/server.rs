@@ -263,6 +263,7 @@ impl Server {
             limits,
             activity: Arc::clone(&activity),
             stats: Arc::clone(&self.stats),
+            peer,
         };
         match &self.tls_config {
             None => {

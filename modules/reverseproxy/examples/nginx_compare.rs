@@ -23,10 +23,24 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(10);
     modular_core::install_default_crypto_provider();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let upstream = listener.local_addr()?;
-    let app = axum::Router::new().fallback(axum::routing::get(|| async { "ok" }));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // The upstream runs on a runtime (and threads) of its own, as a separate server would:
+    // sharing the proxy's two worker threads would make the proxy compete with its own
+    // upstream for them, while nginx's workers are processes of their own.
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std_listener.set_nonblocking(true)?;
+    let upstream = std_listener.local_addr()?;
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("upstream")
+            .build()
+            .expect("the upstream's runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+            let app = axum::Router::new().fallback(axum::routing::get(|| async { "ok" }));
+            let _ = axum::serve(listener, app).await;
+        });
+    });
 
     let mut proxy = modular_core::Application::builder()
         .env_prefix(None)
@@ -50,6 +64,30 @@ async fn main() -> anyhow::Result<()> {
         .local_addr()
         .context("the proxy is listening")?;
 
+    // The same proxy core (table, balancer, client) behind plain `axum::serve`: no
+    // httpserver, no router middleware stack. Splits the framework's share from the proxy's.
+    let (bare, bare_core) = {
+        let section: modular_reverseproxy::ReverseProxyConfig =
+            serde_json::from_value(serde_json::json!({
+                "routes": [{ "match": { "prefix": "/" }, "pool": "bench" }],
+                "pools": { "bench": { "backends": [{ "url": format!("http://{upstream}") }] } },
+            }))?;
+        let table = modular_reverseproxy::Table::build(&section, None)?;
+        let core = std::sync::Arc::new(modular_reverseproxy::Proxy::new(
+            table,
+            std::sync::Arc::new(|_: &str, _| {}),
+        ));
+        let kept = std::sync::Arc::clone(&core);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let core = std::sync::Arc::clone(&core);
+            async move { core.handle(request).await }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (addr, kept)
+    };
+
     let nginx_port = modular_testkit::free_port();
     let dir = std::env::temp_dir().join(format!("modular-nginx-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -71,13 +109,43 @@ async fn main() -> anyhow::Result<()> {
         ("upstream directly", format!("http://{upstream}/")),
         ("nginx", format!("http://127.0.0.1:{nginx_port}/")),
         ("modular reverseproxy", format!("http://{proxied}/")),
+        (
+            "reverseproxy core alone (axum::serve, no httpserver/router)",
+            format!("http://{bare}/"),
+        ),
     ];
     let mut results = Vec::new();
+    let nginx_pids = || -> Vec<u32> {
+        let mut pids = vec![nginx.id()];
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", nginx.id()))
+        {
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        pids
+    };
     for (name, url) in &targets {
         // A short warm-up fills both proxies' upstream connection pools.
         wrk(url, 2)?;
+        let before = (
+            cpu_seconds(&[std::process::id()]),
+            cpu_seconds(&nginx_pids()),
+        );
         let (rps, p99) = wrk(url, seconds)?;
-        results.push((*name, rps, p99));
+        let after = (
+            cpu_seconds(&[std::process::id()]),
+            cpu_seconds(&nginx_pids()),
+        );
+        let requests = rps * seconds as f64;
+        let cpu = (
+            (after.0 - before.0) / requests * 1e6,
+            (after.1 - before.1) / requests * 1e6,
+        );
+        results.push((*name, rps, p99, cpu));
     }
     // `-s stop` (SIGTERM to the master) stops its workers too; killing the master would
     // orphan them.
@@ -90,12 +158,36 @@ async fn main() -> anyhow::Result<()> {
         .status();
     let _ = nginx.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    let module_core = proxy.services().require::<modular_reverseproxy::Proxy>()?;
+    for (name, core) in [("module", module_core), ("core alone", bare_core)] {
+        for backend in core.table().backends() {
+            eprintln!(
+                "{name}: {} requests over {} upstream connections",
+                backend.requests(),
+                backend.connections_opened()
+            );
+        }
+    }
     proxy.stop().await?;
 
-    println!("| target | requests/s | p99 latency |\n|---|---|---|");
-    for (name, rps, p99) in &results {
-        println!("| {name} | {rps:.0} | {:.2} ms |", p99 * 1e3);
+    // CPU per request (µs) of this process (upstream + proxies) and of nginx's processes:
+    // steadier than requests/s on a machine whose cores other work shares.
+    println!(
+        "| target | requests/s | p99 latency | CPU µs/request, this process | CPU µs/request, nginx |\n|---|---|---|---|---|"
+    );
+    for (name, rps, p99, (ours, theirs)) in &results {
+        println!(
+            "| {name} | {rps:.0} | {:.2} ms | {ours:.1} | {theirs:.1} |",
+            p99 * 1e3
+        );
     }
+    let upstream_cpu = results[0].3.0;
+    println!(
+        "CPU per proxied request, upstream's share subtracted: nginx {:.1} µs, module {:.1} µs, core alone {:.1} µs",
+        results[1].3.1,
+        results[2].3.0 - upstream_cpu,
+        results[3].3.0 - upstream_cpu,
+    );
     let (nginx_rps, nginx_p99) = (results[1].1, results[1].2);
     let (ours_rps, ours_p99) = (results[2].1, results[2].2);
     println!(
@@ -181,4 +273,20 @@ fn parse_duration(value: &str) -> Option<f64> {
         "m" => number * 60.0,
         _ => return None,
     })
+}
+
+/// User plus system CPU seconds of the processes `pids` (all their threads) so far.
+fn cpu_seconds(pids: &[u32]) -> f64 {
+    // `utime` and `stime` are fields 14 and 15 of /proc/PID/stat, in clock ticks (100/s
+    // on Linux); the command name (field 2) may hold spaces, so count after its `)`.
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0)
+        })
+        .sum()
 }

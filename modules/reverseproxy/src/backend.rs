@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::config::{BreakerConfig, OutlierConfig};
+use crate::metrics as m;
 
 /// One backend of a pool. Kept across reloads when its pool keeps its URL, so its health
 /// and breaker survive a change of weights or balancing.
@@ -19,7 +20,15 @@ pub struct Backend {
     pub(crate) label: String,
     pub(crate) outstanding: AtomicUsize,
     pub(crate) requests: AtomicU64,
+    /// Connections opened to it by the hot path's pool.
+    pub(crate) connections: AtomicU64,
+    /// Its idle keep-alive connections.
+    pub(crate) idle: crate::upstream::Idle,
     state: Mutex<State>,
+    /// Its series, registered once (see [`crate::metrics`]).
+    pub(crate) breaker_series: metrics::Gauge,
+    pub(crate) up_series: metrics::Gauge,
+    pub(crate) active_series: metrics::Gauge,
 }
 
 #[derive(Debug)]
@@ -92,12 +101,18 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 impl Backend {
     /// A backend of `pool` at `authority`, up.
     pub fn new(pool: &str, authority: http::uri::Authority) -> Self {
+        let label = authority.to_string();
         Self {
+            breaker_series: m::backend_gauge(m::BREAKER_STATE, pool, &label),
+            up_series: m::backend_gauge(m::BACKEND_UP, pool, &label),
+            active_series: m::backend_gauge(m::ACTIVE_REQUESTS, pool, &label),
             pool: pool.to_owned(),
-            label: authority.to_string(),
+            label,
             authority,
             outstanding: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            idle: crate::upstream::Idle::default(),
             state: Mutex::new(State {
                 up: true,
                 check_failures: 0,
@@ -126,6 +141,12 @@ impl Backend {
     /// Requests sent to it so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections the proxy opened to it (a pooled connection is reused, so this grows
+    /// with concurrency, not with requests).
+    pub fn connections_opened(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Requests in flight (until their response body ends).
@@ -305,6 +326,7 @@ impl Backend {
             "last_error": state.last_error,
             "outstanding": self.outstanding(),
             "requests": self.requests(),
+            "connections_opened": self.connections.load(Ordering::Relaxed),
             "ejections": state.ejections,
         })
     }

@@ -1,6 +1,7 @@
 //! Active health checks: one task per checked pool, checking every backend concurrently
 //! each interval (plus jitter), with hysteresis; stopped when its table is replaced.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::backend::{Backend, Transition};
 use crate::config::HealthCheckConfig;
-use crate::metrics as m;
 use crate::proxy::Emit;
 use crate::table::{Pool, Table};
 
@@ -33,75 +33,90 @@ pub fn start(table: &Table, tasks: &TaskTracker, shutdown: &CancellationToken, e
         let shutdown = shutdown.clone();
         let client = client.clone();
         let emit = Arc::clone(emit);
-        tasks.spawn(async move {
-            loop {
-                let jitter = if check.jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    let millis = u64::try_from(check.jitter.as_millis()).unwrap_or(u64::MAX);
-                    Duration::from_millis(rand::rng().random_range(0..=millis))
-                };
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(check.interval + jitter) => {}
-                }
-                check_pool(&pool, &check, &client, &emit).await;
-            }
-        });
+        let probe = move |backend: &Backend, check: &HealthCheckConfig| {
+            let client = client.clone();
+            let (authority, check) = (backend.authority.clone(), check.clone());
+            Box::pin(async move { http_probe(&client, authority, &check).await }) as ProbeFuture
+        };
+        tasks.spawn(run(pool, check, stop, shutdown, emit, probe));
     }
 }
 
-/// Checks every backend of `pool` once, concurrently.
-pub async fn check_pool(
-    pool: &Pool,
-    check: &HealthCheckConfig,
-    client: &Client<HttpConnector, Body>,
-    emit: &Emit,
-) {
-    let checks = pool
-        .backends
-        .iter()
-        .map(|backend| check_backend(pool, backend, check, client, emit));
-    futures::future::join_all(checks).await;
+/// One check's verdict: `Err` holds why it failed.
+type ProbeFuture = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Checks `pool` every interval (plus jitter) with `probe` until `stop` or `shutdown`.
+async fn run<P>(
+    pool: Arc<Pool>,
+    check: HealthCheckConfig,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    emit: Emit,
+    probe: P,
+) where
+    P: Fn(&Backend, &HealthCheckConfig) -> ProbeFuture + Send + Sync + 'static,
+{
+    loop {
+        let jitter = if check.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            let millis = u64::try_from(check.jitter.as_millis()).unwrap_or(u64::MAX);
+            Duration::from_millis(rand::rng().random_range(0..=millis))
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(check.interval + jitter) => {}
+        }
+        let checks = pool.backends.iter().map(|backend| async {
+            let result = tokio::time::timeout(check.timeout, probe(backend, &check))
+                .await
+                .unwrap_or_else(|_| Err(format!("timed out after {:?}", check.timeout)));
+            record(&pool, backend, &check, result, &emit);
+        });
+        futures::future::join_all(checks).await;
+    }
 }
 
-async fn check_backend(
+/// `GET` the check path of the backend at `authority`.
+async fn http_probe(
+    client: &Client<HttpConnector, Body>,
+    authority: http::uri::Authority,
+    check: &HealthCheckConfig,
+) -> Result<(), String> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(check.path.as_str())
+        .build()
+        .map_err(|error| error.to_string())?;
+    let mut request = Request::new(Body::empty());
+    *request.uri_mut() = uri;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|error| format!("request failed: {error}"))?;
+    let status = response.status();
+    let passed = if check.expected_statuses.is_empty() {
+        status.is_success()
+    } else {
+        check.expected_statuses.contains(&status.as_u16())
+    };
+    if passed {
+        Ok(())
+    } else {
+        Err(format!("answered {status}"))
+    }
+}
+
+/// Applies one check's result to `backend` (hysteresis), its gauges and events.
+fn record(
     pool: &Pool,
     backend: &Backend,
     check: &HealthCheckConfig,
-    client: &Client<HttpConnector, Body>,
+    result: Result<(), String>,
     emit: &Emit,
 ) {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(backend.authority.clone())
-        .path_and_query(check.path.as_str())
-        .build();
-    let result = match uri {
-        Err(error) => Err(error.to_string()),
-        Ok(uri) => {
-            let mut request = Request::new(Body::empty());
-            *request.uri_mut() = uri;
-            match tokio::time::timeout(check.timeout, client.request(request)).await {
-                Err(_) => Err(format!("timed out after {:?}", check.timeout)),
-                Ok(Err(error)) => Err(format!("request failed: {error}")),
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    let passed = if check.expected_statuses.is_empty() {
-                        status.is_success()
-                    } else {
-                        check.expected_statuses.contains(&status.as_u16())
-                    };
-                    if passed {
-                        Ok(())
-                    } else {
-                        Err(format!("answered {status}"))
-                    }
-                }
-            }
-        }
-    };
     let passed = result.is_ok();
     let transition = backend.record_check(
         passed,
@@ -109,10 +124,10 @@ async fn check_backend(
         check.unhealthy_threshold,
         check.healthy_threshold,
     );
-    metrics::gauge!(m::BACKEND_UP, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
+    backend
+        .up_series
         .set(if backend.is_up() { 1.0 } else { 0.0 });
-    metrics::gauge!(m::ACTIVE_REQUESTS, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
-        .set(backend.outstanding() as f64);
+    backend.active_series.set(backend.outstanding() as f64);
     let verb = match transition {
         Some(Transition::Up) => "up",
         Some(Transition::Down) => "down",
@@ -123,4 +138,156 @@ async fn check_backend(
         &format!("backend.{verb}"),
         serde_json::json!({ "pool": pool.name, "backend": backend.label() }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::config::ReverseProxyConfig;
+
+    fn pool(jitter: &str) -> Arc<Pool> {
+        let config: ReverseProxyConfig = serde_json::from_value(serde_json::json!({
+            "routes": [{ "match": { "prefix": "/" }, "pool": "p" }],
+            "pools": { "p": {
+                "backends": [{ "url": "http://127.0.0.1:9" }],
+                "health_check": {
+                    "interval": "1s", "jitter": jitter, "timeout": "500ms",
+                    "unhealthy_threshold": 2, "healthy_threshold": 3,
+                },
+            } },
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let table = Table::build(&config, None).unwrap_or_else(|e| panic!("{e}"));
+        Arc::clone(&table.pools["p"])
+    }
+
+    /// A probe that passes while `passing` holds and never touches the network; when
+    /// `hang` holds it never answers (the check's timeout must cut it).
+    struct Fake {
+        passing: Arc<AtomicBool>,
+        hang: Arc<AtomicBool>,
+        events: Arc<Mutex<Vec<String>>>,
+    }
+
+    fn spawn(pool: &Arc<Pool>, stop: &CancellationToken) -> Fake {
+        let fake = Fake {
+            passing: Arc::new(AtomicBool::new(true)),
+            hang: Arc::new(AtomicBool::new(false)),
+            events: Arc::default(),
+        };
+        let (passing, hang) = (Arc::clone(&fake.passing), Arc::clone(&fake.hang));
+        let probe = move |_: &Backend, _: &HealthCheckConfig| {
+            let (passing, hang) = (passing.load(Ordering::SeqCst), hang.load(Ordering::SeqCst));
+            Box::pin(async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                if passing {
+                    Ok(())
+                } else {
+                    Err("answered 503".to_owned())
+                }
+            }) as ProbeFuture
+        };
+        let events = Arc::clone(&fake.events);
+        let emit: Emit = Arc::new(move |ty: &str, _| {
+            events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(ty.to_owned());
+        });
+        let check = pool.health_check.clone().unwrap_or_default();
+        tokio::spawn(run(
+            Arc::clone(pool),
+            check,
+            stop.clone(),
+            CancellationToken::new(),
+            emit,
+            probe,
+        ));
+        fake
+    }
+
+    use std::sync::PoisonError;
+
+    /// Lets the checker run up to `at` after the start (paused time: exact).
+    async fn until(start: tokio::time::Instant, at: Duration) {
+        tokio::time::sleep_until(start + at).await;
+        tokio::task::yield_now().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn checks_mark_down_after_n_intervals_and_up_after_m_and_stop_when_cancelled() {
+        let pool = pool("0s");
+        let backend = Arc::clone(&pool.backends[0]);
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let fake = spawn(&pool, &stop);
+        fake.passing.store(false, Ordering::SeqCst);
+
+        until(start, Duration::from_millis(1100)).await;
+        assert!(backend.is_up(), "one failed check is not two");
+        until(start, Duration::from_millis(2100)).await;
+        assert!(!backend.is_up(), "down after the second failed check");
+        assert_eq!(
+            backend.details(tokio::time::Instant::now())["last_error"],
+            "answered 503"
+        );
+
+        fake.passing.store(true, Ordering::SeqCst);
+        until(start, Duration::from_millis(4100)).await;
+        assert!(!backend.is_up(), "two passed checks are not three");
+        until(start, Duration::from_millis(5100)).await;
+        assert!(backend.is_up(), "up after the third passed check");
+        let events = fake
+            .events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(events, ["backend.down", "backend.up"]);
+
+        // Cancelled: no more checks, whatever the probe says.
+        stop.cancel();
+        fake.passing.store(false, Ordering::SeqCst);
+        until(start, Duration::from_secs(60)).await;
+        assert!(backend.is_up());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_never_answers_fails_at_its_timeout() {
+        let pool = pool("0s");
+        let backend = Arc::clone(&pool.backends[0]);
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let fake = spawn(&pool, &stop);
+        fake.hang.store(true, Ordering::SeqCst);
+        // Checks at 1 s and 2.5 s (interval after the 500 ms timeout), each cut at 500 ms.
+        until(start, Duration::from_millis(1400)).await;
+        assert!(backend.is_up());
+        until(start, Duration::from_millis(3100)).await;
+        assert!(!backend.is_up(), "two timed-out checks mark it down");
+        assert_eq!(
+            backend.details(tokio::time::Instant::now())["last_error"],
+            "timed out after 500ms"
+        );
+        stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn jitter_delays_each_check_by_at_most_its_bound() {
+        let pool = pool("400ms");
+        let backend = Arc::clone(&pool.backends[0]);
+        let stop = CancellationToken::new();
+        let start = tokio::time::Instant::now();
+        let _fake = spawn(&pool, &stop);
+        // No check before the interval; the first one by interval + jitter.
+        until(start, Duration::from_millis(990)).await;
+        assert!(backend.details(tokio::time::Instant::now())["last_check"].is_null());
+        until(start, Duration::from_millis(1410)).await;
+        assert!(!backend.details(tokio::time::Instant::now())["last_check"].is_null());
+        stop.cancel();
+    }
 }

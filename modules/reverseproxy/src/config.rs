@@ -103,6 +103,30 @@ pub struct RouteConfig {
     /// Backend statuses that are retried (connect errors always are).
     #[serde(default = "default_retry_on")]
     pub retry_on: Vec<u16>,
+    /// Mirror a share of the route's requests to a second pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// `routes[].shadow`: a share of the route's requests without a body is also sent to
+/// `pool`, after the client's answer is known and without delaying it; the mirror's answer
+/// is compared with the client's on status, counted, and dropped. At most
+/// [`SHADOW_IN_FLIGHT`] mirrored requests run at once; beyond that a mirror is skipped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// The pool the mirror goes to.
+    pub pool: String,
+    /// The share of requests mirrored, in percent (0–100).
+    #[serde(default = "default_shadow_percent")]
+    pub percent: f64,
+}
+
+/// Mirrored requests in flight at most, per proxy.
+pub const SHADOW_IN_FLIGHT: usize = 64;
+
+fn default_shadow_percent() -> f64 {
+    100.0
 }
 
 fn default_timeout() -> Duration {
@@ -432,6 +456,20 @@ impl ReverseProxyConfig {
                     path("pool"),
                     format!("unknown pool `{}`", route.pool),
                 ));
+            }
+            if let Some(shadow) = &route.shadow {
+                if !self.pools.contains_key(&shadow.pool) {
+                    errors.push(FieldError::new(
+                        path("shadow.pool"),
+                        format!("unknown pool `{}`", shadow.pool),
+                    ));
+                }
+                if !(0.0..=100.0).contains(&shadow.percent) {
+                    errors.push(FieldError::new(
+                        path("shadow.percent"),
+                        format!("must be within 0..=100, got {}", shadow.percent),
+                    ));
+                }
             }
             if route.timeout.is_zero() {
                 errors.push(FieldError::new(path("timeout"), "must be > 0, got 0s"));

@@ -9,6 +9,11 @@
 //! (nothing is buffered); `Upgrade` (WebSocket) connections are spliced through. The whole
 //! table reloads live: built aside, swapped in one `ArcSwap` store.
 //!
+//! HTTP/1.1 backends are reached over a pool of keep-alive connections per backend, each
+//! driven by the request using it (no connection task, no channel hop per request);
+//! upgrades and h2c use hyper-util's pooled client. The client's address (the HTTP server's
+//! `ConnectInfo<SocketAddr>`) is appended to `X-Forwarded-For` and named in `Forwarded`.
+//!
 //! It serves through the router module: the module contributes one catch-all route per
 //! distinct prefix to the core [`RouteRegistry`](modular_core::http::RouteRegistry), and the
 //! handler routes with the live table.
@@ -25,6 +30,7 @@
 //!       retry_on: [502, 503, 504]
 //!       add_headers: { x-gateway: modular }
 //!       remove_headers: [x-internal]
+//!       shadow: { pool: api_next, percent: 10 }   # mirror 10 % (no body) and compare
 //!   pools:
 //!     api:
 //!       balance: round_robin      # weighted | least_outstanding | consistent_hash
@@ -70,7 +76,18 @@
 //! `modular_reverseproxy_requests_total` (route, pool, backend, status class),
 //! `modular_reverseproxy_upstream_duration_seconds` (pool),
 //! `modular_reverseproxy_retries_total` and `_retries_denied_total` (route),
-//! `modular_reverseproxy_breaker_state`, `_backend_up` and `_active_requests` (pool, backend).
+//! `modular_reverseproxy_breaker_state`, `_backend_up` and `_active_requests` (pool, backend),
+//! `modular_reverseproxy_shadow_total` (route, result: match, mismatch, failed, skipped).
+//!
+//! ## Shadow traffic
+//!
+//! A route's `shadow: { pool, percent }` mirrors that share of its requests without a body
+//! to a second pool once the client's answer has its status: in the background (it never
+//! delays or changes the client's answer), at most [`SHADOW_IN_FLIGHT`] at once (beyond
+//! that a mirror is skipped and counted), under the route's timeout. The mirror's status is
+//! compared with the client's and counted ([`Proxy::shadow_stats`] and the metric); its
+//! body is read and dropped. Bodies are not compared, and requests with a body are not
+//! mirrored (that would mean buffering them). Dynamic like every other field.
 //!
 //! ## Features
 //!
@@ -85,14 +102,15 @@ mod metrics;
 mod module;
 mod proxy;
 mod table;
+mod upstream;
 
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
 pub use budget::RetryBudget;
 pub use config::{
     BackendConfig, Balance, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig, Protocol,
-    ReverseProxyConfig, RouteConfig, RouteMatch,
+    ReverseProxyConfig, RouteConfig, RouteMatch, SHADOW_IN_FLIGHT, ShadowConfig,
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;
-pub use proxy::Proxy;
+pub use proxy::{Proxy, ShadowStats};
 pub use table::{Pool, Route, Table};

@@ -15,3 +15,94 @@ pub const BREAKER_STATE: &str = "modular_reverseproxy_breaker_state";
 pub const ACTIVE_REQUESTS: &str = "modular_reverseproxy_active_requests";
 /// Gauge: 1 when a backend is up by `pool` and `backend`.
 pub const BACKEND_UP: &str = "modular_reverseproxy_backend_up";
+/// Counter: mirrored requests by `route` and `result` (`match`, `mismatch`, `failed`,
+/// `skipped`: the mirror's status equals the client's, differs, the mirror got no answer,
+/// or too many mirrors were in flight).
+pub const SHADOW: &str = "modular_reverseproxy_shadow_total";
+
+/// `result` labels of [`SHADOW`], in [`shadow_series`] order.
+pub(crate) const SHADOW_RESULTS: [&str; 4] = ["match", "mismatch", "failed", "skipped"];
+
+/// The [`SHADOW`] counters of a route.
+pub(crate) fn shadow_series(route: &str) -> [metrics::Counter; 4] {
+    SHADOW_RESULTS.map(|result| {
+        if modular_core::metrics::is_recording() {
+            metrics::counter!(SHADOW, "route" => route.to_owned(), "result" => result)
+        } else {
+            metrics::Counter::noop()
+        }
+    })
+}
+
+use metrics::{Counter, Gauge, Histogram};
+
+/// Status classes of [`REQUESTS`], in [`RequestSeries`] order.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "timeout"];
+
+/// The `status` index of a timed-out attempt in [`RequestSeries`].
+pub(crate) const TIMEOUT: usize = 5;
+
+/// The [`CLASSES`] index of `status`.
+pub(crate) fn class_index(status: http::StatusCode) -> usize {
+    match status.as_u16() {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// [`REQUESTS`] of one route and one backend (or `none`), one counter per status class,
+/// registered once when the table is built: a registration per request hashes the labels
+/// and allocates them.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestSeries([Counter; 6]);
+
+impl RequestSeries {
+    pub(crate) fn new(route: &str, pool: &str, backend: &str) -> Self {
+        Self(CLASSES.map(|class| {
+            if !modular_core::metrics::is_recording() {
+                return Counter::noop();
+            }
+            metrics::counter!(
+                REQUESTS,
+                "route" => route.to_owned(),
+                "pool" => pool.to_owned(),
+                "backend" => backend.to_owned(),
+                "status" => class,
+            )
+        }))
+    }
+
+    pub(crate) fn count(&self, class: usize) {
+        self.0[class].increment(1);
+    }
+}
+
+/// A counter labelled by `route`, or a no-op when the framework does not record.
+pub(crate) fn route_counter(name: &'static str, route: &str) -> Counter {
+    if modular_core::metrics::is_recording() {
+        metrics::counter!(name, "route" => route.to_owned())
+    } else {
+        Counter::noop()
+    }
+}
+
+/// [`UPSTREAM_SECONDS`] of a pool.
+pub(crate) fn upstream_seconds(pool: &str) -> Histogram {
+    if modular_core::metrics::is_recording() {
+        metrics::histogram!(UPSTREAM_SECONDS, "pool" => pool.to_owned())
+    } else {
+        Histogram::noop()
+    }
+}
+
+/// A gauge labelled by `pool` and `backend`.
+pub(crate) fn backend_gauge(name: &'static str, pool: &str, backend: &str) -> Gauge {
+    if modular_core::metrics::is_recording() {
+        metrics::gauge!(name, "pool" => pool.to_owned(), "backend" => backend.to_owned())
+    } else {
+        Gauge::noop()
+    }
+}

@@ -1,18 +1,17 @@
 //! [`Proxy`]: forwards a request to a backend of its route's pool and streams the answer
 //! back; retries, the retry budget, forwarding headers and upgrades live here.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Method, Request, StatusCode, Uri};
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::Body as HttpBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +21,7 @@ use crate::backend::{Backend, Outcome, Transition};
 use crate::config::Protocol;
 use crate::metrics as m;
 use crate::table::{Pool, Route, Table};
+use crate::upstream::{self, SendError};
 
 /// Emits a module event (`noun.verb`, data).
 pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
@@ -33,7 +33,40 @@ pub struct Proxy {
     h2c: Client<HttpConnector, Body>,
     budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
+    shadow_slots: Arc<tokio::sync::Semaphore>,
+    shadow_stats: ShadowStats,
 }
+
+/// Mirrored requests so far, by result (see [`ShadowConfig`](crate::ShadowConfig)).
+#[derive(Debug, Default)]
+pub struct ShadowStats {
+    counts: [std::sync::atomic::AtomicU64; 4],
+}
+
+impl ShadowStats {
+    /// Mirrors whose status equalled the client's answer.
+    pub fn matched(&self) -> u64 {
+        self.counts[0].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors whose status differed.
+    pub fn mismatched(&self) -> u64 {
+        self.counts[1].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors that got no answer (no healthy backend, an error, the route's timeout).
+    pub fn failed(&self) -> u64 {
+        self.counts[2].load(Ordering::Relaxed)
+    }
+
+    /// Mirrors not sent: too many were in flight.
+    pub fn skipped(&self) -> u64 {
+        self.counts[3].load(Ordering::Relaxed)
+    }
+}
+
+/// A mirror decided for one request: its pool, method and headers.
+struct Mirror(Arc<Pool>, Method, HeaderMap);
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +107,19 @@ impl Proxy {
             h2c,
             budget: crate::budget::RetryBudget::new(),
             emit,
+            shadow_slots: Arc::new(tokio::sync::Semaphore::new(crate::SHADOW_IN_FLIGHT)),
+            shadow_stats: ShadowStats::default(),
         }
+    }
+
+    /// Mirrored requests so far.
+    pub fn shadow_stats(&self) -> &ShadowStats {
+        &self.shadow_stats
+    }
+
+    /// Mirrored requests in flight now.
+    pub fn shadows_in_flight(&self) -> usize {
+        crate::SHADOW_IN_FLIGHT.saturating_sub(self.shadow_slots.available_permits())
     }
 
     /// The table requests are routed with now.
@@ -85,14 +130,14 @@ impl Proxy {
     /// Forwards one request.
     pub async fn handle(self: Arc<Self>, mut request: Request<Body>) -> Response {
         let table = self.table.load_full();
-        let host = request
-            .headers()
-            .get(header::HOST)
+        // A `HeaderValue` clone shares its bytes: no copy of the host per request.
+        let host_header = request.headers().get(header::HOST).cloned();
+        let authority = request.uri().authority().cloned();
+        let host = host_header
+            .as_ref()
             .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
-        let Some(route) = table.route(request.method(), host.as_deref(), request.uri().path())
-        else {
+            .or_else(|| authority.as_ref().map(http::uri::Authority::as_str));
+        let Some(route) = table.route(request.method(), host, request.uri().path()) else {
             return (StatusCode::NOT_FOUND, "no route\n").into_response();
         };
         let started = Instant::now();
@@ -100,84 +145,133 @@ impl Proxy {
         let upgrade = is_upgrade(request.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
-        let path_and_query = {
-            let path = route.upstream_path(parts.uri.path());
-            match parts.uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.into_owned(),
+        let path_and_query = match route.upstream_path(parts.uri.path()) {
+            // Unchanged: the request's own (shared bytes, no copy).
+            std::borrow::Cow::Borrowed(_) => parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            std::borrow::Cow::Owned(path) => {
+                let joined = match parts.uri.query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path,
+                };
+                match PathAndQuery::try_from(joined) {
+                    Ok(pq) => pq,
+                    Err(error) => {
+                        return (StatusCode::BAD_REQUEST, format!("bad path: {error}\n"))
+                            .into_response();
+                    }
+                }
             }
         };
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        prepare_headers(&mut parts.headers, route, host.as_deref(), upgrade, peer);
+        prepare_headers(&mut parts.headers, route, host, upgrade, peer);
         let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
         let attempts = if replayable { 1 + route.retries } else { 1 };
+        let mut mirror = match &route.shadow {
+            Some((shadow, share)) if replayable && rand::random::<f64>() < *share => Some(Mirror(
+                Arc::clone(shadow),
+                parts.method.clone(),
+                parts.headers.clone(),
+            )),
+            _ => None,
+        };
         let pool = &route.pool;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
         let deadline = started + route.timeout;
-        let mut last_error = "no healthy backend".to_owned();
+        let mut last_error = String::new();
+        // A retry on a status takes its budget before the answer is let go (a refused one
+        // returns that answer); a retry after a failure takes it at the top of the loop.
+        let mut granted = false;
         for attempt in 0..attempts {
-            if attempt > 0 {
-                if !self.budget.try_retry(Instant::now(), table.retry_budget) {
-                    metrics::counter!(m::RETRIES_DENIED, "route" => route.label.clone())
-                        .increment(1);
-                    break;
-                }
-                metrics::counter!(m::RETRIES, "route" => route.label.clone()).increment(1);
+            if attempt > 0 && !std::mem::take(&mut granted) && !self.retry(route, &table) {
+                break;
             }
             let now = Instant::now();
             let Some(index) = pool.choose(&parts.headers, &tried, now) else {
                 break;
             };
             tried.push(index);
-            let backend = Arc::clone(&pool.backends[index]);
-            let uri = match Uri::builder()
-                .scheme("http")
-                .authority(backend.authority.clone())
-                .path_and_query(path_and_query.as_str())
-                .build()
-            {
-                Ok(uri) => uri,
-                Err(error) => {
-                    return (StatusCode::BAD_REQUEST, format!("bad path: {error}\n"))
-                        .into_response();
-                }
+            let backend = &pool.backends[index];
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.authority = Some(backend.authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
             };
             let mut upstream = Request::new(body.take().unwrap_or_else(Body::empty));
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri;
-            *upstream.headers_mut() = parts.headers.clone();
+            // The last possible attempt takes the headers; an earlier one copies them.
+            *upstream.headers_mut() = if attempt + 1 < attempts {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            };
             if pool.protocol == Protocol::H2c {
                 *upstream.version_mut() = http::Version::HTTP_2;
                 upstream.headers_mut().remove(header::HOST);
             }
-            let guard = Outstanding::new(&backend);
+            let guard = Outstanding::new(backend);
             backend.requests.fetch_add(1, Ordering::Relaxed);
-            let client = match pool.protocol {
-                Protocol::Http1 => &self.http1,
-                Protocol::H2c => &self.h2c,
-            };
-            let sent = tokio::time::timeout_at(deadline, client.request(upstream)).await;
+            let sent = tokio::time::timeout_at(deadline, async {
+                match pool.protocol {
+                    Protocol::Http1 if !upgrade => {
+                        // Origin-form on the wire; `Host` stays the client's, or the backend.
+                        let mut upstream = upstream;
+                        *upstream.uri_mut() = Uri::from(path_and_query.clone());
+                        if !upstream.headers().contains_key(header::HOST)
+                            && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
+                        {
+                            upstream.headers_mut().insert(header::HOST, host);
+                        }
+                        upstream::send(backend, upstream)
+                            .await
+                            .map(|(response, conn)| (response, Some(conn)))
+                    }
+                    Protocol::Http1 => self
+                        .http1
+                        .request(upstream)
+                        .await
+                        .map(|response| (response, None))
+                        .map_err(SendError::Legacy),
+                    Protocol::H2c => self
+                        .h2c
+                        .request(upstream)
+                        .await
+                        .map(|response| (response, None))
+                        .map_err(SendError::Legacy),
+                }
+            })
+            .await;
             let now = Instant::now();
-            metrics::histogram!(m::UPSTREAM_SECONDS, "pool" => pool.name.clone())
+            pool.upstream_seconds
                 .record(now.duration_since(started).as_secs_f64());
             match sent {
-                Ok(Ok(mut response)) => {
+                Ok(Ok((mut response, conn))) => {
                     let status = response.status();
                     let outcome = if status.is_server_error() {
                         Outcome::ServerError
                     } else {
                         Outcome::Success
                     };
-                    self.record(pool, &backend, outcome, now);
-                    if attempt + 1 < attempts && route.retry_on.contains(&status.as_u16()) {
+                    self.record(pool, backend, outcome, now);
+                    if attempt + 1 < attempts
+                        && route.retry_on.contains(&status.as_u16())
+                        && self.retry(route, &table)
+                    {
+                        granted = true;
                         last_error = format!("backend {} answered {status}", backend.label());
                         continue;
                     }
-                    count(route, pool, &backend, status);
+                    route.series[index].count(m::class_index(status));
                     if status == StatusCode::SWITCHING_PROTOCOLS
                         && let Some(client_upgrade) = client_upgrade
                     {
@@ -187,16 +281,16 @@ impl Proxy {
                         strip_response_headers(&mut parts.headers, true);
                         return Response::from_parts(parts, Body::empty());
                     }
+                    if let Some(mirror) = mirror.take() {
+                        self.mirror(route, mirror, path_and_query.clone(), status);
+                    }
                     let (mut parts, incoming) = response.into_parts();
                     strip_response_headers(&mut parts.headers, false);
-                    let body = Body::new(Streamed {
-                        inner: incoming,
-                        _guard: guard,
-                    });
+                    let body = Body::new(upstream::Streamed::new(incoming, conn, guard));
                     return Response::from_parts(parts, body);
                 }
                 Ok(Err(error)) => {
-                    self.record(pool, &backend, Outcome::Failure, now);
+                    self.record(pool, backend, Outcome::Failure, now);
                     last_error = format!("backend {} failed: {error}", backend.label());
                     tracing::debug!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), %error, "upstream request failed");
                     if !error.is_connect() && !replayable {
@@ -204,8 +298,8 @@ impl Proxy {
                     }
                 }
                 Err(_) => {
-                    self.record(pool, &backend, Outcome::Failure, now);
-                    metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => backend.label().to_owned(), "status" => "timeout").increment(1);
+                    self.record(pool, backend, Outcome::Failure, now);
+                    route.series[index].count(m::TIMEOUT);
                     return (
                         StatusCode::GATEWAY_TIMEOUT,
                         format!(
@@ -218,9 +312,9 @@ impl Proxy {
                 }
             }
         }
+        route.unanswered.count(4);
         if tried.is_empty() {
             let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
-            metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => "none", "status" => "5xx").increment(1);
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("pool `{}` has no healthy backend\n", pool.name),
@@ -231,8 +325,111 @@ impl Proxy {
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             return response;
         }
-        metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => "none", "status" => "5xx").increment(1);
         (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
+    }
+
+    /// Sends `mirror` in the background (bounded by [`crate::SHADOW_IN_FLIGHT`]) and compares
+    /// its status with the client's `answered`.
+    fn mirror(
+        self: &Arc<Self>,
+        route: &Route,
+        mirror: Mirror,
+        path: PathAndQuery,
+        answered: StatusCode,
+    ) {
+        let series = route.shadow_series.clone();
+        let Ok(permit) = Arc::clone(&self.shadow_slots).try_acquire_owned() else {
+            self.shadow_stats.counts[3].fetch_add(1, Ordering::Relaxed);
+            series[3].increment(1);
+            return;
+        };
+        let proxy = Arc::clone(self);
+        let timeout = route.timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let result = tokio::time::timeout(timeout, proxy.shadow_once(mirror, path)).await;
+            let index = match result {
+                Ok(Ok(status)) if status == answered => 0,
+                Ok(Ok(_)) => 1,
+                _ => 2,
+            };
+            proxy.shadow_stats.counts[index].fetch_add(1, Ordering::Relaxed);
+            series[index].increment(1);
+        });
+    }
+
+    /// One mirrored exchange; the body is read and dropped frame by frame.
+    async fn shadow_once(&self, mirror: Mirror, path: PathAndQuery) -> Result<StatusCode, String> {
+        use http_body_util::BodyExt as _;
+        let Mirror(pool, method, headers) = mirror;
+        let index = pool
+            .choose(&headers, &[], Instant::now())
+            .ok_or_else(|| format!("pool `{}` has no healthy backend", pool.name))?;
+        let backend = Arc::clone(&pool.backends[index]);
+        let mut request = Request::new(Body::empty());
+        *request.method_mut() = method;
+        *request.headers_mut() = headers;
+        let guard = Outstanding::new(&backend);
+        backend.requests.fetch_add(1, Ordering::Relaxed);
+        let sent = match pool.protocol {
+            Protocol::Http1 => {
+                *request.uri_mut() = Uri::from(path);
+                if !request.headers().contains_key(header::HOST)
+                    && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
+                {
+                    request.headers_mut().insert(header::HOST, host);
+                }
+                upstream::send(&backend, request)
+                    .await
+                    .map(|(response, conn)| (response, Some(conn)))
+            }
+            Protocol::H2c => {
+                let mut uri = http::uri::Parts::default();
+                uri.scheme = Some(http::uri::Scheme::HTTP);
+                uri.authority = Some(backend.authority.clone());
+                uri.path_and_query = Some(path);
+                *request.uri_mut() = Uri::from_parts(uri).map_err(|e| e.to_string())?;
+                *request.version_mut() = http::Version::HTTP_2;
+                request.headers_mut().remove(header::HOST);
+                self.h2c
+                    .request(request)
+                    .await
+                    .map(|response| (response, None))
+                    .map_err(SendError::Legacy)
+            }
+        };
+        let now = Instant::now();
+        match sent {
+            Ok((response, conn)) => {
+                let status = response.status();
+                let outcome = if status.is_server_error() {
+                    Outcome::ServerError
+                } else {
+                    Outcome::Success
+                };
+                self.record(&pool, &backend, outcome, now);
+                let mut body = upstream::Streamed::new(response.into_body(), conn, guard);
+                while let Some(frame) = body.frame().await {
+                    frame.map_err(|e| e.to_string())?;
+                }
+                Ok(status)
+            }
+            Err(error) => {
+                self.record(&pool, &backend, Outcome::Failure, now);
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Takes a retry from the budget, counting it either way.
+    fn retry(&self, route: &Route, table: &Table) -> bool {
+        if self.budget.try_retry(Instant::now(), table.retry_budget) {
+            route.retries_series.increment(1);
+            true
+        } else {
+            route.retries_denied_series.increment(1);
+            false
+        }
     }
 
     fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
@@ -254,20 +451,8 @@ impl Proxy {
             }
             _ => {}
         }
-        metrics::gauge!(m::BREAKER_STATE, "pool" => pool.name.clone(), "backend" => backend.label().to_owned())
-            .set(backend.breaker_gauge());
+        backend.breaker_series.set(backend.breaker_gauge());
     }
-}
-
-fn count(route: &Route, pool: &Pool, backend: &Backend, status: StatusCode) {
-    let class = match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
-    metrics::counter!(m::REQUESTS, "route" => route.label.clone(), "pool" => pool.name.clone(), "backend" => backend.label().to_owned(), "status" => class).increment(1);
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -378,7 +563,7 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 }
 
 /// Counts a request in flight on its backend until its response body is gone.
-struct Outstanding(Arc<Backend>);
+pub(crate) struct Outstanding(pub(crate) Arc<Backend>);
 
 impl Outstanding {
     fn new(backend: &Arc<Backend>) -> Self {
@@ -390,31 +575,5 @@ impl Outstanding {
 impl Drop for Outstanding {
     fn drop(&mut self) {
         self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The backend's response body, streamed frame by frame to the client.
-struct Streamed {
-    inner: Incoming,
-    _guard: Outstanding,
-}
-
-impl HttpBody for Streamed {
-    type Data = axum::body::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }

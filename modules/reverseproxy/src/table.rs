@@ -16,6 +16,7 @@ use crate::config::{
     ReverseProxyConfig, RouteConfig, normalize_prefix, parse_backend_url,
 };
 use crate::error::ReverseProxyError;
+use crate::metrics::{self as m, RequestSeries};
 
 /// Routes and pools of one config version.
 #[derive(Debug)]
@@ -30,7 +31,8 @@ pub struct Table {
 /// One compiled route.
 #[derive(Debug)]
 pub struct Route {
-    pub(crate) label: String,
+    /// The metric label (the route's `name`, or its prefix).
+    label: String,
     pub(crate) prefix: String,
     pub(crate) host: Option<String>,
     pub(crate) methods: Vec<Method>,
@@ -42,6 +44,15 @@ pub struct Route {
     pub(crate) remove_headers: Vec<HeaderName>,
     pub(crate) retries: u32,
     pub(crate) retry_on: Vec<u16>,
+    /// `requests_total` per backend of the pool (same index), registered once.
+    pub(crate) series: Vec<RequestSeries>,
+    /// `requests_total` with `backend="none"` (no backend answered).
+    pub(crate) unanswered: RequestSeries,
+    pub(crate) retries_series: metrics::Counter,
+    pub(crate) retries_denied_series: metrics::Counter,
+    /// The pool mirrored to and the share (0–1) of requests mirrored.
+    pub(crate) shadow: Option<(Arc<Pool>, f64)>,
+    pub(crate) shadow_series: [metrics::Counter; 4],
 }
 
 /// One pool of one config version; its backends may be shared with the previous version.
@@ -58,6 +69,8 @@ pub struct Pool {
     pub(crate) outlier: OutlierConfig,
     pub(crate) breaker: BreakerConfig,
     pub(crate) optional: bool,
+    /// `upstream_duration_seconds` of this pool, registered once.
+    pub(crate) upstream_seconds: metrics::Histogram,
     cursor: AtomicUsize,
     /// Smooth weighted round robin's current weights.
     smooth: Mutex<Vec<i64>>,
@@ -103,6 +116,11 @@ impl Table {
     /// The route for a request, if any.
     pub fn route(&self, method: &Method, host: Option<&str>, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.matches(method, host, path))
+    }
+
+    /// The routes, in matching order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
     /// The retry budget (a fraction of recent requests).
@@ -160,8 +178,32 @@ impl Route {
                     .map_err(|e| invalid("remove_headers".into(), e.to_string()))?,
             );
         }
+        let shadow = match &config.shadow {
+            None => None,
+            Some(shadow) => Some((
+                pools.get(&shadow.pool).cloned().ok_or_else(|| {
+                    invalid(
+                        "shadow.pool".into(),
+                        format!("unknown pool `{}`", shadow.pool),
+                    )
+                })?,
+                (shadow.percent / 100.0).clamp(0.0, 1.0),
+            )),
+        };
+        let label = config.label();
+        let series = pool
+            .backends
+            .iter()
+            .map(|b| RequestSeries::new(label, &pool.name, b.label()))
+            .collect();
         Ok(Self {
-            label: config.label().to_owned(),
+            shadow_series: m::shadow_series(label),
+            shadow,
+            series,
+            unanswered: RequestSeries::new(label, &pool.name, "none"),
+            retries_series: m::route_counter(m::RETRIES, label),
+            retries_denied_series: m::route_counter(m::RETRIES_DENIED, label),
+            label: label.to_owned(),
             prefix: normalize_prefix(&config.matches.prefix),
             host: config.matches.host.as_ref().map(|h| h.to_ascii_lowercase()),
             methods,
@@ -188,6 +230,11 @@ impl Route {
             }
         }
         prefix_matches(&self.prefix, path)
+    }
+
+    /// Its metric label: its `name`, or its prefix as written.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// The path sent upstream for `path` (which the route matched).
@@ -266,6 +313,7 @@ impl Pool {
             outlier: config.outlier.clone(),
             breaker: config.breaker.clone(),
             optional: config.optional,
+            upstream_seconds: m::upstream_seconds(name),
             cursor: AtomicUsize::new(0),
             ring,
         })

@@ -164,3 +164,42 @@ async fn h2c_pools_speak_http2_to_the_backend() {
     assert_eq!(body["version"], "HTTP/2.0");
     app.finish().await;
 }
+
+/// The HTTP server gives each request the client's address; the proxy appends it to
+/// `X-Forwarded-For` and names it in `Forwarded: for=`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_is_forwarded_in_x_forwarded_for_and_forwarded() {
+    let api = Upstream::start("api").await;
+    let app = support::start(json!({
+        "routes": [{ "match": { "prefix": "/" }, "pool": "api" }],
+        "pools": { "api": pool(&[&api], "round_robin") },
+    }))
+    .await
+    .unwrap();
+    let (status, body) = app.get("/who").await;
+    assert_eq!(status, 200, "{body}");
+    let headers = &body["headers"];
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{headers}");
+    assert_eq!(
+        headers["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"127.0.0.1:{}\"", app.port),
+        "{headers}"
+    );
+
+    // A chain from an earlier proxy is kept, the client appended.
+    let body: serde_json::Value = app
+        .http
+        .get(app.url("/who"))
+        .header("x-forwarded-for", "203.0.113.9, 198.51.100.2")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["headers"]["x-forwarded-for"],
+        "203.0.113.9, 198.51.100.2, 127.0.0.1"
+    );
+    app.finish().await;
+}

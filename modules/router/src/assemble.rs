@@ -52,6 +52,7 @@ pub(crate) struct BuildSummary {
 pub(crate) fn build(
     config: &RouterConfig,
     contributions: &[RouteContribution],
+    documents: &[(String, utoipa::openapi::OpenApi)],
     endpoints: &Arc<Endpoints>,
 ) -> Result<(Router, BuildSummary), RouterError> {
     let mut summary = BuildSummary::default();
@@ -111,6 +112,10 @@ pub(crate) fn build(
         .map(|c| c.router().clone())
         .collect();
     let metrics = endpoints::metrics::routes(endpoints.metrics_exporter());
+    let spec = Arc::new(crate::openapi::ServedSpec::new(
+        Arc::clone(endpoints),
+        documents.to_vec(),
+    ));
     let owners = summary.owners.join(", ");
     let timeout = (!config.request_timeout.is_zero()).then(|| {
         TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, config.request_timeout)
@@ -123,7 +128,7 @@ pub(crate) fn build(
             router = router.merge(contribution.router().clone());
         }
         // Inside `catch`: an admin contribution that overlaps a built-in endpoint panics.
-        let admin = endpoints::admin::routes(endpoints, admin_contributions);
+        let admin = endpoints::admin::routes(endpoints, admin_contributions, spec);
         // The request timeout bounds the contributed (application) routes only: a cache-miss
         // probe may wait for the providers' own timeouts and an admin reload may rebuild pools,
         // and neither may be cut into a bare 503.

@@ -61,6 +61,8 @@
 //! | `GET /admin/config` | `{"version", "config", "pending_restart", "last_rejected"}`, secrets redacted |
 //! | `GET /admin/config/history` | `{"version", "history": [...]}` |
 //! | `POST /admin/config/rollback/{version}` | returns to that version through the reload pipeline; 404 when not in the history |
+//! | `GET/PUT/DELETE /admin/config/overrides`, `DELETE /admin/config/overrides/{key}` | the runtime overrides |
+//! | `GET /admin/openapi.json` | the OpenAPI 3.1 description of every endpoint served, modules' fragments ([`RouteRegistry::document`](modular_core::http::RouteRegistry::document)) merged in |
 //!
 //! Health endpoints are mounted when the application has a health aggregator. They read its
 //! cached answer, so probes never run checks more often than the cache TTL. Unauthorized
@@ -193,6 +195,7 @@ mod endpoints;
 mod error;
 mod limits;
 mod module;
+mod openapi;
 mod route_metrics;
 mod security_headers;
 mod trace;
@@ -204,6 +207,7 @@ pub use config::{
 };
 pub use error::RouterError;
 pub use module::{MODULE_NAME, RouterModule};
+pub use openapi::SECURITY_SCHEME;
 
 /// Guides from `docs/`, compiled and run as doc tests so they cannot drift from the code.
 ///

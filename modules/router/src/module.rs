@@ -114,7 +114,8 @@ impl Shared {
         trigger: &'static str,
     ) -> Result<(Router, BuildSummary), RouterError> {
         let contributions = self.routes.contributions();
-        assemble::build(config, &contributions, &self.endpoints).inspect_err(|error| {
+        let documents = self.routes.documents();
+        assemble::build(config, &contributions, &documents, &self.endpoints).inspect_err(|error| {
             self.ctx.emit(
                 "routes.rebuild_failed",
                 json!({ "trigger": trigger, "error": error.to_string() }),

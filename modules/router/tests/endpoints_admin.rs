@@ -219,7 +219,7 @@ async fn a_token_added_by_reload_mounts_admin_and_a_rotated_one_replaces_it() ->
             .status(),
         200
     );
-    assert_eq!(route_count().await, Some(21.into()));
+    assert_eq!(route_count().await, Some(22.into()));
 
     let rotated = "rotated-admin-token-abcdefghij";
     test.write_config(&format!("admin:\n  token: {rotated}\n"))?;

@@ -216,10 +216,10 @@ async fn the_router_reports_its_routes() -> anyhow::Result<()> {
     let report = health.report("router", "routes").expect("router report");
     assert_eq!(report.status, HealthStatus::Healthy);
     // 7 greeter routes, 7 health endpoints, 7 admin endpoints.
-    assert_eq!(report.details["route_count"], 21, "{report:?}");
+    assert_eq!(report.details["route_count"], 22, "{report:?}");
     assert_eq!(report.details["disabled"][0]["path"], "/slow");
     assert_eq!(report.details["owners"], serde_json::json!(["greeter"]));
-    assert_eq!(report.message, "21 routes, 1 disabled");
+    assert_eq!(report.message, "22 routes, 1 disabled");
     assert_eq!(report.details["admin_endpoints"], true);
     Ok(())
 }

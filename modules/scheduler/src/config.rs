@@ -210,7 +210,7 @@ impl RetryConfig {
 
 /// What happens to occurrences that passed while the scheduler was down (or more than
 /// `tolerance` late).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MisfirePolicy {
     /// None runs; each is reported `missed`.

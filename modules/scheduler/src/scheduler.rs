@@ -133,7 +133,7 @@ impl Outcome {
 }
 
 /// A job's state as [`Scheduler::status`] reports it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct JobStatus {
     /// The job's name.
     pub name: String,
@@ -159,7 +159,8 @@ pub struct JobStatus {
     pub runs: BTreeMap<String, u64>,
     /// Occurrences reported missed.
     pub missed: u64,
-    /// The per-run timeout in force.
+    /// The per-run timeout in force (`{"secs", "nanos"}`).
+    #[schema(value_type = Object)]
     pub timeout: Duration,
     /// Runs of this job at once.
     pub max_concurrent: u32,
@@ -167,7 +168,8 @@ pub struct JobStatus {
     pub max_attempts: u32,
     /// The misfire policy.
     pub misfire: MisfirePolicy,
-    /// Lateness that counts as missed.
+    /// Lateness that counts as missed (`{"secs", "nanos"}`).
+    #[schema(value_type = Object)]
     pub tolerance: Duration,
 }
 

@@ -117,6 +117,23 @@ async fn jobs_are_run_paused_and_resumed_through_the_admin_endpoints() -> anyhow
         .send()
         .await?;
     assert_eq!(unknown.status(), 404);
+
+    // The router's spec describes the endpoints, behind the admin security scheme.
+    let origin = base.trim_end_matches("/admin/scheduler/jobs");
+    let spec: Value = http
+        .get(format!("{origin}/admin/openapi.json"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    for path in modular_scheduler::ADMIN_PATHS {
+        let item = spec["paths"][path].as_object().expect(path);
+        for operation in item.values() {
+            assert!(operation["security"][0]["admin_token"].is_array(), "{path}");
+        }
+    }
+    assert!(spec["components"]["schemas"]["JobStatus"]["properties"]["paused"].is_object());
     app.stop().await?;
     Ok(())
 }

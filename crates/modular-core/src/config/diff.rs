@@ -153,6 +153,7 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 /// Added, modified or removed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeType {
@@ -191,6 +192,7 @@ impl ChangeType {
 /// carries only fingerprints: read the new secret from the typed section. A change whose value
 /// is a whole config type (a field of a type that derives `DynamicConfig`, an added map entry)
 /// is shown with that type's sensitive fields redacted, and read in full through the accessors.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone)]
 pub struct ConfigChange {
     /// The config section (the module name); empty until the reload pipeline sets it.
@@ -208,9 +210,12 @@ pub struct ConfigChange {
     /// Redacted when shown.
     pub sensitive: bool,
     /// The values are fingerprints of a `Secret<T>`, never the secret.
+    // Not serialized (`sensitive` shows `sensitive || secret`).
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub secret: bool,
     /// Redacts the sensitive parts of a value before it is shown (the value's config type's
     /// `redact_json`), when the value is a config type or a list of them.
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub(crate) redact: Option<Redactor>,
 }
 

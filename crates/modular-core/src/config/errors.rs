@@ -7,6 +7,7 @@ use serde::Serialize;
 /// One invalid configuration value: where it is, who set it, and what is wrong.
 ///
 /// Displays as `database.pool.max_connections: invalid type: found string "many", expected u32 (config.yaml)`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ValidationError {
     /// Full dotted key path (`database.pool.max_connections`).

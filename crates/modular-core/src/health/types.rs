@@ -17,6 +17,7 @@ use crate::error::BoxError;
 /// Ordered from best to worst: `Healthy < Degraded < Unhealthy < Unknown`. When statuses are
 /// folded into a probe answer ([`HealthStatus::fold`]) `Unknown` counts as `Unhealthy`, so a
 /// folded status is never `Unknown`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {

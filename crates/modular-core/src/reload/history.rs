@@ -10,6 +10,7 @@ use crate::config::{AnySection, ConfigChange};
 use super::ReloadTrigger;
 
 /// One committed version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize)]
 pub struct HistoryEntry {
     /// The version number.

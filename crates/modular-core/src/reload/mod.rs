@@ -34,6 +34,7 @@ pub use outcome::{ModuleFailure, ReloadOutcome, ReloadStatus};
 pub use watcher::{ConfigWatcher, content_fingerprint};
 
 /// What started a reload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -91,6 +91,7 @@ pub(super) struct PendingReload {
 }
 
 /// A version the health gate reverted, as `/admin/config` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RevertedVersion {
     /// The version that was reverted.

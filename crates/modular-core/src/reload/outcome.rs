@@ -7,6 +7,7 @@ use crate::config::{ConfigChange, ValidationError};
 use super::ReloadTrigger;
 
 /// How a reload ended.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReloadStatus {
@@ -40,6 +41,7 @@ impl ReloadStatus {
 }
 
 /// A module that failed to apply or to roll back.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModuleFailure {
     /// The module.
@@ -49,6 +51,7 @@ pub struct ModuleFailure {
 }
 
 /// The result of one reload (or of a dry run).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ReloadOutcome {
     /// How it ended.

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 /// One upstream: answers `{"backend": name, "path": .., "headers": {..}}` on every path,
 /// plus `/health` (200 while `healthy`), `/status/{code}`, `/echo` (streams the request
-/// body back), `/bytes/{n}` (streams n bytes) and `/upgrade` (101, then echoes bytes).
+/// body back), `/bytes/{n}` (streams n bytes), `/sleep/{ms}` (answers after ms) and
+/// `/upgrade` (101, then echoes bytes).
 #[derive(Clone)]
 pub struct Upstream {
     pub name: String,
@@ -68,6 +69,12 @@ async fn health(State(s): State<UpState>) -> StatusCode {
 async fn status(State(s): State<UpState>, Path(code): Path<u16>) -> StatusCode {
     s.hits.fetch_add(1, Ordering::SeqCst);
     StatusCode::from_u16(code).unwrap()
+}
+
+async fn sleep(State(s): State<UpState>, Path(ms): Path<u64>) -> Response {
+    s.hits.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    axum::Json(json!({ "backend": s.name, "slept_ms": ms })).into_response()
 }
 
 async fn echo(request: Request) -> Response {
@@ -124,6 +131,7 @@ impl Upstream {
             .route("/health", get(health))
             .route("/status/{code}", any(status))
             .route("/echo", any(echo))
+            .route("/sleep/{ms}", get(sleep))
             .route("/bytes/{n}", get(bytes))
             .route("/upgrade", get(upgrade))
             .fallback(describe)

@@ -35,10 +35,37 @@ use modular_core::reload::ReloadOrchestrator;
 use modular_core::{ReloadOutcome, ReloadStatus, ReloadTrigger};
 use serde_json::{Value, json};
 
-use super::{Endpoints, json};
+use super::schemas::{ConfigAnswer, ErrorBody, HistoryAnswer, OverridesAnswer, Unavailable};
+use super::{Endpoints, json, json_of};
 use modular_core::http::Right;
 
 use crate::auth::Access;
+
+/// The built-in admin endpoints' OpenAPI description (`/admin/openapi.json` is described with
+/// the served spec, in [`crate::openapi`]).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(
+        reload,
+        plan,
+        config,
+        history,
+        rollback,
+        overrides,
+        put_overrides,
+        clear_overrides,
+        remove_override,
+    ),
+    components(schemas(
+        ReloadOutcome,
+        ConfigAnswer,
+        HistoryAnswer,
+        OverridesAnswer,
+        ErrorBody,
+        Unavailable,
+    ))
+)]
+pub(crate) struct AdminApi;
 
 /// The admin paths.
 pub(crate) const PATHS: &[&str] = &[
@@ -49,13 +76,18 @@ pub(crate) const PATHS: &[&str] = &[
     "/admin/config/rollback/{version}",
     "/admin/config/overrides",
     "/admin/config/overrides/{key}",
+    crate::openapi::PATH,
 ];
 
 /// The admin routes, each behind the token check.
 /// The built-in admin endpoints plus the modules' admin contributions
 /// ([`RouteRegistry::admin_route`](modular_core::http::RouteRegistry::admin_route)), all
 /// behind the same guard.
-pub(crate) fn routes(endpoints: &Arc<Endpoints>, contributed: Vec<Router>) -> Router {
+pub(crate) fn routes(
+    endpoints: &Arc<Endpoints>,
+    contributed: Vec<Router>,
+    spec: Arc<crate::openapi::ServedSpec>,
+) -> Router {
     let mut extra = Router::new();
     for router in contributed {
         extra = extra.merge(router);
@@ -68,10 +100,13 @@ pub(crate) fn routes(endpoints: &Arc<Endpoints>, contributed: Vec<Router>) -> Ro
     } else {
         extra
     };
-    builtin(endpoints).merge(extra)
+    builtin(endpoints, spec).merge(extra)
 }
 
-fn builtin(endpoints: &Arc<Endpoints>) -> Router {
+fn builtin(endpoints: &Arc<Endpoints>, spec: Arc<crate::openapi::ServedSpec>) -> Router {
+    let spec = Router::new()
+        .route(crate::openapi::PATH, get(crate::openapi::serve))
+        .with_state(spec);
     Router::new()
         .route("/admin/reload", post(reload))
         .route("/admin/reload/plan", post(plan))
@@ -83,11 +118,12 @@ fn builtin(endpoints: &Arc<Endpoints>) -> Router {
             get(overrides).put(put_overrides).delete(clear_overrides),
         )
         .route("/admin/config/overrides/{key}", delete(remove_override))
+        .with_state(Arc::clone(endpoints))
+        .merge(spec)
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(endpoints),
             require_token,
         ))
-        .with_state(Arc::clone(endpoints))
 }
 
 async fn require_token(State(ep): State<Arc<Endpoints>>, request: Request, next: Next) -> Response {
@@ -135,7 +171,12 @@ impl Rejection {
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        json(self.status, &json!({ "error": self.message }))
+        json_of(
+            self.status,
+            &ErrorBody {
+                error: self.message,
+            },
+        )
     }
 }
 
@@ -148,6 +189,22 @@ fn orchestrator(ep: &Endpoints) -> Result<Arc<ReloadOrchestrator>, Rejection> {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/reload",
+    tag = "admin",
+    summary = "Reload now",
+    description = "Runs a reload through the pipeline (trigger `admin`) and answers its outcome.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "applied or noop", body = ReloadOutcome),
+        (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
+        (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
+        (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn reload(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
     let orchestrator = orchestrator(&ep)?;
     Ok(outcome_response(
@@ -155,6 +212,32 @@ async fn reload(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection>
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/reload/plan",
+    tag = "admin",
+    summary = "Dry run",
+    description = "Plans a reload without applying it: of the sources as they are, or of the candidate in the body. `planned` (200) where a reload would apply.",
+    security(("admin_token" = [])),
+    request_body(
+        description = "A YAML or JSON document (`Content-Type` `application/yaml`, the default, \
+            or `application/json`; `application/toml` too where it applies)",
+        content(
+            (Object = "application/json"),
+            (Object = "application/yaml"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "planned or noop", body = ReloadOutcome),
+        (status = 400, description = "the body is not utf-8", body = ErrorBody),
+        (status = 415, description = "an unsupported content type", body = ErrorBody),
+        (status = 422, description = "rejected", body = ReloadOutcome),
+        (status = 500, description = "failed", body = ReloadOutcome),
+        (status = 503, description = "dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn plan(
     State(ep): State<Arc<Endpoints>>,
     headers: HeaderMap,
@@ -168,10 +251,51 @@ async fn plan(
 }
 
 /// The runtime overrides, redacted.
+#[utoipa::path(
+    get,
+    path = "/admin/config/overrides",
+    tag = "admin",
+    summary = "Runtime overrides",
+    description = "The runtime overrides: dotted keys to values, sensitive and secret ones redacted.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the overrides", body = OverridesAnswer),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn overrides(State(ep): State<Arc<Endpoints>>) -> Response {
-    json(StatusCode::OK, &json!(ep.store.redacted_overrides()))
+    json_of(
+        StatusCode::OK,
+        &OverridesAnswer(ep.store.redacted_overrides()),
+    )
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/config/overrides",
+    tag = "admin",
+    summary = "Set runtime overrides",
+    description = "Merges a map of dotted keys to values into the overrides and reloads (trigger `admin`); a change whose reload is neither applied nor a noop leaves them as they were.",
+    security(("admin_token" = [])),
+    request_body(
+        description = "A map of dotted keys to values, JSON or YAML (the default)",
+        content(
+            (OverridesAnswer = "application/json"),
+            (OverridesAnswer = "application/yaml"),
+        ),
+    ),
+    responses(
+        (status = 400, description = "not a map of dotted keys to values", body = ErrorBody),
+        (status = 415, description = "an unsupported content type", body = ErrorBody),
+        (status = 200, description = "applied or noop", body = ReloadOutcome),
+        (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
+        (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
+        (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn put_overrides(
     State(ep): State<Arc<Endpoints>>,
     headers: HeaderMap,
@@ -215,6 +339,22 @@ async fn put_overrides(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/config/overrides",
+    tag = "admin",
+    summary = "Clear runtime overrides",
+    description = "Removes every override and reloads.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "applied or noop", body = ReloadOutcome),
+        (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
+        (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
+        (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn clear_overrides(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
     let orchestrator = orchestrator(&ep)?;
     Ok(outcome_response(
@@ -222,6 +362,24 @@ async fn clear_overrides(State(ep): State<Arc<Endpoints>>) -> Result<Response, R
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/config/overrides/{key}",
+    tag = "admin",
+    summary = "Remove one override",
+    description = "Removes one override and reloads.",
+    security(("admin_token" = [])),
+    params(("key" = String, Path, description = "the dotted key")),
+    responses(
+        (status = 404, description = "no override is set for the key", body = ErrorBody),
+        (status = 200, description = "applied or noop", body = ReloadOutcome),
+        (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
+        (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
+        (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn remove_override(
     State(ep): State<Arc<Endpoints>>,
     Path(key): Path<String>,
@@ -279,6 +437,19 @@ fn candidate(headers: &HeaderMap, body: &Bytes) -> Result<Option<(TextFormat, St
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/config",
+    tag = "admin",
+    summary = "Running configuration",
+    description = "The running configuration, secrets redacted, with what waits for a restart and the last rejected reload.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the running configuration", body = ConfigAnswer),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
     let orchestrator = ep.services.get::<ReloadOrchestrator>();
     let pending_restart = orchestrator
@@ -290,27 +461,63 @@ async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
     let sources_differ = last_reverted.as_ref().is_some_and(|r| r.sources_differ);
     // Version and values from one config epoch.
     let (version, config) = ep.store.redacted_versioned();
-    json(
+    json_of(
         StatusCode::OK,
-        &json!({
-            "version": version,
-            "config": config,
-            "pending_restart": pending_restart,
-            "last_rejected": last_rejected,
-            "last_reverted": last_reverted,
-            "sources_differ": sources_differ,
-        }),
+        &ConfigAnswer {
+            version,
+            config,
+            pending_restart,
+            last_rejected,
+            last_reverted,
+            sources_differ,
+        },
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/config/history",
+    tag = "admin",
+    summary = "Configuration history",
+    description = "The bounded history of committed versions, changes redacted.",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the history", body = HistoryAnswer),
+        (status = 503, description = "dynamic reload is not enabled", body = ErrorBody),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn history(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
     let orchestrator = orchestrator(&ep)?;
-    Ok(json(
+    Ok(json_of(
         StatusCode::OK,
-        &json!({ "version": orchestrator.version(), "history": orchestrator.history() }),
+        &HistoryAnswer {
+            version: orchestrator.version(),
+            history: orchestrator.history(),
+        },
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/config/rollback/{version}",
+    tag = "admin",
+    summary = "Roll back",
+    description = "Returns to an earlier version of the history through the reload pipeline.",
+    security(("admin_token" = [])),
+    params(("version" = u64, Path, description = "a version in the history")),
+    responses(
+        (status = 400, description = "the version is not a number", content_type = "text/plain", body = String),
+        (status = 404, description = "the version is not in the history", body = ErrorBody),
+        (status = 200, description = "applied or noop", body = ReloadOutcome),
+        (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
+        (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
+        (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
+        (status = 401, description = "no bearer token", body = ErrorBody),
+        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
+    ),
+)]
 async fn rollback(
     State(ep): State<Arc<Endpoints>>,
     Path(version): Path<u64>,

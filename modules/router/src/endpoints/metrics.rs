@@ -27,6 +27,22 @@ pub(crate) fn routes(exporter: Option<Arc<MetricsExporter>>) -> Option<Router> {
     Some(Router::new().route(PATH, get(render)).with_state(exporter))
 }
 
+/// The metrics endpoint's OpenAPI description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(render))]
+pub(crate) struct MetricsApi;
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "metrics",
+    summary = "Prometheus metrics",
+    description = "The text exposition of every series the process records.",
+    responses(
+        (status = 200, description = "the series", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 500, description = "rendering failed", content_type = "text/plain", body = String),
+    ),
+)]
 async fn render(State(exporter): State<Arc<MetricsExporter>>) -> Response {
     // Rendering walks every series under the recorder's locks: keep it off the async workers.
     let body = tokio::task::spawn_blocking(move || exporter.render()).await;

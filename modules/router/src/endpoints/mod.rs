@@ -4,6 +4,7 @@
 pub(crate) mod admin;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod schemas;
 
 use std::sync::Arc;
 
@@ -124,6 +125,17 @@ pub(crate) fn no_store(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, NO_STORE);
     response
+}
+
+/// `value` as a JSON response with `Cache-Control: no-store`.
+pub(crate) fn json_of<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_string(value) {
+        Ok(body) => no_store(status, "application/json", body),
+        Err(error) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({ "error": error.to_string() }),
+        ),
+    }
 }
 
 /// A JSON response with `Cache-Control: no-store`.

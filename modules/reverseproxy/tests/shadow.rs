@@ -1,0 +1,151 @@
+//! Shadow traffic: a route mirrors its requests to a second pool; the mirror's answers are
+//! compared on status and counted, never returned; a reload turns mirroring off and on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use modular_core::ReloadStatus;
+use serde_json::json;
+use support::{Upstream, eventually, pool};
+
+fn section(primary: &Upstream, mirror: &Upstream, shadow: serde_json::Value) -> serde_json::Value {
+    let mut route = json!({ "match": { "prefix": "/" }, "pool": "live" });
+    if !shadow.is_null() {
+        route["shadow"] = shadow;
+    }
+    json!({
+        "routes": [route],
+        "pools": { "live": pool(&[primary], "round_robin"), "next": pool(&[mirror], "round_robin") },
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_requests_are_compared_never_returned_and_reload_live() {
+    let live = Upstream::start("live").await;
+    let next = Upstream::start("next").await;
+    let app = support::start(section(&live, &next, json!({ "pool": "next" })))
+        .await
+        .unwrap();
+    let proxy = app.proxy();
+    for _ in 0..20 {
+        assert_eq!(
+            app.backend("/thing").await,
+            "live",
+            "the client gets the primary"
+        );
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            proxy.shadow_stats().matched() == 20
+        })
+        .await,
+        "matched {}",
+        proxy.shadow_stats().matched()
+    );
+    assert_eq!(next.hits(), 20, "every request mirrored once");
+
+    // The mirror answers differently: counted as a mismatch, the client still gets 200.
+    // (`next` answers 503 on /health while unhealthy; the router serves the app's own
+    // /health, so the path goes through a rewrite.)
+    next.healthy.store(false, Ordering::SeqCst);
+    let mut overrides = std::collections::BTreeMap::new();
+    overrides.insert(
+        "reverseproxy.routes".to_owned(),
+        json!([
+            { "match": { "prefix": "/" }, "pool": "live", "shadow": { "pool": "next" } },
+            { "match": { "prefix": "/probe" }, "pool": "live", "rewrite": "/health",
+              "shadow": { "pool": "next" } },
+        ]),
+    );
+    let outcome = app.app.set_overrides(overrides).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{:?}", outcome.error);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.get("/probe").await.0 == 200
+        })
+        .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            proxy.shadow_stats().mismatched() >= 1
+        })
+        .await
+    );
+
+    // A mirror that does not answer never delays the client.
+    let (status, body) = app.get("/sleep/0").await;
+    assert_eq!((status, body["backend"].as_str()), (200, Some("live")));
+
+    // A request with a body is not mirrored (it would have to be buffered).
+    let hits = next.hits();
+    let response = app
+        .http
+        .post(app.url("/echo"))
+        .body("payload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "payload");
+
+    // Reload: mirroring off, then back on at 0 %.
+    let mut overrides = std::collections::BTreeMap::new();
+    overrides.insert(
+        "reverseproxy.routes".to_owned(),
+        json!([{ "match": { "prefix": "/" }, "pool": "live" }]),
+    );
+    let outcome = app.app.set_overrides(overrides.clone()).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{:?}", outcome.error);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            proxy.shadows_in_flight() == 0
+        })
+        .await
+    );
+    let before = proxy.shadow_stats().matched() + proxy.shadow_stats().mismatched();
+    let hits_after_reload = next.hits();
+    for _ in 0..10 {
+        assert_eq!(app.backend("/thing").await, "live");
+    }
+    assert!(hits_after_reload <= hits + 1, "the POST was not mirrored");
+    overrides.insert(
+        "reverseproxy.routes".to_owned(),
+        json!([{ "match": { "prefix": "/" }, "pool": "live",
+                 "shadow": { "pool": "next", "percent": 0 } }]),
+    );
+    let outcome = app.app.set_overrides(overrides).await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{:?}", outcome.error);
+    for _ in 0..10 {
+        assert_eq!(app.backend("/thing").await, "live");
+    }
+    assert_eq!(next.hits(), hits_after_reload, "no mirror after the reload");
+    assert_eq!(
+        proxy.shadow_stats().matched() + proxy.shadow_stats().mismatched(),
+        before
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_shadow_to_an_unknown_pool_is_refused_with_its_path() {
+    let live = Upstream::start("live").await;
+    let next = Upstream::start("next").await;
+    let error = support::build(section(&live, &next, json!({ "pool": "nope" })))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(error.contains("routes.0.shadow.pool"), "{error}");
+    let error = support::build(section(
+        &live,
+        &next,
+        json!({ "pool": "next", "percent": 150 }),
+    ))
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(error.contains("routes.0.shadow.percent"), "{error}");
+}
