@@ -528,6 +528,12 @@ impl Pump {
 impl PumpCore {
     /// Hands one message to the dispatcher; `false` when the subscription is gone.
     async fn forward(&self, publish: Publish) -> bool {
+        self.forward_until(publish, true).await
+    }
+
+    /// `forward`; with `stoppable` false it waits for the dispatcher even after the
+    /// stop (while draining what the broker sent before the unsubscribe took effect).
+    async fn forward_until(&self, publish: Publish, stoppable: bool) -> bool {
         let topic = publish
             .topic
             .strip_prefix(&self.prefix)
@@ -551,6 +557,9 @@ impl PumpCore {
             event,
             acker: Some(Box::new(acker)),
         };
+        if !stoppable {
+            return self.tx.send(incoming).await.is_ok();
+        }
         tokio::select! {
             sent = self.tx.send(incoming) => sent.is_ok(),
             () = self.stop.cancelled() => false,
@@ -562,11 +571,21 @@ impl PumpCore {
     async fn finish(self, mut events: EventLoop) {
         let _ = self.client.try_unsubscribe(self.filter.clone());
         let deadline = tokio::time::Instant::now() + self.timeout;
-        // Keep polling so acknowledgements of handlers still running go out.
-        while self.pending.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
-            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(50), events.poll()).await
-            {
-                break;
+        // Until the broker confirmed the unsubscribe, what it sent this member is still handed
+        // to the dispatcher (the session is discarded below, so nothing may stay unread); then
+        // polling goes on so acknowledgements of handlers still running go out.
+        let mut unsubscribed = false;
+        while (!unsubscribed || self.pending.load(Ordering::Relaxed) > 0)
+            && tokio::time::Instant::now() < deadline
+        {
+            match tokio::time::timeout(Duration::from_millis(50), events.poll()).await {
+                Ok(Ok(MqttEvent::Incoming(Packet::Publish(publish)))) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let _ = tokio::time::timeout(left, self.forward_until(publish, false)).await;
+                }
+                Ok(Ok(MqttEvent::Incoming(Packet::UnsubAck(_)))) => unsubscribed = true,
+                Ok(Err(_)) => break,
+                _ => {}
             }
         }
         let _ = self.client.try_disconnect();
