@@ -9,6 +9,10 @@
 //! - `eventbus/redis_publish` vs `eventbus/raw_redis_publish`: one `XADD` through the bus and
 //!   through a redis-rs `ConnectionManager` (same key, same encoded event); skipped without
 //!   `MODULAR_TEST_REDIS_URL`.
+//! - `eventbus/amqp_publish` vs `eventbus/raw_amqp_publish`: one persistent publish to the
+//!   topic exchange awaited until the publisher confirm, through the bus and through a plain
+//!   lapin channel in confirm mode (same exchange, routing key and encoded event); skipped
+//!   without `MODULAR_TEST_AMQP_URL`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
@@ -179,5 +183,81 @@ fn redis(c: &mut Criterion) {
     let _: Result<(), _> = rt.block_on(redis::cmd("DEL").arg(&key).query_async(&mut raw));
 }
 
-criterion_group!(benches, memory, nats, redis);
+fn amqp(c: &mut Criterion) {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let Some(url) = std::env::var("MODULAR_TEST_AMQP_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: eventbus/amqp_* (MODULAR_TEST_AMQP_URL not set)");
+        return;
+    };
+    let rt = runtime();
+    let prefix = format!("bench_{}", std::process::id());
+    let config = with_engine(
+        "rabbit",
+        EngineConfig {
+            kind: EngineType::Amqp,
+            url: Some(Secret::new(url.clone())),
+            prefix: Some(prefix.clone()),
+            ..EngineConfig::default()
+        },
+    );
+    // The bus declares the exchange; no queue is bound, so both sides publish to the same
+    // exchange and RabbitMQ confirms without storing (the comparison is the client path).
+    let bus = rt.block_on(MessageBus::new(&config)).unwrap();
+    let channel = rt.block_on(async {
+        let connection = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        // Kept open for the run.
+        std::mem::forget(connection);
+        channel
+    });
+    let event = event();
+    let ours = || {
+        let (bus, event) = (&bus, event.clone());
+        async move { bus.publish("bench.run", event).await.unwrap() }
+    };
+    let theirs = || {
+        let (channel, exchange, event) = (&channel, prefix.clone(), event.clone());
+        async move {
+            let payload = serde_json::to_vec(&event).unwrap();
+            let properties = lapin::BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/cloudevents+json".into());
+            let confirm = channel
+                .basic_publish(
+                    exchange.as_str().into(),
+                    "bench.run".into(),
+                    BasicPublishOptions::default(),
+                    &payload,
+                    properties,
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(confirm.is_ack());
+        }
+    };
+    let mut group = c.benchmark_group("eventbus");
+    group.bench_function("amqp_publish", |b| b.to_async(&rt).iter(ours));
+    group.bench_function("raw_amqp_publish", |b| b.to_async(&rt).iter(theirs));
+    group.finish();
+    rt.block_on(interleaved(
+        "eventbus/amqp_publish",
+        ("module", Box::new(move || Box::pin(ours()))),
+        ("lapin", Box::new(move || Box::pin(theirs()))),
+        20,
+        200,
+    ));
+}
+
+criterion_group!(benches, memory, nats, redis, amqp);
 criterion_main!(benches);

@@ -15,7 +15,7 @@ use crate::topic::Pattern;
 /// |---|---|---|
 /// | `engines.<name>.type` | no | the delivery semantics, the stored events and the health component change with it: restart |
 /// | `engines.<name>.prefix` | no | events stored under the old prefix (Redis keys, NATS subjects) would be stranded |
-/// | `engines.<name>.url` and every other engine field | yes | the engine is rebuilt aside (a new connection, checked) and swapped in; in-flight handlers finish on the old one |
+/// | `engines.<name>.url` and every other engine field (`mode`, `max_len`, timeouts, …) | yes | the engine is rebuilt aside (a new connection, checked) and swapped in; in-flight handlers finish on the old one |
 /// | `engines` (adding or removing one) | yes | a new engine is connected aside; a removed one drains and closes |
 /// | `default`, `routes` | yes | the next publish routes by the new rules; subscriptions move to their new engine |
 /// | `delivery.*` | yes | read at each delivery; `concurrency` resizes every subscription's handler pool |
@@ -54,10 +54,11 @@ pub struct EventbusConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
-    /// `memory`, `redis` or `nats`. Static.
+    /// `memory`, `redis`, `nats`, `amqp` or `mqtt`. Static.
     #[serde(rename = "type")]
     pub kind: EngineType,
-    /// `redis://[user:password@]host[:port][/db]` or `nats://[user:password@]host[:port]`; a
+    /// `redis://[user:password@]host[:port][/db]`, `nats://[user:password@]host[:port]`,
+    /// `amqp://[user:password@]host[:port][/vhost]` or `mqtt://[user:password@]host[:port]`; a
     /// secret (it may hold a password).
     #[config(dynamic)]
     pub url: Option<Secret<String>>,
@@ -80,13 +81,36 @@ pub struct EngineConfig {
     #[serde(with = "humantime_serde")]
     pub publish_timeout: Duration,
     /// How long a delivered, unacknowledged event stays with its consumer before another
-    /// member of the group may claim it (Redis `XCLAIM` idle time, JetStream `ack_wait`).
+    /// member of the group may claim it (Redis `XCLAIM` idle time, JetStream `ack_wait`,
+    /// AMQP: the engine requeues it). Not used by MQTT, which has no such timeout.
     #[config(dynamic)]
     #[serde(with = "humantime_serde")]
     pub visibility_timeout: Duration,
-    /// Redis key prefix (default `modular:eventbus:`) or NATS subject prefix and stream name
-    /// (default `eventbus`, stream `EVENTBUS`). Static.
+    /// Redis key prefix (default `modular:eventbus:`), NATS subject prefix and stream name
+    /// (default `eventbus`, stream `EVENTBUS`), AMQP exchange name and queue name prefix
+    /// (default `eventbus`) or MQTT topic prefix (default `eventbus`). Static.
     pub prefix: Option<String>,
+    /// How events travel: `structured` (CloudEvents JSON, the default) or `binary` (attributes
+    /// as headers, data as the body) on engines whose transport has headers (redis, nats,
+    /// amqp). Readers accept both, so publishers may switch while subscribers run.
+    #[config(dynamic)]
+    pub mode: WireMode,
+    /// Redis only: trims each stream to about this many entries at every `XADD`
+    /// (`MAXLEN ~`); unset keeps every entry.
+    #[config(dynamic)]
+    pub max_len: Option<u64>,
+}
+
+/// CloudEvents content mode on the wire (`engines.<name>.mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WireMode {
+    /// The whole event as `application/cloudevents+json`.
+    #[default]
+    Structured,
+    /// Attributes as transport headers (`ce_<name>`), data as the body.
+    Binary,
 }
 
 /// An engine's kind.
@@ -101,15 +125,21 @@ pub enum EngineType {
     Redis,
     /// NATS JetStream with durable consumers; at-least-once (feature `nats`).
     Nats,
+    /// RabbitMQ topic exchange with durable queues; at-least-once (feature `amqp`).
+    Amqp,
+    /// MQTT 3.1.1, QoS 1 with shared subscriptions for groups (feature `mqtt`).
+    Mqtt,
 }
 
 impl EngineType {
-    /// `memory`, `redis` or `nats`.
+    /// `memory`, `redis`, `nats`, `amqp` or `mqtt`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Memory => "memory",
             Self::Redis => "redis",
             Self::Nats => "nats",
+            Self::Amqp => "amqp",
+            Self::Mqtt => "mqtt",
         }
     }
 
@@ -119,6 +149,8 @@ impl EngineType {
             Self::Memory => true,
             Self::Redis => cfg!(feature = "redis"),
             Self::Nats => cfg!(feature = "nats"),
+            Self::Amqp => cfg!(feature = "amqp"),
+            Self::Mqtt => cfg!(feature = "mqtt"),
         }
     }
 
@@ -127,6 +159,8 @@ impl EngineType {
             Self::Memory => &[],
             Self::Redis => &["redis", "rediss"],
             Self::Nats => &["nats", "tls"],
+            Self::Amqp => &["amqp"],
+            Self::Mqtt => &["mqtt", "tcp"],
         }
     }
 }
@@ -247,6 +281,8 @@ impl Default for EngineConfig {
             publish_timeout: Duration::from_secs(5),
             visibility_timeout: Duration::from_secs(30),
             prefix: None,
+            mode: WireMode::Structured,
+            max_len: None,
         }
     }
 }
@@ -434,6 +470,38 @@ impl EngineConfig {
                 ));
             }
         }
+        if self.mode == WireMode::Binary
+            && matches!(self.kind, EngineType::Memory | EngineType::Mqtt)
+        {
+            let why = if self.kind == EngineType::Mqtt {
+                "MQTT 3.1.1 messages have no headers to carry the attributes"
+            } else {
+                "the memory engine does not serialize events"
+            };
+            errors.push(FieldError::new(
+                format!("{at}.mode"),
+                format!(
+                    "`binary` is not available on the {} engine: {why} (use `structured`)",
+                    self.kind
+                ),
+            ));
+        }
+        if let Some(max_len) = self.max_len {
+            if self.kind != EngineType::Redis {
+                errors.push(FieldError::new(
+                    format!("{at}.max_len"),
+                    format!(
+                        "is used by the redis engine only, not {} (remove it)",
+                        self.kind
+                    ),
+                ));
+            } else if max_len == 0 {
+                errors.push(FieldError::new(
+                    format!("{at}.max_len"),
+                    "must be > 0, got 0 (leave it unset to keep every entry)",
+                ));
+            }
+        }
         if let Some(prefix) = &self.prefix
             && prefix.is_empty()
         {
@@ -478,6 +546,15 @@ pub(crate) fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
 }
 
 /// `host:port` of a URL, for messages and health details (never the credentials).
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn address_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split(['/', '?']).next().unwrap_or_default();

@@ -88,18 +88,42 @@ pub(crate) trait Engine: Send + Sync + 'static {
 }
 
 /// Encodes an event as CloudEvents structured-mode JSON.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn encode(event: &Event) -> Result<Vec<u8>, EventbusError> {
     serde_json::to_vec(event).map_err(|e| EventbusError::Encode(e.to_string()))
 }
 
 /// Decodes CloudEvents structured-mode JSON.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn decode(bytes: &[u8]) -> Result<Event, String> {
     serde_json::from_slice(bytes).map_err(|e| e.to_string())
 }
 
 /// The channel between a broker pump and its dispatcher: small, so a slow handler pool
 /// leaves events on the broker (where another member may take them) rather than in memory.
-#[cfg_attr(not(any(feature = "redis", feature = "nats")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) const PUMP_BUFFER: usize = 64;

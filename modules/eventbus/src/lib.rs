@@ -1,6 +1,6 @@
 //! The eventbus module of modular: CloudEvents 1.0 publish/subscribe on an in-process memory
-//! engine, Redis Streams and NATS JetStream, several engines at once with routing rules,
-//! reloadable without a restart and health-checked per engine.
+//! engine, Redis Streams, NATS JetStream, RabbitMQ (AMQP 0-9-1) and MQTT 3.1.1, several engines
+//! at once with routing rules, reloadable without a restart and health-checked per engine.
 //!
 //! # A guided tour
 //!
@@ -53,17 +53,22 @@
 //!   engines:
 //!     fast: { type: memory, queue_size: 1024, when_full: block_timeout, block_timeout: 1s }
 //!     durable:
-//!       type: nats                          # memory | redis | nats; static
+//!       type: nats                          # memory | redis | nats | amqp | mqtt; static
 //!       url: nats://user:pass@nats:4222     # dynamic; a secret
 //!       connect_timeout: 2s                 # dynamic
 //!       publish_timeout: 5s                 # dynamic
-//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XCLAIM idle)
+//!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XCLAIM idle / AMQP requeue)
 //!       prefix: eventbus                    # static (subject prefix, stream EVENTBUS)
-//!     streams: { type: redis, url: "redis://127.0.0.1:6379/0" }
+//!       mode: binary                        # dynamic: structured (default) | binary (redis, nats, amqp)
+//!     streams: { type: redis, url: "redis://127.0.0.1:6379/0", max_len: 100000 }  # max_len: dynamic, XADD MAXLEN ~
+//!     rabbit: { type: amqp, url: "amqp://guest:guest@127.0.0.1:5672/%2f", prefix: eventbus }  # exchange `eventbus`
+//!     devices: { type: mqtt, url: "mqtt://user:pass@127.0.0.1:1883", prefix: eventbus }      # topics eventbus/a/b
 //!   default: fast                           # dynamic; unset: the first engine by name
 //!   routes:                                 # dynamic; first match wins
 //!     - { topics: ["orders.*", "payments.>"], engine: durable }
 //!     - { topics: ["audit.>"], engine: streams }
+//!     - { topics: ["billing.>"], engine: rabbit }
+//!     - { topics: ["sensors.*"], engine: devices }
 //!   delivery:                               # all dynamic
 //!     max_attempts: 5
 //!     initial_backoff: 100ms
@@ -76,7 +81,8 @@
 //! ```
 //!
 //! Rejected at load and at reload, with the key path and never the URL: an unknown engine
-//! `type` (or one this build lacks), a route or `default` naming a missing engine, a wildcard
+//! `type` (or one this build lacks), `mode: binary` on memory or mqtt, `max_len` on an engine
+//! other than redis (or 0), a route or `default` naming a missing engine, a wildcard
 //! syntax error in `routes[i].topics[j]`, a URL without a host or with the wrong scheme, zero
 //! sizes or timeouts, and unknown keys.
 //!
@@ -87,9 +93,39 @@
 //! | `memory` | at-most-once | once queued for every matching subscription; a full queue drops (counted, `Dropped` error), blocks, or blocks up to `block_timeout` | none: an event whose handler fails for good is dead-lettered |
 //! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XPENDING` + `XCLAIM`) by a group member after `visibility_timeout`; a member never re-claims what its own handler still holds |
 //! | `nats` | at-least-once | after the JetStream publish ack | unacknowledged messages are redelivered after `ack_wait` (`visibility_timeout`) |
+//! | `amqp` | at-least-once | after the publisher confirm (persistent message, durable topic exchange `<prefix>`) | a nack requeues at once; a delivery unsettled after `visibility_timeout` is requeued by the engine (a late ack of it is a no-op); a lost connection's unacknowledged deliveries are requeued by RabbitMQ |
+//! | `mqtt` | at-least-once (QoS 1) | after the broker's `PUBACK` (one publish at a time per engine) | only when the member's session reconnects: MQTT has no nack and no visibility timeout |
 //!
-//! Events travel as CloudEvents structured-mode JSON; every event carries `id`, `source`,
-//! `type`, `time` and `datacontenttype` (missing ones are filled in at publish).
+//! Per engine, the topology:
+//!
+//! - `amqp`: topic `a.b` is routing key `a.b` on the durable topic exchange `<prefix>`
+//!   (default `eventbus`); `*` maps to `*` and `>` to `#` (a delivered topic is checked against
+//!   the pattern, as `#` also matches zero tokens). A consumer group is the durable queue
+//!   `<prefix>.<group>.<pattern>` shared by its members (it keeps events while no member runs);
+//!   a fan-out subscriber gets an exclusive, auto-deleted queue (events published while its
+//!   connection is down are not kept for it). Events published before any queue is bound are
+//!   dropped by RabbitMQ (confirmed but unroutable). Connections are re-opened on demand after
+//!   an outage; readers re-declare their queue. `amqp://` only (no TLS in this build).
+//! - `mqtt`: topic `a.b` is MQTT topic `<prefix>/a/b`; `*` maps to `+`, `>` to `#`. Groups are
+//!   shared subscriptions (`$share/<group>/<filter>`, Mosquitto 2 and any MQTT 5 broker), each
+//!   member on its own connection with a persistent session while it runs (what it held
+//!   unacknowledged when its connection broke is sent again on reconnect; the session is
+//!   discarded when it stops). What MQTT cannot give: a nack (a refused event is retried in the
+//!   subscriber and dead-lettered like everywhere, but `Nack` at shutdown leaves it to the
+//!   session), handing a stuck member's event to another member (no visibility timeout), a
+//!   group position while no member is subscribed, a lag figure (reported as 0), headers (no
+//!   binary mode: `mode: binary` is rejected at `engines.<name>.mode`), and `/`, `+` or `#`
+//!   inside a topic token (rejected at publish and subscribe). `mqtt://` (or `tcp://`) only, no
+//!   TLS.
+//!
+//! Events travel as CloudEvents structured-mode JSON (`application/cloudevents+json`) or, with
+//! `mode: binary` on redis, nats and amqp, in binary mode: each attribute a header
+//! (`ce-<name>` NATS headers, `ce_<name>` Redis entry fields, `cloudEvents_<name>` AMQP
+//! headers), `datacontenttype` as the content type (`content-type` header / field, AMQP
+//! `content_type`) and the data as the body (the `data` field on Redis). Readers accept both
+//! modes, so a reload may switch publishers while subscribers run; extension attributes read
+//! from binary mode come back as strings. Every event carries `id`, `source`, `type`, `time`
+//! and `datacontenttype` (missing ones are filled in at publish).
 //! Retries happen in the subscriber: attempt `n` failing waits
 //! `min(initial_backoff * 2^(n-1), max_backoff)`; after `max_attempts` (or a
 //! [`Nack::reject`]) the event, with extension attributes `deadlettertopic`,
@@ -144,14 +180,19 @@
 //! - `redis` (off by default): the `redis` engine (Redis Streams, consumer groups).
 //! - `nats` (off by default): the `nats` engine (JetStream, durable pull consumers; TLS on
 //!   aws-lc-rs, the workspace's one crypto provider).
+//! - `amqp` (off by default): the `amqp` engine (RabbitMQ through lapin 4 on tokio, plain
+//!   `amqp://`).
+//! - `mqtt` (off by default): the `mqtt` engine (MQTT 3.1.1 through rumqttc 0.25 without its
+//!   TLS stack, plain `mqtt://`).
 //!
 //! # Not yet
 //!
-//! RabbitMQ (`amqp`, lapin) and MQTT (rumqttc) engines; NATS core (fire-and-forget) subjects
-//! (every `nats` topic goes through JetStream); CloudEvents binary mode (structured JSON
-//! everywhere); trimming of Redis streams (`XADD` without `MAXLEN`: trim them with a retention
-//! job of your own).
+//! NATS core (fire-and-forget) subjects: every `nats` topic goes through JetStream. MQTT QoS 0
+//! topics (every MQTT publish is QoS 1). TLS for `amqp` and `mqtt`.
 
+#[cfg(feature = "amqp")]
+mod amqp;
+mod binary;
 mod config;
 mod engine;
 mod error;
@@ -161,6 +202,8 @@ mod health;
 mod memory;
 mod metrics;
 mod module;
+#[cfg(feature = "mqtt")]
+mod mqtt;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "redis")]
@@ -171,7 +214,7 @@ mod topic;
 
 pub use crate::config::{
     DEFAULT_SOURCE, DeliveryConfig, EngineConfig, EngineType, EventbusConfig, EventbusHealthConfig,
-    ForwardConfig, Overflow, RouteConfig,
+    ForwardConfig, Overflow, RouteConfig, WireMode,
 };
 pub use crate::error::EventbusError;
 pub use crate::event::wrap;

@@ -14,7 +14,7 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{EngineConfig, EngineType};
+use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
     Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
@@ -37,6 +37,7 @@ pub(crate) struct NatsEngine {
     publish_timeout: Duration,
     connect_timeout: Duration,
     visibility_timeout: Duration,
+    mode: WireMode,
     subscriptions: Arc<Mutex<Vec<Tracked>>>,
 }
 
@@ -106,6 +107,7 @@ impl NatsEngine {
             publish_timeout: config.publish_timeout,
             connect_timeout: config.connect_timeout,
             visibility_timeout: config.visibility_timeout,
+            mode: config.mode,
             subscriptions: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -134,13 +136,17 @@ impl Engine for NatsEngine {
     }
 
     async fn publish(&self, topic: &str, event: &Event) -> Result<(), EventbusError> {
-        let payload = crate::engine::encode(event)?;
+        let (headers, payload) = encode(event, self.mode)?;
         let result = tokio::time::timeout(self.publish_timeout, async {
-            let ack = self
-                .js
-                .publish(self.subject(topic), payload.into())
-                .await
-                .map_err(|e| e.to_string())?;
+            let ack = match headers {
+                Some(headers) => {
+                    self.js
+                        .publish_with_headers(self.subject(topic), headers, payload.into())
+                        .await
+                }
+                None => self.js.publish(self.subject(topic), payload.into()).await,
+            }
+            .map_err(|e| e.to_string())?;
             ack.await.map_err(|e| e.to_string())
         })
         .await;
@@ -350,7 +356,7 @@ impl Pump {
             .strip_prefix(&self.prefix)
             .unwrap_or(message.subject.as_str())
             .to_owned();
-        let event = match crate::engine::decode(&message.payload) {
+        let event = match decode(&message) {
             Ok(event) => event,
             Err(reason) => {
                 tracing::warn!(module = "eventbus", engine = %self.engine, topic, %reason, "undecodable message acknowledged and skipped");
@@ -407,6 +413,44 @@ impl Acker for NatsAcker {
     async fn nack(self: Box<Self>) -> Result<(), EventbusError> {
         self.settle(AckKind::Nak(None)).await
     }
+}
+
+/// The headers (binary mode: `ce-*` and `content-type`) and payload of `event`.
+fn encode(
+    event: &Event,
+    mode: WireMode,
+) -> Result<(Option<async_nats::HeaderMap>, Vec<u8>), EventbusError> {
+    if mode == WireMode::Structured {
+        return Ok((None, crate::engine::encode(event)?));
+    }
+    let message = crate::binary::encode(event, mode, "ce-")?;
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in message.headers {
+        headers.insert(name.as_str(), value.as_str());
+    }
+    if let Some(content_type) = message.content_type {
+        headers.insert("content-type", content_type.as_str());
+    }
+    Ok((Some(headers), message.body))
+}
+
+/// The event of a message in either mode.
+fn decode(message: &async_nats::Message) -> Result<Event, String> {
+    let mut headers = Vec::new();
+    let mut content_type = None;
+    if let Some(map) = &message.headers {
+        for (name, values) in map.iter() {
+            let Some(value) = values.first() else {
+                continue;
+            };
+            if name.to_string().eq_ignore_ascii_case("content-type") {
+                content_type = Some(value.as_str().to_owned());
+            } else {
+                headers.push((name.to_string(), value.as_str().to_owned()));
+            }
+        }
+    }
+    crate::binary::decode(&headers, content_type.as_deref(), &message.payload)
 }
 
 /// async-nats errors may quote the server address but not the URL; drop the URL anyway in

@@ -14,12 +14,12 @@ use cloudevents::Event;
 use redis::AsyncCommands as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::{
-    StreamClaimReply, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
+    StreamClaimReply, StreamMaxlen, StreamPendingCountReply, StreamReadOptions, StreamReadReply,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{EngineConfig, EngineType};
+use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
     Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
@@ -45,6 +45,8 @@ pub(crate) struct RedisEngine {
     publish_timeout: Duration,
     connect_timeout: Duration,
     visibility_timeout: Duration,
+    mode: WireMode,
+    max_len: Option<u64>,
     known: Mutex<HashSet<String>>,
     subscriptions: Arc<Mutex<Vec<Tracked>>>,
 }
@@ -106,6 +108,8 @@ impl RedisEngine {
             publish_timeout: config.publish_timeout,
             connect_timeout: config.connect_timeout,
             visibility_timeout: config.visibility_timeout,
+            mode: config.mode,
+            max_len: config.max_len,
             known: Mutex::new(HashSet::new()),
             subscriptions: Arc::new(Mutex::new(Vec::new())),
         })
@@ -172,7 +176,7 @@ impl Engine for RedisEngine {
     }
 
     async fn publish(&self, topic: &str, event: &Event) -> Result<(), EventbusError> {
-        let payload = crate::engine::encode(event)?;
+        let fields = entry_fields(event, self.mode)?;
         let key = self.key(topic);
         let mut conn = self.conn.clone();
         let first = !self
@@ -181,19 +185,21 @@ impl Engine for RedisEngine {
             .unwrap_or_else(PoisonError::into_inner)
             .contains(topic);
         let result = tokio::time::timeout(self.publish_timeout, async {
+            let mut pipe = redis::pipe();
             if first {
-                let _: () = redis::pipe()
-                    .sadd(self.registry(), topic)
-                    .ignore()
-                    .xadd(&key, "*", &[("event", payload.as_slice())])
-                    .ignore()
-                    .query_async(&mut conn)
-                    .await?;
-            } else {
-                let _: String = conn
-                    .xadd(&key, "*", &[("event", payload.as_slice())])
-                    .await?;
+                pipe.sadd(self.registry(), topic).ignore();
             }
+            match self.max_len {
+                Some(n) => pipe.xadd_maxlen(
+                    &key,
+                    StreamMaxlen::Approx(usize::try_from(n).unwrap_or(usize::MAX)),
+                    "*",
+                    &fields,
+                ),
+                None => pipe.xadd(&key, "*", &fields),
+            }
+            .ignore();
+            let _: () = pipe.query_async(&mut conn).await?;
             Ok::<(), redis::RedisError>(())
         })
         .await;
@@ -569,14 +575,9 @@ impl Pump {
             timeout: self.publish_timeout,
             engine: self.engine.clone(),
         };
-        let bytes: Option<Vec<u8>> = entry.get("event");
-        let event = match bytes.as_deref().map(crate::engine::decode) {
-            Some(Ok(event)) => event,
-            other => {
-                let reason = match other {
-                    Some(Err(e)) => e,
-                    _ => "no `event` field".to_owned(),
-                };
+        let event = match entry_event(&entry) {
+            Ok(event) => event,
+            Err(reason) => {
                 tracing::warn!(module = "eventbus", engine = %self.engine, key, id = %entry.id, %reason, "undecodable stream entry acknowledged and skipped");
                 let _ = Box::new(acker).ack().await;
                 return true;
@@ -687,6 +688,44 @@ impl Acker for RedisAcker {
         // Left pending: a member claims it again after the visibility timeout.
         Ok(())
     }
+}
+
+/// The fields of a stream entry: `event` (structured JSON), or in binary mode one `ce_<name>`
+/// field per attribute, `content-type` and `data`.
+fn entry_fields(event: &Event, mode: WireMode) -> Result<Vec<(String, Vec<u8>)>, EventbusError> {
+    if mode == WireMode::Structured {
+        return Ok(vec![("event".to_owned(), crate::engine::encode(event)?)]);
+    }
+    let message = crate::binary::encode(event, mode, "ce_")?;
+    let mut fields: Vec<(String, Vec<u8>)> = message
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    if let Some(content_type) = message.content_type {
+        fields.push(("content-type".to_owned(), content_type.into_bytes()));
+    }
+    fields.push(("data".to_owned(), message.body));
+    Ok(fields)
+}
+
+/// The event of a stream entry in either mode.
+fn entry_event(entry: &redis::streams::StreamId) -> Result<Event, String> {
+    let text = |field: &str| -> Option<String> { entry.get(field) };
+    if let Some(bytes) = entry.get::<Vec<u8>>("event") {
+        return crate::engine::decode(&bytes);
+    }
+    let headers: Vec<(String, String)> = entry
+        .map
+        .keys()
+        .filter(|k| k.starts_with("ce_") || k.starts_with("ce-"))
+        .filter_map(|k| text(k).map(|v| (k.clone(), v)))
+        .collect();
+    if !crate::binary::is_binary(&headers) {
+        return Err("neither an `event` field nor binary-mode `ce_*` fields".to_owned());
+    }
+    let data: Vec<u8> = entry.get("data").unwrap_or_default();
+    crate::binary::from_binary(&headers, text("content-type").as_deref(), &data)
 }
 
 /// The redis crate's message, which never quotes the URL.

@@ -841,6 +841,14 @@ async fn connect(name: &str, config: &EngineConfig) -> Result<Arc<dyn Engine>, E
         EngineType::Nats => Ok(Arc::new(
             crate::nats::NatsEngine::connect(name, config).await?,
         )),
+        #[cfg(feature = "amqp")]
+        EngineType::Amqp => Ok(Arc::new(
+            crate::amqp::AmqpEngine::connect(name, config).await?,
+        )),
+        #[cfg(feature = "mqtt")]
+        EngineType::Mqtt => Ok(Arc::new(
+            crate::mqtt::MqttEngine::connect(name, config).await?,
+        )),
         #[allow(unreachable_patterns)]
         other => Err(EventbusError::Connect {
             engine: name.to_owned(),

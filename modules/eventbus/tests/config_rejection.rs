@@ -87,3 +87,42 @@ async fn an_unreachable_broker_fails_start_up_without_the_password() {
     assert!(error.contains("cannot connect engine `s`"), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
 }
+
+#[tokio::test]
+async fn binary_mode_on_mqtt_is_rejected_with_its_path() {
+    let error = startup_error(json!({ "engines": { "m": { "type": "mqtt", "url": "mqtt://u:hunter2@127.0.0.1:1883", "mode": "binary" } } })).await;
+    assert!(
+        error.contains("eventbus.engines.m.mode: `binary` is not available on the mqtt engine"),
+        "{error}"
+    );
+    assert!(error.contains("no headers"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
+#[tokio::test]
+async fn engine_fields_of_another_engine_type_are_rejected_with_their_path() {
+    let error = startup_error(
+        json!({ "engines": { "q": { "type": "amqp", "url": "amqp://127.0.0.1:5672/%2f", "max_len": 10 } } }),
+    )
+    .await;
+    assert!(
+        error.contains("eventbus.engines.q.max_len: is used by the redis engine only"),
+        "{error}"
+    );
+    let error = startup_error(
+        json!({ "engines": { "s": { "type": "redis", "url": "redis://127.0.0.1:6379", "max_len": 0 } } }),
+    )
+    .await;
+    assert!(
+        error.contains("eventbus.engines.s.max_len: must be > 0"),
+        "{error}"
+    );
+    let error = startup_error(
+        json!({ "engines": { "q": { "type": "amqp", "url": "amqps://127.0.0.1:5671/%2f" } } }),
+    )
+    .await;
+    assert!(
+        error.contains("eventbus.engines.q.url: has scheme `amqps`"),
+        "{error}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The module conformance kit (modular-testkit): the memory engine, and the redis engine
-//! behind a fault proxy.
+//! The module conformance kit (modular-testkit): the memory engine, and the redis, nats, amqp
+//! and mqtt engines behind a fault proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -149,7 +149,33 @@ async fn the_redis_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_nats_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    broker_conformance(Service::Nats, support::nats_engine, "nats://user:pw@:4222").await
+}
+
+#[tokio::test]
+async fn the_amqp_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
+    broker_conformance(
+        Service::Amqp,
+        support::amqp_engine,
+        "amqp://user:pw@:5672/%2f",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_mqtt_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
+    broker_conformance(Service::Mqtt, support::mqtt_engine, "mqtt://user:pw@:1883").await
+}
+
+/// The kit against one broker engine (named `js`) through a fault proxy: its URL moved to the
+/// server and back, the delivery settings, the outage, and a URL with a password that must
+/// never be echoed.
+async fn broker_conformance(
+    service: Service,
+    engine: fn(&str, &str) -> Value,
+    bad_url: &'static str,
+) -> anyhow::Result<()> {
+    let Some(url) = modular_testkit::service(service) else {
         return Ok(());
     };
     let (proxy, proxied) = support::proxy(&url).await?;
@@ -167,13 +193,13 @@ async fn the_nats_bus_passes_the_conformance_kit() -> anyhow::Result<()> {
         })
     };
     let c = Conformance::new("eventbus", |b| b.module(EventbusModule::new()))
-        .valid(json!({ "eventbus": { "engines": { "js": support::nats_engine(&proxied, &prefix) }, "health": { "timeout": "500ms" } } }))
-        .invalid("eventbus.engines.js.url", json!("nats://user:pw@:4222"))
+        .valid(json!({ "eventbus": { "engines": { "js": engine(&proxied, &prefix) }, "health": { "timeout": "500ms" } } }))
+        .invalid("eventbus.engines.js.url", json!(bad_url))
         .change("engines.js.url (directly)", [("eventbus.engines.js.url", json!(url))], address_is(direct_addr))
         .change("engines.js.url (back through the proxy)", [("eventbus.engines.js.url", json!(proxied))], address_is(proxy_addr));
     delivery_changes(c)
         .fault(proxy)
-        .secret("nats://user:pw@:4222")
+        .secret(bad_url)
         .run()
         .await
         .assert_passed();

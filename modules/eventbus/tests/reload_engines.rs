@@ -18,12 +18,31 @@ use support::{collector, next, redis_engine, start, unique};
 
 #[tokio::test]
 async fn a_redis_url_reload_while_publishing_fails_no_publish_and_loses_no_event() {
-    let Some(url) = modular_testkit::service(Service::Redis) else {
+    url_reload_while_publishing(Service::Redis, redis_engine).await;
+}
+
+#[tokio::test]
+async fn an_amqp_url_reload_while_publishing_fails_no_publish_and_loses_no_event() {
+    url_reload_while_publishing(Service::Amqp, support::amqp_engine).await;
+}
+
+#[tokio::test]
+async fn an_mqtt_url_reload_while_publishing_fails_no_publish_and_loses_no_event() {
+    url_reload_while_publishing(Service::Mqtt, support::mqtt_engine).await;
+}
+
+/// Publishes steadily through a fault proxy, reloads the engine URL to the server itself,
+/// and checks that no publish failed and every event was delivered.
+async fn url_reload_while_publishing(
+    service: Service,
+    engine: fn(&str, &str) -> serde_json::Value,
+) {
+    let Some(url) = modular_testkit::service(service) else {
         return;
     };
     let (proxy, proxied) = support::proxy(&url).await.unwrap();
     let prefix = unique("reload-url");
-    let h = start(json!({ "engines": { "streams": redis_engine(&proxied, &prefix) } }))
+    let h = start(json!({ "engines": { "streams": engine(&proxied, &prefix) } }))
         .await
         .unwrap();
     h.bus.publish_data("flow.tick", "t", &-1).await.unwrap();
@@ -195,5 +214,114 @@ async fn a_concurrency_reload_resizes_the_handler_pool() {
     }
     assert_eq!(peak.load(Ordering::SeqCst), 4);
     gate.add_permits(100);
+    h.stop().await;
+}
+
+/// The last entry of a Redis stream: its field names.
+async fn last_entry_fields(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    use redis::AsyncCommands as _;
+    let reply: redis::streams::StreamRangeReply =
+        conn.xrevrange_count(key, "+", "-", 1).await.unwrap();
+    let mut fields: Vec<String> = reply
+        .ids
+        .first()
+        .map(|e| e.map.keys().cloned().collect())
+        .unwrap_or_default();
+    fields.sort();
+    fields
+}
+
+#[tokio::test]
+async fn a_redis_max_len_reload_trims_streams_from_the_next_publish() {
+    use redis::AsyncCommands as _;
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
+    let prefix = unique("reload-maxlen");
+    let h = start(json!({ "engines": { "streams": redis_engine(&url, &prefix) } }))
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:trim.me");
+    for i in 0..300 {
+        h.bus.publish_data("trim.me", "t", &i).await.unwrap();
+    }
+    let untrimmed: u64 = conn.xlen(&key).await.unwrap();
+    assert_eq!(untrimmed, 300, "without max_len every entry stays");
+    let outcome = h
+        .app
+        .set_override("eventbus.engines.streams.max_len", json!(10))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    for i in 0..300 {
+        h.bus.publish_data("trim.me", "t", &i).await.unwrap();
+    }
+    // `MAXLEN ~ 10` drops whole stream nodes (100 entries each by default), so the stream
+    // keeps at least 10 and at most about one node more.
+    let trimmed: u64 = conn.xlen(&key).await.unwrap();
+    assert!(
+        (10..=200).contains(&trimmed),
+        "600 entries published, {trimmed} kept with max_len 10"
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_mode_reload_switches_the_wire_format_and_subscribers_read_both() {
+    let Some(url) = modular_testkit::service(Service::Redis) else {
+        return;
+    };
+    let prefix = unique("reload-mode");
+    let h = start(json!({ "engines": { "streams": redis_engine(&url, &prefix) } }))
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:wire.fmt");
+    h.bus.publish_data("wire.fmt", "t", &0).await.unwrap();
+    let (handler, mut rx) = collector();
+    let _sub = h
+        .bus
+        .subscribe_group("wire.*", "readers", handler)
+        .await
+        .unwrap();
+    let structured = h.bus.publish_data("wire.fmt", "t", &1).await.unwrap();
+    assert_eq!(last_entry_fields(&mut conn, &key).await, ["event"]);
+    assert_eq!(
+        next(&mut rx, Duration::from_secs(10)).await.event.id(),
+        structured.id()
+    );
+    let outcome = h
+        .app
+        .set_override("eventbus.engines.streams.mode", json!("binary"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{outcome:?}");
+    let binary = h.bus.publish_data("wire.fmt", "t", &2).await.unwrap();
+    let fields = last_entry_fields(&mut conn, &key).await;
+    assert!(!fields.contains(&"event".to_owned()), "{fields:?}");
+    for field in [
+        "ce_id",
+        "ce_source",
+        "ce_specversion",
+        "ce_type",
+        "content-type",
+        "data",
+    ] {
+        assert!(
+            fields.contains(&field.to_owned()),
+            "{field} missing: {fields:?}"
+        );
+    }
+    let got = next(&mut rx, Duration::from_secs(10)).await;
+    assert_eq!(got.event, binary);
     h.stop().await;
 }

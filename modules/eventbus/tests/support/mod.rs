@@ -88,6 +88,16 @@ pub fn nats_engine(url: &str, prefix: &str) -> Value {
     json!({ "type": "nats", "url": url, "prefix": prefix.replace(['-', ':'], "_"), "visibility_timeout": "1s", "connect_timeout": "1s", "publish_timeout": "1s" })
 }
 
+/// RabbitMQ section for a unique prefix (the exchange and queue name prefix).
+pub fn amqp_engine(url: &str, prefix: &str) -> Value {
+    json!({ "type": "amqp", "url": url, "prefix": prefix, "visibility_timeout": "1s", "connect_timeout": "1s", "publish_timeout": "1s" })
+}
+
+/// MQTT section for a unique prefix (the topic prefix).
+pub fn mqtt_engine(url: &str, prefix: &str) -> Value {
+    json!({ "type": "mqtt", "url": url, "prefix": prefix, "visibility_timeout": "1s", "connect_timeout": "1s", "publish_timeout": "1s" })
+}
+
 /// A fault proxy in front of the server of `url`; returns it and the same URL through it.
 pub async fn proxy(url: &str) -> anyhow::Result<(modular_testkit::FaultProxy, String)> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
