@@ -99,6 +99,15 @@ pub struct EngineConfig {
     /// (`MAXLEN ~`); unset keeps every entry.
     #[config(dynamic)]
     pub max_len: Option<u64>,
+    /// NATS only: topic patterns (`metrics.*`, `presence.>`) published and subscribed as core
+    /// NATS subjects (`_core.<prefix>.<topic>`, outside the JetStream stream): at-most-once,
+    /// no broker ack and no redelivery; the others go through JetStream.
+    #[config(dynamic)]
+    pub core_topics: Vec<String>,
+    /// MQTT only: topic patterns published and subscribed with QoS 0 (at-most-once, no
+    /// `PUBACK`); the others use QoS 1.
+    #[config(dynamic)]
+    pub qos0_topics: Vec<String>,
 }
 
 /// CloudEvents content mode on the wire (`engines.<name>.mode`).
@@ -283,6 +292,8 @@ impl Default for EngineConfig {
             prefix: None,
             mode: WireMode::Structured,
             max_len: None,
+            core_topics: Vec::new(),
+            qos0_topics: Vec::new(),
         }
     }
 }
@@ -500,6 +511,26 @@ impl EngineConfig {
                     format!("{at}.max_len"),
                     "must be > 0, got 0 (leave it unset to keep every entry)",
                 ));
+            }
+        }
+        for (field, patterns, kind) in [
+            ("core_topics", &self.core_topics, EngineType::Nats),
+            ("qos0_topics", &self.qos0_topics, EngineType::Mqtt),
+        ] {
+            if !patterns.is_empty() && self.kind != kind {
+                errors.push(FieldError::new(
+                    format!("{at}.{field}"),
+                    format!(
+                        "is used by the {kind} engine only, not {} (remove it)",
+                        self.kind
+                    ),
+                ));
+                continue;
+            }
+            for (i, pattern) in patterns.iter().enumerate() {
+                if let Err(message) = Pattern::parse(pattern) {
+                    errors.push(FieldError::new(format!("{at}.{field}[{i}]"), message));
+                }
             }
         }
         if let Some(prefix) = &self.prefix

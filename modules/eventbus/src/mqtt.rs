@@ -1,7 +1,10 @@
 //! The `mqtt` engine: MQTT 3.1.1 through rumqttc (no TLS). A topic `a.b` travels as MQTT topic
 //! `<prefix>/a/b` (default prefix `eventbus`); bus wildcards map to MQTT ones (`*` → `+`,
 //! `>` → `#`, and a delivered topic is checked against the bus pattern, since `#` also matches
-//! the parent level). Every publish and delivery is QoS 1. A consumer group is a shared
+//! the parent level). Publishes and subscriptions are QoS 1, except for topics matching
+//! `qos0_topics`, which use QoS 0 (at-most-once: a publish returns once the client handed the
+//! packet to its connection, with no `PUBACK`; a subscription whose pattern one of them covers
+//! subscribes with QoS 0, so the broker never resends to it). A consumer group is a shared
 //! subscription (`$share/<group>/<filter>`) whose members each hold a connection of their own;
 //! a fan-out subscriber is a plain subscription on its own connection.
 //!
@@ -107,6 +110,8 @@ pub(crate) struct MqttEngine {
     prefix: String,
     publish_timeout: Duration,
     connect_timeout: Duration,
+    /// `qos0_topics`: published and subscribed with QoS 0.
+    qos0: Vec<Pattern>,
     /// The publishing connection, polled by whoever holds the lock; `None` after a failure
     /// (the next publish opens a fresh one, so no stale acknowledgement is ever matched).
     publisher: tokio::sync::Mutex<Option<Publisher>>,
@@ -143,6 +148,11 @@ impl MqttEngine {
                 .unwrap_or_else(|| DEFAULT_PREFIX.to_owned()),
             publish_timeout: config.publish_timeout,
             connect_timeout: config.connect_timeout,
+            qos0: config
+                .qos0_topics
+                .iter()
+                .map(|p| Pattern::parse(p).map_err(EventbusError::Topic))
+                .collect::<Result<Vec<_>, _>>()?,
             publisher: tokio::sync::Mutex::new(None),
             subscriptions: Arc::new(Mutex::new(Vec::new())),
         };
@@ -166,7 +176,7 @@ impl MqttEngine {
         let (client, mut events) = self.target.client(&id, true, false);
         let probe_filter = format!("{}/_probe/{id}", self.prefix);
         let ready = tokio::time::timeout(self.connect_timeout, async {
-            subscribe_and_wait(&client, &mut events, &probe_filter).await
+            subscribe_and_wait(&client, &mut events, &probe_filter, QoS::AtLeastOnce).await
         })
         .await;
         match ready {
@@ -188,13 +198,16 @@ impl MqttEngine {
         }
     }
 
-    /// Publishes `payload` to `mqtt_topic` and polls until the broker acknowledged it, or (for
-    /// the probe) until it came back on the probe subscription.
+    /// Publishes `payload` to `mqtt_topic` and polls until the broker acknowledged it (QoS 1),
+    /// the client sent it (QoS 0), or (for the probe) until it came back on the probe
+    /// subscription.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         topic: &str,
         mqtt_topic: &str,
         payload: Vec<u8>,
+        qos: QoS,
         timeout: Duration,
         operation: &'static str,
         read_back: bool,
@@ -209,7 +222,7 @@ impl MqttEngine {
             };
             publisher
                 .client
-                .try_publish(mqtt_topic, QoS::AtLeastOnce, false, payload.clone())
+                .try_publish(mqtt_topic, qos, false, payload.clone())
                 .map_err(|e| self.publish_error(topic, e.to_string()))?;
             let mut pkid = None;
             let mut acked = false;
@@ -219,6 +232,10 @@ impl MqttEngine {
                 match publisher.events.poll().await {
                     Ok(MqttEvent::Outgoing(Outgoing::Publish(id))) if pkid.is_none() => {
                         pkid = Some(id);
+                        if qos == QoS::AtMostOnce && !read_back {
+                            // At-most-once: nothing comes back for it.
+                            return Ok(());
+                        }
                     }
                     Ok(MqttEvent::Incoming(Packet::PubAck(ack))) if Some(ack.pkid) == pkid => {
                         acked = true;
@@ -248,7 +265,7 @@ impl MqttEngine {
                         tokio::time::sleep(RETRY).await;
                         publisher
                             .client
-                            .try_publish(mqtt_topic, QoS::AtLeastOnce, false, payload.clone())
+                            .try_publish(mqtt_topic, qos, false, payload.clone())
                             .map_err(|e| self.publish_error(topic, e.to_string()))?;
                     }
                     Err(error) => {
@@ -276,14 +293,15 @@ impl MqttEngine {
     }
 }
 
-/// Subscribes `filter` (QoS 1) and polls until the broker granted it.
+/// Subscribes `filter` with `qos` and polls until the broker granted it.
 async fn subscribe_and_wait(
     client: &AsyncClient,
     events: &mut EventLoop,
     filter: &str,
+    qos: QoS,
 ) -> Result<(), String> {
     client
-        .try_subscribe(filter, QoS::AtLeastOnce)
+        .try_subscribe(filter, qos)
         .map_err(|e| e.to_string())?;
     loop {
         match events.poll().await.map_err(|e| e.to_string())? {
@@ -345,10 +363,16 @@ impl Engine for MqttEngine {
             )));
         };
         let payload = crate::engine::encode(event)?;
+        let qos = if self.qos0.iter().any(|p| p.matches(topic)) {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
         self.send(
             topic,
             &target,
             payload,
+            qos,
             self.publish_timeout,
             "publish",
             false,
@@ -369,11 +393,16 @@ impl Engine for MqttEngine {
         } else {
             format!("$share/{}/{plain}", spec.group)
         };
+        let qos = if self.qos0.iter().any(|p| p.covers(&spec.pattern)) {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        };
         let id = format!("eb-s-{}", uuid::Uuid::now_v7().simple());
         let (client, mut events) = self.target.client(&id, false, true);
         let subscribed = tokio::time::timeout(
             self.connect_timeout,
-            subscribe_and_wait(&client, &mut events, &filter),
+            subscribe_and_wait(&client, &mut events, &filter, qos),
         )
         .await;
         let subscribe_error = |reason: String| EventbusError::Subscribe {
@@ -395,6 +424,7 @@ impl Engine for MqttEngine {
             id,
             client,
             filter,
+            qos,
             prefix: format!("{}/", self.prefix),
             pattern: spec.pattern.clone(),
             pending: Arc::clone(&pending),
@@ -441,8 +471,16 @@ impl Engine for MqttEngine {
                 .unwrap_or_default()
         };
         let payload = crate::engine::encode(&crate::event::probe_event(topic))?;
-        self.send(topic, &filter, payload, timeout, "health probe", true)
-            .await
+        self.send(
+            topic,
+            &filter,
+            payload,
+            QoS::AtLeastOnce,
+            timeout,
+            "health probe",
+            true,
+        )
+        .await
     }
 
     async fn stats(&self) -> EngineStats {
@@ -483,6 +521,7 @@ struct PumpCore {
     id: String,
     client: AsyncClient,
     filter: String,
+    qos: QoS,
     prefix: String,
     pattern: Pattern,
     pending: Arc<AtomicU64>,
@@ -507,9 +546,7 @@ impl Pump {
                 }
                 Ok(MqttEvent::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
                     // The broker lost the session: subscribe again.
-                    let _ = core
-                        .client
-                        .try_subscribe(core.filter.clone(), QoS::AtLeastOnce);
+                    let _ = core.client.try_subscribe(core.filter.clone(), core.qos);
                 }
                 Ok(_) => {}
                 Err(error) => {

@@ -4,6 +4,15 @@
 //! an ephemeral consumer each. Publishes wait for the JetStream ack; deliveries are settled
 //! with explicit acks, and unacknowledged ones come back after `ack_wait`
 //! (`visibility_timeout`). Stream and consumers are created when missing.
+//!
+//! Topics matching `core_topics` skip JetStream: they travel as core NATS subjects
+//! `_core.<prefix>.<topic>` (outside the stream's `<prefix>.>`, so the stream never stores
+//! them). A core publish returns once the client flushed it to the server (an error when the
+//! client is not connected or the flush does not finish within `publish_timeout`); a group is
+//! a core queue group, a fan-out subscriber a plain subscription; deliveries have no ack, so a
+//! handler that fails is retried in the subscriber and dead-lettered like on the memory engine,
+//! but nothing is ever redelivered by the server (at-most-once). A subscription whose pattern
+//! overlaps both kinds of topics reads from both.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,6 +28,7 @@ use crate::engine::{
     Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
 use crate::error::EventbusError;
+use crate::topic::Pattern;
 
 /// The default subject prefix (stream `EVENTBUS`).
 pub(crate) const DEFAULT_PREFIX: &str = "eventbus";
@@ -38,12 +48,15 @@ pub(crate) struct NatsEngine {
     connect_timeout: Duration,
     visibility_timeout: Duration,
     mode: WireMode,
+    /// `core_topics`: published and subscribed as core NATS subjects.
+    core: Vec<Pattern>,
     subscriptions: Arc<Mutex<Vec<Tracked>>>,
 }
 
 struct Tracked {
     spec: SubscribeSpec,
-    consumer: consumer::PullConsumer,
+    /// The JetStream consumer; `None` for a subscription on core subjects only.
+    consumer: Option<consumer::PullConsumer>,
     stop: CancellationToken,
 }
 
@@ -97,6 +110,11 @@ impl NatsEngine {
         .await
         .map_err(|_| connect_error("no answer in time".to_owned()))??;
         let (client, js, stream) = connected;
+        let core = config
+            .core_topics
+            .iter()
+            .map(|p| Pattern::parse(p).map_err(EventbusError::Topic))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             name: name.to_owned(),
             client,
@@ -108,12 +126,78 @@ impl NatsEngine {
             connect_timeout: config.connect_timeout,
             visibility_timeout: config.visibility_timeout,
             mode: config.mode,
+            core,
             subscriptions: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
     fn subject(&self, topic: &str) -> String {
         format!("{}.{topic}", self.prefix)
+    }
+
+    /// The core NATS subject of a `core_topics` topic (or pattern).
+    fn core_subject(&self, topic: &str) -> String {
+        format!("_core.{}.{topic}", self.prefix)
+    }
+
+    fn is_core(&self, topic: &str) -> bool {
+        self.core.iter().any(|p| p.matches(topic))
+    }
+
+    /// A core NATS publish: at-most-once, flushed so a broken connection is an error.
+    async fn publish_core(
+        &self,
+        topic: &str,
+        headers: Option<async_nats::HeaderMap>,
+        payload: Vec<u8>,
+    ) -> Result<(), EventbusError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(self.publish_error(topic, "not connected to the server".to_owned()));
+        }
+        let subject = self.core_subject(topic);
+        let result = tokio::time::timeout(self.publish_timeout, async {
+            match headers {
+                Some(headers) => {
+                    self.client
+                        .publish_with_headers(subject, headers, payload.into())
+                        .await
+                }
+                None => self.client.publish(subject, payload.into()).await,
+            }
+            .map_err(|e| e.to_string())?;
+            self.client.flush().await.map_err(|e| e.to_string())
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(self.publish_error(topic, reason)),
+            Err(_) => Err(EventbusError::Timeout {
+                engine: self.name.clone(),
+                operation: "publish",
+                timeout: self.publish_timeout,
+            }),
+        }
+    }
+
+    /// The core NATS subscription of `spec`: a queue group, or a plain one for fan-out.
+    async fn subscribe_core(&self, spec: &SubscribeSpec) -> Result<async_nats::Subscriber, String> {
+        let subject = self.core_subject(spec.pattern.as_str());
+        let subscriber = tokio::time::timeout(self.connect_timeout, async {
+            let subscriber = if spec.fan_out {
+                self.client.subscribe(subject).await
+            } else {
+                self.client
+                    .queue_subscribe(subject, spec.group.clone())
+                    .await
+            }
+            .map_err(|e| e.to_string())?;
+            // The server has the subscription once the flush is through.
+            self.client.flush().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(subscriber)
+        })
+        .await
+        .map_err(|_| "no answer in time".to_owned())??;
+        Ok(subscriber)
     }
 
     fn publish_error(&self, topic: &str, reason: String) -> EventbusError {
@@ -137,6 +221,9 @@ impl Engine for NatsEngine {
 
     async fn publish(&self, topic: &str, event: &Event) -> Result<(), EventbusError> {
         let (headers, payload) = encode(event, self.mode)?;
+        if self.is_core(topic) {
+            return self.publish_core(topic, headers, payload).await;
+        }
         let result = tokio::time::timeout(self.publish_timeout, async {
             let ack = match headers {
                 Some(headers) => {
@@ -180,30 +267,51 @@ impl Engine for NatsEngine {
             pattern: spec.pattern.to_string(),
             reason,
         };
-        let created = tokio::time::timeout(self.connect_timeout, async {
-            if spec.fan_out {
-                self.stream.create_consumer(config).await
-            } else {
-                self.stream
-                    .get_or_create_consumer(&spec.group, config)
-                    .await
-            }
-        })
-        .await
-        .map_err(|_| subscribe_error("no answer in time".to_owned()))?
-        .map_err(|e| subscribe_error(e.to_string()))?;
+        // JetStream unless every topic the pattern matches is a core one; core NATS as well
+        // when some are.
+        let jetstream = !self.core.iter().any(|c| c.covers(&spec.pattern));
+        let core = self.core.iter().any(|c| c.intersects(&spec.pattern));
+        let created = if jetstream {
+            let created = tokio::time::timeout(self.connect_timeout, async {
+                if spec.fan_out {
+                    self.stream.create_consumer(config).await
+                } else {
+                    self.stream
+                        .get_or_create_consumer(&spec.group, config)
+                        .await
+                }
+            })
+            .await
+            .map_err(|_| subscribe_error("no answer in time".to_owned()))?
+            .map_err(|e| subscribe_error(e.to_string()))?;
+            Some(created)
+        } else {
+            None
+        };
+        let subscriber = if core {
+            Some(self.subscribe_core(spec).await.map_err(subscribe_error)?)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(crate::engine::PUMP_BUFFER);
         let stop = CancellationToken::new();
-        let pump = Pump {
+        let pump = created.clone().map(|consumer| Pump {
             engine: self.name.clone(),
             prefix: format!("{}.", self.prefix),
-            consumer: created.clone(),
+            consumer,
             stream: self.stream.clone(),
             fan_out: spec.fan_out,
-            tx,
+            tx: tx.clone(),
             stop: stop.clone(),
             timeout: self.publish_timeout,
-        };
+        });
+        let core_pump = subscriber.map(|subscriber| CorePump {
+            engine: self.name.clone(),
+            prefix: format!("_core.{}.", self.prefix),
+            subscriber,
+            tx,
+            stop: stop.clone(),
+        });
         let tracked = Tracked {
             spec: spec.clone(),
             consumer: created,
@@ -219,7 +327,12 @@ impl Engine for NatsEngine {
                     subs.retain(|t| !t.stop.is_cancelled());
                     subs.push(tracked);
                 }
-                tasks.spawn(pump.run());
+                if let Some(pump) = pump {
+                    tasks.spawn(pump.run());
+                }
+                if let Some(core_pump) = core_pump {
+                    tasks.spawn(core_pump.run());
+                }
             }),
         })
     }
@@ -261,7 +374,7 @@ impl Engine for NatsEngine {
     }
 
     async fn stats(&self) -> EngineStats {
-        let tracked: Vec<(SubscribeSpec, consumer::PullConsumer)> = {
+        let tracked: Vec<(SubscribeSpec, Option<consumer::PullConsumer>)> = {
             let mut subs = self
                 .subscriptions
                 .lock()
@@ -273,10 +386,15 @@ impl Engine for NatsEngine {
         };
         let mut out = Vec::new();
         for (spec, consumer) in tracked {
-            let info = tokio::time::timeout(self.publish_timeout, consumer.get_info()).await;
-            let (lag, pending) = match info {
-                Ok(Ok(info)) => (info.num_pending, info.num_ack_pending as u64),
-                _ => (0, 0),
+            let (lag, pending) = match consumer {
+                Some(consumer) => {
+                    match tokio::time::timeout(self.publish_timeout, consumer.get_info()).await {
+                        Ok(Ok(info)) => (info.num_pending, info.num_ack_pending as u64),
+                        _ => (0, 0),
+                    }
+                }
+                // Core NATS keeps no backlog to report.
+                None => (0, 0),
             };
             out.push(SubscriptionStats {
                 pattern: spec.pattern.to_string(),
@@ -377,6 +495,56 @@ impl Pump {
             sent = self.tx.send(incoming) => sent.is_ok(),
             () = self.stop.cancelled() => false,
         }
+    }
+}
+
+/// Reads one core NATS subscription: no acks, no redelivery.
+struct CorePump {
+    engine: String,
+    /// `_core.<prefix>.`, stripped from subjects to give the topic.
+    prefix: String,
+    subscriber: async_nats::Subscriber,
+    tx: mpsc::Sender<Incoming>,
+    stop: CancellationToken,
+}
+
+impl CorePump {
+    async fn run(mut self) {
+        loop {
+            let next = tokio::select! {
+                next = self.subscriber.next() => next,
+                () = self.stop.cancelled() => break,
+            };
+            let Some(message) = next else {
+                break;
+            };
+            let topic = message
+                .subject
+                .as_str()
+                .strip_prefix(&self.prefix)
+                .unwrap_or(message.subject.as_str())
+                .to_owned();
+            let event = match decode(&message) {
+                Ok(event) => event,
+                Err(reason) => {
+                    tracing::warn!(module = "eventbus", engine = %self.engine, topic, %reason, "undecodable core NATS message skipped");
+                    continue;
+                }
+            };
+            let incoming = Incoming {
+                topic,
+                event,
+                acker: None,
+            };
+            let sent = tokio::select! {
+                sent = self.tx.send(incoming) => sent.is_ok(),
+                () = self.stop.cancelled() => false,
+            };
+            if !sent {
+                break;
+            }
+        }
+        let _ = self.subscriber.unsubscribe().await;
     }
 }
 

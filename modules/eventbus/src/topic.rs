@@ -98,6 +98,28 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// Whether some topic matches both `self` and `other`.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))]
+    pub(crate) fn intersects(&self, other: &Pattern) -> bool {
+        fn go(a: &[Token], b: &[Token]) -> bool {
+            match (a.split_first(), b.split_first()) {
+                (None, None) => true,
+                (Some((Token::Tail, _)), Some(_)) | (Some(_), Some((Token::Tail, _))) => true,
+                (Some((x, a_rest)), Some((y, b_rest))) => {
+                    let token_meets = match (x, y) {
+                        (Token::Literal(l), Token::Literal(r)) => l == r,
+                        _ => true,
+                    };
+                    token_meets && go(a_rest, b_rest)
+                }
+                _ => false,
+            }
+        }
+        go(&self.tokens, &other.tokens)
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
@@ -162,5 +184,15 @@ mod tests {
         assert!(!p("orders.*").covers(&p("orders.>")));
         assert!(p(">").covers(&p("anything.>")));
         assert!(!p("orders.created").covers(&p("orders.*")));
+    }
+
+    #[test]
+    fn overlapping_patterns_intersect() {
+        assert!(p(">").intersects(&p("metrics.*")));
+        assert!(p("metrics.*").intersects(&p("*.cpu")));
+        assert!(p("a.>").intersects(&p("*.b.c")));
+        assert!(!p("metrics.*").intersects(&p("orders.*")));
+        assert!(!p("a.*").intersects(&p("a.b.c")));
+        assert!(!p("a.>").intersects(&p("a")));
     }
 }

@@ -126,3 +126,45 @@ async fn engine_fields_of_another_engine_type_are_rejected_with_their_path() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_bad_core_topic_pattern_is_rejected_with_its_index() {
+    let error = startup_error(json!({ "engines": { "n": {
+        "type": "nats", "url": "nats://127.0.0.1:4222", "core_topics": ["metrics.*", "presence.>.x"]
+    } } }))
+    .await;
+    assert!(
+        error.contains("eventbus.engines.n.core_topics[1]"),
+        "{error}"
+    );
+    assert!(error.contains("`>` may only be the last token"), "{error}");
+}
+
+#[tokio::test]
+async fn a_bad_qos0_topic_pattern_is_rejected_with_its_index() {
+    let error = startup_error(json!({ "engines": { "m": {
+        "type": "mqtt", "url": "mqtt://127.0.0.1:1883", "qos0_topics": ["gauge.x*"]
+    } } }))
+    .await;
+    assert!(
+        error.contains("eventbus.engines.m.qos0_topics[0]"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn core_and_qos0_topics_on_the_wrong_engine_are_rejected() {
+    let error = startup_error(json!({ "engines": {
+        "m": { "type": "mqtt", "url": "mqtt://127.0.0.1:1883", "core_topics": ["a.*"] },
+        "n": { "type": "nats", "url": "nats://127.0.0.1:4222", "qos0_topics": ["a.*"] }
+    } }))
+    .await;
+    assert!(
+        error.contains("eventbus.engines.m.core_topics: is used by the nats engine only"),
+        "{error}"
+    );
+    assert!(
+        error.contains("eventbus.engines.n.qos0_topics: is used by the mqtt engine only"),
+        "{error}"
+    );
+}
