@@ -132,11 +132,13 @@ pub enum EngineType {
     Memory,
     /// Redis Streams with consumer groups; at-least-once (feature `redis`).
     Redis,
-    /// NATS JetStream with durable consumers; at-least-once (feature `nats`).
+    /// NATS JetStream with durable consumers; at-least-once (core NATS, at-most-once, for
+    /// `core_topics`) (feature `nats`).
     Nats,
     /// RabbitMQ topic exchange with durable queues; at-least-once (feature `amqp`).
     Amqp,
-    /// MQTT 3.1.1, QoS 1 with shared subscriptions for groups (feature `mqtt`).
+    /// MQTT 3.1.1, QoS 1 (QoS 0 for `qos0_topics`) with shared subscriptions for groups
+    /// (feature `mqtt`).
     Mqtt,
 }
 

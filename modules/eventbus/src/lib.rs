@@ -60,9 +60,14 @@
 //!       visibility_timeout: 30s             # dynamic (JetStream ack_wait / Redis XCLAIM idle / AMQP requeue)
 //!       prefix: eventbus                    # static (subject prefix, stream EVENTBUS)
 //!       mode: binary                        # dynamic: structured (default) | binary (redis, nats, amqp)
+//!       core_topics: ["metrics.*", "presence.>"]  # dynamic (nats only): core NATS, at-most-once
 //!     streams: { type: redis, url: "redis://127.0.0.1:6379/0", max_len: 100000 }  # max_len: dynamic, XADD MAXLEN ~
 //!     rabbit: { type: amqp, url: "amqp://guest:guest@127.0.0.1:5672/%2f", prefix: eventbus }  # exchange `eventbus`
-//!     devices: { type: mqtt, url: "mqtt://user:pass@127.0.0.1:1883", prefix: eventbus }      # topics eventbus/a/b
+//!     devices:                              # topics eventbus/a/b
+//!       type: mqtt
+//!       url: "mqtt://user:pass@127.0.0.1:1883"
+//!       prefix: eventbus
+//!       qos0_topics: ["sensors.*"]          # dynamic (mqtt only): QoS 0, at-most-once; others QoS 1
 //!   default: fast                           # dynamic; unset: the first engine by name
 //!   routes:                                 # dynamic; first match wins
 //!     - { topics: ["orders.*", "payments.>"], engine: durable }
@@ -82,8 +87,10 @@
 //!
 //! Rejected at load and at reload, with the key path and never the URL: an unknown engine
 //! `type` (or one this build lacks), `mode: binary` on memory or mqtt, `max_len` on an engine
-//! other than redis (or 0), a route or `default` naming a missing engine, a wildcard
-//! syntax error in `routes[i].topics[j]`, a URL without a host or with the wrong scheme, zero
+//! other than redis (or 0), `core_topics` on an engine other than nats and `qos0_topics` on
+//! one other than mqtt, a route or `default` naming a missing engine, a wildcard syntax error
+//! in `routes[i].topics[j]`, `engines.<name>.core_topics[i]` or
+//! `engines.<name>.qos0_topics[i]`, a URL without a host or with the wrong scheme, zero
 //! sizes or timeouts, and unknown keys.
 //!
 //! # Delivery semantics
@@ -93,11 +100,23 @@
 //! | `memory` | at-most-once | once queued for every matching subscription; a full queue drops (counted, `Dropped` error), blocks, or blocks up to `block_timeout` | none: an event whose handler fails for good is dead-lettered |
 //! | `redis` | at-least-once | after `XADD` answered | unacknowledged entries are re-claimed (`XPENDING` + `XCLAIM`) by a group member after `visibility_timeout`; a member never re-claims what its own handler still holds |
 //! | `nats` | at-least-once | after the JetStream publish ack | unacknowledged messages are redelivered after `ack_wait` (`visibility_timeout`) |
+//! | `nats`, topics in `core_topics` | at-most-once (core NATS) | once the client flushed it to the server; an error when it is not connected or the flush misses `publish_timeout` (a connection that breaks after the flush loses it silently) | none: no ack; an event whose handler fails for good is dead-lettered, as on `memory` |
 //! | `amqp` | at-least-once | after the publisher confirm (persistent message, durable topic exchange `<prefix>`) | a nack requeues at once; a delivery unsettled after `visibility_timeout` is requeued by the engine (a late ack of it is a no-op); a lost connection's unacknowledged deliveries are requeued by RabbitMQ |
 //! | `mqtt` | at-least-once (QoS 1) | after the broker's `PUBACK` (one publish at a time per engine) | only when the member's session reconnects: MQTT has no nack and no visibility timeout |
+//! | `mqtt`, topics in `qos0_topics` | at-most-once (QoS 0) | once the client handed the packet to its connection (no `PUBACK`); an error when it cannot connect within `publish_timeout` | none: a subscription whose pattern a `qos0_topics` pattern covers subscribes with QoS 0 |
 //!
 //! Per engine, the topology:
 //!
+//! - `nats`: topic `a.b` is subject `<prefix>.a.b` in the stream `<PREFIX>` (subjects
+//!   `<prefix>.>`). Groups are durable pull consumers named after the group, fan-out
+//!   subscribers ephemeral consumers. Topics matching `core_topics` are core NATS subjects
+//!   `_core.<prefix>.a.b` instead, outside the stream (never stored); a group subscribes as a
+//!   NATS queue group, a fan-out subscriber plainly. A subscription whose pattern a
+//!   `core_topics` pattern covers reads core NATS only; one that only overlaps them (`>` with
+//!   `core_topics: ["metrics.*"]`) reads both. Core deliveries carry no ack: a failing
+//!   handler is counted (`nacked`), logged and retried in the subscriber with the usual
+//!   back-off, then dead-lettered; nothing is ever redelivered by the server, and an event
+//!   published while no member is subscribed (or during a reconnect) is gone.
 //! - `amqp`: topic `a.b` is routing key `a.b` on the durable topic exchange `<prefix>`
 //!   (default `eventbus`); `*` maps to `*` and `>` to `#` (a delivered topic is checked against
 //!   the pattern, as `#` also matches zero tokens). A consumer group is the durable queue
@@ -116,7 +135,9 @@
 //!   group position while no member is subscribed, a lag figure (reported as 0), headers (no
 //!   binary mode: `mode: binary` is rejected at `engines.<name>.mode`), and `/`, `+` or `#`
 //!   inside a topic token (rejected at publish and subscribe). `mqtt://` (or `tcp://`) only, no
-//!   TLS.
+//!   TLS. Topics matching `qos0_topics` are published with QoS 0 and subscriptions a
+//!   `qos0_topics` pattern covers subscribe with QoS 0: the broker sends each event at most
+//!   once and keeps nothing for a member whose connection broke.
 //!
 //! Events travel as CloudEvents structured-mode JSON (`application/cloudevents+json`) or, with
 //! `mode: binary` on redis, nats and amqp, in binary mode: each attribute a header
@@ -178,7 +199,8 @@
 //! # Feature flags
 //!
 //! - `redis` (off by default): the `redis` engine (Redis Streams, consumer groups).
-//! - `nats` (off by default): the `nats` engine (JetStream, durable pull consumers; TLS on
+//! - `nats` (off by default): the `nats` engine (JetStream, durable pull consumers, core NATS
+//!   subjects for `core_topics`; TLS on
 //!   aws-lc-rs, the workspace's one crypto provider).
 //! - `amqp` (off by default): the `amqp` engine (RabbitMQ through lapin 4 on tokio, plain
 //!   `amqp://`).
@@ -187,8 +209,7 @@
 //!
 //! # Not yet
 //!
-//! NATS core (fire-and-forget) subjects: every `nats` topic goes through JetStream. MQTT QoS 0
-//! topics (every MQTT publish is QoS 1). TLS for `amqp` and `mqtt`.
+//! TLS for `amqp` and `mqtt`.
 
 #[cfg(feature = "amqp")]
 mod amqp;
