@@ -200,8 +200,7 @@
 //!
 //! - `redis` (off by default): the `redis` engine (Redis Streams, consumer groups).
 //! - `nats` (off by default): the `nats` engine (JetStream, durable pull consumers, core NATS
-//!   subjects for `core_topics`; TLS on
-//!   aws-lc-rs, the workspace's one crypto provider).
+//!   subjects for `core_topics`; TLS on aws-lc-rs, the workspace's one crypto provider).
 //! - `amqp` (off by default): the `amqp` engine (RabbitMQ through lapin 4 on tokio, plain
 //!   `amqp://`).
 //! - `mqtt` (off by default): the `mqtt` engine (MQTT 3.1.1 through rumqttc 0.25 without its

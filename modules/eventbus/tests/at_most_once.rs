@@ -6,11 +6,13 @@
 mod support;
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use cloudevents::AttributesReader as _;
 use modular_core::ReloadStatus;
-use modular_eventbus::EventbusError;
+use modular_eventbus::{EventbusError, Nack};
 use modular_testkit::Service;
 use serde_json::json;
 use support::{collector, mqtt_engine, nats_engine, next, start, unique};
@@ -253,5 +255,43 @@ async fn an_mqtt_qos0_topic_does_not_wait_for_the_puback_and_a_reload_switches_i
             break;
         }
     }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_handler_on_a_core_nats_topic_is_retried_in_process_then_dead_lettered() {
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return;
+    };
+    let (mut section, stream) = nats_section(&url, "core-dlq", &["pay.*"]);
+    section["delivery"] =
+        json!({ "max_attempts": 3, "initial_backoff": "10ms", "max_backoff": "20ms" });
+    let h = start(section).await.unwrap();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = Arc::clone(&attempts);
+    let _sub = h
+        .bus
+        .subscribe_group("pay.*", "billing", move |_d| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async { Err(Nack::retry("declined")) }
+        })
+        .await
+        .unwrap();
+    let (dead, mut dead_rx) = collector();
+    // The dead-letter topic is not a core one: it goes through JetStream.
+    let _dlq = h.bus.subscribe("eventbus.dead_letter", dead).await.unwrap();
+    let before = stream_messages(&url, &stream).await;
+    let sent = h.bus.publish_data("pay.charge", "t", &1).await.unwrap();
+    let got = next(&mut dead_rx, SOON).await;
+    assert_eq!(got.event.id(), sent.id());
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        stream_messages(&url, &stream).await,
+        before + 1,
+        "only the dead-lettered copy is stored"
+    );
+    // No broker redelivery follows: the server never hands the core event out again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
     h.stop().await;
 }
