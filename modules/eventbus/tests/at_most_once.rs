@@ -295,3 +295,26 @@ async fn a_failing_handler_on_a_core_nats_topic_is_retried_in_process_then_dead_
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn binary_mode_works_on_core_nats_topics() {
+    use cloudevents::AttributesWriter as _;
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return;
+    };
+    let (mut section, _) = nats_section(&url, "core-binary", &["bin.*"]);
+    section["engines"]["n"]["mode"] = json!("binary");
+    let h = start(section).await.unwrap();
+    let (handler, mut rx) = collector();
+    let _sub = h.bus.subscribe("bin.*", handler).await.unwrap();
+    let mut event =
+        modular_eventbus::wrap("com.example.binary.sent", "/tests/binary", &json!({"n": 1}))
+            .unwrap();
+    event.set_subject(Some("order-7"));
+    event.set_extension("tenant", "acme");
+    h.bus.publish("bin.made", event.clone()).await.unwrap();
+    let got = next(&mut rx, SOON).await;
+    assert_eq!(got.topic, "bin.made");
+    assert_eq!(got.event, event);
+    h.stop().await;
+}
