@@ -333,17 +333,32 @@ impl Browser {
             );
             return Ok(None);
         };
-        let port = modular_testkit::free_port();
-        let child = tokio::process::Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
+        // Port 0: chromedriver picks a free port and names it on stdout, so two tests (or
+        // another process) can never race for the same one.
+        let mut child = tokio::process::Command::new(&driver)
+            .arg("--port=0")
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", driver.display()))?;
-        modular_testkit::wait_for_tcp(("127.0.0.1", port), WAIT)
-            .await
-            .context("chromedriver did not listen")?;
+        let stdout = child.stdout.take().context("chromedriver's stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let port = tokio::time::timeout(WAIT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(port) = line
+                    .split_once("started successfully on port ")
+                    .and_then(|(_, rest)| rest.trim_end_matches('.').parse::<u16>().ok())
+                {
+                    return Ok(port);
+                }
+            }
+            bail!("chromedriver exited before it named its port")
+        })
+        .await
+        .context("chromedriver did not start")??;
+        // Keep reading, so a full pipe never blocks it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
