@@ -39,8 +39,6 @@ struct FleetApi;
     responses(
         (status = 200, description = "the fleet", body = Object),
         (status = 503, description = "the key-value store is unreachable: `{service, error}`", body = Object),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
     ),
 )]
 async fn fleet(State(shared): State<Arc<Shared>>) -> Response {

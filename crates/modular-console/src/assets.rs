@@ -145,8 +145,6 @@ fn serve(
     responses(
         (status = 200, description = "the settings", body = inline(Settings)),
         (status = 404, description = "`console.enabled` is false"),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
     ),
 )]
 async fn settings(State(config): Config) -> Response {

@@ -14,8 +14,12 @@ use axum::response::Response;
 use http::StatusCode;
 use std::sync::{Arc, OnceLock};
 use utoipa::OpenApi as _;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr,
+    ResponseBuilder,
+};
 
 use crate::endpoints::schemas::ErrorBody;
 use crate::endpoints::{self, Endpoints, no_store};
@@ -73,7 +77,55 @@ pub(crate) fn spec(endpoints: &Endpoints, documents: &[(String, OpenApi)]) -> Op
     if let Some(tags) = &mut spec.tags {
         tags.sort_by(|a, b| a.name.cmp(&b.name));
     }
+    describe_the_guard(&mut spec);
     spec
+}
+
+/// Adds the admin guard's own answers (401 without a token, 403 with one that grants no admin
+/// access) to every operation that declares the [`SECURITY_SCHEME`]: one guard serves every
+/// admin route, so its answers are described here once, not by each handler.
+fn describe_the_guard(spec: &mut OpenApi) {
+    let admin = SecurityRequirement::new(SECURITY_SCHEME, Vec::<String>::new());
+    let answer = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for item in spec.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if guarded(operation, &admin) {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("401".to_owned())
+                    .or_insert_with(|| answer("no bearer token"));
+                responses
+                    .entry("403".to_owned())
+                    .or_insert_with(|| answer("a bearer token that grants no admin access"));
+            }
+        }
+    }
+}
+
+fn guarded(operation: &Operation, admin: &SecurityRequirement) -> bool {
+    operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| requirements.contains(admin))
 }
 
 /// The spec as served: pretty JSON.
@@ -121,8 +173,6 @@ struct SpecApi;
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "the spec", body = Object),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 pub(crate) async fn serve(State(spec): State<Arc<ServedSpec>>) -> Response {

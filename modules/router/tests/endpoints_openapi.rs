@@ -80,6 +80,23 @@ async fn the_spec_describes_the_built_in_endpoints_with_admin_security() -> anyh
         for (method, operation) in item.as_object().unwrap() {
             let secured = operation["security"][0].get("admin_token").is_some();
             assert_eq!(secured, path.starts_with("/admin/"), "{method} {path}");
+            // The guard's own answers, described once by the router for every secured
+            // operation: 401 and 403 with the error body.
+            for status in ["401", "403"] {
+                let answer = &operation["responses"][status];
+                assert_eq!(
+                    answer.is_object(),
+                    secured,
+                    "{method} {path} {status}: {answer}"
+                );
+                if secured {
+                    assert_eq!(
+                        answer["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
         }
     }
     // Schemas come from the answer types.

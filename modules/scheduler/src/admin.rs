@@ -39,7 +39,7 @@ pub(crate) fn register(services: &ServiceRegistry, scheduler: &Scheduler) {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(list, job, run, pause, resume),
-    components(schemas(JobStatus, JobList, ActionAnswer, ErrorBody))
+    components(schemas(JobStatus, JobList, ActionAnswer, JobErrorBody))
 )]
 struct SchedulerApi;
 
@@ -63,7 +63,7 @@ struct ActionAnswer {
 
 /// An error answer; `job` names the job when the action was refused.
 #[derive(Serialize, utoipa::ToSchema)]
-struct ErrorBody {
+struct JobErrorBody {
     /// The job, when an action on it was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     job: Option<String>,
@@ -79,8 +79,6 @@ struct ErrorBody {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "every job's state", body = JobList),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
     ),
 )]
 async fn list(State(scheduler): State<Scheduler>) -> Response {
@@ -99,9 +97,7 @@ async fn list(State(scheduler): State<Scheduler>) -> Response {
     params(("name" = String, Path, description = "the job's name")),
     responses(
         (status = 200, description = "the job's state", body = JobStatus),
-        (status = 404, description = "no such job", body = ErrorBody),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
+        (status = 404, description = "no such job", body = JobErrorBody),
     ),
 )]
 async fn job(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Response {
@@ -120,10 +116,8 @@ async fn job(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Re
     params(("name" = String, Path, description = "the job's name")),
     responses(
         (status = 202, description = "triggered", body = ActionAnswer),
-        (status = 404, description = "no such job", body = ErrorBody),
-        (status = 409, description = "the job cannot run now", body = ErrorBody),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
+        (status = 404, description = "no such job", body = JobErrorBody),
+        (status = 409, description = "the job cannot run now", body = JobErrorBody),
     ),
 )]
 async fn run(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Response {
@@ -139,10 +133,8 @@ async fn run(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Re
     params(("name" = String, Path, description = "the job's name")),
     responses(
         (status = 202, description = "paused", body = ActionAnswer),
-        (status = 404, description = "no such job", body = ErrorBody),
-        (status = 409, description = "the job cannot be paused", body = ErrorBody),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
+        (status = 404, description = "no such job", body = JobErrorBody),
+        (status = 409, description = "the job cannot be paused", body = JobErrorBody),
     ),
 )]
 async fn pause(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Response {
@@ -158,10 +150,8 @@ async fn pause(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> 
     params(("name" = String, Path, description = "the job's name")),
     responses(
         (status = 202, description = "resumed", body = ActionAnswer),
-        (status = 404, description = "no such job", body = ErrorBody),
-        (status = 409, description = "the job cannot be resumed", body = ErrorBody),
-        (status = 401, description = "no bearer token"),
-        (status = 403, description = "a bearer token that grants no admin access"),
+        (status = 404, description = "no such job", body = JobErrorBody),
+        (status = 409, description = "the job cannot be resumed", body = JobErrorBody),
     ),
 )]
 async fn resume(State(scheduler): State<Scheduler>, Path(name): Path<String>) -> Response {
@@ -194,7 +184,7 @@ fn act(scheduler: &Scheduler, name: &str, action: Action) -> Response {
         Err(SchedulerError::UnknownJob { .. }) => unknown(name),
         Err(error) => (
             StatusCode::CONFLICT,
-            Json(ErrorBody {
+            Json(JobErrorBody {
                 job: Some(name.to_owned()),
                 error: error.to_string(),
             }),
@@ -206,7 +196,7 @@ fn act(scheduler: &Scheduler, name: &str, action: Action) -> Response {
 fn unknown(name: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
-        Json(ErrorBody {
+        Json(JobErrorBody {
             job: None,
             error: format!("no job named \"{name}\""),
         }),

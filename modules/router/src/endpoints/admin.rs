@@ -227,8 +227,6 @@ fn orchestrator(ep: &Endpoints) -> Result<Arc<ReloadOrchestrator>, Rejection> {
         (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
         (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
         (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn reload(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
@@ -260,8 +258,6 @@ async fn reload(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection>
         (status = 422, description = "rejected", body = ReloadOutcome),
         (status = 500, description = "failed", body = ReloadOutcome),
         (status = 503, description = "dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn plan(
@@ -286,8 +282,6 @@ async fn plan(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "the overrides", body = OverridesAnswer),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn overrides(State(ep): State<Arc<Endpoints>>) -> Response {
@@ -318,8 +312,6 @@ async fn overrides(State(ep): State<Arc<Endpoints>>) -> Response {
         (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
         (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
         (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn put_overrides(
@@ -377,8 +369,6 @@ async fn put_overrides(
         (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
         (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
         (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn clear_overrides(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
@@ -402,8 +392,6 @@ async fn clear_overrides(State(ep): State<Arc<Endpoints>>) -> Result<Response, R
         (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
         (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
         (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn remove_override(
@@ -472,8 +460,6 @@ fn candidate(headers: &HeaderMap, body: &Bytes) -> Result<Option<(TextFormat, St
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "the running configuration", body = ConfigAnswer),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
@@ -510,8 +496,6 @@ async fn config(State(ep): State<Arc<Endpoints>>) -> Response {
     responses(
         (status = 200, description = "the history", body = HistoryAnswer),
         (status = 503, description = "dynamic reload is not enabled", body = ErrorBody),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn history(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection> {
@@ -540,8 +524,6 @@ async fn history(State(ep): State<Arc<Endpoints>>) -> Result<Response, Rejection
         (status = 422, description = "rejected: invalid, or a static change", body = ReloadOutcome),
         (status = 500, description = "failed: a module could not prepare", body = ReloadOutcome),
         (status = 503, description = "circuit_open (with `Retry-After`), or dynamic reload is not enabled", body = Unavailable),
-        (status = 401, description = "no bearer token", body = ErrorBody),
-        (status = 403, description = "a bearer token that grants no admin access", body = ErrorBody),
     ),
 )]
 async fn rollback(
