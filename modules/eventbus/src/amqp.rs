@@ -170,11 +170,7 @@ impl Link {
 
 impl AmqpEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().clone())
-            .unwrap_or_default();
+        let url = config.url_exposed().to_owned();
         let prefix = config
             .prefix
             .clone()

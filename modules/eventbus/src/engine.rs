@@ -53,13 +53,40 @@ pub(crate) struct PendingSubscription {
 
 /// The subscriptions a broker engine has started, kept for its stats. An entry whose stop token
 /// has fired is dropped the next time the list is read or grown.
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) struct Started<T>(Arc<std::sync::Mutex<Vec<T>>>);
 
 /// An entry of [`Started`]: it knows the token that stops its subscription.
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 pub(crate) trait Stoppable {
     fn stop_token(&self) -> &CancellationToken;
 }
 
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
 impl<T: Stoppable + Send + 'static> Started<T> {
     pub(crate) fn new() -> Self {
         Self(Arc::new(std::sync::Mutex::new(Vec::new())))

@@ -140,11 +140,7 @@ struct Publisher {
 
 impl MqttEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default();
+        let url = config.url_exposed();
         let engine = Self {
             name: name.to_owned(),
             target: Target::parse(url, config.connect_timeout),

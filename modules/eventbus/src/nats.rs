@@ -69,11 +69,7 @@ impl Stoppable for Tracked {
 impl NatsEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
         modular_core::install_default_crypto_provider();
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default();
+        let url = config.url_exposed();
         let address = crate::config::address_of(url);
         let connect_error = |reason: String| EventbusError::Connect {
             engine: name.to_owned(),
