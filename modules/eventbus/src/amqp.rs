@@ -12,8 +12,8 @@
 //! connection lost is re-opened by the next publish, probe or reader (which re-declares its
 //! queue and binding); the broker requeues what the lost connection had unacknowledged.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cloudevents::Event;
@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
+    SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -50,7 +51,7 @@ pub(crate) struct AmqpEngine {
     connect_timeout: Duration,
     visibility_timeout: Duration,
     mode: WireMode,
-    subscriptions: Arc<Mutex<Vec<Tracked>>>,
+    subscriptions: Started<Tracked>,
 }
 
 /// A started subscription, for stats.
@@ -59,6 +60,12 @@ struct Tracked {
     queue: String,
     pending: Arc<AtomicU64>,
     stop: CancellationToken,
+}
+
+impl Stoppable for Tracked {
+    fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
 }
 
 /// The engine's connection, re-opened on demand after it broke.
@@ -163,11 +170,7 @@ impl Link {
 
 impl AmqpEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().clone())
-            .unwrap_or_default();
+        let url = config.url_exposed().to_owned();
         let prefix = config
             .prefix
             .clone()
@@ -189,7 +192,7 @@ impl AmqpEngine {
             connect_timeout: config.connect_timeout,
             visibility_timeout: config.visibility_timeout,
             mode: config.mode,
-            subscriptions: Arc::new(Mutex::new(Vec::new())),
+            subscriptions: Started::new(),
         })
     }
 
@@ -372,19 +375,9 @@ impl Engine for AmqpEngine {
             pending,
             stop: stop.clone(),
         };
-        let subscriptions = Arc::clone(&self.subscriptions);
-        Ok(PendingSubscription {
-            source: Arc::new(tokio::sync::Mutex::new(rx)),
-            stop,
-            start: Box::new(move |tasks| {
-                {
-                    let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
-                    subs.retain(|t| !t.stop.is_cancelled());
-                    subs.push(tracked);
-                }
-                tasks.spawn(pump.run());
-            }),
-        })
+        Ok(self.subscriptions.pending(rx, stop, tracked, move |tasks| {
+            tasks.spawn(pump.run());
+        }))
     }
 
     async fn probe(&self, topic: &str, timeout: Duration) -> Result<(), EventbusError> {
@@ -444,22 +437,13 @@ impl Engine for AmqpEngine {
     }
 
     async fn stats(&self) -> EngineStats {
-        let tracked: Vec<(SubscribeSpec, String, u64)> = {
-            let mut subs = self
-                .subscriptions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            subs.retain(|t| !t.stop.is_cancelled());
-            subs.iter()
-                .map(|t| {
-                    (
-                        t.spec.clone(),
-                        t.queue.clone(),
-                        t.pending.load(Ordering::Relaxed),
-                    )
-                })
-                .collect()
-        };
+        let tracked: Vec<(SubscribeSpec, String, u64)> = self.subscriptions.map(|t| {
+            (
+                t.spec.clone(),
+                t.queue.clone(),
+                t.pending.load(Ordering::Relaxed),
+            )
+        });
         let mut out = Vec::new();
         let channel = tokio::time::timeout(self.publish_timeout, async {
             let live = self.link.get().await.ok()?;

@@ -438,6 +438,24 @@ impl EventbusConfig {
 }
 
 impl EngineConfig {
+    /// The broker URL with its credentials (empty for the memory engine), for connecting only:
+    /// show [`address_of`] of it instead.
+    #[cfg_attr(
+        not(any(
+            feature = "redis",
+            feature = "nats",
+            feature = "amqp",
+            feature = "mqtt"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn url_exposed(&self) -> &str {
+        self.url
+            .as_ref()
+            .map(|u| u.expose().as_str())
+            .unwrap_or_default()
+    }
+
     fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
         if !self.kind.is_compiled() {
             errors.push(FieldError::new(

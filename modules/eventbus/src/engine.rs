@@ -51,6 +51,82 @@ pub(crate) struct PendingSubscription {
     pub(crate) start: Box<dyn FnOnce(&tokio_util::task::TaskTracker) + Send>,
 }
 
+/// The subscriptions a broker engine has started, kept for its stats. An entry whose stop token
+/// has fired is dropped the next time the list is read or grown.
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
+pub(crate) struct Started<T>(Arc<std::sync::Mutex<Vec<T>>>);
+
+/// An entry of [`Started`]: it knows the token that stops its subscription.
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
+pub(crate) trait Stoppable {
+    fn stop_token(&self) -> &CancellationToken;
+}
+
+#[cfg_attr(
+    not(any(
+        feature = "redis",
+        feature = "nats",
+        feature = "amqp",
+        feature = "mqtt"
+    )),
+    allow(dead_code)
+)]
+impl<T: Stoppable + Send + 'static> Started<T> {
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Vec::new())))
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<T>> {
+        let mut subs = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        subs.retain(|t| !t.stop_token().is_cancelled());
+        subs
+    }
+
+    /// Maps every live subscription (the lock is not held by the caller afterwards).
+    pub(crate) fn map<R>(&self, f: impl FnMut(&T) -> R) -> Vec<R> {
+        self.live().iter().map(f).collect()
+    }
+
+    /// A subscription reading from `rx`: starting it records `tracked` here, then runs `spawn`
+    /// (which spawns the engine's pumps on the bus's task tracker).
+    pub(crate) fn pending(
+        &self,
+        rx: mpsc::Receiver<Incoming>,
+        stop: CancellationToken,
+        tracked: T,
+        spawn: impl FnOnce(&tokio_util::task::TaskTracker) + Send + 'static,
+    ) -> PendingSubscription {
+        let started = Self(Arc::clone(&self.0));
+        PendingSubscription {
+            source: Arc::new(Mutex::new(rx)),
+            stop,
+            start: Box::new(move |tasks| {
+                started.live().push(tracked);
+                spawn(tasks);
+            }),
+        }
+    }
+}
+
 /// One subscription's backlog, as the broker reports it.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub(crate) struct SubscriptionStats {

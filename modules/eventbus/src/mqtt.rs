@@ -21,8 +21,8 @@
 //! published then are not kept for the group), no lag figure (the broker reports none), no
 //! headers (so no CloudEvents binary mode) and no `/`, `+` or `#` inside a topic token.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use cloudevents::Event;
@@ -35,7 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{EngineConfig, EngineType};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
+    SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -115,13 +116,19 @@ pub(crate) struct MqttEngine {
     /// The publishing connection, polled by whoever holds the lock; `None` after a failure
     /// (the next publish opens a fresh one, so no stale acknowledgement is ever matched).
     publisher: tokio::sync::Mutex<Option<Publisher>>,
-    subscriptions: Arc<Mutex<Vec<Tracked>>>,
+    subscriptions: Started<Tracked>,
 }
 
 struct Tracked {
     spec: SubscribeSpec,
     pending: Arc<AtomicU64>,
     stop: CancellationToken,
+}
+
+impl Stoppable for Tracked {
+    fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
 }
 
 struct Publisher {
@@ -133,11 +140,7 @@ struct Publisher {
 
 impl MqttEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default();
+        let url = config.url_exposed();
         let engine = Self {
             name: name.to_owned(),
             target: Target::parse(url, config.connect_timeout),
@@ -154,7 +157,7 @@ impl MqttEngine {
                 .map(|p| Pattern::parse(p).map_err(EventbusError::Topic))
                 .collect::<Result<Vec<_>, _>>()?,
             publisher: tokio::sync::Mutex::new(None),
-            subscriptions: Arc::new(Mutex::new(Vec::new())),
+            subscriptions: Started::new(),
         };
         let publisher = engine.open_publisher().await?;
         *engine.publisher.lock().await = Some(publisher);
@@ -438,19 +441,9 @@ impl Engine for MqttEngine {
             pending,
             stop: stop.clone(),
         };
-        let subscriptions = Arc::clone(&self.subscriptions);
-        Ok(PendingSubscription {
-            source: Arc::new(tokio::sync::Mutex::new(rx)),
-            stop,
-            start: Box::new(move |tasks| {
-                {
-                    let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
-                    subs.retain(|t| !t.stop.is_cancelled());
-                    subs.push(tracked);
-                }
-                tasks.spawn(pump.run());
-            }),
-        })
+        Ok(self.subscriptions.pending(rx, stop, tracked, move |tasks| {
+            tasks.spawn(pump.run());
+        }))
     }
 
     async fn probe(&self, topic: &str, timeout: Duration) -> Result<(), EventbusError> {
@@ -484,21 +477,12 @@ impl Engine for MqttEngine {
     }
 
     async fn stats(&self) -> EngineStats {
-        let subs = {
-            let mut subs = self
-                .subscriptions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            subs.retain(|t| !t.stop.is_cancelled());
-            subs.iter()
-                .map(|t| SubscriptionStats {
-                    pattern: t.spec.pattern.to_string(),
-                    group: t.spec.group.clone(),
-                    lag: 0,
-                    pending: t.pending.load(Ordering::Relaxed),
-                })
-                .collect()
-        };
+        let subs = self.subscriptions.map(|t| SubscriptionStats {
+            pattern: t.spec.pattern.to_string(),
+            group: t.spec.group.clone(),
+            lag: 0,
+            pending: t.pending.load(Ordering::Relaxed),
+        });
         EngineStats {
             dropped: 0,
             queue_size: None,

@@ -14,7 +14,6 @@
 //! but nothing is ever redelivered by the server (at-most-once). A subscription whose pattern
 //! overlaps both kinds of topics reads from both.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
@@ -25,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
+    SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -50,7 +50,7 @@ pub(crate) struct NatsEngine {
     mode: WireMode,
     /// `core_topics`: published and subscribed as core NATS subjects.
     core: Vec<Pattern>,
-    subscriptions: Arc<Mutex<Vec<Tracked>>>,
+    subscriptions: Started<Tracked>,
 }
 
 struct Tracked {
@@ -60,14 +60,16 @@ struct Tracked {
     stop: CancellationToken,
 }
 
+impl Stoppable for Tracked {
+    fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+}
+
 impl NatsEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
         modular_core::install_default_crypto_provider();
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default();
+        let url = config.url_exposed();
         let address = crate::config::address_of(url);
         let connect_error = |reason: String| EventbusError::Connect {
             engine: name.to_owned(),
@@ -127,7 +129,7 @@ impl NatsEngine {
             visibility_timeout: config.visibility_timeout,
             mode: config.mode,
             core,
-            subscriptions: Arc::new(Mutex::new(Vec::new())),
+            subscriptions: Started::new(),
         })
     }
 
@@ -317,24 +319,14 @@ impl Engine for NatsEngine {
             consumer: created,
             stop: stop.clone(),
         };
-        let subscriptions = Arc::clone(&self.subscriptions);
-        Ok(PendingSubscription {
-            source: Arc::new(tokio::sync::Mutex::new(rx)),
-            stop,
-            start: Box::new(move |tasks| {
-                {
-                    let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
-                    subs.retain(|t| !t.stop.is_cancelled());
-                    subs.push(tracked);
-                }
-                if let Some(pump) = pump {
-                    tasks.spawn(pump.run());
-                }
-                if let Some(core_pump) = core_pump {
-                    tasks.spawn(core_pump.run());
-                }
-            }),
-        })
+        Ok(self.subscriptions.pending(rx, stop, tracked, move |tasks| {
+            if let Some(pump) = pump {
+                tasks.spawn(pump.run());
+            }
+            if let Some(core_pump) = core_pump {
+                tasks.spawn(core_pump.run());
+            }
+        }))
     }
 
     async fn probe(&self, topic: &str, timeout: Duration) -> Result<(), EventbusError> {
@@ -374,16 +366,9 @@ impl Engine for NatsEngine {
     }
 
     async fn stats(&self) -> EngineStats {
-        let tracked: Vec<(SubscribeSpec, Option<consumer::PullConsumer>)> = {
-            let mut subs = self
-                .subscriptions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            subs.retain(|t| !t.stop.is_cancelled());
-            subs.iter()
-                .map(|t| (t.spec.clone(), t.consumer.clone()))
-                .collect()
-        };
+        let tracked: Vec<(SubscribeSpec, Option<consumer::PullConsumer>)> = self
+            .subscriptions
+            .map(|t| (t.spec.clone(), t.consumer.clone()));
         let mut out = Vec::new();
         for (spec, consumer) in tracked {
             let (lag, pending) = match consumer {

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
+    SubscriptionStats,
 };
 use crate::error::EventbusError;
 
@@ -48,7 +49,7 @@ pub(crate) struct RedisEngine {
     mode: WireMode,
     max_len: Option<u64>,
     known: Mutex<HashSet<String>>,
-    subscriptions: Arc<Mutex<Vec<Tracked>>>,
+    subscriptions: Started<Tracked>,
 }
 
 /// A started subscription, for stats.
@@ -58,13 +59,15 @@ struct Tracked {
     stop: CancellationToken,
 }
 
+impl Stoppable for Tracked {
+    fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+}
+
 impl RedisEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
-        let url = config
-            .url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default();
+        let url = config.url_exposed();
         let address = crate::config::address_of(url);
         let connect_error = |reason: String| EventbusError::Connect {
             engine: name.to_owned(),
@@ -111,7 +114,7 @@ impl RedisEngine {
             mode: config.mode,
             max_len: config.max_len,
             known: Mutex::new(HashSet::new()),
-            subscriptions: Arc::new(Mutex::new(Vec::new())),
+            subscriptions: Started::new(),
         })
     }
 
@@ -253,24 +256,14 @@ impl Engine for RedisEngine {
             tx,
             stop: stop.clone(),
         };
-        let subscriptions = Arc::clone(&self.subscriptions);
         let tracked = Tracked {
             spec: spec.clone(),
             streams,
             stop: stop.clone(),
         };
-        Ok(PendingSubscription {
-            source: Arc::new(tokio::sync::Mutex::new(rx)),
-            stop,
-            start: Box::new(move |tasks| {
-                {
-                    let mut subs = subscriptions.lock().unwrap_or_else(PoisonError::into_inner);
-                    subs.retain(|t| !t.stop.is_cancelled());
-                    subs.push(tracked);
-                }
-                tasks.spawn(pump.run());
-            }),
-        })
+        Ok(self.subscriptions.pending(rx, stop, tracked, move |tasks| {
+            tasks.spawn(pump.run());
+        }))
     }
 
     async fn probe(&self, topic: &str, timeout: Duration) -> Result<(), EventbusError> {
@@ -314,24 +307,15 @@ impl Engine for RedisEngine {
     }
 
     async fn stats(&self) -> EngineStats {
-        let tracked: Vec<(SubscribeSpec, Vec<String>)> = {
-            let mut subs = self
-                .subscriptions
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            subs.retain(|t| !t.stop.is_cancelled());
-            subs.iter()
-                .map(|t| {
-                    (
-                        t.spec.clone(),
-                        t.streams
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .clone(),
-                    )
-                })
-                .collect()
-        };
+        let tracked: Vec<(SubscribeSpec, Vec<String>)> = self.subscriptions.map(|t| {
+            (
+                t.spec.clone(),
+                t.streams
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone(),
+            )
+        });
         let mut conn = self.conn.clone();
         let mut out = Vec::new();
         for (spec, streams) in tracked {

@@ -97,36 +97,7 @@ async fn a_core_nats_queue_group_splits_and_fan_out_gets_everything() {
     };
     let (section, _) = nats_section(&url, "core-group", &["metrics.>"]);
     let h = start(section).await.unwrap();
-    let (a, mut a_rx) = collector();
-    let (b, mut b_rx) = collector();
-    let (fan, mut fan_rx) = collector();
-    let _a = h
-        .bus
-        .subscribe_group("metrics.*", "workers", a)
-        .await
-        .unwrap();
-    let _b = h
-        .bus
-        .subscribe_group("metrics.*", "workers", b)
-        .await
-        .unwrap();
-    let _f = h.bus.subscribe("metrics.*", fan).await.unwrap();
-    for i in 0..50 {
-        h.bus.publish_data("metrics.run", "t", &i).await.unwrap();
-    }
-    for _ in 0..50 {
-        next(&mut fan_rx, SOON).await;
-    }
-    let mut ids = HashSet::new();
-    let mut per = [0, 0];
-    while ids.len() < 50 {
-        tokio::select! {
-            Some(d) = a_rx.recv() => { per[0] += 1; ids.insert(d.event.id().to_owned()); }
-            Some(d) = b_rx.recv() => { per[1] += 1; ids.insert(d.event.id().to_owned()); }
-            () = tokio::time::sleep(SOON) => panic!("only {} delivered", ids.len()),
-        }
-    }
-    assert_eq!(per[0] + per[1], 50, "each event to one member: {per:?}");
+    let per = support::split_between_two_members(&h, "metrics.*", "metrics.run", 50, SOON).await;
     assert!(
         per[0] > 0 && per[1] > 0,
         "both queue members got events: {per:?}"

@@ -158,28 +158,7 @@ async fn a_consumer_group_splits_and_fan_out_gets_everything(e: Durable) {
     };
     let h = start(e.section(&url, "group")).await.unwrap();
     h.bus.publish_data("jobs.run", "t", &0).await.unwrap(); // creates the stream
-    let (a, mut a_rx) = collector();
-    let (b, mut b_rx) = collector();
-    let (fan, mut fan_rx) = collector();
-    let _a = h.bus.subscribe_group("jobs.*", "workers", a).await.unwrap();
-    let _b = h.bus.subscribe_group("jobs.*", "workers", b).await.unwrap();
-    let _f = h.bus.subscribe("jobs.*", fan).await.unwrap();
-    for i in 0..50 {
-        h.bus.publish_data("jobs.run", "t", &i).await.unwrap();
-    }
-    for _ in 0..50 {
-        next(&mut fan_rx, SOON).await;
-    }
-    let mut ids = HashSet::new();
-    let mut per = [0, 0];
-    while ids.len() < 50 {
-        tokio::select! {
-            Some(d) = a_rx.recv() => { per[0] += 1; ids.insert(d.event.id().to_owned()); }
-            Some(d) = b_rx.recv() => { per[1] += 1; ids.insert(d.event.id().to_owned()); }
-            () = tokio::time::sleep(SOON) => panic!("only {} delivered", ids.len()),
-        }
-    }
-    assert_eq!(per[0] + per[1], 50, "each event to one member: {per:?}");
+    support::split_between_two_members(&h, "jobs.*", "jobs.run", 50, SOON).await;
     h.stop().await;
 }
 

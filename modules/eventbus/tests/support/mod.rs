@@ -70,6 +70,42 @@ pub mod futures_ready {
     }
 }
 
+/// Two members of group `workers` and one fan-out subscriber on `pattern`, then `n` events
+/// published on `topic`: waits (each step within `within`) until the fan-out has all `n` and the
+/// members all `n` between them, and answers how many each member got; panics on a duplicate.
+pub async fn split_between_two_members(
+    h: &Harness,
+    pattern: &str,
+    topic: &str,
+    n: usize,
+    within: Duration,
+) -> [usize; 2] {
+    use cloudevents::AttributesReader as _;
+    let (a, mut a_rx) = collector();
+    let (b, mut b_rx) = collector();
+    let (fan, mut fan_rx) = collector();
+    let _a = h.bus.subscribe_group(pattern, "workers", a).await.unwrap();
+    let _b = h.bus.subscribe_group(pattern, "workers", b).await.unwrap();
+    let _f = h.bus.subscribe(pattern, fan).await.unwrap();
+    for i in 0..n {
+        h.bus.publish_data(topic, "t", &i).await.unwrap();
+    }
+    for _ in 0..n {
+        next(&mut fan_rx, within).await;
+    }
+    let mut ids = std::collections::HashSet::new();
+    let mut per = [0, 0];
+    while ids.len() < n {
+        tokio::select! {
+            Some(d) = a_rx.recv() => { per[0] += 1; ids.insert(d.event.id().to_owned()); }
+            Some(d) = b_rx.recv() => { per[1] += 1; ids.insert(d.event.id().to_owned()); }
+            () = tokio::time::sleep(within) => panic!("only {} of {n} delivered", ids.len()),
+        }
+    }
+    assert_eq!(per[0] + per[1], n, "each event to one member: {per:?}");
+    per
+}
+
 /// The next delivery within `within`, or a panic naming what was awaited.
 pub async fn next(rx: &mut mpsc::UnboundedReceiver<Delivery>, within: Duration) -> Delivery {
     tokio::time::timeout(within, rx.recv())

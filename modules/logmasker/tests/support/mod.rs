@@ -139,19 +139,11 @@ pub async fn build(
     masker: &Masker,
     tripwire: bool,
 ) -> Result<modular_core::Application, modular_core::Error> {
-    let mut builder = modular_core::Application::builder()
-        .env_prefix(None)
+    let mut builder = modular_testkit::test_builder()
         .config_defaults(serde_json::json!({ "logmasker": section }))
         .module(modular_logmasker::LogMaskerModule::with_masker(
             masker.clone(),
-        ))
-        .with_reload_options(modular_core::reload::ReloadOptions {
-            watch_files: false,
-            health_gate: false,
-            ..modular_core::reload::ReloadOptions::default()
-        })
-        .with_health_aggregator()
-        .handle_signals(false);
+        ));
     if tripwire {
         builder = builder.module(modular_testkit::conformance::Tripwire::after("logmasker"));
     }
