@@ -179,9 +179,13 @@ pub struct PoolConfig {
     /// `consistent_hash`: the cookie whose value is hashed (when no header is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_cookie: Option<String>,
-    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge).
+    /// `http1` (default), `h2c` (HTTP/2 with prior knowledge) or `h2` (HTTP/2, by ALPN over
+    /// TLS).
     #[serde(default)]
     pub protocol: Protocol,
+    /// How `https://` backends are verified and reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PoolTlsConfig>,
     /// Active health checks; none means backends are up unless ejected or open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckConfig>,
@@ -196,11 +200,34 @@ pub struct PoolConfig {
     pub optional: bool,
 }
 
+/// `pools.<name>.tls`: the pool's TLS client for its `https://` backends. The files are read
+/// when the table is built (at start and in every reload's prepare step): a reload of the
+/// section with changed file contents (a rotated CA) or other settings builds a new client
+/// aside; with nothing changed the running client and its connections are kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolTlsConfig {
+    /// PEM bundle of the CAs trusted for the backends' certificates; none: the platform's
+    /// roots (`/etc/ssl/certs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the backends' certificates are verified against and sent as SNI (default:
+    /// each backend URL's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM certificate chain presented to the backends (with `client_key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<std::path::PathBuf>,
+}
+
 /// `pools.<name>.backends[]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `http://host:port` (a path is ignored).
+    /// `http://host:port` or `https://host:port` (a path is ignored).
     pub url: String,
     /// Share under `weighted` (and `consistent_hash`); must be > 0.
     #[serde(default = "default_weight")]
@@ -267,8 +294,11 @@ pub enum Protocol {
     /// HTTP/1.1 with keep-alive.
     #[default]
     Http1,
-    /// HTTP/2 over plain TCP (prior knowledge).
+    /// HTTP/2 over plain TCP (prior knowledge); `http://` backends only.
     H2c,
+    /// HTTP/2: negotiated by ALPN (`h2`) with `https://` backends, prior knowledge with
+    /// `http://` ones.
+    H2,
 }
 
 /// `pools.<name>.health_check`.
@@ -361,8 +391,16 @@ impl RouteConfig {
     }
 }
 
+/// A backend URL's scheme and `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BackendUrl {
+    /// `https://`: reached through the pool's TLS client.
+    pub(crate) https: bool,
+    pub(crate) authority: http::uri::Authority,
+}
+
 /// `scheme://host:port` of a backend URL, or why it is not one.
-pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, String> {
+pub(crate) fn parse_backend_url(raw: &str) -> Result<BackendUrl, String> {
     // Never echo credentials: a URL with userinfo is shown without it.
     let url = match raw.rsplit_once('@') {
         Some((before, after)) => match before.split_once("://") {
@@ -372,15 +410,16 @@ pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, Strin
         None => raw.to_owned(),
     };
     let uri: http::Uri = raw.parse().map_err(|_| format!("`{url}` is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
             return Err(format!(
-                "`{url}`: scheme `{other}` is not supported, expected http"
+                "`{url}`: scheme `{other}` is not supported, expected http or https"
             ));
         }
         None => return Err(format!("`{url}` has no scheme, expected http://host:port")),
-    }
+    };
     let authority = uri
         .authority()
         .cloned()
@@ -394,7 +433,7 @@ pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, Strin
             authority.host()
         ));
     }
-    Ok(authority)
+    Ok(BackendUrl { https, authority })
 }
 
 impl ReverseProxyConfig {
@@ -527,7 +566,15 @@ fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
     let mut urls = BTreeSet::new();
     for (index, backend) in pool.backends.iter().enumerate() {
         match parse_backend_url(&backend.url) {
-            Ok(authority) => {
+            Ok(BackendUrl { https, authority }) => {
+                if https && pool.protocol == Protocol::H2c {
+                    errors.push(FieldError::new(
+                        path("protocol"),
+                        format!(
+                            "h2c is cleartext HTTP/2 but backend {index} is https://; use h2 (ALPN)"
+                        ),
+                    ));
+                }
                 if !urls.insert(authority.to_string()) {
                     errors.push(FieldError::new(
                         path(&format!("backends.{index}.url")),
@@ -561,6 +608,9 @@ fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
             ))
         }
         _ => {}
+    }
+    if let Some(tls) = &pool.tls {
+        crate::tls::validate(tls, &path, errors);
     }
     if let Some(check) = &pool.health_check {
         if !check.path.starts_with('/') {

@@ -30,7 +30,7 @@ pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
 pub struct Proxy {
     pub(crate) table: ArcSwap<Table>,
     http1: Client<HttpConnector, Body>,
-    h2c: Client<HttpConnector, Body>,
+    pub(crate) h2c: Client<HttpConnector, Body>,
     budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
     shadow_slots: Arc<tokio::sync::Semaphore>,
@@ -200,7 +200,7 @@ impl Proxy {
             tried.push(index);
             let backend = &pool.backends[index];
             let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.scheme = Some(crate::tls::scheme(backend));
             uri.authority = Some(backend.authority.clone());
             uri.path_and_query = Some(path_and_query.clone());
             let Ok(uri) = Uri::from_parts(uri) else {
@@ -215,13 +215,16 @@ impl Proxy {
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            if pool.protocol == Protocol::H2c {
+            if pool.protocol != Protocol::Http1 {
                 *upstream.version_mut() = http::Version::HTTP_2;
                 upstream.headers_mut().remove(header::HOST);
             }
             let guard = Outstanding::new(backend);
             backend.requests.fetch_add(1, Ordering::Relaxed);
             let sent = tokio::time::timeout_at(deadline, async {
+                if let Some(tls) = crate::tls::of(pool, backend) {
+                    return tls.send(upstream).await.map(|response| (response, None));
+                }
                 match pool.protocol {
                     Protocol::Http1 if !upgrade => {
                         // Origin-form on the wire; `Host` stays the client's, or the backend.
@@ -242,7 +245,7 @@ impl Proxy {
                         .await
                         .map(|response| (response, None))
                         .map_err(SendError::Legacy),
-                    Protocol::H2c => self
+                    Protocol::H2c | Protocol::H2 => self
                         .h2c
                         .request(upstream)
                         .await
@@ -362,63 +365,15 @@ impl Proxy {
     async fn shadow_once(&self, mirror: Mirror, path: PathAndQuery) -> Result<StatusCode, String> {
         use http_body_util::BodyExt as _;
         let Mirror(pool, method, headers) = mirror;
-        let index = pool
-            .choose(&headers, &[], Instant::now())
-            .ok_or_else(|| format!("pool `{}` has no healthy backend", pool.name))?;
-        let backend = Arc::clone(&pool.backends[index]);
-        let mut request = Request::new(Body::empty());
-        *request.method_mut() = method;
-        *request.headers_mut() = headers;
-        let guard = Outstanding::new(&backend);
-        backend.requests.fetch_add(1, Ordering::Relaxed);
-        let sent = match pool.protocol {
-            Protocol::Http1 => {
-                *request.uri_mut() = Uri::from(path);
-                if !request.headers().contains_key(header::HOST)
-                    && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
-                {
-                    request.headers_mut().insert(header::HOST, host);
-                }
-                upstream::send(&backend, request)
-                    .await
-                    .map(|(response, conn)| (response, Some(conn)))
-            }
-            Protocol::H2c => {
-                let mut uri = http::uri::Parts::default();
-                uri.scheme = Some(http::uri::Scheme::HTTP);
-                uri.authority = Some(backend.authority.clone());
-                uri.path_and_query = Some(path);
-                *request.uri_mut() = Uri::from_parts(uri).map_err(|e| e.to_string())?;
-                *request.version_mut() = http::Version::HTTP_2;
-                request.headers_mut().remove(header::HOST);
-                self.h2c
-                    .request(request)
-                    .await
-                    .map(|response| (response, None))
-                    .map_err(SendError::Legacy)
-            }
-        };
-        let now = Instant::now();
-        match sent {
-            Ok((response, conn)) => {
-                let status = response.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::ServerError
-                } else {
-                    Outcome::Success
-                };
-                self.record(&pool, &backend, outcome, now);
-                let mut body = upstream::Streamed::new(response.into_body(), conn, guard);
-                while let Some(frame) = body.frame().await {
-                    frame.map_err(|e| e.to_string())?;
-                }
-                Ok(status)
-            }
-            Err(error) => {
-                self.record(&pool, &backend, Outcome::Failure, now);
-                Err(error.to_string())
-            }
+        let response = crate::exchange::send(self, &pool, method, headers, path, Body::empty())
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame.map_err(|e| e.to_string())?;
         }
+        Ok(status)
     }
 
     /// Takes a retry from the budget, counting it either way.
@@ -432,7 +387,7 @@ impl Proxy {
         }
     }
 
-    fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
+    pub(crate) fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
         let transition = backend.record(outcome, &pool.outlier, &pool.breaker, now);
         match transition {
             Some(Transition::Ejected(length)) => {
@@ -566,7 +521,7 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 pub(crate) struct Outstanding(pub(crate) Arc<Backend>);
 
 impl Outstanding {
-    fn new(backend: &Arc<Backend>) -> Self {
+    pub(crate) fn new(backend: &Arc<Backend>) -> Self {
         backend.outstanding.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(backend))
     }

@@ -65,6 +65,8 @@ pub struct Pool {
     hash_header: Option<HeaderName>,
     hash_cookie: Option<String>,
     pub(crate) protocol: Protocol,
+    /// The TLS client of its `https://` backends (none when it has none).
+    pub(crate) tls: Option<Arc<crate::tls::PoolTls>>,
     pub(crate) health_check: Option<HealthCheckConfig>,
     pub(crate) outlier: OutlierConfig,
     pub(crate) breaker: BreakerConfig,
@@ -273,7 +275,7 @@ impl Pool {
         let mut backends = Vec::new();
         let mut weights = Vec::new();
         for (index, backend) in config.backends.iter().enumerate() {
-            let authority =
+            let url =
                 parse_backend_url(&backend.url).map_err(|message| ReverseProxyError::Invalid {
                     path: format!("pools.{name}.backends.{index}.url"),
                     message,
@@ -281,10 +283,14 @@ impl Pool {
             let kept = previous.and_then(|p| {
                 p.backends
                     .iter()
-                    .find(|b| b.authority == authority)
+                    .find(|b| b.authority == url.authority && b.https == url.https)
                     .cloned()
             });
-            backends.push(kept.unwrap_or_else(|| Arc::new(Backend::new(name, authority))));
+            backends.push(kept.unwrap_or_else(|| {
+                let mut fresh = Backend::new(name, url.authority);
+                fresh.https = url.https;
+                Arc::new(fresh)
+            }));
             weights.push(backend.weight.max(1));
         }
         let mut ring = Vec::new();
@@ -296,6 +302,16 @@ impl Pool {
             }
             ring.sort_unstable();
         }
+        let tls = if backends.iter().any(|b| b.https) || config.tls.is_some() {
+            Some(crate::tls::PoolTls::build(
+                name,
+                config.tls.as_ref(),
+                config.protocol,
+                previous.and_then(|p| p.tls.as_ref()),
+            )?)
+        } else {
+            None
+        };
         let hash_header = config
             .hash_header
             .as_ref()
@@ -309,6 +325,7 @@ impl Pool {
             hash_header,
             hash_cookie: config.hash_cookie.clone(),
             protocol: config.protocol,
+            tls,
             health_check: config.health_check.clone(),
             outlier: config.outlier.clone(),
             breaker: config.breaker.clone(),
