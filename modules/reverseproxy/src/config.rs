@@ -80,7 +80,8 @@ pub struct RouteConfig {
     /// What requests it takes.
     #[serde(rename = "match", default)]
     pub matches: RouteMatch,
-    /// The pool it forwards to.
+    /// The pool it forwards to (empty for a `composite` route).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pool: String,
     /// Remove the prefix from the forwarded path (`/api/users` goes out as `/users`).
     #[serde(default)]
@@ -106,6 +107,85 @@ pub struct RouteConfig {
     /// Mirror a share of the route's requests to a second pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowConfig>,
+    /// Fan the request out to several pools instead of forwarding it to `pool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite: Option<CompositeConfig>,
+}
+
+/// `routes[].composite`: the request (without a body) is sent to every part's pool at once;
+/// the client gets the first success (`first_success`) or one JSON object with each part's
+/// JSON body under its name (`merge`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeConfig {
+    /// `merge` (default) or `first_success`.
+    #[serde(default)]
+    pub mode: CompositeMode,
+    /// The parts, by name (the key in the merged document).
+    pub parts: BTreeMap<String, CompositePart>,
+    /// `merge`: what a failed part (no answer, a non-2xx status, a body that is not JSON or
+    /// is above `max_part_bytes`, its timeout) does: `fail` (default) the whole answer,
+    /// `omit` its key, or `null` its value.
+    #[serde(default)]
+    pub on_part_failure: PartPolicy,
+    /// `merge`: what a part answering 2xx with an empty body does (default `null`).
+    #[serde(default = "default_on_empty")]
+    pub on_empty: PartPolicy,
+    /// `merge`: the largest body read from one part.
+    #[serde(default = "default_max_part_bytes")]
+    pub max_part_bytes: usize,
+}
+
+/// `routes[].composite.parts.<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositePart {
+    /// The pool the part goes to.
+    pub pool: String,
+    /// The path (and query) sent; default: the route's upstream path with the request's
+    /// query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Until the part's answer is complete (its body read, for `merge`); default: the
+    /// route's `timeout`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "modular_core::humantime_serde::option"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+/// How a composite route answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompositeMode {
+    /// One JSON object: each part's JSON body under its name.
+    #[default]
+    Merge,
+    /// The first part answering 2xx, streamed; the others are cancelled.
+    FirstSuccess,
+}
+
+/// What a failed or empty part does to a merged answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartPolicy {
+    /// The whole answer fails (`502`, or `504` when the part timed out).
+    #[default]
+    Fail,
+    /// The part's key is left out.
+    Omit,
+    /// The part's value is `null`.
+    Null,
+}
+
+fn default_on_empty() -> PartPolicy {
+    PartPolicy::Null
+}
+
+fn default_max_part_bytes() -> usize {
+    1024 * 1024
 }
 
 /// `routes[].shadow`: a share of the route's requests without a body is also sent to
@@ -490,7 +570,14 @@ impl ReverseProxyConfig {
                     "duplicates the match of an earlier route",
                 ));
             }
-            if !self.pools.contains_key(&route.pool) {
+            if let Some(composite) = &route.composite {
+                validate_composite(composite, route, &self.pools, &path, &mut errors);
+            } else if route.pool.is_empty() {
+                errors.push(FieldError::new(
+                    path("pool"),
+                    "a route needs a pool (or a composite)",
+                ));
+            } else if !self.pools.contains_key(&route.pool) {
                 errors.push(FieldError::new(
                     path("pool"),
                     format!("unknown pool `{}`", route.pool),
@@ -542,6 +629,59 @@ impl ReverseProxyConfig {
             validate_pool(name, pool, &mut errors);
         }
         FieldError::collect(errors)
+    }
+}
+
+fn validate_composite(
+    composite: &CompositeConfig,
+    route: &RouteConfig,
+    pools: &BTreeMap<String, PoolConfig>,
+    path: &dyn Fn(&str) -> String,
+    errors: &mut Vec<FieldError>,
+) {
+    if !route.pool.is_empty() {
+        errors.push(FieldError::new(
+            path("pool"),
+            "a composite route takes its pools from composite.parts",
+        ));
+    }
+    if route.shadow.is_some() {
+        errors.push(FieldError::new(
+            path("shadow"),
+            "a composite route cannot be mirrored",
+        ));
+    }
+    if composite.parts.is_empty() {
+        errors.push(FieldError::new(
+            path("composite.parts"),
+            "needs at least one part",
+        ));
+    }
+    if composite.max_part_bytes == 0 {
+        errors.push(FieldError::new(
+            path("composite.max_part_bytes"),
+            "must be > 0, got 0",
+        ));
+    }
+    for (name, part) in &composite.parts {
+        let at = |key: &str| path(&format!("composite.parts.{name}.{key}"));
+        if !pools.contains_key(&part.pool) {
+            errors.push(FieldError::new(
+                at("pool"),
+                format!("unknown pool `{}`", part.pool),
+            ));
+        }
+        if let Some(p) = &part.path
+            && (!p.starts_with('/') || http::uri::PathAndQuery::try_from(p.as_str()).is_err())
+        {
+            errors.push(FieldError::new(
+                at("path"),
+                format!("must be a path starting with `/`, got `{p}`"),
+            ));
+        }
+        if part.timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(FieldError::new(at("timeout"), "must be > 0, got 0s"));
+        }
     }
 }
 

@@ -91,6 +91,28 @@
 //! body is read and dropped. Bodies are not compared, and requests with a body are not
 //! mirrored (that would mean buffering them). Dynamic like every other field.
 //!
+//! ## Composite routes
+//!
+//! A route with `composite` ([`CompositeConfig`]) instead of `pool` sends the request (no
+//! body: one with a body gets `413`) to every part's pool at once, each part under its own
+//! timeout and without retries. `mode: merge` answers one JSON object with each part's JSON
+//! body under its name; a failed part (no answer, not 2xx, not JSON, above
+//! `max_part_bytes`, timed out) fails the answer (`502`, `504` for a timeout), is left out or
+//! is `null` (`on_part_failure: fail | omit | null`); an empty 2xx body follows `on_empty`.
+//! `mode: first_success` streams the first 2xx part (`x-composite-part` names it) and
+//! cancels the others. Counted in [`COMPOSITE_PARTS`].
+//!
+//! ```yaml
+//! routes:
+//!   - match: { prefix: /dashboard }
+//!     composite:
+//!       mode: merge
+//!       on_part_failure: omit
+//!       parts:
+//!         user:   { pool: users, path: /users/me, timeout: 500ms }
+//!         orders: { pool: orders }
+//! ```
+//!
 //! ## TLS to backends
 //!
 //! `https://` backends are reached with rustls (aws-lc-rs) through a pooled client per pool,
@@ -112,6 +134,7 @@
 mod backend;
 mod budget;
 mod checker;
+mod composite;
 pub mod config;
 mod error;
 mod exchange;
@@ -124,10 +147,11 @@ mod upstream;
 
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
 pub use budget::RetryBudget;
+pub use composite::COMPOSITE_PARTS;
 pub use config::{
-    BackendConfig, Balance, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig,
-    PoolTlsConfig, Protocol, ReverseProxyConfig, RouteConfig, RouteMatch, SHADOW_IN_FLIGHT,
-    ShadowConfig,
+    BackendConfig, Balance, BreakerConfig, CompositeConfig, CompositeMode, CompositePart,
+    HealthCheckConfig, OutlierConfig, PoolConfig, PoolTlsConfig, Protocol, ReverseProxyConfig,
+    RouteConfig, RouteMatch, SHADOW_IN_FLIGHT, ShadowConfig,
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;

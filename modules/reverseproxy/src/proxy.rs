@@ -140,6 +140,9 @@ impl Proxy {
         let Some(route) = table.route(request.method(), host, request.uri().path()) else {
             return (StatusCode::NOT_FOUND, "no route\n").into_response();
         };
+        if let Some(composite) = &route.composite {
+            return crate::composite::serve(&self, route, composite, host, request).await;
+        }
         let started = Instant::now();
         self.budget.record_request(started);
         let upgrade = is_upgrade(request.headers());
@@ -429,7 +432,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers (and those `Connection` names), applies the route's header
 /// changes, and adds `X-Forwarded-*` and `Forwarded`.
-fn prepare_headers(
+pub(crate) fn prepare_headers(
     headers: &mut HeaderMap,
     route: &Route,
     host: Option<&str>,
@@ -498,7 +501,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn strip_response_headers(headers: &mut HeaderMap, upgrade: bool) {
+pub(crate) fn strip_response_headers(headers: &mut HeaderMap, upgrade: bool) {
     let keep_connection = upgrade.then(|| headers.get(header::CONNECTION).cloned());
     remove_hop_by_hop(headers);
     if let Some(Some(connection)) = keep_connection {

@@ -53,6 +53,8 @@ pub struct Route {
     /// The pool mirrored to and the share (0–1) of requests mirrored.
     pub(crate) shadow: Option<(Arc<Pool>, f64)>,
     pub(crate) shadow_series: [metrics::Counter; 4],
+    /// Set for a composite route: the request fans out to its parts instead of `pool`.
+    pub(crate) composite: Option<Arc<crate::composite::Composite>>,
 }
 
 /// One pool of one config version; its backends may be shared with the previous version.
@@ -154,10 +156,24 @@ impl Route {
             path: format!("routes.{index}.{path}"),
             message,
         };
-        let pool = pools
-            .get(&config.pool)
-            .cloned()
-            .ok_or_else(|| invalid("pool".into(), format!("unknown pool `{}`", config.pool)))?;
+        let composite = match &config.composite {
+            Some(composite) => Some(Arc::new(crate::composite::Composite::build(
+                index,
+                composite,
+                config.label(),
+                config.timeout,
+                pools,
+            )?)),
+            None => None,
+        };
+        // A composite route is labelled with its first part's pool.
+        let pool = match composite.as_ref().and_then(|c| c.first_pool()) {
+            Some(pool) => Arc::clone(pool),
+            None => pools
+                .get(&config.pool)
+                .cloned()
+                .ok_or_else(|| invalid("pool".into(), format!("unknown pool `{}`", config.pool)))?,
+        };
         let mut methods = Vec::new();
         for method in &config.matches.methods {
             methods.push(
@@ -199,6 +215,7 @@ impl Route {
             .map(|b| RequestSeries::new(label, &pool.name, b.label()))
             .collect();
         Ok(Self {
+            composite,
             shadow_series: m::shadow_series(label),
             shadow,
             series,
