@@ -188,10 +188,12 @@ fn default_max_part_bytes() -> usize {
     1024 * 1024
 }
 
-/// `routes[].shadow`: a share of the route's requests without a body is also sent to
-/// `pool`, after the client's answer is known and without delaying it; the mirror's answer
-/// is compared with the client's on status, counted, and dropped. At most
-/// [`SHADOW_IN_FLIGHT`] mirrored requests run at once; beyond that a mirror is skipped.
+/// `routes[].shadow`: a share of the route's requests is also sent to `pool`, after the
+/// client's answer has its status and without delaying it; the mirror's answer is compared
+/// with the client's on status (and body, with `compare_body`), counted, and dropped. A
+/// request body streams to the primary and is copied for the mirror up to `max_body_bytes`
+/// (a larger one is not mirrored, counted `too_large`). At most [`SHADOW_IN_FLIGHT`]
+/// mirrored requests run at once; beyond that a mirror is skipped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
@@ -200,6 +202,18 @@ pub struct ShadowConfig {
     /// The share of requests mirrored, in percent (0–100).
     #[serde(default = "default_shadow_percent")]
     pub percent: f64,
+    /// The largest request body copied for the mirror (0: requests with a body are not
+    /// mirrored).
+    #[serde(default = "default_shadow_max_body")]
+    pub max_body_bytes: usize,
+    /// Compare the mirror's response body with the client's (SHA-256 of each, hashed as
+    /// they stream); a difference counts `body_mismatch`.
+    #[serde(default)]
+    pub compare_body: bool,
+}
+
+fn default_shadow_max_body() -> usize {
+    64 * 1024
 }
 
 /// Mirrored requests in flight at most, per proxy.

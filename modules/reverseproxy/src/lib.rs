@@ -30,7 +30,7 @@
 //!       retry_on: [502, 503, 504]
 //!       add_headers: { x-gateway: modular }
 //!       remove_headers: [x-internal]
-//!       shadow: { pool: api_next, percent: 10 }   # mirror 10 % (no body) and compare
+//!       shadow: { pool: api_next, percent: 10, max_body_bytes: 65536, compare_body: true }
 //!   pools:
 //!     api:
 //!       balance: round_robin      # weighted | least_outstanding | consistent_hash
@@ -79,17 +79,23 @@
 //! `modular_reverseproxy_upstream_duration_seconds` (pool),
 //! `modular_reverseproxy_retries_total` and `_retries_denied_total` (route),
 //! `modular_reverseproxy_breaker_state`, `_backend_up` and `_active_requests` (pool, backend),
-//! `modular_reverseproxy_shadow_total` (route, result: match, mismatch, failed, skipped).
+//! `modular_reverseproxy_shadow_total` (route, result: match, mismatch, body_mismatch,
+//! failed, skipped, too_large), `modular_reverseproxy_composite_parts_total` (route, part,
+//! result: ok, empty, failed, timeout).
 //!
 //! ## Shadow traffic
 //!
-//! A route's `shadow: { pool, percent }` mirrors that share of its requests without a body
-//! to a second pool once the client's answer has its status: in the background (it never
-//! delays or changes the client's answer), at most [`SHADOW_IN_FLIGHT`] at once (beyond
-//! that a mirror is skipped and counted), under the route's timeout. The mirror's status is
-//! compared with the client's and counted ([`Proxy::shadow_stats`] and the metric); its
-//! body is read and dropped. Bodies are not compared, and requests with a body are not
-//! mirrored (that would mean buffering them). Dynamic like every other field.
+//! A route's `shadow: { pool, percent, max_body_bytes, compare_body }` ([`ShadowConfig`])
+//! mirrors that share of its requests to a second pool once the client's answer has its
+//! status: in the background (it never changes the client's answer), at most
+//! [`SHADOW_IN_FLIGHT`] at once (beyond that a mirror is skipped and counted), under the
+//! route's timeout. A request body streams to the primary as it arrives while a tee keeps
+//! its frames (shared `Bytes`, up to `max_body_bytes`, 64 KiB by default) for the mirror; a
+//! body declared or found larger is not mirrored and counted `too_large`. The mirror's status
+//! is compared with the client's; with `compare_body` the two response bodies are compared
+//! by SHA-256, each hashed as it streams (a difference counts `body_mismatch`). Counted in
+//! [`Proxy::shadow_stats`] and the metric. Upgrades are never mirrored. Dynamic like every
+//! other field.
 //!
 //! ## Composite routes
 //!
@@ -141,6 +147,7 @@ mod exchange;
 mod metrics;
 mod module;
 mod proxy;
+mod shadow;
 mod table;
 mod tls;
 mod upstream;
@@ -155,5 +162,6 @@ pub use config::{
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;
-pub use proxy::{Proxy, ShadowStats};
+pub use proxy::Proxy;
+pub use shadow::ShadowStats;
 pub use table::{Pool, Route, Table};

@@ -33,40 +33,9 @@ pub struct Proxy {
     pub(crate) h2c: Client<HttpConnector, Body>,
     budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
-    shadow_slots: Arc<tokio::sync::Semaphore>,
-    shadow_stats: ShadowStats,
+    pub(crate) shadow_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) shadow_stats: crate::shadow::ShadowStats,
 }
-
-/// Mirrored requests so far, by result (see [`ShadowConfig`](crate::ShadowConfig)).
-#[derive(Debug, Default)]
-pub struct ShadowStats {
-    counts: [std::sync::atomic::AtomicU64; 4],
-}
-
-impl ShadowStats {
-    /// Mirrors whose status equalled the client's answer.
-    pub fn matched(&self) -> u64 {
-        self.counts[0].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors whose status differed.
-    pub fn mismatched(&self) -> u64 {
-        self.counts[1].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors that got no answer (no healthy backend, an error, the route's timeout).
-    pub fn failed(&self) -> u64 {
-        self.counts[2].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors not sent: too many were in flight.
-    pub fn skipped(&self) -> u64 {
-        self.counts[3].load(Ordering::Relaxed)
-    }
-}
-
-/// A mirror decided for one request: its pool, method and headers.
-struct Mirror(Arc<Pool>, Method, HeaderMap);
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,12 +77,12 @@ impl Proxy {
             budget: crate::budget::RetryBudget::new(),
             emit,
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(crate::SHADOW_IN_FLIGHT)),
-            shadow_stats: ShadowStats::default(),
+            shadow_stats: crate::shadow::ShadowStats::default(),
         }
     }
 
     /// Mirrored requests so far.
-    pub fn shadow_stats(&self) -> &ShadowStats {
+    pub fn shadow_stats(&self) -> &crate::shadow::ShadowStats {
         &self.shadow_stats
     }
 
@@ -176,14 +145,8 @@ impl Proxy {
         prepare_headers(&mut parts.headers, route, host, upgrade, peer);
         let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
         let attempts = if replayable { 1 + route.retries } else { 1 };
-        let mut mirror = match &route.shadow {
-            Some((shadow, share)) if replayable && rand::random::<f64>() < *share => Some(Mirror(
-                Arc::clone(shadow),
-                parts.method.clone(),
-                parts.headers.clone(),
-            )),
-            _ => None,
-        };
+        let (body, mut mirror) =
+            crate::shadow::decide(&self, route, &parts.method, &parts.headers, body, upgrade);
         let pool = &route.pool;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
@@ -287,12 +250,13 @@ impl Proxy {
                         strip_response_headers(&mut parts.headers, true);
                         return Response::from_parts(parts, Body::empty());
                     }
-                    if let Some(mirror) = mirror.take() {
-                        self.mirror(route, mirror, path_and_query.clone(), status);
-                    }
                     let (mut parts, incoming) = response.into_parts();
                     strip_response_headers(&mut parts.headers, false);
-                    let body = Body::new(upstream::Streamed::new(incoming, conn, guard));
+                    let mut body = Body::new(upstream::Streamed::new(incoming, conn, guard));
+                    if let Some(mirror) = mirror.take() {
+                        let path = path_and_query.clone();
+                        body = crate::shadow::mirror(&self, route, mirror, path, status, body);
+                    }
                     return Response::from_parts(parts, body);
                 }
                 Ok(Err(error)) => {
@@ -332,51 +296,6 @@ impl Proxy {
             return response;
         }
         (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
-    }
-
-    /// Sends `mirror` in the background (bounded by [`crate::SHADOW_IN_FLIGHT`]) and compares
-    /// its status with the client's `answered`.
-    fn mirror(
-        self: &Arc<Self>,
-        route: &Route,
-        mirror: Mirror,
-        path: PathAndQuery,
-        answered: StatusCode,
-    ) {
-        let series = route.shadow_series.clone();
-        let Ok(permit) = Arc::clone(&self.shadow_slots).try_acquire_owned() else {
-            self.shadow_stats.counts[3].fetch_add(1, Ordering::Relaxed);
-            series[3].increment(1);
-            return;
-        };
-        let proxy = Arc::clone(self);
-        let timeout = route.timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            let result = tokio::time::timeout(timeout, proxy.shadow_once(mirror, path)).await;
-            let index = match result {
-                Ok(Ok(status)) if status == answered => 0,
-                Ok(Ok(_)) => 1,
-                _ => 2,
-            };
-            proxy.shadow_stats.counts[index].fetch_add(1, Ordering::Relaxed);
-            series[index].increment(1);
-        });
-    }
-
-    /// One mirrored exchange; the body is read and dropped frame by frame.
-    async fn shadow_once(&self, mirror: Mirror, path: PathAndQuery) -> Result<StatusCode, String> {
-        use http_body_util::BodyExt as _;
-        let Mirror(pool, method, headers) = mirror;
-        let response = crate::exchange::send(self, &pool, method, headers, path, Body::empty())
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            frame.map_err(|e| e.to_string())?;
-        }
-        Ok(status)
     }
 
     /// Takes a retry from the budget, counting it either way.

@@ -50,9 +50,9 @@ pub struct Route {
     pub(crate) unanswered: RequestSeries,
     pub(crate) retries_series: metrics::Counter,
     pub(crate) retries_denied_series: metrics::Counter,
-    /// The pool mirrored to and the share (0–1) of requests mirrored.
-    pub(crate) shadow: Option<(Arc<Pool>, f64)>,
-    pub(crate) shadow_series: [metrics::Counter; 4],
+    /// The mirror's pool, share, body bound and comparison.
+    pub(crate) shadow: Option<crate::shadow::Shadow>,
+    pub(crate) shadow_series: [metrics::Counter; 6],
     /// Set for a composite route: the request fans out to its parts instead of `pool`.
     pub(crate) composite: Option<Arc<crate::composite::Composite>>,
 }
@@ -198,15 +198,17 @@ impl Route {
         }
         let shadow = match &config.shadow {
             None => None,
-            Some(shadow) => Some((
-                pools.get(&shadow.pool).cloned().ok_or_else(|| {
+            Some(shadow) => Some(crate::shadow::Shadow {
+                pool: pools.get(&shadow.pool).cloned().ok_or_else(|| {
                     invalid(
                         "shadow.pool".into(),
                         format!("unknown pool `{}`", shadow.pool),
                     )
                 })?,
-                (shadow.percent / 100.0).clamp(0.0, 1.0),
-            )),
+                share: (shadow.percent / 100.0).clamp(0.0, 1.0),
+                max_body: shadow.max_body_bytes,
+                compare_body: shadow.compare_body,
+            }),
         };
         let label = config.label();
         let series = pool
