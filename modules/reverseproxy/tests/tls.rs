@@ -384,3 +384,66 @@ async fn without_a_ca_file_a_private_ca_is_not_trusted() {
     assert_eq!(app.get("/x").await.0, 502, "the platform roots only");
     app.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_backend_cut_by_the_fault_proxy_goes_down_and_comes_back() {
+    let ca = Ca::new("root");
+    let (cert, key) = ca.leaf("server", &["127.0.0.1"]);
+    let a = Upstream::start_tls("a", &cert, &key, None).await;
+    let b = Upstream::start_tls("b", &cert, &key, None).await;
+    let cut = modular_testkit::FaultProxy::start(a.addr).await.unwrap();
+    let via = format!("https://{}", cut.addr());
+    let mut app = support::start(json!({
+        "routes": [{ "match": { "prefix": "/" }, "pool": "secure" }],
+        "pools": { "secure": {
+            "backends": [{ "url": via }, { "url": b.https_url() }],
+            "tls": { "ca_file": path(&ca.ca_file()) },
+            "health_check": check(),
+        } },
+    }))
+    .await
+    .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        seen.insert(app.backend("/x").await);
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+
+    cut.cut();
+    // Idempotent requests are retried on the other backend: none fails.
+    for _ in 0..10 {
+        assert_eq!(app.get("/x").await.0, 200);
+    }
+    // Marked down by the checks (not only ejected or open by the failed requests).
+    let cut_label = cut.addr().to_string();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let report = app.reports().await.remove(0);
+            report.status == HealthStatus::Degraded
+                && report.details["backends"][&cut_label]["state"] == "down"
+        })
+        .await
+    );
+    cut.restore();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            app.reports().await[0].status == HealthStatus::Healthy
+        })
+        .await
+    );
+    let events: Vec<String> = app.events().into_iter().map(|(ty, _)| ty).collect();
+    assert!(
+        events.iter().any(|t| t.ends_with("backend.down")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|t| t.ends_with("backend.up")),
+        "{events:?}"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        seen.insert(app.backend("/x").await);
+    }
+    assert_eq!(seen.len(), 2, "back in rotation: {seen:?}");
+    app.finish().await;
+}
