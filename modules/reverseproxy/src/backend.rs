@@ -17,6 +17,8 @@ use crate::metrics as m;
 pub struct Backend {
     pool: String,
     pub(crate) authority: http::uri::Authority,
+    /// Reached over TLS (an `https://` URL), through its pool's TLS client.
+    pub(crate) https: bool,
     pub(crate) label: String,
     pub(crate) outstanding: AtomicUsize,
     pub(crate) requests: AtomicU64,
@@ -109,6 +111,7 @@ impl Backend {
             pool: pool.to_owned(),
             label,
             authority,
+            https: false,
             outstanding: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use http::uri::Scheme;
 use http::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -32,11 +33,29 @@ pub fn start(table: &Table, tasks: &TaskTracker, shutdown: &CancellationToken, e
         let stop = table.checkers.clone();
         let shutdown = shutdown.clone();
         let client = client.clone();
+        let tls = pool.tls.clone();
         let emit = Arc::clone(emit);
         let probe = move |backend: &Backend, check: &HealthCheckConfig| {
-            let client = client.clone();
             let (authority, check) = (backend.authority.clone(), check.clone());
-            Box::pin(async move { http_probe(&client, authority, &check).await }) as ProbeFuture
+            match &tls {
+                Some(tls) if backend.https => {
+                    let tls = Arc::clone(tls);
+                    Box::pin(async move {
+                        let request = probe_request(Scheme::HTTPS, authority, &check)?;
+                        let status = tls
+                            .send(request)
+                            .await
+                            .map(|r| r.status())
+                            .map_err(|error| format!("request failed: {error}"));
+                        verdict(status?, &check)
+                    }) as ProbeFuture
+                }
+                _ => {
+                    let client = client.clone();
+                    Box::pin(async move { http_probe(&client, authority, &check).await })
+                        as ProbeFuture
+                }
+            }
         };
         tasks.spawn(run(pool, check, stop, shutdown, emit, probe));
     }
@@ -84,19 +103,31 @@ async fn http_probe(
     authority: http::uri::Authority,
     check: &HealthCheckConfig,
 ) -> Result<(), String> {
+    let request = probe_request(Scheme::HTTP, authority, check)?;
+    let response = client
+        .request(request)
+        .await
+        .map_err(|error| format!("request failed: {error}"))?;
+    verdict(response.status(), check)
+}
+
+fn probe_request(
+    scheme: Scheme,
+    authority: http::uri::Authority,
+    check: &HealthCheckConfig,
+) -> Result<Request<Body>, String> {
     let uri = Uri::builder()
-        .scheme("http")
+        .scheme(scheme)
         .authority(authority)
         .path_and_query(check.path.as_str())
         .build()
         .map_err(|error| error.to_string())?;
     let mut request = Request::new(Body::empty());
     *request.uri_mut() = uri;
-    let response = client
-        .request(request)
-        .await
-        .map_err(|error| format!("request failed: {error}"))?;
-    let status = response.status();
+    Ok(request)
+}
+
+fn verdict(status: http::StatusCode, check: &HealthCheckConfig) -> Result<(), String> {
     let passed = if check.expected_statuses.is_empty() {
         status.is_success()
     } else {

@@ -80,7 +80,8 @@ pub struct RouteConfig {
     /// What requests it takes.
     #[serde(rename = "match", default)]
     pub matches: RouteMatch,
-    /// The pool it forwards to.
+    /// The pool it forwards to (empty for a `composite` route).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pool: String,
     /// Remove the prefix from the forwarded path (`/api/users` goes out as `/users`).
     #[serde(default)]
@@ -106,12 +107,93 @@ pub struct RouteConfig {
     /// Mirror a share of the route's requests to a second pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowConfig>,
+    /// Fan the request out to several pools instead of forwarding it to `pool`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub composite: Option<CompositeConfig>,
 }
 
-/// `routes[].shadow`: a share of the route's requests without a body is also sent to
-/// `pool`, after the client's answer is known and without delaying it; the mirror's answer
-/// is compared with the client's on status, counted, and dropped. At most
-/// [`SHADOW_IN_FLIGHT`] mirrored requests run at once; beyond that a mirror is skipped.
+/// `routes[].composite`: the request (without a body) is sent to every part's pool at once;
+/// the client gets the first success (`first_success`) or one JSON object with each part's
+/// JSON body under its name (`merge`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositeConfig {
+    /// `merge` (default) or `first_success`.
+    #[serde(default)]
+    pub mode: CompositeMode,
+    /// The parts, by name (the key in the merged document).
+    pub parts: BTreeMap<String, CompositePart>,
+    /// `merge`: what a failed part (no answer, a non-2xx status, a body that is not JSON or
+    /// is above `max_part_bytes`, its timeout) does: `fail` (default) the whole answer,
+    /// `omit` its key, or `null` its value.
+    #[serde(default)]
+    pub on_part_failure: PartPolicy,
+    /// `merge`: what a part answering 2xx with an empty body does (default `null`).
+    #[serde(default = "default_on_empty")]
+    pub on_empty: PartPolicy,
+    /// `merge`: the largest body read from one part.
+    #[serde(default = "default_max_part_bytes")]
+    pub max_part_bytes: usize,
+}
+
+/// `routes[].composite.parts.<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompositePart {
+    /// The pool the part goes to.
+    pub pool: String,
+    /// The path (and query) sent; default: the route's upstream path with the request's
+    /// query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Until the part's answer is complete (its body read, for `merge`); default: the
+    /// route's `timeout`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "modular_core::humantime_serde::option"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+/// How a composite route answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompositeMode {
+    /// One JSON object: each part's JSON body under its name.
+    #[default]
+    Merge,
+    /// The first part answering 2xx, streamed; the others are cancelled.
+    FirstSuccess,
+}
+
+/// What a failed or empty part does to a merged answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartPolicy {
+    /// The whole answer fails (`502`, or `504` when the part timed out).
+    #[default]
+    Fail,
+    /// The part's key is left out.
+    Omit,
+    /// The part's value is `null`.
+    Null,
+}
+
+fn default_on_empty() -> PartPolicy {
+    PartPolicy::Null
+}
+
+fn default_max_part_bytes() -> usize {
+    1024 * 1024
+}
+
+/// `routes[].shadow`: a share of the route's requests is also sent to `pool`, after the
+/// client's answer has its status and without delaying it; the mirror's answer is compared
+/// with the client's on status (and body, with `compare_body`), counted, and dropped. A
+/// request body streams to the primary and is copied for the mirror up to `max_body_bytes`
+/// (a larger one is not mirrored, counted `too_large`). At most [`SHADOW_IN_FLIGHT`]
+/// mirrored requests run at once; beyond that a mirror is skipped.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShadowConfig {
@@ -120,6 +202,18 @@ pub struct ShadowConfig {
     /// The share of requests mirrored, in percent (0–100).
     #[serde(default = "default_shadow_percent")]
     pub percent: f64,
+    /// The largest request body copied for the mirror (0: requests with a body are not
+    /// mirrored).
+    #[serde(default = "default_shadow_max_body")]
+    pub max_body_bytes: usize,
+    /// Compare the mirror's response body with the client's (SHA-256 of each, hashed as
+    /// they stream); a difference counts `body_mismatch`.
+    #[serde(default)]
+    pub compare_body: bool,
+}
+
+fn default_shadow_max_body() -> usize {
+    64 * 1024
 }
 
 /// Mirrored requests in flight at most, per proxy.
@@ -179,9 +273,13 @@ pub struct PoolConfig {
     /// `consistent_hash`: the cookie whose value is hashed (when no header is given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_cookie: Option<String>,
-    /// `http1` (default) or `h2c` (HTTP/2 with prior knowledge).
+    /// `http1` (default), `h2c` (HTTP/2 with prior knowledge) or `h2` (HTTP/2, by ALPN over
+    /// TLS).
     #[serde(default)]
     pub protocol: Protocol,
+    /// How `https://` backends are verified and reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<PoolTlsConfig>,
     /// Active health checks; none means backends are up unless ejected or open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckConfig>,
@@ -196,11 +294,34 @@ pub struct PoolConfig {
     pub optional: bool,
 }
 
+/// `pools.<name>.tls`: the pool's TLS client for its `https://` backends. The files are read
+/// when the table is built (at start and in every reload's prepare step): a reload of the
+/// section with changed file contents (a rotated CA) or other settings builds a new client
+/// aside; with nothing changed the running client and its connections are kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolTlsConfig {
+    /// PEM bundle of the CAs trusted for the backends' certificates; none: the platform's
+    /// roots (`/etc/ssl/certs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the backends' certificates are verified against and sent as SNI (default:
+    /// each backend URL's host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// PEM certificate chain presented to the backends (with `client_key_file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `client_cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<std::path::PathBuf>,
+}
+
 /// `pools.<name>.backends[]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    /// `http://host:port` (a path is ignored).
+    /// `http://host:port` or `https://host:port` (a path is ignored).
     pub url: String,
     /// Share under `weighted` (and `consistent_hash`); must be > 0.
     #[serde(default = "default_weight")]
@@ -267,8 +388,11 @@ pub enum Protocol {
     /// HTTP/1.1 with keep-alive.
     #[default]
     Http1,
-    /// HTTP/2 over plain TCP (prior knowledge).
+    /// HTTP/2 over plain TCP (prior knowledge); `http://` backends only.
     H2c,
+    /// HTTP/2: negotiated by ALPN (`h2`) with `https://` backends, prior knowledge with
+    /// `http://` ones.
+    H2,
 }
 
 /// `pools.<name>.health_check`.
@@ -361,8 +485,16 @@ impl RouteConfig {
     }
 }
 
+/// A backend URL's scheme and `host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BackendUrl {
+    /// `https://`: reached through the pool's TLS client.
+    pub(crate) https: bool,
+    pub(crate) authority: http::uri::Authority,
+}
+
 /// `scheme://host:port` of a backend URL, or why it is not one.
-pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, String> {
+pub(crate) fn parse_backend_url(raw: &str) -> Result<BackendUrl, String> {
     // Never echo credentials: a URL with userinfo is shown without it.
     let url = match raw.rsplit_once('@') {
         Some((before, after)) => match before.split_once("://") {
@@ -372,15 +504,16 @@ pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, Strin
         None => raw.to_owned(),
     };
     let uri: http::Uri = raw.parse().map_err(|_| format!("`{url}` is not a URL"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
             return Err(format!(
-                "`{url}`: scheme `{other}` is not supported, expected http"
+                "`{url}`: scheme `{other}` is not supported, expected http or https"
             ));
         }
         None => return Err(format!("`{url}` has no scheme, expected http://host:port")),
-    }
+    };
     let authority = uri
         .authority()
         .cloned()
@@ -394,7 +527,7 @@ pub(crate) fn parse_backend_url(raw: &str) -> Result<http::uri::Authority, Strin
             authority.host()
         ));
     }
-    Ok(authority)
+    Ok(BackendUrl { https, authority })
 }
 
 impl ReverseProxyConfig {
@@ -451,7 +584,14 @@ impl ReverseProxyConfig {
                     "duplicates the match of an earlier route",
                 ));
             }
-            if !self.pools.contains_key(&route.pool) {
+            if let Some(composite) = &route.composite {
+                validate_composite(composite, route, &self.pools, &path, &mut errors);
+            } else if route.pool.is_empty() {
+                errors.push(FieldError::new(
+                    path("pool"),
+                    "a route needs a pool (or a composite)",
+                ));
+            } else if !self.pools.contains_key(&route.pool) {
                 errors.push(FieldError::new(
                     path("pool"),
                     format!("unknown pool `{}`", route.pool),
@@ -506,6 +646,59 @@ impl ReverseProxyConfig {
     }
 }
 
+fn validate_composite(
+    composite: &CompositeConfig,
+    route: &RouteConfig,
+    pools: &BTreeMap<String, PoolConfig>,
+    path: &dyn Fn(&str) -> String,
+    errors: &mut Vec<FieldError>,
+) {
+    if !route.pool.is_empty() {
+        errors.push(FieldError::new(
+            path("pool"),
+            "a composite route takes its pools from composite.parts",
+        ));
+    }
+    if route.shadow.is_some() {
+        errors.push(FieldError::new(
+            path("shadow"),
+            "a composite route cannot be mirrored",
+        ));
+    }
+    if composite.parts.is_empty() {
+        errors.push(FieldError::new(
+            path("composite.parts"),
+            "needs at least one part",
+        ));
+    }
+    if composite.max_part_bytes == 0 {
+        errors.push(FieldError::new(
+            path("composite.max_part_bytes"),
+            "must be > 0, got 0",
+        ));
+    }
+    for (name, part) in &composite.parts {
+        let at = |key: &str| path(&format!("composite.parts.{name}.{key}"));
+        if !pools.contains_key(&part.pool) {
+            errors.push(FieldError::new(
+                at("pool"),
+                format!("unknown pool `{}`", part.pool),
+            ));
+        }
+        if let Some(p) = &part.path
+            && (!p.starts_with('/') || http::uri::PathAndQuery::try_from(p.as_str()).is_err())
+        {
+            errors.push(FieldError::new(
+                at("path"),
+                format!("must be a path starting with `/`, got `{p}`"),
+            ));
+        }
+        if part.timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(FieldError::new(at("timeout"), "must be > 0, got 0s"));
+        }
+    }
+}
+
 /// `/api/` and `/api` match the same requests.
 pub(crate) fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_end_matches('/');
@@ -527,7 +720,15 @@ fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
     let mut urls = BTreeSet::new();
     for (index, backend) in pool.backends.iter().enumerate() {
         match parse_backend_url(&backend.url) {
-            Ok(authority) => {
+            Ok(BackendUrl { https, authority }) => {
+                if https && pool.protocol == Protocol::H2c {
+                    errors.push(FieldError::new(
+                        path("protocol"),
+                        format!(
+                            "h2c is cleartext HTTP/2 but backend {index} is https://; use h2 (ALPN)"
+                        ),
+                    ));
+                }
                 if !urls.insert(authority.to_string()) {
                     errors.push(FieldError::new(
                         path(&format!("backends.{index}.url")),
@@ -561,6 +762,9 @@ fn validate_pool(name: &str, pool: &PoolConfig, errors: &mut Vec<FieldError>) {
             ))
         }
         _ => {}
+    }
+    if let Some(tls) = &pool.tls {
+        crate::tls::validate(tls, &path, errors);
     }
     if let Some(check) = &pool.health_check {
         if !check.path.starts_with('/') {

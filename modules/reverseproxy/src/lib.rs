@@ -11,7 +11,7 @@
 //!
 //! HTTP/1.1 backends are reached over a pool of keep-alive connections per backend, each
 //! driven by the request using it (no connection task, no channel hop per request);
-//! upgrades and h2c use hyper-util's pooled client. The client's address (the HTTP server's
+//! upgrades and h2c use hyper-util's pooled client, and so do `https://` backends (below). The client's address (the HTTP server's
 //! `ConnectInfo<SocketAddr>`) is appended to `X-Forwarded-For` and named in `Forwarded`.
 //!
 //! It serves through the router module: the module contributes one catch-all route per
@@ -30,15 +30,17 @@
 //!       retry_on: [502, 503, 504]
 //!       add_headers: { x-gateway: modular }
 //!       remove_headers: [x-internal]
-//!       shadow: { pool: api_next, percent: 10 }   # mirror 10 % (no body) and compare
+//!       shadow: { pool: api_next, percent: 10, max_body_bytes: 65536, compare_body: true }
 //!   pools:
 //!     api:
 //!       balance: round_robin      # weighted | least_outstanding | consistent_hash
 //!       # hash_header: x-user     # or hash_cookie: session, for consistent_hash
-//!       protocol: http1           # or h2c
+//!       protocol: http1           # or h2c, or h2 (ALPN over TLS)
 //!       backends:
 //!         - { url: "http://127.0.0.1:9001", weight: 2 }
 //!         - { url: "http://127.0.0.1:9002" }
+//!       # tls: { ca_file: /etc/modular/backends-ca.pem, server_name: api.internal,
+//!       #        client_cert_file: gw.crt, client_key_file: gw.key }
 //!       health_check:
 //!         { path: /health, interval: 5s, jitter: 500ms, timeout: 1s,
 //!           expected_statuses: [200], unhealthy_threshold: 3, healthy_threshold: 2 }
@@ -77,40 +79,89 @@
 //! `modular_reverseproxy_upstream_duration_seconds` (pool),
 //! `modular_reverseproxy_retries_total` and `_retries_denied_total` (route),
 //! `modular_reverseproxy_breaker_state`, `_backend_up` and `_active_requests` (pool, backend),
-//! `modular_reverseproxy_shadow_total` (route, result: match, mismatch, failed, skipped).
+//! `modular_reverseproxy_shadow_total` (route, result: match, mismatch, body_mismatch,
+//! failed, skipped, too_large), `modular_reverseproxy_composite_parts_total` (route, part,
+//! result: ok, empty, failed, timeout).
 //!
 //! ## Shadow traffic
 //!
-//! A route's `shadow: { pool, percent }` mirrors that share of its requests without a body
-//! to a second pool once the client's answer has its status: in the background (it never
-//! delays or changes the client's answer), at most [`SHADOW_IN_FLIGHT`] at once (beyond
-//! that a mirror is skipped and counted), under the route's timeout. The mirror's status is
-//! compared with the client's and counted ([`Proxy::shadow_stats`] and the metric); its
-//! body is read and dropped. Bodies are not compared, and requests with a body are not
-//! mirrored (that would mean buffering them). Dynamic like every other field.
+//! A route's `shadow: { pool, percent, max_body_bytes, compare_body }` ([`ShadowConfig`])
+//! mirrors that share of its requests to a second pool once the client's answer has its
+//! status: in the background (it never changes the client's answer), at most
+//! [`SHADOW_IN_FLIGHT`] at once (beyond that a mirror is skipped and counted), under the
+//! route's timeout. A request body streams to the primary as it arrives while a tee keeps
+//! its frames (shared `Bytes`, up to `max_body_bytes`, 64 KiB by default) for the mirror; a
+//! body declared or found larger is not mirrored and counted `too_large`. The mirror's status
+//! is compared with the client's; with `compare_body` the two response bodies are compared
+//! by SHA-256, each hashed as it streams (a difference counts `body_mismatch`). Counted in
+//! [`Proxy::shadow_stats`] and the metric. Upgrades are never mirrored. Dynamic like every
+//! other field.
+//!
+//! ## Composite routes
+//!
+//! A route with `composite` ([`CompositeConfig`]) instead of `pool` sends the request (no
+//! body: one with a body gets `413`) to every part's pool at once, each part under its own
+//! timeout and without retries. `mode: merge` answers one JSON object with each part's JSON
+//! body under its name; a failed part (no answer, not 2xx, not JSON, above
+//! `max_part_bytes`, timed out) fails the answer (`502`, `504` for a timeout), is left out or
+//! is `null` (`on_part_failure: fail | omit | null`); an empty 2xx body follows `on_empty`.
+//! `mode: first_success` streams the first 2xx part (`x-composite-part` names it) and
+//! cancels the others. Counted in [`COMPOSITE_PARTS`].
+//!
+//! ```yaml
+//! routes:
+//!   - match: { prefix: /dashboard }
+//!     composite:
+//!       mode: merge
+//!       on_part_failure: omit
+//!       parts:
+//!         user:   { pool: users, path: /users/me, timeout: 500ms }
+//!         orders: { pool: orders }
+//! ```
+//!
+//! ## TLS to backends
+//!
+//! `https://` backends are reached with rustls (aws-lc-rs) through a pooled client per pool,
+//! built from `pools.<name>.tls` ([`PoolTlsConfig`]): `ca_file` (PEM bundle trusted instead
+//! of the platform roots), `server_name` (verified and sent as SNI instead of the URL's
+//! host), `client_cert_file` + `client_key_file` (presented to backends that ask). ALPN
+//! offers `h2` when the pool's `protocol` is `h2` and `http/1.1` otherwise. A handshake
+//! failure (an unknown issuer, a name mismatch) is a connect error: `502`, counted against
+//! the backend's breaker and outlier detection, and a failed health check. The files are
+//! read when the table is built; a reload of the section with changed contents or
+//! settings builds a new client aside and swaps it in with the table (an in-place rotated
+//! CA file takes effect at the next reload of the section; nothing watches the files).
+//! A missing or unusable file is refused with its key path (`pools.<name>.tls.ca_file`).
 //!
 //! ## Features
 //!
-//! None. Backends speak HTTP/1.1 or h2c; TLS to backends is not implemented yet.
+//! None.
 
 mod backend;
 mod budget;
 mod checker;
+mod composite;
 pub mod config;
 mod error;
+mod exchange;
 mod metrics;
 mod module;
 mod proxy;
+mod shadow;
 mod table;
+mod tls;
 mod upstream;
 
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};
 pub use budget::RetryBudget;
+pub use composite::COMPOSITE_PARTS;
 pub use config::{
-    BackendConfig, Balance, BreakerConfig, HealthCheckConfig, OutlierConfig, PoolConfig, Protocol,
-    ReverseProxyConfig, RouteConfig, RouteMatch, SHADOW_IN_FLIGHT, ShadowConfig,
+    BackendConfig, Balance, BreakerConfig, CompositeConfig, CompositeMode, CompositePart,
+    HealthCheckConfig, OutlierConfig, PoolConfig, PoolTlsConfig, Protocol, ReverseProxyConfig,
+    RouteConfig, RouteMatch, SHADOW_IN_FLIGHT, ShadowConfig,
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;
-pub use proxy::{Proxy, ShadowStats};
+pub use proxy::Proxy;
+pub use shadow::ShadowStats;
 pub use table::{Pool, Route, Table};

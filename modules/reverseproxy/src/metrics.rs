@@ -16,16 +16,15 @@ pub const ACTIVE_REQUESTS: &str = "modular_reverseproxy_active_requests";
 /// Gauge: 1 when a backend is up by `pool` and `backend`.
 pub const BACKEND_UP: &str = "modular_reverseproxy_backend_up";
 /// Counter: mirrored requests by `route` and `result` (`match`, `mismatch`, `failed`,
-/// `skipped`: the mirror's status equals the client's, differs, the mirror got no answer,
-/// or too many mirrors were in flight).
+/// `skipped`, `too_large`, `body_mismatch`: the mirror's answer equals the client's,
+/// its status differs, the mirror got no answer, too many mirrors were in flight, the
+/// request body was above `max_body_bytes`, or the status matched and the body differed
+/// under `compare_body`).
 pub const SHADOW: &str = "modular_reverseproxy_shadow_total";
 
-/// `result` labels of [`SHADOW`], in [`shadow_series`] order.
-pub(crate) const SHADOW_RESULTS: [&str; 4] = ["match", "mismatch", "failed", "skipped"];
-
-/// The [`SHADOW`] counters of a route.
-pub(crate) fn shadow_series(route: &str) -> [metrics::Counter; 4] {
-    SHADOW_RESULTS.map(|result| {
+/// The [`SHADOW`] counters of a route, in [`crate::shadow::RESULTS`] order.
+pub(crate) fn shadow_series(route: &str) -> [metrics::Counter; 6] {
+    crate::shadow::RESULTS.map(|result| {
         if modular_core::metrics::is_recording() {
             metrics::counter!(SHADOW, "route" => route.to_owned(), "result" => result)
         } else {

@@ -30,43 +30,12 @@ pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
 pub struct Proxy {
     pub(crate) table: ArcSwap<Table>,
     http1: Client<HttpConnector, Body>,
-    h2c: Client<HttpConnector, Body>,
+    pub(crate) h2c: Client<HttpConnector, Body>,
     budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
-    shadow_slots: Arc<tokio::sync::Semaphore>,
-    shadow_stats: ShadowStats,
+    pub(crate) shadow_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) shadow_stats: crate::shadow::ShadowStats,
 }
-
-/// Mirrored requests so far, by result (see [`ShadowConfig`](crate::ShadowConfig)).
-#[derive(Debug, Default)]
-pub struct ShadowStats {
-    counts: [std::sync::atomic::AtomicU64; 4],
-}
-
-impl ShadowStats {
-    /// Mirrors whose status equalled the client's answer.
-    pub fn matched(&self) -> u64 {
-        self.counts[0].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors whose status differed.
-    pub fn mismatched(&self) -> u64 {
-        self.counts[1].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors that got no answer (no healthy backend, an error, the route's timeout).
-    pub fn failed(&self) -> u64 {
-        self.counts[2].load(Ordering::Relaxed)
-    }
-
-    /// Mirrors not sent: too many were in flight.
-    pub fn skipped(&self) -> u64 {
-        self.counts[3].load(Ordering::Relaxed)
-    }
-}
-
-/// A mirror decided for one request: its pool, method and headers.
-struct Mirror(Arc<Pool>, Method, HeaderMap);
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,12 +77,12 @@ impl Proxy {
             budget: crate::budget::RetryBudget::new(),
             emit,
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(crate::SHADOW_IN_FLIGHT)),
-            shadow_stats: ShadowStats::default(),
+            shadow_stats: crate::shadow::ShadowStats::default(),
         }
     }
 
     /// Mirrored requests so far.
-    pub fn shadow_stats(&self) -> &ShadowStats {
+    pub fn shadow_stats(&self) -> &crate::shadow::ShadowStats {
         &self.shadow_stats
     }
 
@@ -140,6 +109,9 @@ impl Proxy {
         let Some(route) = table.route(request.method(), host, request.uri().path()) else {
             return (StatusCode::NOT_FOUND, "no route\n").into_response();
         };
+        if let Some(composite) = &route.composite {
+            return crate::composite::serve(&self, route, composite, host, request).await;
+        }
         let started = Instant::now();
         self.budget.record_request(started);
         let upgrade = is_upgrade(request.headers());
@@ -173,14 +145,8 @@ impl Proxy {
         prepare_headers(&mut parts.headers, route, host, upgrade, peer);
         let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
         let attempts = if replayable { 1 + route.retries } else { 1 };
-        let mut mirror = match &route.shadow {
-            Some((shadow, share)) if replayable && rand::random::<f64>() < *share => Some(Mirror(
-                Arc::clone(shadow),
-                parts.method.clone(),
-                parts.headers.clone(),
-            )),
-            _ => None,
-        };
+        let (body, mut mirror) =
+            crate::shadow::decide(&self, route, &parts.method, &parts.headers, body, upgrade);
         let pool = &route.pool;
         let mut body = Some(body);
         let mut tried: Vec<usize> = Vec::new();
@@ -200,7 +166,7 @@ impl Proxy {
             tried.push(index);
             let backend = &pool.backends[index];
             let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(http::uri::Scheme::HTTP);
+            uri.scheme = Some(crate::tls::scheme(backend));
             uri.authority = Some(backend.authority.clone());
             uri.path_and_query = Some(path_and_query.clone());
             let Ok(uri) = Uri::from_parts(uri) else {
@@ -215,13 +181,16 @@ impl Proxy {
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            if pool.protocol == Protocol::H2c {
+            if pool.protocol != Protocol::Http1 {
                 *upstream.version_mut() = http::Version::HTTP_2;
                 upstream.headers_mut().remove(header::HOST);
             }
             let guard = Outstanding::new(backend);
             backend.requests.fetch_add(1, Ordering::Relaxed);
             let sent = tokio::time::timeout_at(deadline, async {
+                if let Some(tls) = crate::tls::of(pool, backend) {
+                    return tls.send(upstream).await.map(|response| (response, None));
+                }
                 match pool.protocol {
                     Protocol::Http1 if !upgrade => {
                         // Origin-form on the wire; `Host` stays the client's, or the backend.
@@ -242,7 +211,7 @@ impl Proxy {
                         .await
                         .map(|response| (response, None))
                         .map_err(SendError::Legacy),
-                    Protocol::H2c => self
+                    Protocol::H2c | Protocol::H2 => self
                         .h2c
                         .request(upstream)
                         .await
@@ -281,12 +250,13 @@ impl Proxy {
                         strip_response_headers(&mut parts.headers, true);
                         return Response::from_parts(parts, Body::empty());
                     }
-                    if let Some(mirror) = mirror.take() {
-                        self.mirror(route, mirror, path_and_query.clone(), status);
-                    }
                     let (mut parts, incoming) = response.into_parts();
                     strip_response_headers(&mut parts.headers, false);
-                    let body = Body::new(upstream::Streamed::new(incoming, conn, guard));
+                    let mut body = Body::new(upstream::Streamed::new(incoming, conn, guard));
+                    if let Some(mirror) = mirror.take() {
+                        let path = path_and_query.clone();
+                        body = crate::shadow::mirror(&self, route, mirror, path, status, body);
+                    }
                     return Response::from_parts(parts, body);
                 }
                 Ok(Err(error)) => {
@@ -328,99 +298,6 @@ impl Proxy {
         (StatusCode::BAD_GATEWAY, format!("{last_error}\n")).into_response()
     }
 
-    /// Sends `mirror` in the background (bounded by [`crate::SHADOW_IN_FLIGHT`]) and compares
-    /// its status with the client's `answered`.
-    fn mirror(
-        self: &Arc<Self>,
-        route: &Route,
-        mirror: Mirror,
-        path: PathAndQuery,
-        answered: StatusCode,
-    ) {
-        let series = route.shadow_series.clone();
-        let Ok(permit) = Arc::clone(&self.shadow_slots).try_acquire_owned() else {
-            self.shadow_stats.counts[3].fetch_add(1, Ordering::Relaxed);
-            series[3].increment(1);
-            return;
-        };
-        let proxy = Arc::clone(self);
-        let timeout = route.timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
-            let result = tokio::time::timeout(timeout, proxy.shadow_once(mirror, path)).await;
-            let index = match result {
-                Ok(Ok(status)) if status == answered => 0,
-                Ok(Ok(_)) => 1,
-                _ => 2,
-            };
-            proxy.shadow_stats.counts[index].fetch_add(1, Ordering::Relaxed);
-            series[index].increment(1);
-        });
-    }
-
-    /// One mirrored exchange; the body is read and dropped frame by frame.
-    async fn shadow_once(&self, mirror: Mirror, path: PathAndQuery) -> Result<StatusCode, String> {
-        use http_body_util::BodyExt as _;
-        let Mirror(pool, method, headers) = mirror;
-        let index = pool
-            .choose(&headers, &[], Instant::now())
-            .ok_or_else(|| format!("pool `{}` has no healthy backend", pool.name))?;
-        let backend = Arc::clone(&pool.backends[index]);
-        let mut request = Request::new(Body::empty());
-        *request.method_mut() = method;
-        *request.headers_mut() = headers;
-        let guard = Outstanding::new(&backend);
-        backend.requests.fetch_add(1, Ordering::Relaxed);
-        let sent = match pool.protocol {
-            Protocol::Http1 => {
-                *request.uri_mut() = Uri::from(path);
-                if !request.headers().contains_key(header::HOST)
-                    && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
-                {
-                    request.headers_mut().insert(header::HOST, host);
-                }
-                upstream::send(&backend, request)
-                    .await
-                    .map(|(response, conn)| (response, Some(conn)))
-            }
-            Protocol::H2c => {
-                let mut uri = http::uri::Parts::default();
-                uri.scheme = Some(http::uri::Scheme::HTTP);
-                uri.authority = Some(backend.authority.clone());
-                uri.path_and_query = Some(path);
-                *request.uri_mut() = Uri::from_parts(uri).map_err(|e| e.to_string())?;
-                *request.version_mut() = http::Version::HTTP_2;
-                request.headers_mut().remove(header::HOST);
-                self.h2c
-                    .request(request)
-                    .await
-                    .map(|response| (response, None))
-                    .map_err(SendError::Legacy)
-            }
-        };
-        let now = Instant::now();
-        match sent {
-            Ok((response, conn)) => {
-                let status = response.status();
-                let outcome = if status.is_server_error() {
-                    Outcome::ServerError
-                } else {
-                    Outcome::Success
-                };
-                self.record(&pool, &backend, outcome, now);
-                let mut body = upstream::Streamed::new(response.into_body(), conn, guard);
-                while let Some(frame) = body.frame().await {
-                    frame.map_err(|e| e.to_string())?;
-                }
-                Ok(status)
-            }
-            Err(error) => {
-                self.record(&pool, &backend, Outcome::Failure, now);
-                Err(error.to_string())
-            }
-        }
-    }
-
     /// Takes a retry from the budget, counting it either way.
     fn retry(&self, route: &Route, table: &Table) -> bool {
         if self.budget.try_retry(Instant::now(), table.retry_budget) {
@@ -432,7 +309,7 @@ impl Proxy {
         }
     }
 
-    fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
+    pub(crate) fn record(&self, pool: &Pool, backend: &Backend, outcome: Outcome, now: Instant) {
         let transition = backend.record(outcome, &pool.outlier, &pool.breaker, now);
         match transition {
             Some(Transition::Ejected(length)) => {
@@ -474,7 +351,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers (and those `Connection` names), applies the route's header
 /// changes, and adds `X-Forwarded-*` and `Forwarded`.
-fn prepare_headers(
+pub(crate) fn prepare_headers(
     headers: &mut HeaderMap,
     route: &Route,
     host: Option<&str>,
@@ -543,7 +420,7 @@ fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn strip_response_headers(headers: &mut HeaderMap, upgrade: bool) {
+pub(crate) fn strip_response_headers(headers: &mut HeaderMap, upgrade: bool) {
     let keep_connection = upgrade.then(|| headers.get(header::CONNECTION).cloned());
     remove_hop_by_hop(headers);
     if let Some(Some(connection)) = keep_connection {
@@ -566,7 +443,7 @@ async fn splice(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
 pub(crate) struct Outstanding(pub(crate) Arc<Backend>);
 
 impl Outstanding {
-    fn new(backend: &Arc<Backend>) -> Self {
+    pub(crate) fn new(backend: &Arc<Backend>) -> Self {
         backend.outstanding.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(backend))
     }

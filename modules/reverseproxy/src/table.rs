@@ -50,9 +50,11 @@ pub struct Route {
     pub(crate) unanswered: RequestSeries,
     pub(crate) retries_series: metrics::Counter,
     pub(crate) retries_denied_series: metrics::Counter,
-    /// The pool mirrored to and the share (0–1) of requests mirrored.
-    pub(crate) shadow: Option<(Arc<Pool>, f64)>,
-    pub(crate) shadow_series: [metrics::Counter; 4],
+    /// The mirror's pool, share, body bound and comparison.
+    pub(crate) shadow: Option<crate::shadow::Shadow>,
+    pub(crate) shadow_series: [metrics::Counter; 6],
+    /// Set for a composite route: the request fans out to its parts instead of `pool`.
+    pub(crate) composite: Option<Arc<crate::composite::Composite>>,
 }
 
 /// One pool of one config version; its backends may be shared with the previous version.
@@ -65,6 +67,8 @@ pub struct Pool {
     hash_header: Option<HeaderName>,
     hash_cookie: Option<String>,
     pub(crate) protocol: Protocol,
+    /// The TLS client of its `https://` backends (none when it has none).
+    pub(crate) tls: Option<Arc<crate::tls::PoolTls>>,
     pub(crate) health_check: Option<HealthCheckConfig>,
     pub(crate) outlier: OutlierConfig,
     pub(crate) breaker: BreakerConfig,
@@ -152,10 +156,24 @@ impl Route {
             path: format!("routes.{index}.{path}"),
             message,
         };
-        let pool = pools
-            .get(&config.pool)
-            .cloned()
-            .ok_or_else(|| invalid("pool".into(), format!("unknown pool `{}`", config.pool)))?;
+        let composite = match &config.composite {
+            Some(composite) => Some(Arc::new(crate::composite::Composite::build(
+                index,
+                composite,
+                config.label(),
+                config.timeout,
+                pools,
+            )?)),
+            None => None,
+        };
+        // A composite route is labelled with its first part's pool.
+        let pool = match composite.as_ref().and_then(|c| c.first_pool()) {
+            Some(pool) => Arc::clone(pool),
+            None => pools
+                .get(&config.pool)
+                .cloned()
+                .ok_or_else(|| invalid("pool".into(), format!("unknown pool `{}`", config.pool)))?,
+        };
         let mut methods = Vec::new();
         for method in &config.matches.methods {
             methods.push(
@@ -180,15 +198,17 @@ impl Route {
         }
         let shadow = match &config.shadow {
             None => None,
-            Some(shadow) => Some((
-                pools.get(&shadow.pool).cloned().ok_or_else(|| {
+            Some(shadow) => Some(crate::shadow::Shadow {
+                pool: pools.get(&shadow.pool).cloned().ok_or_else(|| {
                     invalid(
                         "shadow.pool".into(),
                         format!("unknown pool `{}`", shadow.pool),
                     )
                 })?,
-                (shadow.percent / 100.0).clamp(0.0, 1.0),
-            )),
+                share: (shadow.percent / 100.0).clamp(0.0, 1.0),
+                max_body: shadow.max_body_bytes,
+                compare_body: shadow.compare_body,
+            }),
         };
         let label = config.label();
         let series = pool
@@ -197,6 +217,7 @@ impl Route {
             .map(|b| RequestSeries::new(label, &pool.name, b.label()))
             .collect();
         Ok(Self {
+            composite,
             shadow_series: m::shadow_series(label),
             shadow,
             series,
@@ -273,7 +294,7 @@ impl Pool {
         let mut backends = Vec::new();
         let mut weights = Vec::new();
         for (index, backend) in config.backends.iter().enumerate() {
-            let authority =
+            let url =
                 parse_backend_url(&backend.url).map_err(|message| ReverseProxyError::Invalid {
                     path: format!("pools.{name}.backends.{index}.url"),
                     message,
@@ -281,10 +302,14 @@ impl Pool {
             let kept = previous.and_then(|p| {
                 p.backends
                     .iter()
-                    .find(|b| b.authority == authority)
+                    .find(|b| b.authority == url.authority && b.https == url.https)
                     .cloned()
             });
-            backends.push(kept.unwrap_or_else(|| Arc::new(Backend::new(name, authority))));
+            backends.push(kept.unwrap_or_else(|| {
+                let mut fresh = Backend::new(name, url.authority);
+                fresh.https = url.https;
+                Arc::new(fresh)
+            }));
             weights.push(backend.weight.max(1));
         }
         let mut ring = Vec::new();
@@ -296,6 +321,16 @@ impl Pool {
             }
             ring.sort_unstable();
         }
+        let tls = if backends.iter().any(|b| b.https) || config.tls.is_some() {
+            Some(crate::tls::PoolTls::build(
+                name,
+                config.tls.as_ref(),
+                config.protocol,
+                previous.and_then(|p| p.tls.as_ref()),
+            )?)
+        } else {
+            None
+        };
         let hash_header = config
             .hash_header
             .as_ref()
@@ -309,6 +344,7 @@ impl Pool {
             hash_header,
             hash_cookie: config.hash_cookie.clone(),
             protocol: config.protocol,
+            tls,
             health_check: config.health_check.clone(),
             outlier: config.outlier.clone(),
             breaker: config.breaker.clone(),

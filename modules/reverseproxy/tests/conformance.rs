@@ -91,6 +91,21 @@ async fn the_reverse_proxy_passes_the_conformance_kit() {
                 json!([{ "match": { "prefix": "/" }, "pool": "ghost" }]),
             )],
         )
+        .invalid_at(
+            "reverseproxy.routes.0.composite.parts.a.pool",
+            [(
+                "reverseproxy.routes",
+                json!([{ "match": { "prefix": "/" },
+                         "composite": { "parts": { "a": { "pool": "ghost" } } } }]),
+            )],
+        )
+        .invalid_at(
+            "reverseproxy.pools.p.tls.client_key_file",
+            [(
+                "reverseproxy.pools.p.tls",
+                json!({ "client_cert_file": "/etc/modular/gw.crt" }),
+            )],
+        )
         .invalid("reverseproxy.retry_budget", json!(2.0))
         .change(
             "routes",

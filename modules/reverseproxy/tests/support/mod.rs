@@ -30,6 +30,89 @@ pub struct Upstream {
     pub hits: Arc<AtomicU64>,
     pub healthy: Arc<AtomicBool>,
     stop: CancellationToken,
+    handshakes: Arc<AtomicU64>,
+}
+
+/// TLS connections handshaken aside, for `axum::serve`.
+struct TlsListener {
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(accepted) => accepted,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// A test certificate authority (rcgen) and the files it signed, in a temporary directory.
+pub struct Ca {
+    pub dir: tempfile::TempDir,
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    name: String,
+}
+
+impl Ca {
+    pub fn new(name: &str) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).unwrap();
+        Ca {
+            dir,
+            issuer,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The CA certificate's PEM file.
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// The CA certificate, PEM.
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// Writes `<stem>.crt` and `<stem>.key`: a leaf for `names` (server and client auth).
+    pub fn leaf(&self, stem: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{stem} of {}", self.name));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert_path, key_path) = (
+            self.dir.path().join(format!("{stem}.crt")),
+            self.dir.path().join(format!("{stem}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
 }
 
 #[derive(Clone)]
@@ -113,29 +196,78 @@ async fn upgrade(mut request: Request) -> Response {
         .unwrap()
 }
 
-impl Upstream {
-    pub async fn start(name: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(name, listener).await
-    }
+fn routes(state: UpState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status/{code}", any(status))
+        .route("/echo", any(echo))
+        .route("/sleep/{ms}", get(sleep))
+        .route("/bytes/{n}", get(bytes))
+        .route("/upgrade", get(upgrade))
+        .fallback(describe)
+        .with_state(state)
+}
 
-    /// Serves on `listener` (for an upstream that comes back on the same port).
-    pub async fn serve(name: &str, listener: tokio::net::TcpListener) -> Self {
-        let addr = listener.local_addr().unwrap();
+impl Upstream {
+    /// An HTTPS upstream on port 0 serving the same routes with `cert`/`key` (PEM files),
+    /// ALPN `h2` and `http/1.1`; with `client_ca` it requires a client certificate signed
+    /// by that CA. A failed handshake is dropped (the client sees the TLS error).
+    pub async fn start_tls(
+        name: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        client_ca: Option<&std::path::Path>,
+    ) -> Self {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        modular_testkit::install_crypto_provider();
+        let chain = CertificateDer::pem_file_iter(cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let builder = rustls::ServerConfig::builder();
+        let mut config = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+                    roots.add(cert.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
+                    .build()
+                    .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        }
+        .with_single_cert(chain, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let handshakes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&handshakes);
+        tokio::spawn(async move {
+            while let Ok((stream, peer)) = tcp.accept().await {
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let counted = Arc::clone(&counted);
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        let listener = TlsListener { rx, addr };
         let state = UpState {
             name: name.to_owned(),
             hits: Arc::new(AtomicU64::new(0)),
             healthy: Arc::new(AtomicBool::new(true)),
         };
-        let app = Router::new()
-            .route("/health", get(health))
-            .route("/status/{code}", any(status))
-            .route("/echo", any(echo))
-            .route("/sleep/{ms}", get(sleep))
-            .route("/bytes/{n}", get(bytes))
-            .route("/upgrade", get(upgrade))
-            .fallback(describe)
-            .with_state(state.clone());
+        let app = routes(state.clone());
         let stop = CancellationToken::new();
         let token = stop.clone();
         tokio::spawn(async move {
@@ -149,6 +281,48 @@ impl Upstream {
             hits: state.hits,
             healthy: state.healthy,
             stop,
+            handshakes,
+        }
+    }
+
+    /// `https://127.0.0.1:port`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// TLS handshakes completed (an HTTPS upstream).
+    pub fn handshakes(&self) -> u64 {
+        self.handshakes.load(Ordering::SeqCst)
+    }
+
+    pub async fn start(name: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(name, listener).await
+    }
+
+    /// Serves on `listener` (for an upstream that comes back on the same port).
+    pub async fn serve(name: &str, listener: tokio::net::TcpListener) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let state = UpState {
+            name: name.to_owned(),
+            hits: Arc::new(AtomicU64::new(0)),
+            healthy: Arc::new(AtomicBool::new(true)),
+        };
+        let app = routes(state.clone());
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        });
+        Self {
+            name: name.to_owned(),
+            addr,
+            hits: state.hits,
+            healthy: state.healthy,
+            stop,
+            handshakes: Arc::default(),
         }
     }
 
