@@ -294,10 +294,13 @@ pub struct OidcProviderConfig {
     pub issuer: String,
     /// The client id (required; the ID token's `aud` must contain it).
     pub client_id: String,
-    /// The client secret (`client_secret_post` at the token endpoint); none for a public
-    /// client, which relies on PKCE alone.
+    /// The client secret; none for a public client, which relies on PKCE alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret<String>>,
+    /// How the client authenticates at the token endpoint when it has a secret:
+    /// `client_secret_basic` (default, as OIDC Core §9: HTTP Basic with the form-encoded
+    /// client id and secret) or `client_secret_post` (both in the form body).
+    pub token_auth: String,
     /// The callback URL registered at the provider (`.../auth/oidc/<name>/callback`).
     pub redirect_url: String,
     /// Scopes requested; `openid` is always added.
@@ -306,6 +309,20 @@ pub struct OidcProviderConfig {
     /// check). A token with an unknown `kid` refreshes it at once.
     #[serde(with = "modular_core::humantime_serde")]
     pub jwks_max_age: Duration,
+    /// How old the cached discovery document may get before it is fetched again (at the next
+    /// JWKS refresh or login); a JWKS fetch that fails also drops it, so a moved `jwks_uri`
+    /// is found again.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub discovery_max_age: Duration,
+    /// A claim of the ID token (a dotted path into nested objects, e.g.
+    /// `realm_access.roles`; the user info answer when the ID token lacks it) whose value (a
+    /// string or an array of strings) gives the session's roles. Empty (default): the
+    /// session has no roles.
+    pub roles_claim: String,
+    /// When not empty, only these claim values grant roles, each the roles listed for it
+    /// (`{corp-admins: [ops]}`): a provider's group names are then never taken as roles
+    /// directly. Empty: each claim value is a role as it is.
+    pub role_map: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for OidcProviderConfig {
@@ -321,6 +338,10 @@ impl Default for OidcProviderConfig {
                 "email".to_owned(),
             ],
             jwks_max_age: Duration::from_secs(300),
+            token_auth: "client_secret_basic".to_owned(),
+            discovery_max_age: Duration::from_secs(24 * 3600),
+            roles_claim: String::new(),
+            role_map: BTreeMap::new(),
         }
     }
 }
@@ -468,6 +489,24 @@ impl AuthConfig {
                 errors.push(FieldError::new(
                     path("client_secret"),
                     "must not be empty (leave it out for a public client)",
+                ));
+            }
+            if !matches!(
+                p.token_auth.as_str(),
+                "client_secret_basic" | "client_secret_post"
+            ) {
+                errors.push(FieldError::new(
+                    path("token_auth"),
+                    format!(
+                        "expected client_secret_basic or client_secret_post, got \"{}\"",
+                        p.token_auth
+                    ),
+                ));
+            }
+            if !p.role_map.is_empty() && p.roles_claim.is_empty() {
+                errors.push(FieldError::new(
+                    path("role_map"),
+                    "needs roles_claim (the claim whose values it maps)",
                 ));
             }
             if !is_http_url(&p.redirect_url) {

@@ -71,6 +71,12 @@ struct IssuerState {
     /// Merged into the ID token's claims.
     patch: Mutex<Value>,
     jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
+    /// The JWKS path discovery names (`/jwks`); the other path answers 404.
+    jwks_path: Mutex<String>,
+    /// How the client authenticated at the last code exchange (`client_secret_basic` or
+    /// `client_secret_post`).
+    client_auth: Mutex<String>,
 }
 
 /// The in-process issuer; its JWKS is served through `proxy` (cut it for an outage).
@@ -88,7 +94,7 @@ impl Issuer {
         let (key, jwk) = signing_key("k1", Algorithm::ES256, "ec.pem");
         let state = Arc::new(IssuerState {
             issuer: format!("http://{addr}"),
-            jwks_uri: format!("http://{}/jwks", proxy.addr()),
+            jwks_uri: format!("http://{}", proxy.addr()),
             signing: Mutex::new(key),
             published: Mutex::new(vec![jwk]),
             codes: Mutex::new(HashMap::new()),
@@ -96,6 +102,9 @@ impl Issuer {
             wrong_nonce: AtomicBool::new(false),
             patch: Mutex::new(json!({})),
             jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
+            jwks_path: Mutex::new("/jwks".to_owned()),
+            client_auth: Mutex::new(String::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -103,6 +112,7 @@ impl Issuer {
                 axum::routing::get(discovery),
             )
             .route("/jwks", axum::routing::get(jwks))
+            .route("/jwks-moved", axum::routing::get(jwks))
             .route("/authorize", axum::routing::get(authorize))
             .route("/token", axum::routing::post(token))
             .route("/userinfo", axum::routing::get(userinfo))
@@ -127,15 +137,25 @@ impl Issuer {
     fn fetches(&self) -> usize {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
+
+    fn discoveries(&self) -> usize {
+        self.state.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    fn client_auth(&self) -> String {
+        self.state.client_auth.lock().unwrap().clone()
+    }
 }
 
 async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
+    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let jwks_uri = format!("{}{}", s.jwks_uri, s.jwks_path.lock().unwrap());
     axum::Json(json!({
         "issuer": s.issuer,
         "authorization_endpoint": format!("{}/authorize", s.issuer),
         "token_endpoint": format!("{}/token", s.issuer),
         "userinfo_endpoint": format!("{}/userinfo", s.issuer),
-        "jwks_uri": s.jwks_uri,
+        "jwks_uri": jwks_uri,
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -143,7 +163,10 @@ async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
     .into_response()
 }
 
-async fn jwks(State(s): State<Arc<IssuerState>>) -> Response {
+async fn jwks(State(s): State<Arc<IssuerState>>, uri: axum::http::Uri) -> Response {
+    if uri.path() != *s.jwks_path.lock().unwrap() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
     axum::Json(JwkSet {
         keys: s.published.lock().unwrap().clone(),
@@ -175,12 +198,59 @@ async fn authorize(
     .into_response()
 }
 
-async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
-    let f: HashMap<String, String> = reqwest::Url::parse(&format!("http://form/?{body}"))
+fn form_pairs(text: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://form/?{text}"))
         .unwrap()
         .query_pairs()
         .into_owned()
-        .collect();
+        .collect()
+}
+
+/// The client's credentials as the token endpoint sees them: HTTP Basic (RFC 6749 §2.3.1:
+/// each part form-encoded) or the form body; and which of the two.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> (Option<String>, Option<String>, &'static str) {
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .unwrap();
+        let decoded = String::from_utf8(decoded).unwrap();
+        let (id, secret) = decoded.split_once(':').unwrap();
+        let decode = |part: &str| {
+            form_pairs(&format!("v={part}"))
+                .remove("v")
+                .unwrap_or_default()
+        };
+        assert!(
+            !form.contains_key("client_secret"),
+            "one authentication method only"
+        );
+        return (
+            Some(decode(id)),
+            Some(decode(secret)),
+            "client_secret_basic",
+        );
+    }
+    let method = if form.contains_key("client_secret") {
+        "client_secret_post"
+    } else {
+        "none"
+    };
+    (
+        form.get("client_id").cloned(),
+        form.get("client_secret").cloned(),
+        method,
+    )
+}
+
+async fn token(State(s): State<Arc<IssuerState>>, headers: HeaderMap, body: String) -> Response {
+    let f = form_pairs(&body);
     let bad = |error: &str| {
         (
             StatusCode::BAD_REQUEST,
@@ -188,8 +258,11 @@ async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
         )
             .into_response()
     };
-    if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-        || f.get("client_secret") != Some(&*s.secret.lock().unwrap())
+    let (client_id, client_secret, method) = client_credentials(&headers, &f);
+    *s.client_auth.lock().unwrap() = method.to_owned();
+    // An empty issuer secret: a public client, which must send none.
+    if client_id.as_deref() != Some(CLIENT_ID)
+        || client_secret.as_deref().unwrap_or("") != *s.secret.lock().unwrap()
     {
         return (
             StatusCode::UNAUTHORIZED,
@@ -239,8 +312,11 @@ async fn userinfo(headers: HeaderMap) -> Response {
     {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    axum::Json(json!({ "sub": "alice", "email": "alice@example.test", "name": "Alice" }))
-        .into_response()
+    axum::Json(json!({
+        "sub": "alice", "email": "alice@example.test", "name": "Alice",
+        "org": { "department": "sre" },
+    }))
+    .into_response()
 }
 
 /// The app side: the module's OIDC routes served on their own listener.
@@ -760,5 +836,270 @@ async fn the_module_serves_the_login_routes_through_the_router_and_http_server()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["subject"], "test:alice");
     assert!(cookies.iter().any(|c| c.starts_with("modular_session=")));
+    app.stop().await.unwrap();
+}
+
+/// `setup` with `patch` merged into the provider's config.
+async fn setup_with(patch: Value) -> (Issuer, Application, Auth, Site) {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    merge(
+        &mut config,
+        json!({ "auth": { "oidc": { "providers": { "test": patch } } } }),
+    );
+    let (app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    (issuer, app, auth, site)
+}
+
+fn session_id(cookies: &[String]) -> String {
+    cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("modular_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_client_authenticates_with_http_basic_by_default_and_in_the_form_when_configured() {
+    // A secret with characters RFC 6749 §2.3.1 form-encodes before Basic.
+    let secret = "s3cr:t+/ with%space-0123456789";
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    *issuer.state.secret.lock().unwrap() = secret.to_owned();
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]["client_secret"] = json!(secret);
+    let (mut app, auth) = started(config.clone()).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_basic");
+    app.stop().await.unwrap();
+
+    let (listener, addr) = site_listener().await;
+    let mut post = config;
+    post["auth"]["oidc"]["providers"]["test"]["redirect_url"] =
+        json!(format!("http://{addr}/auth/oidc/test/callback"));
+    post["auth"]["oidc"]["providers"]["test"]["token_auth"] = json!("client_secret_post");
+    let (mut app, auth) = started(post).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_post");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_public_client_sends_only_its_client_id_and_a_bad_token_auth_is_rejected_with_its_path() {
+    // A public client: no secret configured, the issuer expects none (PKCE alone).
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    issuer.state.secret.lock().unwrap().clear();
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let (mut app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "none");
+    app.stop().await.unwrap();
+
+    let error = build_error(builder(section(
+        json!({ "auth": { "oidc": { "providers": { "corp": {
+        "issuer": "https://login.example.com",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "token_auth": "client_secret_jwt",
+        "redirect_url": "https://app.example.com/auth/oidc/corp/callback",
+        "role_map": { "admins": ["ops"] },
+    } } } } }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.token_auth"),
+        "{error}"
+    );
+    assert!(error.contains("client_secret_jwt"), "{error}");
+    assert!(
+        error.contains("auth.oidc.providers.corp.role_map"),
+        "{error}"
+    );
+    assert!(!error.contains(CLIENT_SECRET), "{error}");
+}
+
+#[tokio::test]
+async fn azp_is_required_for_several_audiences_and_must_be_this_client() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    for (patch, ok, expected) in [
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"] }),
+            false,
+            "no `azp`",
+        ),
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"], "azp": "other-client" }),
+            false,
+            "`azp` claim is not this client",
+        ),
+        (
+            json!({ "azp": "other-client" }),
+            false,
+            "`azp` claim is not this client",
+        ),
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"], "azp": CLIENT_ID }),
+            true,
+            "",
+        ),
+        (json!({ "aud": [CLIENT_ID] }), true, ""),
+    ] {
+        *issuer.state.patch.lock().unwrap() = patch.clone();
+        let (status, body, cookies) = full_login(&site).await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{patch}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains(expected),
+                "{patch}: {body}"
+            );
+            assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+        }
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_at_hash_that_does_not_match_the_access_token_is_rejected() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    // ES256: the left half of SHA-256 of the access token, base64url.
+    let digest = sha2::Sha256::digest(b"access-alice");
+    let good = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": good });
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let other = sha2::Sha256::digest(b"another-access-token");
+    let bad = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&other[..16]);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": bad });
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at_hash"),
+        "{body}"
+    );
+    assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    // RS256 after a rotation: still SHA-256; a hash of the wrong length is refused too.
+    issuer.rotate();
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": good });
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": b64url_full(&digest) });
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_REQUEST);
+    app.stop().await.unwrap();
+}
+
+fn b64url_full(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_configured_claim_gives_the_session_its_roles_mapped_when_a_role_map_is_set() {
+    // Mapped: only listed group names grant roles.
+    let (issuer, mut app, auth, site) = setup_with(json!({
+        "roles_claim": "groups",
+        "role_map": { "corp-admins": ["ops", "sre"], "corp-devs": ["dev"] },
+    }))
+    .await;
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["corp-admins", "staff"] });
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["ops".to_owned(), "sre".to_owned()]);
+
+    // The roles guard routes: the session cookie of that login passes `ops`, not `billing`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let guarded = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route(
+            "/ops",
+            axum::routing::get(|| async { "ops" }).layer(auth.require_role("ops")),
+        )
+        .route(
+            "/billing",
+            axum::routing::get(|| async { "billing" }).layer(auth.require_role("billing")),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let cookie = format!("modular_session={}", session.id);
+    let get = |path: &str| {
+        site.client
+            .get(format!("{guarded}{path}"))
+            .header(header::COOKIE, cookie.clone())
+            .send()
+    };
+    assert_eq!(get("/ops").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get("/billing").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A user in no mapped group gets no role.
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": "staff" });
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert!(session.roles.is_empty(), "{:?}", session.roles);
+    app.stop().await.unwrap();
+
+    // Unmapped: a nested claim's values are the roles as they are.
+    let (issuer, mut app, auth, site) =
+        setup_with(json!({ "roles_claim": "realm_access.roles" })).await;
+    *issuer.state.patch.lock().unwrap() = json!({ "realm_access": { "roles": ["ops", 7, "dev"] } });
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["ops".to_owned(), "dev".to_owned()]);
+    app.stop().await.unwrap();
+
+    // A claim the ID token lacks is read from the user info.
+    let (_issuer, mut app, auth, site) =
+        setup_with(json!({ "roles_claim": "org.department" })).await;
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["sre".to_owned()]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_discovery_document_is_fetched_again_when_old_and_when_the_jwks_moved() {
+    let (issuer, mut app, _auth, site) = setup_with(json!({ "discovery_max_age": "1h" })).await;
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    let discoveries = issuer.discoveries();
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(issuer.discoveries(), discoveries, "cached while young");
+
+    // Past discovery_max_age (paused clock moved, then running again for the sockets).
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(3601)).await;
+    tokio::time::resume();
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(issuer.discoveries(), discoveries + 1, "old: fetched again");
+
+    // The issuer moves its JWKS and rotates: the unknown kid's refresh finds the old URI
+    // gone, discovers again and fetches the new one, within the same login.
+    *issuer.state.jwks_path.lock().unwrap() = "/jwks-moved".to_owned();
+    issuer.rotate();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.discoveries(), discoveries + 2);
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(health.details["kids"], json!(["k2"]));
     app.stop().await.unwrap();
 }
