@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `sessions.store` | no | `memory` (default) or `shared` (the registry's key-value service, for example the cache module's Redis); chosen at start |
 /// | `sessions.*` (others) | yes | idle and absolute lifetimes, cookie settings |
 /// | `admin_roles`, `health_details_roles` | yes | roles granting `/admin/*` and health details through the access policy |
-/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `redirect_url`, `scopes`, `jwks_max_age`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
+/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options |
 ///
 /// Every dynamic field is applied by building the whole new state aside (the key ring reads

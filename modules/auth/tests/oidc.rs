@@ -768,6 +768,43 @@ async fn providers_are_added_changed_and_removed_by_reload() {
         "the JWKS cache survived the secret rotation"
     );
 
+    // token_auth, roles_claim, role_map and discovery_max_age are dynamic too.
+    assert_eq!(issuer.client_auth(), "client_secret_basic");
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["corp-admins"] });
+    let (_, _, cookies) = full_login(&site).await;
+    let roles = auth
+        .session(&session_id(&cookies))
+        .await
+        .unwrap()
+        .unwrap()
+        .roles;
+    assert!(roles.is_empty(), "{roles:?}");
+    let discoveries = issuer.discoveries();
+    merge(
+        &mut config,
+        json!({ "auth": { "oidc": { "providers": { "test": {
+            "token_auth": "client_secret_post",
+            "roles_claim": "groups",
+            "role_map": { "corp-admins": ["ops"] },
+            "discovery_max_age": "0s",
+        } } } } }),
+    );
+    write_config(&path, &config);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_post");
+    let roles = auth
+        .session(&session_id(&cookies))
+        .await
+        .unwrap()
+        .unwrap()
+        .roles;
+    assert_eq!(roles, vec!["ops".to_owned()]);
+    // discovery_max_age 0s: discovery at the login and again at the callback.
+    assert_eq!(issuer.discoveries(), discoveries + 2);
+    *issuer.state.patch.lock().unwrap() = json!({});
+
     // A provider without client id is refused by reload; the running one stays.
     config["auth"]["oidc"]["providers"]["test"]["client_id"] = json!("");
     write_config(&path, &config);
@@ -1102,4 +1139,100 @@ async fn the_discovery_document_is_fetched_again_when_old_and_when_the_jwks_move
     assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
     assert_eq!(health.details["kids"], json!(["k2"]));
     app.stop().await.unwrap();
+}
+
+/// A `MakeWriter` keeping every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_password_code_or_token_reaches_the_logs_at_trace_level() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded: every task of the test logs through this.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (issuer, mut app, auth, site) = setup().await;
+    // OIDC: a login, a failed exchange (the issuer's secret rotated), an outage.
+    let (url, cookie) = authorize_at(&site, "test").await;
+    let code = url
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _, cookies) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = session_id(&cookies);
+    *issuer.state.secret.lock().unwrap() = ROTATED_SECRET.to_owned();
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_GATEWAY);
+    issuer.proxy.cut();
+    let _ = report(&app, "oidc.test").await;
+    issuer.proxy.restore();
+
+    // Passwords and tokens: a failed and a good login, a refresh and its reuse.
+    let password = "Correct-Horse-42";
+    let hash = auth.hash_password(password).await.unwrap();
+    for (attempt, ok) in [("Wrong-Horse-43", false), (password, true)] {
+        let outcome = auth
+            .login(modular_auth::LoginAttempt {
+                account: "ada",
+                password: attempt,
+                stored_hash: Some(&hash),
+                client: None,
+            })
+            .await;
+        assert_eq!(outcome.is_ok(), ok);
+    }
+    let pair = auth.issue("ada", &["ops".to_owned()], &[]).unwrap();
+    auth.refresh(&pair.refresh_token).await.unwrap();
+    assert!(auth.refresh(&pair.refresh_token).await.is_err());
+    app.stop().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("refresh token reuse detected"),
+        "the capture works: {text}"
+    );
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    for secret in [
+        SECRET,
+        CLIENT_SECRET,
+        basic.as_str(),
+        ROTATED_SECRET,
+        password,
+        "Wrong-Horse-43",
+        hash.as_str(),
+        code.as_str(),
+        session.as_str(),
+        pair.access_token.as_str(),
+        pair.refresh_token.as_str(),
+        "access-alice",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
+    }
 }
