@@ -834,7 +834,7 @@ impl Auth {
 
     /// The router serving `GET /auth/oidc/{provider}/login` (303 to the provider, with the
     /// state cookie) and `GET /auth/oidc/{provider}/callback` (code exchange; 200 with the
-    /// session cookie and `{subject, provider, claims, userinfo}`, or 4xx/502 with
+    /// session cookie and `{subject, provider, roles, claims, userinfo}`, or 4xx/502 with
     /// `{error}`).
     pub fn oidc_router(&self) -> axum::Router {
         axum::Router::new()
@@ -883,6 +883,7 @@ impl Auth {
                 let mut response = axum::Json(json!({
                     "subject": login.subject,
                     "provider": login.provider,
+                    "roles": login.session.roles,
                     "claims": login.claims,
                     "userinfo": login.userinfo,
                 }))
@@ -929,7 +930,7 @@ pub(crate) async fn login(State(auth): State<Auth>, Path(provider): Path<String>
     tag = "auth",
     summary = "Finish an OIDC login",
     description = "Exchanges the code; answers the session cookie and \
-        `{subject, provider, claims, userinfo}`.",
+        `{subject, provider, roles, claims, userinfo}`.",
     params(
         ("provider" = String, Path, description = "a configured provider's name"),
         ("code" = Option<String>, Query, description = "the authorization code"),

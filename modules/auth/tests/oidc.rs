@@ -1061,6 +1061,7 @@ async fn a_configured_claim_gives_the_session_its_roles_mapped_when_a_role_map_i
     assert_eq!(status, StatusCode::OK, "{body}");
     let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
     assert_eq!(session.roles, vec!["ops".to_owned(), "sre".to_owned()]);
+    assert_eq!(body["roles"], json!(["ops", "sre"]));
 
     // The roles guard routes: the session cookie of that login passes `ops`, not `billing`.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
