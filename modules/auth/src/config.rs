@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `sessions.store` | no | `memory` (default) or `shared` (the registry's key-value service, for example the cache module's Redis); chosen at start |
 /// | `sessions.*` (others) | yes | idle and absolute lifetimes, cookie settings |
 /// | `admin_roles`, `health_details_roles` | yes | roles granting `/admin/*` and health details through the access policy |
-/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
+/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `client_key`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options |
 ///
 /// Every dynamic field is applied by building the whole new state aside (the key ring reads
@@ -297,10 +297,17 @@ pub struct OidcProviderConfig {
     /// The client secret; none for a public client, which relies on PKCE alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret<String>>,
-    /// How the client authenticates at the token endpoint when it has a secret:
-    /// `client_secret_basic` (default, as OIDC Core §9: HTTP Basic with the form-encoded
-    /// client id and secret) or `client_secret_post` (both in the form body).
+    /// How the client authenticates at the token endpoint (OIDC Core §9):
+    /// `client_secret_basic` (default: HTTP Basic with the form-encoded client id and
+    /// secret), `client_secret_post` (both in the form body), `client_secret_jwt` (an HS256
+    /// assertion keyed by the secret, which must then be at least 32 bytes) or
+    /// `private_key_jwt` (an assertion signed by `client_key`). Without a secret (and not
+    /// `private_key_jwt`) the client is public: `client_id` in the form, PKCE alone.
     pub token_auth: String,
+    /// For `private_key_jwt`: the `kid` of an asymmetric key of `auth.keys` with a private
+    /// half (`private_key_file`) that signs the client assertion; the provider verifies it
+    /// with the public key, which `GET /.well-known/jwks.json` publishes.
+    pub client_key: String,
     /// The callback URL registered at the provider (`.../auth/oidc/<name>/callback`).
     pub redirect_url: String,
     /// Scopes requested; `openid` is always added.
@@ -339,6 +346,7 @@ impl Default for OidcProviderConfig {
             ],
             jwks_max_age: Duration::from_secs(300),
             token_auth: "client_secret_basic".to_owned(),
+            client_key: String::new(),
             discovery_max_age: Duration::from_secs(24 * 3600),
             roles_claim: String::new(),
             role_map: BTreeMap::new(),
@@ -491,17 +499,41 @@ impl AuthConfig {
                     "must not be empty (leave it out for a public client)",
                 ));
             }
-            if !matches!(
-                p.token_auth.as_str(),
-                "client_secret_basic" | "client_secret_post"
-            ) {
-                errors.push(FieldError::new(
+            match p.token_auth.as_str() {
+                "client_secret_basic" | "client_secret_post" => {}
+                "client_secret_jwt" => {
+                    if p.client_secret.as_ref().is_none_or(|s| s.expose().len() < 32) {
+                        errors.push(FieldError::new(
+                            path("client_secret"),
+                            "client_secret_jwt needs a client_secret of at least 32 bytes (HS256)",
+                        ));
+                    }
+                }
+                "private_key_jwt" => match self.keys.get(&p.client_key) {
+                    None => errors.push(FieldError::new(
+                        path("client_key"),
+                        format!(
+                            "private_key_jwt needs the kid of a key in auth.keys, got \"{}\"",
+                            p.client_key
+                        ),
+                    )),
+                    Some(key) if key.private_key_file.is_none() => {
+                        errors.push(FieldError::new(
+                            path("client_key"),
+                            format!(
+                                "key \"{}\" has no private_key_file (private_key_jwt signs with an asymmetric private key)",
+                                p.client_key
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                },
+                other => errors.push(FieldError::new(
                     path("token_auth"),
                     format!(
-                        "expected client_secret_basic or client_secret_post, got \"{}\"",
-                        p.token_auth
+                        "expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt, got \"{other}\""
                     ),
-                ));
+                )),
             }
             if !p.role_map.is_empty() && p.roles_claim.is_empty() {
                 errors.push(FieldError::new(

@@ -34,7 +34,7 @@
 //!         issuer: https://login.example.com
 //!         client_id: modular-app
 //!         client_secret: "${CORP_CLIENT_SECRET}"
-//!         token_auth: client_secret_basic   # or client_secret_post
+//!         token_auth: client_secret_basic   # client_secret_post, client_secret_jwt, private_key_jwt
 //!         redirect_url: https://app.example.com/auth/oidc/corp/callback
 //!         scopes: [email]
 //!         jwks_max_age: 5m
@@ -81,7 +81,8 @@
 //! `state`, `nonce` and a PKCE S256 challenge and sets a state cookie;
 //! `GET /auth/oidc/{provider}/callback` ([`OIDC_CALLBACK_PATH`]) checks the state (single
 //! use, bound to the cookie), exchanges the code with the verifier (client authentication
-//! `client_secret_basic` by default, `client_secret_post`, or none for a public client),
+//! `client_secret_basic` by default, `client_secret_post`, a signed client assertion
+//! with `client_secret_jwt` or `private_key_jwt`, or none for a public client),
 //! verifies the ID token against the provider's JWKS (cached; refreshed once on an unknown
 //! `kid`; asymmetric algorithms only; `iss`, `aud` contains `client_id`, `azp` when several
 //! audiences or present, `exp`, `nonce`, `at_hash` when present), reads the user info and

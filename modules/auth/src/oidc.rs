@@ -655,7 +655,21 @@ impl Auth {
             ("code_verifier", pending.verifier.as_str()),
         ];
         let mut request = self.inner.http.post(&discovery.token_endpoint);
+        let assertion;
         match &provider.config.client_secret {
+            _ if matches!(
+                provider.config.token_auth.as_str(),
+                "private_key_jwt" | "client_secret_jwt"
+            ) =>
+            {
+                assertion = self.client_assertion(&provider, &discovery.token_endpoint)?;
+                form.push(("client_id", provider.config.client_id.as_str()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", assertion.as_str()));
+            }
             Some(secret) if provider.config.token_auth == "client_secret_post" => {
                 form.push(("client_id", provider.config.client_id.as_str()));
                 form.push(("client_secret", secret.expose().as_str()));
@@ -755,6 +769,50 @@ impl Auth {
             userinfo,
             session,
         })
+    }
+
+    /// A client assertion (RFC 7523 §3, OIDC Core §9): `iss` = `sub` = the client id, `aud`
+    /// = the token endpoint, a fresh `jti`, valid 60 s; signed by `client_key`
+    /// (`private_key_jwt`) or HS256 with the client secret (`client_secret_jwt`).
+    fn client_assertion(&self, provider: &Provider, audience: &str) -> Result<String, OidcError> {
+        let now = crate::store::unix_now();
+        let claims = json!({
+            "iss": provider.config.client_id,
+            "sub": provider.config.client_id,
+            "aud": audience,
+            "jti": crate::tokens::random_id(),
+            "iat": now,
+            "exp": now + 60,
+        });
+        let unusable =
+            |what: &str| OidcError::TokenExchange(format!("no client assertion: {what}"));
+        let signed = if provider.config.token_auth == "private_key_jwt" {
+            let state = self.state();
+            let key = state
+                .keys
+                .keys
+                .get(&provider.config.client_key)
+                .ok_or_else(|| unusable("client_key is not in auth.keys"))?;
+            let encoding = key
+                .encoding
+                .as_ref()
+                .ok_or_else(|| unusable("client_key has no private half"))?;
+            let mut header = jsonwebtoken::Header::new(key.algorithm);
+            header.kid = Some(key.kid.clone());
+            jsonwebtoken::encode(&header, &claims, encoding)
+        } else {
+            let secret = provider
+                .config
+                .client_secret
+                .as_ref()
+                .ok_or_else(|| unusable("no client_secret"))?;
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
+            )
+        };
+        signed.map_err(|_| unusable("signing failed"))
     }
 
     async fn verify_id_token(

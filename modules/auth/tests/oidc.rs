@@ -77,6 +77,10 @@ struct IssuerState {
     /// How the client authenticated at the last code exchange (`client_secret_basic` or
     /// `client_secret_post`).
     client_auth: Mutex<String>,
+    /// The client's public keys, as registered at a real provider for `private_key_jwt`.
+    client_jwks: Mutex<Vec<Jwk>>,
+    /// Every client assertion `jti` seen (each must be fresh).
+    assertion_ids: Mutex<Vec<String>>,
 }
 
 /// The in-process issuer; its JWKS is served through `proxy` (cut it for an outage).
@@ -105,6 +109,8 @@ impl Issuer {
             discovery_fetches: AtomicUsize::new(0),
             jwks_path: Mutex::new("/jwks".to_owned()),
             client_auth: Mutex::new(String::new()),
+            client_jwks: Mutex::new(Vec::new()),
+            assertion_ids: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -249,6 +255,47 @@ fn client_credentials(
     )
 }
 
+/// Verifies a client assertion (RFC 7523) the way a provider does: HS256 with the client
+/// secret, or the registered public key by `kid`; `iss` = `sub` = the client, `aud` = this
+/// token endpoint, `exp`, a fresh `jti`. Answers the method.
+fn verify_assertion(s: &IssuerState, f: &HashMap<String, String>) -> Option<&'static str> {
+    assert_eq!(
+        f.get("client_assertion_type").map(String::as_str),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    let assertion = f.get("client_assertion")?;
+    let header = jsonwebtoken::decode_header(assertion).ok()?;
+    let (key, method) = if header.alg == Algorithm::HS256 {
+        let secret = s.secret.lock().unwrap().clone();
+        (
+            jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+            "client_secret_jwt",
+        )
+    } else {
+        let jwks = s.client_jwks.lock().unwrap();
+        let jwk = jwks.iter().find(|k| k.common.key_id == header.kid)?;
+        (
+            jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
+            "private_key_jwt",
+        )
+    };
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[format!("{}/token", s.issuer)]);
+    validation.set_issuer(&[CLIENT_ID]);
+    validation.sub = Some(CLIENT_ID.to_owned());
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .ok()?
+        .claims;
+    let jti = claims["jti"].as_str()?.to_owned();
+    let mut seen = s.assertion_ids.lock().unwrap();
+    if seen.contains(&jti) {
+        return None;
+    }
+    seen.push(jti);
+    Some(method)
+}
+
 async fn token(State(s): State<Arc<IssuerState>>, headers: HeaderMap, body: String) -> Response {
     let f = form_pairs(&body);
     let bad = |error: &str| {
@@ -258,12 +305,18 @@ async fn token(State(s): State<Arc<IssuerState>>, headers: HeaderMap, body: Stri
         )
             .into_response()
     };
-    let (client_id, client_secret, method) = client_credentials(&headers, &f);
-    *s.client_auth.lock().unwrap() = method.to_owned();
-    // An empty issuer secret: a public client, which must send none.
-    if client_id.as_deref() != Some(CLIENT_ID)
-        || client_secret.as_deref().unwrap_or("") != *s.secret.lock().unwrap()
-    {
+    let authenticated = if f.contains_key("client_assertion") {
+        let method = verify_assertion(&s, &f);
+        *s.client_auth.lock().unwrap() = method.unwrap_or("bad assertion").to_owned();
+        method.is_some() && f.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+    } else {
+        let (client_id, client_secret, method) = client_credentials(&headers, &f);
+        *s.client_auth.lock().unwrap() = method.to_owned();
+        // An empty issuer secret: a public client, which must send none.
+        client_id.as_deref() == Some(CLIENT_ID)
+            && client_secret.as_deref().unwrap_or("") == *s.secret.lock().unwrap()
+    };
+    if !authenticated {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({ "error": "invalid_client" })),
@@ -956,7 +1009,7 @@ async fn a_public_client_sends_only_its_client_id_and_a_bad_token_auth_is_reject
         "issuer": "https://login.example.com",
         "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET,
-        "token_auth": "client_secret_jwt",
+        "token_auth": "tls_client_auth",
         "redirect_url": "https://app.example.com/auth/oidc/corp/callback",
         "role_map": { "admins": ["ops"] },
     } } } } }),
@@ -966,7 +1019,7 @@ async fn a_public_client_sends_only_its_client_id_and_a_bad_token_auth_is_reject
         error.contains("auth.oidc.providers.corp.token_auth"),
         "{error}"
     );
-    assert!(error.contains("client_secret_jwt"), "{error}");
+    assert!(error.contains("tls_client_auth"), "{error}");
     assert!(
         error.contains("auth.oidc.providers.corp.role_map"),
         "{error}"
@@ -1236,4 +1289,102 @@ async fn no_secret_password_code_or_token_reaches_the_logs_at_trace_level() {
     ] {
         assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn the_client_authenticates_with_a_signed_assertion_private_key_jwt_or_client_secret_jwt() {
+    // private_key_jwt: an ES256 key of auth.keys signs; the issuer knows its public key
+    // from the module's JWKS, as a provider registered with it would.
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    merge(
+        &mut config,
+        json!({ "auth": {
+            "keys": { "client": { "algorithm": "ES256", "private_key_file": fixture("ec.pem") } },
+            "oidc": { "providers": { "test": { "token_auth": "private_key_jwt", "client_key": "client" } } },
+        } }),
+    );
+    config["auth"]["oidc"]["providers"]["test"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let (mut app, auth) = started(config).await;
+    let published = auth.jwks().keys;
+    assert!(
+        published
+            .iter()
+            .any(|k| k.common.key_id.as_deref() == Some("client")),
+        "the client key is in the module's JWKS"
+    );
+    *issuer.state.client_jwks.lock().unwrap() = published;
+    let site = serve(listener, &auth);
+    for _ in 0..2 {
+        let (status, body, _) = full_login(&site).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(issuer.client_auth(), "private_key_jwt");
+    }
+    assert_eq!(
+        issuer.state.assertion_ids.lock().unwrap().len(),
+        2,
+        "a fresh jti each time"
+    );
+    // The provider no longer trusts that key: the exchange is refused.
+    issuer.state.client_jwks.lock().unwrap().clear();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid_client"),
+        "{body}"
+    );
+    app.stop().await.unwrap();
+
+    // client_secret_jwt: HS256 keyed by the client secret.
+    let (issuer, mut app, _auth, site) =
+        setup_with(json!({ "token_auth": "client_secret_jwt" })).await;
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_jwt");
+    *issuer.state.secret.lock().unwrap() = ROTATED_SECRET.to_owned();
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_GATEWAY);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_assertion_method_without_its_key_or_secret_is_rejected_with_its_path() {
+    let provider = |extra: Value| {
+        let mut p = json!({
+            "issuer": "https://login.example.com",
+            "client_id": CLIENT_ID,
+            "redirect_url": "https://app.example.com/auth/oidc/corp/callback",
+        });
+        merge(&mut p, extra);
+        section(json!({ "auth": { "oidc": { "providers": { "corp": p } } } }))
+    };
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "private_key_jwt", "client_key": "nope" }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.client_key"),
+        "{error}"
+    );
+    // k1 is an HMAC key: no private half to sign an assertion with.
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "private_key_jwt", "client_key": "k1" }),
+    )))
+    .await;
+    assert!(error.contains("has no private_key_file"), "{error}");
+    assert!(!error.contains(SECRET), "{error}");
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "client_secret_jwt", "client_secret": "short-secret" }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.client_secret"),
+        "{error}"
+    );
+    assert!(error.contains("at least 32 bytes"), "{error}");
+    assert!(!error.contains("short-secret"), "{error}");
 }
