@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `sessions.store` | no | `memory` (default) or `shared` (the registry's key-value service, for example the cache module's Redis); chosen at start |
 /// | `sessions.*` (others) | yes | idle and absolute lifetimes, cookie settings |
 /// | `admin_roles`, `health_details_roles` | yes | roles granting `/admin/*` and health details through the access policy |
-/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `client_key`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
+/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `client_key`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`, `issue_tokens`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options |
 ///
 /// Every dynamic field is applied by building the whole new state aside (the key ring reads
@@ -330,6 +330,9 @@ pub struct OidcProviderConfig {
     /// (`{corp-admins: [ops]}`): a provider's group names are then never taken as roles
     /// directly. Empty: each claim value is a role as it is.
     pub role_map: BTreeMap<String, Vec<String>>,
+    /// Besides the session, the callback issues the module's own access and refresh tokens
+    /// for `<provider>:<sub>` with the session's roles (for API clients; default off).
+    pub issue_tokens: bool,
 }
 
 impl Default for OidcProviderConfig {
@@ -350,6 +353,7 @@ impl Default for OidcProviderConfig {
             discovery_max_age: Duration::from_secs(24 * 3600),
             roles_claim: String::new(),
             role_map: BTreeMap::new(),
+            issue_tokens: false,
         }
     }
 }

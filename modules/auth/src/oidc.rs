@@ -216,6 +216,9 @@ pub struct OidcLogin {
     pub userinfo: Option<Value>,
     /// The session created for the login.
     pub session: Session,
+    /// The module's access and refresh tokens for the subject, with the session's roles,
+    /// when the provider has `issue_tokens: true`.
+    pub tokens: Option<crate::TokenPair>,
 }
 
 #[derive(Deserialize)]
@@ -762,12 +765,21 @@ impl Auth {
         let subject = format!("{}:{sub}", provider.name);
         let roles = session_roles(&provider.config, &claims, userinfo.as_ref());
         let session = self.create_session(&subject, &roles, None).await?;
+        let tokens = if provider.config.issue_tokens {
+            Some(
+                self.issue(&subject, &roles, &[])
+                    .map_err(crate::AuthError::from)?,
+            )
+        } else {
+            None
+        };
         Ok(OidcLogin {
             provider: provider.name.clone(),
             subject,
             claims,
             userinfo,
             session,
+            tokens,
         })
     }
 
@@ -938,14 +950,24 @@ impl Auth {
             .await
         {
             Ok(login) => {
-                let mut response = axum::Json(json!({
+                let mut body = json!({
                     "subject": login.subject,
                     "provider": login.provider,
                     "roles": login.session.roles,
                     "claims": login.claims,
                     "userinfo": login.userinfo,
-                }))
-                .into_response();
+                });
+                if let Some(tokens) = &login.tokens {
+                    body["access_token"] = json!(tokens.access_token);
+                    body["refresh_token"] = json!(tokens.refresh_token);
+                    body["token_type"] = json!("Bearer");
+                    body["expires_in"] = json!(tokens.expires_in);
+                }
+                let mut response = axum::Json(body).into_response();
+                // Tokens (when issued) and the session cookie must not be cached.
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 let headers = response.headers_mut();
                 for cookie in [
                     self.session_cookie(&login.session),
@@ -988,7 +1010,8 @@ pub(crate) async fn login(State(auth): State<Auth>, Path(provider): Path<String>
     tag = "auth",
     summary = "Finish an OIDC login",
     description = "Exchanges the code; answers the session cookie and \
-        `{subject, provider, roles, claims, userinfo}`.",
+        `{subject, provider, roles, claims, userinfo}`, plus `access_token`, `refresh_token`, \
+        `token_type` and `expires_in` when the provider has `issue_tokens`.",
     params(
         ("provider" = String, Path, description = "a configured provider's name"),
         ("code" = Option<String>, Query, description = "the authorization code"),

@@ -1388,3 +1388,41 @@ async fn an_assertion_method_without_its_key_or_secret_is_rejected_with_its_path
     assert!(error.contains("at least 32 bytes"), "{error}");
     assert!(!error.contains("short-secret"), "{error}");
 }
+
+#[tokio::test]
+async fn with_issue_tokens_the_callback_also_answers_module_tokens_with_the_sessions_roles() {
+    let (_issuer, mut app, _auth, site) = setup().await;
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("access_token").is_none(), "off by default: {body}");
+    app.stop().await.unwrap();
+
+    let (issuer, mut app, auth, site) = setup_with(json!({
+        "issue_tokens": true,
+        "roles_claim": "groups",
+    }))
+    .await;
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["ops"] });
+    let response = {
+        let (url, cookie) = authorize_at(&site, "test").await;
+        site.client
+            .get(url)
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let claims = auth.verify(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims.sub, "test:alice");
+    assert_eq!(claims.roles, vec!["ops".to_owned()]);
+    let next = auth
+        .refresh(body["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(auth.verify(&next.access_token).unwrap().sub, "test:alice");
+    app.stop().await.unwrap();
+}
