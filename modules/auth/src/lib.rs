@@ -41,6 +41,7 @@
 //!         discovery_max_age: 24h
 //!         roles_claim: groups               # the session's roles (dotted path allowed)
 //!         role_map: { corp-admins: [ops] }  # optional: only mapped values grant roles
+//!         issue_tokens: false               # true: the callback also answers module tokens
 //! ```
 //!
 //! # Dynamic fields

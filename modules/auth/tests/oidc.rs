@@ -821,7 +821,7 @@ async fn providers_are_added_changed_and_removed_by_reload() {
         "the JWKS cache survived the secret rotation"
     );
 
-    // token_auth, roles_claim, role_map and discovery_max_age are dynamic too.
+    // token_auth, roles_claim, role_map, discovery_max_age and issue_tokens are dynamic too.
     assert_eq!(issuer.client_auth(), "client_secret_basic");
     *issuer.state.patch.lock().unwrap() = json!({ "groups": ["corp-admins"] });
     let (_, _, cookies) = full_login(&site).await;
@@ -840,6 +840,7 @@ async fn providers_are_added_changed_and_removed_by_reload() {
             "roles_claim": "groups",
             "role_map": { "corp-admins": ["ops"] },
             "discovery_max_age": "0s",
+            "issue_tokens": true,
         } } } } }),
     );
     write_config(&path, &config);
@@ -847,6 +848,12 @@ async fn providers_are_added_changed_and_removed_by_reload() {
     let (status, body, cookies) = full_login(&site).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(issuer.client_auth(), "client_secret_post");
+    assert_eq!(
+        auth.verify(body["access_token"].as_str().unwrap())
+            .unwrap()
+            .roles,
+        vec!["ops".to_owned()]
+    );
     let roles = auth
         .session(&session_id(&cookies))
         .await
@@ -1330,6 +1337,29 @@ async fn the_client_authenticates_with_a_signed_assertion_private_key_jwt_or_cli
         2,
         "a fresh jti each time"
     );
+    // client_key is dynamic: a reload points it at another key (an RSA one, added in the
+    // same reload), and the assertion is signed with it.
+    let store = app.config();
+    let mut overrides = store.overrides();
+    overrides.insert(
+        "auth.keys.client2".to_owned(),
+        json!({ "algorithm": "RS256", "private_key_file": fixture("rsa.pem") }),
+    );
+    overrides.insert(
+        "auth.oidc.providers.test.client_key".to_owned(),
+        json!("client2"),
+    );
+    store.set_overrides(overrides);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    *issuer.state.client_jwks.lock().unwrap() = auth
+        .jwks()
+        .keys
+        .into_iter()
+        .filter(|k| k.common.key_id.as_deref() == Some("client2"))
+        .collect();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "private_key_jwt");
     // The provider no longer trusts that key: the exchange is refused.
     issuer.state.client_jwks.lock().unwrap().clear();
     let (status, body, _) = full_login(&site).await;
