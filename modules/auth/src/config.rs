@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// | `sessions.store` | no | `memory` (default) or `shared` (the registry's key-value service, for example the cache module's Redis); chosen at start |
 /// | `sessions.*` (others) | yes | idle and absolute lifetimes, cookie settings |
 /// | `admin_roles`, `health_details_roles` | yes | roles granting `/admin/*` and health details through the access policy |
-/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `redirect_url`, `scopes`, `jwks_max_age`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
+/// | `oidc.providers.<name>` | yes | OIDC login providers: `issuer`, `client_id`, `client_secret`, `token_auth`, `client_key`, `redirect_url`, `scopes`, `jwks_max_age`, `discovery_max_age`, `roles_claim`, `role_map`, `issue_tokens`; added, removed and changed (a rotated client secret) by reload, the JWKS cache kept while the issuer stays |
 /// | `health.timeout`, `health.optional` | yes | the health registration's options |
 ///
 /// Every dynamic field is applied by building the whole new state aside (the key ring reads
@@ -294,10 +294,20 @@ pub struct OidcProviderConfig {
     pub issuer: String,
     /// The client id (required; the ID token's `aud` must contain it).
     pub client_id: String,
-    /// The client secret (`client_secret_post` at the token endpoint); none for a public
-    /// client, which relies on PKCE alone.
+    /// The client secret; none for a public client, which relies on PKCE alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret<String>>,
+    /// How the client authenticates at the token endpoint (OIDC Core §9):
+    /// `client_secret_basic` (default: HTTP Basic with the form-encoded client id and
+    /// secret), `client_secret_post` (both in the form body), `client_secret_jwt` (an HS256
+    /// assertion keyed by the secret, which must then be at least 32 bytes) or
+    /// `private_key_jwt` (an assertion signed by `client_key`). Without a secret (and not
+    /// `private_key_jwt`) the client is public: `client_id` in the form, PKCE alone.
+    pub token_auth: String,
+    /// For `private_key_jwt`: the `kid` of an asymmetric key of `auth.keys` with a private
+    /// half (`private_key_file`) that signs the client assertion; the provider verifies it
+    /// with the public key, which `GET /.well-known/jwks.json` publishes.
+    pub client_key: String,
     /// The callback URL registered at the provider (`.../auth/oidc/<name>/callback`).
     pub redirect_url: String,
     /// Scopes requested; `openid` is always added.
@@ -306,6 +316,23 @@ pub struct OidcProviderConfig {
     /// check). A token with an unknown `kid` refreshes it at once.
     #[serde(with = "modular_core::humantime_serde")]
     pub jwks_max_age: Duration,
+    /// How old the cached discovery document may get before it is fetched again (at the next
+    /// JWKS refresh or login); a JWKS fetch that fails also drops it, so a moved `jwks_uri`
+    /// is found again.
+    #[serde(with = "modular_core::humantime_serde")]
+    pub discovery_max_age: Duration,
+    /// A claim of the ID token (a dotted path into nested objects, e.g.
+    /// `realm_access.roles`; the user info answer when the ID token lacks it) whose value (a
+    /// string or an array of strings) gives the session's roles. Empty (default): the
+    /// session has no roles.
+    pub roles_claim: String,
+    /// When not empty, only these claim values grant roles, each the roles listed for it
+    /// (`{corp-admins: [ops]}`): a provider's group names are then never taken as roles
+    /// directly. Empty: each claim value is a role as it is.
+    pub role_map: BTreeMap<String, Vec<String>>,
+    /// Besides the session, the callback issues the module's own access and refresh tokens
+    /// for `<provider>:<sub>` with the session's roles (for API clients; default off).
+    pub issue_tokens: bool,
 }
 
 impl Default for OidcProviderConfig {
@@ -321,6 +348,12 @@ impl Default for OidcProviderConfig {
                 "email".to_owned(),
             ],
             jwks_max_age: Duration::from_secs(300),
+            token_auth: "client_secret_basic".to_owned(),
+            client_key: String::new(),
+            discovery_max_age: Duration::from_secs(24 * 3600),
+            roles_claim: String::new(),
+            role_map: BTreeMap::new(),
+            issue_tokens: false,
         }
     }
 }
@@ -468,6 +501,48 @@ impl AuthConfig {
                 errors.push(FieldError::new(
                     path("client_secret"),
                     "must not be empty (leave it out for a public client)",
+                ));
+            }
+            match p.token_auth.as_str() {
+                "client_secret_basic" | "client_secret_post" => {}
+                "client_secret_jwt" => {
+                    if p.client_secret.as_ref().is_none_or(|s| s.expose().len() < 32) {
+                        errors.push(FieldError::new(
+                            path("client_secret"),
+                            "client_secret_jwt needs a client_secret of at least 32 bytes (HS256)",
+                        ));
+                    }
+                }
+                "private_key_jwt" => match self.keys.get(&p.client_key) {
+                    None => errors.push(FieldError::new(
+                        path("client_key"),
+                        format!(
+                            "private_key_jwt needs the kid of a key in auth.keys, got \"{}\"",
+                            p.client_key
+                        ),
+                    )),
+                    Some(key) if key.private_key_file.is_none() => {
+                        errors.push(FieldError::new(
+                            path("client_key"),
+                            format!(
+                                "key \"{}\" has no private_key_file (private_key_jwt signs with an asymmetric private key)",
+                                p.client_key
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                },
+                other => errors.push(FieldError::new(
+                    path("token_auth"),
+                    format!(
+                        "expected client_secret_basic, client_secret_post, client_secret_jwt or private_key_jwt, got \"{other}\""
+                    ),
+                )),
+            }
+            if !p.role_map.is_empty() && p.roles_claim.is_empty() {
+                errors.push(FieldError::new(
+                    path("role_map"),
+                    "needs roles_claim (the claim whose values it maps)",
                 ));
             }
             if !is_http_url(&p.redirect_url) {

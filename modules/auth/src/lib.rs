@@ -34,9 +34,14 @@
 //!         issuer: https://login.example.com
 //!         client_id: modular-app
 //!         client_secret: "${CORP_CLIENT_SECRET}"
+//!         token_auth: client_secret_basic   # client_secret_post, client_secret_jwt, private_key_jwt
 //!         redirect_url: https://app.example.com/auth/oidc/corp/callback
 //!         scopes: [email]
 //!         jwks_max_age: 5m
+//!         discovery_max_age: 24h
+//!         roles_claim: groups               # the session's roles (dotted path allowed)
+//!         role_map: { corp-admins: [ops] }  # optional: only mapped values grant roles
+//!         issue_tokens: false               # true: the callback also answers module tokens
 //! ```
 //!
 //! # Dynamic fields
@@ -76,10 +81,15 @@
 //! `GET /auth/oidc/{provider}/login` ([`OIDC_LOGIN_PATH`]) redirects to the provider with
 //! `state`, `nonce` and a PKCE S256 challenge and sets a state cookie;
 //! `GET /auth/oidc/{provider}/callback` ([`OIDC_CALLBACK_PATH`]) checks the state (single
-//! use, bound to the cookie), exchanges the code with the verifier, verifies the ID token
-//! against the provider's JWKS (cached; refreshed once on an unknown `kid`; asymmetric
-//! algorithms only; `iss`, `aud` = `client_id`, `exp`, `nonce`), reads the user info and
-//! creates a session for `<provider>:<sub>`. [`Auth::oidc_begin`] and [`Auth::oidc_finish`]
+//! use, bound to the cookie), exchanges the code with the verifier (client authentication
+//! `client_secret_basic` by default, `client_secret_post`, a signed client assertion
+//! with `client_secret_jwt` or `private_key_jwt`, or none for a public client),
+//! verifies the ID token against the provider's JWKS (cached; refreshed once on an unknown
+//! `kid`; asymmetric algorithms only; `iss`, `aud` contains `client_id`, `azp` when several
+//! audiences or present, `exp`, `nonce`, `at_hash` when present), reads the user info and
+//! creates a session for `<provider>:<sub>` with the roles read from `roles_claim` (mapped
+//! through `role_map` when set). Discovery is fetched again after `discovery_max_age` and
+//! when a JWKS fetch fails (a moved `jwks_uri` is followed). [`Auth::oidc_begin`] and [`Auth::oidc_finish`]
 //! are the same flow without HTTP; [`OidcError`] says why a login failed. Providers are
 //! dynamic (added, removed, secret rotated; the JWKS cache survives while the issuer
 //! stays). Implemented over reqwest (redirects disabled) and jsonwebtoken, not the

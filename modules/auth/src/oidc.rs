@@ -121,10 +121,17 @@ pub(crate) struct JwksCache {
     pub(crate) last_error: Option<String>,
 }
 
+/// A fetched discovery document and when.
+#[derive(Debug)]
+struct CachedDiscovery {
+    document: Arc<Discovery>,
+    fetched_at: Instant,
+}
+
 /// What survives a reload while the issuer stays: discovery and the JWKS cache.
 #[derive(Debug, Default)]
 pub(crate) struct ProviderCache {
-    discovery: Mutex<Option<Arc<Discovery>>>,
+    discovery: Mutex<Option<CachedDiscovery>>,
     pub(crate) jwks: Mutex<JwksCache>,
     refresh: tokio::sync::Mutex<()>,
 }
@@ -209,6 +216,9 @@ pub struct OidcLogin {
     pub userinfo: Option<Value>,
     /// The session created for the login.
     pub session: Session,
+    /// The module's access and refresh tokens for the subject, with the session's roles,
+    /// when the provider has `issue_tokens: true`.
+    pub tokens: Option<crate::TokenPair>,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +261,114 @@ pub(crate) fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// `application/x-www-form-urlencoded` encoding of one value (RFC 6749 §2.3.1 asks it for
+/// the client id and secret before they go into HTTP Basic).
+fn form_encode(value: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(char::from(b));
+            }
+            b' ' => out.push('+'),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    out
+}
+
+/// OIDC Core §3.1.3.7: an ID token for several audiences must name this client as `azp`;
+/// an `azp` present must be this client.
+fn check_azp(claims: &Value, client_id: &str) -> Result<(), OidcError> {
+    let several = claims
+        .get("aud")
+        .and_then(Value::as_array)
+        .is_some_and(|aud| aud.len() > 1);
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == client_id => Ok(()),
+        Some(_) => Err(OidcError::IdToken(
+            "the `azp` claim is not this client".to_owned(),
+        )),
+        None if several => Err(OidcError::IdToken(
+            "an ID token for several audiences has no `azp` claim".to_owned(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// OIDC Core §3.1.3.8 / §3.2.2.9: when the ID token carries `at_hash`, it must be the
+/// left half of the access token's hash (the hash of the token's algorithm), base64url.
+fn check_at_hash(
+    claims: &Value,
+    alg: Algorithm,
+    access_token: Option<&str>,
+) -> Result<(), OidcError> {
+    let Some(expected) = claims.get("at_hash") else {
+        return Ok(());
+    };
+    let bad =
+        || OidcError::IdToken("the `at_hash` claim does not match the access token".to_owned());
+    let (Some(expected), Some(access)) = (expected.as_str(), access_token) else {
+        return Err(bad());
+    };
+    let digest: Vec<u8> = match alg {
+        Algorithm::RS384 | Algorithm::PS384 | Algorithm::ES384 => {
+            sha2::Sha384::digest(access.as_bytes()).to_vec()
+        }
+        Algorithm::RS512 | Algorithm::PS512 | Algorithm::EdDSA => {
+            sha2::Sha512::digest(access.as_bytes()).to_vec()
+        }
+        _ => sha2::Sha256::digest(access.as_bytes()).to_vec(),
+    };
+    let actual = b64url(&digest[..digest.len() / 2]);
+    if same(&actual, expected) {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// The value at a dotted path (`realm_access.roles`) of a JSON object.
+fn claim_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, part| v.get(part))
+}
+
+/// The session's roles: the values of `roles_claim` (ID token first, then user info), each
+/// taken as a role or, with a `role_map`, mapped (unmapped values grant nothing).
+fn session_roles(
+    config: &OidcProviderConfig,
+    claims: &Value,
+    userinfo: Option<&Value>,
+) -> Vec<String> {
+    if config.roles_claim.is_empty() {
+        return Vec::new();
+    }
+    let value = claim_at(claims, &config.roles_claim)
+        .or_else(|| userinfo.and_then(|info| claim_at(info, &config.roles_claim)));
+    let values: Vec<&str> = match value {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let mut roles: Vec<String> = Vec::new();
+    for v in values {
+        let granted: Vec<String> = if config.role_map.is_empty() {
+            vec![v.to_owned()]
+        } else {
+            config.role_map.get(v).cloned().unwrap_or_default()
+        };
+        for role in granted {
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+    }
+    roles
+}
+
 fn pending_key(state: &str) -> String {
     format!("auth:oidc:{state}")
 }
@@ -269,10 +387,37 @@ impl Auth {
             .ok_or_else(|| OidcError::UnknownProvider(name.to_owned()))
     }
 
-    async fn discovery(&self, provider: &Provider) -> Result<Arc<Discovery>, OidcError> {
-        if let Some(d) = provider.cache.discovery.lock().ok().and_then(|d| d.clone()) {
-            return Ok(d);
+    /// The provider's discovery document: the cached one while younger than
+    /// `discovery_max_age` (and `force` is off), else fetched again. When a re-fetch fails,
+    /// the cached document stays in use.
+    async fn discovery(
+        &self,
+        provider: &Provider,
+        force: bool,
+    ) -> Result<Arc<Discovery>, OidcError> {
+        let cached = provider.cache.discovery.lock().ok().and_then(|d| {
+            d.as_ref()
+                .map(|c| (Arc::clone(&c.document), c.fetched_at.elapsed()))
+        });
+        if let Some((document, age)) = &cached
+            && !force
+            && *age < provider.config.discovery_max_age
+        {
+            return Ok(Arc::clone(document));
         }
+        match self.fetch_discovery(provider).await {
+            Ok(document) => Ok(document),
+            Err(e) => match cached {
+                Some((document, _)) => {
+                    tracing::warn!(module = "auth", provider = %provider.name, error = %e, "discovery re-fetch failed; the cached document stays");
+                    Ok(document)
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn fetch_discovery(&self, provider: &Provider) -> Result<Arc<Discovery>, OidcError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             provider.config.issuer.trim_end_matches('/')
@@ -306,7 +451,10 @@ impl Auth {
         }
         let discovery = Arc::new(discovery);
         if let Ok(mut slot) = provider.cache.discovery.lock() {
-            *slot = Some(Arc::clone(&discovery));
+            *slot = Some(CachedDiscovery {
+                document: Arc::clone(&discovery),
+                fetched_at: Instant::now(),
+            });
         }
         Ok(discovery)
     }
@@ -322,26 +470,20 @@ impl Auth {
     pub(crate) async fn refresh_jwks(&self, provider: &Provider) -> Result<usize, OidcError> {
         let _single_flight = provider.cache.refresh.lock().await;
         let outcome = async {
-            let discovery = self.discovery(provider).await?;
-            let issuer_error = |message: String| OidcError::Issuer {
-                provider: provider.name.clone(),
-                message,
-            };
-            let response = self
-                .inner
-                .http
-                .get(&discovery.jwks_uri)
-                .send()
-                .await
-                .map_err(|e| issuer_error(format!("JWKS fetch failed: {}", e.without_url())))?;
-            if !response.status().is_success() {
-                return Err(issuer_error(format!("JWKS answered {}", response.status())));
+            let discovery = self.discovery(provider, false).await?;
+            match self.fetch_jwks(provider, &discovery.jwks_uri).await {
+                Ok(keys) => Ok(keys),
+                Err(e) => {
+                    // The issuer may have moved its JWKS: discover again, and when the
+                    // document names another `jwks_uri`, fetch that one.
+                    match self.discovery(provider, true).await {
+                        Ok(fresh) if fresh.jwks_uri != discovery.jwks_uri => {
+                            self.fetch_jwks(provider, &fresh.jwks_uri).await
+                        }
+                        _ => Err(e),
+                    }
+                }
             }
-            let set: JwkSet = response
-                .json()
-                .await
-                .map_err(|e| issuer_error(format!("bad JWKS: {}", e.without_url())))?;
-            Ok(set.keys)
         }
         .await;
         let mut cache = provider
@@ -366,6 +508,28 @@ impl Auth {
         }
     }
 
+    async fn fetch_jwks(&self, provider: &Provider, uri: &str) -> Result<Vec<Jwk>, OidcError> {
+        let issuer_error = |message: String| OidcError::Issuer {
+            provider: provider.name.clone(),
+            message,
+        };
+        let response = self
+            .inner
+            .http
+            .get(uri)
+            .send()
+            .await
+            .map_err(|e| issuer_error(format!("JWKS fetch failed: {}", e.without_url())))?;
+        if !response.status().is_success() {
+            return Err(issuer_error(format!("JWKS answered {}", response.status())));
+        }
+        let set: JwkSet = response
+            .json()
+            .await
+            .map_err(|e| issuer_error(format!("bad JWKS: {}", e.without_url())))?;
+        Ok(set.keys)
+    }
+
     fn cached_key(provider: &Provider, kid: Option<&str>) -> Option<Jwk> {
         let cache = provider.cache.jwks.lock().ok()?;
         match kid {
@@ -383,7 +547,7 @@ impl Auth {
     /// authorization URL.
     pub async fn oidc_begin(&self, provider: &str) -> Result<OidcRedirect, OidcError> {
         let provider = self.oidc_provider(provider)?;
-        let discovery = self.discovery(&provider).await?;
+        let discovery = self.discovery(&provider, false).await?;
         let state = crate::tokens::random_id();
         let nonce = crate::tokens::random_id();
         let (verifier, challenge) = pkce();
@@ -428,9 +592,11 @@ impl Auth {
     }
 
     /// Finishes a login: takes the pending state out (single use; `browser_state` is the
-    /// state cookie and must match), exchanges the code with the PKCE verifier, verifies the
-    /// ID token (JWKS key by `kid`, refreshed once when unknown; `iss`, `aud`, `exp`,
-    /// `nonce`), reads the user info and creates a session for `<provider>:<sub>`.
+    /// state cookie and must match), exchanges the code with the PKCE verifier (the client
+    /// authenticated by `token_auth`), verifies the ID token (JWKS key by `kid`, refreshed
+    /// once when unknown; `iss`, `aud`, `azp`, `exp`, `nonce`, `at_hash` when present),
+    /// reads the user info and creates a session for `<provider>:<sub>` with the roles of
+    /// `roles_claim` (through `role_map` when set).
     pub async fn oidc_finish(
         &self,
         provider: &str,
@@ -483,22 +649,52 @@ impl Auth {
         if pending.provider != provider.name {
             return Err(OidcError::BadState);
         }
-        let discovery = self.discovery(&provider).await?;
+        let discovery = self.discovery(&provider, false).await?;
 
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", provider.config.redirect_url.as_str()),
             ("code_verifier", pending.verifier.as_str()),
-            ("client_id", provider.config.client_id.as_str()),
         ];
-        if let Some(secret) = &provider.config.client_secret {
-            form.push(("client_secret", secret.expose().as_str()));
+        let mut request = self.inner.http.post(&discovery.token_endpoint);
+        let assertion;
+        match &provider.config.client_secret {
+            _ if matches!(
+                provider.config.token_auth.as_str(),
+                "private_key_jwt" | "client_secret_jwt"
+            ) =>
+            {
+                assertion = self.client_assertion(&provider, &discovery.token_endpoint)?;
+                form.push(("client_id", provider.config.client_id.as_str()));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", assertion.as_str()));
+            }
+            Some(secret) if provider.config.token_auth == "client_secret_post" => {
+                form.push(("client_id", provider.config.client_id.as_str()));
+                form.push(("client_secret", secret.expose().as_str()));
+            }
+            Some(secret) => {
+                // RFC 6749 §2.3.1: both form-urlencoded, then Basic.
+                let credentials = format!(
+                    "{}:{}",
+                    form_encode(&provider.config.client_id),
+                    form_encode(secret.expose())
+                );
+                let mut value = HeaderValue::from_str(&format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ))
+                .map_err(|_| OidcError::TokenExchange("unusable client credentials".to_owned()))?;
+                value.set_sensitive(true);
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            None => form.push(("client_id", provider.config.client_id.as_str())),
         }
-        let response = self
-            .inner
-            .http
-            .post(&discovery.token_endpoint)
+        let response = request
             .form(&form)
             .send()
             .await
@@ -522,9 +718,11 @@ impl Auth {
         let id_token = tokens
             .id_token
             .ok_or_else(|| OidcError::TokenExchange("no id_token in the answer".to_owned()))?;
-        let claims = self
+        let (claims, alg) = self
             .verify_id_token(&provider, &discovery, &id_token)
             .await?;
+        check_azp(&claims, &provider.config.client_id)?;
+        check_at_hash(&claims, alg, tokens.access_token.as_deref())?;
         let nonce = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
         if !same(nonce, &pending.nonce) {
             return Err(OidcError::BadNonce);
@@ -565,14 +763,68 @@ impl Auth {
             _ => None,
         };
         let subject = format!("{}:{sub}", provider.name);
-        let session = self.create_session(&subject, &[], None).await?;
+        let roles = session_roles(&provider.config, &claims, userinfo.as_ref());
+        let session = self.create_session(&subject, &roles, None).await?;
+        let tokens = if provider.config.issue_tokens {
+            Some(
+                self.issue(&subject, &roles, &[])
+                    .map_err(crate::AuthError::from)?,
+            )
+        } else {
+            None
+        };
         Ok(OidcLogin {
             provider: provider.name.clone(),
             subject,
             claims,
             userinfo,
             session,
+            tokens,
         })
+    }
+
+    /// A client assertion (RFC 7523 §3, OIDC Core §9): `iss` = `sub` = the client id, `aud`
+    /// = the token endpoint, a fresh `jti`, valid 60 s; signed by `client_key`
+    /// (`private_key_jwt`) or HS256 with the client secret (`client_secret_jwt`).
+    fn client_assertion(&self, provider: &Provider, audience: &str) -> Result<String, OidcError> {
+        let now = crate::store::unix_now();
+        let claims = json!({
+            "iss": provider.config.client_id,
+            "sub": provider.config.client_id,
+            "aud": audience,
+            "jti": crate::tokens::random_id(),
+            "iat": now,
+            "exp": now + 60,
+        });
+        let unusable =
+            |what: &str| OidcError::TokenExchange(format!("no client assertion: {what}"));
+        let signed = if provider.config.token_auth == "private_key_jwt" {
+            let state = self.state();
+            let key = state
+                .keys
+                .keys
+                .get(&provider.config.client_key)
+                .ok_or_else(|| unusable("client_key is not in auth.keys"))?;
+            let encoding = key
+                .encoding
+                .as_ref()
+                .ok_or_else(|| unusable("client_key has no private half"))?;
+            let mut header = jsonwebtoken::Header::new(key.algorithm);
+            header.kid = Some(key.kid.clone());
+            jsonwebtoken::encode(&header, &claims, encoding)
+        } else {
+            let secret = provider
+                .config
+                .client_secret
+                .as_ref()
+                .ok_or_else(|| unusable("no client_secret"))?;
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(secret.expose().as_bytes()),
+            )
+        };
+        signed.map_err(|_| unusable("signing failed"))
     }
 
     async fn verify_id_token(
@@ -580,7 +832,7 @@ impl Auth {
         provider: &Provider,
         discovery: &Discovery,
         id_token: &str,
-    ) -> Result<Value, OidcError> {
+    ) -> Result<(Value, Algorithm), OidcError> {
         let header =
             decode_header(id_token).map_err(|_| OidcError::IdToken("malformed".to_owned()))?;
         if !ID_TOKEN_ALGORITHMS.contains(&header.alg) {
@@ -618,7 +870,7 @@ impl Auth {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = self.config().leeway.as_secs();
         decode::<Value>(id_token, &key, &validation)
-            .map(|data| data.claims)
+            .map(|data| (data.claims, header.alg))
             .map_err(|e| OidcError::IdToken(e.to_string()))
     }
 
@@ -652,7 +904,7 @@ impl Auth {
 
     /// The router serving `GET /auth/oidc/{provider}/login` (303 to the provider, with the
     /// state cookie) and `GET /auth/oidc/{provider}/callback` (code exchange; 200 with the
-    /// session cookie and `{subject, provider, claims, userinfo}`, or 4xx/502 with
+    /// session cookie and `{subject, provider, roles, claims, userinfo}`, or 4xx/502 with
     /// `{error}`).
     pub fn oidc_router(&self) -> axum::Router {
         axum::Router::new()
@@ -698,13 +950,24 @@ impl Auth {
             .await
         {
             Ok(login) => {
-                let mut response = axum::Json(json!({
+                let mut body = json!({
                     "subject": login.subject,
                     "provider": login.provider,
+                    "roles": login.session.roles,
                     "claims": login.claims,
                     "userinfo": login.userinfo,
-                }))
-                .into_response();
+                });
+                if let Some(tokens) = &login.tokens {
+                    body["access_token"] = json!(tokens.access_token);
+                    body["refresh_token"] = json!(tokens.refresh_token);
+                    body["token_type"] = json!("Bearer");
+                    body["expires_in"] = json!(tokens.expires_in);
+                }
+                let mut response = axum::Json(body).into_response();
+                // Tokens (when issued) and the session cookie must not be cached.
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 let headers = response.headers_mut();
                 for cookie in [
                     self.session_cookie(&login.session),
@@ -747,7 +1010,8 @@ pub(crate) async fn login(State(auth): State<Auth>, Path(provider): Path<String>
     tag = "auth",
     summary = "Finish an OIDC login",
     description = "Exchanges the code; answers the session cookie and \
-        `{subject, provider, claims, userinfo}`.",
+        `{subject, provider, roles, claims, userinfo}`, plus `access_token`, `refresh_token`, \
+        `token_type` and `expires_in` when the provider has `issue_tokens`.",
     params(
         ("provider" = String, Path, description = "a configured provider's name"),
         ("code" = Option<String>, Query, description = "the authorization code"),

@@ -71,6 +71,16 @@ struct IssuerState {
     /// Merged into the ID token's claims.
     patch: Mutex<Value>,
     jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
+    /// The JWKS path discovery names (`/jwks`); the other path answers 404.
+    jwks_path: Mutex<String>,
+    /// How the client authenticated at the last code exchange (`client_secret_basic` or
+    /// `client_secret_post`).
+    client_auth: Mutex<String>,
+    /// The client's public keys, as registered at a real provider for `private_key_jwt`.
+    client_jwks: Mutex<Vec<Jwk>>,
+    /// Every client assertion `jti` seen (each must be fresh).
+    assertion_ids: Mutex<Vec<String>>,
 }
 
 /// The in-process issuer; its JWKS is served through `proxy` (cut it for an outage).
@@ -88,7 +98,7 @@ impl Issuer {
         let (key, jwk) = signing_key("k1", Algorithm::ES256, "ec.pem");
         let state = Arc::new(IssuerState {
             issuer: format!("http://{addr}"),
-            jwks_uri: format!("http://{}/jwks", proxy.addr()),
+            jwks_uri: format!("http://{}", proxy.addr()),
             signing: Mutex::new(key),
             published: Mutex::new(vec![jwk]),
             codes: Mutex::new(HashMap::new()),
@@ -96,6 +106,11 @@ impl Issuer {
             wrong_nonce: AtomicBool::new(false),
             patch: Mutex::new(json!({})),
             jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
+            jwks_path: Mutex::new("/jwks".to_owned()),
+            client_auth: Mutex::new(String::new()),
+            client_jwks: Mutex::new(Vec::new()),
+            assertion_ids: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .route(
@@ -103,6 +118,7 @@ impl Issuer {
                 axum::routing::get(discovery),
             )
             .route("/jwks", axum::routing::get(jwks))
+            .route("/jwks-moved", axum::routing::get(jwks))
             .route("/authorize", axum::routing::get(authorize))
             .route("/token", axum::routing::post(token))
             .route("/userinfo", axum::routing::get(userinfo))
@@ -127,15 +143,25 @@ impl Issuer {
     fn fetches(&self) -> usize {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
+
+    fn discoveries(&self) -> usize {
+        self.state.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    fn client_auth(&self) -> String {
+        self.state.client_auth.lock().unwrap().clone()
+    }
 }
 
 async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
+    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let jwks_uri = format!("{}{}", s.jwks_uri, s.jwks_path.lock().unwrap());
     axum::Json(json!({
         "issuer": s.issuer,
         "authorization_endpoint": format!("{}/authorize", s.issuer),
         "token_endpoint": format!("{}/token", s.issuer),
         "userinfo_endpoint": format!("{}/userinfo", s.issuer),
-        "jwks_uri": s.jwks_uri,
+        "jwks_uri": jwks_uri,
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -143,7 +169,10 @@ async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
     .into_response()
 }
 
-async fn jwks(State(s): State<Arc<IssuerState>>) -> Response {
+async fn jwks(State(s): State<Arc<IssuerState>>, uri: axum::http::Uri) -> Response {
+    if uri.path() != *s.jwks_path.lock().unwrap() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
     axum::Json(JwkSet {
         keys: s.published.lock().unwrap().clone(),
@@ -175,12 +204,100 @@ async fn authorize(
     .into_response()
 }
 
-async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
-    let f: HashMap<String, String> = reqwest::Url::parse(&format!("http://form/?{body}"))
+fn form_pairs(text: &str) -> HashMap<String, String> {
+    reqwest::Url::parse(&format!("http://form/?{text}"))
         .unwrap()
         .query_pairs()
         .into_owned()
-        .collect();
+        .collect()
+}
+
+/// The client's credentials as the token endpoint sees them: HTTP Basic (RFC 6749 §2.3.1:
+/// each part form-encoded) or the form body; and which of the two.
+fn client_credentials(
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> (Option<String>, Option<String>, &'static str) {
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic)
+            .unwrap();
+        let decoded = String::from_utf8(decoded).unwrap();
+        let (id, secret) = decoded.split_once(':').unwrap();
+        let decode = |part: &str| {
+            form_pairs(&format!("v={part}"))
+                .remove("v")
+                .unwrap_or_default()
+        };
+        assert!(
+            !form.contains_key("client_secret"),
+            "one authentication method only"
+        );
+        return (
+            Some(decode(id)),
+            Some(decode(secret)),
+            "client_secret_basic",
+        );
+    }
+    let method = if form.contains_key("client_secret") {
+        "client_secret_post"
+    } else {
+        "none"
+    };
+    (
+        form.get("client_id").cloned(),
+        form.get("client_secret").cloned(),
+        method,
+    )
+}
+
+/// Verifies a client assertion (RFC 7523) the way a provider does: HS256 with the client
+/// secret, or the registered public key by `kid`; `iss` = `sub` = the client, `aud` = this
+/// token endpoint, `exp`, a fresh `jti`. Answers the method.
+fn verify_assertion(s: &IssuerState, f: &HashMap<String, String>) -> Option<&'static str> {
+    assert_eq!(
+        f.get("client_assertion_type").map(String::as_str),
+        Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    );
+    let assertion = f.get("client_assertion")?;
+    let header = jsonwebtoken::decode_header(assertion).ok()?;
+    let (key, method) = if header.alg == Algorithm::HS256 {
+        let secret = s.secret.lock().unwrap().clone();
+        (
+            jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+            "client_secret_jwt",
+        )
+    } else {
+        let jwks = s.client_jwks.lock().unwrap();
+        let jwk = jwks.iter().find(|k| k.common.key_id == header.kid)?;
+        (
+            jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?,
+            "private_key_jwt",
+        )
+    };
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&[format!("{}/token", s.issuer)]);
+    validation.set_issuer(&[CLIENT_ID]);
+    validation.sub = Some(CLIENT_ID.to_owned());
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .ok()?
+        .claims;
+    let jti = claims["jti"].as_str()?.to_owned();
+    let mut seen = s.assertion_ids.lock().unwrap();
+    if seen.contains(&jti) {
+        return None;
+    }
+    seen.push(jti);
+    Some(method)
+}
+
+async fn token(State(s): State<Arc<IssuerState>>, headers: HeaderMap, body: String) -> Response {
+    let f = form_pairs(&body);
     let bad = |error: &str| {
         (
             StatusCode::BAD_REQUEST,
@@ -188,9 +305,18 @@ async fn token(State(s): State<Arc<IssuerState>>, body: String) -> Response {
         )
             .into_response()
     };
-    if f.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-        || f.get("client_secret") != Some(&*s.secret.lock().unwrap())
-    {
+    let authenticated = if f.contains_key("client_assertion") {
+        let method = verify_assertion(&s, &f);
+        *s.client_auth.lock().unwrap() = method.unwrap_or("bad assertion").to_owned();
+        method.is_some() && f.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+    } else {
+        let (client_id, client_secret, method) = client_credentials(&headers, &f);
+        *s.client_auth.lock().unwrap() = method.to_owned();
+        // An empty issuer secret: a public client, which must send none.
+        client_id.as_deref() == Some(CLIENT_ID)
+            && client_secret.as_deref().unwrap_or("") == *s.secret.lock().unwrap()
+    };
+    if !authenticated {
         return (
             StatusCode::UNAUTHORIZED,
             axum::Json(json!({ "error": "invalid_client" })),
@@ -239,8 +365,11 @@ async fn userinfo(headers: HeaderMap) -> Response {
     {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    axum::Json(json!({ "sub": "alice", "email": "alice@example.test", "name": "Alice" }))
-        .into_response()
+    axum::Json(json!({
+        "sub": "alice", "email": "alice@example.test", "name": "Alice",
+        "org": { "department": "sre" },
+    }))
+    .into_response()
 }
 
 /// The app side: the module's OIDC routes served on their own listener.
@@ -692,6 +821,50 @@ async fn providers_are_added_changed_and_removed_by_reload() {
         "the JWKS cache survived the secret rotation"
     );
 
+    // token_auth, roles_claim, role_map, discovery_max_age and issue_tokens are dynamic too.
+    assert_eq!(issuer.client_auth(), "client_secret_basic");
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["corp-admins"] });
+    let (_, _, cookies) = full_login(&site).await;
+    let roles = auth
+        .session(&session_id(&cookies))
+        .await
+        .unwrap()
+        .unwrap()
+        .roles;
+    assert!(roles.is_empty(), "{roles:?}");
+    let discoveries = issuer.discoveries();
+    merge(
+        &mut config,
+        json!({ "auth": { "oidc": { "providers": { "test": {
+            "token_auth": "client_secret_post",
+            "roles_claim": "groups",
+            "role_map": { "corp-admins": ["ops"] },
+            "discovery_max_age": "0s",
+            "issue_tokens": true,
+        } } } } }),
+    );
+    write_config(&path, &config);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_post");
+    assert_eq!(
+        auth.verify(body["access_token"].as_str().unwrap())
+            .unwrap()
+            .roles,
+        vec!["ops".to_owned()]
+    );
+    let roles = auth
+        .session(&session_id(&cookies))
+        .await
+        .unwrap()
+        .unwrap()
+        .roles;
+    assert_eq!(roles, vec!["ops".to_owned()]);
+    // discovery_max_age 0s: discovery at the login and again at the callback.
+    assert_eq!(issuer.discoveries(), discoveries + 2);
+    *issuer.state.patch.lock().unwrap() = json!({});
+
     // A provider without client id is refused by reload; the running one stays.
     config["auth"]["oidc"]["providers"]["test"]["client_id"] = json!("");
     write_config(&path, &config);
@@ -760,5 +933,526 @@ async fn the_module_serves_the_login_routes_through_the_router_and_http_server()
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["subject"], "test:alice");
     assert!(cookies.iter().any(|c| c.starts_with("modular_session=")));
+    app.stop().await.unwrap();
+}
+
+/// `setup` with `patch` merged into the provider's config.
+async fn setup_with(patch: Value) -> (Issuer, Application, Auth, Site) {
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    merge(
+        &mut config,
+        json!({ "auth": { "oidc": { "providers": { "test": patch } } } }),
+    );
+    let (app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    (issuer, app, auth, site)
+}
+
+fn session_id(cookies: &[String]) -> String {
+    cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("modular_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_client_authenticates_with_http_basic_by_default_and_in_the_form_when_configured() {
+    // A secret with characters RFC 6749 §2.3.1 form-encodes before Basic.
+    let secret = "s3cr:t+/ with%space-0123456789";
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    *issuer.state.secret.lock().unwrap() = secret.to_owned();
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]["client_secret"] = json!(secret);
+    let (mut app, auth) = started(config.clone()).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_basic");
+    app.stop().await.unwrap();
+
+    let (listener, addr) = site_listener().await;
+    let mut post = config;
+    post["auth"]["oidc"]["providers"]["test"]["redirect_url"] =
+        json!(format!("http://{addr}/auth/oidc/test/callback"));
+    post["auth"]["oidc"]["providers"]["test"]["token_auth"] = json!("client_secret_post");
+    let (mut app, auth) = started(post).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_post");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_public_client_sends_only_its_client_id_and_a_bad_token_auth_is_rejected_with_its_path() {
+    // A public client: no secret configured, the issuer expects none (PKCE alone).
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    issuer.state.secret.lock().unwrap().clear();
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    config["auth"]["oidc"]["providers"]["test"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let (mut app, auth) = started(config).await;
+    let site = serve(listener, &auth);
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "none");
+    app.stop().await.unwrap();
+
+    let error = build_error(builder(section(
+        json!({ "auth": { "oidc": { "providers": { "corp": {
+        "issuer": "https://login.example.com",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "token_auth": "tls_client_auth",
+        "redirect_url": "https://app.example.com/auth/oidc/corp/callback",
+        "role_map": { "admins": ["ops"] },
+    } } } } }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.token_auth"),
+        "{error}"
+    );
+    assert!(error.contains("tls_client_auth"), "{error}");
+    assert!(
+        error.contains("auth.oidc.providers.corp.role_map"),
+        "{error}"
+    );
+    assert!(!error.contains(CLIENT_SECRET), "{error}");
+}
+
+#[tokio::test]
+async fn azp_is_required_for_several_audiences_and_must_be_this_client() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    for (patch, ok, expected) in [
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"] }),
+            false,
+            "no `azp`",
+        ),
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"], "azp": "other-client" }),
+            false,
+            "`azp` claim is not this client",
+        ),
+        (
+            json!({ "azp": "other-client" }),
+            false,
+            "`azp` claim is not this client",
+        ),
+        (
+            json!({ "aud": [CLIENT_ID, "other-client"], "azp": CLIENT_ID }),
+            true,
+            "",
+        ),
+        (json!({ "aud": [CLIENT_ID] }), true, ""),
+    ] {
+        *issuer.state.patch.lock().unwrap() = patch.clone();
+        let (status, body, cookies) = full_login(&site).await;
+        if ok {
+            assert_eq!(status, StatusCode::OK, "{patch}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{patch}: {body}");
+            assert!(
+                body["error"].as_str().unwrap().contains(expected),
+                "{patch}: {body}"
+            );
+            assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+        }
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_at_hash_that_does_not_match_the_access_token_is_rejected() {
+    let (issuer, mut app, _auth, site) = setup().await;
+    // ES256: the left half of SHA-256 of the access token, base64url.
+    let digest = sha2::Sha256::digest(b"access-alice");
+    let good = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16]);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": good });
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let other = sha2::Sha256::digest(b"another-access-token");
+    let bad = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&other[..16]);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": bad });
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at_hash"),
+        "{body}"
+    );
+    assert!(!cookies.iter().any(|c| c.starts_with("modular_session=")));
+    // RS256 after a rotation: still SHA-256; a hash of the wrong length is refused too.
+    issuer.rotate();
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": good });
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    *issuer.state.patch.lock().unwrap() = json!({ "at_hash": b64url_full(&digest) });
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_REQUEST);
+    app.stop().await.unwrap();
+}
+
+fn b64url_full(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn a_configured_claim_gives_the_session_its_roles_mapped_when_a_role_map_is_set() {
+    // Mapped: only listed group names grant roles.
+    let (issuer, mut app, auth, site) = setup_with(json!({
+        "roles_claim": "groups",
+        "role_map": { "corp-admins": ["ops", "sre"], "corp-devs": ["dev"] },
+    }))
+    .await;
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["corp-admins", "staff"] });
+    let (status, body, cookies) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["ops".to_owned(), "sre".to_owned()]);
+    assert_eq!(body["roles"], json!(["ops", "sre"]));
+
+    // The roles guard routes: the session cookie of that login passes `ops`, not `billing`.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let guarded = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route(
+            "/ops",
+            axum::routing::get(|| async { "ops" }).layer(auth.require_role("ops")),
+        )
+        .route(
+            "/billing",
+            axum::routing::get(|| async { "billing" }).layer(auth.require_role("billing")),
+        );
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let cookie = format!("modular_session={}", session.id);
+    let get = |path: &str| {
+        site.client
+            .get(format!("{guarded}{path}"))
+            .header(header::COOKIE, cookie.clone())
+            .send()
+    };
+    assert_eq!(get("/ops").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        get("/billing").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A user in no mapped group gets no role.
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": "staff" });
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert!(session.roles.is_empty(), "{:?}", session.roles);
+    app.stop().await.unwrap();
+
+    // Unmapped: a nested claim's values are the roles as they are.
+    let (issuer, mut app, auth, site) =
+        setup_with(json!({ "roles_claim": "realm_access.roles" })).await;
+    *issuer.state.patch.lock().unwrap() = json!({ "realm_access": { "roles": ["ops", 7, "dev"] } });
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["ops".to_owned(), "dev".to_owned()]);
+    app.stop().await.unwrap();
+
+    // A claim the ID token lacks is read from the user info.
+    let (_issuer, mut app, auth, site) =
+        setup_with(json!({ "roles_claim": "org.department" })).await;
+    let (_, _, cookies) = full_login(&site).await;
+    let session = auth.session(&session_id(&cookies)).await.unwrap().unwrap();
+    assert_eq!(session.roles, vec!["sre".to_owned()]);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_discovery_document_is_fetched_again_when_old_and_when_the_jwks_moved() {
+    let (issuer, mut app, _auth, site) = setup_with(json!({ "discovery_max_age": "1h" })).await;
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    let discoveries = issuer.discoveries();
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(issuer.discoveries(), discoveries, "cached while young");
+
+    // Past discovery_max_age (paused clock moved, then running again for the sockets).
+    tokio::time::pause();
+    tokio::time::advance(std::time::Duration::from_secs(3601)).await;
+    tokio::time::resume();
+    assert_eq!(full_login(&site).await.0, StatusCode::OK);
+    assert_eq!(issuer.discoveries(), discoveries + 1, "old: fetched again");
+
+    // The issuer moves its JWKS and rotates: the unknown kid's refresh finds the old URI
+    // gone, discovers again and fetches the new one, within the same login.
+    *issuer.state.jwks_path.lock().unwrap() = "/jwks-moved".to_owned();
+    issuer.rotate();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.discoveries(), discoveries + 2);
+    let health = report(&app, "oidc.test").await;
+    assert_eq!(health.status, HealthStatus::Healthy, "{health:?}");
+    assert_eq!(health.details["kids"], json!(["k2"]));
+    app.stop().await.unwrap();
+}
+
+/// A `MakeWriter` keeping every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_password_code_or_token_reaches_the_logs_at_trace_level() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded: every task of the test logs through this.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (issuer, mut app, auth, site) = setup().await;
+    // OIDC: a login, a failed exchange (the issuer's secret rotated), an outage.
+    let (url, cookie) = authorize_at(&site, "test").await;
+    let code = url
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _, cookies) = callback(&site, &url, &cookie).await;
+    assert_eq!(status, StatusCode::OK);
+    let session = session_id(&cookies);
+    *issuer.state.secret.lock().unwrap() = ROTATED_SECRET.to_owned();
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_GATEWAY);
+    issuer.proxy.cut();
+    let _ = report(&app, "oidc.test").await;
+    issuer.proxy.restore();
+
+    // Passwords and tokens: a failed and a good login, a refresh and its reuse.
+    let password = "Correct-Horse-42";
+    let hash = auth.hash_password(password).await.unwrap();
+    for (attempt, ok) in [("Wrong-Horse-43", false), (password, true)] {
+        let outcome = auth
+            .login(modular_auth::LoginAttempt {
+                account: "ada",
+                password: attempt,
+                stored_hash: Some(&hash),
+                client: None,
+            })
+            .await;
+        assert_eq!(outcome.is_ok(), ok);
+    }
+    let pair = auth.issue("ada", &["ops".to_owned()], &[]).unwrap();
+    auth.refresh(&pair.refresh_token).await.unwrap();
+    assert!(auth.refresh(&pair.refresh_token).await.is_err());
+    app.stop().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("refresh token reuse detected"),
+        "the capture works: {text}"
+    );
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    for secret in [
+        SECRET,
+        CLIENT_SECRET,
+        basic.as_str(),
+        ROTATED_SECRET,
+        password,
+        "Wrong-Horse-43",
+        hash.as_str(),
+        code.as_str(),
+        session.as_str(),
+        pair.access_token.as_str(),
+        pair.refresh_token.as_str(),
+        "access-alice",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the logs:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_client_authenticates_with_a_signed_assertion_private_key_jwt_or_client_secret_jwt() {
+    // private_key_jwt: an ES256 key of auth.keys signs; the issuer knows its public key
+    // from the module's JWKS, as a provider registered with it would.
+    modular_testkit::install_crypto_provider();
+    let issuer = Issuer::start().await;
+    let (listener, addr) = site_listener().await;
+    let mut config = oidc_section(&issuer, addr);
+    merge(
+        &mut config,
+        json!({ "auth": {
+            "keys": { "client": { "algorithm": "ES256", "private_key_file": fixture("ec.pem") } },
+            "oidc": { "providers": { "test": { "token_auth": "private_key_jwt", "client_key": "client" } } },
+        } }),
+    );
+    config["auth"]["oidc"]["providers"]["test"]
+        .as_object_mut()
+        .unwrap()
+        .remove("client_secret");
+    let (mut app, auth) = started(config).await;
+    let published = auth.jwks().keys;
+    assert!(
+        published
+            .iter()
+            .any(|k| k.common.key_id.as_deref() == Some("client")),
+        "the client key is in the module's JWKS"
+    );
+    *issuer.state.client_jwks.lock().unwrap() = published;
+    let site = serve(listener, &auth);
+    for _ in 0..2 {
+        let (status, body, _) = full_login(&site).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(issuer.client_auth(), "private_key_jwt");
+    }
+    assert_eq!(
+        issuer.state.assertion_ids.lock().unwrap().len(),
+        2,
+        "a fresh jti each time"
+    );
+    // client_key is dynamic: a reload points it at another key (an RSA one, added in the
+    // same reload), and the assertion is signed with it.
+    let store = app.config();
+    let mut overrides = store.overrides();
+    overrides.insert(
+        "auth.keys.client2".to_owned(),
+        json!({ "algorithm": "RS256", "private_key_file": fixture("rsa.pem") }),
+    );
+    overrides.insert(
+        "auth.oidc.providers.test.client_key".to_owned(),
+        json!("client2"),
+    );
+    store.set_overrides(overrides);
+    assert_eq!(app.reload().await.unwrap().status, ReloadStatus::Applied);
+    *issuer.state.client_jwks.lock().unwrap() = auth
+        .jwks()
+        .keys
+        .into_iter()
+        .filter(|k| k.common.key_id.as_deref() == Some("client2"))
+        .collect();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "private_key_jwt");
+    // The provider no longer trusts that key: the exchange is refused.
+    issuer.state.client_jwks.lock().unwrap().clear();
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("invalid_client"),
+        "{body}"
+    );
+    app.stop().await.unwrap();
+
+    // client_secret_jwt: HS256 keyed by the client secret.
+    let (issuer, mut app, _auth, site) =
+        setup_with(json!({ "token_auth": "client_secret_jwt" })).await;
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(issuer.client_auth(), "client_secret_jwt");
+    *issuer.state.secret.lock().unwrap() = ROTATED_SECRET.to_owned();
+    assert_eq!(full_login(&site).await.0, StatusCode::BAD_GATEWAY);
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_assertion_method_without_its_key_or_secret_is_rejected_with_its_path() {
+    let provider = |extra: Value| {
+        let mut p = json!({
+            "issuer": "https://login.example.com",
+            "client_id": CLIENT_ID,
+            "redirect_url": "https://app.example.com/auth/oidc/corp/callback",
+        });
+        merge(&mut p, extra);
+        section(json!({ "auth": { "oidc": { "providers": { "corp": p } } } }))
+    };
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "private_key_jwt", "client_key": "nope" }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.client_key"),
+        "{error}"
+    );
+    // k1 is an HMAC key: no private half to sign an assertion with.
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "private_key_jwt", "client_key": "k1" }),
+    )))
+    .await;
+    assert!(error.contains("has no private_key_file"), "{error}");
+    assert!(!error.contains(SECRET), "{error}");
+    let error = build_error(builder(provider(
+        json!({ "token_auth": "client_secret_jwt", "client_secret": "short-secret" }),
+    )))
+    .await;
+    assert!(
+        error.contains("auth.oidc.providers.corp.client_secret"),
+        "{error}"
+    );
+    assert!(error.contains("at least 32 bytes"), "{error}");
+    assert!(!error.contains("short-secret"), "{error}");
+}
+
+#[tokio::test]
+async fn with_issue_tokens_the_callback_also_answers_module_tokens_with_the_sessions_roles() {
+    let (_issuer, mut app, _auth, site) = setup().await;
+    let (status, body, _) = full_login(&site).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("access_token").is_none(), "off by default: {body}");
+    app.stop().await.unwrap();
+
+    let (issuer, mut app, auth, site) = setup_with(json!({
+        "issue_tokens": true,
+        "roles_claim": "groups",
+    }))
+    .await;
+    *issuer.state.patch.lock().unwrap() = json!({ "groups": ["ops"] });
+    let response = {
+        let (url, cookie) = authorize_at(&site, "test").await;
+        site.client
+            .get(url)
+            .header(header::COOKIE, cookie)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    let claims = auth.verify(body["access_token"].as_str().unwrap()).unwrap();
+    assert_eq!(claims.sub, "test:alice");
+    assert_eq!(claims.roles, vec!["ops".to_owned()]);
+    let next = auth
+        .refresh(body["refresh_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(auth.verify(&next.access_token).unwrap().sub, "test:alice");
     app.stop().await.unwrap();
 }

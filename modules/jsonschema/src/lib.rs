@@ -121,7 +121,9 @@
 //! # Config sections checked against a schema
 //!
 //! `sections` attaches [`JsonSchemas::section_check`] to each named section through core's
-//! [`SectionCheck`](modular_core::config::SectionCheck) seam. The section is checked against
+//! [`SectionCheck`](modular_core::config::SectionCheck) seam; the application's code does the
+//! same with [`JsonSchemaModule::check_section`] on the module it hands the builder (or, in
+//! a module's `init`, `ctx.config_store().add_section_check(section, schemas.section_check(name))`). The section is checked against
 //! the start-up configuration at once (a violation fails `build()`) and in every reload's
 //! validate step, beside the typed `validate()` hooks: a violation rejects the candidate with
 //! the key path (the instance location as a dotted path: `app.owners.1`), the source that set

@@ -28,6 +28,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
 /// The jsonschema module, named `jsonschema`.
 #[derive(Debug, Default)]
 pub struct JsonSchemaModule {
+    /// Sections checked against a schema, attached in code ([`JsonSchemaModule::check_section`]).
+    sections: Vec<(String, String)>,
     running: Option<Running>,
 }
 
@@ -43,6 +45,51 @@ impl JsonSchemaModule {
     /// The module; its schemas come from the `jsonschema` section.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Checks config section `section` against schema `schema`, as an entry of
+    /// `jsonschema.sections` does, from the application's code: the start-up configuration
+    /// must match (else `build()` fails with the key paths and sources), and so must every
+    /// reload candidate (else it is rejected in step 2 and the running config stays). The
+    /// schema must be loaded at start (else `build()` fails); a section named both here and
+    /// in `jsonschema.sections` must name the same schema there.
+    ///
+    /// ```
+    /// use modular_jsonschema::JsonSchemaModule;
+    ///
+    /// let builder = modular_core::Application::builder()
+    ///     .free_section("app")
+    ///     .module(JsonSchemaModule::new().check_section("app", "app-config"));
+    /// # drop(builder);
+    /// ```
+    #[must_use]
+    pub fn check_section(mut self, section: impl Into<String>, schema: impl Into<String>) -> Self {
+        self.sections.push((section.into(), schema.into()));
+        self
+    }
+
+    /// Every section to check: `jsonschema.sections`, then the ones attached in code; a
+    /// section named twice with two schemas is an error.
+    fn sections(&self, config: &JsonSchemaConfig) -> Result<Vec<(String, String)>, String> {
+        let mut all: Vec<(String, String)> = config
+            .sections
+            .iter()
+            .map(|(section, schema)| (section.clone(), schema.clone()))
+            .collect();
+        for (section, schema) in &self.sections {
+            match all.iter().find(|(s, _)| s == section) {
+                Some((_, existing)) if existing == schema => {}
+                Some((_, existing)) => {
+                    return Err(format!(
+                        "jsonschema: section \"{section}\" is checked against schema \"{existing}\" \
+                         (jsonschema.sections or an earlier check_section) and against \"{schema}\" \
+                         by JsonSchemaModule::check_section; name one"
+                    ));
+                }
+                None => all.push((section.clone(), schema.clone())),
+            }
+        }
+        Ok(all)
     }
 }
 
@@ -68,10 +115,15 @@ impl Module for JsonSchemaModule {
         let fingerprint = compiled.fingerprint;
         let schemas = JsonSchemas::new(compiled.set);
         schemas.state().fingerprint = Some(fingerprint);
-        for (section, schema) in &config.sections {
+        for (section, schema) in &self.sections(&config)? {
             if schemas.get(schema).is_none() {
+                let origin = if config.sections.contains_key(section) {
+                    format!("jsonschema.sections.{section}")
+                } else {
+                    format!("jsonschema: JsonSchemaModule::check_section(\"{section}\")")
+                };
                 return Err(format!(
-                    "jsonschema.sections.{section}: no schema named \"{schema}\" (have: {})",
+                    "{origin}: no schema named \"{schema}\" (have: {})",
                     schemas.names().join(", ")
                 )
                 .into());
@@ -128,8 +180,8 @@ impl Module for JsonSchemaModule {
 }
 
 /// Compiles the whole new set aside in `prepare` (a failure fails the reload naming the
-/// file, emits `schemas.rejected` and turns health degraded; the running set keeps
-/// validating) and swaps it in at commit.
+/// file and emits `schemas.rejected`; the running set keeps validating and health stays as
+/// it was, with `details.last_rejection`) and swaps it in at commit.
 struct SchemaReloader {
     schemas: JsonSchemas,
     context: ModuleContext,

@@ -571,3 +571,68 @@ async fn the_watch_debounce_and_the_health_timeout_are_dynamic() {
     next_event(&mut events, "com.modular.jsonschema.schemas.reloaded").await;
     assert!(!f.schemas.is_valid("note", &json!({"title": "abc"})));
 }
+
+/// A builder over `file` whose module checks `app` against `schema` from code.
+fn app_checking(file: &Path, schema: &str) -> modular_core::ApplicationBuilder {
+    modular_testkit::test_builder()
+        .config_file(file)
+        .free_section("app")
+        .module(modular_jsonschema::JsonSchemaModule::new().check_section("app", schema))
+}
+
+#[tokio::test]
+async fn a_section_check_attached_in_code_fails_the_build_and_rejects_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let schemas = dir.path().join("schemas");
+    write(&schemas, "app-config.json", APP_CONFIG);
+    let head = yaml(&schemas, "");
+
+    // A violation at start fails the build with the key path and the source.
+    let file = config_file(dir.path(), &format!("{head}app:\n  port: 70000\n"));
+    let text = support::build_error(app_checking(&file, "app-config")).await;
+    assert!(text.contains("app.port"), "{text}");
+    assert!(text.contains("maximum of 65535"), "{text}");
+    assert!(text.contains("config.yaml"), "{text}");
+
+    // A valid one builds; a violating reload is rejected and the running config stays.
+    let file = config_file(dir.path(), &format!("{head}app:\n  port: 8080\n"));
+    let mut app = app_checking(&file, "app-config").build().await.unwrap();
+    app.start().await.unwrap();
+    let version = app.config().version();
+    config_file(dir.path(), &format!("{head}app:\n  port: \"eighty\"\n"));
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Rejected, "{outcome:?}");
+    assert_eq!(outcome.errors[0].path, "app.port");
+    assert!(
+        outcome.errors[0].message.contains("schema \"app-config\""),
+        "{outcome:?}"
+    );
+    assert_eq!(app.config().version(), version);
+    config_file(dir.path(), &format!("{head}app:\n  port: 9090\n"));
+    assert!(app.reload().await.unwrap().errors.is_empty());
+    app.stop().await.unwrap();
+
+    // An unknown schema fails the build naming the call.
+    let text = support::build_error(app_checking(&file, "nope")).await;
+    assert!(
+        text.contains("JsonSchemaModule::check_section(\"app\"): no schema named \"nope\""),
+        "{text}"
+    );
+
+    // The same section in jsonschema.sections: the same schema is one check, another fails.
+    write(&schemas, "other.json", r#"{"type": "object"}"#);
+    let file = config_file(
+        dir.path(),
+        &yaml(
+            &schemas,
+            "  sections:\n    app: other\napp:\n  port: 8080\n",
+        ),
+    );
+    let mut app = app_checking(&file, "other").build().await.unwrap();
+    app.stop().await.unwrap();
+    let text = support::build_error(app_checking(&file, "app-config")).await;
+    assert!(
+        text.contains("section \"app\" is checked against schema \"other\""),
+        "{text}"
+    );
+}

@@ -109,7 +109,7 @@ async fn object_keywords_are_enforced() {
         json!({"x-a": "s", "y": 1}),
         json!({"x-a": 1}),
         "/x-a",
-        "/type",
+        "/patternProperties/^x-/type",
     );
     check(
         s,
@@ -133,7 +133,7 @@ async fn object_keywords_are_enforced() {
         json!({"card": 1, "zip": 2}),
         json!({"card": 1}),
         "",
-        "/required",
+        "/dependentSchemas/card/required",
     );
     check(s, "count", json!({"a": 1}), json!({}), "", "/minProperties");
     check(
@@ -168,6 +168,10 @@ async fn array_keywords_are_enforced() {
                 &schema(json!({"contains": {"const": 7}, "minContains": 2, "maxContains": 3})),
             ),
             ("len.json", &schema(json!({"minItems": 1, "maxItems": 2}))),
+            (
+                "contains_one.json",
+                &schema(json!({"contains": {"type": "integer"}})),
+            ),
             ("unique.json", &schema(json!({"uniqueItems": true}))),
             (
                 "uneval_items.json",
@@ -210,6 +214,14 @@ async fn array_keywords_are_enforced() {
         json!([7, 7, 7, 7]),
         "",
         "/maxContains",
+    );
+    check(
+        s,
+        "contains_one",
+        json!(["a", 1]),
+        json!(["a", "b"]),
+        "",
+        "/contains",
     );
     check(s, "len", json!([1]), json!([]), "", "/minItems");
     check(s, "len", json!([1]), json!([1, 2, 3]), "", "/maxItems");
@@ -294,6 +306,13 @@ async fn applicators_combine_subschemas() {
                 })),
             ),
             (
+                "anchor.json",
+                &schema(json!({
+                    "$defs": {"ident": {"$anchor": "ident", "type": "string", "pattern": "^[a-z]+$"}},
+                    "properties": {"id": {"$ref": "#ident"}}
+                })),
+            ),
+            (
                 "tree.json",
                 &schema(json!({
                     "$dynamicAnchor": "node",
@@ -333,6 +352,14 @@ async fn applicators_combine_subschemas() {
         json!({"id": "ab"}),
         "/id",
         "/minLength",
+    );
+    check(
+        s,
+        "anchor",
+        json!({"id": "abc"}),
+        json!({"id": "ABC"}),
+        "/id",
+        "/pattern",
     );
     check(
         s,

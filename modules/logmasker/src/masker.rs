@@ -148,8 +148,9 @@ impl Masker {
         }
     }
 
-    /// Compiles `config`'s rules aside (the live set keeps masking). A failure turns the next
-    /// health check degraded, and stays in `last_rejection` until a later set is committed.
+    /// Compiles `config`'s rules aside (the live set keeps masking). A failure leaves health
+    /// as it was (a rejected reload is not a health matter, docs/health.md) and stays in
+    /// `last_rejection` until a later set is committed.
     pub fn prepare(&self, config: &LogMaskerConfig) -> Result<PreparedRules, LogMaskerError> {
         match RuleSet::compile(config) {
             Ok(rules) => Ok(PreparedRules {
