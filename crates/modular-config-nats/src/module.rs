@@ -405,9 +405,12 @@ impl HealthProvider for SourceHealth {
                 format!("watching revision {}", state.revision),
             )
         } else {
-            if let Some(error) = &state.last_error {
-                details.insert("error".to_owned(), json!(error));
-            }
+            // The client may have seen the loss before the watch loop recorded why.
+            let error = state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "disconnected; the client is reconnecting".to_owned());
+            details.insert("error".to_owned(), json!(error));
             (
                 HealthStatus::Degraded,
                 format!(

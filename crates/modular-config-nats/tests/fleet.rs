@@ -376,11 +376,32 @@ async fn an_outage_degrades_the_source_and_a_change_put_meanwhile_applies_on_rec
     )
     .await?;
     assert_eq!(instance.health().await.status, HealthStatus::Healthy);
+    let before = instance.health().await;
+    assert_eq!(before.details["connected"], json!(true), "{before:?}");
+    let contact_before = before.details["last_contact"].as_str().unwrap().to_owned();
     proxy.cut();
     eventually("the source turns degraded", async || {
         instance.health().await.status == HealthStatus::Degraded
     })
     .await;
+    // The details say what still serves and when the store last answered.
+    let report = instance.health().await;
+    assert_eq!(report.details["connected"], json!(false), "{report:?}");
+    assert_eq!(
+        report.details["revision"],
+        json!(instance.kv.revision()),
+        "{report:?}"
+    );
+    let last_contact: chrono::DateTime<chrono::Utc> = report.details["last_contact"]
+        .as_str()
+        .expect("a last contact")
+        .parse()?;
+    assert!(
+        last_contact >= contact_before.parse::<chrono::DateTime<chrono::Utc>>()?,
+        "{report:?}"
+    );
+    assert!(report.details["error"].is_string(), "{report:?}");
+    assert!(report.message.contains("unreachable"), "{report:?}");
     // The instance keeps serving its config; a change is put while it cannot see it.
     assert_eq!(instance.notes.get().max_items, 10);
     let revision = store
@@ -424,4 +445,126 @@ async fn malformed_options_are_rejected_with_the_option() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("service"), "{error}");
+}
+
+/// Runs the `modular-fleet` binary; returns (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modular-fleet"))
+        .args(args)
+        .env_remove("MODULAR_FLEET_URL")
+        .env_remove("MODULAR_FLEET_BUCKET")
+        .output()
+        .expect("run modular-fleet");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_puts_sets_gets_unsets_and_shows_the_fleet_status() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let _ = bucket(&url, &bucket_name).await;
+    let mut instance = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "cli0",
+        |b| b,
+    )
+    .await?;
+    let base = ["--url", url.as_str(), "--bucket", bucket_name.as_str()];
+    let with = |rest: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(rest);
+        cli(&args)
+    };
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("notes.yaml");
+    std::fs::write(&file, "notes:\n  max_items: 40\n  greeting: from the cli\n")?;
+    let file = file.display().to_string();
+
+    // put: the whole document.
+    let (ok, out, err) = with(&["put", &service, &file]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with(&format!("{service}: revision ")), "{out}");
+    eventually("the instance applies the put document", async || {
+        let notes = instance.notes.get();
+        notes.max_items == 40 && notes.greeting == "from the cli"
+    })
+    .await;
+
+    // set: one value at a dotted path, over the document.
+    let (ok, out, err) = with(&["set", &service, "notes.max_items", "41"]);
+    assert!(ok, "{out}{err}");
+    let revision = out
+        .trim()
+        .rsplit_once("revision ")
+        .map(|(_, r)| r.to_owned())
+        .expect("the revision");
+    eventually("the instance applies the set", async || {
+        instance.notes.get().max_items == 41
+    })
+    .await;
+
+    // get: every key of the service with its revision.
+    let (ok, out, err) = with(&["get", &service]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("{service} (revision ")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{service}.notes.max_items (revision {revision}): 41"
+        )),
+        "{out}"
+    );
+
+    // status: the instance's ACK of the set's revision.
+    let mut shown = String::new();
+    eventually("the status shows the ACK", async || {
+        let (ok, out, _) = with(&["status", &service]);
+        shown = out.clone();
+        let Ok(all) = serde_json::from_str::<Vec<InstanceStatus>>(&out) else {
+            return false;
+        };
+        ok && all.iter().any(|s| {
+            s.instance == "cli0" && s.status == "ack" && s.revision.as_deref() == Some(&revision)
+        })
+    })
+    .await;
+    assert!(shown.contains("\"cli0\""), "{shown}");
+
+    // unset: the key goes, the document's value is back.
+    let (ok, out, err) = with(&["unset", &service, "notes.max_items"]);
+    assert!(ok, "{out}{err}");
+    eventually("the instance applies the unset", async || {
+        instance.notes.get().max_items == 40
+    })
+    .await;
+
+    // A file that is not YAML is refused before anything is put.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "notes: [unclosed\n")?;
+    let (ok, _, err) = with(&["put", &service, &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("not YAML"), "{err}");
+    let (_, out, _) = with(&["get", &service]);
+    assert!(!out.contains("unclosed"), "{out}");
+
+    // An unreachable server is named without the URL's credentials.
+    let down = RefusedPort::new();
+    let secret = "cli-s3cret";
+    let down_url = format!("nats://ops:{secret}@127.0.0.1:{}", down.port());
+    let (ok, _, err) = cli(&["--url", &down_url, "get", &service]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("nats://127.0.0.1:{}", down.port())),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+
+    instance.app.stop().await?;
+    Ok(())
 }
