@@ -568,3 +568,85 @@ async fn the_command_line_puts_sets_gets_unsets_and_shows_the_fleet_status() -> 
     instance.app.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_within_the_debounce_are_applied_together_as_one_version() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // A long debounce (a local layer above the defaults): the five puts below land within it.
+    // The window opens at the first change and is not extended by later ones.
+    let mut instance = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "d0",
+        |b| {
+            b.config_text(
+                "local",
+                modular_core::config::TextFormat::Yaml,
+                "fleet: {debounce: 3s}\n",
+            )
+        },
+    )
+    .await?;
+    let reloader = instance.app.reloader().unwrap();
+    let remote_versions = || {
+        reloader
+            .history()
+            .iter()
+            .filter(|e| e.trigger.as_ref().map(|t| t.as_str()) == Some("remote"))
+            .count()
+    };
+    assert_eq!(remote_versions(), 0);
+    let mut last = 0;
+    for (i, items) in [11, 12, 13, 14, 15].into_iter().enumerate() {
+        let key = if i == 4 {
+            format!("{service}.notes.greeting")
+        } else {
+            format!("{service}.notes.max_items")
+        };
+        let value = if i == 4 {
+            "coalesced".to_owned()
+        } else {
+            items.to_string()
+        };
+        last = store.put(key, value.into()).await?;
+        // The instance has seen this put (its watch updated the source) before the next one:
+        // without the debounce, each would be a reload of its own.
+        eventually("the watch sees the put", async || {
+            instance.kv.revision() >= last
+        })
+        .await;
+    }
+    assert_eq!(remote_versions(), 0, "nothing applied within the debounce");
+    eventually("the coalesced change applies", async || {
+        instance.notes.get().greeting == "coalesced"
+    })
+    .await;
+    assert_eq!(instance.notes.get().max_items, 14);
+    assert_eq!(
+        remote_versions(),
+        1,
+        "five puts, one reload: {:?}",
+        reloader.history()
+    );
+    let history = reloader.history();
+    let entry = history.last().unwrap();
+    assert_eq!(
+        entry.source_revisions.values().next(),
+        Some(&last.to_string()),
+        "the version carries the last put's revision"
+    );
+    eventually("one ACK of the last revision", async || {
+        statuses(&store, &service).await.iter().any(|s| {
+            s.instance == "d0"
+                && s.status == "ack"
+                && s.revision.as_deref() == Some(&last.to_string())
+        })
+    })
+    .await;
+    instance.app.stop().await?;
+    Ok(())
+}
