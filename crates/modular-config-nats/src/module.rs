@@ -252,6 +252,15 @@ impl Runner {
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             heartbeat.reset();
             loop {
+                // `fleet.heartbeat` changed (by a remote reload, which commits while `apply`
+                // runs, or by any other): the next beat is one new period from now, not at
+                // the end of the old one.
+                let period = self.heartbeat();
+                if heartbeat.period() != period {
+                    heartbeat = tokio::time::interval(period);
+                    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    heartbeat.reset();
+                }
                 tokio::select! {
                     entry = watch.next() => match entry {
                         Some(Ok(entry)) => {
@@ -271,6 +280,8 @@ impl Runner {
                     _ = changes.changed() => {
                         due.get_or_insert_with(|| Instant::now() + self.debounce());
                     }
+                    // A reload from another source (a file): the loop's top re-reads it.
+                    _ = self.shared.config.changed() => {}
                     () = sleep_until(due) => {
                         due = None;
                         self.apply().await;
@@ -285,11 +296,6 @@ impl Runner {
                             // The write failed: read everything again once the server is
                             // back, in case the watch missed changes.
                             break;
-                        }
-                        let period = self.heartbeat();
-                        if heartbeat.period() != period {
-                            heartbeat = tokio::time::interval(period);
-                            heartbeat.reset();
                         }
                     }
                 }

@@ -650,3 +650,55 @@ async fn puts_within_the_debounce_are_applied_together_as_one_version() -> anyho
     instance.app.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_change_put_in_the_bucket_takes_effect_at_once() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // The fleet's own settings come from the bucket too: a heartbeat of an hour to start.
+    store
+        .put(service.as_str(), "fleet: {heartbeat: 1h, ttl: 2h}\n".into())
+        .await?;
+    // Defaults first, so that the bucket's layer is above them.
+    let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket_name, &service)).await?;
+    let mut app = test_builder()
+        .config_defaults(json!({ "fleet": { "instance_id": "h0" } }))
+        .config_remote(kv.clone())
+        .module(FleetModule::new(kv.clone()))
+        .build()
+        .await?;
+    app.start().await?;
+    let key = format!("_fleet.{service}.h0");
+    let beat = async || -> Option<String> {
+        let bytes = store.get(key.as_str()).await.ok()??;
+        let status: InstanceStatus = serde_json::from_slice(&bytes).ok()?;
+        Some(status.heartbeat.to_rfc3339())
+    };
+    let revision = store
+        .put(format!("{service}.fleet.heartbeat"), "200ms".into())
+        .await?
+        .to_string();
+    eventually("the ACK of the heartbeat change", async || {
+        statuses(&store, &service)
+            .await
+            .iter()
+            .any(|s| s.instance == "h0" && s.revision.as_deref() == Some(&revision))
+    })
+    .await;
+    // Beats every 200 ms from now on (under the old setting the next one would be in an
+    // hour): five fresh ones within the 20 s bound.
+    let mut seen = std::collections::BTreeSet::new();
+    eventually("five heartbeats at the new period", async || {
+        if let Some(at) = beat().await {
+            seen.insert(at);
+        }
+        seen.len() >= 5
+    })
+    .await;
+    app.stop().await?;
+    Ok(())
+}
