@@ -280,8 +280,18 @@ async fn launch_with(config_text: &str, env: &[(&str, &str)]) -> Launched {
     assert!(config.text.contains("port: 0 "));
     assert!(config.text.contains("data_dir: ../data"));
     config.write();
+    start_in(dir, config, env, "quickstart.log").await
+}
 
-    let mut app = Quickstart::spawn_with(&config.path, &dir.path().join("quickstart.log"), env);
+/// Starts the binary on `config` in `dir` (a fresh one, or one a stopped run left behind, with
+/// its data directory), logging to `log` in `dir`, and waits until `/readyz` answers `ok`.
+async fn start_in(
+    dir: tempfile::TempDir,
+    config: ConfigFile,
+    env: &[(&str, &str)],
+    log: &str,
+) -> Launched {
+    let mut app = Quickstart::spawn_with(&config.path, &dir.path().join(log), env);
     // The server binds port 0; its start-up lines say where it listens.
     let base = eventually("the announced address", READY_DEADLINE, || {
         app.assert_running();
@@ -1579,6 +1589,116 @@ async fn servers_ten_instances_apply_one_fleet_put_ride_out_an_outage_and_show_o
     for mut launched in fleet {
         launched.app.terminate().await;
     }
+}
+
+/// Start-up with NATS unreachable (a refused port, a password in the URL): with the fleet
+/// cache a previous run left in the data directory, the quickstart starts on the cached
+/// revision with `fleet:config_source` degraded (`from_cache`); without one, it exits with an
+/// error naming the URL without its password. `cargo xtask ci` runs it with `--features fleet`.
+#[cfg(feature = "fleet")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_fleet_start_up_without_nats_uses_the_cache_or_fails_naming_the_url() {
+    let Some(url) = modular_testkit::service(modular_testkit::Service::Nats) else {
+        return;
+    };
+    let bucket = format!("e2e_fleet_cache_{}", run_id());
+    let client = async_nats::connect(url.as_str()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let store = modular_config_nats::ops::open_bucket(&js, &bucket, 5)
+        .await
+        .expect("the bucket");
+    let revision = store
+        .put("notes_cache.notes.list_limit", "13".into())
+        .await
+        .expect("put")
+        .to_string();
+    let env = |url: &str| {
+        vec![
+            ("QUICKSTART_FLEET_URL".to_owned(), url.to_owned()),
+            ("QUICKSTART_FLEET_BUCKET".to_owned(), bucket.clone()),
+            (
+                "QUICKSTART_FLEET_SERVICE".to_owned(),
+                "notes_cache".to_owned(),
+            ),
+            ("MODULAR_FLEET__INSTANCE_ID".to_owned(), "c0".to_owned()),
+        ]
+    };
+    // A first run reads the bucket and caches its revision in the data directory.
+    let up = env(&url);
+    let up: Vec<(&str, &str)> = up.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut first = launch(&up).await;
+    assert_eq!(
+        first.api.admin_config().await["config"]["notes"]["list_limit"],
+        json!(13)
+    );
+    let status = first.app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", first.app.log());
+
+    // NATS unreachable, the cache there: the service starts on the cached revision.
+    let secret = "e2e-fleet-s3cret";
+    let refused = modular_testkit::RefusedPort::new();
+    let down_url = format!("nats://ops:{secret}@127.0.0.1:{}", refused.port());
+    let down = env(&down_url);
+    let down: Vec<(&str, &str)> = down.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let Launched { dir, config, .. } = first;
+    let mut cached = start_in(dir, config, &down, "cached.log").await;
+    let admin = cached.api.admin_config().await;
+    assert_eq!(admin["config"]["notes"]["list_limit"], json!(13), "{admin}");
+    let health = health_with_details(&cached.api).await;
+    let source = check(&health, "fleet", "config_source");
+    assert_eq!(source["status"], "degraded", "{source}");
+    assert_eq!(source["details"]["from_cache"], json!(true), "{source}");
+    assert_eq!(
+        source["details"]["revision"],
+        json!(revision.parse::<u64>().unwrap()),
+        "{source}"
+    );
+    assert_eq!(cached.api.get("/readyz").await.status(), StatusCode::OK);
+    let status = cached.app.terminate().await;
+    assert!(
+        status.success(),
+        "exit {status}; log:\n{}",
+        cached.app.log()
+    );
+    let log = cached.app.log();
+    assert!(
+        !log.contains(secret),
+        "the password reached the log:\n{log}"
+    );
+
+    // No cache (a fresh data directory): start-up fails, naming the URL without the password.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config_dir = dir.path().join("etc");
+    fs::create_dir(&config_dir).expect("create the config dir");
+    let config = ConfigFile {
+        path: config_dir.join("config.yaml"),
+        text: SHIPPED_CONFIG
+            .replace("port: 8080 ", "port: 0 ")
+            .replace("data_dir: data ", "data_dir: ../data "),
+    };
+    config.write();
+    let mut failing = Quickstart::spawn_with(&config.path, &dir.path().join("failing.log"), &down);
+    let status = eventually("the start-up failure", READY_DEADLINE, || {
+        let status = failing
+            .child
+            .as_mut()
+            .expect("the child")
+            .try_wait()
+            .expect("poll the child");
+        async move { status }
+    })
+    .await;
+    failing.child = None;
+    assert!(!status.success(), "exit {status}");
+    let log = failing.log();
+    assert!(
+        log.contains(&format!("nats://127.0.0.1:{}", refused.port())),
+        "the URL is named:\n{log}"
+    );
+    assert!(
+        !log.contains(secret),
+        "the password reached the output:\n{log}"
+    );
 }
 
 /// The checked-in spec (`docs/openapi.json`): what `cargo xtask api-test` fuzzes the quickstart
