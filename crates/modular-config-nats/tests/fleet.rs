@@ -702,3 +702,53 @@ async fn a_heartbeat_change_put_in_the_bucket_takes_effect_at_once() -> anyhow::
     app.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_drops_out_of_the_fleet_after_the_ttl_while_live_ones_beat()
+-> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    let started = tokio::time::Instant::now();
+    let live = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "t0",
+        |b| b,
+    )
+    .await?;
+    let mut gone = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "t1",
+        |b| b,
+    )
+    .await?;
+    let ttl = Duration::from_secs(1);
+    // Every listing, with heartbeats rewriting the keys meanwhile, names each instance once.
+    let listed = async || -> Vec<String> {
+        let all: Vec<String> = ops::fleet_statuses(&store, &service, ttl)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.instance)
+            .collect();
+        let mut unique = all.clone();
+        unique.dedup();
+        assert_eq!(unique, all, "an instance listed twice");
+        all
+    };
+    eventually("both listed", async || listed().await == ["t0", "t1"]).await;
+    gone.app.stop().await?;
+    // t1 no longer beats: older than the TTL, it is left out; t0 (heartbeat 200 ms) stays,
+    // also well past a TTL after its start.
+    eventually("only the live instance listed, past the TTL", async || {
+        listed().await == ["t0"] && started.elapsed() > ttl * 2
+    })
+    .await;
+    assert_eq!(listed().await, ["t0"]);
+    let mut live = live;
+    live.app.stop().await?;
+    Ok(())
+}
