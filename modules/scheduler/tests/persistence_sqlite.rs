@@ -156,3 +156,32 @@ async fn runs_are_recorded_in_a_bounded_history() {
         "{history:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_the_history_bound_applies_to_the_next_trim() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let jobs = Recorder::default();
+    let section = |history: u32| json!({ "persistence": { "history": history }, "jobs": { "tick": { "cron": "* * * * * *" } } });
+    let (mut app, scheduler, _, file) =
+        persisted_app(&url, section(2), |m| m.job("tick", jobs.ok())).await;
+    assert!(wait_until(Duration::from_secs(10), || jobs.count() >= 3).await);
+    let kept = scheduler.history("tick").await.unwrap().len();
+    assert!((2..=3).contains(&kept), "{kept}");
+    // The same file with `history: 5`.
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file.path).unwrap()).unwrap();
+    config["scheduler"]["persistence"]["history"] = json!(5);
+    file.write(&config);
+    let outcome = app.reload().await.unwrap();
+    assert_eq!(
+        serde_json::to_value(&outcome).unwrap()["status"],
+        json!("applied")
+    );
+    assert_eq!(scheduler.persistence_settings().unwrap().1, 5);
+    let ran = jobs.count();
+    assert!(wait_until(Duration::from_secs(15), || jobs.count() >= ran + 5).await);
+    let kept = scheduler.history("tick").await.unwrap().len();
+    app.stop().await.unwrap();
+    assert!((5..=6).contains(&kept), "kept {kept} after the reload to 5");
+}
