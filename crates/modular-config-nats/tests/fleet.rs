@@ -752,3 +752,64 @@ async fn a_stopped_instance_drops_out_of_the_fleet_after_the_ttl_while_live_ones
     live.app.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_from_the_cache_catches_up_once_the_store_answers() -> anyhow::Result<()>
+{
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    store
+        .put(format!("{service}.notes.max_items"), "21".into())
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("fleet-cache.json");
+    let upstream: std::net::SocketAddr = url
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("a nats://ip:port URL");
+    let proxy = FaultProxy::start(upstream).await?;
+    let options = || {
+        NatsKvOptions::new(format!("nats://{}", proxy.addr()), &bucket_name, &service)
+            .cache_path(&cache)
+            .connect_timeout(Duration::from_secs(2))
+    };
+    // A first run caches revision 21's value.
+    let mut first = Instance::start(options(), "r0", |b| b).await?;
+    assert_eq!(first.notes.get().max_items, 21);
+    first.app.stop().await?;
+
+    // The store is cut at start-up: the cache serves, degraded; a change is put meanwhile.
+    proxy.cut();
+    let mut instance = Instance::start(options(), "r0", |b| b).await?;
+    assert_eq!(instance.notes.get().max_items, 21);
+    let report = instance.health().await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert_eq!(report.details["from_cache"], json!(true), "{report:?}");
+    let revision = store
+        .put(format!("{service}.notes.max_items"), "22".into())
+        .await?
+        .to_string();
+    proxy.restore();
+    eventually("the change applies once the store answers", async || {
+        instance.notes.get().max_items == 22
+    })
+    .await;
+    eventually("the source turns healthy", async || {
+        let report = instance.health().await;
+        report.status == HealthStatus::Healthy && report.details["from_cache"] == json!(false)
+    })
+    .await;
+    eventually("the ACK of the change", async || {
+        statuses(&store, &service)
+            .await
+            .iter()
+            .any(|s| s.instance == "r0" && s.revision.as_deref() == Some(&revision))
+    })
+    .await;
+    instance.app.stop().await?;
+    Ok(())
+}
