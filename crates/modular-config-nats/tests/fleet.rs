@@ -813,3 +813,89 @@ async fn an_instance_started_from_the_cache_catches_up_once_the_store_answers() 
     instance.app.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounce_change_put_in_the_bucket_applies_to_the_next_puts() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // Defaults first (debounce 0s), so that the bucket's layer is above them.
+    let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket_name, &service)).await?;
+    let notes = Notes::default();
+    let handle = Arc::clone(&notes.handle);
+    let mut app = test_builder()
+        .config_defaults(json!({ "fleet": { "instance_id": "e0", "debounce": "0s" } }))
+        .config_remote(kv.clone())
+        .module(notes)
+        .module(FleetModule::new(kv.clone()))
+        .build()
+        .await?;
+    app.start().await?;
+    let notes = handle.lock().unwrap().clone().unwrap();
+    let reloader = app.reloader().unwrap();
+    let remote_versions = || {
+        reloader
+            .history()
+            .iter()
+            .filter(|e| e.trigger.as_ref().map(|t| t.as_str()) == Some("remote"))
+            .count()
+    };
+    let mut puts = async |values: &[u32]| -> anyhow::Result<u64> {
+        let mut last = 0;
+        for value in values {
+            last = store
+                .put(
+                    format!("{service}.notes.max_items"),
+                    value.to_string().into(),
+                )
+                .await?;
+            eventually("the watch sees the put", async || kv.revision() >= last).await;
+        }
+        Ok(last)
+    };
+    for value in [11, 12, 13] {
+        store
+            .put(
+                format!("{service}.notes.max_items"),
+                value.to_string().into(),
+            )
+            .await?;
+        eventually("the put applies", async || notes.get().max_items == value).await;
+    }
+    assert_eq!(remote_versions(), 3);
+    // The debounce itself, put in the bucket: 3 s from the next change on.
+    store
+        .put(format!("{service}.fleet.debounce"), "3s".into())
+        .await?;
+    eventually("the debounce change applies", async || {
+        remote_versions() == 4
+    })
+    .await;
+    // Three puts, each seen by the watch before the next, within the new window.
+    let last = puts(&[14, 15, 16]).await?;
+    assert_eq!(
+        remote_versions(),
+        4,
+        "nothing applied within the new debounce"
+    );
+    eventually("the three puts apply as one version", async || {
+        notes.get().max_items == 16
+    })
+    .await;
+    assert_eq!(remote_versions(), 5, "{:?}", reloader.history());
+    assert_eq!(
+        reloader
+            .history()
+            .last()
+            .unwrap()
+            .source_revisions
+            .values()
+            .next(),
+        Some(&last.to_string())
+    );
+    app.stop().await?;
+    Ok(())
+}
