@@ -843,7 +843,7 @@ async fn a_debounce_change_put_in_the_bucket_applies_to_the_next_puts() -> anyho
             .filter(|e| e.trigger.as_ref().map(|t| t.as_str()) == Some("remote"))
             .count()
     };
-    let mut puts = async |values: &[u32]| -> anyhow::Result<u64> {
+    let puts = async |values: &[u32]| -> anyhow::Result<u64> {
         let mut last = 0;
         for value in values {
             last = store
