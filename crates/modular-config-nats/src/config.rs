@@ -16,8 +16,10 @@ pub struct FleetConfig {
     /// names the instance's key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_id: Option<String>,
-    /// Quiet time after a change to the service's keys before the reload runs: puts within it
-    /// are applied together, as one version.
+    /// How long after the first change to the service's keys (not yet applied) the reload
+    /// runs: every put within that window is applied together, as one version. The window is
+    /// not extended by later puts, so a steady stream of changes still applies every
+    /// `debounce`.
     #[config(dynamic)]
     #[serde(with = "modular_core::humantime_serde")]
     pub debounce: Duration,

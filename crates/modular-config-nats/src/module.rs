@@ -252,6 +252,15 @@ impl Runner {
             heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             heartbeat.reset();
             loop {
+                // `fleet.heartbeat` changed (by a remote reload, which commits while `apply`
+                // runs, or by any other): the next beat is one new period from now, not at
+                // the end of the old one.
+                let period = self.heartbeat();
+                if heartbeat.period() != period {
+                    heartbeat = tokio::time::interval(period);
+                    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    heartbeat.reset();
+                }
                 tokio::select! {
                     entry = watch.next() => match entry {
                         Some(Ok(entry)) => {
@@ -271,6 +280,8 @@ impl Runner {
                     _ = changes.changed() => {
                         due.get_or_insert_with(|| Instant::now() + self.debounce());
                     }
+                    // A reload from another source (a file): the loop's top re-reads it.
+                    _ = self.shared.config.changed() => {}
                     () = sleep_until(due) => {
                         due = None;
                         self.apply().await;
@@ -285,11 +296,6 @@ impl Runner {
                             // The write failed: read everything again once the server is
                             // back, in case the watch missed changes.
                             break;
-                        }
-                        let period = self.heartbeat();
-                        if heartbeat.period() != period {
-                            heartbeat = tokio::time::interval(period);
-                            heartbeat.reset();
                         }
                     }
                 }
@@ -405,9 +411,12 @@ impl HealthProvider for SourceHealth {
                 format!("watching revision {}", state.revision),
             )
         } else {
-            if let Some(error) = &state.last_error {
-                details.insert("error".to_owned(), json!(error));
-            }
+            // The client may have seen the loss before the watch loop recorded why.
+            let error = state
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "disconnected; the client is reconnecting".to_owned());
+            details.insert("error".to_owned(), json!(error));
             (
                 HealthStatus::Degraded,
                 format!(
@@ -436,14 +445,19 @@ pub async fn fleet_statuses(
     ttl: Duration,
 ) -> Result<Vec<InstanceStatus>, String> {
     let prefix = format!("{STATUS_PREFIX}.{service}.");
-    let mut keys = store.keys().await.map_err(|e| e.to_string())?;
+    let mut listing = store.keys().await.map_err(|e| e.to_string())?;
+    // The listing reads the bucket's stream: a key rewritten while it runs (a heartbeat) can
+    // come twice, so each key is read once.
+    let mut keys = std::collections::BTreeSet::new();
+    while let Some(key) = listing.next().await {
+        let key = key.map_err(|e| e.to_string())?;
+        if key.starts_with(&prefix) {
+            keys.insert(key);
+        }
+    }
     let mut out = Vec::new();
     let now = chrono::Utc::now();
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(|e| e.to_string())?;
-        if !key.starts_with(&prefix) {
-            continue;
-        }
+    for key in keys {
         let Some(bytes) = store.get(key.as_str()).await.map_err(|e| e.to_string())? else {
             continue;
         };

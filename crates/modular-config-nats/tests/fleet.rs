@@ -376,11 +376,32 @@ async fn an_outage_degrades_the_source_and_a_change_put_meanwhile_applies_on_rec
     )
     .await?;
     assert_eq!(instance.health().await.status, HealthStatus::Healthy);
+    let before = instance.health().await;
+    assert_eq!(before.details["connected"], json!(true), "{before:?}");
+    let contact_before = before.details["last_contact"].as_str().unwrap().to_owned();
     proxy.cut();
     eventually("the source turns degraded", async || {
         instance.health().await.status == HealthStatus::Degraded
     })
     .await;
+    // The details say what still serves and when the store last answered.
+    let report = instance.health().await;
+    assert_eq!(report.details["connected"], json!(false), "{report:?}");
+    assert_eq!(
+        report.details["revision"],
+        json!(instance.kv.revision()),
+        "{report:?}"
+    );
+    let last_contact: chrono::DateTime<chrono::Utc> = report.details["last_contact"]
+        .as_str()
+        .expect("a last contact")
+        .parse()?;
+    assert!(
+        last_contact >= contact_before.parse::<chrono::DateTime<chrono::Utc>>()?,
+        "{report:?}"
+    );
+    assert!(report.details["error"].is_string(), "{report:?}");
+    assert!(report.message.contains("unreachable"), "{report:?}");
     // The instance keeps serving its config; a change is put while it cannot see it.
     assert_eq!(instance.notes.get().max_items, 10);
     let revision = store
@@ -424,4 +445,457 @@ async fn malformed_options_are_rejected_with_the_option() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("service"), "{error}");
+}
+
+/// Runs the `modular-fleet` binary; returns (success, stdout, stderr).
+fn cli(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modular-fleet"))
+        .args(args)
+        .env_remove("MODULAR_FLEET_URL")
+        .env_remove("MODULAR_FLEET_BUCKET")
+        .output()
+        .expect("run modular-fleet");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_puts_sets_gets_unsets_and_shows_the_fleet_status() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let _ = bucket(&url, &bucket_name).await;
+    let mut instance = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "cli0",
+        |b| b,
+    )
+    .await?;
+    let base = ["--url", url.as_str(), "--bucket", bucket_name.as_str()];
+    let with = |rest: &[&str]| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(rest);
+        cli(&args)
+    };
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("notes.yaml");
+    std::fs::write(&file, "notes:\n  max_items: 40\n  greeting: from the cli\n")?;
+    let file = file.display().to_string();
+
+    // put: the whole document.
+    let (ok, out, err) = with(&["put", &service, &file]);
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with(&format!("{service}: revision ")), "{out}");
+    eventually("the instance applies the put document", async || {
+        let notes = instance.notes.get();
+        notes.max_items == 40 && notes.greeting == "from the cli"
+    })
+    .await;
+
+    // set: one value at a dotted path, over the document.
+    let (ok, out, err) = with(&["set", &service, "notes.max_items", "41"]);
+    assert!(ok, "{out}{err}");
+    let revision = out
+        .trim()
+        .rsplit_once("revision ")
+        .map(|(_, r)| r.to_owned())
+        .expect("the revision");
+    eventually("the instance applies the set", async || {
+        instance.notes.get().max_items == 41
+    })
+    .await;
+
+    // get: every key of the service with its revision.
+    let (ok, out, err) = with(&["get", &service]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains(&format!("{service} (revision ")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{service}.notes.max_items (revision {revision}): 41"
+        )),
+        "{out}"
+    );
+
+    // status: the instance's ACK of the set's revision.
+    let mut shown = String::new();
+    eventually("the status shows the ACK", async || {
+        let (ok, out, _) = with(&["status", &service]);
+        shown = out.clone();
+        let Ok(all) = serde_json::from_str::<Vec<InstanceStatus>>(&out) else {
+            return false;
+        };
+        ok && all.iter().any(|s| {
+            s.instance == "cli0" && s.status == "ack" && s.revision.as_deref() == Some(&revision)
+        })
+    })
+    .await;
+    assert!(shown.contains("\"cli0\""), "{shown}");
+
+    // unset: the key goes, the document's value is back.
+    let (ok, out, err) = with(&["unset", &service, "notes.max_items"]);
+    assert!(ok, "{out}{err}");
+    eventually("the instance applies the unset", async || {
+        instance.notes.get().max_items == 40
+    })
+    .await;
+
+    // A file that is not YAML is refused before anything is put.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "notes: [unclosed\n")?;
+    let (ok, _, err) = with(&["put", &service, &bad.display().to_string()]);
+    assert!(!ok);
+    assert!(err.contains("not YAML"), "{err}");
+    let (_, out, _) = with(&["get", &service]);
+    assert!(!out.contains("unclosed"), "{out}");
+
+    // An unreachable server is named without the URL's credentials.
+    let down = RefusedPort::new();
+    let secret = "cli-s3cret";
+    let down_url = format!("nats://ops:{secret}@127.0.0.1:{}", down.port());
+    let (ok, _, err) = cli(&["--url", &down_url, "get", &service]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("nats://127.0.0.1:{}", down.port())),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+
+    instance.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_within_the_debounce_are_applied_together_as_one_version() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // A long debounce (a local layer above the defaults): the five puts below land within it.
+    // The window opens at the first change and is not extended by later ones.
+    let mut instance = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "d0",
+        |b| {
+            b.config_text(
+                "local",
+                modular_core::config::TextFormat::Yaml,
+                "fleet: {debounce: 3s}\n",
+            )
+        },
+    )
+    .await?;
+    let reloader = instance.app.reloader().unwrap();
+    let remote_versions = || {
+        reloader
+            .history()
+            .iter()
+            .filter(|e| e.trigger.as_ref().map(|t| t.as_str()) == Some("remote"))
+            .count()
+    };
+    assert_eq!(remote_versions(), 0);
+    let mut last = 0;
+    for (i, items) in [11, 12, 13, 14, 15].into_iter().enumerate() {
+        let key = if i == 4 {
+            format!("{service}.notes.greeting")
+        } else {
+            format!("{service}.notes.max_items")
+        };
+        let value = if i == 4 {
+            "coalesced".to_owned()
+        } else {
+            items.to_string()
+        };
+        last = store.put(key, value.into()).await?;
+        // The instance has seen this put (its watch updated the source) before the next one:
+        // without the debounce, each would be a reload of its own.
+        eventually("the watch sees the put", async || {
+            instance.kv.revision() >= last
+        })
+        .await;
+    }
+    assert_eq!(remote_versions(), 0, "nothing applied within the debounce");
+    eventually("the coalesced change applies", async || {
+        instance.notes.get().greeting == "coalesced"
+    })
+    .await;
+    assert_eq!(instance.notes.get().max_items, 14);
+    assert_eq!(
+        remote_versions(),
+        1,
+        "five puts, one reload: {:?}",
+        reloader.history()
+    );
+    let history = reloader.history();
+    let entry = history.last().unwrap();
+    assert_eq!(
+        entry.source_revisions.values().next(),
+        Some(&last.to_string()),
+        "the version carries the last put's revision"
+    );
+    eventually("one ACK of the last revision", async || {
+        statuses(&store, &service).await.iter().any(|s| {
+            s.instance == "d0"
+                && s.status == "ack"
+                && s.revision.as_deref() == Some(&last.to_string())
+        })
+    })
+    .await;
+    instance.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_change_put_in_the_bucket_takes_effect_at_once() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // The fleet's own settings come from the bucket too: a heartbeat of an hour to start.
+    store
+        .put(service.as_str(), "fleet: {heartbeat: 1h, ttl: 2h}\n".into())
+        .await?;
+    // Defaults first, so that the bucket's layer is above them.
+    let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket_name, &service)).await?;
+    let mut app = test_builder()
+        .config_defaults(json!({ "fleet": { "instance_id": "h0" } }))
+        .config_remote(kv.clone())
+        .module(FleetModule::new(kv.clone()))
+        .build()
+        .await?;
+    app.start().await?;
+    let key = format!("_fleet.{service}.h0");
+    let beat = async || -> Option<String> {
+        let bytes = store.get(key.as_str()).await.ok()??;
+        let status: InstanceStatus = serde_json::from_slice(&bytes).ok()?;
+        Some(status.heartbeat.to_rfc3339())
+    };
+    let revision = store
+        .put(format!("{service}.fleet.heartbeat"), "200ms".into())
+        .await?
+        .to_string();
+    eventually("the ACK of the heartbeat change", async || {
+        statuses(&store, &service)
+            .await
+            .iter()
+            .any(|s| s.instance == "h0" && s.revision.as_deref() == Some(&revision))
+    })
+    .await;
+    // Beats every 200 ms from now on (under the old setting the next one would be in an
+    // hour): five fresh ones within the 20 s bound.
+    let mut seen = std::collections::BTreeSet::new();
+    eventually("five heartbeats at the new period", async || {
+        if let Some(at) = beat().await {
+            seen.insert(at);
+        }
+        seen.len() >= 5
+    })
+    .await;
+    app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_drops_out_of_the_fleet_after_the_ttl_while_live_ones_beat()
+-> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    let started = tokio::time::Instant::now();
+    let live = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "t0",
+        |b| b,
+    )
+    .await?;
+    let mut gone = Instance::start(
+        NatsKvOptions::new(&url, &bucket_name, &service),
+        "t1",
+        |b| b,
+    )
+    .await?;
+    let ttl = Duration::from_secs(1);
+    // Every listing, with heartbeats rewriting the keys meanwhile, names each instance once.
+    let listed = async || -> Vec<String> {
+        let all: Vec<String> = ops::fleet_statuses(&store, &service, ttl)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.instance)
+            .collect();
+        let mut unique = all.clone();
+        unique.dedup();
+        assert_eq!(unique, all, "an instance listed twice");
+        all
+    };
+    eventually("both listed", async || listed().await == ["t0", "t1"]).await;
+    gone.app.stop().await?;
+    // t1 no longer beats: older than the TTL, it is left out; t0 (heartbeat 200 ms) stays,
+    // also well past a TTL after its start.
+    eventually("only the live instance listed, past the TTL", async || {
+        listed().await == ["t0"] && started.elapsed() > ttl * 2
+    })
+    .await;
+    assert_eq!(listed().await, ["t0"]);
+    let mut live = live;
+    live.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_from_the_cache_catches_up_once_the_store_answers() -> anyhow::Result<()>
+{
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    store
+        .put(format!("{service}.notes.max_items"), "21".into())
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let cache = dir.path().join("fleet-cache.json");
+    let upstream: std::net::SocketAddr = url
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("a nats://ip:port URL");
+    let proxy = FaultProxy::start(upstream).await?;
+    let options = || {
+        NatsKvOptions::new(format!("nats://{}", proxy.addr()), &bucket_name, &service)
+            .cache_path(&cache)
+            .connect_timeout(Duration::from_secs(2))
+    };
+    // A first run caches revision 21's value.
+    let mut first = Instance::start(options(), "r0", |b| b).await?;
+    assert_eq!(first.notes.get().max_items, 21);
+    first.app.stop().await?;
+
+    // The store is cut at start-up: the cache serves, degraded; a change is put meanwhile.
+    proxy.cut();
+    let mut instance = Instance::start(options(), "r0", |b| b).await?;
+    assert_eq!(instance.notes.get().max_items, 21);
+    let report = instance.health().await;
+    assert_eq!(report.status, HealthStatus::Degraded, "{report:?}");
+    assert_eq!(report.details["from_cache"], json!(true), "{report:?}");
+    let revision = store
+        .put(format!("{service}.notes.max_items"), "22".into())
+        .await?
+        .to_string();
+    proxy.restore();
+    eventually("the change applies once the store answers", async || {
+        instance.notes.get().max_items == 22
+    })
+    .await;
+    eventually("the source turns healthy", async || {
+        let report = instance.health().await;
+        report.status == HealthStatus::Healthy && report.details["from_cache"] == json!(false)
+    })
+    .await;
+    eventually("the ACK of the change", async || {
+        statuses(&store, &service)
+            .await
+            .iter()
+            .any(|s| s.instance == "r0" && s.revision.as_deref() == Some(&revision))
+    })
+    .await;
+    instance.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debounce_change_put_in_the_bucket_applies_to_the_next_puts() -> anyhow::Result<()> {
+    modular_testkit::install_crypto_provider();
+    let Some(url) = modular_testkit::service(Service::Nats) else {
+        return Ok(());
+    };
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    // Defaults first (debounce 0s), so that the bucket's layer is above them.
+    let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket_name, &service)).await?;
+    let notes = Notes::default();
+    let handle = Arc::clone(&notes.handle);
+    let mut app = test_builder()
+        .config_defaults(json!({ "fleet": { "instance_id": "e0", "debounce": "0s" } }))
+        .config_remote(kv.clone())
+        .module(notes)
+        .module(FleetModule::new(kv.clone()))
+        .build()
+        .await?;
+    app.start().await?;
+    let notes = handle.lock().unwrap().clone().unwrap();
+    let reloader = app.reloader().unwrap();
+    let remote_versions = || {
+        reloader
+            .history()
+            .iter()
+            .filter(|e| e.trigger.as_ref().map(|t| t.as_str()) == Some("remote"))
+            .count()
+    };
+    let puts = async |values: &[u32]| -> anyhow::Result<u64> {
+        let mut last = 0;
+        for value in values {
+            last = store
+                .put(
+                    format!("{service}.notes.max_items"),
+                    value.to_string().into(),
+                )
+                .await?;
+            eventually("the watch sees the put", async || kv.revision() >= last).await;
+        }
+        Ok(last)
+    };
+    for value in [11, 12, 13] {
+        store
+            .put(
+                format!("{service}.notes.max_items"),
+                value.to_string().into(),
+            )
+            .await?;
+        eventually("the put applies", async || notes.get().max_items == value).await;
+    }
+    assert_eq!(remote_versions(), 3);
+    // The debounce itself, put in the bucket: 3 s from the next change on.
+    store
+        .put(format!("{service}.fleet.debounce"), "3s".into())
+        .await?;
+    eventually("the debounce change applies", async || {
+        remote_versions() == 4
+    })
+    .await;
+    // Three puts, each seen by the watch before the next, within the new window.
+    let last = puts(&[14, 15, 16]).await?;
+    assert_eq!(
+        remote_versions(),
+        4,
+        "nothing applied within the new debounce"
+    );
+    eventually("the three puts apply as one version", async || {
+        notes.get().max_items == 16
+    })
+    .await;
+    assert_eq!(remote_versions(), 5, "{:?}", reloader.history());
+    assert_eq!(
+        reloader
+            .history()
+            .last()
+            .unwrap()
+            .source_revisions
+            .values()
+            .next(),
+        Some(&last.to_string())
+    );
+    app.stop().await?;
+    Ok(())
 }

@@ -278,10 +278,20 @@ async fn launch_with(config_text: &str, env: &[(&str, &str)]) -> Launched {
             .replace("data_dir: data ", "data_dir: ../data "),
     };
     assert!(config.text.contains("port: 0 "));
-    assert!(config.text.contains("data_dir: ../data "));
+    assert!(config.text.contains("data_dir: ../data"));
     config.write();
+    start_in(dir, config, env, "quickstart.log").await
+}
 
-    let mut app = Quickstart::spawn_with(&config.path, &dir.path().join("quickstart.log"), env);
+/// Starts the binary on `config` in `dir` (a fresh one, or one a stopped run left behind, with
+/// its data directory), logging to `log` in `dir`, and waits until `/readyz` answers `ok`.
+async fn start_in(
+    dir: tempfile::TempDir,
+    config: ConfigFile,
+    env: &[(&str, &str)],
+    log: &str,
+) -> Launched {
+    let mut app = Quickstart::spawn_with(&config.path, &dir.path().join(log), env);
     // The server binds port 0; its start-up lines say where it listens.
     let base = eventually("the announced address", READY_DEADLINE, || {
         app.assert_running();
@@ -1335,12 +1345,50 @@ async fn secrets_never_reach_the_log_with_the_masker_installed() {
     }
 }
 
-/// Ten quickstart processes on one bucket: one put reaches them all, and every instance's
-/// `/admin/fleet` lists ten ACKs of its revision. `cargo xtask ci` runs it with
-/// `--features fleet` against the local NATS.
+/// `GET /admin/fleet` on `api`, when it answers 200.
+#[cfg(feature = "fleet")]
+async fn fleet_view(api: &Api) -> Option<Value> {
+    let response = api
+        .admin_request(reqwest::Method::GET, "/admin/fleet", TOKEN)
+        .await;
+    if response.status() != StatusCode::OK {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+/// The `time` (when the outcome happened) of every instance's status about `revision`.
+#[cfg(feature = "fleet")]
+fn outcome_times(fleet: &Value, revision: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+    fleet["instances"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|s| s["revision"] == json!(revision))
+                .filter_map(|s| s["time"].as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Ten quickstart processes on one bucket, each connected to NATS through one `FaultProxy`:
+///
+/// 1. one put reaches them all, and every instance's `/admin/fleet` lists ten ACKs of its
+///    revision; the spread between the first and the last apply (the instances' outcome
+///    times) and the time from the put to the last apply are measured and printed (not
+///    asserted: wall-clock figures go to docs/PERFORMANCE.md);
+/// 2. NATS is cut: every instance keeps serving, its `fleet:config_source` turns degraded; a
+///    change put meanwhile is applied by all ten once the link is restored, and the source
+///    turns healthy again;
+/// 3. a change valid on nine instances and invalid on one (its config file sets the static
+///    `notes.data_dir` to another directory, which the change would move): every instance's
+///    `/admin/fleet` shows nine ACKs and one NACK with the error, and the NACKing instance
+///    keeps its running config.
+///
+/// `cargo xtask ci` runs it with `--features fleet` against the local NATS.
 #[cfg(feature = "fleet")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
+async fn servers_ten_instances_apply_one_fleet_put_ride_out_an_outage_and_show_one_nack() {
     let Some(url) = modular_testkit::service(modular_testkit::Service::Nats) else {
         return;
     };
@@ -1350,47 +1398,57 @@ async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
     let store = modular_config_nats::ops::open_bucket(&js, &bucket, 5)
         .await
         .expect("the bucket");
+    let upstream: std::net::SocketAddr = url
+        .trim_start_matches("nats://")
+        .parse()
+        .expect("a nats://ip:port URL");
+    let proxy = modular_testkit::FaultProxy::start(upstream)
+        .await
+        .expect("the fault proxy");
+    let proxied = format!("nats://{}", proxy.addr());
     let mut fleet = Vec::new();
     for i in 0..10 {
         let id = format!("q{i}");
-        fleet.push(
-            launch(&[
-                ("MODULAR_ADMIN__TOKEN", TOKEN),
-                ("QUICKSTART_FLEET_URL", url.as_str()),
-                ("QUICKSTART_FLEET_BUCKET", bucket.as_str()),
-                ("QUICKSTART_FLEET_SERVICE", "notes_e2e"),
-                ("MODULAR_FLEET__INSTANCE_ID", id.as_str()),
-                ("MODULAR_FLEET__HEARTBEAT", "1s"),
-            ])
-            .await,
-        );
+        let env = [
+            ("MODULAR_ADMIN__TOKEN", TOKEN),
+            ("QUICKSTART_FLEET_URL", proxied.as_str()),
+            ("QUICKSTART_FLEET_BUCKET", bucket.as_str()),
+            ("QUICKSTART_FLEET_SERVICE", "notes_e2e"),
+            ("MODULAR_FLEET__INSTANCE_ID", id.as_str()),
+            ("MODULAR_FLEET__HEARTBEAT", "1s"),
+        ];
+        // q9 keeps its notes in a directory of its own (a local setting of a static field).
+        let config = if i == 9 {
+            SHIPPED_CONFIG.replace("data_dir: data ", "data_dir: ../data9 ")
+        } else {
+            SHIPPED_CONFIG.to_owned()
+        };
+        fleet.push(launch_with(&config, &env).await);
     }
+
+    // 1. One put reaches all ten; each ACKs it; every instance shows the ten ACKs.
+    let put_at = chrono::Utc::now();
     let revision = store
         .put("notes_e2e.notes.list_limit", "7".into())
         .await
         .expect("put")
         .to_string();
+    let mut times = Vec::new();
     for launched in &fleet {
-        eventually(
+        let view = eventually(
             "ten ACKs of the put on this instance",
             CHANGE_DEADLINE,
             || {
-                let api = &launched.api;
                 let revision = revision.clone();
                 async move {
-                    let response = api
-                        .admin_request(reqwest::Method::GET, "/admin/fleet", TOKEN)
-                        .await;
-                    if response.status() != StatusCode::OK {
-                        return None;
-                    }
-                    let body: Value = response.json().await.ok()?;
+                    let body = fleet_view(&launched.api).await?;
                     (body["acks"] == json!(10) && body["revisions"][revision.as_str()] == json!(10))
-                        .then_some(())
+                        .then_some(body)
                 }
             },
         )
         .await;
+        times = outcome_times(&view, &revision);
         let config = launched.api.admin_config().await;
         assert_eq!(
             config["config"]["notes"]["list_limit"],
@@ -1398,6 +1456,14 @@ async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
             "{config}"
         );
     }
+    assert_eq!(times.len(), 10, "{times:?}");
+    let first = times.iter().min().copied().expect("ten times");
+    let last = times.iter().max().copied().expect("ten times");
+    eprintln!(
+        "fleet e2e: first-to-last apply spread over 10 processes {} ms; put to last apply {} ms",
+        (last - first).num_milliseconds(),
+        (last - put_at).num_milliseconds()
+    );
     // Without the admin token, the fleet's state is not shown.
     let response = fleet[0]
         .api
@@ -1407,9 +1473,232 @@ async fn servers_ten_instances_apply_one_fleet_put_and_ack_it() {
         .await
         .expect("GET /admin/fleet");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // 2. NATS cut: serving goes on, the source degrades; a change put meanwhile applies on
+    // reconnect and the source recovers.
+    proxy.cut();
+    for launched in &fleet {
+        let source = eventually("fleet:config_source degraded", CHANGE_DEADLINE, || async {
+            let health = health_with_details(&launched.api).await;
+            let source = check(&health, "fleet", "config_source").clone();
+            (source["status"] == "degraded").then_some(source)
+        })
+        .await;
+        assert!(
+            source["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("unreachable"),
+            "{source}"
+        );
+        assert_eq!(launched.api.get("/readyz").await.status(), StatusCode::OK);
+        assert_eq!(launched.api.get("/notes").await.status(), StatusCode::OK);
+    }
+    let during = store
+        .put("notes_e2e.notes.list_limit", "8".into())
+        .await
+        .expect("put during the outage")
+        .to_string();
+    let (status, _) = fleet[0]
+        .api
+        .post_note(r#"{"text": "during the outage"}"#)
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    proxy.restore();
+    for launched in &fleet {
+        eventually(
+            "the change put during the outage applies",
+            CHANGE_DEADLINE,
+            || async {
+                let config = launched.api.admin_config().await;
+                (config["config"]["notes"]["list_limit"] == json!(8)).then_some(())
+            },
+        )
+        .await;
+        eventually(
+            "fleet:config_source healthy again",
+            CHANGE_DEADLINE,
+            || async {
+                let health = health_with_details(&launched.api).await;
+                (check(&health, "fleet", "config_source")["status"] == "healthy").then_some(())
+            },
+        )
+        .await;
+    }
+    eventually(
+        "ten ACKs of the change put during the outage",
+        CHANGE_DEADLINE,
+        || {
+            let during = during.clone();
+            let api = &fleet[0].api;
+            async move {
+                let body = fleet_view(api).await?;
+                (body["acks"] == json!(10) && body["revisions"][during.as_str()] == json!(10))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+
+    // 3. Valid on nine, invalid on q9 (it would move q9's data directory, a static field):
+    // nine ACKs and one NACK, seen on every instance; q9 keeps its running config.
+    let conflicting = store
+        .put(
+            "notes_e2e.notes",
+            "{data_dir: ../data, max_text_bytes: 5000}".into(),
+        )
+        .await
+        .expect("put")
+        .to_string();
+    for launched in &fleet {
+        let view = eventually(
+            "nine ACKs and one NACK on this instance",
+            CHANGE_DEADLINE,
+            || {
+                let conflicting = conflicting.clone();
+                async move {
+                    let body = fleet_view(&launched.api).await?;
+                    (body["revisions"][conflicting.as_str()] == json!(10)).then_some(body)
+                }
+            },
+        )
+        .await;
+        assert_eq!(
+            (view["acks"].clone(), view["nacks"].clone()),
+            (json!(9), json!(1)),
+            "{view}"
+        );
+        let nack = view["instances"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["status"] == "nack"))
+            .unwrap_or_else(|| panic!("no NACK in {view}"));
+        assert_eq!(nack["instance"], "q9", "{view}");
+        let error = nack["error"].as_str().unwrap_or_default();
+        assert!(error.contains("notes.data_dir"), "{view}");
+    }
+    for (i, launched) in fleet.iter().enumerate() {
+        let config = launched.api.admin_config().await;
+        let want = if i == 9 { 10_000 } else { 5000 };
+        assert_eq!(
+            config["config"]["notes"]["max_text_bytes"],
+            json!(want),
+            "instance q{i}: {config}"
+        );
+        assert_eq!(config["config"]["notes"]["list_limit"], json!(8), "q{i}");
+    }
     for mut launched in fleet {
         launched.app.terminate().await;
     }
+}
+
+/// Start-up with NATS unreachable (a refused port, a password in the URL): with the fleet
+/// cache a previous run left in the data directory, the quickstart starts on the cached
+/// revision with `fleet:config_source` degraded (`from_cache`); without one, it exits with an
+/// error naming the URL without its password. `cargo xtask ci` runs it with `--features fleet`.
+#[cfg(feature = "fleet")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_fleet_start_up_without_nats_uses_the_cache_or_fails_naming_the_url() {
+    let Some(url) = modular_testkit::service(modular_testkit::Service::Nats) else {
+        return;
+    };
+    let bucket = format!("e2e_fleet_cache_{}", run_id());
+    let client = async_nats::connect(url.as_str()).await.expect("NATS");
+    let js = async_nats::jetstream::new(client);
+    let store = modular_config_nats::ops::open_bucket(&js, &bucket, 5)
+        .await
+        .expect("the bucket");
+    let revision = store
+        .put("notes_cache.notes.list_limit", "13".into())
+        .await
+        .expect("put")
+        .to_string();
+    let env = |url: &str| {
+        vec![
+            ("QUICKSTART_FLEET_URL".to_owned(), url.to_owned()),
+            ("QUICKSTART_FLEET_BUCKET".to_owned(), bucket.clone()),
+            (
+                "QUICKSTART_FLEET_SERVICE".to_owned(),
+                "notes_cache".to_owned(),
+            ),
+            ("MODULAR_FLEET__INSTANCE_ID".to_owned(), "c0".to_owned()),
+        ]
+    };
+    // A first run reads the bucket and caches its revision in the data directory.
+    let up = env(&url);
+    let up: Vec<(&str, &str)> = up.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut first = launch(&up).await;
+    assert_eq!(
+        first.api.admin_config().await["config"]["notes"]["list_limit"],
+        json!(13)
+    );
+    let status = first.app.terminate().await;
+    assert!(status.success(), "exit {status}; log:\n{}", first.app.log());
+
+    // NATS unreachable, the cache there: the service starts on the cached revision.
+    let secret = "e2e-fleet-s3cret";
+    let refused = modular_testkit::RefusedPort::new();
+    let down_url = format!("nats://ops:{secret}@127.0.0.1:{}", refused.port());
+    let down = env(&down_url);
+    let down: Vec<(&str, &str)> = down.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let Launched { dir, config, .. } = first;
+    let mut cached = start_in(dir, config, &down, "cached.log").await;
+    let admin = cached.api.admin_config().await;
+    assert_eq!(admin["config"]["notes"]["list_limit"], json!(13), "{admin}");
+    let health = health_with_details(&cached.api).await;
+    let source = check(&health, "fleet", "config_source");
+    assert_eq!(source["status"], "degraded", "{source}");
+    assert_eq!(source["details"]["from_cache"], json!(true), "{source}");
+    assert_eq!(
+        source["details"]["revision"],
+        json!(revision.parse::<u64>().unwrap()),
+        "{source}"
+    );
+    assert_eq!(cached.api.get("/readyz").await.status(), StatusCode::OK);
+    let status = cached.app.terminate().await;
+    assert!(
+        status.success(),
+        "exit {status}; log:\n{}",
+        cached.app.log()
+    );
+    let log = cached.app.log();
+    assert!(
+        !log.contains(secret),
+        "the password reached the log:\n{log}"
+    );
+
+    // No cache (a fresh data directory): start-up fails, naming the URL without the password.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let config_dir = dir.path().join("etc");
+    fs::create_dir(&config_dir).expect("create the config dir");
+    let config = ConfigFile {
+        path: config_dir.join("config.yaml"),
+        text: SHIPPED_CONFIG
+            .replace("port: 8080 ", "port: 0 ")
+            .replace("data_dir: data ", "data_dir: ../data "),
+    };
+    config.write();
+    let mut failing = Quickstart::spawn_with(&config.path, &dir.path().join("failing.log"), &down);
+    let status = eventually("the start-up failure", READY_DEADLINE, || {
+        let status = failing
+            .child
+            .as_mut()
+            .expect("the child")
+            .try_wait()
+            .expect("poll the child");
+        async move { status }
+    })
+    .await;
+    failing.child = None;
+    assert!(!status.success(), "exit {status}");
+    let log = failing.log();
+    assert!(
+        log.contains(&format!("nats://127.0.0.1:{}", refused.port())),
+        "the URL is named:\n{log}"
+    );
+    assert!(
+        !log.contains(secret),
+        "the password reached the output:\n{log}"
+    );
 }
 
 /// The checked-in spec (`docs/openapi.json`): what `cargo xtask api-test` fuzzes the quickstart

@@ -96,15 +96,19 @@ async fn a_time_the_spring_change_skips_does_not_run_that_day() {
 async fn last_day_of_month_and_nth_weekday_expressions_run_on_their_days() {
     let last = Recorder::default();
     let second_friday = Recorder::default();
+    let weekday = Recorder::default();
     let _f = fixture(
         section(json!({
             "last": { "cron": "0 0 L * *" },
             "second_friday": { "cron": "0 0 * * 5#2" },
+            // The weekday nearest the 14th: both months' 14th is a Saturday, so Friday 13th.
+            "weekday": { "cron": "0 0 14W * *" },
         })),
         utc("2026-02-01T00:00:30Z"),
         |m| {
             m.job("last", last.ok())
                 .job("second_friday", second_friday.ok())
+                .job("weekday", weekday.ok())
         },
     )
     .await;
@@ -115,6 +119,10 @@ async fn last_day_of_month_and_nth_weekday_expressions_run_on_their_days() {
     );
     assert_eq!(
         second_friday.scheduled(),
+        [utc("2026-02-13T00:00:00Z"), utc("2026-03-13T00:00:00Z")]
+    );
+    assert_eq!(
+        weekday.scheduled(),
         [utc("2026-02-13T00:00:00Z"), utc("2026-03-13T00:00:00Z")]
     );
 }

@@ -159,3 +159,96 @@ async fn a_reload_changes_timeout_retry_enabled_and_max_concurrent_of_the_next_r
     let failed = f.drain("job.failed");
     assert!(!failed.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_going_during_a_reload_finishes_under_its_old_timeout_and_the_next_uses_the_new() {
+    let jobs = Recorder::default();
+    let config =
+        |timeout: &str| section(json!({ "slow": { "cron": "0 * * * * *", "timeout": timeout } }));
+    let mut f = fixture(config("10s"), utc("2026-01-01T00:00:59Z"), |m| {
+        m.job("slow", jobs.sleeping(Duration::from_secs(5)))
+    })
+    .await;
+    advance(Duration::from_secs(2)).await; // 00:01:01: the 00:01:00 run is going
+    assert_eq!(f.scheduler.running(), 1);
+    let outcome = f.reload(&config("1s")).await;
+    assert_eq!(outcome["status"], json!("applied"), "{outcome}");
+    assert_eq!(
+        f.scheduler.status("slow").unwrap().timeout,
+        Duration::from_secs(1)
+    );
+    advance(Duration::from_secs(10)).await; // 00:01:11
+    let status = f.scheduler.status("slow").unwrap();
+    assert_eq!(
+        status.runs.get("completed"),
+        Some(&1),
+        "the going run kept its 10 s timeout: {status:?}"
+    );
+    assert_eq!(status.runs.get("timed_out"), None, "{status:?}");
+    advance(Duration::from_secs(60)).await; // 00:02:11: the 00:02:00 run ran under 1 s
+    let status = f.scheduler.status("slow").unwrap();
+    assert_eq!(status.runs.get("timed_out"), Some(&1), "{status:?}");
+    let failed = f.drain("job.failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["error"], json!("timed out after 1s"));
+    assert_eq!(jobs.count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_of_max_concurrent_lets_overlapping_runs_through() {
+    let jobs = Recorder::default();
+    let config = |max: u32| {
+        section(
+            json!({ "long": { "cron": "* * * * * *", "max_concurrent": max, "timeout": "1m" } }),
+        )
+    };
+    let mut f = fixture(config(1), utc("2026-01-01T00:00:00Z"), |m| {
+        m.job("long", jobs.sleeping(Duration::from_millis(2500)))
+    })
+    .await;
+    advance(Duration::from_millis(3200)).await; // 00:03.2: 00:01 runs; 00:02, 00:03 missed
+    assert_eq!(jobs.count(), 1);
+    assert_eq!(f.drain("job.missed").len(), 2);
+    let outcome = f.reload(&config(3)).await;
+    assert_eq!(outcome["status"], json!("applied"), "{outcome}");
+    advance(Duration::from_secs(3)).await; // 00:06.2: 00:04, 00:05, 00:06 all run
+    assert_eq!(jobs.count(), 4, "{:?}", jobs.scheduled());
+    assert!(f.drain("job.missed").is_empty());
+    assert_eq!(f.scheduler.status("long").unwrap().active, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_of_the_misfire_policy_applies_to_the_next_stall() {
+    let jobs = Recorder::default();
+    let config = |misfire: &str| {
+        section(json!({ "tick": {
+            "cron": "* * * * * *", "tolerance": "1s", "misfire": misfire, "misfire_cap": 2,
+            "max_concurrent": 10,
+        } }))
+    };
+    let mut f = fixture(config("skip"), utc("2026-01-01T00:00:00.500Z"), |m| {
+        m.job("tick", jobs.ok())
+    })
+    .await;
+    let outcome = f.reload(&config("run_all")).await;
+    assert_eq!(outcome["status"], json!("applied"), "{outcome}");
+    support::settle().await;
+    // A stall: the clock jumps to 00:00:06.1 before the timer gets to run.
+    tokio::time::advance(Duration::from_millis(5600)).await;
+    support::settle().await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    support::settle().await;
+    let mut scheduled = jobs.scheduled();
+    scheduled.sort();
+    // run_all with cap 2 (skip would have run only 00:06): the two oldest late ones and the
+    // one on time.
+    assert_eq!(
+        scheduled,
+        [
+            utc("2026-01-01T00:00:01Z"),
+            utc("2026-01-01T00:00:02Z"),
+            utc("2026-01-01T00:00:06Z")
+        ]
+    );
+    assert_eq!(f.drain("job.missed").len(), 3);
+}
