@@ -86,13 +86,17 @@ impl Activity {
         self.epoch + Duration::from_millis(millis)
     }
 
+    // Bytes arriving, the protocol told, a request starting: all of these happen while the
+    // connection task polls the connection, after which the watchdog (the same task) looks
+    // at the activity again, so they wake nobody. Only a request finishing on another task
+    // (HTTP/2 runs each stream's request as a task of its own) needs a wake-up.
+
     fn on_bytes(&self) {
         if self.protocol.load(Ordering::Acquire) != HTTP2
             && self.in_flight.load(Ordering::Acquire) == 0
             && self.head_started.load(Ordering::Acquire) == 0
         {
             self.head_started.store(self.now() + 1, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -102,7 +106,6 @@ impl Activity {
         self.protocol.store(protocol, Ordering::Release);
         if protocol == HTTP2 {
             self.head_started.store(0, Ordering::Release);
-            self.changed.notify_one();
         }
     }
 
@@ -113,7 +116,11 @@ impl Activity {
 
     fn request_finished(&self) {
         self.last_done.store(self.now(), Ordering::Release);
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // An HTTP/1 request's future is polled (and dropped) inside the connection's poll;
+        // an HTTP/2 one is a task of its own, which must wake the watchdog.
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.protocol.load(Ordering::Acquire) == HTTP2
+        {
             self.changed.notify_one();
         }
     }
@@ -145,9 +152,10 @@ impl Activity {
         }
     }
 
-    /// Resolves when a request finishes or a new head starts arriving.
-    pub(crate) async fn changed(&self) {
-        self.changed.notified().await;
+    /// Resolves when an HTTP/2 request finishes (the changes made while the connection is
+    /// polled need no wake-up: the watchdog looks after each poll).
+    pub(crate) fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
     }
 }
 

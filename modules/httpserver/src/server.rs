@@ -1,9 +1,11 @@
 //! The listener: accepting under the connection limit, serving each connection (TLS when
 //! configured), and the drain-then-stop sequence.
 
+use std::future::Future as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -323,48 +325,85 @@ impl Server {
         builder.http2().timer(TokioTimer::new());
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(connection);
+        // Every future of the watchdog lives as long as the connection: a timer re-armed (or
+        // cancellation waiters registered) per request would cost a lock each, on state
+        // shared by every connection.
+        let graceful = self.graceful.cancelled();
+        let force_close = self.force_close.cancelled();
+        let changed = activity.changed();
+        let sleep = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(graceful, force_close, changed, sleep);
+        // The deadline the timer is armed at; `None`: disarmed.
+        let mut armed: Option<Instant> = None;
         let mut closing = false;
         loop {
-            let watch = if closing {
-                Watch::WaitForChange
-            } else {
-                activity.next(limits)
-            };
-            match watch {
-                Watch::HeadersTooSlow => {
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(served) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Served(served));
+                }
+                if force_close.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::ForceClose);
+                }
+                if closing {
+                    return Poll::Pending;
+                }
+                if graceful.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Graceful);
+                }
+                if changed.as_mut().poll(cx).is_ready() {
+                    changed.set(activity.changed());
+                    // Registers the new waiter (a finish notified meanwhile is kept as a
+                    // permit, so none is lost).
+                    let _ = changed.as_mut().poll(cx);
+                }
+                // Polling the connection may have started or finished a request or begun a
+                // head: look at the activity now.
+                loop {
+                    match activity.next(limits) {
+                        Watch::HeadersTooSlow => return Poll::Ready(Event::HeadersTooSlow),
+                        Watch::Idle => return Poll::Ready(Event::Idle),
+                        // A timer armed for an earlier state may fire: it only looks again.
+                        Watch::WaitForChange => return Poll::Pending,
+                        Watch::Until(deadline) => {
+                            if armed != Some(deadline) {
+                                // Later than before (the idle deadline after a request):
+                                // tokio moves the entry without touching the timer wheel.
+                                sleep.as_mut().reset(deadline);
+                                armed = Some(deadline);
+                            }
+                            if sleep.as_mut().poll(cx).is_pending() {
+                                return Poll::Pending;
+                            }
+                            armed = None;
+                            if Instant::now() < deadline {
+                                // Not due (cannot happen with tokio's timer): try later.
+                                cx.waker().wake_by_ref();
+                                return Poll::Pending;
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+            match event {
+                Event::Served(served) => {
+                    if let Err(error) = served {
+                        tracing::debug!(module = "httpserver", %error, "connection ended with an error");
+                    }
+                    return;
+                }
+                Event::ForceClose => return,
+                Event::HeadersTooSlow => {
                     tracing::debug!(
                         module = "httpserver",
                         "request headers not received in time; closing"
                     );
                     return;
                 }
-                Watch::Idle => {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                    continue;
-                }
-                Watch::WaitForChange | Watch::Until(_) => {}
-            }
-            let timer = async {
-                match watch {
-                    Watch::Until(deadline) => tokio::time::sleep_until(deadline).await,
-                    _ => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                served = connection.as_mut() => {
-                    if let Err(error) = served {
-                        tracing::debug!(module = "httpserver", %error, "connection ended with an error");
-                    }
-                    return;
-                }
-                () = self.graceful.cancelled(), if !closing => {
+                Event::Idle | Event::Graceful => {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                () = self.force_close.cancelled() => return,
-                () = activity.changed(), if !closing => {}
-                () = timer => {}
             }
         }
     }
@@ -446,6 +485,20 @@ impl Server {
             json!({ "address": local.to_string(), "scheme": self.scheme() }),
         );
     }
+}
+
+/// What ended a wait of the connection's watchdog.
+enum Event<E> {
+    /// The connection is done (the client closed it, or a graceful shutdown finished).
+    Served(Result<(), E>),
+    /// The shutdown deadline passed: close now.
+    ForceClose,
+    /// The server is draining: finish the requests in flight, then close.
+    Graceful,
+    /// Idle past `idle_timeout`: close gracefully.
+    Idle,
+    /// A request head took longer than `header_read_timeout`: close.
+    HeadersTooSlow,
 }
 
 /// The limits a newly accepted connection runs with.

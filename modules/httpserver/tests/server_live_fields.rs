@@ -1,8 +1,8 @@
 //! Every dynamic field without a test elsewhere, changed by a reload and observed on the live
 //! server: `header_read_timeout` and `idle_timeout` (on the next connection),
 //! `drain_delay` and `shutdown_timeout` (at the stop that follows), `tls.watch_interval` (the
-//! running file watcher) and `tls.expiry_warning` (the next certificate check). Paused time
-//! where a duration is measured.
+//! running file watcher) and `tls.expiry_warning` (the next certificate check); and the idle
+//! timeout around a request that outlasts it. Paused time where a duration is measured.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -109,6 +109,40 @@ async fn a_reloaded_idle_timeout_closes_the_next_idle_connection_at_the_new_valu
     assert!(
         after >= Duration::from_secs(5) && after < Duration::from_secs(6),
         "{after:?}"
+    );
+    Ok(())
+}
+
+/// The watchdog learns of an HTTP/1 request starting and finishing from its own polls of the
+/// connection (no wake-up): a request held past `idle_timeout` keeps its connection, and
+/// the connection is closed `idle_timeout` after the answer, not earlier.
+#[tokio::test(start_paused = true)]
+async fn a_request_outlasting_the_idle_timeout_keeps_its_connection_until_idle_after_it()
+-> anyhow::Result<()> {
+    let _ticking = Ticking::every(Duration::from_millis(10));
+    let test = build(&format!("{}  idle_timeout: 5s\n", server_yaml()))
+        .await?
+        .start()
+        .await?;
+    let mut stream = connect(test.port).await?;
+    stream
+        .write_all(b"GET /wait HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await?;
+    test.gate.wait_entered().await;
+    // Three idle timeouts with the request in flight.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    test.gate.open();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"released") {
+        let n = stream.read(&mut buf).await?;
+        anyhow::ensure!(n > 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let idle = until_closed(&mut stream, Duration::from_secs(60)).await;
+    assert!(
+        idle >= Duration::from_secs(5) && idle < Duration::from_secs(6),
+        "{idle:?}"
     );
     Ok(())
 }

@@ -163,7 +163,7 @@ pub(crate) async fn serve(
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    crate::proxy::prepare_headers(&mut parts.headers, route, host, false, peer);
+    crate::proxy::prepare_headers(&mut parts.headers, route, host, None, false, peer);
     match composite.mode {
         CompositeMode::FirstSuccess => {
             let futures = composite.parts.iter().map(|part| {

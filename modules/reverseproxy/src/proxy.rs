@@ -142,14 +142,21 @@ impl Proxy {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        prepare_headers(&mut parts.headers, route, host, upgrade, peer);
+        prepare_headers(
+            &mut parts.headers,
+            route,
+            host,
+            host_header.as_ref(),
+            upgrade,
+            peer,
+        );
         let replayable = is_idempotent(&parts.method) && body.is_end_stream() && !upgrade;
         let attempts = if replayable { 1 + route.retries } else { 1 };
         let (body, mut mirror) =
             crate::shadow::decide(&self, route, &parts.method, &parts.headers, body, upgrade);
         let pool = &route.pool;
         let mut body = Some(body);
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried = Tried::default();
         let deadline = started + route.timeout;
         let mut last_error = String::new();
         // A retry on a status takes its budget before the answer is let go (a refused one
@@ -160,7 +167,7 @@ impl Proxy {
                 break;
             }
             let now = Instant::now();
-            let Some(index) = pool.choose(&parts.headers, &tried, now) else {
+            let Some(index) = pool.choose(&parts.headers, tried.as_slice(), now) else {
                 break;
             };
             tried.push(index);
@@ -283,7 +290,7 @@ impl Proxy {
             }
         }
         route.unanswered.count(4);
-        if tried.is_empty() {
+        if tried.as_slice().is_empty() {
             let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -332,6 +339,37 @@ impl Proxy {
     }
 }
 
+/// The backends a request tried, in order: inline for the first few (no allocation per
+/// request), then on the heap.
+#[derive(Default)]
+struct Tried {
+    inline: [usize; 4],
+    len: usize,
+    spilled: Vec<usize>,
+}
+
+impl Tried {
+    fn push(&mut self, index: usize) {
+        if self.spilled.is_empty() && self.len < self.inline.len() {
+            self.inline[self.len] = index;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.spilled.push(index);
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
 fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
@@ -351,13 +389,18 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop headers (and those `Connection` names), applies the route's header
 /// changes, and adds `X-Forwarded-*` and `Forwarded`.
+///
+/// `host_header` is the request's `Host` (when `host` came from it, its bytes are shared, not
+/// copied); each value built here is written once into the buffer the header then owns.
 pub(crate) fn prepare_headers(
     headers: &mut HeaderMap,
     route: &Route,
     host: Option<&str>,
+    host_header: Option<&HeaderValue>,
     upgrade: bool,
     peer: Option<std::net::IpAddr>,
 ) {
+    use std::fmt::Write as _;
     remove_hop_by_hop(headers);
     if !upgrade {
         headers.remove(header::UPGRADE);
@@ -370,35 +413,41 @@ pub(crate) fn prepare_headers(
     for (name, value) in &route.add_headers {
         headers.insert(name.clone(), value.clone());
     }
-    if let Some(host) = host
-        && let Ok(value) = HeaderValue::from_str(host)
-    {
-        headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+    if let Some(host) = host {
+        let value = match host_header {
+            Some(value) if value.to_str().ok() == Some(host) => Ok(value.clone()),
+            _ => HeaderValue::from_str(host),
+        };
+        if let Ok(value) = value {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+        }
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("http"),
     );
     let xff = HeaderName::from_static("x-forwarded-for");
-    let mut forwarded = String::new();
+    let mut forwarded = String::with_capacity(64 + host.map_or(0, str::len));
     if let Some(peer) = peer {
-        let chain = match headers.get(&xff).and_then(|v| v.to_str().ok()) {
-            Some(before) => format!("{before}, {peer}"),
-            None => peer.to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&chain) {
+        let mut chain = String::with_capacity(48);
+        if let Some(before) = headers.get(&xff).and_then(|v| v.to_str().ok()) {
+            chain.push_str(before);
+            chain.push_str(", ");
+        }
+        let _ = write!(chain, "{peer}");
+        if let Ok(value) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(chain)) {
             headers.insert(xff, value);
         }
-        match peer {
-            std::net::IpAddr::V4(ip) => forwarded.push_str(&format!("for={ip};")),
-            std::net::IpAddr::V6(ip) => forwarded.push_str(&format!("for=\"[{ip}]\";")),
-        }
+        let _ = match peer {
+            std::net::IpAddr::V4(ip) => write!(forwarded, "for={ip};"),
+            std::net::IpAddr::V6(ip) => write!(forwarded, "for=\"[{ip}]\";"),
+        };
     }
     forwarded.push_str("proto=http");
     if let Some(host) = host {
-        forwarded.push_str(&format!(";host=\"{host}\""));
+        let _ = write!(forwarded, ";host=\"{host}\"");
     }
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(axum::body::Bytes::from(forwarded)) {
         headers.append(header::FORWARDED, value);
     }
 }
@@ -452,5 +501,20 @@ impl Outstanding {
 impl Drop for Outstanding {
     fn drop(&mut self) {
         self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_backends_keep_their_order_inline_and_past_it() {
+        let mut tried = Tried::default();
+        assert!(tried.as_slice().is_empty());
+        for index in [3, 1, 4, 1, 5, 9] {
+            tried.push(index);
+        }
+        assert_eq!(tried.as_slice(), &[3, 1, 4, 1, 5, 9]);
     }
 }

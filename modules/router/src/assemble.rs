@@ -21,7 +21,9 @@ use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -29,7 +31,7 @@ use crate::config::{CorsConfig, RouterConfig};
 use crate::endpoints::{self, Endpoints};
 use crate::error::RouterError;
 use crate::limits::{self, Limits};
-use crate::route_metrics::{self, RouteMetrics};
+use crate::route_metrics::{AnswerLayer, RouteMetrics};
 use crate::security_headers;
 use crate::trace::ProbeAwareClassifier;
 
@@ -243,28 +245,44 @@ fn with_stack(
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(trace)
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(metrics),
-            route_metrics::record,
-        ))
+        // The route's series and the security headers, in one layer (adding the headers
+        // before or after the request id's makes no difference to either).
+        .layer(AnswerLayer::new(Arc::clone(metrics), security))
         .layer(PropagateRequestIdLayer::new(request_id))
-        .layer(middleware::from_fn_with_state(
-            security,
-            security_headers::add,
-        ))
         .option_layer(cors)
         .layer(compression)
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(CatchPanicLayer::custom(panic_response));
-    let limit = match config.body_limit {
-        // Extractors (`Json`, `Bytes`) read up to the same limit.
-        Some(_) => DefaultBodyLimit::max(body_limit),
-        // The HTTP server's `max_body_size` is the only limit.
-        None => DefaultBodyLimit::disable(),
-    };
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Innermost, in the same layer: each `Router::layer` wraps every route in one more
+        // boxed service, cloned and boxed again per request.
+        .layer(match config.body_limit {
+            // Extractors (`Json`, `Bytes`) read up to the same limit.
+            Some(_) => DefaultBodyLimit::max(body_limit),
+            // The HTTP server's `max_body_size` is the only limit.
+            None => DefaultBodyLimit::disable(),
+        });
     // Layers check their settings when applied (tower-http's CORS asserts); whatever a layer
     // panics on fails this build with the section's name, never start or a reload.
-    catch_stack(move || router.layer(limit).layer(stack))
+    //
+    // `with_state(())` first turns every handler into a finished route, once per build:
+    // without it axum keeps handlers boxed and, for each request, clones the handler and
+    // applies every layer above it again (dozens of allocations per request).
+    catch_stack(move || router.with_state(()).layer(stack))
+}
+
+/// A random (version 4) UUID per request, like tower-http's `MakeRequestUuid`, drawn from
+/// the thread's userspace CSPRNG (`rand`'s `ThreadRng`, seeded from the OS) instead of one
+/// `getrandom` system call per request.
+#[derive(Clone, Copy, Debug, Default)]
+struct MakeRequestUuid;
+
+impl MakeRequestId for MakeRequestUuid {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let text = id.hyphenated().encode_lower(&mut buffer);
+        HeaderValue::from_str(text).ok().map(RequestId::new)
+    }
 }
 
 /// Runs `apply`, turning a panic into [`RouterError::StackPanicked`].
@@ -386,6 +404,26 @@ impl std::fmt::Display for SpanUri<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids() {
+        let request = Request::new(());
+        let mut make = MakeRequestUuid;
+        let ids: Vec<uuid::Uuid> = (0..64)
+            .filter_map(|_| make.make_request_id(&request))
+            .filter_map(|id| id.header_value().to_str().ok().map(str::to_owned))
+            .filter_map(|text| uuid::Uuid::parse_str(&text).ok())
+            .collect();
+        assert_eq!(ids.len(), 64);
+        assert!(
+            ids.iter()
+                .all(|id| id.get_version_num() == 4 && id.get_variant() == uuid::Variant::RFC4122)
+        );
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+    }
 
     #[test]
     fn a_layer_that_panics_while_applied_fails_the_build_naming_the_section() {

@@ -35,11 +35,12 @@
 //! two modules claiming one path, a layer that panics while applied) changes nothing: a
 //! panic while building is caught and becomes the build's error.
 //!
-//! **Middleware**, outermost first: request id (`x-request-id`, generated when absent, echoed
-//! in the response), trace (a `tracing` span per request with method, URI and request id; a
-//! server error is logged at ERROR, except a health endpoint's `503`, which is an answer during
-//! an outage and logged with every other response at DEBUG), metrics, security headers, CORS,
-//! compression (gzip, brotli or zstd, by `Accept-Encoding`), body limit (`413`), catch-panic (a
+//! **Middleware**, outermost first: request id (`x-request-id`, a random UUID v4 generated
+//! when absent, echoed in the response), trace (a `tracing` span per request with method, URI
+//! and request id; a server error is logged at ERROR, except a health endpoint's `503`, which
+//! is an answer during an outage and logged with every other response at DEBUG), metrics and
+//! security headers (one layer), CORS, compression (gzip, brotli or zstd, by
+//! `Accept-Encoding`), body limit (`413`), catch-panic (a
 //! panicking handler answers `500 {"error":"internal server error"}` and the server keeps
 //! serving), then, on the contributed routes only, the limits (`429`/`503`) and the request
 //! timeout (`503`). The request timeout (`router.request_timeout`) wraps contributed routes

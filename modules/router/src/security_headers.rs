@@ -3,9 +3,6 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use http::{HeaderName, HeaderValue, header};
 
 use crate::config::{FrameOptions, SecurityHeadersConfig};
@@ -50,14 +47,12 @@ pub(crate) fn headers(config: &SecurityHeadersConfig) -> Result<Headers, RouterE
     Ok(headers.into())
 }
 
-/// Adds the headers a response lacks.
-pub(crate) async fn add(State(headers): State<Headers>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    let target = response.headers_mut();
+/// Adds the headers `target` lacks (the answer's layer,
+/// [`AnswerLayer`](crate::route_metrics::AnswerLayer), calls this).
+pub(crate) fn add_to(headers: &Headers, target: &mut http::HeaderMap) {
     for (name, value) in headers.iter() {
         if !target.contains_key(name) {
             target.insert(name.clone(), value.clone());
         }
     }
-    response
 }
