@@ -30,10 +30,10 @@ use lapin::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{Started, Stoppable};
 use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
-    SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -177,7 +177,7 @@ impl AmqpEngine {
             .unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
         let link = Arc::new(Link {
             name: name.to_owned(),
-            address: crate::config::address_of(&url),
+            address: crate::broker::address_of(&url),
             url,
             exchange: prefix.clone(),
             connect_timeout: config.connect_timeout,

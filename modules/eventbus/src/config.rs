@@ -438,24 +438,6 @@ impl EventbusConfig {
 }
 
 impl EngineConfig {
-    /// The broker URL with its credentials (empty for the memory engine), for connecting only:
-    /// show [`address_of`] of it instead.
-    #[cfg_attr(
-        not(any(
-            feature = "redis",
-            feature = "nats",
-            feature = "amqp",
-            feature = "mqtt"
-        )),
-        allow(dead_code)
-    )]
-    pub(crate) fn url_exposed(&self) -> &str {
-        self.url
-            .as_ref()
-            .map(|u| u.expose().as_str())
-            .unwrap_or_default()
-    }
-
     fn validate_at(&self, at: &str, errors: &mut Vec<FieldError>) {
         if !self.kind.is_compiled() {
             errors.push(FieldError::new(
@@ -596,25 +578,6 @@ pub(crate) fn check_url(url: &str, schemes: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// `host:port` of a URL, for messages and health details (never the credentials).
-#[cfg_attr(
-    not(any(
-        feature = "redis",
-        feature = "nats",
-        feature = "amqp",
-        feature = "mqtt"
-    )),
-    allow(dead_code)
-)]
-pub(crate) fn address_of(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, h)| h)
-        .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -627,7 +590,10 @@ mod tests {
         assert!(check_url("nats://u:p@localhost:4222", &["nats"]).is_ok());
         assert!(check_url("http://localhost", &["nats"]).is_err());
         assert!(check_url("nats://localhost:99999", &["nats"]).is_err());
-        assert_eq!(address_of("nats://u:secret@h:4222"), "h:4222");
+        assert_eq!(
+            crate::broker::address_of("nats://u:secret@h:4222"),
+            "h:4222"
+        );
     }
 
     #[test]

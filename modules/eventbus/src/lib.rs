@@ -213,6 +213,7 @@
 #[cfg(feature = "amqp")]
 mod amqp;
 mod binary;
+mod broker;
 mod config;
 mod engine;
 mod error;

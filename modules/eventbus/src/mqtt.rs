@@ -33,10 +33,10 @@ use rumqttc::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{Started, Stoppable};
 use crate::config::{EngineConfig, EngineType};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
-    SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -144,7 +144,7 @@ impl MqttEngine {
         let engine = Self {
             name: name.to_owned(),
             target: Target::parse(url, config.connect_timeout),
-            address: crate::config::address_of(url),
+            address: crate::broker::address_of(url),
             prefix: config
                 .prefix
                 .clone()

@@ -22,10 +22,10 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{Started, Stoppable};
 use crate::config::{EngineConfig, EngineType, WireMode};
 use crate::engine::{
-    Acker, Engine, EngineStats, Incoming, PendingSubscription, Started, Stoppable, SubscribeSpec,
-    SubscriptionStats,
+    Acker, Engine, EngineStats, Incoming, PendingSubscription, SubscribeSpec, SubscriptionStats,
 };
 use crate::error::EventbusError;
 use crate::topic::Pattern;
@@ -70,7 +70,7 @@ impl NatsEngine {
     pub(crate) async fn connect(name: &str, config: &EngineConfig) -> Result<Self, EventbusError> {
         modular_core::install_default_crypto_provider();
         let url = config.url_exposed();
-        let address = crate::config::address_of(url);
+        let address = crate::broker::address_of(url);
         let connect_error = |reason: String| EventbusError::Connect {
             engine: name.to_owned(),
             address: address.clone(),

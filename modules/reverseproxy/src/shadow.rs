@@ -138,12 +138,14 @@ pub(crate) fn decide(
     }
     let (tx, rx) = oneshot::channel();
     mirror.body = Some(rx);
-    let tee = Tee {
+    let tee = Observed {
         inner: body,
-        copy: Vec::new(),
-        copied: 0,
-        limit: shadow.max_body,
-        done: Some(tx),
+        observer: Tee {
+            copy: Vec::new(),
+            copied: 0,
+            limit: shadow.max_body,
+            done: Some(tx),
+        },
     };
     (Body::new(tee), Some(mirror))
 }
@@ -167,10 +169,12 @@ pub(crate) fn mirror(
     };
     let (body, primary) = if mirror.compare_body {
         let (tx, rx) = oneshot::channel();
-        let hashed = Hashed {
+        let hashed = Observed {
             inner: body,
-            hasher: Some(Sha256::new()),
-            done: Some(tx),
+            observer: Hashed {
+                hasher: Some(Sha256::new()),
+                done: Some(tx),
+            },
         };
         (Body::new(hashed), Some(rx))
     } else {
@@ -247,17 +251,81 @@ async fn once(
     }
 }
 
+/// A body passed through unchanged while an [`Observer`] sees its data frames and its end.
+struct Observed<O> {
+    inner: Body,
+    observer: O,
+}
+
+/// What [`Observed`] tells: each data frame, the end (the body done, or its last frame read),
+/// and an error (the observer gives up: dropping its sender reports the failure).
+trait Observer {
+    fn data(&mut self, data: &Bytes);
+    fn end(&mut self);
+    fn error(&mut self);
+}
+
+impl<O: Observer + Send + Unpin + 'static> HttpBody for Observed<O> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.observer.data(data);
+                }
+                if this.inner.is_end_stream() {
+                    this.observer.end();
+                }
+            }
+            Poll::Ready(None) => this.observer.end(),
+            Poll::Ready(Some(Err(_))) => this.observer.error(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The request body on its way to the primary, copied (up to `limit`) for the mirror.
 struct Tee {
-    inner: Body,
     copy: Vec<Bytes>,
     copied: usize,
     limit: usize,
     done: Option<oneshot::Sender<Option<Bytes>>>,
 }
 
-impl Tee {
-    fn finish(&mut self) {
+impl Observer for Tee {
+    fn data(&mut self, data: &Bytes) {
+        if self.done.is_none() {
+            return;
+        }
+        self.copied += data.len();
+        if self.copied > self.limit {
+            // Above the bound: the mirror is off, the copy freed.
+            self.copy = Vec::new();
+            if let Some(done) = self.done.take() {
+                let _ = done.send(None);
+            }
+        } else {
+            self.copy.push(data.clone());
+        }
+    }
+
+    fn end(&mut self) {
         if let Some(done) = self.done.take() {
             let mut whole = Vec::with_capacity(self.copied);
             for chunk in self.copy.drain(..) {
@@ -266,102 +334,33 @@ impl Tee {
             let _ = done.send(Some(Bytes::from(whole)));
         }
     }
-}
 
-impl HttpBody for Tee {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref()
-                    && this.done.is_some()
-                {
-                    this.copied += data.len();
-                    if this.copied > this.limit {
-                        // Above the bound: the mirror is off, the copy freed.
-                        this.copy = Vec::new();
-                        if let Some(done) = this.done.take() {
-                            let _ = done.send(None);
-                        }
-                    } else {
-                        this.copy.push(data.clone());
-                    }
-                }
-                if this.inner.is_end_stream() {
-                    this.finish();
-                }
-            }
-            Poll::Ready(None) => this.finish(),
-            // An error drops the sender: the mirror counts it failed.
-            Poll::Ready(Some(Err(_))) => this.done = None,
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn error(&mut self) {
+        self.done = None;
     }
 }
 
 /// The client's response body, hashed as it streams for `compare_body`.
 struct Hashed {
-    inner: Body,
     hasher: Option<Sha256>,
     done: Option<oneshot::Sender<[u8; 32]>>,
 }
 
-impl Hashed {
-    fn finish(&mut self) {
+impl Observer for Hashed {
+    fn data(&mut self, data: &Bytes) {
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(data);
+        }
+    }
+
+    fn end(&mut self) {
         if let (Some(hasher), Some(done)) = (self.hasher.take(), self.done.take()) {
             let _ = done.send(hasher.finalize().into());
         }
     }
-}
 
-impl HttpBody for Hashed {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(data), Some(hasher)) = (frame.data_ref(), &mut this.hasher) {
-                    hasher.update(data);
-                }
-                if this.inner.is_end_stream() {
-                    this.finish();
-                }
-            }
-            Poll::Ready(None) => this.finish(),
-            Poll::Ready(Some(Err(_))) => this.done = None,
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+    fn error(&mut self) {
+        self.done = None;
     }
 }
 
@@ -380,14 +379,16 @@ mod tests {
         Body::from_stream(stream)
     }
 
-    fn teed(body: Body, limit: usize) -> (Tee, oneshot::Receiver<Option<Bytes>>) {
+    fn teed(body: Body, limit: usize) -> (Observed<Tee>, oneshot::Receiver<Option<Bytes>>) {
         let (tx, rx) = oneshot::channel();
-        let tee = Tee {
+        let tee = Observed {
             inner: body,
-            copy: Vec::new(),
-            copied: 0,
-            limit,
-            done: Some(tx),
+            observer: Tee {
+                copy: Vec::new(),
+                copied: 0,
+                limit,
+                done: Some(tx),
+            },
         };
         (tee, rx)
     }
@@ -414,10 +415,12 @@ mod tests {
     #[tokio::test]
     async fn the_response_hash_is_the_hash_of_the_whole_body() {
         let (tx, rx) = oneshot::channel();
-        let hashed = Hashed {
+        let hashed = Observed {
             inner: chunks(&[b"ab", b"c"]),
-            hasher: Some(Sha256::new()),
-            done: Some(tx),
+            observer: Hashed {
+                hasher: Some(Sha256::new()),
+                done: Some(tx),
+            },
         };
         let _ = hashed.collect().await.unwrap();
         let expected: [u8; 32] = Sha256::digest(b"abc").into();

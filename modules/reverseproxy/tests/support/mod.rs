@@ -261,28 +261,7 @@ impl Upstream {
                 });
             }
         });
-        let listener = TlsListener { rx, addr };
-        let state = UpState {
-            name: name.to_owned(),
-            hits: Arc::new(AtomicU64::new(0)),
-            healthy: Arc::new(AtomicBool::new(true)),
-        };
-        let app = routes(state.clone());
-        let stop = CancellationToken::new();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-        });
-        Self {
-            name: name.to_owned(),
-            addr,
-            hits: state.hits,
-            healthy: state.healthy,
-            stop,
-            handshakes,
-        }
+        Self::spawn(name, TlsListener { rx, addr }, addr, handshakes)
     }
 
     /// `https://127.0.0.1:port`.
@@ -303,6 +282,19 @@ impl Upstream {
     /// Serves on `listener` (for an upstream that comes back on the same port).
     pub async fn serve(name: &str, listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().unwrap();
+        Self::spawn(name, listener, addr, Arc::default())
+    }
+
+    /// Serves the upstream's routes on `listener` until stopped.
+    fn spawn<L: axum::serve::Listener>(
+        name: &str,
+        listener: L,
+        addr: SocketAddr,
+        handshakes: Arc<AtomicU64>,
+    ) -> Self
+    where
+        L::Addr: std::fmt::Debug,
+    {
         let state = UpState {
             name: name.to_owned(),
             hits: Arc::new(AtomicU64::new(0)),
@@ -322,7 +314,7 @@ impl Upstream {
             hits: state.hits,
             healthy: state.healthy,
             stop,
-            handshakes: Arc::default(),
+            handshakes,
         }
     }
 
