@@ -111,6 +111,16 @@ async fn bucket(url: &str, name: &str) -> kv::Store {
     ops::open_bucket(&js, name, 5).await.unwrap()
 }
 
+/// The NATS URL, a fresh bucket's name, a service name of its own and the bucket; `None` when
+/// NATS is not configured for the tests (the test then passes without running).
+async fn fixture() -> Option<(String, String, String, kv::Store)> {
+    modular_testkit::install_crypto_provider();
+    let url = modular_testkit::service(Service::Nats)?;
+    let (bucket_name, service) = names();
+    let store = bucket(&url, &bucket_name).await;
+    Some((url, bucket_name, service, store))
+}
+
 /// Polls `check` until it holds, for at most 20 s (real broker round trips, no fixed sleep).
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -131,12 +141,9 @@ async fn statuses(store: &kv::Store, service: &str) -> Vec<InstanceStatus> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_put_reaches_every_instance_and_each_acks_the_same_revision() -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     store
         .put(
             service.as_str(),
@@ -188,12 +195,9 @@ async fn one_put_reaches_every_instance_and_each_acks_the_same_revision() -> any
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_stays()
 -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     let mut fleet = Vec::new();
     for i in 0..10 {
         let options = NatsKvOptions::new(&url, &bucket_name, &service);
@@ -287,12 +291,9 @@ async fn a_change_one_instance_rejects_is_nacked_there_and_its_running_config_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_without_the_store_serves_the_cached_revision_or_fails_naming_the_url()
 -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     store
         .put(format!("{service}.notes.max_items"), "77".into())
         .await?;
@@ -358,12 +359,9 @@ async fn start_up_without_the_store_serves_the_cached_revision_or_fails_naming_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_degrades_the_source_and_a_change_put_meanwhile_applies_on_reconnect()
 -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     let upstream: std::net::SocketAddr = url
         .trim_start_matches("nats://")
         .parse()
@@ -571,12 +569,9 @@ async fn the_command_line_puts_sets_gets_unsets_and_shows_the_fleet_status() -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn puts_within_the_debounce_are_applied_together_as_one_version() -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     // A long debounce (a local layer above the defaults): the five puts below land within it.
     // The window opens at the first change and is not extended by later ones.
     let mut instance = Instance::start(
@@ -653,12 +648,9 @@ async fn puts_within_the_debounce_are_applied_together_as_one_version() -> anyho
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_change_put_in_the_bucket_takes_effect_at_once() -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     // The fleet's own settings come from the bucket too: a heartbeat of an hour to start.
     store
         .put(service.as_str(), "fleet: {heartbeat: 1h, ttl: 2h}\n".into())
@@ -706,12 +698,9 @@ async fn a_heartbeat_change_put_in_the_bucket_takes_effect_at_once() -> anyhow::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_instance_drops_out_of_the_fleet_after_the_ttl_while_live_ones_beat()
 -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     let started = tokio::time::Instant::now();
     let live = Instance::start(
         NatsKvOptions::new(&url, &bucket_name, &service),
@@ -756,12 +745,9 @@ async fn a_stopped_instance_drops_out_of_the_fleet_after_the_ttl_while_live_ones
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_started_from_the_cache_catches_up_once_the_store_answers() -> anyhow::Result<()>
 {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     store
         .put(format!("{service}.notes.max_items"), "21".into())
         .await?;
@@ -816,12 +802,9 @@ async fn an_instance_started_from_the_cache_catches_up_once_the_store_answers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_debounce_change_put_in_the_bucket_applies_to_the_next_puts() -> anyhow::Result<()> {
-    modular_testkit::install_crypto_provider();
-    let Some(url) = modular_testkit::service(Service::Nats) else {
+    let Some((url, bucket_name, service, store)) = fixture().await else {
         return Ok(());
     };
-    let (bucket_name, service) = names();
-    let store = bucket(&url, &bucket_name).await;
     // Defaults first (debounce 0s), so that the bucket's layer is above them.
     let kv = NatsKv::connect(NatsKvOptions::new(&url, &bucket_name, &service)).await?;
     let notes = Notes::default();
