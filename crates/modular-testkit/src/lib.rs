@@ -91,6 +91,8 @@ mod fault_proxy;
 mod logging;
 mod net;
 mod services;
+#[cfg(feature = "test-ca")]
+mod test_ca;
 
 pub use crate::app::test_builder;
 pub use crate::crypto::install_crypto_provider;
@@ -98,3 +100,5 @@ pub use crate::fault_proxy::FaultProxy;
 pub use crate::logging::init_tracing;
 pub use crate::net::{RefusedPort, free_addr, free_port, wait_for_tcp};
 pub use crate::services::{Service, service, service_url};
+#[cfg(feature = "test-ca")]
+pub use crate::test_ca::TestCa;

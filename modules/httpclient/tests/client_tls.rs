@@ -6,15 +6,11 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use modular_core::ReloadStatus;
 use modular_httpclient::HttpClient;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use rustls::RootCertStore;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject as _;
@@ -23,51 +19,10 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
-/// A certificate authority and the files it signed, in a temporary directory.
-struct Ca {
-    dir: tempfile::TempDir,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-    name: String,
-}
+use modular_testkit::TestCa as Ca;
 
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).unwrap();
-        Ca {
-            dir,
-            issuer,
-            name: name.to_owned(),
-        }
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// Writes `<stem>.crt` and `<stem>.key`, a leaf for `127.0.0.1` with `usage`.
-    fn leaf(&self, stem: &str, usage: ExtendedKeyUsagePurpose) -> (PathBuf, PathBuf) {
-        let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{stem} of {}", self.name));
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_path, key_path) = (
-            self.dir.path().join(format!("{stem}.crt")),
-            self.dir.path().join(format!("{stem}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-}
+/// The names the test leaves are for.
+const LOCAL: &[&str] = &["127.0.0.1", "localhost"];
 
 /// An HTTPS server on port 0 that answers every request with `client-cert: yes|no`. With
 /// `client_ca` it requires a client certificate signed by that CA.
@@ -168,7 +123,7 @@ fn path(p: &Path) -> serde_json::Value {
 #[tokio::test]
 async fn a_private_ca_added_by_reload_is_trusted_by_the_next_request() {
     let ca = Ca::new("private root");
-    let (cert, key) = ca.leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = ca.leaf("server", LOCAL);
     let server = TlsServer::start(&cert, &key, None).await;
     let app = support::app_with("httpclient:\n  retry:\n    max_retries: 0\n")
         .await
@@ -191,7 +146,7 @@ async fn a_private_ca_added_by_reload_is_trusted_by_the_next_request() {
     // `ca_only` trusts the listed CAs alone: another CA's server is refused even though the
     // first CA stays trusted.
     let other = Ca::new("other root");
-    let (other_cert, other_key) = other.leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (other_cert, other_key) = other.leaf("server", LOCAL);
     let other_server = TlsServer::start(&other_cert, &other_key, None).await;
     reload(&app, "httpclient.tls.ca_only", json!(true)).await;
     assert!(client.get(other_server.url()).send().await.is_err());
@@ -202,7 +157,7 @@ async fn a_private_ca_added_by_reload_is_trusted_by_the_next_request() {
 async fn a_client_certificate_added_by_reload_is_presented_to_a_server_that_requires_one() {
     let server_ca = Ca::new("server root");
     let client_ca = Ca::new("client root");
-    let (cert, key) = server_ca.leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = server_ca.leaf("server", LOCAL);
     let server = TlsServer::start(&cert, &key, Some(&client_ca.ca_file())).await;
     let yaml = format!(
         "httpclient:\n  retry:\n    max_retries: 0\n  tls:\n    ca_files: [{}]\n",
@@ -214,7 +169,7 @@ async fn a_client_certificate_added_by_reload_is_presented_to_a_server_that_requ
     // Without a certificate the server ends the handshake.
     assert!(client.get(server.url()).send().await.is_err());
 
-    let (client_cert, client_key) = client_ca.leaf("client", ExtendedKeyUsagePurpose::ClientAuth);
+    let (client_cert, client_key) = client_ca.leaf("client", LOCAL);
     let outcome = app
         .set_overrides(overrides([
             ("httpclient.tls.client_cert_file", path(&client_cert)),
@@ -228,8 +183,7 @@ async fn a_client_certificate_added_by_reload_is_presented_to_a_server_that_requ
 
     // A certificate from a CA the server does not trust is refused again.
     let stranger = Ca::new("stranger root");
-    let (stranger_cert, stranger_key) =
-        stranger.leaf("client", ExtendedKeyUsagePurpose::ClientAuth);
+    let (stranger_cert, stranger_key) = stranger.leaf("client", LOCAL);
     let outcome = app
         .set_overrides(overrides([
             ("httpclient.tls.client_cert_file", path(&stranger_cert)),
@@ -244,7 +198,7 @@ async fn a_client_certificate_added_by_reload_is_presented_to_a_server_that_requ
 #[tokio::test]
 async fn an_unusable_tls_file_fails_the_reload_with_its_key_path_and_keeps_the_running_client() {
     let ca = Ca::new("private root");
-    let (cert, key) = ca.leaf("server", ExtendedKeyUsagePurpose::ServerAuth);
+    let (cert, key) = ca.leaf("server", LOCAL);
     let server = TlsServer::start(&cert, &key, None).await;
     // Four failed reloads in a row: the breaker must not open on the way.
     let yaml = format!(

@@ -58,62 +58,8 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
-/// A test certificate authority (rcgen) and the files it signed, in a temporary directory.
-pub struct Ca {
-    pub dir: tempfile::TempDir,
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-    name: String,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Ca {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), issuer.pem()).unwrap();
-        Ca {
-            dir,
-            issuer,
-            name: name.to_owned(),
-        }
-    }
-
-    /// The CA certificate's PEM file.
-    pub fn ca_file(&self) -> std::path::PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// The CA certificate, PEM.
-    pub fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    /// Writes `<stem>.crt` and `<stem>.key`: a leaf for `names` (server and client auth).
-    pub fn leaf(&self, stem: &str, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
-        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{stem} of {}", self.name));
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (cert_path, key_path) = (
-            self.dir.path().join(format!("{stem}.crt")),
-            self.dir.path().join(format!("{stem}.key")),
-        );
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        (cert_path, key_path)
-    }
-}
+#[allow(unused_imports)]
+pub use modular_testkit::TestCa as Ca;
 
 #[derive(Clone)]
 struct UpState {
