@@ -316,12 +316,6 @@ trait Timed {
     fn timeout(&self) -> Duration;
 }
 
-impl Timed for Part {
-    fn timeout(&self) -> Duration {
-        self.timeout
-    }
-}
-
 impl Timed for &Part {
     fn timeout(&self) -> Duration {
         self.timeout

@@ -241,11 +241,14 @@ async fn once(
         return MISMATCH;
     }
     match (digest, primary) {
-        (Some(mirrored), Some(primary)) => match primary.await {
-            Ok(primary) if primary == mirrored => MATCH,
-            Ok(_) => BODY_MISMATCH,
-            // The client stopped reading: the bodies cannot be compared; the status matched.
-            Err(_) => MATCH,
+        // Bounded by the same deadline: a client reading slowly (or a stream that never
+        // ends) must not hold the mirror's slot past the route's timeout.
+        (Some(mirrored), Some(primary)) => match tokio::time::timeout_at(deadline, primary).await {
+            Ok(Ok(primary)) if primary == mirrored => MATCH,
+            Ok(Ok(_)) => BODY_MISMATCH,
+            // The client stopped reading, or had not finished by the deadline: the bodies
+            // cannot be compared; the status matched.
+            Ok(Err(_)) | Err(_) => MATCH,
         },
         _ => MATCH,
     }
