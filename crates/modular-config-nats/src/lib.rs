@@ -104,5 +104,5 @@ pub use status::InstanceStatus;
 /// Operator tools shared by the `modular-fleet` binary and tests.
 pub mod ops {
     pub use crate::module::fleet_statuses;
-    pub use crate::source::{open_bucket, redact_url};
+    pub use crate::source::{list_keys, open_bucket, redact_url};
 }

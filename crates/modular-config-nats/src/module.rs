@@ -445,16 +445,9 @@ pub async fn fleet_statuses(
     ttl: Duration,
 ) -> Result<Vec<InstanceStatus>, String> {
     let prefix = format!("{STATUS_PREFIX}.{service}.");
-    let mut listing = store.keys().await.map_err(|e| e.to_string())?;
-    // The listing reads the bucket's stream: a key rewritten while it runs (a heartbeat) can
-    // come twice, so each key is read once.
-    let mut keys = std::collections::BTreeSet::new();
-    while let Some(key) = listing.next().await {
-        let key = key.map_err(|e| e.to_string())?;
-        if key.starts_with(&prefix) {
-            keys.insert(key);
-        }
-    }
+    let keys = crate::source::list_keys(store, |key| key.starts_with(&prefix))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     let now = chrono::Utc::now();
     for key in keys {

@@ -84,6 +84,23 @@ impl std::fmt::Debug for NatsKvOptions {
     }
 }
 
+/// The bucket's keys that `keep` accepts, each once: the listing reads the bucket's stream, so
+/// a key rewritten while it runs (a heartbeat, a put) can come twice.
+pub async fn list_keys(
+    store: &kv::Store,
+    keep: impl Fn(&str) -> bool,
+) -> Result<std::collections::BTreeSet<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let mut listing = store.keys().await?;
+    let mut keys = std::collections::BTreeSet::new();
+    while let Some(key) = listing.next().await {
+        let key = key?;
+        if keep(&key) {
+            keys.insert(key);
+        }
+    }
+    Ok(keys)
+}
+
 /// Opens key-value bucket `bucket`, creating it (with `history` values per key) when missing.
 ///
 /// The bucket's stream is created here with the key-value conventions (`KV_<bucket>`,
@@ -330,13 +347,11 @@ impl NatsKv {
 
     /// Reads every key of the service; returns whether anything changed.
     pub(crate) async fn resync(&self, store: &kv::Store) -> Result<bool, FleetError> {
-        let mut keys = store
-            .keys()
+        let keys = list_keys(store, |key| self.relative(key).is_some())
             .await
             .map_err(|e| self.client_error("list keys", &e))?;
         let mut read = BTreeMap::new();
-        while let Some(key) = keys.next().await {
-            let key = key.map_err(|e| self.client_error("list keys", &e))?;
+        for key in keys {
             let Some(relative) = self.relative(&key) else {
                 continue;
             };

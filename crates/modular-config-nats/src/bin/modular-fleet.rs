@@ -13,8 +13,6 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::StreamExt;
-
 const USAGE: &str = "usage: modular-fleet [--url URL] [--bucket BUCKET] (put SERVICE FILE | set SERVICE PATH VALUE | unset SERVICE PATH | get SERVICE | status SERVICE)";
 
 #[tokio::main(flavor = "current_thread")]
@@ -88,13 +86,13 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             println!("{service}.{path}: deleted");
         }
         ["get", service] => {
-            let mut keys = store.keys().await.map_err(|e| e.to_string())?;
             let prefix = format!("{service}.");
-            while let Some(key) = keys.next().await {
-                let key = key.map_err(|e| e.to_string())?;
-                if key != *service && !key.starts_with(&prefix) {
-                    continue;
-                }
+            let keys = modular_config_nats::ops::list_keys(&store, |key| {
+                key == *service || key.starts_with(&prefix)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            for key in keys {
                 if let Some(entry) = store.entry(key.as_str()).await.map_err(|e| e.to_string())? {
                     println!(
                         "{key} (revision {}): {}",
