@@ -248,18 +248,14 @@ impl Runner {
             backoff = MIN_BACKOFF;
             // A status written while disconnected was lost: write it now.
             self.shared.write_last().await;
-            let mut heartbeat = tokio::time::interval(self.heartbeat());
-            heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            heartbeat.reset();
+            let mut fleet = self.shared.config.get();
+            let mut heartbeat = beats(fleet.heartbeat);
             loop {
                 // `fleet.heartbeat` changed (by a remote reload, which commits while `apply`
                 // runs, or by any other): the next beat is one new period from now, not at
                 // the end of the old one.
-                let period = self.heartbeat();
-                if heartbeat.period() != period {
-                    heartbeat = tokio::time::interval(period);
-                    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                    heartbeat.reset();
+                if heartbeat.period() != fleet.heartbeat {
+                    heartbeat = beats(fleet.heartbeat);
                 }
                 tokio::select! {
                     entry = watch.next() => match entry {
@@ -280,8 +276,9 @@ impl Runner {
                     _ = changes.changed() => {
                         due.get_or_insert_with(|| Instant::now() + self.debounce());
                     }
-                    // A reload from another source (a file): the loop's top re-reads it.
-                    _ = self.shared.config.changed() => {}
+                    // A reload from another source (a file), seen even when it committed
+                    // after `fleet` was read: the loop's top uses the new value.
+                    now = self.shared.config.changed_from(&fleet) => fleet = now,
                     () = sleep_until(due) => {
                         due = None;
                         self.apply().await;
@@ -307,10 +304,6 @@ impl Runner {
 
     fn debounce(&self) -> Duration {
         self.shared.config.get().debounce
-    }
-
-    fn heartbeat(&self) -> Duration {
-        self.shared.config.get().heartbeat
     }
 
     /// Runs the reload and records its ACK or NACK.
@@ -463,4 +456,12 @@ pub async fn fleet_statuses(
     }
     out.sort_by(|a, b| a.instance.cmp(&b.instance));
     Ok(out)
+}
+
+/// A ticker every `period`, first beat one period from now, late beats delayed (not bunched).
+fn beats(period: Duration) -> tokio::time::Interval {
+    let mut heartbeat = tokio::time::interval(period);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.reset();
+    heartbeat
 }

@@ -847,3 +847,25 @@ async fn a_config_handle_wakes_a_background_task_when_its_section_changes() {
         .unwrap();
     assert_eq!(level, 9);
 }
+
+#[tokio::test]
+async fn changed_from_sees_a_commit_made_after_the_value_was_read() {
+    let f = fixture(&[("a", Behaviour::Succeed)]);
+    let handle = f
+        .store
+        .register::<support::reload::ModuleConfig>("a", Some("a"))
+        .unwrap();
+    let seen = handle.get();
+    // The reload commits between the caller's read and its wait.
+    f.set_source(&[("a.level", json!(4))]);
+    assert!(
+        f.orchestrator
+            .reload(ReloadTrigger::Programmatic)
+            .await
+            .is_applied()
+    );
+    let now = tokio::time::timeout(Duration::from_secs(5), handle.changed_from(&seen))
+        .await
+        .expect("returns at once: the value is no longer the one read");
+    assert_eq!(now.level, 4);
+}

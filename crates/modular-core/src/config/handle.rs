@@ -93,16 +93,23 @@ impl<T: Any + Send + Sync> ConfigHandle<T> {
     /// dropping the future loses nothing, since the next call compares against the value
     /// current when it starts.
     pub async fn changed(&self) -> Arc<T> {
-        let mut rx = self.epoch.subscribe();
         let seen = self.get();
+        self.changed_from(&seen).await
+    }
+
+    /// Waits until the section's value is no longer `seen` (a value the caller read earlier
+    /// with [`get`](Self::get)), and returns the new one: at once when a reload committed
+    /// since, so a change between the caller's read and this call is not missed.
+    pub async fn changed_from(&self, seen: &Arc<T>) -> Arc<T> {
+        let mut rx = self.epoch.subscribe();
         loop {
+            let now = self.get();
+            if !Arc::ptr_eq(&now, seen) {
+                return now;
+            }
             if rx.changed().await.is_err() {
                 // The store is gone: nothing will change any more.
                 std::future::pending::<()>().await;
-            }
-            let now = self.get();
-            if !Arc::ptr_eq(&now, &seen) {
-                return now;
             }
         }
     }
