@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use modular_core::{ConfigHandle, ModuleContext};
-use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
 use crate::compiler::{self, COMPILE_TIMEOUT, Epoch};
@@ -39,7 +38,7 @@ impl WatchPlan {
 /// hands it to the task at commit, so the new watch covers the new files from the commit on.
 pub(crate) struct Armed {
     pub(crate) plan: WatchPlan,
-    _watcher: Option<notify::RecommendedWatcher>,
+    _watcher: Option<modular_core::reload::DirectoryWatch>,
     changed: mpsc::Receiver<()>,
 }
 
@@ -55,7 +54,7 @@ impl std::fmt::Debug for Armed {
 pub(crate) fn arm(plan: WatchPlan) -> Armed {
     let (events, changed) = mpsc::channel::<()>(1);
     let watcher = if plan.enabled {
-        watch_directories(&plan.directories, events)
+        modular_core::reload::watch_directories(&plan.directories, events, "jsonschema")
     } else {
         None
     };
@@ -101,31 +100,6 @@ pub(crate) fn spawn(
             }
         }
     });
-}
-
-fn watch_directories(
-    directories: &[PathBuf],
-    events: mpsc::Sender<()>,
-) -> Option<notify::RecommendedWatcher> {
-    let handler = move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            // One slot: a full queue already says "something changed".
-            let _ = events.try_send(());
-        }
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(watcher) => watcher,
-        Err(error) => {
-            tracing::warn!(module = "jsonschema", %error, "cannot watch the schema files");
-            return None;
-        }
-    };
-    for dir in directories {
-        if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-            tracing::warn!(module = "jsonschema", dir = %dir.display(), %error, "cannot watch a schema directory");
-        }
-    }
-    Some(watcher)
 }
 
 /// Recompiles the running config's files when their content changed since the last

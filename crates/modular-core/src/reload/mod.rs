@@ -31,7 +31,9 @@ pub use options::{
 };
 pub use orchestrator::{REQUEST_QUEUE_CAPACITY, ReloadOrchestrator, RevertedVersion};
 pub use outcome::{ModuleFailure, ReloadOutcome, ReloadStatus};
-pub use watcher::{ConfigWatcher, content_fingerprint};
+pub use watcher::{
+    ConfigWatcher, DirectoryWatch, content_fingerprint, directory_of, watch_directories,
+};
 
 /// What started a reload.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

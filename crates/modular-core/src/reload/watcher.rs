@@ -48,7 +48,9 @@ pub fn content_fingerprint(files: &[PathBuf]) -> u64 {
     hasher.finish()
 }
 
-fn directory_of(file: &Path) -> PathBuf {
+/// The directory holding `file` (made absolute against the current directory): what a
+/// watch must cover to see the file replaced by a rename or a symlink swap.
+pub fn directory_of(file: &Path) -> PathBuf {
     let absolute = if file.is_absolute() {
         file.to_path_buf()
     } else {
@@ -60,6 +62,50 @@ fn directory_of(file: &Path) -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A watch on directories that a module reads files from (schemas, TLS material): each
+/// event in one of them sends `()` on the queue given to [`watch_directories`]. Dropping it
+/// stops the watch.
+pub struct DirectoryWatch {
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl std::fmt::Debug for DirectoryWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectoryWatch").finish_non_exhaustive()
+    }
+}
+
+/// Watches `directories` (not recursively; the directory, not the file, so editors' atomic
+/// saves and a mounted volume's `..data` symlink swap are seen). Each event sends `()` on
+/// `events`, and an event that finds the queue full is dropped: give it one slot, which
+/// already says "something changed", then read the files. A directory that cannot be
+/// watched is logged (under `owner`) and skipped; `None` when the platform gives no
+/// watcher at all.
+pub fn watch_directories(
+    directories: &[PathBuf],
+    events: mpsc::Sender<()>,
+    owner: &str,
+) -> Option<DirectoryWatch> {
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = events.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(module = owner, %error, "cannot watch files");
+            return None;
+        }
+    };
+    for dir in directories {
+        if let Err(error) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+            tracing::warn!(module = owner, dir = %dir.display(), %error, "cannot watch a directory");
+        }
+    }
+    Some(DirectoryWatch { _watcher: watcher })
 }
 
 /// The sending side of the watcher's event queue, called on notify's own thread.
