@@ -16,15 +16,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{Backend, Transition};
-use crate::config::HealthCheckConfig;
+use crate::config::{HealthCheckConfig, Protocol};
 use crate::proxy::Emit;
 use crate::table::{Pool, Table};
 
 /// Starts the checkers of `table`'s pools on `tasks`; they stop when `table.checkers` or
 /// `shutdown` is cancelled.
 pub fn start(table: &Table, tasks: &TaskTracker, shutdown: &CancellationToken, emit: &Emit) {
-    let client: Client<HttpConnector, Body> =
+    let http1: Client<HttpConnector, Body> =
         Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    // A pool spoken to in HTTP/2 over cleartext is checked the same way: a backend that
+    // speaks only h2c would refuse an HTTP/1.1 check and be marked down while serving.
+    let h2c: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(HttpConnector::new());
     for pool in table.pools.values() {
         let Some(check) = pool.health_check.clone() else {
             continue;
@@ -32,7 +37,10 @@ pub fn start(table: &Table, tasks: &TaskTracker, shutdown: &CancellationToken, e
         let pool = Arc::clone(pool);
         let stop = table.checkers.clone();
         let shutdown = shutdown.clone();
-        let client = client.clone();
+        let (client, version) = match pool.protocol {
+            Protocol::Http1 => (http1.clone(), http::Version::HTTP_11),
+            Protocol::H2c | Protocol::H2 => (h2c.clone(), http::Version::HTTP_2),
+        };
         let tls = pool.tls.clone();
         let emit = Arc::clone(emit);
         let probe = move |backend: &Backend, check: &HealthCheckConfig| {
@@ -52,7 +60,7 @@ pub fn start(table: &Table, tasks: &TaskTracker, shutdown: &CancellationToken, e
                 }
                 _ => {
                     let client = client.clone();
-                    Box::pin(async move { http_probe(&client, authority, &check).await })
+                    Box::pin(async move { http_probe(&client, version, authority, &check).await })
                         as ProbeFuture
                 }
             }
@@ -97,13 +105,15 @@ async fn run<P>(
     }
 }
 
-/// `GET` the check path of the backend at `authority`.
+/// `GET` the check path of the backend at `authority`, in the pool's HTTP `version`.
 async fn http_probe(
     client: &Client<HttpConnector, Body>,
+    version: http::Version,
     authority: http::uri::Authority,
     check: &HealthCheckConfig,
 ) -> Result<(), String> {
-    let request = probe_request(Scheme::HTTP, authority, check)?;
+    let mut request = probe_request(Scheme::HTTP, authority, check)?;
+    *request.version_mut() = version;
     let response = client
         .request(request)
         .await

@@ -201,3 +201,54 @@ async fn retries_skip_the_backend_that_answered_a_retryable_status() {
     assert_eq!(a.hits() + b.hits(), 3);
     app.finish().await;
 }
+
+/// An h2c pool's checks speak HTTP/2 too: a backend that speaks only h2c is checked (its
+/// `/health` answer, not a refused HTTP/1.1 connection, decides), fails and recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_pool_is_checked_over_http2() {
+    let a = Upstream::start_h2c_only("a").await;
+    let mut app = support::start(json!({
+        "routes": [{ "match": { "prefix": "/" }, "pool": "p" }],
+        "pools": { "p": {
+            "protocol": "h2c",
+            "backends": [{ "url": a.url() }],
+            "health_check": { "path": "/health", "interval": "20ms", "unhealthy_threshold": 1, "healthy_threshold": 1 },
+        } },
+    }))
+    .await
+    .unwrap();
+    let key = a.addr.to_string();
+    let checked = eventually(Duration::from_secs(5), || async {
+        let report = app.reports().await.remove(0);
+        !report.details["backends"][&key]["last_check"].is_null()
+    })
+    .await;
+    assert!(checked);
+    let report = app.reports().await.remove(0);
+    assert_eq!(report.status, HealthStatus::Healthy, "{:?}", report.details);
+    let (status, body) = app.get("/over-h2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], "HTTP/2.0");
+
+    a.healthy.store(false, Ordering::SeqCst);
+    let down = eventually(Duration::from_secs(5), || async {
+        app.reports().await[0].status == HealthStatus::Unhealthy
+    })
+    .await;
+    assert!(down);
+    let report = app.reports().await.remove(0);
+    let backend = &report.details["backends"][&key];
+    // The check reached the backend's handler: its 503, not a connection error.
+    assert!(
+        backend["last_error"].as_str().unwrap().contains("503"),
+        "{backend}"
+    );
+    a.healthy.store(true, Ordering::SeqCst);
+    let up = eventually(Duration::from_secs(5), || async {
+        app.reports().await[0].status == HealthStatus::Healthy
+    })
+    .await;
+    assert!(up);
+    let _ = app.events();
+    app.finish().await;
+}

@@ -225,13 +225,45 @@ impl Upstream {
         Self::serve(name, listener).await
     }
 
+    /// An upstream that speaks only HTTP/2 over cleartext (prior knowledge): an HTTP/1.1
+    /// request on it fails at the connection.
+    pub async fn start_h2c_only(name: &str) -> Self {
+        use tower::ServiceExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        Self::spawn_serving(name, addr, Arc::default(), move |app, token| async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    () = token.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(accepted) => accepted,
+                        Err(_) => continue,
+                    },
+                };
+                let app = app.clone();
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        app.clone().oneshot(request.map(Body::new))
+                    });
+                tokio::spawn(
+                    hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .http2_only()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .into_owned(),
+                );
+            }
+        })
+    }
+
     /// Serves on `listener` (for an upstream that comes back on the same port).
     pub async fn serve(name: &str, listener: tokio::net::TcpListener) -> Self {
         let addr = listener.local_addr().unwrap();
         Self::spawn(name, listener, addr, Arc::default())
     }
 
-    /// Serves the upstream's routes on `listener` until stopped.
+    /// Serves the upstream's routes on `listener` with `axum::serve` until stopped.
     fn spawn<L: axum::serve::Listener>(
         name: &str,
         listener: L,
@@ -241,19 +273,31 @@ impl Upstream {
     where
         L::Addr: std::fmt::Debug,
     {
+        Self::spawn_serving(name, addr, handshakes, move |app, token| async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        })
+    }
+
+    /// Runs `serve` over the upstream's routes as a task until the token is cancelled.
+    fn spawn_serving<F, Fut>(
+        name: &str,
+        addr: SocketAddr,
+        handshakes: Arc<AtomicU64>,
+        serve: F,
+    ) -> Self
+    where
+        F: FnOnce(Router, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let state = UpState {
             name: name.to_owned(),
             hits: Arc::new(AtomicU64::new(0)),
             healthy: Arc::new(AtomicBool::new(true)),
         };
-        let app = routes(state.clone());
         let stop = CancellationToken::new();
-        let token = stop.clone();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { token.cancelled().await })
-                .await;
-        });
+        tokio::spawn(serve(routes(state.clone()), stop.clone()));
         Self {
             name: name.to_owned(),
             addr,
