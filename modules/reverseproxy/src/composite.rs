@@ -1,10 +1,13 @@
 //! Composite routes: one request fanned out to several pools at once, answered with the
 //! first success or with one JSON document merging every part's JSON body.
 //!
+//! A request body (at most `max_request_bytes`) is read whole first and sent to every part.
 //! Each part goes to one backend of its pool (chosen like any request, its outcome recorded
-//! for outlier detection and the breaker), under its own timeout; parts are not retried.
-//! `first_success` streams the first part answering 2xx and cancels the others; `merge`
-//! reads each body (at most `max_part_bytes`) and applies `on_part_failure` and `on_empty`.
+//! for outlier detection and the breaker), under its own timeout; after a connect error
+//! (nothing was sent) it goes again to another backend, up to the part's `retries` and
+//! within the retry budget. `first_success` streams the first part answering 2xx and
+//! cancels the others; `merge` reads each body (at most `max_part_bytes`) and applies
+//! `on_part_failure` and `on_empty`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -24,7 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::config::{CompositeConfig, CompositeMode, PartPolicy};
 use crate::error::ReverseProxyError;
 use crate::proxy::Proxy;
-use crate::table::{Pool, Route};
+use crate::table::{Pool, Route, Table};
 
 /// `result` labels of the parts counter, in [`Part::series`] order.
 const RESULTS: [&str; 4] = ["ok", "empty", "failed", "timeout"];
@@ -41,6 +44,9 @@ pub(crate) struct Composite {
     on_part_failure: PartPolicy,
     on_empty: PartPolicy,
     max_part_bytes: usize,
+    max_request_bytes: usize,
+    /// The route's timeout: how long the client may take to send its body.
+    request_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -49,6 +55,7 @@ struct Part {
     pool: Arc<Pool>,
     path: Option<PathAndQuery>,
     timeout: Duration,
+    retries: usize,
     series: [metrics::Counter; 4],
 }
 
@@ -113,6 +120,7 @@ impl Composite {
                 pool,
                 path,
                 timeout: part.timeout.unwrap_or(route_timeout),
+                retries: usize::try_from(part.retries).unwrap_or(usize::MAX),
             });
         }
         if parts.is_empty() {
@@ -127,6 +135,8 @@ impl Composite {
             on_part_failure: config.on_part_failure,
             on_empty: config.on_empty,
             max_part_bytes: config.max_part_bytes,
+            max_request_bytes: config.max_request_bytes,
+            request_timeout: route_timeout,
         })
     }
 
@@ -139,18 +149,41 @@ impl Composite {
 /// Answers `request` (already matched to `route`) from `composite`'s parts.
 pub(crate) async fn serve(
     proxy: &Proxy,
+    table: &Table,
     route: &Route,
     composite: &Composite,
     host: Option<&str>,
     request: Request<Body>,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    if !body.is_end_stream() {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            json!({ "error": "a composite route takes no request body" }),
-        );
-    }
+    let body = if body.is_end_stream() {
+        Bytes::new()
+    } else {
+        let limit = composite.max_request_bytes;
+        let read = tokio::time::timeout(composite.request_timeout, read_limited(body, limit));
+        match read.await {
+            Ok(Ok(body)) => body,
+            Ok(Err(PartError::Body(_))) => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    json!({ "error": format!("request body above max_request_bytes ({limit})") }),
+                );
+            }
+            Ok(Err(failure)) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": format!("request body: {failure}") }),
+                );
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    json!({ "error": "the request body did not arrive within the route's timeout" }),
+                );
+            }
+        }
+    };
+
     let path = route.upstream_path(parts.uri.path());
     let joined = match parts.uri.query() {
         Some(query) => format!("{path}?{query}"),
@@ -164,21 +197,17 @@ pub(crate) async fn serve(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
     crate::proxy::prepare_headers(&mut parts.headers, route, host, None, false, peer);
+    let fanout = &Fanout {
+        proxy,
+        table,
+        route,
+        head: &parts,
+        default_path: &default_path,
+        body: &body,
+    };
     match composite.mode {
         CompositeMode::FirstSuccess => {
-            let futures = composite.parts.iter().map(|part| {
-                let sent = send_part(proxy, part, &parts, path_of(part, &default_path));
-                (part, async move {
-                    let response = sent
-                        .await
-                        .map_err(|e| PartError::Failed(format!("{}: {e}", part.pool.name)))?;
-                    if response.status().is_success() {
-                        Ok(response)
-                    } else {
-                        Err(PartError::Status(response.status()))
-                    }
-                })
-            });
+            let futures = composite.parts.iter().map(|part| (part, fanout.send(part)));
             match first_success(futures).await {
                 Ok((part, response)) => {
                     part.series[0].increment(1);
@@ -213,16 +242,8 @@ pub(crate) async fn serve(
         CompositeMode::Merge => {
             let limit = composite.max_part_bytes;
             let futures = composite.parts.iter().map(|part| {
-                let sent = send_part(proxy, part, &parts, path_of(part, &default_path));
                 (part, async move {
-                    let response = sent
-                        .await
-                        .map_err(|e| PartError::Failed(format!("{}: {e}", part.pool.name)))?;
-                    let status = response.status();
-                    if !status.is_success() {
-                        return Err(PartError::Status(status));
-                    }
-                    read_limited(response.into_body(), limit).await
+                    read_limited(fanout.send(part).await?.into_body(), limit).await
                 })
             });
             let results = gather(futures).await;
@@ -254,25 +275,67 @@ pub(crate) async fn serve(
     }
 }
 
-fn path_of(part: &Part, default: &PathAndQuery) -> PathAndQuery {
-    part.path.clone().unwrap_or_else(|| default.clone())
+/// What every part's request is made from: the client's head (forwarding headers applied)
+/// and body, the route's upstream path, and what a retry needs.
+struct Fanout<'a> {
+    proxy: &'a Proxy,
+    table: &'a Table,
+    route: &'a Route,
+    head: &'a http::request::Parts,
+    default_path: &'a PathAndQuery,
+    body: &'a Bytes,
 }
 
-fn send_part<'a>(
-    proxy: &'a Proxy,
-    part: &'a Part,
-    request: &http::request::Parts,
-    path: PathAndQuery,
-) -> impl Future<Output = Result<http::Response<crate::upstream::Streamed>, crate::exchange::Failure>> + 'a
-{
-    crate::exchange::send(
-        proxy,
-        &part.pool,
-        request.method.clone(),
-        request.headers.clone(),
-        path,
-        Body::empty(),
-    )
+impl Fanout<'_> {
+    /// Sends `part`'s request (a copy of the client's head and body), again on another
+    /// backend after a connect error, up to the part's `retries` while the budget allows;
+    /// its answer when it is 2xx.
+    async fn send(
+        &self,
+        part: &Part,
+    ) -> Result<http::Response<crate::upstream::Streamed>, PartError> {
+        let path = part.path.as_ref().unwrap_or(self.default_path);
+        // Each part is a request of its own to the retry budget.
+        self.proxy
+            .budget
+            .record_request(tokio::time::Instant::now());
+        let mut tried = Vec::new();
+        let response = loop {
+            let body = if self.body.is_empty() {
+                Body::empty()
+            } else {
+                Body::from(self.body.clone())
+            };
+            let sent = crate::exchange::send(
+                self.proxy,
+                &part.pool,
+                self.head.method.clone(),
+                self.head.headers.clone(),
+                path.clone(),
+                body,
+                &tried,
+            )
+            .await;
+            match sent {
+                Err(crate::exchange::Failure::Failed {
+                    backend,
+                    connect: true,
+                    ..
+                }) if tried.len() < part.retries && self.proxy.retry(self.route, self.table) => {
+                    tried.push(backend);
+                }
+                other => {
+                    break other
+                        .map_err(|e| PartError::Failed(format!("{}: {e}", part.pool.name)))?;
+                }
+            }
+        };
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(PartError::Status(response.status()))
+        }
+    }
 }
 
 fn count(part: &Part, failure: &PartError) {

@@ -48,6 +48,10 @@ pub struct ReverseProxyConfig {
     /// Health registration.
     #[config(nested)]
     pub health: ReverseProxyHealthConfig,
+    /// Whether the pools' TLS files (`ca_file`, `client_cert_file`, `client_key_file`) are
+    /// watched: a rotated file gives its pool a new client with no config reload (built
+    /// aside, swapped in; a file that does not load keeps the running client).
+    pub watch_tls_files: bool,
 }
 
 impl Default for ReverseProxyConfig {
@@ -57,6 +61,7 @@ impl Default for ReverseProxyConfig {
             pools: BTreeMap::new(),
             retry_budget: 0.2,
             health: ReverseProxyHealthConfig::default(),
+            watch_tls_files: true,
         }
     }
 }
@@ -134,6 +139,10 @@ pub struct CompositeConfig {
     /// `merge`: the largest body read from one part.
     #[serde(default = "default_max_part_bytes")]
     pub max_part_bytes: usize,
+    /// The largest request body taken (read whole, then sent to every part); above it the
+    /// request is answered `413`.
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
 }
 
 /// `routes[].composite.parts.<name>`.
@@ -154,6 +163,15 @@ pub struct CompositePart {
         with = "modular_core::humantime_serde::option"
     )]
     pub timeout: Option<Duration>,
+    /// Further attempts, each on another backend of the pool, after a connect error (nothing
+    /// reached the backend, so any method may go again), within the part's timeout and the
+    /// retry budget.
+    #[serde(default = "default_part_retries")]
+    pub retries: u32,
+}
+
+fn default_part_retries() -> u32 {
+    1
 }
 
 /// How a composite route answers.
@@ -186,6 +204,10 @@ fn default_on_empty() -> PartPolicy {
 
 fn default_max_part_bytes() -> usize {
     1024 * 1024
+}
+
+fn default_max_request_bytes() -> usize {
+    64 * 1024
 }
 
 /// `routes[].shadow`: a share of the route's requests is also sent to `pool`, after the

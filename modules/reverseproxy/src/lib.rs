@@ -150,6 +150,7 @@ mod proxy;
 mod shadow;
 mod table;
 mod tls;
+mod tls_watch;
 mod upstream;
 
 pub use backend::{Availability, Backend, Breaker, Outcome, Transition};

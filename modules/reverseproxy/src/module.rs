@@ -57,6 +57,18 @@ struct Live {
     /// The prefixes contributed to the route registry now.
     prefixes: Mutex<BTreeSet<String>>,
     health: Option<Arc<HealthAggregator>>,
+    /// The config the running table was built from (a TLS rotation rebuilds from it).
+    built_from: Mutex<Arc<ReverseProxyConfig>>,
+    /// Held while a table is built from the running one and swapped in: a reload's commit
+    /// and a TLS rotation never interleave.
+    swap: Mutex<()>,
+    /// Woken when a table is swapped in (the TLS watcher re-arms on its files).
+    swapped: tokio::sync::Notify,
+    /// Why the TLS files last failed to load, while they do.
+    tls_rejection: Mutex<Option<String>>,
+    /// Per pool with TLS files: whether the watcher watches all of them now (set when it
+    /// arms, read by health).
+    tls_watched: Mutex<std::collections::BTreeMap<String, bool>>,
 }
 
 fn provider_options(config: &ReverseProxyConfig) -> ProviderOptions {
@@ -80,12 +92,34 @@ fn owner_of(prefix: &str) -> String {
     format!("{NAME}:{prefix}")
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Live {
+    /// Swaps `table` in (the caller holds `swap`): its routes contributed, the old table's
+    /// checkers stopped and its own started. Requests running on the old table finish there.
+    fn install(&self, table: Table, config: Arc<ReverseProxyConfig>) -> Arc<Table> {
+        let table = Arc::new(table);
+        self.sync_routes(&table);
+        let old = self.proxy.table.swap(Arc::clone(&table));
+        old.checkers.cancel();
+        crate::checker::start(
+            &table,
+            self.context.tasks(),
+            self.context.cancellation(),
+            &self.proxy.emit,
+        );
+        *lock(&self.built_from) = config;
+        self.swapped.notify_waiters();
+        table
+    }
+
     /// Contributes the prefixes `table` needs and withdraws those it no longer has; a
     /// prefix kept is never withdrawn, so its requests never miss a route.
     fn sync_routes(&self, table: &Table) {
         let wanted: BTreeSet<String> = table.prefixes().into_iter().collect();
-        let mut current = self.prefixes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut current = lock(&self.prefixes);
         for prefix in wanted.difference(&current) {
             let proxy = Arc::clone(&self.proxy);
             let handler = any(move |request: axum::extract::Request| {
@@ -129,6 +163,11 @@ impl Module for ReverseProxyModule {
             routes: RouteRegistry::shared(ctx.services()),
             prefixes: Mutex::new(BTreeSet::new()),
             health: ctx.services().get::<HealthAggregator>(),
+            built_from: Mutex::new(Arc::clone(&config)),
+            swap: Mutex::new(()),
+            swapped: tokio::sync::Notify::new(),
+            tls_rejection: Mutex::new(None),
+            tls_watched: Mutex::new(std::collections::BTreeMap::new()),
         });
         live.sync_routes(&live.proxy.table());
         ctx.register_reloadable(Arc::new(ProxyReloader(Arc::clone(&live))));
@@ -152,6 +191,10 @@ impl Module for ReverseProxyModule {
         if let Some(live) = &self.live {
             let table = live.proxy.table();
             crate::checker::start(&table, ctx.tasks(), ctx.cancellation(), &live.proxy.emit);
+            ctx.spawn(crate::tls_watch::run(
+                Arc::clone(live),
+                ctx.cancellation().clone(),
+            ));
         }
         Ok(())
     }
@@ -161,6 +204,75 @@ impl Module for ReverseProxyModule {
             live.proxy.table().checkers.cancel();
         }
         Ok(())
+    }
+}
+
+impl crate::tls_watch::Rotate for Live {
+    fn built_from(&self) -> Arc<ReverseProxyConfig> {
+        Arc::clone(&lock(&self.built_from))
+    }
+
+    fn swapped(&self) -> tokio::sync::futures::Notified<'_> {
+        self.swapped.notified()
+    }
+
+    fn watching(&self, dirs: &[std::path::PathBuf]) {
+        let config = self.built_from();
+        let watched = config
+            .pools
+            .iter()
+            .filter_map(|(name, pool)| {
+                let files = crate::tls_watch::pool_directories(pool);
+                (!files.is_empty())
+                    .then(|| (name.clone(), files.iter().all(|dir| dirs.contains(dir))))
+            })
+            .collect();
+        *lock(&self.tls_watched) = watched;
+    }
+
+    /// Rebuilds the table from the files as they are now; swaps it in when a pool's TLS
+    /// material changed. A failure keeps the running table and is reported until it clears.
+    fn rotate(&self) {
+        let _swap = lock(&self.swap);
+        let config = Arc::clone(&lock(&self.built_from));
+        let current = self.proxy.table();
+        let table = match Table::build(&config, Some(&current)) {
+            Ok(table) => table,
+            Err(error) => {
+                let message = error.to_string();
+                let mut rejection = lock(&self.tls_rejection);
+                if rejection.as_deref() != Some(message.as_str()) {
+                    tracing::warn!(module = NAME, error = %message, "rotated TLS files rejected; the running clients are kept");
+                    self.context
+                        .emit("tls.rejected", json!({ "error": message }));
+                    *rejection = Some(message);
+                }
+                return;
+            }
+        };
+        if lock(&self.tls_rejection).take().is_some() {
+            tracing::info!(module = NAME, "TLS files load again");
+        }
+        // A pool whose files' content changed got a new client; the others kept theirs.
+        let pools: Vec<String> = table
+            .pools
+            .iter()
+            .filter(|(name, pool)| {
+                let before = current.pools.get(*name).and_then(|p| p.tls.as_ref());
+                match (before, pool.tls.as_ref()) {
+                    (Some(before), Some(now)) => !Arc::ptr_eq(before, now),
+                    (None, None) => false,
+                    _ => true,
+                }
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if pools.is_empty() {
+            return;
+        }
+        self.install(table, config);
+        tracing::info!(module = NAME, pools = ?pools, "rotated TLS files loaded");
+        self.context.emit("tls.rotated", json!({ "pools": pools }));
     }
 }
 
@@ -199,16 +311,10 @@ impl Reloadable for ProxyReloader {
         let fields: Vec<String> = changes.iter().map(|c| c.field_path.to_string()).collect();
         let options = provider_options(&config);
         Ok(PreparedReload::new(move || {
-            let table = Arc::new(table);
-            live.sync_routes(&table);
-            let old = live.proxy.table.swap(Arc::clone(&table));
-            old.checkers.cancel();
-            crate::checker::start(
-                &table,
-                live.context.tasks(),
-                live.context.cancellation(),
-                &live.proxy.emit,
-            );
+            let table = {
+                let _swap = lock(&live.swap);
+                live.install(table, config)
+            };
             if let Some(health) = &live.health {
                 health.set_provider_options(NAME, options);
             }
@@ -231,6 +337,7 @@ struct ProxyHealth(Arc<Live>);
 impl HealthProvider for ProxyHealth {
     async fn health_check(&self, _ctx: &HealthContext) -> Result<Vec<HealthReport>, HealthError> {
         let table = self.0.proxy.table();
+        let watched = lock(&self.0.tls_watched).clone();
         let now = Instant::now();
         let mut names: Vec<&String> = table.pools.keys().collect();
         names.sort();
@@ -256,10 +363,20 @@ impl HealthProvider for ProxyHealth {
             let mut details = Map::new();
             details.insert("backends".to_owned(), serde_json::Value::Object(backends));
             details.insert("optional".to_owned(), json!(pool.optional));
+            if let Some(watched) = watched.get(name.as_str()) {
+                details.insert("tls_files_watched".to_owned(), json!(watched));
+            }
             reports.push(
                 HealthReport::new(NAME, format!("pool.{name}"), status)
                     .with_message(format!("{available} of {total} backends available"))
                     .with_details(details),
+            );
+        }
+        if let Some(rejection) = lock(&self.0.tls_rejection).clone() {
+            reports.push(
+                HealthReport::new(NAME, "tls_files", HealthStatus::Degraded).with_message(format!(
+                    "rotated TLS files rejected, the running clients kept: {rejection}"
+                )),
             );
         }
         if reports.is_empty() {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Method, Request, StatusCode, Uri};
+use http::{Method, Request, StatusCode};
 use hyper::body::Body as HttpBody;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -18,10 +18,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::time::Instant;
 
 use crate::backend::{Backend, Outcome, Transition};
-use crate::config::Protocol;
 use crate::metrics as m;
 use crate::table::{Pool, Route, Table};
-use crate::upstream::{self, SendError};
+use crate::upstream;
 
 /// Emits a module event (`noun.verb`, data).
 pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
@@ -29,9 +28,9 @@ pub type Emit = Arc<dyn Fn(&str, serde_json::Value) + Send + Sync>;
 /// The live proxy: the current table and the clients, shared by every request.
 pub struct Proxy {
     pub(crate) table: ArcSwap<Table>,
-    http1: Client<HttpConnector, Body>,
+    pub(crate) http1: Client<HttpConnector, Body>,
     pub(crate) h2c: Client<HttpConnector, Body>,
-    budget: crate::budget::RetryBudget,
+    pub(crate) budget: crate::budget::RetryBudget,
     pub(crate) emit: Emit,
     pub(crate) shadow_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) shadow_stats: crate::shadow::ShadowStats,
@@ -110,7 +109,7 @@ impl Proxy {
             return (StatusCode::NOT_FOUND, "no route\n").into_response();
         };
         if let Some(composite) = &route.composite {
-            return crate::composite::serve(&self, route, composite, host, request).await;
+            return crate::composite::serve(&self, &table, route, composite, host, request).await;
         }
         let started = Instant::now();
         self.budget.record_request(started);
@@ -172,60 +171,20 @@ impl Proxy {
             };
             tried.push(index);
             let backend = &pool.backends[index];
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(crate::tls::scheme(backend));
-            uri.authority = Some(backend.authority.clone());
-            uri.path_and_query = Some(path_and_query.clone());
-            let Ok(uri) = Uri::from_parts(uri) else {
-                return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
-            };
             let mut upstream = Request::new(body.take().unwrap_or_else(Body::empty));
             *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri;
             // The last possible attempt takes the headers; an earlier one copies them.
             *upstream.headers_mut() = if attempt + 1 < attempts {
                 parts.headers.clone()
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            if pool.protocol != Protocol::Http1 {
-                *upstream.version_mut() = http::Version::HTTP_2;
-                upstream.headers_mut().remove(header::HOST);
-            }
             let guard = Outstanding::new(backend);
             backend.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = tokio::time::timeout_at(deadline, async {
-                if let Some(tls) = crate::tls::of(pool, backend) {
-                    return tls.send(upstream).await.map(|response| (response, None));
-                }
-                match pool.protocol {
-                    Protocol::Http1 if !upgrade => {
-                        // Origin-form on the wire; `Host` stays the client's, or the backend.
-                        let mut upstream = upstream;
-                        *upstream.uri_mut() = Uri::from(path_and_query.clone());
-                        if !upstream.headers().contains_key(header::HOST)
-                            && let Ok(host) = HeaderValue::from_str(backend.authority.as_str())
-                        {
-                            upstream.headers_mut().insert(header::HOST, host);
-                        }
-                        upstream::send(backend, upstream)
-                            .await
-                            .map(|(response, conn)| (response, Some(conn)))
-                    }
-                    Protocol::Http1 => self
-                        .http1
-                        .request(upstream)
-                        .await
-                        .map(|response| (response, None))
-                        .map_err(SendError::Legacy),
-                    Protocol::H2c | Protocol::H2 => self
-                        .h2c
-                        .request(upstream)
-                        .await
-                        .map(|response| (response, None))
-                        .map_err(SendError::Legacy),
-                }
-            })
+            let sent = tokio::time::timeout_at(
+                deadline,
+                crate::exchange::dispatch(&self, pool, backend, upstream, &path_and_query, upgrade),
+            )
             .await;
             let now = Instant::now();
             pool.upstream_seconds
@@ -306,7 +265,7 @@ impl Proxy {
     }
 
     /// Takes a retry from the budget, counting it either way.
-    fn retry(&self, route: &Route, table: &Table) -> bool {
+    pub(crate) fn retry(&self, route: &Route, table: &Table) -> bool {
         if self.budget.try_retry(Instant::now(), table.retry_budget) {
             route.retries_series.increment(1);
             true

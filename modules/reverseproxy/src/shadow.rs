@@ -219,6 +219,7 @@ async fn once(
             mirror.headers,
             path,
             body,
+            &[],
         )
         .await
         .ok()?;

@@ -123,15 +123,99 @@ async fn merge_answers_one_document_and_applies_each_failure_policy() {
         "{body}"
     );
 
-    // A request with a body is refused (parts carry none).
-    let response = app
-        .http
-        .post(app.url("/dash"))
-        .body("payload")
-        .send()
+    app.finish().await;
+}
+
+/// A request body is read (up to `max_request_bytes`) and sent to every part; a part whose
+/// backend refuses the connection goes to another backend of its pool (`retries`, default
+/// 1), and with `retries: 0` it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_goes_to_every_part_and_a_refused_part_tries_another_backend() {
+    let u = upstreams().await;
+    // Refuses every connection: bound, never listening (so its port is never reused).
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = refusing.local_addr().unwrap();
+    let mut pools = pools(&u);
+    pools["spare"] = json!({
+        "balance": "round_robin",
+        "backends": [{ "url": format!("http://{dead}") }, { "url": u.orders.url() }],
+        // Counted, never ejected: every request can meet the refusing backend.
+        "outlier": { "consecutive_failures": 0 },
+        "breaker": { "failures": 0 },
+    });
+    let composite = |retries: u32| {
+        route(json!({ "mode": "merge", "max_request_bytes": 64, "parts": {
+            "a": { "pool": "users", "path": "/echo" },
+            "b": { "pool": "spare", "path": "/echo", "retries": retries },
+        } }))
+    };
+    let app = support::start(json!({ "routes": [composite(1)], "pools": pools }))
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 413);
+    let post = |body: String| {
+        let request = app
+            .http
+            .post(app.url("/dash"))
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Two requests: the retry budget allows 3 retries in a quiet window.
+    for n in 0..2 {
+        let (status, body) = post(format!("{{\"n\":{n}}}")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, json!({ "a": { "n": n }, "b": { "n": n } }));
+    }
+    let proxy = app.proxy();
+    let requests_to = |addr: std::net::SocketAddr| {
+        proxy
+            .table()
+            .backends()
+            .find(|b| b.label() == addr.to_string())
+            .map(|b| b.requests())
+            .unwrap()
+    };
+    assert!(
+        requests_to(dead) >= 1,
+        "round robin sent the refusing backend its share"
+    );
+
+    // Above the limit: refused before any part is sent.
+    let sent = requests_to(u.users.addr);
+    let (status, body) = post(format!("{{\"pad\":\"{}\"}}", "x".repeat(64))).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("max_request_bytes"),
+        "{body}"
+    );
+    assert_eq!(requests_to(u.users.addr), sent);
+
+    // No retry: the part that meets the refusing backend fails the merge.
+    set_routes(&app, json!([composite(0)])).await;
+    let mut failed = 0;
+    for n in 0..2 {
+        let (status, body) = post(format!("{{\"n\":{n}}}")).await;
+        if status == 502 {
+            assert_eq!(body["part"], "b", "{body}");
+            failed += 1;
+        }
+    }
+    assert_eq!(
+        failed, 1,
+        "round robin: one of two requests met the refusing backend"
+    );
     app.finish().await;
 }
 

@@ -174,6 +174,8 @@ async fn a_ca_file_rotated_in_place_takes_effect_at_the_next_reload() {
             "a": { "backends": [{ "url": a.https_url() }], "tls": tls },
             "b": { "backends": [{ "url": b.https_url() }], "tls": tls },
         },
+        // This test is about the reload; the watcher has its own below.
+        "watch_tls_files": false,
     }))
     .await
     .unwrap();
@@ -445,5 +447,116 @@ async fn an_https_backend_cut_by_the_fault_proxy_goes_down_and_comes_back() {
         seen.insert(app.backend("/x").await);
     }
     assert_eq!(seen.len(), 2, "back in rotation: {seen:?}");
+    app.finish().await;
+}
+
+/// Replaces `file` the way a mounted Secret or an atomic save does: a new file renamed over it.
+fn replace(file: &Path, content: &str) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, content).unwrap();
+    std::fs::rename(&next, file).unwrap();
+}
+
+/// A CA bundle rotated on disk is loaded with no reload; one that does not load keeps the
+/// running client and degrades health (with an event) until a good one lands; with
+/// `watch_tls_files` turned off live, the watch is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_tls_file_is_loaded_without_a_reload_and_a_bad_one_is_refused() {
+    let first = Ca::new("first root");
+    let second = Ca::new("second root");
+    let (cert_b, key_b) = second.leaf("b", &["127.0.0.1"]);
+    let b = Upstream::start_tls("b", &cert_b, &key_b, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, first.pem()).unwrap();
+    let mut app = support::start(json!({
+        "routes": [{ "match": { "prefix": "/" }, "pool": "b" }],
+        "pools": { "b": { "backends": [{ "url": b.https_url() }], "tls": { "ca_file": path(&ca_file) } } },
+    }))
+    .await
+    .unwrap();
+    let watched = eventually(Duration::from_secs(5), || async {
+        app.reports().await[0].details["tls_files_watched"] == true
+    })
+    .await;
+    assert!(watched);
+    assert_eq!(app.get("/x").await.0, 502, "the first CA did not sign b");
+    let _ = app.events();
+
+    replace(&ca_file, &second.pem());
+    // Waited for by its event, not by requests: each refused handshake would count
+    // against the backend's outlier detection.
+    let mut events = Vec::new();
+    let rotated = eventually(Duration::from_secs(5), || {
+        events.extend(app.events());
+        let seen = events
+            .iter()
+            .any(|(ty, _)| ty == "com.modular.reverseproxy.tls.rotated");
+        async move { seen }
+    })
+    .await;
+    assert!(rotated, "{events:?}");
+    let rotated: Vec<_> = events
+        .iter()
+        .filter(|(ty, _)| ty == "com.modular.reverseproxy.tls.rotated")
+        .collect();
+    assert_eq!(rotated.len(), 1, "{events:?}");
+    assert_eq!(rotated[0].1["pools"], json!(["b"]));
+    let (status, body) = app.get("/x").await;
+    assert_eq!(
+        status, 200,
+        "the rotated CA is trusted with no reload: {body}"
+    );
+
+    // A half-written bundle: refused with its key path, the running client kept.
+    replace(&ca_file, "-----BEGIN CERTIFICATE-----\nnot base64\n");
+    let degraded = eventually(Duration::from_secs(5), || async {
+        app.reports()
+            .await
+            .iter()
+            .any(|r| r.component == "tls_files" && r.status == HealthStatus::Degraded)
+    })
+    .await;
+    assert!(degraded);
+    let reports = app.reports().await;
+    let tls = reports.iter().find(|r| r.component == "tls_files").unwrap();
+    let message = &tls.message;
+    assert!(message.contains("pools.b.tls.ca_file"), "{message}");
+    assert_eq!(app.get("/x").await.0, 200, "the running client is kept");
+    let events = app.events();
+    assert!(
+        events
+            .iter()
+            .any(|(ty, data)| ty == "com.modular.reverseproxy.tls.rejected"
+                && data["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("pools.b.tls.ca_file")),
+        "{events:?}"
+    );
+
+    replace(&ca_file, &second.pem());
+    let recovered = eventually(Duration::from_secs(5), || async {
+        app.reports()
+            .await
+            .iter()
+            .all(|r| r.component != "tls_files")
+    })
+    .await;
+    assert!(recovered);
+    assert_eq!(app.get("/x").await.0, 200);
+
+    // Watching turned off live: the watch is dropped.
+    let outcome = app
+        .app
+        .set_override("reverseproxy.watch_tls_files", json!(false))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, ReloadStatus::Applied, "{:?}", outcome.error);
+    let unwatched = eventually(Duration::from_secs(5), || async {
+        app.reports().await[0].details["tls_files_watched"] == false
+    })
+    .await;
+    assert!(unwatched);
     app.finish().await;
 }
