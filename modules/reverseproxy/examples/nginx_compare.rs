@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         .config_defaults(serde_json::json!({
             "httpserver": { "host": "127.0.0.1", "port": 0, "drain_delay": "0s" },
             "reverseproxy": {
+                "listen": "127.0.0.1:0",
                 "routes": [{ "match": { "prefix": "/" }, "pool": "bench" }],
                 "pools": { "bench": { "backends": [{ "url": format!("http://{upstream}") }] } },
             },
@@ -63,6 +64,11 @@ async fn main() -> anyhow::Result<()> {
         .require::<modular_httpserver::HttpServerHandle>()?
         .local_addr()
         .context("the proxy is listening")?;
+    let own_listener = proxy
+        .services()
+        .require::<modular_reverseproxy::Proxy>()?
+        .listen_addr()
+        .context("the module's own listener is listening")?;
 
     // The same proxy core (table, balancer, client) behind plain `axum::serve`: no
     // httpserver, no router middleware stack. Splits the framework's share from the proxy's.
@@ -108,7 +114,14 @@ async fn main() -> anyhow::Result<()> {
     let targets = [
         ("upstream directly", format!("http://{upstream}/")),
         ("nginx", format!("http://127.0.0.1:{nginx_port}/")),
-        ("modular reverseproxy", format!("http://{proxied}/")),
+        (
+            "modular reverseproxy, own listener",
+            format!("http://{own_listener}/"),
+        ),
+        (
+            "modular reverseproxy through httpserver",
+            format!("http://{proxied}/"),
+        ),
         (
             "reverseproxy core alone (axum::serve, no httpserver/router)",
             format!("http://{bare}/"),
@@ -183,18 +196,21 @@ async fn main() -> anyhow::Result<()> {
     }
     let upstream_cpu = results[0].3.0;
     println!(
-        "CPU per proxied request, upstream's share subtracted: nginx {:.1} µs, module {:.1} µs, core alone {:.1} µs",
+        "CPU per proxied request, upstream's share subtracted: nginx {:.1} µs, own listener {:.1} µs, through httpserver {:.1} µs, core alone {:.1} µs",
         results[1].3.1,
         results[2].3.0 - upstream_cpu,
         results[3].3.0 - upstream_cpu,
+        results[4].3.0 - upstream_cpu,
     );
     let (nginx_rps, nginx_p99) = (results[1].1, results[1].2);
-    let (ours_rps, ours_p99) = (results[2].1, results[2].2);
-    println!(
-        "reverseproxy/nginx: {:.2}x requests/s (target >= 0.8x), {:.2}x p99 (target <= 1.5x); wrk -t2 -c{CONNECTIONS} -d{seconds}s",
-        ours_rps / nginx_rps,
-        ours_p99 / nginx_p99,
-    );
+    for (index, name) in [(2, "own listener"), (3, "through httpserver")] {
+        let (ours_rps, ours_p99) = (results[index].1, results[index].2);
+        println!(
+            "reverseproxy ({name})/nginx: {:.2}x requests/s (target >= 0.8x), {:.2}x p99 (target <= 1.5x); wrk -t2 -c{CONNECTIONS} -d{seconds}s",
+            ours_rps / nginx_rps,
+            ours_p99 / nginx_p99,
+        );
+    }
     Ok(())
 }
 

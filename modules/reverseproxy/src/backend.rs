@@ -26,6 +26,8 @@ pub struct Backend {
     pub(crate) connections: AtomicU64,
     /// Its idle keep-alive connections.
     pub(crate) idle: crate::upstream::Idle,
+    /// Its idle keep-alive connections of the module's own listener.
+    pub(crate) fast_idle: crate::fast::FastIdle,
     state: Mutex<State>,
     /// Its series, registered once (see [`crate::metrics`]).
     pub(crate) breaker_series: metrics::Gauge,
@@ -116,6 +118,7 @@ impl Backend {
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             idle: crate::upstream::Idle::default(),
+            fast_idle: crate::fast::FastIdle::default(),
             state: Mutex::new(State {
                 up: true,
                 check_failures: 0,

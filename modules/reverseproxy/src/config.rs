@@ -6,9 +6,9 @@ use std::time::Duration;
 use modular_core::{DynamicConfig, FieldError};
 use serde::{Deserialize, Serialize};
 
-/// The `reverseproxy` configuration section. Every field is dynamic: a reload builds the
-/// new routing table (routes, pools, backends, balancers, checkers) aside and swaps it in
-/// whole; a request already running finishes on the backend it started on.
+/// The `reverseproxy` configuration section. Every field but `listen` is dynamic: a reload
+/// builds the new routing table (routes, pools, backends, balancers, checkers) aside and
+/// swaps it in whole; a request already running finishes on the backend it started on.
 ///
 /// | field | dynamic | what |
 /// |---|---|---|
@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 /// | `pools` | yes | named pools of backends with a balancing mode, checks, outlier and breaker settings |
 /// | `retry_budget` | yes | retries allowed as a fraction of recent requests (default `0.2`) |
 /// | `health.optional` | yes | whether the module's health leaves readiness alone |
+/// | `watch_tls_files` | yes | reload a pool's TLS client when its files change |
+/// | `listen` | no | the module's own HTTP/1.1 listener (`host:port`), beside httpserver's routes |
 ///
 /// ```yaml
 /// reverseproxy:
@@ -36,14 +38,17 @@ use serde::{Deserialize, Serialize};
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, DynamicConfig)]
 #[serde(deny_unknown_fields, default)]
-#[config(dynamic, validate = "Self::validate_config")]
+#[config(validate = "Self::validate_config")]
 pub struct ReverseProxyConfig {
     /// The routes.
+    #[config(dynamic)]
     pub routes: Vec<RouteConfig>,
     /// The pools, by name.
+    #[config(dynamic)]
     pub pools: BTreeMap<String, PoolConfig>,
     /// At most this fraction of the requests of the last 10 s may be retries (at least 3
     /// retries are always allowed), so retries cannot multiply an outage.
+    #[config(dynamic)]
     pub retry_budget: f64,
     /// Health registration.
     #[config(nested)]
@@ -51,7 +56,13 @@ pub struct ReverseProxyConfig {
     /// Whether the pools' TLS files (`ca_file`, `client_cert_file`, `client_key_file`) are
     /// watched: a rotated file gives its pool a new client with no config reload (built
     /// aside, swapped in; a file that does not load keeps the running client).
+    #[config(dynamic)]
     pub watch_tls_files: bool,
+    /// The module's own listener (`host:port`, e.g. `0.0.0.0:8080`): the same routes served
+    /// by a lean HTTP/1.1 forwarder, for a service that is a proxy first (see
+    /// docs/reverseproxy.md, "The module's own listener"). Unset: routes are served only
+    /// through httpserver. A change needs a restart.
+    pub listen: Option<String>,
 }
 
 impl Default for ReverseProxyConfig {
@@ -62,6 +73,7 @@ impl Default for ReverseProxyConfig {
             retry_budget: 0.2,
             health: ReverseProxyHealthConfig::default(),
             watch_tls_files: true,
+            listen: None,
         }
     }
 }
@@ -560,6 +572,14 @@ impl ReverseProxyConfig {
             errors.push(FieldError::new(
                 "retry_budget",
                 format!("must be within 0..=1, got {}", self.retry_budget),
+            ));
+        }
+        if let Some(listen) = &self.listen
+            && let Err(error) = listen.parse::<std::net::SocketAddr>()
+        {
+            errors.push(FieldError::new(
+                "listen",
+                format!("must be `host:port` with an IP address, got `{listen}`: {error}"),
             ));
         }
         let mut seen = BTreeSet::new();

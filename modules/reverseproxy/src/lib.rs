@@ -144,6 +144,7 @@ mod composite;
 pub mod config;
 mod error;
 mod exchange;
+mod fast;
 mod metrics;
 mod module;
 mod proxy;
@@ -163,6 +164,6 @@ pub use config::{
 };
 pub use error::ReverseProxyError;
 pub use module::ReverseProxyModule;
-pub use proxy::Proxy;
+pub use proxy::{ListenerStats, Proxy};
 pub use shadow::ShadowStats;
 pub use table::{Pool, Route, Table};

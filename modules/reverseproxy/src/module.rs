@@ -189,6 +189,20 @@ impl Module for ReverseProxyModule {
 
     async fn start(&self, ctx: &ModuleContext) -> Result<(), BoxError> {
         if let Some(live) = &self.live {
+            let listen = lock(&live.built_from).listen.clone();
+            if let Some(listen) = listen {
+                let listener = tokio::net::TcpListener::bind(listen.as_str())
+                    .await
+                    .map_err(|e| format!("reverseproxy.listen: cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                let _ = live.proxy.listen_addr.set(addr);
+                tracing::info!(module = NAME, %addr, "reverse proxy listening");
+                ctx.spawn(crate::fast::serve(
+                    listener,
+                    Arc::clone(&live.proxy),
+                    ctx.cancellation().clone(),
+                ));
+            }
             let table = live.proxy.table();
             crate::checker::start(&table, ctx.tasks(), ctx.cancellation(), &live.proxy.emit);
             ctx.spawn(crate::tls_watch::run(

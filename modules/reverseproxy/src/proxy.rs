@@ -34,6 +34,28 @@ pub struct Proxy {
     pub(crate) emit: Emit,
     pub(crate) shadow_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) shadow_stats: crate::shadow::ShadowStats,
+    /// Where the module's own listener listens, once it does.
+    pub(crate) listen_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    pub(crate) listener_stats: ListenerStats,
+}
+
+/// What the module's own listener did with the requests and connections it took.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub(crate) forwarded: std::sync::atomic::AtomicU64,
+    pub(crate) handed_off: std::sync::atomic::AtomicU64,
+}
+
+impl ListenerStats {
+    /// Requests it forwarded itself.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// Connections it handed to hyper and the hot path (see `reverseproxy.listen`).
+    pub fn handed_off(&self) -> u64 {
+        self.handed_off.load(Ordering::Relaxed)
+    }
 }
 
 impl std::fmt::Debug for Proxy {
@@ -77,6 +99,8 @@ impl Proxy {
             emit,
             shadow_slots: Arc::new(tokio::sync::Semaphore::new(crate::SHADOW_IN_FLIGHT)),
             shadow_stats: crate::shadow::ShadowStats::default(),
+            listen_addr: std::sync::OnceLock::new(),
+            listener_stats: ListenerStats::default(),
         }
     }
 
@@ -88,6 +112,16 @@ impl Proxy {
     /// Mirrored requests in flight now.
     pub fn shadows_in_flight(&self) -> usize {
         crate::SHADOW_IN_FLIGHT.saturating_sub(self.shadow_slots.available_permits())
+    }
+
+    /// The address of the module's own listener (`reverseproxy.listen`), once it listens.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen_addr.get().copied()
+    }
+
+    /// What the module's own listener did so far.
+    pub fn listener_stats(&self) -> &ListenerStats {
+        &self.listener_stats
     }
 
     /// The table requests are routed with now.
@@ -301,14 +335,14 @@ impl Proxy {
 /// The backends a request tried, in order: inline for the first few (no allocation per
 /// request), then on the heap.
 #[derive(Default)]
-struct Tried {
+pub(crate) struct Tried {
     inline: [usize; 4],
     len: usize,
     spilled: Vec<usize>,
 }
 
 impl Tried {
-    fn push(&mut self, index: usize) {
+    pub(crate) fn push(&mut self, index: usize) {
         if self.spilled.is_empty() && self.len < self.inline.len() {
             self.inline[self.len] = index;
             self.len += 1;
@@ -320,7 +354,7 @@ impl Tried {
         }
     }
 
-    fn as_slice(&self) -> &[usize] {
+    pub(crate) fn as_slice(&self) -> &[usize] {
         if self.spilled.is_empty() {
             &self.inline[..self.len]
         } else {
@@ -329,7 +363,7 @@ impl Tried {
     }
 }
 
-fn is_idempotent(method: &Method) -> bool {
+pub(crate) fn is_idempotent(method: &Method) -> bool {
     matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE

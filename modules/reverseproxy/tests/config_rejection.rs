@@ -131,3 +131,12 @@ async fn a_reload_to_an_unknown_pool_is_rejected_and_the_table_stays() {
     assert_eq!(app.backend("/still").await, "api");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_listen_address_that_is_not_host_port_is_refused_with_its_path() {
+    let mut section = one_pool(json!([{ "url": "http://127.0.0.1:9001" }]));
+    section["listen"] = json!("localhost");
+    let error = build_error(section).await;
+    assert!(error.contains("reverseproxy.listen"), "{error}");
+    assert!(error.contains("host:port"), "{error}");
+}

@@ -203,3 +203,298 @@ async fn the_client_address_is_forwarded_in_x_forwarded_for_and_forwarded() {
     );
     app.finish().await;
 }
+
+/// Sends `raw` on a new connection to `addr` and reads until the peer closes, answering
+/// what came back.
+async fn raw_exchange(addr: std::net::SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw).await.unwrap();
+    let mut back = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut back),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was not closed: {back:?}");
+    String::from_utf8_lossy(&back).into_owned()
+}
+
+/// The module's own listener forwards with the hot path's rules: route match, path
+/// rewrite, header changes, forwarding headers, hop-by-hop headers dropped; bodies both ways
+/// in every framing; keep-alive and pipelined requests; upstream connections reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_listener_forwards_with_the_hot_paths_rules() {
+    let api = Upstream::start("api").await;
+    let web = Upstream::start("web").await;
+    let app = support::start(json!({
+        "listen": "127.0.0.1:0",
+        "routes": [
+            {
+                "match": { "prefix": "/api/" }, "pool": "api", "strip_prefix": true,
+                "add_headers": { "x-gateway": "modular" }, "remove_headers": ["x-internal"],
+            },
+            { "match": { "prefix": "/" }, "pool": "web" },
+        ],
+        "pools": { "api": pool(&[&api], "round_robin"), "web": pool(&[&web], "round_robin") },
+    }))
+    .await
+    .unwrap();
+    let addr = app.proxy().listen_addr().unwrap();
+    let body: serde_json::Value = app
+        .http
+        .get(app.listener_url("/api/users?limit=2"))
+        .header("x-internal", "secret-route")
+        .header("connection", "x-hop")
+        .header("x-hop", "only-this-hop")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["backend"], "api");
+    assert_eq!(body["path"], "/users?limit=2");
+    let headers = &body["headers"];
+    assert_eq!(headers["x-gateway"], "modular");
+    assert!(headers.get("x-internal").is_none(), "{headers}");
+    assert!(headers.get("x-hop").is_none(), "{headers}");
+    assert_eq!(headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(headers["x-forwarded-host"], addr.to_string());
+    assert_eq!(
+        headers["forwarded"],
+        format!("for=127.0.0.1;proto=http;host=\"{addr}\"")
+    );
+    assert_eq!(app.get("/web-through-httpserver").await.1["backend"], "web");
+
+    // A body with a length (within the 64 KiB the listener reads whole), echoed back; a
+    // chunked answer of 1 MiB; a HEAD.
+    let payload = "modular ".repeat(8_000);
+    let echoed = app
+        .http
+        .post(app.listener_url("/echo"))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(echoed, payload);
+    let response = app
+        .http
+        .get(app.listener_url("/bytes/1048576"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers().get("content-length").is_none(),
+        "chunked"
+    );
+    assert_eq!(response.bytes().await.unwrap().len(), 1 << 20);
+    let head = app
+        .http
+        .head(app.listener_url("/api/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+
+    // Keep-alive: a hundred requests on reused connections, both sides.
+    let before = app
+        .proxy()
+        .table()
+        .backends()
+        .map(|b| b.connections_opened())
+        .sum::<u64>();
+    for i in 0..100 {
+        let response = app
+            .http
+            .get(app.listener_url(&format!("/n/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = response.bytes().await.unwrap();
+    }
+    let opened = app
+        .proxy()
+        .table()
+        .backends()
+        .map(|b| b.connections_opened())
+        .sum::<u64>();
+    assert!(
+        opened - before <= 2,
+        "{} new upstream connections",
+        opened - before
+    );
+
+    // Two pipelined requests in one write, answered in order; `Connection: close` closes.
+    let back = raw_exchange(
+        addr,
+        b"GET /first HTTP/1.1\r\nhost: a.test\r\n\r\nGET /second HTTP/1.1\r\nhost: a.test\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let first = back.find("\"path\":\"/first\"").expect(&back);
+    let second = back.find("\"path\":\"/second\"").expect(&back);
+    assert!(first < second, "{back}");
+    assert_eq!(back.matches("HTTP/1.1 200").count(), 2, "{back}");
+    assert!(
+        back.to_ascii_lowercase().contains("connection: close"),
+        "{back}"
+    );
+    // All of it forwarded by the listener itself, none handed to hyper.
+    let stats = app.proxy();
+    assert_eq!(stats.listener_stats().handed_off(), 0);
+    assert!(stats.listener_stats().forwarded() >= 106);
+    app.finish().await;
+}
+
+/// What the own listener does not forward itself goes to hyper and the hot path on the same
+/// connection: a chunked upload, an HTTP/1.0 request, a malformed head, a WebSocket upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_listener_hands_what_it_does_not_forward_to_hyper() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let api = Upstream::start("api").await;
+    let app = support::start(json!({
+        "listen": "127.0.0.1:0",
+        "routes": [{ "match": { "prefix": "/" }, "pool": "api" }],
+        "pools": { "api": pool(&[&api], "round_robin") },
+    }))
+    .await
+    .unwrap();
+    let addr = app.proxy().listen_addr().unwrap();
+    let stream =
+        futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b'z'; 16 * 1024])));
+    let echoed = app
+        .http
+        .post(app.listener_url("/echo"))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(echoed.len(), 64 * 16 * 1024);
+
+    // A fast request, then an HTTP/1.0 one on the same connection: both answered.
+    let back = raw_exchange(
+        addr,
+        b"GET /one HTTP/1.1\r\nhost: a.test\r\n\r\nGET /ten HTTP/1.0\r\nhost: a.test\r\n\r\n",
+    )
+    .await;
+    assert!(back.contains("\"path\":\"/one\""), "{back}");
+    assert!(back.contains("\"path\":\"/ten\""), "{back}");
+
+    let back = raw_exchange(addr, b"GET /\x01bad HTTP/1.1\r\n\r\n").await;
+    assert!(back.starts_with("HTTP/1.1 400"), "{back}");
+    // A length that is not all digits is not read as one here (a smuggling vector): hyper
+    // refuses it.
+    let back = raw_exchange(
+        addr,
+        b"POST /echo HTTP/1.1\r\nhost: a.test\r\ncontent-length: +5\r\n\r\nhello",
+    )
+    .await;
+    assert!(back.starts_with("HTTP/1.1 400"), "{back}");
+
+    let mut ws = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ws.write_all(
+        b"GET /upgrade HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        ws.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    ws.write_all(b"raw bytes after the upgrade").await.unwrap();
+    let mut back = [0u8; 27];
+    tokio::time::timeout(std::time::Duration::from_secs(5), ws.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&back, b"raw bytes after the upgrade");
+    // The upload, the HTTP/1.0 request, the two malformed heads and the upgrade.
+    assert_eq!(app.proxy().listener_stats().handed_off(), 5);
+    app.finish().await;
+}
+
+/// On the own listener a refused backend is retried on another, a pool with none answers
+/// 503 with `Retry-After`, a slow backend 504 within the route's timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_own_listener_retries_refuses_and_times_out_like_the_hot_path() {
+    let live = Upstream::start("live").await;
+    let refusing = tokio::net::TcpSocket::new_v4().unwrap();
+    refusing.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!("http://{}", refusing.local_addr().unwrap());
+    let app = support::start(json!({
+        "listen": "127.0.0.1:0",
+        "routes": [
+            { "match": { "prefix": "/slow/" }, "pool": "p", "timeout": "200ms", "strip_prefix": true },
+            { "match": { "prefix": "/none/" }, "pool": "none" },
+            { "match": { "prefix": "/r/" }, "pool": "p", "retries": 2 },
+        ],
+        "pools": {
+            "p": { "balance": "round_robin", "backends": [{ "url": dead }, { "url": live.url() }] },
+            "none": { "backends": [{ "url": dead }], "outlier": { "consecutive_failures": 1 } },
+        },
+    }))
+    .await
+    .unwrap();
+    for i in 0..6 {
+        let response = app
+            .http
+            .get(app.listener_url(&format!("/r/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "request {i}");
+    }
+    assert_eq!(live.hits(), 6);
+
+    // The dead backend fails once, is ejected, and then the pool has none to choose.
+    let first = app
+        .http
+        .get(app.listener_url("/none/a"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 502);
+    let response = app
+        .http
+        .get(app.listener_url("/none/b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+
+    let response = app
+        .http
+        .get(app.listener_url("/slow/sleep/5000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    let response = app
+        .http
+        .get(app.listener_url("/elsewhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.text().await.unwrap(), "no route\n");
+    assert_eq!(app.proxy().listener_stats().handed_off(), 0);
+    app.finish().await;
+}

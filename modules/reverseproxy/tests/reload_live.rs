@@ -17,6 +17,7 @@ async fn replacing_every_backend_under_keep_alive_load_fails_no_request() {
     let (old1, old2) = (Upstream::start("old1").await, Upstream::start("old2").await);
     let (new1, new2) = (Upstream::start("new1").await, Upstream::start("new2").await);
     let app = support::start(json!({
+        "listen": "127.0.0.1:0",
         "routes": [{ "match": { "prefix": "/" }, "pool": "p" }],
         "pools": { "p": pool(&[&old1, &old2], "round_robin") },
     }))
@@ -25,8 +26,14 @@ async fn replacing_every_backend_under_keep_alive_load_fails_no_request() {
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut clients = Vec::new();
-    for _ in 0..4 {
-        let (http, url, stop) = (app.http.clone(), app.url("/load"), Arc::clone(&stop));
+    // Half the clients through httpserver, half through the module's own listener.
+    for client in 0..4 {
+        let url = if client % 2 == 0 {
+            app.url("/load")
+        } else {
+            app.listener_url("/load")
+        };
+        let (http, stop) = (app.http.clone(), Arc::clone(&stop));
         let (ok, failed) = (Arc::clone(&ok), Arc::clone(&failed));
         clients.push(tokio::spawn(async move {
             while !stop.load(Ordering::SeqCst) {
@@ -88,6 +95,7 @@ async fn replacing_every_backend_under_keep_alive_load_fails_no_request() {
     assert_eq!(failed.load(Ordering::SeqCst), 0);
     assert!(ok.load(Ordering::SeqCst) > 300);
     assert!(new1.hits() > 50 && new2.hits() > 50);
+    assert!(app.proxy().listener_stats().forwarded() > 100);
     app.finish().await;
 }
 

@@ -79,6 +79,7 @@ async fn a_1_gib_download_and_upload_stream_with_bounded_memory() {
     let api = Upstream::start("api").await;
     let app = support::start_with(
         json!({
+            "listen": "127.0.0.1:0",
             "routes": [{ "match": { "prefix": "/" }, "pool": "api", "timeout": "120s" }],
             "pools": { "api": pool(&[&api], "round_robin") },
         }),
@@ -129,6 +130,37 @@ async fn a_1_gib_download_and_upload_stream_with_bounded_memory() {
         }
     }
     assert_eq!(echoed, GIB);
+
+    // The same both ways through the module's own listener: a chunked download relayed by
+    // the listener itself, an upload with a length (past the listener's 64 KiB of buffered
+    // body, so it streams full duplex through hyper's path).
+    for upload in [false, true] {
+        let request = if upload {
+            let chunk = reqwest::Body::wrap_stream(futures::stream::iter(
+                (0..(GIB / (64 * 1024))).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 64 * 1024])),
+            ));
+            app.http
+                .post(app.listener_url("/echo"))
+                .header("content-length", GIB)
+                .body(chunk)
+        } else {
+            app.http.get(app.listener_url(&format!("/bytes/{GIB}")))
+        };
+        let mut response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut received = 0u64;
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            received += chunk.len() as u64;
+            chunks += 1;
+            if chunks.is_multiple_of(256) {
+                peak = peak.max(rss_kib());
+            }
+        }
+        assert_eq!(received, GIB, "upload: {upload}");
+    }
+    let stats = app.proxy();
+    assert_eq!(stats.listener_stats().forwarded(), 1);
+    assert_eq!(stats.listener_stats().handed_off(), 1);
     let growth_mib = (peak.saturating_sub(before)) / 1024;
     eprintln!("rss before {before} KiB, peak {peak} KiB, growth {growth_mib} MiB");
     // Client, proxy and upstream share this process: the bound covers all three.

@@ -398,6 +398,15 @@ impl App {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `path` on the module's own listener (`reverseproxy.listen`).
+    pub fn listener_url(&self, path: &str) -> String {
+        let addr = self
+            .proxy()
+            .listen_addr()
+            .expect("reverseproxy.listen is set");
+        format!("http://{addr}{path}")
+    }
+
     pub fn proxy(&self) -> Arc<Proxy> {
         self.app
             .services()

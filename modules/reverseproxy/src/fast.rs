@@ -1,0 +1,1175 @@
+//! The module's own listener (`reverseproxy.listen`): the same routing table served by a
+//! lean HTTP/1.1 forwarder, for a service that is a proxy first.
+//!
+//! Through httpserver a proxied request is parsed into a hyper request, passes the
+//! framework's middleware, and is encoded again by a hyper client connection; the nginx
+//! comparison measured that at twice nginx's CPU per request, nearly all of it in user space
+//! (docs/PERFORMANCE.md). Here one task per client connection reads the request head in
+//! place (httparse), rewrites the headers with the hot path's own [`prepare_headers`], writes
+//! head and body to a pooled keep-alive connection of the chosen backend, and relays the
+//! answer's bytes back as they come (content-length, chunked or close-delimited framing is
+//! followed, never buffered whole). Choice, outlier detection, breakers, retries with the
+//! budget, timeouts, metrics and draining are the hot path's, on the same [`Table`].
+//!
+//! What it does not forward itself it hands, with the bytes already read, to hyper serving
+//! [`Proxy::handle`] for the rest of the connection: upgrades (WebSocket), `Expect`, chunked
+//! request bodies, HTTP/1.0 and HTTP/2 (prior knowledge) clients, absolute-form targets,
+//! composite and shadowed routes, and pools spoken to in HTTP/2 or TLS. A head httparse
+//! refuses goes there too, so the answer to a malformed request is hyper's.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::{Backend, Outcome};
+use crate::config::Protocol;
+use crate::metrics as m;
+use crate::proxy::{Outstanding, Proxy, Tried, is_idempotent, prepare_headers};
+use crate::table::{Route, Table};
+
+/// Headers read per request or response head.
+const MAX_HEADERS: usize = 128;
+/// The largest request or response head.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Read buffer per connection.
+const READ_CHUNK: usize = 16 * 1024;
+/// A request body up to this size is read whole before it is sent (then it goes in one
+/// write with the head); a larger one streams through hyper's path, which sends it while
+/// the answer already comes back (a backend that echoes as it reads would otherwise wait
+/// on a proxy that is still writing).
+const MAX_BUFFERED_BODY: u64 = 64 * 1024;
+/// A client connection with no request for this long is closed.
+const CLIENT_IDLE: Duration = Duration::from_secs(75);
+/// Idle backend connections kept per backend, and how long one may idle.
+const MAX_IDLE: usize = 256;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Accepts on `listener` until `shutdown`, then waits for the connections to finish their
+/// current exchange.
+pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: CancellationToken) {
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(connection(
+                    Arc::clone(&proxy),
+                    stream,
+                    peer,
+                    shutdown.clone(),
+                ));
+            }
+            Err(error) => {
+                // Out of file descriptors and the like: wait a little instead of spinning.
+                tracing::warn!(module = "reverseproxy", %error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// A parsed request head.
+struct RequestHead {
+    method: Method,
+    /// The request target (origin form), as hyper would take it.
+    target: http::uri::PathAndQuery,
+    minor: u8,
+    headers: HeaderMap,
+    /// Bytes of the head in the buffer.
+    length: usize,
+}
+
+enum Parsed<T> {
+    Partial,
+    Done(T),
+    /// Not for this parser: hyper takes the connection (and answers a malformed request).
+    Refused,
+}
+
+fn header_map(slots: &[httparse::Header<'_>]) -> Option<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(slots.len() + 6);
+    for slot in slots {
+        let name = HeaderName::from_bytes(slot.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(slot.value).ok()?;
+        headers.append(name, value);
+    }
+    Some(headers)
+}
+
+fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut slots);
+    let length = match request.parse(buf) {
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Ok(httparse::Status::Complete(length)) => length,
+        Err(_) => return Parsed::Refused,
+    };
+    let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+    else {
+        return Parsed::Refused;
+    };
+    // A target hyper would not take (absolute form among them) is hyper's to answer.
+    let (Ok(method), Ok(target), Some(headers)) = (
+        Method::from_bytes(method.as_bytes()),
+        http::uri::PathAndQuery::try_from(target),
+        header_map(request.headers),
+    ) else {
+        return Parsed::Refused;
+    };
+    Parsed::Done(RequestHead {
+        method,
+        target,
+        minor,
+        headers,
+        length,
+    })
+}
+
+/// How a response body ends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    /// Until the backend closes: the client connection closes after it too.
+    Close,
+}
+
+struct ResponseHead {
+    status: StatusCode,
+    reason: String,
+    headers: HeaderMap,
+    framing: Framing,
+    /// The backend keeps the connection open after this answer.
+    keep_alive: bool,
+    length: usize,
+}
+
+fn parse_response(buf: &[u8], method: &Method) -> Result<Option<ResponseHead>, String> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut slots);
+    let length = match response.parse(buf) {
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Ok(httparse::Status::Complete(length)) => length,
+        Err(error) => return Err(format!("a malformed response head: {error}")),
+    };
+    let (Some(code), Some(minor)) = (response.code, response.version) else {
+        return Err("a response head without a status".into());
+    };
+    let status = StatusCode::from_u16(code).map_err(|e| format!("status {code}: {e}"))?;
+    let headers = header_map(response.headers).ok_or("a response header that is not valid")?;
+    let reason = response.reason.unwrap_or("").to_owned();
+    let close = has_token(&headers, header::CONNECTION, "close");
+    let framing = if *method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if let Some(coding) = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .next_back()
+    {
+        let chunked = coding
+            .to_str()
+            .ok()
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        }
+    } else {
+        let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+        match (lengths.next(), lengths.next()) {
+            (None, _) => Framing::Close,
+            (Some(value), None) => Framing::Length(
+                decimal(value.as_bytes()).ok_or("a content-length that is not a number")?,
+            ),
+            (Some(_), Some(_)) => return Err("more than one content-length".into()),
+        }
+    };
+    Ok(Some(ResponseHead {
+        status,
+        reason,
+        keep_alive: minor == 1 && !close && framing != Framing::Close,
+        headers,
+        framing,
+        length,
+    }))
+}
+
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// What becomes of a request.
+enum Plan<'t> {
+    /// Forwarded here on this route, with a body of this length.
+    Forward(&'t Route, u64),
+    /// No route matches (and there is no body to skip): 404 here.
+    NoRoute,
+    /// hyper and the hot path take the connection.
+    HandOff,
+}
+
+fn plan<'t>(table: &'t Table, head: &RequestHead) -> Plan<'t> {
+    let headers = &head.headers;
+    if head.minor != 1
+        || !head.target.as_str().starts_with('/')
+        || headers.contains_key(header::UPGRADE)
+        || headers.contains_key(header::EXPECT)
+        || headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get_all(header::CONTENT_LENGTH).iter().count() > 1
+    {
+        return Plan::HandOff;
+    }
+    let Some(length) = content_length(headers) else {
+        return Plan::HandOff;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let Some(route) = table.route(&head.method, host, head.target.path()) else {
+        return if length == 0 {
+            Plan::NoRoute
+        } else {
+            Plan::HandOff
+        };
+    };
+    let pool = &route.pool;
+    let plain = route.composite.is_none()
+        && route.shadow.is_none()
+        && pool.protocol == Protocol::Http1
+        && pool.backends.iter().all(|b| !b.https);
+    if plain {
+        Plan::Forward(route, length)
+    } else {
+        Plan::HandOff
+    }
+}
+
+/// Serves one client connection: requests forwarded here until one is not, then hyper.
+async fn connection(
+    proxy: Arc<Proxy>,
+    mut client: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let mut buf = bytes::BytesMut::with_capacity(READ_CHUNK);
+    let mut scratch = Vec::with_capacity(1024);
+    loop {
+        let head = loop {
+            if !buf.is_empty() {
+                match parse_request(&buf) {
+                    Parsed::Done(head) => break head,
+                    Parsed::Refused => return hand_off(proxy, client, buf, peer, shutdown).await,
+                    Parsed::Partial if buf.len() >= MAX_HEAD_BYTES => {
+                        let _ = answer(
+                            &mut client,
+                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                            "request head too large\n",
+                            None,
+                            false,
+                        )
+                        .await;
+                        return;
+                    }
+                    Parsed::Partial => {}
+                }
+            }
+            buf.reserve(READ_CHUNK);
+            let read = if buf.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    read = tokio::time::timeout(CLIENT_IDLE, client.read_buf(&mut buf)) => read,
+                }
+            } else {
+                tokio::time::timeout(CLIENT_IDLE, client.read_buf(&mut buf)).await
+            };
+            match read {
+                Ok(Ok(0) | Err(_)) | Err(_) => return,
+                Ok(Ok(_)) => {}
+            }
+        };
+        let table = proxy.table.load_full();
+        let (route, body_length) = match plan(&table, &head) {
+            Plan::Forward(route, length) => (route, length),
+            Plan::NoRoute => {
+                bytes::Buf::advance(&mut buf, head.length);
+                let keep = !has_token(&head.headers, header::CONNECTION, "close");
+                match answer(&mut client, StatusCode::NOT_FOUND, "no route\n", None, keep).await {
+                    Ok(()) if keep => continue,
+                    _ => return,
+                }
+            }
+            Plan::HandOff => return hand_off(proxy, client, buf, peer, shutdown).await,
+        };
+        if body_length > MAX_BUFFERED_BODY {
+            return hand_off(proxy, client, buf, peer, shutdown).await;
+        }
+        // The whole body (bounded above) before anything is sent.
+        let whole = head.length + usize::try_from(body_length).unwrap_or(usize::MAX);
+        while buf.len() < whole {
+            buf.reserve(whole - buf.len());
+            match tokio::time::timeout(CLIENT_IDLE, client.read_buf(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+        bytes::Buf::advance(&mut buf, head.length);
+        proxy
+            .listener_stats
+            .forwarded
+            .fetch_add(1, Ordering::Relaxed);
+        let exchange = Exchange {
+            proxy: &proxy,
+            table: &table,
+            route,
+            peer,
+        };
+        match exchange
+            .forward(head, body_length, &mut client, &mut buf, &mut scratch)
+            .await
+        {
+            Ok(true) if !shutdown.is_cancelled() => {}
+            _ => return,
+        }
+    }
+}
+
+/// The request body's length: 0 without `Content-Length`, `None` when it is not a number.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    match headers.get(header::CONTENT_LENGTH) {
+        None => Some(0),
+        Some(value) => decimal(value.as_bytes()),
+    }
+}
+
+/// Digits only (RFC 9110 §8.6: `1*DIGIT`): `u64::from_str` would also take `+5`, which a
+/// backend may read otherwise, the start of a request smuggled past the proxy.
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// Writes a short answer of the proxy's own.
+async fn answer(
+    client: &mut TcpStream,
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<u64>,
+    keep: bool,
+) -> io::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(160 + body.len());
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    if let Some(seconds) = retry_after {
+        let _ = write!(out, "retry-after: {seconds}\r\n");
+    }
+    if !keep {
+        out.push_str("connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    client.write_all(out.as_bytes()).await
+}
+
+/// One request forwarded here.
+struct Exchange<'a> {
+    proxy: &'a Proxy,
+    table: &'a Table,
+    route: &'a Route,
+    peer: SocketAddr,
+}
+
+/// Why an attempt got no answer.
+enum Failed {
+    /// Nothing reached the backend.
+    Connect(String),
+    /// The connection turned out closed before anything came back (the request may be
+    /// sent again on another if it is idempotent).
+    Stale,
+    /// The exchange failed after the request was sent.
+    Exchange(String),
+}
+
+impl Exchange<'_> {
+    /// Forwards one request and its answer; `Ok(true)` when the client connection can take
+    /// the next request.
+    async fn forward(
+        &self,
+        head: RequestHead,
+        body_length: u64,
+        client: &mut TcpStream,
+        buf: &mut bytes::BytesMut,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<bool> {
+        let Self {
+            proxy,
+            table,
+            route,
+            peer,
+        } = *self;
+        let started = Instant::now();
+        proxy.budget.record_request(started);
+        let RequestHead {
+            method,
+            target,
+            mut headers,
+            ..
+        } = head;
+        let keep_client = !has_token(&headers, header::CONNECTION, "close");
+        let host_header = headers.get(header::HOST).cloned();
+        let host = host_header.as_ref().and_then(|h| h.to_str().ok());
+        let upstream_target = match route.upstream_path(target.path()) {
+            std::borrow::Cow::Borrowed(_) => std::borrow::Cow::Borrowed(target.as_str()),
+            std::borrow::Cow::Owned(path) => std::borrow::Cow::Owned(match target.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            }),
+        };
+        prepare_headers(
+            &mut headers,
+            route,
+            host,
+            host_header.as_ref(),
+            false,
+            Some(peer.ip()),
+        );
+        let body = usize::try_from(body_length).unwrap_or(usize::MAX);
+        let replayable = is_idempotent(&method) && body == 0;
+        let attempts = if replayable { 1 + route.retries } else { 1 };
+        let pool = &route.pool;
+        let deadline = started + route.timeout;
+        let mut tried = Tried::default();
+        let mut last_error = String::new();
+        let mut granted = false;
+        for attempt in 0..attempts {
+            if attempt > 0 && !std::mem::take(&mut granted) && !proxy.retry(route, table) {
+                break;
+            }
+            let Some(index) = pool.choose(&headers, tried.as_slice(), Instant::now()) else {
+                break;
+            };
+            tried.push(index);
+            let backend = &pool.backends[index];
+            let guard = Outstanding::new(backend);
+            backend.requests.fetch_add(1, Ordering::Relaxed);
+            scratch.clear();
+            write_request_head(scratch, &method, &upstream_target, &headers, backend);
+            scratch.extend_from_slice(&buf[..body]);
+            let sent = tokio::time::timeout_at(deadline, send(backend, scratch, &method)).await;
+            let now = Instant::now();
+            pool.upstream_seconds
+                .record(now.duration_since(started).as_secs_f64());
+            let (mut conn, response) = match sent {
+                Ok(Ok(answered)) => answered,
+                Ok(Err(failed)) => {
+                    proxy.record(pool, backend, Outcome::Failure, now);
+                    match failed {
+                        Failed::Connect(error) | Failed::Exchange(error) => {
+                            tracing::debug!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), %error, "upstream request failed");
+                            last_error = format!("backend {} failed: {error}", backend.label());
+                        }
+                        Failed::Stale => {
+                            last_error =
+                                format!("backend {} closed the connection", backend.label());
+                        }
+                    }
+                    continue;
+                }
+                Err(_) => {
+                    proxy.record(pool, backend, Outcome::Failure, now);
+                    route.series[index].count(m::TIMEOUT);
+                    let message = format!(
+                        "backend {} did not answer within {:?}\n",
+                        backend.label(),
+                        route.timeout
+                    );
+                    bytes::Buf::advance(buf, body);
+                    // The backend may answer late: the connection to it is dropped, and the
+                    // client's goes on.
+                    answer(
+                        client,
+                        StatusCode::GATEWAY_TIMEOUT,
+                        &message,
+                        None,
+                        keep_client,
+                    )
+                    .await?;
+                    return Ok(keep_client);
+                }
+            };
+            let status = response.status;
+            let outcome = if status.is_server_error() {
+                Outcome::ServerError
+            } else {
+                Outcome::Success
+            };
+            proxy.record(pool, backend, outcome, now);
+            if attempt + 1 < attempts
+                && route.retry_on.contains(&status.as_u16())
+                && proxy.retry(route, table)
+            {
+                // The answer is let go with its connection.
+                granted = true;
+                last_error = format!("backend {} answered {status}", backend.label());
+                continue;
+            }
+            route.series[index].count(m::class_index(status));
+            bytes::Buf::advance(buf, body);
+            let keep = keep_client && response.framing != Framing::Close;
+            scratch.clear();
+            write_response_head(
+                scratch,
+                response.status,
+                &response.reason,
+                response.headers,
+                response.framing,
+                keep,
+            );
+            let ended = relay_body(&mut conn, response.framing, client, scratch).await?;
+            drop(guard);
+            if ended && response.keep_alive && conn.buf.is_empty() {
+                backend.fast_idle.checkin(conn);
+            }
+            return Ok(ended && keep);
+        }
+        route.unanswered.count(4);
+        bytes::Buf::advance(buf, body);
+        let keep = keep_client;
+        if tried.as_slice().is_empty() {
+            let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
+            let body = format!("pool `{}` has no healthy backend\n", pool.name);
+            answer(
+                client,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &body,
+                Some(retry_after),
+                keep,
+            )
+            .await?;
+            return Ok(keep);
+        }
+        answer(
+            client,
+            StatusCode::BAD_GATEWAY,
+            &format!("{last_error}\n"),
+            None,
+            keep,
+        )
+        .await?;
+        Ok(keep)
+    }
+}
+
+fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    backend: &Backend,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(header::HOST) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(backend.authority.as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    write_headers(out, headers);
+}
+
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    reason: &str,
+    mut headers: HeaderMap,
+    framing: Framing,
+    keep: bool,
+) {
+    use std::io::Write as _;
+    crate::proxy::strip_response_headers(&mut headers, false);
+    if matches!(framing, Framing::Chunked | Framing::Close) {
+        // A length beside a transfer coding is not to be trusted, nor passed on (RFC 9112
+        // §6.3): the body is framed by its chunks or by the close.
+        headers.remove(header::CONTENT_LENGTH);
+    }
+    let reason = if reason.is_empty() {
+        status.canonical_reason().unwrap_or("")
+    } else {
+        reason
+    };
+    let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", status.as_u16());
+    if framing == Framing::Chunked {
+        // Relayed as it comes, chunk framing and all.
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if !keep {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    write_headers(out, &headers);
+}
+
+/// Sends `request` (head and body) and reads the answer's head, on an idle connection of
+/// `backend` or a new one.
+async fn send(
+    backend: &Backend,
+    request: &[u8],
+    method: &Method,
+) -> Result<(FastConn, ResponseHead), Failed> {
+    loop {
+        let (mut conn, fresh) = match backend.fast_idle.checkout(Instant::now()) {
+            Some(conn) => (conn, false),
+            None => (connect(backend).await?, true),
+        };
+        match exchange(&mut conn, request, method).await {
+            Ok(response) => return Ok((conn, response)),
+            // Another connection, or a new one: a reused connection was found closed before
+            // anything came back. Only an idempotent request is sent again: the backend may
+            // have taken it before closing.
+            Err(Failed::Stale) if !fresh && is_idempotent(method) => {}
+            Err(Failed::Stale) => {
+                return Err(Failed::Exchange(
+                    "the backend closed the connection before answering".into(),
+                ));
+            }
+            Err(failed) => return Err(failed),
+        }
+    }
+}
+
+async fn exchange(
+    conn: &mut FastConn,
+    request: &[u8],
+    method: &Method,
+) -> Result<ResponseHead, Failed> {
+    if conn.stream.write_all(request).await.is_err() {
+        return Err(Failed::Stale);
+    }
+    loop {
+        if !conn.buf.is_empty() {
+            match parse_response(&conn.buf, method) {
+                Ok(Some(response)) if response.status.is_informational() => {
+                    if response.status == StatusCode::SWITCHING_PROTOCOLS {
+                        return Err(Failed::Exchange(
+                            "101 to a request that asked no upgrade".into(),
+                        ));
+                    }
+                    // An interim answer (103 Early Hints): not relayed, as hyper's client.
+                    bytes::Buf::advance(&mut conn.buf, response.length);
+                }
+                Ok(Some(response)) => {
+                    bytes::Buf::advance(&mut conn.buf, response.length);
+                    return Ok(response);
+                }
+                Ok(None) if conn.buf.len() >= MAX_HEAD_BYTES => {
+                    return Err(Failed::Exchange("response head too large".into()));
+                }
+                Ok(None) => {}
+                Err(error) => return Err(Failed::Exchange(error)),
+            }
+        }
+        conn.buf.reserve(READ_CHUNK);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) | Err(_) if conn.buf.is_empty() => return Err(Failed::Stale),
+            Ok(0) => {
+                return Err(Failed::Exchange(
+                    "the backend closed the connection mid-answer".into(),
+                ));
+            }
+            Err(error) => return Err(Failed::Exchange(error.to_string())),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Relays the answer's body (the head is in `head`, sent with the first bytes); true when
+/// it ended as framed, so the backend connection can be reused.
+async fn relay_body(
+    conn: &mut FastConn,
+    framing: Framing,
+    client: &mut TcpStream,
+    head: &mut Vec<u8>,
+) -> io::Result<bool> {
+    let mut left = match framing {
+        Framing::Empty => 0,
+        Framing::Length(n) => n,
+        Framing::Chunked | Framing::Close => u64::MAX,
+    };
+    let mut chunks = Chunks::default();
+    let mut sent_head = false;
+    loop {
+        // What the buffer holds of this body.
+        let available = usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .min(conn.buf.len());
+        let (take, ended) = match framing {
+            Framing::Chunked => match chunks.scan(&conn.buf[..available]) {
+                Ok(Some(end)) => (end, true),
+                Ok(None) => (available, false),
+                Err(()) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "malformed chunked body",
+                    ));
+                }
+            },
+            _ => (available, left == available as u64),
+        };
+        if !sent_head {
+            // The head and the first bytes of the body in one write.
+            head.extend_from_slice(&conn.buf[..take]);
+            client.write_all(head).await?;
+            sent_head = true;
+        } else if take > 0 {
+            client.write_all(&conn.buf[..take]).await?;
+        }
+        bytes::Buf::advance(&mut conn.buf, take);
+        if framing != Framing::Chunked && framing != Framing::Close {
+            left -= take as u64;
+        }
+        if ended && framing != Framing::Close {
+            return Ok(true);
+        }
+        conn.buf.reserve(READ_CHUNK);
+        let n = conn.stream.read_buf(&mut conn.buf).await?;
+        if n == 0 {
+            if framing == Framing::Close {
+                client.write_all(&conn.buf).await?;
+                conn.buf.clear();
+                return Ok(false);
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the backend closed the connection mid-body",
+            ));
+        }
+    }
+}
+
+/// Follows chunked framing over the bytes it is shown (RFC 9112 §7.1), to find where the
+/// body ends; the bytes themselves are relayed as they are.
+#[derive(Debug, Default)]
+struct Chunks {
+    state: ChunkState,
+    size: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+enum ChunkState {
+    #[default]
+    Size,
+    Extension,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    TrailerStart,
+    Trailer,
+    EndLf,
+}
+
+impl Chunks {
+    /// Scans `bytes`: `Some(n)` when the body ends after its first `n` bytes.
+    fn scan(&mut self, bytes: &[u8]) -> Result<Option<usize>, ()> {
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match self.state {
+                ChunkState::Size => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let digit = u64::from(char::from(b).to_digit(16).ok_or(())?);
+                        self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                    }
+                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => return Err(()),
+                },
+                ChunkState::Extension => {
+                    if b == b'\r' {
+                        self.state = ChunkState::SizeLf;
+                    }
+                }
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err(());
+                    }
+                    self.state = if self.size == 0 {
+                        ChunkState::TrailerStart
+                    } else {
+                        ChunkState::Data
+                    };
+                }
+                ChunkState::Data => {
+                    let skip = usize::try_from(self.size)
+                        .unwrap_or(usize::MAX)
+                        .min(bytes.len() - i);
+                    self.size -= skip as u64;
+                    i += skip;
+                    if self.size == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    continue;
+                }
+                ChunkState::DataCr => {
+                    if b != b'\r' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::DataLf;
+                }
+                ChunkState::DataLf => {
+                    if b != b'\n' {
+                        return Err(());
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::TrailerStart => {
+                    self.state = if b == b'\r' {
+                        ChunkState::EndLf
+                    } else {
+                        ChunkState::Trailer
+                    };
+                }
+                ChunkState::Trailer => {
+                    if b == b'\n' {
+                        self.state = ChunkState::TrailerStart;
+                    }
+                }
+                ChunkState::EndLf => {
+                    if b != b'\n' {
+                        return Err(());
+                    }
+                    return Ok(Some(i + 1));
+                }
+            }
+            i += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// A keep-alive connection to a backend, with what was read past the last answer.
+pub(crate) struct FastConn {
+    stream: TcpStream,
+    buf: bytes::BytesMut,
+    idle_since: Instant,
+}
+
+async fn connect(backend: &Backend) -> Result<FastConn, Failed> {
+    let authority = &backend.authority;
+    let port = authority.port_u16().unwrap_or(80);
+    let stream = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((authority.host(), port)),
+    )
+    .await
+    .map_err(|_| Failed::Connect(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+    .map_err(|e| Failed::Connect(format!("connect: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    backend.connections.fetch_add(1, Ordering::Relaxed);
+    Ok(FastConn {
+        stream,
+        buf: bytes::BytesMut::with_capacity(READ_CHUNK),
+        idle_since: Instant::now(),
+    })
+}
+
+/// A backend's idle connections for this listener, most recently used last.
+#[derive(Default)]
+pub(crate) struct FastIdle(Mutex<Vec<FastConn>>);
+
+impl std::fmt::Debug for FastIdle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastIdle").finish_non_exhaustive()
+    }
+}
+
+impl FastIdle {
+    fn checkout(&self, now: Instant) -> Option<FastConn> {
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let stale = idle
+            .iter()
+            .take_while(|c| now.duration_since(c.idle_since) >= IDLE_TIMEOUT)
+            .count();
+        idle.drain(..stale);
+        while let Some(conn) = idle.pop() {
+            // The reactor marks a connection the backend closed (or wrote to unasked) as
+            // readable; one that is not costs no syscall here.
+            let mut probe = [0u8; 1];
+            match conn.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, mut conn: FastConn) {
+        conn.idle_since = Instant::now();
+        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Serves the rest of the connection with hyper and the hot path ([`Proxy::handle`]), the
+/// bytes already read first.
+async fn hand_off(
+    proxy: Arc<Proxy>,
+    client: TcpStream,
+    read: bytes::BytesMut,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    proxy
+        .listener_stats
+        .handed_off
+        .fetch_add(1, Ordering::Relaxed);
+    let io = Rewind {
+        prefix: read.freeze(),
+        inner: client,
+    };
+    let service =
+        hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let proxy = Arc::clone(&proxy);
+            let mut request = request.map(Body::new);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            async move { Ok::<_, Infallible>(proxy.handle(request).await) }
+        });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// A stream that gives `prefix` before its own bytes.
+struct Rewind {
+    prefix: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(out.remaining());
+            out.put_slice(&self.prefix[..n]);
+            bytes::Buf::advance(&mut self.prefix, n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(pieces: &[&[u8]]) -> Result<Option<usize>, ()> {
+        let mut chunks = Chunks::default();
+        let mut offset = 0;
+        for piece in pieces {
+            if let Some(end) = chunks.scan(piece)? {
+                return Ok(Some(offset + end));
+            }
+            offset += piece.len();
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn chunked_framing_is_followed_across_reads() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        let whole = body.len() - 4;
+        assert_eq!(scan_all(&[body]), Ok(Some(whole)));
+        for cut in 1..whole {
+            let (a, b) = body.split_at(cut);
+            assert_eq!(scan_all(&[a, b]), Ok(Some(whole)), "cut at {cut}");
+        }
+        assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok(Some(5)));
+        assert_eq!(scan_all(&[b"a\r\n0123456789"]), Ok(None));
+        assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b"2\r\nabXY"]), Err(()));
+    }
+
+    #[test]
+    fn lengths_are_digits_only() {
+        assert_eq!(decimal(b"0"), Some(0));
+        assert_eq!(decimal(b"1048576"), Some(1 << 20));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"-1",
+            b" 5",
+            b"5 ",
+            b"0x10",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(decimal(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_relayed_chunked_answer_carries_no_length() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        let mut out = Vec::new();
+        write_response_head(
+            &mut out,
+            StatusCode::OK,
+            "",
+            headers,
+            Framing::Chunked,
+            true,
+        );
+        let head = String::from_utf8(out).unwrap();
+        assert_eq!(
+            head,
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-kept: 1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let get = Method::GET;
+        let framing = |raw: &str, method: &Method| {
+            parse_response(raw.as_bytes(), method).map(|r| r.map(|r| (r.framing, r.keep_alive)))
+        };
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", &get),
+            Ok(Some((Framing::Length(2), true)))
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                &get
+            ),
+            Ok(Some((Framing::Chunked, true)))
+        );
+        assert_eq!(
+            framing("HTTP/1.1 200 OK\r\n\r\n", &get),
+            Ok(Some((Framing::Close, false)))
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n",
+                &Method::HEAD
+            ),
+            Ok(Some((Framing::Empty, true)))
+        );
+        assert_eq!(
+            framing(
+                "HTTP/1.1 304 Not Modified\r\nconnection: close\r\n\r\n",
+                &get
+            ),
+            Ok(Some((Framing::Empty, false)))
+        );
+        assert_eq!(framing("HTTP/1.1 200 OK\r\ncontent-le", &get), Ok(None));
+        assert!(
+            framing(
+                "HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n",
+                &get
+            )
+            .is_err()
+        );
+        assert!(framing("HTTP/1.1 200 OK\r\ncontent-length: x\r\n\r\n", &get).is_err());
+    }
+}
