@@ -25,9 +25,9 @@ pub struct Backend {
     /// Connections opened to it by the hot path's pool.
     pub(crate) connections: AtomicU64,
     /// Its idle keep-alive connections.
-    pub(crate) idle: crate::upstream::Idle,
+    pub(crate) idle: crate::upstream::IdleList<crate::upstream::Conn>,
     /// Its idle keep-alive connections of the module's own listener.
-    pub(crate) fast_idle: crate::fast::FastIdle,
+    pub(crate) fast_idle: crate::upstream::IdleList<crate::fast::FastConn>,
     state: Mutex<State>,
     /// Its series, registered once (see [`crate::metrics`]).
     pub(crate) breaker_series: metrics::Gauge,
@@ -117,8 +117,8 @@ impl Backend {
             outstanding: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
-            idle: crate::upstream::Idle::default(),
-            fast_idle: crate::fast::FastIdle::default(),
+            idle: crate::upstream::IdleList::default(),
+            fast_idle: crate::upstream::IdleList::default(),
             state: Mutex::new(State {
                 up: true,
                 check_failures: 0,

@@ -21,8 +21,8 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,10 +55,6 @@ const READ_CHUNK: usize = 16 * 1024;
 const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 /// A client connection with no request for this long is closed.
 const CLIENT_IDLE: Duration = Duration::from_secs(75);
-/// Idle backend connections kept per backend, and how long one may idle.
-const MAX_IDLE: usize = 256;
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Accepts on `listener` until `shutdown`, then waits for the connections to finish their
 /// current exchange.
@@ -669,7 +665,7 @@ async fn send(
     method: &Method,
 ) -> Result<(FastConn, ResponseHead), Failed> {
     loop {
-        let (mut conn, fresh) = match backend.fast_idle.checkout(Instant::now()) {
+        let (mut conn, fresh) = match backend.fast_idle.checkout(Instant::now(), FastConn::alive) {
             Some(conn) => (conn, false),
             None => (connect(backend).await?, true),
         };
@@ -903,65 +899,25 @@ impl Chunks {
 pub(crate) struct FastConn {
     stream: TcpStream,
     buf: bytes::BytesMut,
-    idle_since: Instant,
+}
+
+impl FastConn {
+    /// Whether an idle connection can take a request: the reactor marks one the backend
+    /// closed (or wrote to unasked) readable; one it has not marked costs no system call.
+    fn alive(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
 }
 
 async fn connect(backend: &Backend) -> Result<FastConn, Failed> {
-    let authority = &backend.authority;
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((authority.host(), port)),
-    )
-    .await
-    .map_err(|_| Failed::Connect(format!("no connection within {CONNECT_TIMEOUT:?}")))?
-    .map_err(|e| Failed::Connect(format!("connect: {e}")))?;
-    let _ = stream.set_nodelay(true);
-    backend.connections.fetch_add(1, Ordering::Relaxed);
+    let stream = crate::upstream::dial(backend)
+        .await
+        .map_err(|e| Failed::Connect(format!("connect: {e}")))?;
     Ok(FastConn {
         stream,
         buf: bytes::BytesMut::with_capacity(READ_CHUNK),
-        idle_since: Instant::now(),
     })
-}
-
-/// A backend's idle connections for this listener, most recently used last.
-#[derive(Default)]
-pub(crate) struct FastIdle(Mutex<Vec<FastConn>>);
-
-impl std::fmt::Debug for FastIdle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FastIdle").finish_non_exhaustive()
-    }
-}
-
-impl FastIdle {
-    fn checkout(&self, now: Instant) -> Option<FastConn> {
-        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let stale = idle
-            .iter()
-            .take_while(|c| now.duration_since(c.idle_since) >= IDLE_TIMEOUT)
-            .count();
-        idle.drain(..stale);
-        while let Some(conn) = idle.pop() {
-            // The reactor marks a connection the backend closed (or wrote to unasked) as
-            // readable; one that is not costs no syscall here.
-            let mut probe = [0u8; 1];
-            match conn.stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(conn),
-                _ => {}
-            }
-        }
-        None
-    }
-
-    fn checkin(&self, mut conn: FastConn) {
-        conn.idle_since = Instant::now();
-        let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-    }
 }
 
 /// Serves the rest of the connection with hyper and the hot path ([`Proxy::handle`]), the

@@ -47,7 +47,6 @@ pub(crate) struct Conn {
     io: Pin<Box<http1::Connection<Io, Body>>>,
     /// The connection future has finished: the connection is gone.
     done: bool,
-    idle_since: Instant,
 }
 
 impl Conn {
@@ -60,43 +59,65 @@ impl Conn {
     }
 }
 
-/// A backend's idle connections, most recently used last.
-#[derive(Default)]
-pub(crate) struct Idle(Mutex<Vec<Conn>>);
+/// A backend's idle connections of one kind (this module's hyper connections, the own
+/// listener's raw ones), most recently used last.
+pub(crate) struct IdleList<C>(Mutex<Vec<(C, Instant)>>);
 
-impl std::fmt::Debug for Idle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Idle").finish_non_exhaustive()
+impl<C> Default for IdleList<C> {
+    fn default() -> Self {
+        Self(Mutex::new(Vec::new()))
     }
 }
 
-impl Idle {
-    fn checkout(&self, now: Instant) -> Option<Conn> {
+impl<C> std::fmt::Debug for IdleList<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdleList").finish_non_exhaustive()
+    }
+}
+
+impl<C> IdleList<C> {
+    /// The most recently used connection that `usable` takes; those idle past the idle
+    /// timeout and those it refuses are closed.
+    pub(crate) fn checkout(
+        &self,
+        now: Instant,
+        mut usable: impl FnMut(&mut C) -> bool,
+    ) -> Option<C> {
         let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         // The oldest are first: drop those past the idle timeout.
         let stale = idle
             .iter()
-            .take_while(|c| now.duration_since(c.idle_since) >= IDLE_TIMEOUT)
+            .take_while(|(_, since)| now.duration_since(*since) >= IDLE_TIMEOUT)
             .count();
         if stale > 0 {
             idle.drain(..stale);
         }
-        idle.pop()
+        while let Some((mut conn, _)) = idle.pop() {
+            if usable(&mut conn) {
+                return Some(conn);
+            }
+        }
+        None
     }
 
-    fn checkin(&self, mut conn: Conn) {
-        // One poll lets the connection take in the end of the exchange, so it is ready for
-        // the next request (a noop waker: the next user polls it with its own).
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        if conn.poll_io(&mut cx) || !conn.sender.is_ready() {
-            return;
-        }
-        conn.idle_since = Instant::now();
+    /// Keeps `conn` for the next request (unless the list is full).
+    pub(crate) fn checkin(&self, conn: C) {
         let mut idle = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
-            idle.push(conn);
+            idle.push((conn, Instant::now()));
         }
     }
+}
+
+/// Gives `conn` back to `idle` if it can take another request.
+fn give_back(idle: &IdleList<Conn>, mut conn: Conn) {
+    // One poll lets the connection take in the end of the exchange, so it is ready for
+    // the next request (a noop waker: the next user polls it with its own).
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    if conn.poll_io(&mut cx) || !conn.sender.is_ready() {
+        return;
+    }
+    idle.checkin(conn);
 }
 
 /// Why a request got no answer.
@@ -131,7 +152,9 @@ impl std::fmt::Display for SendError {
     }
 }
 
-async fn connect(backend: &Backend) -> Result<Conn, SendError> {
+/// A new TCP connection to `backend` (no delay, counted on the backend), within the
+/// connect timeout.
+pub(crate) async fn dial(backend: &Backend) -> std::io::Result<TcpStream> {
     let authority = &backend.authority;
     let port = authority.port_u16().unwrap_or(80);
     let stream = tokio::time::timeout(
@@ -140,14 +163,18 @@ async fn connect(backend: &Backend) -> Result<Conn, SendError> {
     )
     .await
     .map_err(|_| {
-        SendError::Connect(std::io::Error::new(
+        std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no connection within {CONNECT_TIMEOUT:?}"),
-        ))
-    })?
-    .map_err(SendError::Connect)?;
+        )
+    })??;
     let _ = stream.set_nodelay(true);
     backend.connections.fetch_add(1, Ordering::Relaxed);
+    Ok(stream)
+}
+
+async fn connect(backend: &Backend) -> Result<Conn, SendError> {
+    let stream = dial(backend).await.map_err(SendError::Connect)?;
     let (sender, io) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(SendError::Http)?;
@@ -155,7 +182,6 @@ async fn connect(backend: &Backend) -> Result<Conn, SendError> {
         sender,
         io: Box::pin(io),
         done: false,
-        idle_since: Instant::now(),
     })
 }
 
@@ -166,7 +192,7 @@ pub(crate) async fn send(
     mut request: http::Request<Body>,
 ) -> Result<(http::Response<Incoming>, Conn), SendError> {
     loop {
-        let (mut conn, fresh) = match backend.idle.checkout(Instant::now()) {
+        let (mut conn, fresh) = match backend.idle.checkout(Instant::now(), |_| true) {
             Some(conn) => (conn, false),
             None => (connect(backend).await?, true),
         };
@@ -265,7 +291,7 @@ impl Drop for Streamed {
         if (self.finished || self.inner.is_end_stream())
             && let Some(conn) = self.conn.take()
         {
-            self.guard.0.idle.checkin(conn);
+            give_back(&self.guard.0.idle, conn);
         }
     }
 }

@@ -282,12 +282,7 @@ async fn the_own_listener_forwards_with_the_hot_paths_rules() {
         .await
         .unwrap();
     assert_eq!(echoed, payload);
-    let response = app
-        .http
-        .get(app.listener_url("/bytes/1048576"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_on_listener("/bytes/1048576").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers().get("content-length").is_none(),
@@ -310,12 +305,7 @@ async fn the_own_listener_forwards_with_the_hot_paths_rules() {
         .map(|b| b.connections_opened())
         .sum::<u64>();
     for i in 0..100 {
-        let response = app
-            .http
-            .get(app.listener_url(&format!("/n/{i}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_on_listener(&format!("/n/{i}")).await;
         assert_eq!(response.status(), 200);
         let _ = response.bytes().await.unwrap();
     }
@@ -400,24 +390,8 @@ async fn the_own_listener_hands_what_it_does_not_forward_to_hyper() {
     .await;
     assert!(back.starts_with("HTTP/1.1 400"), "{back}");
 
-    let mut ws = tokio::net::TcpStream::connect(addr).await.unwrap();
-    ws.write_all(
-        b"GET /upgrade HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        ws.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let (mut ws, head) = support::websocket_handshake(addr).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
     ws.write_all(b"raw bytes after the upgrade").await.unwrap();
     let mut back = [0u8; 27];
     tokio::time::timeout(std::time::Duration::from_secs(5), ws.read_exact(&mut back))
@@ -453,46 +427,21 @@ async fn the_own_listener_retries_refuses_and_times_out_like_the_hot_path() {
     .await
     .unwrap();
     for i in 0..6 {
-        let response = app
-            .http
-            .get(app.listener_url(&format!("/r/{i}")))
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_on_listener(&format!("/r/{i}")).await;
         assert_eq!(response.status(), 200, "request {i}");
     }
     assert_eq!(live.hits(), 6);
 
     // The dead backend fails once, is ejected, and then the pool has none to choose.
-    let first = app
-        .http
-        .get(app.listener_url("/none/a"))
-        .send()
-        .await
-        .unwrap();
+    let first = app.get_on_listener("/none/a").await;
     assert_eq!(first.status(), 502);
-    let response = app
-        .http
-        .get(app.listener_url("/none/b"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_on_listener("/none/b").await;
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
 
-    let response = app
-        .http
-        .get(app.listener_url("/slow/sleep/5000"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_on_listener("/slow/sleep/5000").await;
     assert_eq!(response.status(), 504);
-    let response = app
-        .http
-        .get(app.listener_url("/elsewhere"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_on_listener("/elsewhere").await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.text().await.unwrap(), "no route\n");
     assert_eq!(app.proxy().listener_stats().handed_off(), 0);

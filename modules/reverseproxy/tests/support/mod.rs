@@ -407,6 +407,11 @@ impl App {
         format!("http://{addr}{path}")
     }
 
+    /// GET `path` on the module's own listener.
+    pub async fn get_on_listener(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.listener_url(path)).send().await.unwrap()
+    }
+
     pub fn proxy(&self) -> Arc<Proxy> {
         self.app
             .services()
@@ -480,4 +485,29 @@ where
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Opens a connection to `addr` and asks for a WebSocket upgrade of `/upgrade` (the
+/// upstreams echo the bytes that follow), answering the stream and the answer's head
+/// (lower case) once it is read.
+pub async fn websocket_handshake(addr: SocketAddr) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /upgrade HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    (
+        stream,
+        String::from_utf8(head).unwrap().to_ascii_lowercase(),
+    )
 }
