@@ -1,7 +1,6 @@
 //! [`MemoryStore`]: the in-process [`KeyValue`] used when `sessions.store` is `memory`, and
 //! the clock every stored time is read from.
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -81,19 +80,23 @@ impl KeyValue for MemoryStore {
     }
 }
 
-/// Unix milliseconds on tokio's clock: the wall clock when first read, advanced by tokio's
-/// `Instant` since, so stored session times follow paused time in tests and are comparable
-/// across processes (within their clock skew) in production.
+/// Unix milliseconds on tokio's clock: the wall clock moved by how far tokio's clock is from
+/// the monotonic one (nothing in production; the advanced time under a paused clock), so
+/// stored session times follow paused time in tests and are comparable across processes
+/// (within their clock skew) in production. No state is kept: each runtime's clock is its
+/// own (a first reading cached by one test's runtime would be wrong for the next test's).
 pub(crate) fn now_ms() -> u64 {
-    static BASE: OnceLock<(Instant, u64)> = OnceLock::new();
-    let (instant, wall) = BASE.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        (Instant::now(), wall)
-    });
-    wall + u64::try_from(instant.elapsed().as_millis()).unwrap_or(u64::MAX)
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+    let tokio_now = Instant::now().into_std();
+    let std_now = std::time::Instant::now();
+    let ahead = match tokio_now.checked_duration_since(std_now) {
+        Some(ahead) => i128::try_from(ahead.as_nanos()).unwrap_or(i128::MAX),
+        None => -i128::try_from(std_now.duration_since(tokio_now).as_nanos()).unwrap_or(i128::MAX),
+    };
+    // In nanoseconds, rounded once: two readings a paused clock sees as equal stay equal.
+    u64::try_from(wall.saturating_add(ahead) / 1_000_000).unwrap_or(0)
 }
 
 /// Wall-clock Unix seconds (token `iat`, `exp`, `nbf` are checked against it by jsonwebtoken).
@@ -118,6 +121,37 @@ mod tests {
         );
         tokio::time::advance(Duration::from_secs(6)).await;
         assert_eq!(store.get("k").await.ok().flatten(), None);
+    }
+
+    /// Each runtime's paused clock moves `now_ms` by exactly what it advances, whatever
+    /// another runtime (another test) did before.
+    #[test]
+    fn now_ms_follows_each_runtimes_own_paused_clock() {
+        let paused = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+        };
+        let first = paused().block_on(async {
+            tokio::time::advance(Duration::from_secs(20 * 60)).await;
+            now_ms()
+        });
+        let (before, after) = paused().block_on(async {
+            let before = now_ms();
+            tokio::time::advance(Duration::from_secs(25 * 60)).await;
+            (before, now_ms())
+        });
+        assert!(
+            before < first,
+            "the second runtime's clock starts at the wall clock"
+        );
+        assert!(
+            after.abs_diff(before + 25 * 60 * 1000) <= 1,
+            "{}",
+            after - before
+        );
     }
 
     #[tokio::test(start_paused = true)]
