@@ -680,6 +680,31 @@ impl ReverseProxyConfig {
                     ));
                 }
             }
+            // The proxy frames each message itself: a route cannot set or drop its framing.
+            let framing = |name: &str| {
+                [
+                    "content-length",
+                    "transfer-encoding",
+                    "connection",
+                    "upgrade",
+                ]
+                .iter()
+                .any(|f| name.eq_ignore_ascii_case(f))
+            };
+            for name in route.add_headers.keys().filter(|n| framing(n)) {
+                errors.push(FieldError::new(
+                    path(&format!("add_headers.{name}")),
+                    format!("`{name}` frames the message; the proxy sets it"),
+                ));
+            }
+            for (h, name) in route.remove_headers.iter().enumerate() {
+                if framing(name) {
+                    errors.push(FieldError::new(
+                        path(&format!("remove_headers.{h}")),
+                        format!("`{name}` frames the message; the proxy sets it"),
+                    ));
+                }
+            }
         }
         for (name, pool) in &self.pools {
             validate_pool(name, pool, &mut errors);

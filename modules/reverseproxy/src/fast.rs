@@ -34,7 +34,6 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::backend::{Backend, Outcome};
 use crate::config::Protocol;
@@ -56,14 +55,21 @@ const MAX_BUFFERED_BODY: u64 = 64 * 1024;
 /// A client connection with no request for this long is closed.
 const CLIENT_IDLE: Duration = Duration::from_secs(75);
 
-/// Accepts on `listener` until `shutdown`, then waits for the connections to finish their
-/// current exchange.
+/// How long a stop waits for the connections' exchanges in flight (httpserver's default
+/// `shutdown_timeout`); a stream still running then (a long download, a server-sent event
+/// stream) is cut.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Accepts on `listener` until `shutdown`, then gives the connections up to
+/// [`SHUTDOWN_TIMEOUT`] to finish their current exchange.
 pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: CancellationToken) {
-    let connections = TaskTracker::new();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
+            // Reaps the finished ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -82,8 +88,28 @@ pub(crate) async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: Ca
             }
         }
     }
-    connections.close();
-    connections.wait().await;
+    drop(listener);
+    let left = drain(&mut connections, SHUTDOWN_TIMEOUT).await;
+    if left > 0 {
+        tracing::warn!(
+            module = "reverseproxy",
+            connections = left,
+            "connections cut at the shutdown timeout"
+        );
+    }
+}
+
+/// Waits for `tasks` to end, for at most `timeout`; aborts those still running then and
+/// answers how many they were.
+async fn drain(tasks: &mut tokio::task::JoinSet<()>, timeout: Duration) -> usize {
+    let _ = tokio::time::timeout(timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    let left = tasks.len();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    left
 }
 
 /// A parsed request head.
@@ -288,14 +314,13 @@ async fn connection(
                     Parsed::Done(head) => break head,
                     Parsed::Refused => return hand_off(proxy, client, buf, peer, shutdown).await,
                     Parsed::Partial if buf.len() >= MAX_HEAD_BYTES => {
-                        let _ = answer(
-                            &mut client,
-                            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                            "request head too large\n",
-                            None,
-                            false,
-                        )
-                        .await;
+                        let too_large = Answer {
+                            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                            body: "request head too large\n",
+                            retry_after: None,
+                            keep: false,
+                        };
+                        let _ = answer(&mut client, &Method::GET, too_large).await;
                         return;
                     }
                     Parsed::Partial => {}
@@ -321,7 +346,13 @@ async fn connection(
             Plan::NoRoute => {
                 bytes::Buf::advance(&mut buf, head.length);
                 let keep = !has_token(&head.headers, header::CONNECTION, "close");
-                match answer(&mut client, StatusCode::NOT_FOUND, "no route\n", None, keep).await {
+                let no_route = Answer {
+                    status: StatusCode::NOT_FOUND,
+                    body: "no route\n",
+                    retry_after: None,
+                    keep,
+                };
+                match answer(&mut client, &head.method, no_route).await {
                     Ok(()) if keep => continue,
                     _ => return,
                 }
@@ -380,14 +411,23 @@ fn decimal(value: &[u8]) -> Option<u64> {
     })
 }
 
-/// Writes a short answer of the proxy's own.
-async fn answer(
-    client: &mut TcpStream,
+/// A short answer of the proxy's own: its status, text, `Retry-After`, and whether the
+/// client connection stays open.
+struct Answer<'a> {
     status: StatusCode,
-    body: &str,
+    body: &'a str,
     retry_after: Option<u64>,
     keep: bool,
-) -> io::Result<()> {
+}
+
+/// Writes `answer` to the request made with `method` (to `HEAD`, the head only).
+async fn answer(client: &mut TcpStream, method: &Method, answer: Answer<'_>) -> io::Result<()> {
+    let Answer {
+        status,
+        body,
+        retry_after,
+        keep,
+    } = answer;
     use std::fmt::Write as _;
     let mut out = String::with_capacity(160 + body.len());
     let _ = write!(
@@ -404,7 +444,9 @@ async fn answer(
         out.push_str("connection: close\r\n");
     }
     out.push_str("\r\n");
-    out.push_str(body);
+    if *method != Method::HEAD {
+        out.push_str(body);
+    }
     client.write_all(out.as_bytes()).await
 }
 
@@ -425,6 +467,8 @@ enum Failed {
     Stale,
     /// The exchange failed after the request was sent.
     Exchange(String),
+    /// The connection refused the first write: nothing reached the backend.
+    Unsent,
 }
 
 impl Exchange<'_> {
@@ -462,6 +506,7 @@ impl Exchange<'_> {
                 None => path,
             }),
         };
+        let had_length = headers.contains_key(header::CONTENT_LENGTH);
         prepare_headers(
             &mut headers,
             route,
@@ -470,7 +515,29 @@ impl Exchange<'_> {
             false,
             Some(peer.ip()),
         );
+        // The framing is what is sent, whatever the client named in `Connection`: a length
+        // dropped there would let the body be read by the backend as a request of its own.
+        headers.remove(header::TRANSFER_ENCODING);
+        if had_length || body_length > 0 {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body_length));
+        }
         let body = usize::try_from(body_length).unwrap_or(usize::MAX);
+        // A rewritten target as the hot path checks it (`rewrite` may hold what a request
+        // line cannot).
+        if let std::borrow::Cow::Owned(rewritten) = &upstream_target
+            && let Err(error) = http::uri::PathAndQuery::try_from(rewritten.as_str())
+        {
+            bytes::Buf::advance(buf, body);
+            let message = format!("bad path: {error}\n");
+            let bad_path = Answer {
+                status: StatusCode::BAD_REQUEST,
+                body: &message,
+                retry_after: None,
+                keep: keep_client,
+            };
+            answer(client, &method, bad_path).await?;
+            return Ok(keep_client);
+        }
         let replayable = is_idempotent(&method) && body == 0;
         let attempts = if replayable { 1 + route.retries } else { 1 };
         let pool = &route.pool;
@@ -505,7 +572,7 @@ impl Exchange<'_> {
                             tracing::debug!(module = "reverseproxy", pool = %pool.name, backend = %backend.label(), %error, "upstream request failed");
                             last_error = format!("backend {} failed: {error}", backend.label());
                         }
-                        Failed::Stale => {
+                        Failed::Stale | Failed::Unsent => {
                             last_error =
                                 format!("backend {} closed the connection", backend.label());
                         }
@@ -523,14 +590,13 @@ impl Exchange<'_> {
                     bytes::Buf::advance(buf, body);
                     // The backend may answer late: the connection to it is dropped, and the
                     // client's goes on.
-                    answer(
-                        client,
-                        StatusCode::GATEWAY_TIMEOUT,
-                        &message,
-                        None,
-                        keep_client,
-                    )
-                    .await?;
+                    let timed_out = Answer {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        body: &message,
+                        retry_after: None,
+                        keep: keep_client,
+                    };
+                    answer(client, &method, timed_out).await?;
                     return Ok(keep_client);
                 }
             };
@@ -575,24 +641,23 @@ impl Exchange<'_> {
         if tried.as_slice().is_empty() {
             let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
             let body = format!("pool `{}` has no healthy backend\n", pool.name);
-            answer(
-                client,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &body,
-                Some(retry_after),
+            let unavailable = Answer {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: &body,
+                retry_after: Some(retry_after),
                 keep,
-            )
-            .await?;
+            };
+            answer(client, &method, unavailable).await?;
             return Ok(keep);
         }
-        answer(
-            client,
-            StatusCode::BAD_GATEWAY,
-            &format!("{last_error}\n"),
-            None,
+        let message = format!("{last_error}\n");
+        let bad_gateway = Answer {
+            status: StatusCode::BAD_GATEWAY,
+            body: &message,
+            retry_after: None,
             keep,
-        )
-        .await?;
+        };
+        answer(client, &method, bad_gateway).await?;
         Ok(keep)
     }
 }
@@ -675,6 +740,13 @@ async fn send(
             // anything came back. Only an idempotent request is sent again: the backend may
             // have taken it before closing.
             Err(Failed::Stale) if !fresh && is_idempotent(method) => {}
+            // Nothing was written: any request can go on another.
+            Err(Failed::Unsent) if !fresh => {}
+            Err(Failed::Unsent) => {
+                return Err(Failed::Connect(
+                    "the backend closed a new connection".into(),
+                ));
+            }
             Err(Failed::Stale) => {
                 return Err(Failed::Exchange(
                     "the backend closed the connection before answering".into(),
@@ -690,8 +762,14 @@ async fn exchange(
     request: &[u8],
     method: &Method,
 ) -> Result<ResponseHead, Failed> {
-    if conn.stream.write_all(request).await.is_err() {
-        return Err(Failed::Stale);
+    let mut written = 0;
+    while written < request.len() {
+        match conn.stream.write(&request[written..]).await {
+            Ok(n) if n > 0 => written += n,
+            _ if written == 0 => return Err(Failed::Unsent),
+            Ok(_) => return Err(Failed::Exchange("the backend stopped reading".into())),
+            Err(error) => return Err(Failed::Exchange(error.to_string())),
+        }
     }
     loop {
         if !conn.buf.is_empty() {
@@ -800,12 +878,16 @@ async fn relay_body(
 struct Chunks {
     state: ChunkState,
     size: u64,
+    /// The size line has a digit so far.
+    digits: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 enum ChunkState {
     #[default]
     Size,
+    /// Spaces or tabs after the size, before `;` or the line's end.
+    SizeSpace,
     Extension,
     SizeLf,
     Data,
@@ -827,8 +909,18 @@ impl Chunks {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                         let digit = u64::from(char::from(b).to_digit(16).ok_or(())?);
                         self.size = self.size.checked_mul(16).ok_or(())? + digit;
+                        self.digits = true;
                     }
-                    b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                    // A size line needs its size.
+                    _ if !self.digits => return Err(()),
+                    b' ' | b'\t' => self.state = ChunkState::SizeSpace,
+                    b';' => self.state = ChunkState::Extension,
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    _ => return Err(()),
+                },
+                ChunkState::SizeSpace => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = ChunkState::Extension,
                     b'\r' => self.state = ChunkState::SizeLf,
                     _ => return Err(()),
                 },
@@ -869,6 +961,7 @@ impl Chunks {
                         return Err(());
                     }
                     self.state = ChunkState::Size;
+                    self.digits = false;
                 }
                 ChunkState::TrailerStart => {
                     self.state = if b == b'\r' {
@@ -974,6 +1067,10 @@ impl AsyncRead for Rewind {
             let n = self.prefix.len().min(out.remaining());
             out.put_slice(&self.prefix[..n]);
             bytes::Buf::advance(&mut self.prefix, n);
+            if self.prefix.is_empty() {
+                // Lets the read buffer go (an upgraded connection may live for hours).
+                self.prefix = Bytes::new();
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut self.inner).poll_read(cx, out)
@@ -1014,6 +1111,28 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
 
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_waits_for_exchanges_up_to_the_timeout_then_cuts_them() {
+        let mut tasks = tokio::task::JoinSet::new();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&finished);
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        tasks.spawn(std::future::pending::<()>());
+        let started = Instant::now();
+        assert_eq!(drain(&mut tasks, Duration::from_secs(20)).await, 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(20));
+        assert!(finished.load(Ordering::SeqCst), "the short one finished");
+        assert!(tasks.is_empty());
+
+        tasks.spawn(async {});
+        let started = Instant::now();
+        assert_eq!(drain(&mut tasks, Duration::from_secs(20)).await, 0);
+        assert_eq!(started.elapsed(), Duration::ZERO, "nothing left: no wait");
+    }
+
     fn scan_all(pieces: &[&[u8]]) -> Result<Option<usize>, ()> {
         let mut chunks = Chunks::default();
         let mut offset = 0;
@@ -1038,6 +1157,12 @@ mod tests {
         assert_eq!(scan_all(&[b"0\r\n\r\n"]), Ok(Some(5)));
         assert_eq!(scan_all(&[b"a\r\n0123456789"]), Ok(None));
         assert_eq!(scan_all(&[b"zz\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b"5 \t;x=1\r\nhello\r\n0\r\n\r\n"]), Ok(Some(21)));
+        // A size line without its size is not the last chunk, and one size is one number.
+        assert_eq!(scan_all(&[b"\r\n\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b";x\r\n\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b"5 6\r\n"]), Err(()));
+        assert_eq!(scan_all(&[b"1\r\na\r\n\r\n"]), Err(()));
         assert_eq!(scan_all(&[b"2\r\nabXY"]), Err(()));
     }
 

@@ -140,3 +140,25 @@ async fn a_listen_address_that_is_not_host_port_is_refused_with_its_path() {
     assert!(error.contains("reverseproxy.listen"), "{error}");
     assert!(error.contains("host:port"), "{error}");
 }
+
+#[tokio::test]
+async fn a_route_that_would_set_or_drop_the_framing_is_refused_with_its_path() {
+    let section = json!({
+        "routes": [{
+            "match": { "prefix": "/" }, "pool": "p",
+            "add_headers": { "transfer-encoding": "chunked" },
+            "remove_headers": ["x-ok", "Content-Length"],
+        }],
+        "pools": { "p": { "backends": [{ "url": "http://127.0.0.1:9001" }] } },
+    });
+    let error = build_error(section).await;
+    assert!(
+        error.contains("reverseproxy.routes.0.add_headers.transfer-encoding"),
+        "{error}"
+    );
+    assert!(
+        error.contains("reverseproxy.routes.0.remove_headers.1"),
+        "{error}"
+    );
+    assert!(error.contains("frames the message"), "{error}");
+}
