@@ -425,7 +425,10 @@ impl LetsEncrypt {
                 if state.ordering {
                     continue;
                 }
-                if state.next_check > now {
+                // A forced renewal is due now, whenever the next check: one that waited for a
+                // running order would otherwise wait for the check that order's success
+                // scheduled (an hour by default).
+                if state.next_check > now && !forced.contains(name) {
                     next = next.min(state.next_check);
                     continue;
                 }
