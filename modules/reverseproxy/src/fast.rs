@@ -700,6 +700,16 @@ fn write_response_head(
     keep: bool,
 ) {
     use std::io::Write as _;
+    // Relayed as it comes, chunk framing and all, so its codings are named as they came.
+    let codings: Vec<HeaderValue> = if framing == Framing::Chunked {
+        headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     crate::proxy::strip_response_headers(&mut headers, false);
     if matches!(framing, Framing::Chunked | Framing::Close) {
         // A length beside a transfer coding is not to be trusted, nor passed on (RFC 9112
@@ -712,9 +722,10 @@ fn write_response_head(
         reason
     };
     let _ = write!(out, "HTTP/1.1 {} {reason}\r\n", status.as_u16());
-    if framing == Framing::Chunked {
-        // Relayed as it comes, chunk framing and all.
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    for coding in &codings {
+        out.extend_from_slice(b"transfer-encoding: ");
+        out.extend_from_slice(coding.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !keep {
         out.extend_from_slice(b"connection: close\r\n");
@@ -1189,7 +1200,7 @@ mod tests {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("10"));
         headers.insert(
             header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
+            HeaderValue::from_static("gzip, chunked"),
         );
         headers.insert("x-kept", HeaderValue::from_static("1"));
         let mut out = Vec::new();
@@ -1204,7 +1215,7 @@ mod tests {
         let head = String::from_utf8(out).unwrap();
         assert_eq!(
             head,
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-kept: 1\r\n\r\n"
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\nx-kept: 1\r\n\r\n"
         );
     }
 
