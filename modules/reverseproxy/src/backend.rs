@@ -73,6 +73,17 @@ pub enum Outcome {
     Failure,
 }
 
+impl Outcome {
+    /// The outcome of an answer with `status`.
+    pub fn of(status: http::StatusCode) -> Self {
+        if status.is_server_error() {
+            Self::ServerError
+        } else {
+            Self::Success
+        }
+    }
+}
+
 /// What the balancer may do with a backend now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Availability {

@@ -66,12 +66,7 @@ pub(crate) async fn send(
     let now = Instant::now();
     match sent {
         Ok((response, conn)) => {
-            let outcome = if response.status().is_server_error() {
-                Outcome::ServerError
-            } else {
-                Outcome::Success
-            };
-            proxy.record(pool, &backend, outcome, now);
+            proxy.record(pool, &backend, Outcome::of(response.status()), now);
             let (parts, incoming) = response.into_parts();
             Ok(Response::from_parts(
                 parts,

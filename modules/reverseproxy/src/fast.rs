@@ -290,7 +290,7 @@ fn plan<'t>(table: &'t Table, head: &RequestHead) -> Plan<'t> {
     let plain = route.composite.is_none()
         && route.shadow.is_none()
         && pool.protocol == Protocol::Http1
-        && pool.backends.iter().all(|b| !b.https);
+        && !pool.https;
     if plain {
         Plan::Forward(route, length)
     } else {
@@ -582,11 +582,7 @@ impl Exchange<'_> {
                 Err(_) => {
                     proxy.record(pool, backend, Outcome::Failure, now);
                     route.series[index].count(m::TIMEOUT);
-                    let message = format!(
-                        "backend {} did not answer within {:?}\n",
-                        backend.label(),
-                        route.timeout
-                    );
+                    let message = route.timed_out(backend);
                     bytes::Buf::advance(buf, body);
                     // The backend may answer late: the connection to it is dropped, and the
                     // client's goes on.
@@ -601,12 +597,7 @@ impl Exchange<'_> {
                 }
             };
             let status = response.status;
-            let outcome = if status.is_server_error() {
-                Outcome::ServerError
-            } else {
-                Outcome::Success
-            };
-            proxy.record(pool, backend, outcome, now);
+            proxy.record(pool, backend, Outcome::of(status), now);
             if attempt + 1 < attempts
                 && route.retry_on.contains(&status.as_u16())
                 && proxy.retry(route, table)
@@ -639,8 +630,7 @@ impl Exchange<'_> {
         bytes::Buf::advance(buf, body);
         let keep = keep_client;
         if tried.as_slice().is_empty() {
-            let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
-            let body = format!("pool `{}` has no healthy backend\n", pool.name);
+            let (body, retry_after) = pool.unavailable(Instant::now());
             let unavailable = Answer {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 body: &body,

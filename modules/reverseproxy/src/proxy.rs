@@ -226,12 +226,7 @@ impl Proxy {
             match sent {
                 Ok(Ok((mut response, conn))) => {
                     let status = response.status();
-                    let outcome = if status.is_server_error() {
-                        Outcome::ServerError
-                    } else {
-                        Outcome::Success
-                    };
-                    self.record(pool, backend, outcome, now);
+                    self.record(pool, backend, Outcome::of(status), now);
                     if attempt + 1 < attempts
                         && route.retry_on.contains(&status.as_u16())
                         && self.retry(route, &table)
@@ -270,26 +265,14 @@ impl Proxy {
                 Err(_) => {
                     self.record(pool, backend, Outcome::Failure, now);
                     route.series[index].count(m::TIMEOUT);
-                    return (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "backend {} did not answer within {:?}\n",
-                            backend.label(),
-                            route.timeout
-                        ),
-                    )
-                        .into_response();
+                    return (StatusCode::GATEWAY_TIMEOUT, route.timed_out(backend)).into_response();
                 }
             }
         }
         route.unanswered.count(4);
         if tried.as_slice().is_empty() {
-            let retry_after = pool.retry_after(Instant::now()).as_secs().max(1);
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("pool `{}` has no healthy backend\n", pool.name),
-            )
-                .into_response();
+            let (message, retry_after) = pool.unavailable(Instant::now());
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, message).into_response();
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -69,6 +69,8 @@ pub struct Pool {
     pub(crate) protocol: Protocol,
     /// The TLS client of its `https://` backends (none when it has none).
     pub(crate) tls: Option<Arc<crate::tls::PoolTls>>,
+    /// Some backend is `https://`.
+    pub(crate) https: bool,
     pub(crate) health_check: Option<HealthCheckConfig>,
     pub(crate) outlier: OutlierConfig,
     pub(crate) breaker: BreakerConfig,
@@ -258,6 +260,15 @@ impl Route {
         &self.label
     }
 
+    /// The text of the `504` a request gets when `backend` did not answer in time.
+    pub(crate) fn timed_out(&self, backend: &Backend) -> String {
+        format!(
+            "backend {} did not answer within {:?}\n",
+            backend.label(),
+            self.timeout
+        )
+    }
+
     /// The path sent upstream for `path` (which the route matched).
     pub fn upstream_path<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
         use std::borrow::Cow;
@@ -321,7 +332,8 @@ impl Pool {
             }
             ring.sort_unstable();
         }
-        let tls = if backends.iter().any(|b| b.https) || config.tls.is_some() {
+        let https = backends.iter().any(|b| b.https);
+        let tls = if https || config.tls.is_some() {
             Some(crate::tls::PoolTls::build(
                 name,
                 config.tls.as_ref(),
@@ -345,6 +357,7 @@ impl Pool {
             hash_cookie: config.hash_cookie.clone(),
             protocol: config.protocol,
             tls,
+            https,
             health_check: config.health_check.clone(),
             outlier: config.outlier.clone(),
             breaker: config.breaker.clone(),
@@ -473,6 +486,15 @@ impl Pool {
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(name, _)| *name == cookie)
             .map(|(_, value)| value.as_bytes().to_vec())
+    }
+
+    /// The text of the `503` a request gets when none of the pool's backends takes it, and
+    /// its `Retry-After` in seconds.
+    pub(crate) fn unavailable(&self, now: Instant) -> (String, u64) {
+        (
+            format!("pool `{}` has no healthy backend\n", self.name),
+            self.retry_after(now).as_secs().max(1),
+        )
     }
 
     /// When the soonest unavailable backend may take requests again (for `Retry-After`).
