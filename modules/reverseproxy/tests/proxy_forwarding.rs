@@ -473,6 +473,22 @@ async fn the_own_listener_retries_refuses_and_times_out_like_the_hot_path() {
         back.contains("content-length: 9\r\n\r\nHTTP/1.1 404"),
         "{back}"
     );
+    // `listen` needs a restart: a reload changing it is refused with its path, and the
+    // listener stays where it is.
+    let addr = app.proxy().listen_addr().unwrap();
+    let outcome = app
+        .app
+        .set_override("reverseproxy.listen", json!("127.0.0.1:1"))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, modular_core::ReloadStatus::Rejected);
+    assert!(
+        format!("{:?}", outcome.error).contains("reverseproxy.listen"),
+        "{:?}",
+        outcome.error
+    );
+    assert_eq!(app.proxy().listen_addr(), Some(addr));
+    assert_eq!(app.get_on_listener("/elsewhere").await.status(), 404);
     assert_eq!(app.proxy().listener_stats().handed_off(), 0);
     app.finish().await;
 }
